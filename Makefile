@@ -1,0 +1,111 @@
+# kvgrid build.  `make` builds the library, the CLI, the server and the reference engine;
+# `make test` runs every test (then again under ASan+UBSan, and the threaded ones under TSan);
+# `make demo` runs the main job on an embedded default.  Sources are found by directory:
+#   src/*.c     -> build/libkvgrid.a, build/libkvgrid.so
+#   cli/*.c     -> build/kvgrid          server/*.c -> build/kvgridd
+#   engine/*.c  -> build/kvgrid-llm (engine/main.c holds main; the rest is the engine library)
+#   tests/test_*.c -> build/tests/test_*  (test_engine_*.c also link the engine library)
+#   bench/*.c   -> build/bench/*          fuzz/fuzz_*.c -> build/fuzz/fuzz_* (clang)
+
+CC ?= cc
+BUILD ?= build
+PREFIX ?= /usr/local
+SAN ?=
+OPT ?= -O2
+CFLAGS_BASE = -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread
+ifneq ($(SAN),)
+CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SAN)
+endif
+CFLAGS += $(CFLAGS_BASE)
+LIBS = -luring -lcrypto -lxxhash -lpthread -lm
+BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-pthread
+BLAS_LIBS = -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
+
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+SRV_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard server/*.c))
+ENG_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out engine/main.c,$(wildcard engine/*.c)))
+ENG_MAIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/main.c))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+DEPS_OK := $(BUILD)/.deps-ok
+
+all: $(DEPS_OK) $(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so $(BUILD)/kvgrid \
+	$(if $(SRV_OBJ),$(BUILD)/kvgridd) $(if $(ENG_MAIN_OBJ),$(BUILD)/kvgrid-llm)
+
+$(DEPS_OK): scripts/deps.sh
+	@sh scripts/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard include/*.h src/*.h cli/*.h server/*.h engine/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(filter engine/% tests/test_engine% bench/%,$<),$(BLAS_CFLAGS)) -c $< -o $@
+
+$(BUILD)/libkvgrid.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libkvgrid.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/kvgrid: $(CLI_OBJ) $(BUILD)/libkvgrid.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkvgrid.a $(LIBS)
+
+$(BUILD)/kvgridd: $(SRV_OBJ) $(BUILD)/libkvgrid.a
+	$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(BUILD)/libkvgrid.a $(LIBS)
+
+$(BUILD)/kvgrid-llm: $(ENG_MAIN_OBJ) $(ENG_LIB_OBJ) $(BUILD)/libkvgrid.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(BLAS_LIBS) $(LIBS)
+
+$(BUILD)/tests/test_engine%: $(BUILD)/tests/test_engine%.o $(ENG_LIB_OBJ) $(BUILD)/libkvgrid.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BLAS_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libkvgrid.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BLAS_LIBS) $(LIBS)
+
+tests: all $(TEST_BIN)
+benches: all $(BENCH_BIN)
+
+# The whole suite: plain build, then ASan+UBSan, then TSan on the threaded tests.
+test: $(DEPS_OK)
+	@sh scripts/deps.sh test
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory tests BUILD=build/asan SAN=address,undefined OPT=-O1
+	@$(MAKE) --no-print-directory tests BUILD=build/tsan SAN=thread OPT=-O1 CC=clang
+	@sh tests/run.sh
+
+demo: all
+	@sh scripts/demo.sh
+
+bench: benches
+	@sh scripts/deps.sh bench
+	@sh bench/run.sh
+
+crash-test: all
+	@sh tests/crash.sh 200
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/kvgrid.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libkvgrid.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libkvgrid.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/kvgrid $(DESTDIR)$(PREFIX)/bin/
+	for b in kvgridd kvgrid-llm; do [ ! -f $(BUILD)/$$b ] || \
+		install -m 755 $(BUILD)/$$b $(DESTDIR)$(PREFIX)/bin/; done
+	sed -e 's|@PREFIX@|$(PREFIX)|' kvgrid.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvgrid.pc
+
+clean:
+	rm -rf build
+
+.PHONY: all tests benches test demo bench crash-test install clean
+.SECONDARY:

@@ -1,0 +1,317 @@
+/*
+ * kvgrid.h - the public contract of libkvgrid, a KV-cache memory grid for LLM inference.
+ *
+ * An inference engine embeds libkvgrid to keep attention KV blocks outside GPU memory, in a
+ * host DRAM arena and on local NVMe, so that a returning context is reloaded instead of
+ * re-prefilled.  Blocks are addressed by chained hashes of their token ids, salted by a
+ * namespace (model, KV layout, tenant); a lookup answers the longest cached prefix.
+ *
+ * Conventions, for every function below:
+ *   - Actions return int: 0 on success, -errno for operating-system errors, or one of the
+ *     KVG_E* codes (a reserved negative range); kvg_strerror() names any of them.
+ *   - A miss is a result (KVG_ENOTFOUND), never a logged error.  A block whose checksum fails
+ *     is counted and reported as a miss; its bytes are never returned.
+ *   - The library has no global state: any number of grids may be open in one process.
+ *   - Unless a function says otherwise, a kvg_grid may be used by many threads at once.
+ *   - Pointers passed in are borrowed for the duration of the call only, except the buffers
+ *     and the kvg_io array of an asynchronous request, which the caller keeps valid and
+ *     untouched until the request has completed (kvg_req_poll() returned non-EINPROGRESS or
+ *     the done callback ran).
+ */
+#ifndef KVGRID_H
+#define KVGRID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVG_VERSION_MAJOR 0
+#define KVG_VERSION_MINOR 1
+#define KVG_FORMAT_VERSION 1 /* key derivation and on-disk record format */
+
+/* ---- errors -------------------------------------------------------------------------- */
+
+#define KVG_EBASE (-30700)
+#define KVG_ENOTFOUND (KVG_EBASE - 0)  /* key not present in any tier: a miss */
+#define KVG_ECORRUPT (KVG_EBASE - 1)   /* stored bytes failed verification: served as a miss */
+#define KVG_ECONFIG (KVG_EBASE - 2)    /* bad configuration value or file */
+#define KVG_EFULL (KVG_EBASE - 3)      /* no tier can place the block (all pinned or too big) */
+#define KVG_ETOOBIG (KVG_EBASE - 4)    /* value larger than the tier's limit */
+#define KVG_EBUFSIZE (KVG_EBASE - 5)   /* load buffer smaller than the stored block */
+#define KVG_EDEGRADED (KVG_EBASE - 6)  /* tier disabled after repeated I/O errors */
+#define KVG_EBUSY (KVG_EBASE - 7)      /* request pool exhausted; retry after completions */
+#define KVG_ECLOSED (KVG_EBASE - 8)    /* grid is closing */
+#define KVG_EPROTO (KVG_EBASE - 9)     /* remote peer spoke an invalid protocol */
+#define KVG_ETIMEDOUT (KVG_EBASE - 10) /* remote request timed out */
+#define KVG_EAUTH (KVG_EBASE - 11)     /* remote authentication refused */
+#define KVG_EINPROGRESS (KVG_EBASE - 12) /* asynchronous request not finished yet */
+#define KVG_ELAST (KVG_EBASE - 12)
+
+/* Returns a static string for any value returned by this library (0, -errno, KVG_E*). */
+const char *kvg_strerror(int err);
+
+/* ---- configuration -------------------------------------------------------------------- */
+
+enum kvg_dtype { KVG_DTYPE_FP16 = 0, KVG_DTYPE_BF16 = 1, KVG_DTYPE_FP32 = 2, KVG_DTYPE_FP8 = 3,
+		 KVG_DTYPE_U8 = 4 };
+enum kvg_hash { KVG_HASH_SHA256 = 0, KVG_HASH_XXH3 = 1 };
+enum kvg_io_backend { KVG_IO_AUTO = 0, KVG_IO_URING = 1, KVG_IO_PSYNC = 2, KVG_IO_FAULT = 3 };
+enum kvg_durability { KVG_DURABILITY_CACHE = 0, KVG_DURABILITY_DURABLE = 1 };
+enum kvg_tier { KVG_TIER_DRAM = 0, KVG_TIER_NVME = 1, KVG_TIER_COUNT = 2, KVG_TIER_NONE = 255 };
+
+#define KVG_NAME_MAX 128
+
+/*
+ * Everything a grid is opened with.  Fill it with kvg_config_init() (defaults that work:
+ * DRAM only, 1 GiB), then set fields directly, with kvg_config_set("name", "value") or from
+ * a file with kvg_config_load().  Strings are copied into the struct.
+ */
+struct kvg_config {
+	/* namespace: what makes KV reusable (see doc/KEYS.md) */
+	char model_id[KVG_NAME_MAX]; /* e.g. "meta-llama/Llama-3.1-8B" */
+	char tenant[KVG_NAME_MAX];   /* tenant salt; "" is the default tenant */
+	uint32_t dtype;              /* enum kvg_dtype */
+	uint32_t layers;
+	uint32_t kv_heads;
+	uint32_t head_dim;
+	uint32_t block_tokens; /* 16..1024, default 256 */
+	uint32_t hash;         /* enum kvg_hash, default SHA-256 */
+
+	/* DRAM tier */
+	uint64_t dram_bytes;  /* arena size; 0 disables the tier */
+	uint32_t chunk_bytes; /* arena allocation unit, default 256 KiB */
+	int hugepages;        /* 1: try MADV_HUGEPAGE (default) */
+	int mlock;            /* 1: mlock the arena */
+
+	/* NVMe tier */
+	char dir[4096];          /* directory of segment files; "" disables the tier */
+	uint64_t nvme_bytes;     /* capacity of the tier on disk */
+	uint64_t segment_bytes;  /* size of one segment file, default 256 MiB */
+	uint32_t io_backend;     /* enum kvg_io_backend */
+	uint32_t queue_depth;    /* in-flight I/Os per ring, default 64 */
+	uint32_t io_threads;     /* psync worker threads / uring rings, default 4 / 1 */
+	uint32_t durability;     /* enum kvg_durability */
+	uint32_t io_error_limit; /* errors before the tier is degraded, default 16 */
+	uint32_t degraded_retry_ms; /* how long a degraded tier rests, default 5000 */
+	char fault_plan[256];    /* plan of the fault backend (doc/RELIABILITY.md) */
+
+	/* index, policies and movement between tiers */
+	uint64_t max_blocks;     /* index capacity; 0 = derived from the tier sizes */
+	uint64_t max_value_bytes; /* largest block accepted, default 64 MiB */
+	char policy[32];         /* eviction policy name, default "lru" */
+	int demote_on_evict;     /* DRAM victims are written to NVMe (default 1) */
+	int promote_on_hit;      /* NVMe hits are copied to DRAM (default 1) */
+	int nvme_admit_on_reuse; /* write to NVMe only blocks hit at least once (default 0) */
+	int write_through;       /* stores go to NVMe at once as well as DRAM (default 0) */
+	uint32_t req_max;        /* asynchronous requests in flight, default 1024 */
+	uint32_t workers;        /* threads that run DRAM copies and callbacks, default 2 */
+
+	/* remote: "host:port[,host:port...]" switches the grid to kvgridd servers */
+	char servers[1024];
+	char auth_token_file[1024];
+	uint32_t timeout_ms; /* remote request timeout, default 5000 */
+
+	char log_file[1024]; /* "" logs to stderr */
+	int log_level;       /* 0 errors, 1 warnings (default), 2 info, 3 debug */
+};
+
+/* Fills cfg with the defaults.  Never fails. */
+void kvg_config_init(struct kvg_config *cfg);
+
+/*
+ * Sets one field by name, as a config file or command line would ("dram_bytes", "4G").
+ * Sizes accept K, M, G, T suffixes (powers of 1024).  Returns 0, or KVG_ECONFIG with a
+ * one-line reason written to err (which may be NULL).
+ */
+int kvg_config_set(struct kvg_config *cfg, const char *name, const char *value, char *err,
+		   size_t err_len);
+
+/*
+ * Reads "name = value" lines ('#' starts a comment) from path into cfg.  Returns 0, -errno
+ * if the file cannot be read, or KVG_ECONFIG with "path:line: reason" in err.
+ */
+int kvg_config_load(struct kvg_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Bytes of one full block's KV for the configured layout (0 if the layout is unset). */
+uint64_t kvg_config_block_bytes(const struct kvg_config *cfg);
+
+/* ---- the grid ------------------------------------------------------------------------- */
+
+typedef struct kvg_grid kvg_grid;
+
+/*
+ * Opens a grid: allocates and touches the DRAM arena, opens or creates the NVMe directory
+ * and recovers its index.  *out is owned by the caller until kvg_close().  Returns 0,
+ * KVG_ECONFIG (with a reason in err), or -errno.
+ */
+int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err_len);
+
+/* Waits for requests in flight, makes the NVMe tier's index durable and frees everything. */
+void kvg_close(kvg_grid *g);
+
+/* The configuration the grid runs with (defaults resolved).  Valid until kvg_close(). */
+const struct kvg_config *kvg_config_of(const kvg_grid *g);
+
+/* ---- keys ----------------------------------------------------------------------------- */
+
+#define KVG_KEY_BYTES 32
+typedef struct kvg_key {
+	uint8_t bytes[KVG_KEY_BYTES];
+} kvg_key;
+
+/*
+ * Chained block keys for token ids: key[i] = H(format, namespace, key[i-1], tokens of block
+ * i as little-endian u32).  parent is the key of the block before tokens[0] (NULL at the
+ * start of a context).  Writes at most max_keys keys, one per full block, and returns how
+ * many it wrote.  Deterministic across processes, runs and machines (doc/KEYS.md).
+ */
+size_t kvg_block_keys(const kvg_grid *g, const uint32_t *tokens, size_t n_tokens,
+		      const kvg_key *parent, kvg_key *keys, size_t max_keys);
+
+/*
+ * A key for an engine's own block hash or any byte string (vLLM, SGLang, LMCache names):
+ * H(format, namespace, "raw", bytes).  Tenants stay apart through the namespace.
+ */
+void kvg_raw_key(const kvg_grid *g, const void *raw, size_t len, kvg_key *key);
+
+/* Writes the key as 64 lowercase hex digits and a NUL into hex (65 bytes). */
+void kvg_key_hex(const kvg_key *key, char *hex);
+
+/* ---- lookup --------------------------------------------------------------------------- */
+
+/*
+ * Length in tokens of the longest prefix of tokens whose blocks are all present, in any
+ * tier (a multiple of block_tokens).  Returns 0 and sets *hit_tokens, or an error.
+ */
+int kvg_lookup(kvg_grid *g, const uint32_t *tokens, size_t n_tokens, size_t *hit_tokens);
+
+/*
+ * Count of consecutive keys from keys[0] that are present.  tiers, when not NULL, receives
+ * the tier of each of the first *hit_blocks keys (enum kvg_tier).
+ */
+int kvg_lookup_keys(kvg_grid *g, const kvg_key *keys, size_t n_keys, size_t *hit_blocks,
+		    uint8_t *tiers);
+
+/* ---- asynchronous store and load ------------------------------------------------------ */
+
+/*
+ * One block of a batch.  The caller owns the array and every buf until the request is done.
+ * store: buf holds len bytes.  load: buf has room for len bytes; on success len is set to
+ *        the block's length.  status is 0 or an error per block (KVG_ENOTFOUND is a miss);
+ *        tier is where a load found the block.  depth, when known, is the block's index in
+ *        its chain (0 = first block); policies use it.
+ */
+struct kvg_io {
+	kvg_key key;
+	void *buf;
+	size_t len;
+	uint32_t depth;
+	int status;
+	uint8_t tier;
+};
+
+typedef struct kvg_req kvg_req;
+
+/* Called once when a whole request has completed, from a grid thread or the submitter's. */
+typedef void (*kvg_done_fn)(kvg_req *req, void *arg);
+/* Called when layer `layer` of every block of a load has arrived (with KVG_LOAD_LAYERS). */
+typedef void (*kvg_layer_fn)(kvg_req *req, uint32_t layer, void *arg);
+
+#define KVG_LOAD_LAYERS 0x1  /* complete layer by layer (needs cfg.layers) */
+#define KVG_LOAD_NOPROMOTE 0x2 /* do not copy NVMe hits to DRAM */
+#define KVG_STORE_NVME 0x4   /* write to NVMe as well, now (write-through for this batch) */
+
+struct kvg_req_opts {
+	uint32_t flags;
+	kvg_done_fn done;
+	kvg_layer_fn layer_done;
+	void *arg;
+};
+
+/*
+ * Starts storing n blocks.  A key already present is refreshed (its bytes are kept).
+ * *out is the request handle, owned by the caller until kvg_req_free().  opts may be NULL.
+ * Returns 0, KVG_EBUSY when req_max requests are in flight, or an error.
+ */
+int kvg_store(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
+	      kvg_req **out);
+
+/* Starts loading n blocks into their bufs; as kvg_store(). */
+int kvg_load(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
+	     kvg_req **out);
+
+/* KVG_EINPROGRESS while running; then 0 if every block succeeded, else the first error. */
+int kvg_req_poll(kvg_req *req);
+
+/* Waits up to timeout_ms (-1: forever) for the request; returns as kvg_req_poll(). */
+int kvg_req_wait(kvg_req *req, int timeout_ms);
+
+/* Layers of a KVG_LOAD_LAYERS request that have fully arrived, for every block. */
+uint32_t kvg_req_layers_ready(kvg_req *req);
+
+/* Waits up to timeout_ms until layer `layer` has arrived; 0, an error, or KVG_EINPROGRESS. */
+int kvg_req_wait_layer(kvg_req *req, uint32_t layer, int timeout_ms);
+
+/* Releases a request.  Waits for it first if it is still running. */
+void kvg_req_free(kvg_req *req);
+
+/* Synchronous conveniences: store/load one batch and wait.  Return as kvg_req_wait(). */
+int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
+int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
+
+/* ---- pin, delete, prefetch ------------------------------------------------------------ */
+
+/* A pinned block is never evicted from the tier it is in.  Pins nest.  Missing keys are
+ * skipped; returns the number of keys pinned (or unpinned). */
+int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
+int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
+
+/* Removes blocks from every tier.  Returns the number removed. */
+int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n);
+
+/* Hint: these blocks will be loaded soon; NVMe-resident ones are promoted to DRAM in the
+ * background.  Returns the number scheduled. */
+int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
+
+/* ---- stats ---------------------------------------------------------------------------- */
+
+struct kvg_tier_stats {
+	uint64_t capacity_bytes;
+	uint64_t bytes;   /* bytes of blocks held */
+	uint64_t blocks;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t evictions;
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t checksum_failures;
+	uint64_t io_errors;
+	uint64_t promotions; /* blocks copied up into this tier */
+	uint64_t demotions;  /* blocks written down from this tier */
+	int degraded;
+	char backend[16]; /* "arena", "uring", "psync", "fault" */
+};
+
+struct kvg_stats {
+	struct kvg_tier_stats tier[KVG_TIER_COUNT];
+	uint64_t lookups;
+	uint64_t stores;
+	uint64_t loads;
+	uint64_t store_failures;
+	uint64_t index_blocks;
+	uint64_t index_capacity;
+	uint64_t index_bytes; /* memory of the index */
+	uint64_t recovery_us; /* time the last open took to rebuild the NVMe index */
+	uint64_t recovered_blocks;
+};
+
+/* Copies the current counters.  Never fails on an open grid. */
+void kvg_stats_get(kvg_grid *g, struct kvg_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVGRID_H */

@@ -1,0 +1,30 @@
+/*
+ * client.h - libkvgrid's client of kvgridd servers (native protocol, doc/PROTOCOL.md).
+ *
+ * A grid opened with cfg.servers set forwards every operation here instead of to local tiers,
+ * so that an engine switches between embedded and remote by configuration alone.  Keys are
+ * derived locally exactly as for an embedded grid; the server applies the tenant's salt.
+ * Calls are synchronous and thread-safe; grid.c runs them on its worker threads to provide
+ * the asynchronous API.  Keys are sharded over the servers by rendezvous hashing.
+ */
+#ifndef KVG_CLIENT_H
+#define KVG_CLIENT_H
+
+#include <stddef.h>
+
+#include "kvgrid.h"
+
+struct client;
+
+int client_open(const struct kvg_config *cfg, struct client **out, char *err, size_t err_len);
+void client_close(struct client *c);
+/* count of consecutive keys present from keys[0] */
+int client_lookup_keys(struct client *c, const kvg_key *keys, size_t n, size_t *hit_blocks);
+/* per-block status in ios[i].status; returns 0 or the first error */
+int client_store(struct client *c, struct kvg_io *ios, size_t n);
+int client_load(struct client *c, struct kvg_io *ios, size_t n);
+int client_delete(struct client *c, const kvg_key *keys, size_t n);
+int client_pin(struct client *c, const kvg_key *keys, size_t n, int pin);
+int client_stats(struct client *c, struct kvg_stats *st);
+
+#endif

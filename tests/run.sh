@@ -1,0 +1,48 @@
+#!/bin/sh
+# Runs every test, each alone under a time limit, and prints one line per test and a last
+# line "N passed, N failed, N skipped".  A test passes with exit 0, is skipped with exit 77.
+#   build/tests/test_*          C tests (plain build)
+#   build/asan/tests/test_*     the same under AddressSanitizer + UBSan
+#   build/tsan/tests/test_*_mt* the threaded ones under ThreadSanitizer
+#   tests/test_*.sh, tests/test_*.py   black-box tests of the binaries
+# TEST_FILTER=substring runs only the tests whose name contains it.
+cd "$(dirname "$0")/.."
+pass=0; fail=0; skip=0; failed=""
+export KVG_TEST_TMP="${KVG_TEST_TMP:-$PWD/build/tmp}"
+mkdir -p "$KVG_TEST_TMP"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export TSAN_OPTIONS="halt_on_error=1"
+run() { # name, limit_s, command...
+	name=$1; limit=$2; shift 2
+	case "$name" in *"${TEST_FILTER:-}"*) ;; *) return ;; esac
+	log="$KVG_TEST_TMP/$(echo "$name" | tr '/ ' '__').log"
+	start=$(date +%s)
+	timeout -k 5 "$limit" "$@" >"$log" 2>&1
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	if [ $rc -eq 0 ]; then pass=$((pass + 1)); echo "PASS $name (${secs}s)"
+	elif [ $rc -eq 77 ]; then skip=$((skip + 1)); echo "SKIP $name: $(tail -n 1 "$log")"
+	else
+		fail=$((fail + 1)); failed="$failed $name"
+		echo "FAIL $name (exit $rc, ${secs}s); last lines of $log:"
+		tail -n 15 "$log" | sed 's/^/    /'
+	fi
+}
+for t in build/tests/test_*; do
+	case "$t" in *.o) continue ;; esac; [ -x "$t" ] || continue
+	run "$(basename "$t")" 300 "$t"
+done
+for t in build/asan/tests/test_*; do
+	case "$t" in *.o) continue ;; esac; [ -x "$t" ] || continue
+	run "asan/$(basename "$t")" 600 "$t"
+done
+for t in build/tsan/tests/test_*_mt*; do
+	case "$t" in *.o) continue ;; esac; [ -x "$t" ] || continue
+	run "tsan/$(basename "$t")" 600 "$t"
+done
+for t in tests/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" 600 sh "$t"; done
+for t in tests/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" 600 python3 "$t"; done
+[ -n "$failed" ] && echo "failed:$failed"
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
