@@ -7,14 +7,17 @@
 #include "policy.h"
 
 extern const struct policy_ops policy_lru_ops;
+extern const struct policy_ops policy_prefix_ops;
 
 static const struct policy_ops *const policies[] = {
 	&policy_lru_ops,
+	&policy_prefix_ops,
 	NULL,
 };
 
 const char *const policy_names[] = {
 	"lru",
+	"prefix",
 	NULL,
 };
 
