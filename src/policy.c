@@ -8,16 +8,19 @@
 
 extern const struct policy_ops policy_lru_ops;
 extern const struct policy_ops policy_prefix_ops;
+extern const struct policy_ops policy_s3fifo_ops;
 
 static const struct policy_ops *const policies[] = {
 	&policy_lru_ops,
 	&policy_prefix_ops,
+	&policy_s3fifo_ops,
 	NULL,
 };
 
 const char *const policy_names[] = {
 	"lru",
 	"prefix",
+	"s3fifo",
 	NULL,
 };
 
