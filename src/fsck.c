@@ -1,0 +1,627 @@
+/*
+ * fsck.c - see fsck.h.
+ *
+ * A segment is scanned like the tier's recovery scans it: from the first record, one record
+ * at a time while headers are good and of the segment's generation, and, after anything that
+ * does not decode, at every following 4096-byte boundary until a good header turns up again.
+ * The bytes skipped that way form a damaged region when a good record follows them; when
+ * nothing follows they are the segment's free space (zeros, or records of an earlier
+ * generation) -- unless one of them still carries a record magic, the remains of a damaged
+ * last record.  A last record whose header is wiped out entirely is indistinguishable from
+ * free space: recovery never indexes it, so it can only ever be a miss.
+ *
+ * Payloads are hashed as they stream through one scratch buffer, so fsck's memory does not
+ * grow with block size; only the table of keys (newest sequence number per key) grows with
+ * the number of blocks.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "fsck.h"
+
+#define FSCK_BUF_BYTES (1u << 20)
+
+/* ---- one segment ---------------------------------------------------------------------- */
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Streams the payload after the header at off and checks it: 0 good, 1 mismatch or cut
+ * short, -errno.  Layered records (parts > 1) check every part against the header's array.
+ */
+static int payload_verify(fsck_read_fn rd, void *rctx, uint64_t off, const struct rec_hdr *h,
+			  const uint8_t *hdr_blk, uint8_t *chunk, size_t chunk_len,
+			  struct fsck_report *rep)
+{
+	uint64_t len = h->payload_len, part_len = h->parts > 1 ? len / h->parts : len;
+	uint64_t pos = 0, in_part = 0;
+	uint32_t part = 0;
+	XXH3_state_t st;
+
+	if (len == 0)
+		return 0;
+	XXH3_64bits_reset(&st);
+	while (pos < len) {
+		ssize_t n = rd(rctx, chunk, (size_t)min_u64(chunk_len, len - pos),
+			       off + REC_HDR_BYTES + pos);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return 1;
+		rep->bytes_checked += (uint64_t)n;
+		for (size_t i = 0; i < (size_t)n;) {
+			size_t take = (size_t)min_u64((uint64_t)n - i, part_len - in_part);
+			XXH3_64bits_update(&st, chunk + i, take);
+			i += take;
+			in_part += take;
+			if (in_part < part_len)
+				continue;
+			uint64_t want = h->payload_csum;
+			if (h->parts > 1)
+				memcpy(&want, hdr_blk + 128 + 8 * (size_t)part, 8);
+			if (XXH3_64bits_digest(&st) != want)
+				return 1;
+			part++;
+			in_part = 0;
+			XXH3_64bits_reset(&st);
+		}
+		pos += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void visit_corrupt(const struct fsck_visit *v, struct fsck_report *rep, uint64_t off,
+			  uint64_t bytes, const char *why)
+{
+	rep->corrupt++;
+	rep->checked++;
+	rep->bytes_corrupt += bytes;
+	if (v && v->corrupt)
+		v->corrupt(v->ctx, off, bytes, why);
+}
+
+/*
+ * Checks the record whose good header h sits at off (end: where the segment's bytes end).
+ * Returns NULL if it is good, else why not; *next is where scanning continues.
+ */
+static const char *record_check(fsck_read_fn rd, void *rctx, const struct seg_hdr *sh,
+				const uint8_t *grid_id, const struct rec_hdr *h,
+				const uint8_t *blk, uint64_t off, uint64_t end, uint8_t *chunk,
+				size_t chunk_len, struct fsck_report *rep, uint64_t *next, int *err)
+{
+	uint64_t span = rec_span(h->payload_len);
+
+	*next = off + KVG_ALIGN; /* resync unless the header's length can be trusted */
+	if (h->generation > sh->generation)
+		return "record from a later generation than its segment";
+	if (span > end - off)
+		return "record runs past the end of the segment";
+	*next = off + span;
+	if (grid_id && memcmp(h->grid_id, grid_id, 16))
+		return "record of another grid";
+	if (h->parts > 1 && XXH3_64bits(blk + 128, (size_t)h->parts * 8) != h->payload_csum)
+		return "damaged part checksums";
+	int rc = payload_verify(rd, rctx, off, h, blk, chunk, chunk_len, rep);
+	if (rc < 0) {
+		*err = rc;
+		return "unreadable payload";
+	}
+	return rc ? "payload checksum mismatch" : NULL;
+}
+
+int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t *grid_id,
+		 uint32_t seg_id, struct seg_hdr *sh, const struct fsck_visit *v,
+		 struct fsck_report *rep, void *buf, size_t buf_len, const char **why)
+{
+	uint8_t *blk = buf, *chunk = (uint8_t *)buf + KVG_ALIGN;
+	size_t chunk_len = buf_len - KVG_ALIGN;
+	uint64_t off = SEG_HDR_BYTES, end, gap = 0;
+	int gap_magic = 0, err = 0;
+	ssize_t n;
+
+	*why = NULL;
+	rep->segments++;
+	n = rd(rctx, blk, SEG_HDR_BYTES, 0);
+	if (n < 0)
+		return (int)n;
+	rep->bytes_checked += (uint64_t)n;
+	if (n < (ssize_t)SEG_HDR_BYTES || seg_hdr_check(blk, (size_t)n, sh))
+		*why = "unreadable segment header";
+	else if (grid_id && memcmp(sh->grid_id, grid_id, 16))
+		*why = "segment of another grid";
+	else if (seg_id != UINT32_MAX && sh->seg_id != seg_id)
+		*why = "segment id differs from its file name";
+	else if (sh->seg_bytes < 2 * KVG_ALIGN || sh->seg_bytes % KVG_ALIGN)
+		*why = "impossible segment size";
+	if (*why)
+		return KVG_ECORRUPT;
+
+	end = min_u64(file_bytes, sh->seg_bytes);
+	while (off + REC_HDR_BYTES <= end) {
+		struct rec_hdr h;
+		uint32_t magic;
+
+		n = rd(rctx, blk, REC_HDR_BYTES, off);
+		if (n < 0)
+			return (int)n;
+		if (n < (ssize_t)REC_HDR_BYTES)
+			break;
+		rep->bytes_checked += REC_HDR_BYTES;
+		if (rec_hdr_check(blk, REC_HDR_BYTES, &h) || h.generation < sh->generation) {
+			memcpy(&magic, blk, sizeof(magic));
+			if (magic == REC_MAGIC && h.generation < sh->generation &&
+			    !rec_hdr_check(blk, REC_HDR_BYTES, &h))
+				rep->stale++;
+			else if (magic == REC_MAGIC)
+				gap_magic = 1;
+			if (!gap)
+				gap = off;
+			off += KVG_ALIGN;
+			continue;
+		}
+		if (gap)
+			visit_corrupt(v, rep, gap, off - gap, "damaged record header");
+		gap = 0;
+		gap_magic = 0;
+
+		uint64_t next;
+		const char *bad = record_check(rd, rctx, sh, grid_id, &h, blk, off, end, chunk,
+					       chunk_len, rep, &next, &err);
+		if (err)
+			return err;
+		if (bad) {
+			visit_corrupt(v, rep, off, next - off, bad);
+		} else {
+			rep->good++;
+			rep->checked++;
+			if (v && v->good)
+				v->good(v->ctx, &h, off);
+		}
+		off = next;
+	}
+	if (gap && gap_magic)
+		visit_corrupt(v, rep, gap, end - gap, "damaged record at the end of the log");
+	if (file_bytes != sh->seg_bytes) {
+		rep->segments_bad++;
+		visit_corrupt(v, rep, end, file_bytes > end ? file_bytes - end : sh->seg_bytes - end,
+			      file_bytes < sh->seg_bytes ? "truncated segment"
+							 : "segment longer than its header says");
+	}
+	return 0;
+}
+
+/* ---- the table of keys: newest record per key ------------------------------------------ */
+
+struct key_ent {
+	uint8_t key[KVG_KEY_BYTES];
+	uint64_t seq;
+	uint64_t len;
+	uint8_t used;
+	uint8_t tomb;
+};
+
+struct key_table {
+	struct key_ent *ents;
+	size_t cap; /* a power of two */
+	size_t count;
+};
+
+static int kt_grow(struct key_table *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 1024;
+	struct key_ent *ents = calloc(cap, sizeof(*ents));
+	if (!ents)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		if (!t->ents[i].used)
+			continue;
+		uint64_t hv;
+		memcpy(&hv, t->ents[i].key, 8);
+		size_t j = (size_t)hv & (cap - 1);
+		while (ents[j].used)
+			j = (j + 1) & (cap - 1);
+		ents[j] = t->ents[i];
+	}
+	free(t->ents);
+	t->ents = ents;
+	t->cap = cap;
+	return 0;
+}
+
+/* Adds a good record; counts the one of the pair that is not newest as orphaned. */
+static int kt_add(struct key_table *t, const struct rec_hdr *h, struct fsck_report *rep)
+{
+	uint64_t hv;
+	if (t->count * 2 >= t->cap && kt_grow(t))
+		return -ENOMEM;
+	memcpy(&hv, h->key, 8);
+	size_t j = (size_t)hv & (t->cap - 1);
+	while (t->ents[j].used && memcmp(t->ents[j].key, h->key, KVG_KEY_BYTES))
+		j = (j + 1) & (t->cap - 1);
+	struct key_ent *e = &t->ents[j];
+	if (e->used) {
+		rep->orphaned++;
+		if (h->seq <= e->seq)
+			return 0;
+	} else {
+		t->count++;
+	}
+	memcpy(e->key, h->key, KVG_KEY_BYTES);
+	e->used = 1;
+	e->seq = h->seq;
+	e->len = h->payload_len;
+	e->tomb = (h->flags & REC_F_TOMBSTONE) != 0;
+	return 0;
+}
+
+/* ---- the directory --------------------------------------------------------------------- */
+
+struct file_ctx {
+	int fd;
+};
+
+static ssize_t file_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct file_ctx *f = ctx;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(f->fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* What fsck_dir learns about the segment being scanned. */
+struct seg_scan {
+	const struct fsck_opts *opts;
+	const char *name;
+	struct key_table *keys;
+	struct fsck_report *rep;
+	uint64_t *good_off; /* offsets of its good records, in order */
+	size_t n_good, cap_good;
+	uint64_t corrupt;
+	int err;
+};
+
+static void say(const struct fsck_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(const struct fsck_opts *o, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	if (!o->say)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	o->say(o->ctx, line);
+}
+
+static void scan_good(void *ctx, const struct rec_hdr *h, uint64_t off)
+{
+	struct seg_scan *s = ctx;
+	if (s->n_good == s->cap_good) {
+		size_t cap = s->cap_good ? s->cap_good * 2 : 256;
+		uint64_t *p = realloc(s->good_off, cap * sizeof(*p));
+		if (!p) {
+			s->err = -ENOMEM;
+			return;
+		}
+		s->good_off = p;
+		s->cap_good = cap;
+	}
+	s->good_off[s->n_good++] = off;
+	if (kt_add(s->keys, h, s->rep))
+		s->err = -ENOMEM;
+}
+
+static void scan_corrupt(void *ctx, uint64_t off, uint64_t bytes, const char *why)
+{
+	struct seg_scan *s = ctx;
+	s->corrupt++;
+	say(s->opts, "%s offset %llu (%llu bytes): %s", s->name, (unsigned long long)off,
+	    (unsigned long long)bytes, why);
+}
+
+/* Copies len bytes at from in src to to in dst through buf. */
+static int copy_range(int src, int dst, uint64_t from, uint64_t to, uint64_t len, void *buf,
+		      size_t buf_len)
+{
+	struct file_ctx f = { src };
+	while (len) {
+		size_t n = (size_t)min_u64(len, buf_len);
+		ssize_t got = file_read(&f, buf, n, from);
+		if (got < 0)
+			return (int)got;
+		if ((size_t)got != n)
+			return -EIO;
+		if (pwrite(dst, buf, n, (off_t)to) != (ssize_t)n)
+			return -errno ? -errno : -EIO;
+		from += n;
+		to += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Rewrites segment `name` with only its good records, packed from the first record slot,
+ * into a new file that replaces it by rename once it is durable.
+ */
+static int seg_rewrite(int dir_fd, const char *name, int src, const struct seg_hdr *sh,
+		       const struct seg_scan *s, void *buf, size_t buf_len)
+{
+	char tmp[300];
+	uint64_t to = SEG_HDR_BYTES;
+	int fd, rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.fsck", name);
+	fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = ftruncate(fd, (off_t)sh->seg_bytes) ? -errno : 0;
+	if (!rc)
+		rc = copy_range(src, fd, 0, 0, SEG_HDR_BYTES, buf, buf_len);
+	for (size_t i = 0; !rc && i < s->n_good; i++) {
+		struct rec_hdr h;
+		struct file_ctx f = { src };
+		if (file_read(&f, buf, REC_HDR_BYTES, s->good_off[i]) != REC_HDR_BYTES ||
+		    rec_hdr_check(buf, REC_HDR_BYTES, &h)) {
+			rc = -EIO; /* it was good a moment ago: someone is writing the directory */
+			break;
+		}
+		uint64_t span = rec_span(h.payload_len);
+		rc = copy_range(src, fd, s->good_off[i], to, span, buf, buf_len);
+		to += span;
+	}
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (!rc && renameat(dir_fd, tmp, dir_fd, name))
+		rc = -errno;
+	if (rc)
+		unlinkat(dir_fd, tmp, 0);
+	else
+		fsync(dir_fd);
+	return rc;
+}
+
+/* Moves segment `name` to quarantine/, under a name not taken yet. */
+static int seg_quarantine(int dir_fd, const char *name)
+{
+	char to[400];
+	if (mkdirat(dir_fd, "quarantine", 0755) && errno != EEXIST)
+		return -errno;
+	for (int i = 0; i < 1000; i++) {
+		if (i == 0)
+			snprintf(to, sizeof(to), "quarantine/%s", name);
+		else
+			snprintf(to, sizeof(to), "quarantine/%s.%d", name, i);
+		if (faccessat(dir_fd, to, F_OK, 0) == 0)
+			continue;
+		if (renameat(dir_fd, name, dir_fd, to))
+			return -errno;
+		fsync(dir_fd);
+		return 0;
+	}
+	return -EEXIST;
+}
+
+static int seg_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names "seg-NNNNNNNN.kvg" in dir, sorted.  Returns the count or -errno. */
+static int seg_list(int dir_fd, char ***out)
+{
+	DIR *d = fdopendir(dup(dir_fd));
+	char **names = NULL;
+	int n = 0, cap = 0;
+	struct dirent *e;
+	unsigned id;
+	char tail[8];
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (sscanf(e->d_name, "seg-%8u.kv%7s", &id, tail) != 2 || strcmp(tail, "g") ||
+		    strlen(e->d_name) != 16)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **p = realloc(names, sizeof(*p) * (size_t)cap);
+			if (!p)
+				goto out_nomem;
+			names = p;
+		}
+		if (!(names[n] = strdup(e->d_name)))
+			goto out_nomem;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, (size_t)n, sizeof(*names), seg_name_cmp);
+	*out = names;
+	return n;
+
+out_nomem:
+	closedir(d);
+	while (n)
+		free(names[--n]);
+	free(names);
+	return -ENOMEM;
+}
+
+/* Checks one segment file and repairs it if asked.  Returns 0 or -errno (fatal only). */
+static int fsck_one(int dir_fd, const char *name, const uint8_t *grid_id,
+		    const struct fsck_opts *o, struct key_table *keys, struct fsck_report *rep,
+		    void *buf)
+{
+	struct seg_scan s = { .opts = o, .name = name, .keys = keys, .rep = rep };
+	struct fsck_visit v = { scan_good, scan_corrupt, &s };
+	struct seg_hdr sh;
+	struct stat st;
+	const char *why;
+	unsigned id = UINT32_MAX;
+	int rc, fd;
+
+	sscanf(name, "seg-%8u", &id);
+	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		rep->segments++;
+		rep->segments_bad++;
+		visit_corrupt(NULL, rep, 0, 0, "unreadable segment file");
+		say(o, "%s: cannot open: %s", name, strerror(errno));
+		rc = 0;
+		goto out_close;
+	}
+	struct file_ctx f = { fd };
+	rc = fsck_segment(file_read, &f, (uint64_t)st.st_size, grid_id, id, &sh, &v, rep, buf,
+			  FSCK_BUF_BYTES, &why);
+	if (s.err) {
+		rc = s.err;
+		goto out_close;
+	}
+	if (rc) {
+		/* the whole segment cannot be trusted: an unreadable disk is treated the same */
+		rep->segments_bad++;
+		visit_corrupt(NULL, rep, 0, (uint64_t)st.st_size, why);
+		say(o, "%s: %s", name, why ? why : strerror(-rc));
+		rc = 0;
+		if (o->repair && !(rc = seg_quarantine(dir_fd, name))) {
+			rep->quarantined++;
+			rep->repaired++;
+			say(o, "%s: moved to quarantine/", name);
+		}
+	} else if (s.corrupt && o->repair) {
+		rc = seg_rewrite(dir_fd, name, fd, &sh, &s, buf, FSCK_BUF_BYTES);
+		if (!rc) {
+			rep->rewritten++;
+			rep->repaired += s.corrupt;
+			say(o, "%s: rewritten with its %zu good records", name, s.n_good);
+		}
+	}
+	if (rc) {
+		say(o, "%s: repair failed: %s", name, strerror(-rc));
+		rc = 0; /* counted as not repaired; go on with the others */
+	}
+out_close:
+	if (fd >= 0)
+		close(fd);
+	free(s.good_off);
+	return rc == -ENOMEM ? rc : 0;
+}
+
+/* Reads dir/grid.id; 1 if present and well formed. */
+static int grid_id_read(int dir_fd, uint8_t id[16])
+{
+	int fd = openat(dir_fd, "grid.id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, id, 16);
+	char extra;
+	int ok = n == 16 && read(fd, &extra, 1) == 0;
+	close(fd);
+	return ok;
+}
+
+int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *rep, char *err,
+	     size_t err_len)
+{
+	struct key_table keys = { 0 };
+	uint8_t grid_id[16];
+	char **names = NULL;
+	void *buf = NULL;
+	int dir_fd, lock_fd = -1, n, rc;
+	int have_id;
+
+	memset(rep, 0, sizeof(*rep));
+	dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		return rc;
+	}
+	have_id = grid_id_read(dir_fd, grid_id);
+	n = seg_list(dir_fd, &names);
+	if (n < 0) {
+		rc = n;
+		snprintf(err, err_len, "%s: %s", dir, strerror(-n));
+		goto out_close_dir;
+	}
+	if (!have_id && n == 0) {
+		rc = -ENOENT;
+		snprintf(err, err_len, "%s: not a kvgrid directory (no grid.id, no segments)", dir);
+		goto out_free_names;
+	}
+	/* the tier holds an exclusive lock on dir/LOCK while the grid is open */
+	lock_fd = openat(dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lock_fd >= 0 && flock(lock_fd, (opts->repair ? LOCK_EX : LOCK_SH) | LOCK_NB)) {
+		rc = -EBUSY;
+		snprintf(err, err_len, "%s: the grid is open in another process", dir);
+		goto out_close_lock;
+	}
+	if (!have_id && n > 0)
+		say(opts, "grid.id: missing or damaged; segments of any grid are accepted");
+	if (posix_memalign(&buf, KVG_ALIGN, FSCK_BUF_BYTES)) {
+		rc = -ENOMEM;
+		goto out_close_lock;
+	}
+	for (int i = 0; i < n; i++) {
+		rc = fsck_one(dir_fd, names[i], have_id ? grid_id : NULL, opts, &keys, rep, buf);
+		if (rc) {
+			snprintf(err, err_len, "%s: %s", dir, strerror(-rc));
+			goto out_free_buf;
+		}
+	}
+	for (size_t i = 0; i < keys.cap; i++) {
+		if (!keys.ents[i].used)
+			continue;
+		if (keys.ents[i].tomb) {
+			rep->tombstones++;
+		} else {
+			rep->blocks++;
+			rep->block_bytes += keys.ents[i].len;
+		}
+	}
+	if (opts->repair && (rep->quarantined || rep->rewritten) &&
+	    unlinkat(dir_fd, "index.ckpt", 0) == 0) {
+		rep->ckpt_removed = 1;
+		fsync(dir_fd);
+		say(opts, "index.ckpt: removed; the next open rebuilds the index from the segments");
+	}
+	rc = 0;
+out_free_buf:
+	free(buf);
+	free(keys.ents);
+out_close_lock:
+	if (lock_fd >= 0)
+		close(lock_fd);
+out_free_names:
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+out_close_dir:
+	close(dir_fd);
+	return rc;
+}
