@@ -20,7 +20,7 @@
 
 enum io_op { IO_READ = 0, IO_WRITE = 1, IO_FSYNC = 2 };
 
-#define IO_IOV_MAX 4
+#define IO_IOV_MAX 8
 
 struct io_req {
 	int op;       /* enum io_op */
@@ -28,6 +28,7 @@ struct io_req {
 	uint64_t off; /* file offset of iov[0] */
 	struct iovec iov[IO_IOV_MAX];
 	int iovcnt;
+	int rw_flags; /* RWF_DSYNC for a write that must be durable when it completes */
 	void (*done)(struct io_req *req, ssize_t res);
 	void *arg;           /* owner's context */
 	struct io_req *next; /* backend's queue link; the owner leaves it alone */

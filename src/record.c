@@ -40,7 +40,9 @@ int rec_hdr_check(const void *raw, size_t len, struct rec_hdr *out)
 		return KVG_ECORRUPT;
 	if (out->hdr_csum != XXH3_64bits(out, offsetof(struct rec_hdr, hdr_csum)))
 		return KVG_ECORRUPT;
-	if (out->payload_len > (1ull << 40))
+	if (out->payload_len > (1ull << 40) || out->parts == 0 || out->parts > REC_PARTS_MAX)
+		return KVG_ECORRUPT;
+	if (out->parts > 1 && out->payload_len % out->parts)
 		return KVG_ECORRUPT;
 	return 0;
 }

@@ -34,8 +34,12 @@
  *  64  payload_csum u64 XXH3-64 of the payload bytes
  *  72  grid_id     16B
  *  88  depth       u32  block index in its chain (policy hint)
- *  92  reserved    28B
+ *  92  parts       u32  payload checksummed in this many equal parts (1, or the layers)
+ *  96  reserved    24B
  * 120  hdr_csum    u64  XXH3-64 of bytes 0..119
+ * 128  part_csum   u64 x parts  (parts > 1 only) XXH3-64 of each part; payload_csum is
+ *                  then the XXH3-64 of this array, so one layer can be verified as soon as
+ *                  it arrives, before the rest of the block.
  */
 #ifndef KVG_RECORD_H
 #define KVG_RECORD_H
@@ -51,6 +55,7 @@
 #define REC_MAGIC 0x5247564bu /* "KVGR" */
 #define REC_HDR_BYTES 4096u
 #define REC_F_TOMBSTONE 0x1
+#define REC_PARTS_MAX ((REC_HDR_BYTES - 128) / 8) /* 496 */
 
 struct seg_hdr {
 	uint64_t magic;
@@ -75,7 +80,8 @@ struct rec_hdr {
 	uint64_t payload_csum;
 	uint8_t grid_id[16];
 	uint32_t depth;
-	uint8_t reserved[28];
+	uint32_t parts;
+	uint8_t reserved[24];
 	uint64_t hdr_csum;
 };
 _Static_assert(sizeof(struct rec_hdr) == 128, "record header is 128 bytes on disk");

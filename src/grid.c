@@ -1,0 +1,1463 @@
+/*
+ * grid.c - the embedded grid: kvg_open/close, lookup, asynchronous store and load, pin,
+ * delete, prefetch and stats, over the DRAM arena and the NVMe tier.
+ *
+ * Locking: g->lock guards the index, the policies, arena allocation, NVMe space and the
+ * counters; it is never held across a copy or an I/O.  An entry being copied or transferred
+ * has refs > 0 and cannot be evicted or freed; one being stored is E_FILLING and invisible.
+ * Requests run on g's worker threads (DRAM copies, eviction, remote calls) and complete on
+ * whichever thread finishes their last block: a worker, or an I/O thread for NVMe reads.
+ *
+ * Tier movement: a store lands in DRAM; a DRAM victim is demoted (written to NVMe) unless it
+ * is already there; an NVMe hit is promoted to DRAM when there is room that needs no I/O;
+ * close writes DRAM-only blocks back to NVMe so that a reopen finds them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grid.h"
+#include "key.h"
+
+static uint64_t now_us(void)
+{
+	return nvme_now_us();
+}
+
+static int has_dram(const kvg_grid *g)
+{
+	return g->arena.chunks > 0;
+}
+
+static int visible(const struct entry *e)
+{
+	return (e->state & (E_DRAM | E_NVME)) && !(e->state & E_FILLING);
+}
+
+static struct policy_block pblock(kvg_grid *g, const struct entry *e)
+{
+	struct policy_block b = { .bytes = e->len, .depth = e->depth,
+				  .parent_slot = POLICY_NONE, .now_us = now_us() };
+	(void)g;
+	return b;
+}
+
+/* ---- segment lists (locked) ---------------------------------------------------------- */
+
+static void seg_link(kvg_grid *g, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	struct segment *s = &g->nv->segs[e->seg];
+	e->sprev = SLOT_NONE;
+	e->snext = s->head;
+	if (s->head != SLOT_NONE)
+		g->ix.e[s->head].sprev = slot;
+	s->head = slot;
+	s->live++;
+}
+
+static void seg_unlink(kvg_grid *g, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	struct segment *s = &g->nv->segs[e->seg];
+	if (e->sprev != SLOT_NONE)
+		g->ix.e[e->sprev].snext = e->snext;
+	else
+		s->head = e->snext;
+	if (e->snext != SLOT_NONE)
+		g->ix.e[e->snext].sprev = e->sprev;
+	s->live--;
+	e->snext = e->sprev = SLOT_NONE;
+}
+
+/* ---- dropping copies (locked) -------------------------------------------------------- */
+
+static void maybe_free_slot(kvg_grid *g, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	if (!(e->state & (E_DRAM | E_NVME | E_FILLING)) && e->refs == 0)
+		index_del(&g->ix, slot);
+}
+
+static void drop_dram(kvg_grid *g, uint32_t slot, int in_policy)
+{
+	struct entry *e = &g->ix.e[slot];
+	if (in_policy)
+		g->pol_ops->remove(g->pol[KVG_TIER_DRAM], slot);
+	arena_release(&g->arena, e->dram);
+	e->dram = SLOT_NONE;
+	e->state &= ~E_DRAM;
+	g->st.tier[KVG_TIER_DRAM].blocks--;
+	g->st.tier[KVG_TIER_DRAM].bytes -= e->len;
+}
+
+static void drop_nvme(kvg_grid *g, uint32_t slot, int in_policy)
+{
+	struct entry *e = &g->ix.e[slot];
+	if (in_policy)
+		g->pol_ops->remove(g->pol[KVG_TIER_NVME], slot);
+	seg_unlink(g, slot);
+	e->seg = SLOT_NONE;
+	e->state &= ~E_NVME;
+	g->st.tier[KVG_TIER_NVME].blocks--;
+	g->st.tier[KVG_TIER_NVME].bytes -= e->len;
+}
+
+/* ---- NVMe eviction (locked) ---------------------------------------------------------- */
+
+static int seg_evictable(kvg_grid *g, uint32_t seg)
+{
+	if (!nvme_seg_evictable(g->nv, seg))
+		return 0;
+	for (uint32_t s = g->nv->segs[seg].head; s != SLOT_NONE; s = g->ix.e[s].snext)
+		if (g->ix.e[s].pins || g->ix.e[s].refs)
+			return 0;
+	return 1;
+}
+
+static int nvme_evictable_cb(void *ctx, uint32_t slot)
+{
+	kvg_grid *g = ctx;
+	struct entry *e = &g->ix.e[slot];
+	return e->seg != SLOT_NONE && seg_evictable(g, e->seg);
+}
+
+/* Evicts the whole segment holding the policy's victim; 0, or KVG_EFULL if none can go. */
+static int nvme_evict_one(kvg_grid *g)
+{
+	uint32_t v = g->pol_ops->victim(g->pol[KVG_TIER_NVME], nvme_evictable_cb, g);
+	if (v == POLICY_NONE)
+		return KVG_EFULL;
+	uint32_t seg = g->ix.e[v].seg;
+	while (g->nv->segs[seg].head != SLOT_NONE) {
+		uint32_t s = g->nv->segs[seg].head;
+		drop_nvme(g, s, s != v);
+		g->st.tier[KVG_TIER_NVME].evictions++;
+		maybe_free_slot(g, s);
+	}
+	nvme_seg_free(g->nv, seg);
+	return 0;
+}
+
+static int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc)
+{
+	for (;;) {
+		int rc = nvme_reserve(g->nv, len, loc);
+		if (rc != -ENOSPC)
+			return rc;
+		if ((rc = nvme_evict_one(g)))
+			return rc;
+	}
+}
+
+/* ---- synchronous NVMe writes of DRAM copies (demotion, write-through, close) ---------- */
+
+struct wait_all {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int left;
+};
+
+static void sync_write_done(struct nvme_op *op, int status)
+{
+	struct wait_all *w = op->arg;
+	op->arg_idx = (uint32_t)status;
+	pthread_mutex_lock(&w->mu);
+	w->left--;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static uint32_t parts_for(const kvg_grid *g, uint64_t len)
+{
+	uint32_t L = g->cfg.layers;
+	if (L > 1 && L <= REC_PARTS_MAX && len % L == 0)
+		return L;
+	return 1;
+}
+
+/*
+ * Writes the DRAM copies of slots[0..n) to NVMe at once and publishes the ones that land.
+ * Called with g->lock held; drops it while the writes run.  Each slot has refs held by the
+ * caller, which this releases.
+ */
+static void write_back(kvg_grid *g, const uint32_t *slots, int n)
+{
+	struct nvme_op *ops[64];
+	struct nvme_loc locs[64];
+	int rcs[64];
+	struct wait_all w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	for (int i = 0; i < n; i++) {
+		struct entry *e = &g->ix.e[slots[i]];
+		rcs[i] = nvme_place(g, e->len, &locs[i]);
+		if (!rcs[i])
+			g->nv->segs[locs[i].seg].inflight++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	for (int i = 0; i < n; i++) {
+		ops[i] = NULL;
+		if (rcs[i])
+			continue;
+		struct entry *e = &g->ix.e[slots[i]]; /* refs held: fields stable */
+		struct nvme_op *op = nvme_op_get(g->nv);
+		op->write = 1;
+		op->loc = locs[i];
+		op->key = e->key;
+		op->depth = e->depth;
+		op->len = e->len;
+		op->parts = parts_for(g, e->len);
+		int cnt = arena_iov(&g->arena, e->dram, 0, e->len, op->src,
+				    (int)(sizeof(op->src) / sizeof(op->src[0])));
+		if (cnt < 0) {
+			nvme_op_put(g->nv, op);
+			rcs[i] = KVG_ETOOBIG;
+			continue;
+		}
+		op->srccnt = cnt;
+		op->done = sync_write_done;
+		op->arg = &w;
+		ops[i] = op;
+		pthread_mutex_lock(&w.mu);
+		w.left++;
+		pthread_mutex_unlock(&w.mu);
+		nvme_submit(g->nv, op);
+	}
+	pthread_mutex_lock(&w.mu);
+	while (w.left)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	for (int i = 0; i < n; i++)
+		if (ops[i]) {
+			rcs[i] = (int)ops[i]->arg_idx;
+			nvme_op_put(g->nv, ops[i]);
+		}
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < n; i++) {
+		struct entry *e = &g->ix.e[slots[i]];
+		e->refs--;
+		e->state &= ~E_DEMOTING;
+		if (ops[i] || !rcs[i])
+			g->nv->segs[locs[i].seg].inflight--;
+		if (rcs[i] == 0 && !(e->state & E_NVME)) {
+			e->seg = locs[i].seg;
+			e->off4k = locs[i].off4k;
+			e->gen = locs[i].gen;
+			e->state |= E_NVME;
+			seg_link(g, slots[i]);
+			struct policy_block b = pblock(g, e);
+			g->pol_ops->insert(g->pol[KVG_TIER_NVME], slots[i], &b);
+			g->st.tier[KVG_TIER_NVME].blocks++;
+			g->st.tier[KVG_TIER_NVME].bytes += e->len;
+			g->st.tier[KVG_TIER_DRAM].demotions++;
+		} else if (rcs[i] && rcs[i] != KVG_EFULL && rcs[i] != KVG_EDEGRADED) {
+			g->st.store_failures++;
+		}
+	}
+	pthread_cond_broadcast(&g->lock_cv);
+}
+
+/* ---- DRAM allocation with eviction (locked) ------------------------------------------ */
+
+static int dram_evictable_cb(void *ctx, uint32_t slot)
+{
+	kvg_grid *g = ctx;
+	struct entry *e = &g->ix.e[slot];
+	return !e->pins && !e->refs && (e->state & E_DRAM) && !(e->state & E_FILLING);
+}
+
+static int dram_evictable_nowrite_cb(void *ctx, uint32_t slot)
+{
+	kvg_grid *g = ctx;
+	return dram_evictable_cb(ctx, slot) && (g->ix.e[slot].state & E_NVME);
+}
+
+static int wants_demotion(kvg_grid *g, const struct entry *e)
+{
+	if (!g->nv || !g->cfg.demote_on_evict || (e->state & E_NVME) || nvme_degraded(g->nv))
+		return 0;
+	if (g->cfg.nvme_admit_on_reuse && e->hits == 0)
+		return 0;
+	return 1;
+}
+
+/*
+ * First chunk of n free chunks, evicting DRAM victims as needed (demoting them to NVMe when
+ * the policy wants them kept); CHUNK_END if nothing more can be evicted.  With may_write 0,
+ * only victims that need no I/O are taken (I/O threads must not wait on I/O).
+ */
+static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
+{
+	for (;;) {
+		uint32_t c = arena_alloc(&g->arena, n);
+		if (c != CHUNK_END)
+			return c;
+		uint32_t demote[64];
+		int nd = 0;
+		uint32_t freed = g->arena.free_count;
+		while (freed < n && nd < 64) {
+			uint32_t v = g->pol_ops->victim(g->pol[KVG_TIER_DRAM],
+							may_write ? dram_evictable_cb :
+							dram_evictable_nowrite_cb, g);
+			if (v == POLICY_NONE)
+				break;
+			struct entry *e = &g->ix.e[v];
+			g->st.tier[KVG_TIER_DRAM].evictions++;
+			if (may_write && wants_demotion(g, e)) {
+				e->state |= E_DEMOTING;
+				e->refs++;
+				demote[nd++] = v;
+				freed += arena_chunks_for(&g->arena, e->len);
+				continue;
+			}
+			freed += arena_chunks_for(&g->arena, e->len);
+			drop_dram(g, v, 0);
+			maybe_free_slot(g, v);
+		}
+		if (nd) {
+			write_back(g, demote, nd); /* drops and retakes the lock */
+			for (int i = 0; i < nd; i++) {
+				struct entry *e = &g->ix.e[demote[i]];
+				if ((e->state & E_DRAM) && !e->refs && !e->pins) {
+					drop_dram(g, demote[i], 0);
+					maybe_free_slot(g, demote[i]);
+				} else if (e->state & E_DRAM) {
+					struct policy_block b = pblock(g, e);
+					g->pol_ops->insert(g->pol[KVG_TIER_DRAM], demote[i], &b);
+				}
+			}
+			continue;
+		}
+		if (freed < n)
+			return arena_alloc(&g->arena, n);
+	}
+}
+
+/* A free index slot for key, evicting if the index is full; SLOT_NONE if impossible. */
+static uint32_t slot_for(kvg_grid *g, const kvg_key *key)
+{
+	uint32_t s = index_add(&g->ix, key);
+	while (s == SLOT_NONE) {
+		uint32_t v = has_dram(g) ? g->pol_ops->victim(g->pol[KVG_TIER_DRAM],
+							      dram_evictable_cb, g) : POLICY_NONE;
+		if (v != POLICY_NONE) {
+			g->st.tier[KVG_TIER_DRAM].evictions++;
+			drop_dram(g, v, 0);
+			maybe_free_slot(g, v);
+		} else if (!g->nv || nvme_evict_one(g)) {
+			return SLOT_NONE;
+		}
+		s = index_add(&g->ix, key);
+	}
+	return s;
+}
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+static void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count)
+{
+	uint32_t from, to;
+	pthread_mutex_lock(&r->mu);
+	for (uint32_t l = layer; l < layer + count && l < r->layers; l++)
+		r->layer_count[l]++;
+	from = r->layers_ready;
+	while (r->layers_ready < r->layers && r->layer_count[r->layers_ready] >= r->n)
+		r->layers_ready++;
+	to = r->layers_ready;
+	if (to != from)
+		pthread_cond_broadcast(&r->cv);
+	kvg_layer_fn fn = r->opts.layer_done;
+	void *arg = r->opts.arg;
+	pthread_mutex_unlock(&r->mu);
+	if (fn && (r->opts.flags & KVG_LOAD_LAYERS))
+		for (uint32_t l = from; l < to; l++)
+			fn(r, l, arg);
+}
+
+/* One unit of the request finished (a block, or the dispatcher's hold). */
+static void req_put(struct kvg_req *r, int status)
+{
+	pthread_mutex_lock(&r->mu);
+	if (status && !r->status)
+		r->status = status;
+	int last = --r->pending == 0;
+	kvg_done_fn fn = r->opts.done;
+	void *arg = r->opts.arg;
+	if (last) {
+		r->complete = 1;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (last && fn)
+		fn(r, arg);
+}
+
+static void block_done(struct kvg_req *r, size_t i, int status)
+{
+	r->ios[i].status = status;
+	if (r->op == REQ_LOAD && r->layers && status)
+		req_layer_arrived(r, 0, r->layers); /* waits must not hang on a failed block */
+	req_put(r, status);
+}
+
+/* ---- store ----------------------------------------------------------------------------- */
+
+static void store_nvme_done(struct nvme_op *op, int status)
+{
+	struct kvg_req *r = op->arg;
+	kvg_grid *g = r->g;
+	uint32_t slot = op->arg_slot;
+	size_t i = op->arg_idx;
+	pthread_mutex_lock(&g->lock);
+	struct entry *e = &g->ix.e[slot];
+	g->nv->segs[op->loc.seg].inflight--;
+	e->refs--;
+	if (status == 0) {
+		e->seg = op->loc.seg;
+		e->off4k = op->loc.off4k;
+		e->gen = op->loc.gen;
+		e->state |= E_NVME;
+		seg_link(g, slot);
+		struct policy_block b = pblock(g, e);
+		g->pol_ops->insert(g->pol[KVG_TIER_NVME], slot, &b);
+		g->st.tier[KVG_TIER_NVME].blocks++;
+		g->st.tier[KVG_TIER_NVME].bytes += e->len;
+	} else {
+		g->st.store_failures++;
+	}
+	e->state &= ~E_FILLING;
+	maybe_free_slot(g, slot);
+	pthread_cond_broadcast(&g->lock_cv);
+	pthread_mutex_unlock(&g->lock);
+	nvme_op_put(g->nv, op);
+	block_done(r, i, status);
+}
+
+/* Writes a block straight to NVMe from the caller's buffer (no DRAM tier, or no room). */
+static void store_to_nvme(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+{
+	struct kvg_io *io = &r->ios[i];
+	struct nvme_loc loc;
+	int rc = nvme_place(g, io->len, &loc);
+	if (rc) {
+		index_del(&g->ix, slot);
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, rc == -ENOSPC ? KVG_EFULL : rc);
+		return;
+	}
+	g->nv->segs[loc.seg].inflight++;
+	struct entry *e = &g->ix.e[slot];
+	e->state |= E_FILLING;
+	e->refs++;
+	pthread_mutex_unlock(&g->lock);
+	struct nvme_op *op = nvme_op_get(g->nv);
+	op->write = 1;
+	op->loc = loc;
+	op->key = io->key;
+	op->depth = io->depth;
+	op->len = io->len;
+	op->parts = parts_for(g, io->len);
+	op->src[0].iov_base = io->buf;
+	op->src[0].iov_len = io->len;
+	op->srccnt = 1;
+	op->done = store_nvme_done;
+	op->arg = r;
+	op->arg_idx = (uint32_t)i;
+	op->arg_slot = slot;
+	nvme_submit(g->nv, op);
+}
+
+static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
+{
+	struct kvg_io *io = &r->ios[i];
+	if (io->len > g->cfg.max_value_bytes || io->len > UINT32_MAX) {
+		block_done(r, i, KVG_ETOOBIG);
+		return;
+	}
+	pthread_mutex_lock(&g->lock);
+	g->st.stores++;
+	uint32_t slot = index_find(&g->ix, &io->key);
+	if (slot != SLOT_NONE) { /* present or arriving: a refresh */
+		struct entry *e = &g->ix.e[slot];
+		struct policy_block b = pblock(g, e);
+		if (e->state & E_DRAM)
+			g->pol_ops->hit(g->pol[KVG_TIER_DRAM], slot, &b);
+		else if (e->state & E_NVME)
+			g->pol_ops->hit(g->pol[KVG_TIER_NVME], slot, &b);
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, 0);
+		return;
+	}
+	slot = slot_for(g, &io->key);
+	if (slot == SLOT_NONE) {
+		g->st.store_failures++;
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, KVG_EFULL);
+		return;
+	}
+	struct entry *e = &g->ix.e[slot];
+	e->len = (uint32_t)io->len;
+	e->depth = io->depth;
+	e->state |= E_FILLING; /* invisible, and not evictable, while we work */
+	int durable = g->nv && g->cfg.durability == KVG_DURABILITY_DURABLE;
+	uint32_t c = CHUNK_END;
+	if (has_dram(g) && io->len <= g->arena.bytes)
+		c = dram_alloc(g, arena_chunks_for(&g->arena, io->len), 1);
+	e = &g->ix.e[slot]; /* (the lock may have been dropped; the slot is ours) */
+	if (c == CHUNK_END) {
+		e->state &= ~E_FILLING;
+		if (g->nv) {
+			store_to_nvme(g, r, i, slot); /* unlocks */
+			return;
+		}
+		index_del(&g->ix, slot);
+		g->st.store_failures++;
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, KVG_EFULL);
+		return;
+	}
+	e->dram = c;
+	e->refs++;
+	pthread_mutex_unlock(&g->lock);
+	arena_write(&g->arena, c, 0, io->buf, io->len);
+	pthread_mutex_lock(&g->lock);
+	e = &g->ix.e[slot];
+	e->state |= E_DRAM;
+	struct policy_block b = pblock(g, e);
+	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
+	g->st.tier[KVG_TIER_DRAM].blocks++;
+	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
+	g->st.tier[KVG_TIER_DRAM].bytes_written += e->len;
+	int through = g->nv && (durable || g->cfg.write_through ||
+				(r->opts.flags & KVG_STORE_NVME));
+	if (through) {
+		/* visible only once durable, in durable mode; at once otherwise */
+		if (!durable)
+			e->state &= ~E_FILLING;
+		e->state |= E_DEMOTING;
+		write_back(g, &slot, 1); /* releases our ref */
+		e = &g->ix.e[slot];
+		e->state &= ~E_FILLING;
+		int ok = (e->state & E_NVME) != 0;
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, ok || !durable ? 0 : KVG_EFULL);
+		return;
+	}
+	e->state &= ~E_FILLING;
+	e->refs--;
+	pthread_mutex_unlock(&g->lock);
+	block_done(r, i, 0);
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+static void promote(kvg_grid *g, uint32_t slot, const void *src)
+{
+	pthread_mutex_lock(&g->lock);
+	struct entry *e = &g->ix.e[slot];
+	if (!has_dram(g) || (e->state & (E_DRAM | E_PROMOTING)) || !(e->state & E_NVME) ||
+	    e->len > g->arena.bytes) {
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	uint32_t c = dram_alloc(g, arena_chunks_for(&g->arena, e->len), 0);
+	e = &g->ix.e[slot];
+	if (c == CHUNK_END || (e->state & (E_DRAM | E_PROMOTING)) || !(e->state & E_NVME)) {
+		if (c != CHUNK_END)
+			arena_release(&g->arena, c);
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	e->state |= E_PROMOTING;
+	e->refs++;
+	pthread_mutex_unlock(&g->lock);
+	arena_write(&g->arena, c, 0, src, e->len);
+	pthread_mutex_lock(&g->lock);
+	e->refs--;
+	e->state &= ~E_PROMOTING;
+	e->dram = c;
+	e->state |= E_DRAM;
+	struct policy_block b = pblock(g, e);
+	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
+	g->st.tier[KVG_TIER_DRAM].blocks++;
+	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
+	g->st.tier[KVG_TIER_DRAM].promotions++;
+	pthread_cond_broadcast(&g->lock_cv);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void load_part_done(struct nvme_op *op, uint32_t part)
+{
+	struct kvg_req *r = op->arg;
+	req_layer_arrived(r, part, 1);
+}
+
+static void load_nvme_done(struct nvme_op *op, int status)
+{
+	struct kvg_req *r = op->arg;
+	kvg_grid *g = r->g;
+	uint32_t slot = op->arg_slot;
+	size_t i = op->arg_idx;
+	int layered = op->layered;
+	pthread_mutex_lock(&g->lock);
+	struct entry *e = &g->ix.e[slot];
+	g->nv->segs[op->loc.seg].inflight--;
+	e->refs--;
+	struct kvg_tier_stats *ts = &g->st.tier[KVG_TIER_NVME];
+	if (status == 0) {
+		ts->hits++;
+		ts->bytes_read += e->len;
+	} else {
+		ts->misses++;
+		/* a record that fails verification is gone for good: forget it */
+		if ((e->state & E_NVME) && e->seg == op->loc.seg && e->off4k == op->loc.off4k)
+			drop_nvme(g, slot, 1);
+	}
+	maybe_free_slot(g, slot);
+	pthread_cond_broadcast(&g->lock_cv);
+	int do_promote = status == 0 && g->cfg.promote_on_hit &&
+			 !(r->opts.flags & KVG_LOAD_NOPROMOTE) && has_dram(g);
+	pthread_mutex_unlock(&g->lock);
+	nvme_op_put(g->nv, op);
+	if (status == 0) {
+		r->ios[i].len = op->len;
+		r->ios[i].tier = KVG_TIER_NVME;
+		if (r->layers && !layered)
+			req_layer_arrived(r, 0, r->layers);
+	}
+	if (do_promote) {
+		e = &g->ix.e[slot]; /* promote() revalidates under the lock */
+		promote(g, slot, r->ios[i].buf);
+	}
+	block_done(r, i, status == 0 ? 0 : status == KVG_ECORRUPT ? KVG_ECORRUPT : status);
+}
+
+static void load_from_dram(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	uint32_t c = e->dram, len = e->len;
+	pthread_mutex_unlock(&g->lock);
+	struct kvg_io *io = &r->ios[i];
+	uint32_t L = r->layers;
+	if (L > 1 && (r->opts.flags & KVG_LOAD_LAYERS) && len % L == 0) {
+		uint64_t lb = len / L;
+		for (uint32_t l = 0; l < L; l++) {
+			arena_read(&g->arena, c, l * lb, (uint8_t *)io->buf + l * lb, lb);
+			req_layer_arrived(r, l, 1);
+		}
+	} else {
+		arena_read(&g->arena, c, 0, io->buf, len);
+		if (L)
+			req_layer_arrived(r, 0, L);
+	}
+	io->len = len;
+	io->tier = KVG_TIER_DRAM;
+	pthread_mutex_lock(&g->lock);
+	e = &g->ix.e[slot];
+	e->refs--;
+	g->st.tier[KVG_TIER_DRAM].bytes_read += len;
+	maybe_free_slot(g, slot);
+	pthread_cond_broadcast(&g->lock_cv);
+	pthread_mutex_unlock(&g->lock);
+	block_done(r, i, 0);
+}
+
+static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
+{
+	struct kvg_io *io = &r->ios[i];
+	io->tier = KVG_TIER_NONE;
+	pthread_mutex_lock(&g->lock);
+	g->st.loads++;
+	uint32_t slot = index_find(&g->ix, &io->key);
+	struct entry *e = slot != SLOT_NONE ? &g->ix.e[slot] : NULL;
+	int nvme_ok = e && (e->state & E_NVME) && !nvme_degraded(g->nv);
+	if (!e || (e->state & E_FILLING) || (!(e->state & E_DRAM) && !nvme_ok)) {
+		g->st.tier[has_dram(g) ? KVG_TIER_DRAM : KVG_TIER_NVME].misses++;
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, KVG_ENOTFOUND);
+		return;
+	}
+	if (e->len > io->len) {
+		io->len = e->len;
+		pthread_mutex_unlock(&g->lock);
+		block_done(r, i, KVG_EBUFSIZE);
+		return;
+	}
+	struct policy_block b = pblock(g, e);
+	if (e->hits < 255)
+		e->hits++;
+	e->refs++;
+	if (e->state & E_DRAM) {
+		g->pol_ops->hit(g->pol[KVG_TIER_DRAM], slot, &b);
+		g->st.tier[KVG_TIER_DRAM].hits++;
+		load_from_dram(g, r, i, slot); /* unlocks */
+		return;
+	}
+	if (has_dram(g))
+		g->st.tier[KVG_TIER_DRAM].misses++;
+	g->pol_ops->hit(g->pol[KVG_TIER_NVME], slot, &b);
+	g->nv->segs[e->seg].inflight++;
+	struct nvme_loc loc = { e->seg, e->off4k, e->gen };
+	uint32_t len = e->len, L = r->layers;
+	pthread_mutex_unlock(&g->lock);
+	struct nvme_op *op = nvme_op_get(g->nv);
+	op->loc = loc;
+	op->key = io->key;
+	op->len = len;
+	op->dst = io->buf;
+	op->layered = L > 1 && (r->opts.flags & KVG_LOAD_LAYERS) && parts_for(g, len) == L;
+	op->parts = op->layered ? L : 1;
+	op->part_done = load_part_done;
+	op->done = load_nvme_done;
+	op->arg = r;
+	op->arg_idx = (uint32_t)i;
+	op->arg_slot = slot;
+	nvme_submit(g->nv, op);
+}
+
+/* ---- prefetch -------------------------------------------------------------------------- */
+
+/* Promotes NVMe-only blocks to DRAM ahead of their load.  Runs on a worker. */
+static void prefetch_one(kvg_grid *g, const kvg_key *key)
+{
+	pthread_mutex_lock(&g->lock);
+	uint32_t slot = index_find(&g->ix, key);
+	struct entry *e = slot != SLOT_NONE ? &g->ix.e[slot] : NULL;
+	if (!e || !has_dram(g) || (e->state & (E_DRAM | E_FILLING)) || !(e->state & E_NVME)) {
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	uint32_t len = e->len;
+	pthread_mutex_unlock(&g->lock);
+	void *buf;
+	if (posix_memalign(&buf, KVG_ALIGN, len ? len : 1))
+		return;
+	struct kvg_io io = { .key = *key, .buf = buf, .len = len };
+	kvg_load_sync(g, &io, 1, 0); /* promotes on success (promote_on_hit) */
+	if (!g->cfg.promote_on_hit && io.status == 0)
+		promote(g, slot, buf);
+	free(buf);
+}
+
+/* ---- workers --------------------------------------------------------------------------- */
+
+static void run_remote(kvg_grid *g, struct kvg_req *r)
+{
+	int rc = r->op == REQ_STORE ? client_store(g->remote, r->ios, r->n) :
+					client_load(g->remote, r->ios, r->n);
+	(void)rc;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->op == REQ_LOAD && r->layers && r->ios[i].status == 0)
+			req_layer_arrived(r, 0, r->layers);
+		block_done(r, i, r->ios[i].status);
+	}
+}
+
+static void run_req(kvg_grid *g, struct kvg_req *r)
+{
+	if (r->op == REQ_PREFETCH) {
+		for (size_t i = 0; i < r->n; i++)
+			prefetch_one(g, &r->prefetch_keys[i]);
+		free(r->prefetch_keys);
+		r->prefetch_keys = NULL;
+		pthread_mutex_lock(&r->mu);
+		r->pending = 1;
+		pthread_mutex_unlock(&r->mu);
+		req_put(r, 0);
+		kvg_req_free(r); /* nobody holds a prefetch */
+		return;
+	}
+	if (g->remote)
+		run_remote(g, r);
+	else
+		for (size_t i = 0; i < r->n; i++) {
+			if (r->op == REQ_STORE)
+				store_one(g, r, i);
+			else
+				load_one(g, r, i);
+		}
+	req_put(r, 0); /* the dispatcher's hold */
+}
+
+static void *worker_main(void *arg)
+{
+	kvg_grid *g = arg;
+	pthread_mutex_lock(&g->qlock);
+	for (;;) {
+		while (!g->qhead && !g->stop)
+			pthread_cond_wait(&g->qcv, &g->qlock);
+		if (!g->qhead)
+			break;
+		struct kvg_req *r = g->qhead;
+		g->qhead = r->next;
+		if (!g->qhead)
+			g->qtail = NULL;
+		pthread_mutex_unlock(&g->qlock);
+		run_req(g, r);
+		pthread_mutex_lock(&g->qlock);
+	}
+	pthread_mutex_unlock(&g->qlock);
+	return NULL;
+}
+
+static struct kvg_req *req_get(kvg_grid *g)
+{
+	pthread_mutex_lock(&g->qlock);
+	struct kvg_req *r = g->stop ? NULL : g->free_reqs;
+	if (r) {
+		g->free_reqs = r->next;
+		r->in_use = 1;
+	}
+	pthread_mutex_unlock(&g->qlock);
+	return r;
+}
+
+static void req_enqueue(kvg_grid *g, struct kvg_req *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&g->qlock);
+	if (g->qtail)
+		g->qtail->next = r;
+	else
+		g->qhead = r;
+	g->qtail = r;
+	pthread_cond_signal(&g->qcv);
+	pthread_mutex_unlock(&g->qlock);
+}
+
+static int submit(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
+		  const struct kvg_req_opts *opts, kvg_req **out)
+{
+	if (!g || (!ios && n) || !out)
+		return -EINVAL;
+	struct kvg_req *r = req_get(g);
+	if (!r)
+		return g->stop ? KVG_ECLOSED : KVG_EBUSY;
+	r->op = op;
+	r->ios = ios;
+	r->n = n;
+	r->opts = opts ? *opts : (struct kvg_req_opts){ 0 };
+	r->pending = n + 1;
+	r->status = 0;
+	r->complete = 0;
+	r->layers_ready = 0;
+	r->layers = op == REQ_LOAD ? g->cfg.layers : 0;
+	if (r->layers)
+		memset(r->layer_count, 0, sizeof(uint32_t) * r->layers);
+	for (size_t i = 0; i < n; i++)
+		ios[i].status = KVG_EINPROGRESS;
+	*out = r;
+	req_enqueue(g, r);
+	return 0;
+}
+
+int kvg_store(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
+	      kvg_req **out)
+{
+	return submit(g, REQ_STORE, ios, n, opts, out);
+}
+
+int kvg_load(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
+	     kvg_req **out)
+{
+	return submit(g, REQ_LOAD, ios, n, opts, out);
+}
+
+int kvg_req_poll(kvg_req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	int rc = r->complete ? r->status : KVG_EINPROGRESS;
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+static int wait_until(kvg_req *r, int timeout_ms, int (*ready)(kvg_req *, void *), void *arg)
+{
+	struct timespec ts;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&r->mu);
+	while (!ready(r, arg)) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&r->cv, &r->mu);
+		else if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	int ok = ready(r, arg);
+	pthread_mutex_unlock(&r->mu);
+	return ok;
+}
+
+static int is_complete(kvg_req *r, void *arg)
+{
+	(void)arg;
+	return r->complete;
+}
+
+int kvg_req_wait(kvg_req *r, int timeout_ms)
+{
+	wait_until(r, timeout_ms, is_complete, NULL);
+	return kvg_req_poll(r);
+}
+
+uint32_t kvg_req_layers_ready(kvg_req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	uint32_t n = r->layers_ready;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+static int layer_ready(kvg_req *r, void *arg)
+{
+	uint32_t layer = *(uint32_t *)arg;
+	return r->layers_ready > layer || r->complete || r->status;
+}
+
+int kvg_req_wait_layer(kvg_req *r, uint32_t layer, int timeout_ms)
+{
+	if (layer >= r->layers)
+		return kvg_req_wait(r, timeout_ms);
+	if (!wait_until(r, timeout_ms, layer_ready, &layer))
+		return KVG_EINPROGRESS;
+	pthread_mutex_lock(&r->mu);
+	int rc = r->status;
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+void kvg_req_free(kvg_req *r)
+{
+	if (!r)
+		return;
+	kvg_req_wait(r, -1);
+	kvg_grid *g = r->g;
+	pthread_mutex_lock(&g->qlock);
+	r->in_use = 0;
+	r->next = g->free_reqs;
+	g->free_reqs = r;
+	pthread_mutex_unlock(&g->qlock);
+}
+
+static int run_sync(kvg_grid *g, int op, struct kvg_io *ios, size_t n, uint32_t flags)
+{
+	struct kvg_req_opts o = { .flags = flags };
+	kvg_req *r;
+	int rc;
+	while ((rc = submit(g, op, ios, n, &o, &r)) == KVG_EBUSY) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	if (rc)
+		return rc;
+	rc = kvg_req_wait(r, -1);
+	kvg_req_free(r);
+	return rc;
+}
+
+int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags)
+{
+	return run_sync(g, REQ_STORE, ios, n, flags);
+}
+
+int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags)
+{
+	return run_sync(g, REQ_LOAD, ios, n, flags);
+}
+
+/* ---- keys and lookup ------------------------------------------------------------------- */
+
+size_t kvg_block_keys(const kvg_grid *g, const uint32_t *tokens, size_t n_tokens,
+		      const kvg_key *parent, kvg_key *keys, size_t max_keys)
+{
+	size_t bt = g->cfg.block_tokens, n = 0;
+	const kvg_key *prev = parent;
+	for (size_t off = 0; off + bt <= n_tokens && n < max_keys; off += bt, n++) {
+		key_block(g->cfg.hash, &g->ns, prev, tokens + off, bt, &keys[n]);
+		prev = &keys[n];
+	}
+	return n;
+}
+
+void kvg_raw_key(const kvg_grid *g, const void *raw, size_t len, kvg_key *key)
+{
+	key_raw(g->cfg.hash, &g->ns, raw, len, key);
+}
+
+void kvg_key_hex(const kvg_key *key, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < KVG_KEY_BYTES; i++) {
+		hex[2 * i] = digits[key->bytes[i] >> 4];
+		hex[2 * i + 1] = digits[key->bytes[i] & 15];
+	}
+	hex[2 * KVG_KEY_BYTES] = 0;
+}
+
+/* Consecutive present keys from keys[0], the lock held. */
+static size_t present_run(kvg_grid *g, const kvg_key *keys, size_t n, uint8_t *tiers)
+{
+	int nvme_ok = g->nv && !nvme_degraded(g->nv);
+	size_t i;
+	for (i = 0; i < n; i++) {
+		uint32_t s = index_find(&g->ix, &keys[i]);
+		if (s == SLOT_NONE)
+			break;
+		struct entry *e = &g->ix.e[s];
+		if (!visible(e))
+			break;
+		if (!(e->state & E_DRAM) && !nvme_ok)
+			break;
+		if (tiers)
+			tiers[i] = (e->state & E_DRAM) ? KVG_TIER_DRAM : KVG_TIER_NVME;
+	}
+	return i;
+}
+
+int kvg_lookup_keys(kvg_grid *g, const kvg_key *keys, size_t n_keys, size_t *hit_blocks,
+		    uint8_t *tiers)
+{
+	if (!g || (!keys && n_keys) || !hit_blocks)
+		return -EINVAL;
+	if (g->remote)
+		return client_lookup_keys(g->remote, keys, n_keys, hit_blocks);
+	pthread_mutex_lock(&g->lock);
+	g->st.lookups++;
+	*hit_blocks = present_run(g, keys, n_keys, tiers);
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+int kvg_lookup(kvg_grid *g, const uint32_t *tokens, size_t n_tokens, size_t *hit_tokens)
+{
+	if (!g || (!tokens && n_tokens) || !hit_tokens)
+		return -EINVAL;
+	kvg_key keys[64];
+	const kvg_key *parent = NULL;
+	kvg_key last;
+	size_t bt = g->cfg.block_tokens, done = 0;
+	*hit_tokens = 0;
+	while (done + bt <= n_tokens) {
+		size_t n = kvg_block_keys(g, tokens + done, n_tokens - done, parent, keys, 64);
+		size_t hit;
+		int rc = kvg_lookup_keys(g, keys, n, &hit, NULL);
+		if (rc)
+			return rc;
+		*hit_tokens += hit * bt;
+		if (hit < n)
+			break;
+		last = keys[n - 1];
+		parent = &last;
+		done += n * bt;
+	}
+	return 0;
+}
+
+/* ---- pin, delete, prefetch --------------------------------------------------------------- */
+
+static int pin_many(kvg_grid *g, const kvg_key *keys, size_t n, int pin)
+{
+	if (g->remote) {
+		int rc = client_pin(g->remote, keys, n, pin);
+		return rc < 0 ? rc : (int)n;
+	}
+	int count = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t s = index_find(&g->ix, &keys[i]);
+		if (s == SLOT_NONE || !visible(&g->ix.e[s]))
+			continue;
+		struct entry *e = &g->ix.e[s];
+		if (pin && e->pins < UINT16_MAX) {
+			e->pins++;
+			count++;
+		} else if (!pin && e->pins) {
+			e->pins--;
+			count++;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	return count;
+}
+
+int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n)
+{
+	return pin_many(g, keys, n, 1);
+}
+
+int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n)
+{
+	return pin_many(g, keys, n, 0);
+}
+
+int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n)
+{
+	if (g->remote) {
+		int rc = client_delete(g->remote, keys, n);
+		return rc;
+	}
+	int count = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t s = index_find(&g->ix, &keys[i]);
+		if (s == SLOT_NONE)
+			continue;
+		/* wait out transfers of this entry so its bytes are not freed under them */
+		while (s != SLOT_NONE && (g->ix.e[s].refs || (g->ix.e[s].state & E_FILLING))) {
+			pthread_cond_wait(&g->lock_cv, &g->lock);
+			s = index_find(&g->ix, &keys[i]);
+		}
+		if (s == SLOT_NONE)
+			continue;
+		struct entry *e = &g->ix.e[s];
+		if (e->state & E_DRAM)
+			drop_dram(g, s, 1);
+		if (e->state & E_NVME)
+			drop_nvme(g, s, 1);
+		maybe_free_slot(g, s);
+		count++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return count;
+}
+
+int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n)
+{
+	if (g->remote || !g->nv || !has_dram(g) || !n)
+		return 0;
+	struct kvg_req *r = req_get(g);
+	if (!r)
+		return 0;
+	r->prefetch_keys = malloc(sizeof(kvg_key) * n);
+	if (!r->prefetch_keys) {
+		r->complete = 1;
+		kvg_req_free(r);
+		return 0;
+	}
+	memcpy(r->prefetch_keys, keys, sizeof(kvg_key) * n);
+	r->op = REQ_PREFETCH;
+	r->n = n;
+	r->ios = NULL;
+	r->opts = (struct kvg_req_opts){ 0 };
+	r->complete = 0;
+	r->status = 0;
+	r->pending = 1;
+	r->layers = 0;
+	req_enqueue(g, r);
+	return (int)n;
+}
+
+/* ---- stats ------------------------------------------------------------------------------- */
+
+void kvg_stats_get(kvg_grid *g, struct kvg_stats *st)
+{
+	if (g->remote) {
+		memset(st, 0, sizeof(*st));
+		client_stats(g->remote, st);
+		return;
+	}
+	pthread_mutex_lock(&g->lock);
+	*st = g->st;
+	st->index_blocks = g->ix.used;
+	pthread_mutex_unlock(&g->lock);
+	struct kvg_tier_stats *d = &st->tier[KVG_TIER_DRAM], *n = &st->tier[KVG_TIER_NVME];
+	d->capacity_bytes = g->arena.bytes;
+	snprintf(d->backend, sizeof(d->backend), "%s", has_dram(g) ? "arena" : "none");
+	if (g->nv) {
+		n->capacity_bytes = (uint64_t)g->nv->nsegs * g->nv->seg_bytes;
+		n->checksum_failures = __atomic_load_n(&g->nv->checksum_failures, __ATOMIC_RELAXED);
+		n->io_errors = __atomic_load_n(&g->nv->io_errors, __ATOMIC_RELAXED);
+		n->bytes_written = __atomic_load_n(&g->nv->bytes_written, __ATOMIC_RELAXED);
+		n->degraded = nvme_degraded(g->nv);
+		snprintf(n->backend, sizeof(n->backend), "%.6s%s", g->nv->backend,
+			 g->nv->direct ? "" : "-buf");
+	} else {
+		snprintf(n->backend, sizeof(n->backend), "none");
+	}
+}
+
+/* ---- open and close ---------------------------------------------------------------------- */
+
+const struct kvg_config *kvg_config_of(const kvg_grid *g)
+{
+	return &g->cfg;
+}
+
+static int cfg_err(char *err, size_t len, const char *msg)
+{
+	if (err && len)
+		snprintf(err, len, "%s", msg);
+	return KVG_ECONFIG;
+}
+
+static int validate(struct kvg_config *c, char *err, size_t len)
+{
+	if (c->block_tokens < 16 || c->block_tokens > 1024)
+		return cfg_err(err, len, "block_tokens must be between 16 and 1024");
+	if (c->chunk_bytes < KVG_ALIGN || c->chunk_bytes % KVG_ALIGN)
+		return cfg_err(err, len, "chunk_bytes must be a multiple of 4096");
+	if (!c->dram_bytes && !c->dir[0] && !c->servers[0])
+		return cfg_err(err, len, "no tier: set dram_bytes, dir, or servers");
+	if (c->dram_bytes && c->dram_bytes < c->chunk_bytes)
+		return cfg_err(err, len, "dram_bytes is smaller than one chunk");
+	if (c->dir[0] && c->segment_bytes % KVG_ALIGN)
+		return cfg_err(err, len, "segment_bytes must be a multiple of 4096");
+	if (c->dir[0] && c->nvme_bytes < 2 * c->segment_bytes)
+		return cfg_err(err, len, "nvme_bytes must hold at least two segments");
+	if (!policy_find(c->policy))
+		return cfg_err(err, len, "policy: unknown name");
+	if (c->layers > 4096 || (c->layers && c->layers > REC_PARTS_MAX && c->dir[0]))
+		return cfg_err(err, len, "layers: more than the record format's 496 parts");
+	if (!c->max_blocks) {
+		uint64_t m = (c->dram_bytes / c->chunk_bytes) + 64;
+		if (c->dir[0])
+			m += c->nvme_bytes / (64u << 10);
+		c->max_blocks = m;
+	}
+	if (c->max_blocks >= UINT32_MAX)
+		c->max_blocks = UINT32_MAX - 1;
+	return 0;
+}
+
+static void recovered_cb(void *ctx, const struct nvme_recovered *r)
+{
+	kvg_grid *g = ctx;
+	kvg_key key;
+	memcpy(key.bytes, r->hdr.key, KVG_KEY_BYTES);
+	uint32_t s = index_find(&g->ix, &key);
+	if (s != SLOT_NONE) {
+		if (g->recover_seq[s] > r->hdr.seq)
+			return; /* a newer record of this key is already known */
+		drop_nvme(g, s, 1);
+	} else {
+		s = index_add(&g->ix, &key);
+		if (s == SLOT_NONE)
+			return; /* index full: the rest stay on disk, unindexed */
+	}
+	struct entry *e = &g->ix.e[s];
+	if (r->hdr.flags & REC_F_TOMBSTONE) {
+		index_del(&g->ix, s);
+		return;
+	}
+	g->recover_seq[s] = r->hdr.seq;
+	e->len = (uint32_t)r->hdr.payload_len;
+	e->depth = r->hdr.depth;
+	e->seg = r->loc.seg;
+	e->off4k = r->loc.off4k;
+	e->gen = r->loc.gen;
+	e->state |= E_NVME;
+	seg_link(g, s);
+	struct policy_block b = pblock(g, e);
+	g->pol_ops->insert(g->pol[KVG_TIER_NVME], s, &b);
+	g->st.tier[KVG_TIER_NVME].blocks++;
+	g->st.tier[KVG_TIER_NVME].bytes += e->len;
+}
+
+static int start_workers(kvg_grid *g)
+{
+	g->reqs = calloc(g->cfg.req_max, sizeof(struct kvg_req));
+	if (!g->reqs)
+		return -ENOMEM;
+	uint32_t L = g->cfg.layers;
+	for (uint32_t i = 0; i < g->cfg.req_max; i++) {
+		struct kvg_req *r = &g->reqs[i];
+		r->g = g;
+		pthread_mutex_init(&r->mu, NULL);
+		pthread_cond_init(&r->cv, NULL);
+		if (L && !(r->layer_count = calloc(L, sizeof(uint32_t))))
+			return -ENOMEM;
+		r->next = g->free_reqs;
+		g->free_reqs = r;
+	}
+	g->workers = calloc(g->cfg.workers, sizeof(pthread_t));
+	if (!g->workers)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < g->cfg.workers; i++) {
+		if (pthread_create(&g->workers[i], NULL, worker_main, g))
+			return -EAGAIN;
+		g->nworkers++;
+	}
+	return 0;
+}
+
+static void stop_workers(kvg_grid *g)
+{
+	pthread_mutex_lock(&g->qlock);
+	g->stop = 1;
+	pthread_cond_broadcast(&g->qcv);
+	pthread_mutex_unlock(&g->qlock);
+	for (uint32_t i = 0; i < g->nworkers; i++)
+		pthread_join(g->workers[i], NULL);
+	g->nworkers = 0;
+}
+
+static int open_local(kvg_grid *g, char *err, size_t err_len)
+{
+	const struct kvg_config *c = &g->cfg;
+	int rc = index_init(&g->ix, (uint32_t)c->max_blocks);
+	if (rc)
+		return cfg_err(err, err_len, "out of memory for the index"), rc;
+	g->pol_ops = policy_find(c->policy);
+	for (int t = 0; t < KVG_TIER_COUNT; t++) {
+		uint64_t cap = t == KVG_TIER_DRAM ? c->dram_bytes : c->nvme_bytes;
+		g->pol[t] = g->pol_ops->create((uint32_t)c->max_blocks, cap, c);
+		if (!g->pol[t])
+			return cfg_err(err, err_len, "out of memory for the policy"), -ENOMEM;
+	}
+	if (c->dram_bytes) {
+		rc = arena_init(&g->arena, c->dram_bytes, c->chunk_bytes, c->hugepages, c->mlock);
+		if (rc) {
+			if (err)
+				snprintf(err, err_len, "dram_bytes: cannot map %llu bytes: %s",
+					 (unsigned long long)c->dram_bytes, strerror(-rc));
+			return rc;
+		}
+	}
+	if (c->dir[0]) {
+		g->recover_seq = calloc(c->max_blocks, sizeof(uint64_t));
+		if (!g->recover_seq)
+			return -ENOMEM;
+		uint64_t t0 = now_us();
+		rc = nvme_open(c, &g->log, &g->nv, recovered_cb, g, err, err_len);
+		free(g->recover_seq);
+		g->recover_seq = NULL;
+		if (rc)
+			return rc;
+		g->st.recovery_us = now_us() - t0;
+		g->st.recovered_blocks = g->st.tier[KVG_TIER_NVME].blocks;
+		log_msg(&g->log, LOG_INFO, "%s: recovered %llu blocks in %.3f s (%s)", c->dir,
+			(unsigned long long)g->st.recovered_blocks, g->st.recovery_us / 1e6,
+			g->nv->backend);
+	}
+	g->st.index_capacity = g->ix.cap;
+	g->st.index_bytes = index_bytes(&g->ix) + 2ull * g->pol_ops->bytes_per_slot * g->ix.cap;
+	return 0;
+}
+
+int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err_len)
+{
+	if (!cfg || !out)
+		return -EINVAL;
+	kvg_grid *g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->cfg = *cfg;
+	int rc = validate(&g->cfg, err, err_len);
+	if (rc) {
+		free(g);
+		return rc;
+	}
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->lock_cv, NULL);
+	pthread_mutex_init(&g->qlock, NULL);
+	pthread_cond_init(&g->qcv, NULL);
+	log_open(&g->log, g->cfg.log_file, (int)g->cfg.log_level);
+	key_namespace(&g->cfg, &g->ns);
+	g->block_bytes = kvg_config_block_bytes(&g->cfg);
+	if (g->cfg.servers[0])
+		rc = client_open(&g->cfg, &g->remote, err, err_len);
+	else
+		rc = open_local(g, err, err_len);
+	if (!rc)
+		rc = start_workers(g);
+	if (rc) {
+		kvg_close(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+struct ckpt_iter {
+	kvg_grid *g;
+	uint32_t next;
+};
+
+static int ckpt_next(void *ctx, struct nvme_ckpt_ent *out)
+{
+	struct ckpt_iter *it = ctx;
+	struct index *ix = &it->g->ix;
+	while (it->next < ix->cap) {
+		struct entry *e = &ix->e[it->next++];
+		if (!(e->state & E_USED) || !(e->state & E_NVME) || (e->state & E_FILLING))
+			continue;
+		memset(out, 0, sizeof(*out));
+		out->key = e->key;
+		out->loc.seg = e->seg;
+		out->loc.off4k = e->off4k;
+		out->loc.gen = e->gen;
+		out->len = e->len;
+		out->depth = e->depth;
+		return 1;
+	}
+	it->next = 0; /* rewind: the writer walks twice (count, then write) */
+	return 0;
+}
+
+/* Writes every DRAM-only block back to NVMe, so that a reopen finds what the grid held. */
+static void flush_dram(kvg_grid *g)
+{
+	pthread_mutex_lock(&g->lock);
+	uint32_t batch[64];
+	int n = 0;
+	for (uint32_t s = 0; s < g->ix.cap; s++) {
+		struct entry *e = &g->ix.e[s];
+		if ((e->state & E_USED) && (e->state & E_DRAM) && !(e->state & (E_NVME | E_FILLING))) {
+			e->refs++;
+			e->state |= E_DEMOTING;
+			batch[n++] = s;
+		}
+		if (n == 64 || (n && s + 1 == g->ix.cap)) {
+			write_back(g, batch, n);
+			n = 0;
+		}
+	}
+	if (n)
+		write_back(g, batch, n);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void kvg_close(kvg_grid *g)
+{
+	if (!g)
+		return;
+	stop_workers(g);
+	/* requests still in flight (I/O completions) finish before the tiers go */
+	for (uint32_t i = 0; g->reqs && i < g->cfg.req_max; i++)
+		if (g->reqs[i].in_use && g->reqs[i].pending)
+			kvg_req_wait(&g->reqs[i], -1);
+	if (g->nv && has_dram(g) && g->cfg.demote_on_evict)
+		flush_dram(g);
+	if (g->nv) {
+		struct ckpt_iter it = { g, 0 };
+		nvme_close(g->nv, ckpt_next, &it);
+	}
+	if (g->remote)
+		client_close(g->remote);
+	for (uint32_t i = 0; g->reqs && i < g->cfg.req_max; i++) {
+		pthread_mutex_destroy(&g->reqs[i].mu);
+		pthread_cond_destroy(&g->reqs[i].cv);
+		free(g->reqs[i].layer_count);
+		free(g->reqs[i].prefetch_keys);
+	}
+	free(g->reqs);
+	free(g->workers);
+	for (int t = 0; t < KVG_TIER_COUNT; t++)
+		if (g->pol[t])
+			g->pol_ops->destroy(g->pol[t]);
+	arena_free_all(&g->arena);
+	index_free(&g->ix);
+	log_close(&g->log);
+	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->lock_cv);
+	pthread_mutex_destroy(&g->qlock);
+	pthread_cond_destroy(&g->qcv);
+	free(g);
+}

@@ -1,0 +1,67 @@
+/*
+ * grid.h - the grid object behind kvgrid.h: the index, the tiers, their policies, the
+ * request pool and the worker threads.  Private to the library; exposed to its own tests
+ * and tools only through this header.
+ */
+#ifndef KVG_GRID_H
+#define KVG_GRID_H
+
+#include <pthread.h>
+
+#include "client.h"
+#include "index.h"
+#include "log.h"
+#include "policy.h"
+#include "tier_dram.h"
+#include "tier_nvme.h"
+
+enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2 };
+
+struct kvg_req {
+	kvg_grid *g;
+	int op;
+	struct kvg_io *ios;
+	size_t n;
+	struct kvg_req_opts opts;
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t cv;
+	size_t pending;     /* blocks not finished, +1 while the dispatcher runs */
+	int status;         /* first error */
+	int complete;
+	int in_use;
+	uint32_t layers;
+	uint32_t layers_ready;
+	uint32_t *layer_count; /* blocks whose layer L has arrived */
+	kvg_key *prefetch_keys; /* REQ_PREFETCH: owned copy */
+	struct kvg_req *next;
+};
+
+struct kvg_grid {
+	struct kvg_config cfg;
+	struct log log;
+	kvg_key ns;
+	uint64_t block_bytes; /* of the layout; 0 if unset */
+
+	pthread_mutex_t lock; /* guards ix, arena allocation, pol, nv's space, st */
+	pthread_cond_t lock_cv; /* signalled when refs drop (close, delete) */
+	struct index ix;
+	struct arena arena;
+	struct nvme *nv;
+	const struct policy_ops *pol_ops;
+	struct policy *pol[KVG_TIER_COUNT];
+	struct kvg_stats st;
+	uint64_t *recover_seq; /* during open only */
+	struct client *remote;
+
+	/* requests and workers */
+	pthread_mutex_t qlock; /* guards free_reqs, queue, stop */
+	pthread_cond_t qcv;
+	struct kvg_req *reqs;
+	struct kvg_req *free_reqs;
+	struct kvg_req *qhead, *qtail;
+	int stop;
+	uint32_t nworkers;
+	pthread_t *workers;
+};
+
+#endif

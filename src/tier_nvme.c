@@ -1,0 +1,1106 @@
+/*
+ * tier_nvme.c - see tier_nvme.h.
+ *
+ * Writes: a record is [header 4 KiB][payload, padded to 4 KiB], built as one vector of
+ * aligned pieces (the header, the caller's buffer or arena chunks, a tail block holding the
+ * last partial 4 KiB) and moved in groups of up to IO_IOV_MAX pieces, several groups in
+ * flight.  Reads: the same vector pointed at the destination; the header is checked (magic,
+ * key, generation, length, checksum) and the payload verified against its XXH3-64 before
+ * done(0) -- or, for a layered read, part by part, each part reported only once verified.
+ * Anything that does not verify is KVG_ECORRUPT: a miss, never bytes.
+ *
+ * Recovery: a clean close leaves index.ckpt (every entry, every segment's generation); open
+ * loads it when it matches the segment headers and deletes it before any new write, so a
+ * crash always falls back to scanning the segments' record headers.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "index.h"
+#include "tier_nvme.h"
+
+#define CKPT_MAGIC 0x3154504b4347564bull /* "KVGCKPT1" */
+#define GROUP_MAX_BYTES (8u << 20)
+#define RETRIES_MAX 16
+
+uint64_t nvme_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int errf(char *err, size_t len, int rc, const char *fmt, const char *a, const char *b)
+{
+	if (err && len)
+		snprintf(err, len, fmt, a, b);
+	return rc;
+}
+
+/* ---- segments ------------------------------------------------------------------------ */
+
+static void seg_path(const struct nvme *nv, uint32_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/seg-%08u.kvg", nv->dir, i);
+}
+
+static int seg_write_header(struct nvme *nv, uint32_t i)
+{
+	uint8_t *buf;
+	if (posix_memalign((void **)&buf, KVG_ALIGN, SEG_HDR_BYTES))
+		return -ENOMEM;
+	memset(buf, 0, SEG_HDR_BYTES);
+	struct seg_hdr *h = (struct seg_hdr *)buf;
+	h->magic = SEG_MAGIC;
+	h->format = KVG_FORMAT_VERSION;
+	h->seg_id = i;
+	h->generation = nv->segs[i].gen;
+	memcpy(h->grid_id, nv->grid_id, 16);
+	h->seg_bytes = nv->seg_bytes;
+	seg_hdr_seal(h);
+	ssize_t n = pwrite(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
+	int rc = n == SEG_HDR_BYTES ? 0 : n < 0 ? -errno : -EIO;
+	if (!rc && nv->durable && fdatasync(nv->segs[i].fd) < 0)
+		rc = -errno;
+	free(buf);
+	return rc;
+}
+
+static int seg_open_file(struct nvme *nv, uint32_t i, int *created)
+{
+	char path[4200];
+	seg_path(nv, i, path, sizeof(path));
+	int flags = O_RDWR | O_CREAT | O_CLOEXEC | (nv->direct ? O_DIRECT : 0);
+	int fd = open(path, flags, 0644);
+	if (fd < 0 && errno == EINVAL && nv->direct) {
+		nv->direct = 0; /* tmpfs and friends: say so once, go on buffered */
+		log_msg(nv->log, LOG_WARN, "%s: O_DIRECT unavailable, using buffered I/O", nv->dir);
+		fd = open(path, flags & ~O_DIRECT, 0644);
+	}
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	*created = st.st_size == 0;
+	if ((uint64_t)st.st_size < nv->seg_bytes) {
+		int rc = posix_fallocate(fd, 0, nv->seg_bytes);
+		if (rc && rc != EOPNOTSUPP && rc != EINVAL) {
+			close(fd);
+			return -rc;
+		}
+		if (rc && ftruncate(fd, nv->seg_bytes) < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+	}
+	nv->segs[i].fd = fd;
+	return 0;
+}
+
+int nvme_reserve(struct nvme *nv, uint64_t len, struct nvme_loc *loc)
+{
+	uint64_t span = rec_span(len);
+	if (span > nv->seg_bytes - SEG_HDR_BYTES)
+		return KVG_ETOOBIG;
+	if (nvme_degraded(nv))
+		return KVG_EDEGRADED;
+	struct segment *s = nv->open_seg != SLOT_NONE ? &nv->segs[nv->open_seg] : NULL;
+	if (!s || s->write_off + span > nv->seg_bytes) {
+		if (s)
+			s->state = SEG_SEALED;
+		nv->open_seg = SLOT_NONE;
+		uint32_t i;
+		for (i = 0; i < nv->nsegs; i++)
+			if (nv->segs[i].state == SEG_FREE && nv->segs[i].inflight == 0)
+				break;
+		if (i == nv->nsegs)
+			return -ENOSPC;
+		s = &nv->segs[i];
+		s->gen++;
+		int rc = seg_write_header(nv, i);
+		if (rc) {
+			__atomic_add_fetch(&nv->io_errors, 1, __ATOMIC_RELAXED);
+			log_msg(nv->log, LOG_ERR, "segment %u: header write failed: %s", i,
+				strerror(-rc));
+			return rc;
+		}
+		s->state = SEG_OPEN;
+		s->write_off = SEG_HDR_BYTES;
+		nv->open_seg = i;
+	}
+	loc->seg = (uint32_t)(s - nv->segs);
+	loc->off4k = (uint32_t)(s->write_off / KVG_ALIGN);
+	loc->gen = (uint32_t)s->gen;
+	s->write_off += span;
+	nv->bytes_used += span;
+	return 0;
+}
+
+void nvme_seg_free(struct nvme *nv, uint32_t seg)
+{
+	struct segment *s = &nv->segs[seg];
+	if (nv->open_seg == seg)
+		nv->open_seg = SLOT_NONE;
+	uint64_t used = s->write_off > SEG_HDR_BYTES ? s->write_off - SEG_HDR_BYTES : 0;
+	nv->bytes_used = nv->bytes_used > used ? nv->bytes_used - used : 0;
+	s->state = SEG_FREE;
+	s->write_off = SEG_HDR_BYTES;
+}
+
+int nvme_seg_evictable(const struct nvme *nv, uint32_t seg)
+{
+	const struct segment *s = &nv->segs[seg];
+	return s->inflight == 0 && nv->open_seg != seg;
+}
+
+int nvme_degraded(struct nvme *nv)
+{
+	uint64_t until = __atomic_load_n(&nv->degraded_until_us, __ATOMIC_RELAXED);
+	if (!until)
+		return 0;
+	if (nvme_now_us() < until)
+		return 1;
+	/* rested: try again, with a fresh error budget */
+	if (__atomic_compare_exchange_n(&nv->degraded_until_us, &until, 0, 0, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED)) {
+		__atomic_store_n(&nv->io_errors_recent, 0, __ATOMIC_RELAXED);
+		log_msg(nv->log, LOG_WARN, "%s: retrying the NVMe tier after a rest", nv->dir);
+	}
+	return 0;
+}
+
+static void note_io_error(struct nvme *nv, int err, const char *what)
+{
+	__atomic_add_fetch(&nv->io_errors, 1, __ATOMIC_RELAXED);
+	uint32_t n = __atomic_add_fetch(&nv->io_errors_recent, 1, __ATOMIC_RELAXED);
+	log_msg(nv->log, LOG_ERR, "%s: %s failed: %s", nv->dir, what, strerror(-err));
+	if (n == nv->io_error_limit) {
+		__atomic_store_n(&nv->degraded_until_us, nvme_now_us() + nv->retry_ms * 1000ull,
+				 __ATOMIC_RELAXED);
+		log_msg(nv->log, LOG_ERR,
+			"%s: NVMe tier degraded after %u I/O errors; DRAM keeps serving; retry in %u ms",
+			nv->dir, n, nv->retry_ms);
+	}
+}
+
+/* ---- op pool ------------------------------------------------------------------------- */
+
+static int op_init(struct nvme *nv, struct nvme_op *op)
+{
+	memset(op, 0, sizeof(*op));
+	op->nv = nv;
+	pthread_mutex_init(&op->lock, NULL);
+	if (posix_memalign((void **)&op->hdr, KVG_ALIGN, REC_HDR_BYTES) ||
+	    posix_memalign((void **)&op->tail, KVG_ALIGN, KVG_ALIGN))
+		return -ENOMEM;
+	memset(op->hdr, 0, REC_HDR_BYTES);
+	memset(op->tail, 0, KVG_ALIGN);
+	op->vec_cap = nv->max_vec;
+	op->vec = calloc(op->vec_cap, sizeof(struct iovec));
+	op->group_end = calloc(op->vec_cap, sizeof(uint32_t));
+	op->group_off = calloc(op->vec_cap, sizeof(uint64_t));
+	op->arrived = calloc(REC_PARTS_MAX, 1);
+	if (!op->vec || !op->group_end || !op->group_off || !op->arrived)
+		return -ENOMEM;
+	return 0;
+}
+
+static void op_fini(struct nvme_op *op)
+{
+	free(op->hdr);
+	free(op->tail);
+	free(op->bounce);
+	free(op->vec);
+	free(op->group_end);
+	free(op->group_off);
+	free(op->arrived);
+	pthread_mutex_destroy(&op->lock);
+}
+
+struct nvme_op *nvme_op_get(struct nvme *nv)
+{
+	pthread_mutex_lock(&nv->pool_lock);
+	while (!nv->free_ops)
+		pthread_cond_wait(&nv->pool_cond, &nv->pool_lock);
+	struct nvme_op *op = nv->free_ops;
+	nv->free_ops = op->next_free;
+	pthread_mutex_unlock(&nv->pool_lock);
+	op->write = op->layered = 0;
+	op->parts = 1;
+	op->srccnt = 0;
+	op->dst = NULL;
+	op->part_done = NULL;
+	op->done = NULL;
+	op->depth = 0;
+	return op;
+}
+
+void nvme_op_put(struct nvme *nv, struct nvme_op *op)
+{
+	pthread_mutex_lock(&nv->pool_lock);
+	op->next_free = nv->free_ops;
+	nv->free_ops = op;
+	pthread_cond_signal(&nv->pool_cond);
+	pthread_mutex_unlock(&nv->pool_lock);
+}
+
+/* ---- transfers ----------------------------------------------------------------------- */
+
+static int vec_add(struct nvme_op *op, void *base, uint64_t len)
+{
+	if (op->nvec == op->vec_cap)
+		return -1;
+	op->vec[op->nvec].iov_base = base;
+	op->vec[op->nvec].iov_len = len;
+	op->nvec++;
+	return 0;
+}
+
+/* Cuts the vector into I/O groups: whole parts for a layered read, else greedy. */
+static void make_groups(struct nvme_op *op, int per_entry)
+{
+	uint64_t off = (uint64_t)op->loc.off4k * KVG_ALIGN, bytes = 0;
+	uint32_t n = 0;
+	op->ngroups = 0;
+	op->group_off[0] = off;
+	for (uint32_t i = 0; i < op->nvec; i++) {
+		uint64_t len = op->vec[i].iov_len;
+		int cut = n > 0 && (n == IO_IOV_MAX || bytes + len > GROUP_MAX_BYTES ||
+				    (per_entry && i >= 2));
+		if (cut) {
+			op->group_end[op->ngroups++] = i;
+			op->group_off[op->ngroups] = off;
+			n = 0;
+			bytes = 0;
+		}
+		n++;
+		bytes += len;
+		off += len;
+	}
+	op->group_end[op->ngroups++] = op->nvec;
+}
+
+static void group_done(struct io_req *r, ssize_t res);
+
+static void group_issue(struct nvme_op *op, struct io_req *r, uint32_t g)
+{
+	uint32_t first = g ? op->group_end[g - 1] : 0, last = op->group_end[g];
+	r->op = op->write ? IO_WRITE : IO_READ;
+	r->fd = op->nv->segs[op->loc.seg].fd;
+	r->off = op->group_off[g];
+	r->iovcnt = (int)(last - first);
+	memcpy(r->iov, &op->vec[first], sizeof(struct iovec) * r->iovcnt);
+	r->rw_flags = op->write && op->nv->durable ? RWF_DSYNC : 0;
+	r->done = group_done;
+	r->arg = op;
+	/* the group number rides in the spare high bits of next's slot: keep it in iov math */
+	r->next = (struct io_req *)(uintptr_t)g;
+	op->nv->ops->submit(op->nv->io, r);
+}
+
+static uint64_t iov_total(const struct io_req *r)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < r->iovcnt; i++)
+		t += r->iov[i].iov_len;
+	return t;
+}
+
+static void iov_advance(struct io_req *r, uint64_t n)
+{
+	r->off += n;
+	while (n && r->iovcnt) {
+		if (n >= r->iov[0].iov_len) {
+			n -= r->iov[0].iov_len;
+			memmove(r->iov, r->iov + 1, sizeof(struct iovec) * (r->iovcnt - 1));
+			r->iovcnt--;
+		} else {
+			r->iov[0].iov_base = (uint8_t *)r->iov[0].iov_base + n;
+			r->iov[0].iov_len -= n;
+			n = 0;
+		}
+	}
+}
+
+static int check_header(struct nvme_op *op)
+{
+	struct rec_hdr h;
+	if (rec_hdr_check(op->hdr, REC_HDR_BYTES, &h))
+		return KVG_ECORRUPT;
+	if (memcmp(h.key, op->key.bytes, KVG_KEY_BYTES) || (uint32_t)h.generation != op->loc.gen ||
+	    h.payload_len != op->len || (h.flags & REC_F_TOMBSTONE) ||
+	    memcmp(h.grid_id, op->nv->grid_id, 16))
+		return KVG_ECORRUPT;
+	if (h.parts > 1) {
+		uint64_t c = XXH3_64bits(op->hdr + 128, (size_t)h.parts * 8);
+		if (c != h.payload_csum)
+			return KVG_ECORRUPT;
+	}
+	if (op->layered && h.parts != op->parts)
+		return KVG_ECORRUPT; /* written under another layout: cannot verify by layer */
+	op->parts = h.parts;
+	return 0;
+}
+
+/* XXH3-64 of payload bytes [off, off+len), wherever they landed (buffer, then tail). */
+static uint64_t payload_csum(struct nvme_op *op, uint64_t off, uint64_t len)
+{
+	uint8_t *base = op->read_into;
+	uint64_t main_len = op->len - op->tail_bytes;
+	if (off + len <= main_len)
+		return XXH3_64bits(base + off, len);
+	XXH3_state_t st;
+	XXH3_INITSTATE(&st);
+	XXH3_64bits_reset(&st);
+	if (off < main_len)
+		XXH3_64bits_update(&st, base + off, main_len - off);
+	uint64_t toff = off > main_len ? off - main_len : 0;
+	XXH3_64bits_update(&st, op->tail + toff, off + len - main_len - toff);
+	return XXH3_64bits_digest(&st);
+}
+
+static int verify_part(struct nvme_op *op, uint32_t p)
+{
+	uint64_t pb = op->len / op->parts;
+	uint64_t want;
+	memcpy(&want, op->hdr + 128 + 8 * p, 8);
+	return payload_csum(op, p * pb, pb) == want ? 0 : KVG_ECORRUPT;
+}
+
+static int verify_all(struct nvme_op *op)
+{
+	if (op->parts == 1) {
+		struct rec_hdr *h = (struct rec_hdr *)op->hdr;
+		return payload_csum(op, 0, op->len) == h->payload_csum ? 0 : KVG_ECORRUPT;
+	}
+	for (uint32_t p = 0; p < op->parts; p++)
+		if (verify_part(op, p))
+			return KVG_ECORRUPT;
+	return 0;
+}
+
+/* Copies the payload's last partial block, and the bounce buffer, to the destination. */
+static void land(struct nvme_op *op)
+{
+	uint64_t main_len = op->len - op->tail_bytes;
+	if (op->read_into != op->dst)
+		memcpy(op->dst, op->read_into, main_len);
+	if (op->tail_bytes)
+		memcpy((uint8_t *)op->dst + main_len, op->tail, op->tail_bytes);
+}
+
+/* Layered read: report every part that has arrived and verifies, in order.  op->lock held. */
+static void advance_parts(struct nvme_op *op, uint32_t *from, uint32_t *to)
+{
+	*from = op->parts_verified;
+	while (op->status == 0 && op->parts_verified < op->parts &&
+	       op->arrived[op->parts_verified] == 1) {
+		uint32_t p = op->parts_verified;
+		if (verify_part(op, p)) {
+			op->status = KVG_ECORRUPT;
+			break;
+		}
+		op->arrived[p] = 2;
+		op->parts_verified++;
+	}
+	*to = op->parts_verified;
+}
+
+static void op_finish(struct nvme_op *op)
+{
+	struct nvme *nv = op->nv;
+	int st = op->status;
+	if (!op->write && st == 0) {
+		if (!op->layered) {
+			st = op->hdr_ok ? verify_all(op) : KVG_ECORRUPT;
+		}
+		if (st == 0)
+			land(op);
+	}
+	if (st == KVG_ECORRUPT) {
+		__atomic_add_fetch(&nv->checksum_failures, 1, __ATOMIC_RELAXED);
+		char hex[65];
+		kvg_key_hex(&op->key, hex);
+		log_msg(nv->log, LOG_WARN, "%s: block %.16s at segment %u offset %llu failed "
+			"verification; served as a miss", nv->dir, hex, op->loc.seg,
+			(unsigned long long)op->loc.off4k * KVG_ALIGN);
+	}
+	if (st == 0)
+		__atomic_add_fetch(op->write ? &nv->bytes_written : &nv->bytes_read,
+				   rec_span(op->len), __ATOMIC_RELAXED);
+	op->done(op, st);
+}
+
+static void group_done(struct io_req *r, ssize_t res)
+{
+	struct nvme_op *op = r->arg;
+	struct nvme *nv = op->nv;
+	uint32_t g = (uint32_t)(uintptr_t)r->next;
+	if (res == -EINTR || res == -EAGAIN) {
+		r->next = (struct io_req *)(uintptr_t)g;
+		nv->ops->submit(nv->io, r);
+		return;
+	}
+	if (res > 0 && (uint64_t)res < iov_total(r)) { /* short: move on by what was done */
+		iov_advance(r, (uint64_t)res);
+		r->next = (struct io_req *)(uintptr_t)g;
+		nv->ops->submit(nv->io, r);
+		return;
+	}
+	if (res == 0 && iov_total(r))
+		res = -EIO; /* end of file inside a record */
+	if (res < 0)
+		note_io_error(nv, (int)res, op->write ? "write" : "read");
+
+	uint32_t from = 0, to = 0;
+	pthread_mutex_lock(&op->lock);
+	if (res < 0 && op->status == 0)
+		op->status = (int)res;
+	op->groups_done++;
+	op->inflight--;
+	if (!op->write && res >= 0) {
+		if (g == 0) {
+			op->hdr_ok = check_header(op) == 0;
+			if (!op->hdr_ok)
+				op->status = KVG_ECORRUPT;
+		}
+		if (op->layered) {
+			op->arrived[g] = 1;
+			if (op->hdr_ok)
+				advance_parts(op, &from, &to);
+		}
+	}
+	int more = op->status == 0 && op->next_group < op->ngroups;
+	uint32_t next = more ? op->next_group++ : 0;
+	if (more)
+		op->inflight++;
+	int finished = op->inflight == 0 && (op->groups_done == op->ngroups || op->status);
+	pthread_mutex_unlock(&op->lock);
+
+	for (uint32_t p = from; p < to; p++)
+		if (op->part_done)
+			op->part_done(op, p);
+	if (more)
+		group_issue(op, r, next);
+	else if (finished)
+		op_finish(op);
+}
+
+static int ensure_bounce(struct nvme_op *op, uint64_t len)
+{
+	if (op->bounce_cap >= len)
+		return 0;
+	free(op->bounce);
+	op->bounce = NULL;
+	op->bounce_cap = 0;
+	uint64_t cap = (len + (1 << 20) - 1) & ~(uint64_t)((1 << 20) - 1);
+	if (posix_memalign((void **)&op->bounce, KVG_ALIGN, cap))
+		return -ENOMEM;
+	op->bounce_cap = cap;
+	return 0;
+}
+
+static int build_write(struct nvme_op *op)
+{
+	struct rec_hdr *h = (struct rec_hdr *)op->hdr;
+	memset(op->hdr, 0, REC_HDR_BYTES);
+	h->magic = REC_MAGIC;
+	h->format = KVG_FORMAT_VERSION;
+	h->generation = op->nv->segs[op->loc.seg].gen;
+	h->seq = __atomic_fetch_add(&op->nv->seq, 1, __ATOMIC_RELAXED);
+	memcpy(h->key, op->key.bytes, KVG_KEY_BYTES);
+	h->payload_len = op->len;
+	memcpy(h->grid_id, op->nv->grid_id, 16);
+	h->depth = op->depth;
+	uint32_t parts = op->parts;
+	if (parts < 1 || parts > REC_PARTS_MAX || op->len % parts)
+		parts = 1;
+	h->parts = parts;
+
+	/* payload pieces must be aligned: if any is not, gather everything in the bounce */
+	int aligned = 1;
+	for (int i = 0; i < op->srccnt; i++)
+		if (((uintptr_t)op->src[i].iov_base % KVG_ALIGN) ||
+		    (i + 1 < op->srccnt && op->src[i].iov_len % KVG_ALIGN))
+			aligned = 0;
+	if (!aligned) {
+		if (ensure_bounce(op, op->len))
+			return -ENOMEM;
+		uint64_t o = 0;
+		for (int i = 0; i < op->srccnt; i++) {
+			memcpy(op->bounce + o, op->src[i].iov_base, op->src[i].iov_len);
+			o += op->src[i].iov_len;
+		}
+		op->src[0].iov_base = op->bounce;
+		op->src[0].iov_len = op->len;
+		op->srccnt = 1;
+	}
+	/* checksums over the logical payload */
+	uint64_t pb = op->len / parts, done = 0;
+	int si = 0;
+	uint64_t soff = 0;
+	for (uint32_t p = 0; p < parts; p++) {
+		XXH3_state_t st;
+		XXH3_INITSTATE(&st);
+		XXH3_64bits_reset(&st);
+		uint64_t need = pb;
+		while (need) {
+			uint64_t k = op->src[si].iov_len - soff;
+			if (k > need)
+				k = need;
+			XXH3_64bits_update(&st, (uint8_t *)op->src[si].iov_base + soff, k);
+			need -= k;
+			soff += k;
+			if (soff == op->src[si].iov_len) {
+				si++;
+				soff = 0;
+			}
+		}
+		uint64_t c = XXH3_64bits_digest(&st);
+		if (parts == 1)
+			h->payload_csum = c;
+		else
+			memcpy(op->hdr + 128 + 8 * p, &c, 8);
+		done += pb;
+	}
+	if (parts > 1)
+		h->payload_csum = XXH3_64bits(op->hdr + 128, (size_t)parts * 8);
+	rec_hdr_seal(h);
+
+	op->nvec = 0;
+	vec_add(op, op->hdr, REC_HDR_BYTES);
+	uint64_t left = op->len;
+	for (int i = 0; i < op->srccnt && left; i++) {
+		uint64_t len = op->src[i].iov_len < left ? op->src[i].iov_len : left;
+		uint64_t whole = len & ~(uint64_t)(KVG_ALIGN - 1);
+		if (whole && vec_add(op, op->src[i].iov_base, whole))
+			return -E2BIG;
+		if (len > whole) { /* the last partial 4 KiB goes through the zeroed tail block */
+			memset(op->tail, 0, KVG_ALIGN);
+			memcpy(op->tail, (uint8_t *)op->src[i].iov_base + whole, len - whole);
+			if (vec_add(op, op->tail, KVG_ALIGN))
+				return -E2BIG;
+		}
+		left -= len;
+	}
+	make_groups(op, 0);
+	return 0;
+}
+
+static int build_read(struct nvme_op *op)
+{
+	op->read_into = op->dst;
+	op->tail_bytes = op->len % KVG_ALIGN;
+	if ((uintptr_t)op->dst % KVG_ALIGN) {
+		if (ensure_bounce(op, op->len))
+			return -ENOMEM;
+		op->read_into = op->bounce;
+	}
+	uint64_t main_len = op->len - op->tail_bytes;
+	op->nvec = 0;
+	vec_add(op, op->hdr, REC_HDR_BYTES);
+	uint32_t parts = op->layered ? op->parts : 1;
+	if (parts < 1 || parts > REC_PARTS_MAX || op->len % parts ||
+	    (op->len / parts) % KVG_ALIGN)
+		parts = 1;
+	if (parts > 1) {
+		uint64_t pb = op->len / parts;
+		for (uint32_t p = 0; p < parts; p++)
+			vec_add(op, (uint8_t *)op->read_into + p * pb, pb);
+	} else {
+		for (uint64_t o = 0; o < main_len; o += GROUP_MAX_BYTES) {
+			uint64_t k = main_len - o < GROUP_MAX_BYTES ? main_len - o : GROUP_MAX_BYTES;
+			if (vec_add(op, (uint8_t *)op->read_into + o, k))
+				return -E2BIG;
+		}
+		if (op->tail_bytes)
+			vec_add(op, op->tail, KVG_ALIGN);
+		op->layered = 0; /* verified whole; reported as one part */
+	}
+	op->parts = parts;
+	make_groups(op, parts > 1);
+	memset(op->arrived, 0, parts);
+	return 0;
+}
+
+void nvme_submit(struct nvme *nv, struct nvme_op *op)
+{
+	op->status = 0;
+	op->hdr_ok = 0;
+	op->groups_done = op->next_group = op->inflight = 0;
+	op->parts_verified = 0;
+	op->tail_bytes = 0;
+	int rc = op->write ? build_write(op) : build_read(op);
+	if (rc) {
+		op->status = rc;
+		op->done(op, rc);
+		return;
+	}
+	uint32_t win = op->ngroups < 8 ? op->ngroups : 8;
+	pthread_mutex_lock(&op->lock);
+	op->next_group = win;
+	op->inflight = win;
+	pthread_mutex_unlock(&op->lock);
+	for (uint32_t g = 0; g < win; g++)
+		group_issue(op, &op->req[g], g);
+}
+
+/* ---- open, recovery, checkpoint, close ------------------------------------------------ */
+
+struct ckpt_head {
+	uint64_t magic;
+	uint32_t format;
+	uint32_t nsegs;
+	uint8_t grid_id[16];
+	uint64_t entries;
+	uint64_t seq;
+	uint64_t seg_bytes;
+};
+
+struct ckpt_seg {
+	uint64_t gen;
+	uint64_t write_off;
+	uint32_t state;
+	uint32_t pad;
+};
+
+static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/grid.id", nv->dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, nv->grid_id, 16);
+		close(fd);
+		if (n == 16)
+			return 0;
+		log_msg(nv->log, LOG_WARN, "%s: grid.id unreadable; treating the directory as new",
+			nv->dir);
+	}
+	if (getrandom(nv->grid_id, 16, 0) != 16)
+		return errf(err, err_len, -EIO, "%s: no random bytes for the grid id%s", nv->dir, "");
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s/grid.id.tmp", nv->dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, nv->grid_id, 16) != 16 || fsync(fd) < 0) {
+		int e = -errno;
+		if (fd >= 0)
+			close(fd);
+		return errf(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
+			    strerror(e ? -e : EIO));
+	}
+	close(fd);
+	if (rename(tmp, path) < 0)
+		return errf(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
+			    strerror(errno));
+	fsync(nv->dir_fd);
+	return 0;
+}
+
+/* Reads a segment's header: 0 and its generation, or KVG_ECORRUPT (new, foreign, bad). */
+static int seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
+{
+	uint8_t *buf;
+	if (posix_memalign((void **)&buf, KVG_ALIGN, SEG_HDR_BYTES))
+		return -ENOMEM;
+	struct seg_hdr h;
+	ssize_t n = pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
+	int rc = n == SEG_HDR_BYTES ? seg_hdr_check(buf, SEG_HDR_BYTES, &h) : KVG_ECORRUPT;
+	if (!rc && (h.seg_id != i || memcmp(h.grid_id, nv->grid_id, 16) ||
+		    h.seg_bytes != nv->seg_bytes))
+		rc = KVG_ECORRUPT;
+	if (!rc)
+		*gen = h.generation;
+	free(buf);
+	return rc;
+}
+
+/* Walks one segment's records, reporting the good ones; returns how many. */
+static uint64_t seg_scan(struct nvme *nv, uint32_t i,
+			 void (*cb)(void *, const struct nvme_recovered *), void *ctx,
+			 uint64_t *bad)
+{
+	struct segment *s = &nv->segs[i];
+	uint8_t *buf;
+	const uint64_t win = 1 << 20;
+	if (posix_memalign((void **)&buf, KVG_ALIGN, win))
+		return 0;
+	uint64_t off = SEG_HDR_BYTES, found = 0, end = SEG_HDR_BYTES;
+	while (off + REC_HDR_BYTES <= nv->seg_bytes) {
+		struct rec_hdr h;
+		ssize_t n = pread(s->fd, buf, REC_HDR_BYTES, (off_t)off);
+		if (n != REC_HDR_BYTES)
+			break;
+		if (rec_hdr_check(buf, REC_HDR_BYTES, &h) == 0 && h.generation == s->gen &&
+		    !memcmp(h.grid_id, nv->grid_id, 16) &&
+		    off + rec_span(h.payload_len) <= nv->seg_bytes) {
+			struct nvme_recovered r = { .hdr = h };
+			r.loc.seg = i;
+			r.loc.off4k = (uint32_t)(off / KVG_ALIGN);
+			r.loc.gen = (uint32_t)s->gen;
+			cb(ctx, &r);
+			if (h.seq >= nv->seq)
+				nv->seq = h.seq + 1;
+			found++;
+			off += rec_span(h.payload_len);
+			end = off;
+			continue;
+		}
+		/* not a record of this generation: the end of the log, or damage.  Look ahead
+		 * a window for another good header before deciding it is the end. */
+		uint64_t next = 0;
+		ssize_t m = pread(s->fd, buf, win, (off_t)(off + KVG_ALIGN));
+		for (uint64_t k = 0; m > 0 && k + REC_HDR_BYTES <= (uint64_t)m; k += KVG_ALIGN) {
+			if (rec_hdr_check(buf + k, REC_HDR_BYTES, &h) == 0 && h.generation == s->gen &&
+			    !memcmp(h.grid_id, nv->grid_id, 16)) {
+				next = off + KVG_ALIGN + k;
+				break;
+			}
+		}
+		if (!next) {
+			if (m > 0 && (uint64_t)m == win && off + KVG_ALIGN + win < nv->seg_bytes) {
+				off += win; /* keep looking further on */
+				continue;
+			}
+			break;
+		}
+		(*bad)++;
+		off = next;
+	}
+	free(buf);
+	s->write_off = end;
+	return found;
+}
+
+static int ckpt_path(const struct nvme *nv, char *buf, size_t len)
+{
+	return snprintf(buf, len, "%s/index.ckpt", nv->dir);
+}
+
+/* Loads index.ckpt if it is whole and agrees with every segment header. */
+static int ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
+		     void *ctx, uint64_t *count)
+{
+	char path[4200];
+	ckpt_path(nv, path, sizeof(path));
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -ENOENT;
+	int rc = KVG_ECORRUPT;
+	struct ckpt_head h;
+	struct ckpt_seg *segs = NULL;
+	struct nvme_ckpt_ent *ents = NULL;
+	if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != CKPT_MAGIC ||
+	    h.format != KVG_FORMAT_VERSION || h.nsegs != nv->nsegs ||
+	    h.seg_bytes != nv->seg_bytes || memcmp(h.grid_id, nv->grid_id, 16) ||
+	    h.entries > (1ull << 32))
+		goto out;
+	segs = calloc(h.nsegs, sizeof(*segs));
+	ents = malloc(sizeof(*ents) * (h.entries ? h.entries : 1));
+	if (!segs || !ents)
+		goto out;
+	uint64_t csum_want;
+	if (fread(segs, sizeof(*segs), h.nsegs, f) != h.nsegs ||
+	    fread(ents, sizeof(*ents), h.entries, f) != h.entries ||
+	    fread(&csum_want, 8, 1, f) != 1)
+		goto out;
+	XXH3_state_t st;
+	XXH3_INITSTATE(&st);
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, &h, sizeof(h));
+	XXH3_64bits_update(&st, segs, sizeof(*segs) * h.nsegs);
+	XXH3_64bits_update(&st, ents, sizeof(*ents) * h.entries);
+	if (XXH3_64bits_digest(&st) != csum_want)
+		goto out;
+	for (uint32_t i = 0; i < nv->nsegs; i++) {
+		if (segs[i].state == SEG_FREE)
+			continue;
+		uint64_t gen;
+		if (seg_read_header(nv, i, &gen) || gen != segs[i].gen)
+			goto out;
+	}
+	for (uint32_t i = 0; i < nv->nsegs; i++) {
+		nv->segs[i].gen = segs[i].gen;
+		nv->segs[i].write_off = segs[i].write_off;
+		nv->segs[i].state = segs[i].state == SEG_FREE ? SEG_FREE : SEG_SEALED;
+	}
+	for (uint64_t k = 0; k < h.entries; k++) {
+		struct nvme_recovered r = { 0 };
+		if (ents[k].loc.seg >= nv->nsegs)
+			continue;
+		r.hdr.magic = REC_MAGIC;
+		memcpy(r.hdr.key, ents[k].key.bytes, KVG_KEY_BYTES);
+		r.hdr.payload_len = ents[k].len;
+		r.hdr.depth = ents[k].depth;
+		r.hdr.seq = k; /* a checkpoint holds one entry per key */
+		r.loc = ents[k].loc;
+		cb(ctx, &r);
+	}
+	nv->seq = h.seq;
+	*count = h.entries;
+	rc = 0;
+out:
+	free(segs);
+	free(ents);
+	fclose(f);
+	return rc;
+}
+
+static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err, size_t len)
+{
+	const char *name = "psync";
+	switch (cfg->io_backend) {
+	case KVG_IO_URING: name = "uring"; break;
+	case KVG_IO_PSYNC: name = "psync"; break;
+	case KVG_IO_FAULT: name = "fault"; break;
+	default: name = io_uring_usable() ? "uring" : "psync"; break;
+	}
+	nv->ops = io_find(name);
+	if (!nv->ops)
+		return errf(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in%s", name, "");
+	struct io_config ic = {
+		.queue_depth = cfg->queue_depth,
+		.threads = cfg->io_threads,
+		.fault_plan = cfg->fault_plan,
+		.fault_inner = io_uring_usable() ? "uring" : "psync",
+	};
+	if (!strcmp(name, "psync") && !ic.threads)
+		ic.threads = cfg->queue_depth < 16 ? cfg->queue_depth : 16;
+	int rc = nv->ops->create(&ic, &nv->io);
+	if (rc)
+		return errf(err, len, rc, "io backend %s: %s", name, strerror(-rc));
+	snprintf(nv->backend, sizeof(nv->backend), "%s", name);
+	if (cfg->io_backend == KVG_IO_AUTO && strcmp(name, "uring"))
+		log_msg(nv->log, LOG_WARN, "io_uring unavailable here; using %s", name);
+	return 0;
+}
+
+static int open_dir(struct nvme *nv, char *err, size_t err_len)
+{
+	if (mkdir(nv->dir, 0755) < 0 && errno != EEXIST)
+		return errf(err, err_len, -errno, "dir %s: cannot create: %s", nv->dir,
+			    strerror(errno));
+	nv->dir_fd = open(nv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (nv->dir_fd < 0)
+		return errf(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
+	if (access(nv->dir, W_OK) < 0)
+		return errf(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
+			    strerror(errno));
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/LOCK", nv->dir);
+	nv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (nv->lock_fd < 0)
+		return errf(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
+			    strerror(errno));
+	if (flock(nv->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return errf(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)%s",
+			    nv->dir, "");
+	return 0;
+}
+
+static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
+		   void *ctx, uint64_t *blocks)
+{
+	uint64_t n = 0, bad = 0, foreign = 0;
+	int rc = ckpt_load(nv, cb, ctx, &n);
+	char path[4200];
+	ckpt_path(nv, path, sizeof(path));
+	if (rc == 0) {
+		log_msg(nv->log, LOG_INFO, "%s: index loaded from checkpoint (%llu blocks)",
+			nv->dir, (unsigned long long)n);
+	} else {
+		if (rc != -ENOENT)
+			log_msg(nv->log, LOG_WARN, "%s: checkpoint unusable; scanning segments",
+				nv->dir);
+		for (uint32_t i = 0; i < nv->nsegs; i++) {
+			struct segment *s = &nv->segs[i];
+			uint64_t gen;
+			if (seg_read_header(nv, i, &gen)) {
+				s->state = SEG_FREE;
+				s->write_off = SEG_HDR_BYTES;
+				continue; /* new, foreign or damaged: reused with a new generation */
+			}
+			s->gen = gen;
+			uint64_t found = seg_scan(nv, i, cb, ctx, &bad);
+			s->state = found ? SEG_SEALED : SEG_FREE;
+			n += found;
+		}
+		if (bad || foreign)
+			log_msg(nv->log, LOG_WARN, "%s: %llu damaged records skipped while scanning",
+				nv->dir, (unsigned long long)bad);
+	}
+	/* from here on a crash must rescan: the checkpoint no longer describes the disk */
+	if (unlink(path) == 0)
+		fsync(nv->dir_fd);
+	*blocks = n;
+	return 0;
+}
+
+int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
+	      void (*cb)(void *ctx, const struct nvme_recovered *r), void *ctx, char *err,
+	      size_t err_len)
+{
+	struct nvme *nv = calloc(1, sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	snprintf(nv->dir, sizeof(nv->dir), "%s", cfg->dir);
+	nv->log = log;
+	nv->dir_fd = nv->lock_fd = -1;
+	nv->direct = 1;
+	nv->durable = cfg->durability == KVG_DURABILITY_DURABLE;
+	nv->seg_bytes = cfg->segment_bytes & ~(uint64_t)(KVG_ALIGN - 1);
+	nv->nsegs = (uint32_t)(cfg->nvme_bytes / nv->seg_bytes);
+	nv->io_error_limit = cfg->io_error_limit;
+	nv->retry_ms = cfg->degraded_retry_ms;
+	nv->open_seg = SLOT_NONE;
+	pthread_mutex_init(&nv->pool_lock, NULL);
+	pthread_cond_init(&nv->pool_cond, NULL);
+	int rc;
+	if (nv->nsegs < 2) {
+		rc = errf(err, err_len, KVG_ECONFIG,
+			  "nvme_bytes must hold at least two segments of segment_bytes%s%s", "", "");
+		goto out_free;
+	}
+	if ((rc = open_dir(nv, err, err_len)))
+		goto out_free;
+	if ((rc = grid_id_load(nv, err, err_len)))
+		goto out_free;
+	nv->segs = calloc(nv->nsegs, sizeof(struct segment));
+	if (!nv->segs) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < nv->nsegs; i++)
+		nv->segs[i].fd = -1;
+	for (uint32_t i = 0; i < nv->nsegs; i++) {
+		int created;
+		if ((rc = seg_open_file(nv, i, &created))) {
+			errf(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
+			     strerror(-rc));
+			goto out_free;
+		}
+		nv->segs[i].head = SLOT_NONE;
+		nv->segs[i].write_off = SEG_HDR_BYTES;
+	}
+	if ((rc = pick_backend(nv, cfg, err, err_len)))
+		goto out_free;
+	nv->max_vec = (uint32_t)(cfg->max_value_bytes / GROUP_MAX_BYTES) + 8;
+	if (nv->max_vec < (uint32_t)(sizeof(((struct nvme_op *)0)->src) / sizeof(struct iovec)) + 8)
+		nv->max_vec = (uint32_t)(sizeof(((struct nvme_op *)0)->src) / sizeof(struct iovec)) + 8;
+	if (nv->max_vec < REC_PARTS_MAX + 2)
+		nv->max_vec = REC_PARTS_MAX + 2;
+	nv->pool_size = cfg->queue_depth * (cfg->io_threads ? cfg->io_threads : 1) + 16;
+	nv->pool = calloc(nv->pool_size, sizeof(struct nvme_op));
+	if (!nv->pool) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < nv->pool_size; i++) {
+		if ((rc = op_init(nv, &nv->pool[i])))
+			goto out_free;
+		nv->pool[i].next_free = nv->free_ops;
+		nv->free_ops = &nv->pool[i];
+	}
+	*out = nv;
+	uint64_t blocks;
+	recover(nv, cb, ctx, &blocks);
+	return 0;
+out_free:
+	nvme_close(nv, NULL, NULL);
+	return rc;
+}
+
+static int ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent *), void *ctx)
+{
+	char path[4200], tmp[4300];
+	ckpt_path(nv, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "wb");
+	if (!f)
+		return -errno;
+	static char fbuf[1 << 20];
+	setvbuf(f, fbuf, _IOFBF, sizeof(fbuf));
+	struct ckpt_head h = { .magic = CKPT_MAGIC, .format = KVG_FORMAT_VERSION,
+			       .nsegs = nv->nsegs, .seq = nv->seq, .seg_bytes = nv->seg_bytes };
+	memcpy(h.grid_id, nv->grid_id, 16);
+	/* count first: the header carries the number of entries */
+	struct nvme_ckpt_ent e;
+	uint64_t count = 0;
+	while (next(ctx, &e))
+		count++;
+	h.entries = count;
+	XXH3_state_t st;
+	XXH3_INITSTATE(&st);
+	XXH3_64bits_reset(&st);
+	int ok = fwrite(&h, sizeof(h), 1, f) == 1;
+	XXH3_64bits_update(&st, &h, sizeof(h));
+	for (uint32_t i = 0; i < nv->nsegs && ok; i++) {
+		struct ckpt_seg s = { .gen = nv->segs[i].gen, .write_off = nv->segs[i].write_off,
+				      .state = nv->segs[i].state };
+		ok = fwrite(&s, sizeof(s), 1, f) == 1;
+		XXH3_64bits_update(&st, &s, sizeof(s));
+	}
+	uint64_t written = 0;
+	while (ok && written < count && next(ctx, &e)) {
+		ok = fwrite(&e, sizeof(e), 1, f) == 1;
+		XXH3_64bits_update(&st, &e, sizeof(e));
+		written++;
+	}
+	uint64_t c = XXH3_64bits_digest(&st);
+	ok = ok && written == count && fwrite(&c, 8, 1, f) == 1 && fflush(f) == 0 &&
+	     fsync(fileno(f)) == 0;
+	fclose(f);
+	if (!ok || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -EIO;
+	}
+	fsync(nv->dir_fd);
+	return 0;
+}
+
+void nvme_close(struct nvme *nv, int (*next)(void *ctx, struct nvme_ckpt_ent *e), void *ctx)
+{
+	if (!nv)
+		return;
+	if (nv->io)
+		nv->ops->destroy(nv->io);
+	for (uint32_t i = 0; nv->segs && i < nv->nsegs; i++)
+		if (nv->segs[i].fd >= 0 && nv->durable)
+			fdatasync(nv->segs[i].fd);
+	if (next && nv->io) {
+		int rc = ckpt_write(nv, next, ctx);
+		if (rc)
+			log_msg(nv->log, LOG_WARN, "%s: checkpoint not written (%s); next open scans",
+				nv->dir, strerror(-rc));
+	}
+	for (uint32_t i = 0; nv->segs && i < nv->nsegs; i++)
+		if (nv->segs[i].fd >= 0)
+			close(nv->segs[i].fd);
+	for (uint32_t i = 0; nv->pool && i < nv->pool_size; i++)
+		op_fini(&nv->pool[i]);
+	free(nv->pool);
+	free(nv->segs);
+	if (nv->lock_fd >= 0)
+		close(nv->lock_fd);
+	if (nv->dir_fd >= 0)
+		close(nv->dir_fd);
+	pthread_mutex_destroy(&nv->pool_lock);
+	pthread_cond_destroy(&nv->pool_cond);
+	free(nv);
+}

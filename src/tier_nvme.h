@@ -1,0 +1,156 @@
+/*
+ * tier_nvme.h - the NVMe tier: segment files in a directory, append-only records, reads
+ * verified before any byte is handed out, recovery of the index at open.
+ *
+ * Space and segment state are guarded by the grid lock (the caller holds it for every
+ * function marked "locked"); I/O runs through an io backend and completes on its threads.
+ * The record format is in record.h; doc/ARCHITECTURE.md shows the flow.
+ */
+#ifndef KVG_TIER_NVME_H
+#define KVG_TIER_NVME_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "io.h"
+#include "kvgrid.h"
+#include "log.h"
+#include "record.h"
+
+struct nvme_loc {
+	uint32_t seg;
+	uint32_t off4k;
+	uint32_t gen; /* low 32 bits of the segment generation */
+};
+
+enum seg_state { SEG_FREE = 0, SEG_OPEN = 1, SEG_SEALED = 2, SEG_BAD = 3 };
+
+struct segment {
+	int fd;
+	uint64_t gen;
+	uint64_t write_off; /* bytes used, records end here */
+	uint32_t state;
+	uint32_t live;      /* entries whose record is here (grid keeps the list) */
+	uint32_t inflight;  /* reads and writes in flight */
+	uint32_t head;      /* first entry slot of the segment's list (grid's) */
+};
+
+/* One record transfer.  The caller fills the public part; the tier owns the rest. */
+struct nvme_op {
+	int write;
+	struct nvme_loc loc;
+	kvg_key key;
+	uint32_t depth;
+	uint64_t len;
+	uint32_t parts;     /* write: checksum parts (1 or layers) */
+	int layered;        /* read: verify and report part by part */
+	void *dst;          /* read: len bytes */
+	struct iovec src[IO_IOV_MAX * 4]; /* write: payload pieces */
+	int srccnt;
+	void (*part_done)(struct nvme_op *op, uint32_t part);
+	void (*done)(struct nvme_op *op, int status);
+	void *arg;
+	uint32_t arg_idx;
+	uint32_t arg_slot;
+
+	/* private to tier_nvme.c */
+	struct nvme *nv;
+	pthread_mutex_t lock;
+	uint8_t *hdr;     /* 4 KiB, aligned */
+	uint8_t *tail;    /* 4 KiB, aligned */
+	uint8_t *bounce;  /* lazily allocated, aligned, kept */
+	uint64_t bounce_cap;
+	struct iovec *vec; /* vector of the whole record */
+	uint32_t nvec, vec_cap;
+	uint32_t *group_end; /* vec index ending each io group */
+	uint32_t ngroups, next_group, groups_done, inflight;
+	uint64_t *group_off;
+	uint8_t *arrived;     /* per part: 0 pending, 1 arrived, 2 verified */
+	uint32_t parts_verified;
+	int hdr_ok;
+	int status;
+	int tail_used;
+	uint64_t tail_bytes;
+	void *read_into;  /* where the payload lands (dst or bounce) */
+	struct io_req req[8];
+	struct nvme_op *next_free;
+};
+
+struct nvme_recovered {
+	struct rec_hdr hdr;
+	struct nvme_loc loc;
+};
+
+struct nvme {
+	char dir[4096];
+	int dir_fd;
+	int lock_fd;
+	uint8_t grid_id[16];
+	struct log *log;
+	const struct io_ops *ops;
+	struct io_backend *io;
+	int direct;            /* files opened with O_DIRECT */
+	int durable;
+	uint64_t seg_bytes;
+	uint32_t nsegs;
+	struct segment *segs;
+	uint32_t open_seg;     /* appending here, SLOT_NONE if none */
+	uint64_t seq;          /* next record sequence number */
+	uint64_t bytes_used;   /* sum of live record spans (approximate capacity use) */
+	/* error accounting (atomics) */
+	uint32_t io_errors_recent;
+	uint32_t io_error_limit;
+	uint32_t retry_ms;
+	uint64_t degraded_until_us;
+	uint64_t io_errors;
+	uint64_t checksum_failures;
+	uint64_t bytes_read, bytes_written;
+	/* op pool */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	struct nvme_op *pool;
+	struct nvme_op *free_ops;
+	uint32_t pool_size;
+	uint32_t max_vec;
+	char backend[16];
+};
+
+/*
+ * Opens or creates the tier in cfg->dir and recovers it: cb is called for every good record
+ * (newest per key decided by the caller through hdr.seq).  recovered_blocks and recovery_us
+ * are reported through *nv.  Returns 0, KVG_ECONFIG (reason in err) or -errno.
+ */
+int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
+	      void (*cb)(void *ctx, const struct nvme_recovered *r), void *ctx, char *err,
+	      size_t err_len);
+
+/* A checkpoint entry, as the grid reports it at close. */
+struct nvme_ckpt_ent {
+	kvg_key key;
+	struct nvme_loc loc;
+	uint32_t len;
+	uint32_t depth;
+};
+
+/* Stops I/O; if next is given, writes the checkpoint of the entries it yields (0 = end). */
+void nvme_close(struct nvme *nv, int (*next)(void *ctx, struct nvme_ckpt_ent *e), void *ctx);
+
+/* locked: reserves room for a record of len payload bytes; -ENOSPC when no free segment. */
+int nvme_reserve(struct nvme *nv, uint64_t len, struct nvme_loc *loc);
+/* locked: the segment may be reused (its entries are gone); bumps its generation. */
+void nvme_seg_free(struct nvme *nv, uint32_t seg);
+/* locked: 1 if the segment can be evicted now */
+int nvme_seg_evictable(const struct nvme *nv, uint32_t seg);
+/* 1 while the tier rests after repeated errors */
+int nvme_degraded(struct nvme *nv);
+
+/* Takes an op from the pool (waits if all are in flight); puts it back. */
+struct nvme_op *nvme_op_get(struct nvme *nv);
+void nvme_op_put(struct nvme *nv, struct nvme_op *op);
+/* Starts a transfer; op->done runs exactly once, on an I/O thread or before return. */
+void nvme_submit(struct nvme *nv, struct nvme_op *op);
+
+uint64_t nvme_now_us(void);
+
+#endif
