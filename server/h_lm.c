@@ -1,0 +1,96 @@
+/*
+ * h_lm.c - LMCache's lm:// protocol (proto_lm.h) served from the grid.
+ *
+ * LMCache's client sends one request at a time and reads exactly the reply it expects; a
+ * PUT has no reply at all, so a failed PUT can only be counted, and the client finds out on
+ * its next GET (a miss).  fmt, dtype and shape are kept in the value's header (kv.h) and
+ * echoed exactly.  lm:// has no authentication: on a server with auth configured only
+ * HEALTH works over it.
+ */
+#include <string.h>
+
+#include "kv.h"
+#include "loop.h"
+#include "metrics.h"
+
+static int hlm_reply(struct conn *c, int32_t code)
+{
+	uint8_t rep[LMP_REPLY_BYTES];
+	lmp_encode_reply(rep, code, 0, NULL);
+	return conn_write(c, rep, sizeof(rep));
+}
+
+static void hlm_count_hit(struct conn *c, int hit)
+{
+	struct metrics *m = c->w->srv->metrics;
+	metrics_add(hit ? &m->hits : &m->misses, 1);
+	metrics_add(hit ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index], 1);
+}
+
+/* The block lands 4 bytes into the output tail, so the 36-byte reply header is written over
+ * the block's own 32-byte header and the payload follows it without a gap. */
+static int hlm_get(struct conn *c, const kvg_key *k)
+{
+	uint8_t *out = conn_out_tail(c);
+	size_t room = conn_out_room(c);
+	struct lmp_meta meta;
+	size_t len = 0;
+	int rc = room > LMP_REPLY_BYTES ? kv_get(c->w->srv, k, out + 4, room - 4, &len, &meta)
+					: KVG_EBUFSIZE;
+	hlm_count_hit(c, rc == 0);
+	if (rc != 0 || len > INT32_MAX)
+		return hlm_reply(c, LMP_FAIL);
+	lmp_encode_reply(out, LMP_SUCCESS, (int32_t)len, &meta);
+	conn_emit(c, out, LMP_REPLY_BYTES + len);
+	return 0;
+}
+
+static int hlm_exist(struct conn *c, const kvg_key *k)
+{
+	size_t hit = 0;
+	int rc = kv_lookup(c->w->srv, k, 1, &hit);
+	return hlm_reply(c, rc == 0 && hit == 1 ? LMP_SUCCESS : LMP_FAIL);
+}
+
+ssize_t hlm_handle(struct conn *c, uint8_t *p, size_t avail)
+{
+	struct srv *s = c->w->srv;
+	if (avail < LMP_REQ_BYTES)
+		return 0;
+	struct lmp_req req;
+	const char *why = NULL;
+	if (lmp_decode_req(p, s->cfg.value_max, &req, &why) < 0) {
+		metrics_add(&s->metrics->proto_errors, 1);
+		srv_log("kvgridd: lm:// client sent a bad request (%s); closing it", why);
+		return -1;
+	}
+	size_t total = LMP_REQ_BYTES + (req.command == LMP_PUT ? (size_t)req.length : 0);
+	if (avail < total)
+		return 0;
+	uint64_t t0 = metrics_now_us();
+	int op = MOP_OTHER, rc = 0;
+	kvg_key k;
+	if (c->tenant)
+		kv_key(s, c->tenant, KV_STRING, req.key, req.key_len, &k);
+	if (req.command == LMP_HEALTH) {
+		rc = hlm_reply(c, LMP_SUCCESS);
+	} else if (!c->tenant || req.command == LMP_LIST) {
+		if (req.command != LMP_PUT)
+			rc = hlm_reply(c, LMP_FAIL);
+	} else if (req.command == LMP_PUT) {
+		op = MOP_SET;
+		/* the value's header goes over the end of the request header (the key's padding) */
+		if (kv_put(s, c->tenant, &k, p + LMP_REQ_BYTES, (size_t)req.length, &req.meta, 1, 0))
+			metrics_add(&s->metrics->errors, 1);
+	} else if (req.command == LMP_GET) {
+		op = MOP_GET;
+		rc = hlm_get(c, &k);
+	} else {
+		op = MOP_EXISTS;
+		rc = hlm_exist(c, &k);
+	}
+	metrics_observe(s->metrics, op, metrics_now_us() - t0);
+	if (c->tenant)
+		metrics_add(&s->metrics->tenant_requests[c->tenant->index], 1);
+	return rc < 0 ? -1 : (ssize_t)total;
+}

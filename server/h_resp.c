@@ -1,0 +1,409 @@
+/*
+ * h_resp.c - kvgridd's Redis commands: what redis-cli, redis-benchmark, python3-redis and
+ * LMCache's redis:// connector send (doc/SERVER.md lists them and how they differ from
+ * Redis).
+ *
+ * A value is stored and loaded in place: SET hands the grid the value where it lies in the
+ * input region, and GET loads the block into the output region and writes "$<len>\r\n" just
+ * in front of the value, over the end of the block's own header, so the reply goes out
+ * straight from where the grid copied it.
+ *
+ * Keys are strings shared with lm:// (kind KV_STRING) and salted by the connection's tenant.
+ * There is no expiry: EX/PX options of SET are accepted and ignored, as a cache may drop any
+ * key at any time anyway.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kv.h"
+#include "loop.h"
+#include "metrics.h"
+#include "quota.h"
+
+#define HRESP_VERSION "7.0.0"
+
+static int hresp_put(struct conn *c, size_t n)
+{
+	if (n == 0)
+		return -1;
+	conn_emit(c, conn_out_tail(c), n);
+	return 0;
+}
+
+static int hresp_simple(struct conn *c, const char *s)
+{
+	return hresp_put(c, resp_put_simple((char *)conn_out_tail(c), conn_out_room(c), s));
+}
+
+static int hresp_error(struct conn *c, const char *s)
+{
+	return hresp_put(c, resp_put_error((char *)conn_out_tail(c), conn_out_room(c), s));
+}
+
+static int hresp_int(struct conn *c, int64_t v)
+{
+	return hresp_put(c, resp_put_int((char *)conn_out_tail(c), conn_out_room(c), v));
+}
+
+static int hresp_array(struct conn *c, size_t n)
+{
+	return hresp_put(c, resp_put_array_hdr((char *)conn_out_tail(c), conn_out_room(c), n));
+}
+
+static int hresp_bulk(struct conn *c, const void *p, size_t n)
+{
+	return hresp_put(c, resp_put_bulk((char *)conn_out_tail(c), conn_out_room(c), p, n));
+}
+
+static int hresp_bulk_str(struct conn *c, const char *s)
+{
+	return hresp_bulk(c, s, strlen(s));
+}
+
+static int hresp_nil(struct conn *c)
+{
+	return hresp_put(c, resp_put_nil((char *)conn_out_tail(c), conn_out_room(c)));
+}
+
+static int hresp_err_code(struct conn *c, int rc)
+{
+	char msg[160];
+	if (rc == KVG_ETOOBIG)
+		snprintf(msg, sizeof(msg), "ERR value too large for this server or over the quota");
+	else
+		snprintf(msg, sizeof(msg), "ERR %s", kvg_strerror(rc));
+	metrics_add(&c->w->srv->metrics->errors, 1);
+	return hresp_error(c, msg);
+}
+
+static void hresp_key(struct conn *c, const struct resp_arg *a, kvg_key *k)
+{
+	kv_key(c->w->srv, c->tenant, KV_STRING, a->p, a->len, k);
+}
+
+static void hresp_count_hit(struct conn *c, int hit)
+{
+	struct metrics *m = c->w->srv->metrics;
+	metrics_add(hit ? &m->hits : &m->misses, 1);
+	metrics_add(hit ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index], 1);
+}
+
+/* One GET reply (bulk or nil) loaded in place; see the file comment. */
+static int hresp_get_one(struct conn *c, const struct resp_arg *key)
+{
+	kvg_key k;
+	hresp_key(c, key, &k);
+	uint8_t *blk = conn_out_tail(c);
+	size_t room = conn_out_room(c);
+	if (room < KV_HDR_BYTES + 2)
+		return hresp_err_code(c, KVG_EBUFSIZE);
+	size_t len = 0;
+	int rc = kv_get(c->w->srv, &k, blk, room - 2, &len, NULL);
+	if (rc == KVG_ENOTFOUND || rc == KVG_ECORRUPT) {
+		hresp_count_hit(c, 0);
+		return hresp_nil(c);
+	}
+	if (rc != 0)
+		return hresp_err_code(c, rc);
+	hresp_count_hit(c, 1);
+	char hdr[RESP_HDR_MAX];
+	size_t h = resp_put_bulk_hdr(hdr, sizeof(hdr), len);
+	uint8_t *val = blk + KV_HDR_BYTES;
+	memcpy(val - h, hdr, h); /* h < KV_HDR_BYTES: over the block's header */
+	val[len] = '\r';
+	val[len + 1] = '\n';
+	conn_emit(c, val - h, h + len + 2);
+	return 0;
+}
+
+static int hresp_set(struct conn *c, struct resp_cmd *cmd)
+{
+	for (size_t i = 3; i < cmd->argc; i++) {
+		struct resp_arg *o = &cmd->argv[i];
+		if (resp_arg_is(o, "EX") || resp_arg_is(o, "PX") || resp_arg_is(o, "EXAT") ||
+		    resp_arg_is(o, "PXAT"))
+			i++;
+		else if (!resp_arg_is(o, "KEEPTTL"))
+			return hresp_error(c, "ERR syntax error (kvgridd's SET takes EX/PX only)");
+	}
+	kvg_key k;
+	hresp_key(c, &cmd->argv[1], &k);
+	int rc = kv_put(c->w->srv, c->tenant, &k, (uint8_t *)cmd->argv[2].p, cmd->argv[2].len,
+			NULL, 1, 0);
+	return rc ? hresp_err_code(c, rc) : hresp_simple(c, "OK");
+}
+
+static int hresp_mset(struct conn *c, struct resp_cmd *cmd)
+{
+	if (cmd->argc % 2 == 0)
+		return hresp_error(c, "ERR wrong number of arguments for 'mset' command");
+	for (size_t i = 1; i + 1 < cmd->argc; i += 2) {
+		kvg_key k;
+		hresp_key(c, &cmd->argv[i], &k);
+		int rc = kv_put(c->w->srv, c->tenant, &k, (uint8_t *)cmd->argv[i + 1].p,
+				cmd->argv[i + 1].len, NULL, 1, 0);
+		if (rc)
+			return hresp_err_code(c, rc);
+	}
+	return hresp_simple(c, "OK");
+}
+
+static int hresp_exists(struct conn *c, struct resp_cmd *cmd)
+{
+	int64_t n = 0;
+	for (size_t i = 1; i < cmd->argc; i++) {
+		kvg_key k;
+		size_t hit = 0;
+		hresp_key(c, &cmd->argv[i], &k);
+		if (kv_lookup(c->w->srv, &k, 1, &hit) == 0)
+			n += (int64_t)hit;
+	}
+	return hresp_int(c, n);
+}
+
+static int hresp_del(struct conn *c, struct resp_cmd *cmd)
+{
+	int64_t n = 0;
+	for (size_t i = 1; i < cmd->argc; i++) {
+		kvg_key k;
+		hresp_key(c, &cmd->argv[i], &k);
+		int r = kv_delete(c->w->srv, &k, 1);
+		if (r > 0)
+			n += r;
+	}
+	return hresp_int(c, n);
+}
+
+static int hresp_mget(struct conn *c, struct resp_cmd *cmd)
+{
+	if (hresp_array(c, cmd->argc - 1))
+		return -1;
+	for (size_t i = 1; i < cmd->argc; i++)
+		if (hresp_get_one(c, &cmd->argv[i]))
+			return -1;
+	return 0;
+}
+
+static int hresp_info(struct conn *c)
+{
+	struct srv *s = c->w->srv;
+	struct kvg_stats st;
+	struct quota_usage u;
+	kvg_stats_get(s->grid, &st);
+	quota_usage(s->quota, c->tenant->index, &u);
+	char buf[1536];
+	int n = snprintf(buf, sizeof(buf),
+			 "# Server\r\nredis_version:" HRESP_VERSION "\r\nkvgrid_version:%d.%d\r\n"
+			 "redis_mode:standalone\r\ntcp_port:%d\r\n"
+			 "# Clients\r\nconnected_clients:%llu\r\n"
+			 "# Memory\r\nused_memory:%llu\r\nmaxmemory:%llu\r\n"
+			 "# Stats\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
+			 "evicted_keys:%llu\r\n"
+			 "# Persistence\r\nloading:0\r\n"
+			 "# Keyspace\r\ndb0:keys=%llu,expires=0,avg_ttl=0\r\n",
+			 KVG_VERSION_MAJOR, KVG_VERSION_MINOR, s->cfg.listen[0].port,
+			 (unsigned long long)__atomic_load_n(&s->metrics->conns_open, __ATOMIC_RELAXED),
+			 (unsigned long long)st.tier[KVG_TIER_DRAM].bytes,
+			 (unsigned long long)st.tier[KVG_TIER_DRAM].capacity_bytes,
+			 (unsigned long long)(st.tier[0].hits + st.tier[1].hits),
+			 (unsigned long long)(st.tier[0].misses),
+			 (unsigned long long)(st.tier[0].evictions + st.tier[1].evictions),
+			 (unsigned long long)u.blocks);
+	return hresp_bulk(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static int hresp_hello(struct conn *c, struct resp_cmd *cmd);
+
+/* Returns 1 when authenticated, 0 when an error reply was queued, -1 without output room. */
+static int hresp_auth(struct conn *c, const struct resp_arg *user, const struct resp_arg *pass)
+{
+	struct srv *s = c->w->srv;
+	if (!s->auth)
+		return hresp_error(c, "ERR AUTH <password> called without any password configured "
+				      "for the default user. Are you sure your configuration is correct?");
+	const struct srv_tenant *t = srv_auth(s, pass->p, pass->len);
+	if (t && user && !resp_arg_is(user, "default") &&
+	    (user->len != strlen(t->name) || memcmp(user->p, t->name, user->len) != 0))
+		t = NULL;
+	if (!t) {
+		metrics_add(&s->metrics->auth_failures, 1);
+		return hresp_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+	}
+	c->tenant = t;
+	return 1;
+}
+
+static int hresp_hello(struct conn *c, struct resp_cmd *cmd)
+{
+	uint64_t ver = 2;
+	if (cmd->argc >= 2 && (resp_arg_u64(&cmd->argv[1], &ver) || ver < 2 || ver > 3))
+		return hresp_error(c, "NOPROTO unsupported protocol version");
+	if (ver == 3)
+		return hresp_error(c, "NOPROTO kvgridd speaks RESP2 only");
+	for (size_t i = 2; i < cmd->argc; i++) {
+		if (resp_arg_is(&cmd->argv[i], "AUTH") && i + 2 < cmd->argc) {
+			if (c->w->srv->auth) {
+				int r = hresp_auth(c, &cmd->argv[i + 1], &cmd->argv[i + 2]);
+				if (r <= 0)
+					return r; /* the reply was WRONGPASS */
+			}
+			i += 2;
+		} else if (resp_arg_is(&cmd->argv[i], "SETNAME") && i + 1 < cmd->argc) {
+			i++;
+		} else {
+			return hresp_error(c, "ERR syntax error in HELLO");
+		}
+	}
+	if (!c->tenant)
+		return hresp_error(c, "NOAUTH HELLO must be called with the client already "
+				      "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+				      "option can be used to authenticate the client");
+	static const char *const kv[] = { "server", "redis", "version", HRESP_VERSION, "proto" };
+	int rc = hresp_array(c, 14);
+	for (int i = 0; i < 5 && !rc; i++)
+		rc = hresp_bulk_str(c, kv[i]);
+	rc = rc ? rc : hresp_int(c, 2);
+	rc = rc ? rc : hresp_bulk_str(c, "id");
+	rc = rc ? rc : hresp_int(c, c->fd);
+	static const char *const kv2[] = { "mode", "standalone", "role", "master", "modules" };
+	for (int i = 0; i < 5 && !rc; i++)
+		rc = hresp_bulk_str(c, kv2[i]);
+	return rc ? rc : hresp_array(c, 0);
+}
+
+static int hresp_config(struct conn *c, struct resp_cmd *cmd)
+{
+	/* redis-benchmark asks for "save" and "appendonly": answer every name, empty */
+	if (cmd->argc < 3 || !resp_arg_is(&cmd->argv[1], "GET"))
+		return hresp_simple(c, "OK");
+	int rc = hresp_array(c, 2 * (cmd->argc - 2));
+	for (size_t i = 2; i < cmd->argc && !rc; i++) {
+		rc = hresp_bulk(c, cmd->argv[i].p, cmd->argv[i].len);
+		rc = rc ? rc : hresp_bulk(c, "", 0);
+	}
+	return rc;
+}
+
+/* Commands a client may send before it has authenticated. */
+static int hresp_open_to_all(const struct resp_arg *a)
+{
+	return resp_arg_is(a, "AUTH") || resp_arg_is(a, "HELLO") || resp_arg_is(a, "PING") ||
+	       resp_arg_is(a, "QUIT");
+}
+
+static int hresp_arity(struct conn *c, struct resp_cmd *cmd, size_t min)
+{
+	if (cmd->argc >= min)
+		return 1;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%.*s' command",
+		 (int)(cmd->argv[0].len > 32 ? 32 : cmd->argv[0].len), cmd->argv[0].p);
+	hresp_error(c, msg);
+	return 0;
+}
+
+/* Runs one command; returns 0, or -1 to close the connection once the reply is sent. */
+static int hresp_dispatch(struct conn *c, struct resp_cmd *cmd, int *op)
+{
+	struct resp_arg *a = &cmd->argv[0];
+	if (!c->tenant && !hresp_open_to_all(a))
+		return hresp_error(c, "NOAUTH Authentication required.");
+	if (resp_arg_is(a, "GET")) {
+		*op = MOP_GET;
+		return hresp_arity(c, cmd, 2) ? hresp_get_one(c, &cmd->argv[1]) : 0;
+	}
+	if (resp_arg_is(a, "SET")) {
+		*op = MOP_SET;
+		return hresp_arity(c, cmd, 3) ? hresp_set(c, cmd) : 0;
+	}
+	if (resp_arg_is(a, "EXISTS")) {
+		*op = MOP_EXISTS;
+		return hresp_arity(c, cmd, 2) ? hresp_exists(c, cmd) : 0;
+	}
+	if (resp_arg_is(a, "DEL") || resp_arg_is(a, "UNLINK")) {
+		*op = MOP_DEL;
+		return hresp_arity(c, cmd, 2) ? hresp_del(c, cmd) : 0;
+	}
+	if (resp_arg_is(a, "MGET")) {
+		*op = MOP_GET;
+		return hresp_arity(c, cmd, 2) ? hresp_mget(c, cmd) : 0;
+	}
+	if (resp_arg_is(a, "MSET")) {
+		*op = MOP_SET;
+		return hresp_arity(c, cmd, 3) ? hresp_mset(c, cmd) : 0;
+	}
+	if (resp_arg_is(a, "PING"))
+		return cmd->argc > 1 ? hresp_bulk(c, cmd->argv[1].p, cmd->argv[1].len)
+				     : hresp_simple(c, "PONG");
+	if (resp_arg_is(a, "ECHO"))
+		return hresp_arity(c, cmd, 2) ? hresp_bulk(c, cmd->argv[1].p, cmd->argv[1].len) : 0;
+	if (resp_arg_is(a, "AUTH")) {
+		if (!hresp_arity(c, cmd, 2))
+			return 0;
+		int r = hresp_auth(c, cmd->argc > 2 ? &cmd->argv[1] : NULL, &cmd->argv[cmd->argc > 2 ? 2 : 1]);
+		return r > 0 ? hresp_simple(c, "OK") : r;
+	}
+	if (resp_arg_is(a, "HELLO"))
+		return hresp_hello(c, cmd);
+	if (resp_arg_is(a, "SELECT")) {
+		if (!hresp_arity(c, cmd, 2))
+			return 0;
+		return cmd->argv[1].len == 1 && cmd->argv[1].p[0] == '0'
+			       ? hresp_simple(c, "OK")
+			       : hresp_error(c, "ERR DB index is out of range");
+	}
+	if (resp_arg_is(a, "DBSIZE")) {
+		struct quota_usage u;
+		quota_usage(c->w->srv->quota, c->tenant->index, &u);
+		return hresp_int(c, (int64_t)u.blocks);
+	}
+	if (resp_arg_is(a, "INFO"))
+		return hresp_info(c);
+	if (resp_arg_is(a, "COMMAND")) {
+		if (cmd->argc > 1 && resp_arg_is(&cmd->argv[1], "COUNT"))
+			return hresp_int(c, 17);
+		return hresp_array(c, 0);
+	}
+	if (resp_arg_is(a, "CONFIG"))
+		return hresp_config(c, cmd);
+	if (resp_arg_is(a, "CLIENT"))
+		return hresp_simple(c, "OK");
+	if (resp_arg_is(a, "QUIT")) {
+		hresp_simple(c, "OK");
+		return -1;
+	}
+	char msg[128];
+	snprintf(msg, sizeof(msg), "ERR unknown command '%.*s'",
+		 (int)(a->len > 48 ? 48 : a->len), a->p);
+	for (char *p = msg; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	return hresp_error(c, msg);
+}
+
+ssize_t hresp_handle(struct conn *c, uint8_t *p, size_t avail)
+{
+	struct srv *s = c->w->srv;
+	struct resp_cmd *cmd = &c->w->cmd;
+	const struct resp_limits lim = { .args_max = RESP_ARGS_MAX,
+					 .bulk_max = s->cfg.value_max,
+					 .inline_max = 65536 };
+	const char *why = NULL;
+	ssize_t r = resp_parse((char *)p, avail, &lim, cmd, &why);
+	if (r <= 0) {
+		if (r < 0) {
+			metrics_add(&s->metrics->proto_errors, 1);
+			hresp_error(c, why);
+		}
+		return r;
+	}
+	if (cmd->argc == 0)
+		return r;
+	uint64_t t0 = metrics_now_us();
+	int op = MOP_OTHER;
+	int rc = hresp_dispatch(c, cmd, &op);
+	metrics_observe(s->metrics, op, metrics_now_us() - t0);
+	if (c->tenant)
+		metrics_add(&s->metrics->tenant_requests[c->tenant->index], 1);
+	return rc < 0 ? -1 : r;
+}

@@ -1,0 +1,110 @@
+/*
+ * kv.c - the server's use of the grid (see kv.h): tenant-salted keys, the value header,
+ * replacement for Redis semantics and the per-tenant quota.
+ */
+#include <string.h>
+
+#include "kv.h"
+#include "quota.h"
+
+#define KV_RAW_MAX (SRV_TENANT_NAME_MAX + 2 + 1024)
+#define KV_VICTIMS_MAX 64
+
+void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key,
+	    size_t len, kvg_key *out)
+{
+	uint8_t raw[KV_RAW_MAX];
+	size_t tl = strnlen(t->name, SRV_TENANT_NAME_MAX);
+	memcpy(raw, t->name, tl);
+	raw[tl] = 0;
+	raw[tl + 1] = (uint8_t)kind;
+	size_t room = sizeof(raw) - tl - 2;
+	if (len <= room) {
+		memcpy(raw + tl + 2, key, len);
+		kvg_raw_key(s->grid, raw, tl + 2 + len, out);
+		return;
+	}
+	/* a long key is first reduced to its own raw key, so any length stays apart */
+	kvg_key inner;
+	kvg_raw_key(s->grid, key, len, &inner);
+	raw[tl + 1] = (uint8_t)(kind | 0x80);
+	memcpy(raw + tl + 2, inner.bytes, KVG_KEY_BYTES);
+	kvg_raw_key(s->grid, raw, tl + 2 + KVG_KEY_BYTES, out);
+}
+
+static void kv_put_i32(uint8_t *p, int32_t v)
+{
+	uint32_t u = (uint32_t)v;
+	p[0] = (uint8_t)u;
+	p[1] = (uint8_t)(u >> 8);
+	p[2] = (uint8_t)(u >> 16);
+	p[3] = (uint8_t)(u >> 24);
+}
+
+static int32_t kv_get_i32(const uint8_t *p)
+{
+	return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			 (uint32_t)p[3] << 24);
+}
+
+int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val,
+	   size_t len, const struct lmp_meta *meta, int replace, uint32_t flags)
+{
+	uint64_t quota = t->quota_bytes;
+	if (len > s->cfg.value_max || (quota && len + KV_HDR_BYTES > quota))
+		return KVG_ETOOBIG;
+	uint8_t *h = val - KV_HDR_BYTES;
+	kv_put_i32(h, (int32_t)KV_MAGIC);
+	kv_put_i32(h + 4, meta ? 1 : 0);
+	kv_put_i32(h + 8, meta ? meta->fmt : 0);
+	kv_put_i32(h + 12, meta ? meta->dtype : 0);
+	for (int i = 0; i < 4; i++)
+		kv_put_i32(h + 16 + 4 * i, meta ? meta->shape[i] : 0);
+	if (replace)
+		kvg_delete(s->grid, key, 1);
+	struct kvg_io io = { .key = *key, .buf = h, .len = len + KV_HDR_BYTES };
+	int rc = kvg_store_sync(s->grid, &io, 1, flags);
+	if (rc == 0)
+		rc = io.status;
+	if (rc != 0)
+		return rc;
+	kvg_key victims[KV_VICTIMS_MAX];
+	size_t n = quota_add(s->quota, t->index, key, len + KV_HDR_BYTES, quota, victims,
+			     KV_VICTIMS_MAX);
+	if (n)
+		kvg_delete(s->grid, victims, n);
+	return 0;
+}
+
+int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
+	   struct lmp_meta *meta)
+{
+	struct kvg_io io = { .key = *key, .buf = dst, .len = cap };
+	int rc = kvg_load_sync(s->grid, &io, 1, 0);
+	if (rc == 0)
+		rc = io.status;
+	if (rc != 0)
+		return rc;
+	if (io.len < KV_HDR_BYTES || (uint32_t)kv_get_i32(dst) != KV_MAGIC)
+		return KVG_ECORRUPT; /* not written by kvgridd: never hand it out */
+	*len = io.len - KV_HDR_BYTES;
+	if (meta) {
+		meta->fmt = kv_get_i32(dst + 8);
+		meta->dtype = kv_get_i32(dst + 12);
+		for (int i = 0; i < 4; i++)
+			meta->shape[i] = kv_get_i32(dst + 16 + 4 * i);
+	}
+	return 0;
+}
+
+int kv_lookup(struct srv *s, const kvg_key *keys, size_t n, size_t *hits)
+{
+	return kvg_lookup_keys(s->grid, keys, n, hits, NULL);
+}
+
+int kv_delete(struct srv *s, const kvg_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		quota_remove(s->quota, &keys[i]);
+	return kvg_delete(s->grid, keys, n);
+}

@@ -1,0 +1,66 @@
+/*
+ * kv.h - what every protocol handler does to the grid: derive a tenant's key, store a value
+ * with its small header, load it back, test, delete, pin.
+ *
+ * Tenant salt.  A client key (a RESP or lm:// string, or a native 32-byte block key) is never
+ * used as a grid key directly.  The grid key is
+ *
+ *     kvg_raw_key(grid, tenant name || 0x00 || kind || client key)
+ *
+ * where the tenant comes from the connection's authentication, never from the request, and
+ * kind is 's' for string keys (RESP and lm:// share them) or 'n' for native keys.  Two
+ * tenants storing the same tokens therefore never share a block, and no request can name
+ * another tenant's block.
+ *
+ * Stored value.  Each block the server stores is a 32-byte header then the client's bytes:
+ *
+ *   0  magic  "KVGV"      8  fmt    i32 (lm:// MemoryFormat; 0 otherwise)
+ *   4  flags  u32         12 dtype  i32
+ *                         16 shape  4 x i32
+ *
+ * so that lm:// gets fmt, dtype and shape back exactly.  The header is written into the 32
+ * bytes in front of the value in the connection's input buffer (bytes of the request already
+ * parsed), and a load lands in the output buffer where the reply's own header will be written
+ * over it: a value is copied once in each direction, by the grid.
+ */
+#ifndef KVG_KV_H
+#define KVG_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvgrid.h"
+#include "proto_lm.h"
+#include "srv.h"
+
+#define KV_HDR_BYTES 32
+#define KV_MAGIC 0x5647564bu /* "KVGV" */
+
+enum kv_kind { KV_STRING = 's', KV_NATIVE = 'n' };
+
+void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key,
+	    size_t len, kvg_key *out);
+
+/*
+ * Stores the value at val[0, len) under key; val[-KV_HDR_BYTES, 0) must be writable scratch.
+ * replace: a key already present gets the new bytes (RESP SET); otherwise it keeps its
+ * bytes (content-addressed blocks).  Returns 0, KVG_ETOOBIG, or a grid error.
+ */
+int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val,
+	   size_t len, const struct lmp_meta *meta, int replace, uint32_t flags);
+
+/*
+ * Loads key into dst (cap bytes).  On 0 the value is at dst + KV_HDR_BYTES, *len long, and
+ * meta (if not NULL) holds what was stored with it.  KVG_ENOTFOUND on a miss, KVG_EBUFSIZE if
+ * cap is too small.
+ */
+int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
+	   struct lmp_meta *meta);
+
+/* Count of consecutive keys present from keys[0]. */
+int kv_lookup(struct srv *s, const kvg_key *keys, size_t n, size_t *hits);
+
+/* Deletes keys; returns the number removed. */
+int kv_delete(struct srv *s, const kvg_key *keys, size_t n);
+
+#endif

@@ -1,0 +1,503 @@
+/*
+ * loop.c - workers, connections and their buffers (see loop.h).
+ *
+ * epoll is level-triggered: a connection asks for EPOLLIN while its input region has room
+ * and for EPOLLOUT while it has replies queued, so a slow reader holds at most one input
+ * region and one output region of server memory and costs no CPU while it waits.
+ *
+ * epoll user data: the connection's slot index, or one of the LOOP_TAG_* values.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "metrics.h"
+#include "proto_lm.h"
+#include "proto_native.h"
+
+#define LOOP_TAG_LISTEN (1ull << 40) /* | listener index */
+#define LOOP_TAG_STOP (2ull << 40)
+#define LOOP_EVENTS_MAX 64
+#define LOOP_READS_MAX 16           /* reads per readiness event, so no client starves others */
+#define LOOP_KEEP_BYTES (4u << 20)  /* pages of a buffer kept after a large request */
+
+static void conn_close(struct conn *c)
+{
+	struct worker *w = c->w;
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	w->open--;
+	metrics_sub(&w->srv->metrics->conns_open, 1);
+}
+
+static void conn_set_events(struct conn *c)
+{
+	uint32_t ev = 0;
+	if (!c->closing && c->in_end < c->in_cap)
+		ev |= EPOLLIN;
+	if (c->iov_n > c->iov_first)
+		ev |= EPOLLOUT;
+	if (ev == c->events)
+		return;
+	struct epoll_event e = { .events = ev, .data.u64 = (uint64_t)(c - c->w->conns) };
+	epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &e);
+	c->events = ev;
+}
+
+void conn_emit(struct conn *c, uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return;
+	struct iovec *last = c->iov_n ? &c->iov[c->iov_n - 1] : NULL;
+	if (last && (uint8_t *)last->iov_base + last->iov_len == p) {
+		last->iov_len += n;
+	} else {
+		/* the loop keeps room for a handler's segments (see conn_can_parse) */
+		c->iov[c->iov_n].iov_base = p;
+		c->iov[c->iov_n].iov_len = n;
+		c->iov_n++;
+	}
+	size_t end = (size_t)(p + n - c->out);
+	if (end > c->out_len)
+		c->out_len = end;
+	if (c->out_len > c->out_high)
+		c->out_high = c->out_len;
+}
+
+int conn_write(struct conn *c, const void *p, size_t n)
+{
+	if (conn_out_room(c) < n || c->iov_n >= CONN_IOV_MAX)
+		return -1;
+	uint8_t *dst = conn_out_tail(c);
+	memcpy(dst, p, n);
+	conn_emit(c, dst, n);
+	return 0;
+}
+
+/* Sends what is queued; 0 when all is sent or the socket is full, -1 on a dead socket. */
+static int conn_flush(struct conn *c)
+{
+	struct metrics *m = c->w->srv->metrics;
+	while (c->iov_first < c->iov_n) {
+		ssize_t r = writev(c->fd, c->iov + c->iov_first, c->iov_n - c->iov_first);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		metrics_add(&m->bytes_out, (uint64_t)r);
+		size_t left = (size_t)r;
+		while (left && left >= c->iov[c->iov_first].iov_len)
+			left -= c->iov[c->iov_first++].iov_len;
+		if (left) {
+			c->iov[c->iov_first].iov_base = (uint8_t *)c->iov[c->iov_first].iov_base + left;
+			c->iov[c->iov_first].iov_len -= left;
+		}
+	}
+	c->iov_first = c->iov_n = 0;
+	c->out_len = 0;
+	if (c->out_high > LOOP_KEEP_BYTES) {
+		madvise(c->out + LOOP_KEEP_BYTES, c->out_high - LOOP_KEEP_BYTES, MADV_DONTNEED);
+		c->out_high = 0;
+	}
+	return 0;
+}
+
+/* Parsing goes on while one more largest reply and its segments fit. */
+static int conn_can_parse(const struct conn *c)
+{
+	return conn_out_room(c) >= c->w->reply_reserve && c->iov_n + 8 <= CONN_IOV_MAX;
+}
+
+static int conn_sniff(struct conn *c)
+{
+	const uint8_t *p = c->in + c->in_start;
+	size_t n = c->in_end - c->in_start;
+	if (p[0] == '*' || (p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z'))
+		c->proto = PROTO_RESP;
+	else if (n < 4)
+		return 0;
+	else if (nat_sniff(p, n))
+		c->proto = PROTO_NATIVE;
+	else if (lmp_sniff(p, n))
+		c->proto = PROTO_LM;
+	else
+		return -1;
+	return 1;
+}
+
+/* Moves a partial request to the front when that is cheap or necessary. */
+static void conn_compact(struct conn *c)
+{
+	size_t n = c->in_end - c->in_start;
+	if (n == 0) {
+		if (c->in_high > LOOP_KEEP_BYTES) {
+			madvise(c->in + LOOP_KEEP_BYTES, c->in_high - LOOP_KEEP_BYTES, MADV_DONTNEED);
+			c->in_high = 0;
+		}
+		c->in_start = c->in_end = CONN_IN_HEADROOM;
+		return;
+	}
+	if (c->in_start == CONN_IN_HEADROOM)
+		return;
+	if (n <= 65536 || c->in_end == c->in_cap) {
+		memmove(c->in + CONN_IN_HEADROOM, c->in + c->in_start, n);
+		c->in_start = CONN_IN_HEADROOM;
+		c->in_end = CONN_IN_HEADROOM + n;
+	}
+}
+
+/* Handles the complete requests in the input; returns how many. */
+static int conn_process(struct conn *c)
+{
+	static const conn_handler_fn handler[] = { NULL, hresp_handle, hlm_handle, hnat_handle };
+	int done = 0;
+	while (!c->closing && c->in_end > c->in_start && conn_can_parse(c)) {
+		if (c->proto == PROTO_ANY) {
+			int r = conn_sniff(c);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				metrics_add(&c->w->srv->metrics->proto_errors, 1);
+				c->closing = 1;
+				break;
+			}
+		}
+		ssize_t r = handler[c->proto](c, c->in + c->in_start, c->in_end - c->in_start);
+		if (r < 0) {
+			c->closing = 1;
+			break;
+		}
+		if (r == 0) {
+			if (c->in_start == CONN_IN_HEADROOM && c->in_end == c->in_cap) {
+				/* a request that can never fit: the parsers bound each part, not
+				 * the sum of a request's arguments */
+				metrics_add(&c->w->srv->metrics->proto_errors, 1);
+				c->closing = 1;
+			}
+			break;
+		}
+		metrics_add(&c->w->srv->metrics->requests[c->proto], 1);
+		c->in_start += (size_t)r;
+		done++;
+	}
+	conn_compact(c);
+	return done;
+}
+
+/* Reads what the socket has; returns 1 on EOF, -1 on a dead socket. */
+static int conn_read(struct conn *c)
+{
+	for (int i = 0; i < LOOP_READS_MAX && c->in_end < c->in_cap; i++) {
+		size_t room = c->in_cap - c->in_end;
+		ssize_t r = read(c->fd, c->in + c->in_end, room);
+		if (r == 0)
+			return 1;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
+		c->in_end += (size_t)r;
+		if (c->in_end > c->in_high)
+			c->in_high = c->in_end;
+		if ((size_t)r < room)
+			break;
+	}
+	return 0;
+}
+
+/* One readiness event: read, parse and reply, again while replies leave at once and parsing
+ * had stopped for lack of output room. */
+static void conn_event(struct conn *c, uint32_t ev)
+{
+	int eof = 0;
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		int r = conn_read(c);
+		if (r < 0) {
+			conn_close(c);
+			return;
+		}
+		eof = r > 0;
+	}
+	for (int round = 0; round < 64; round++) {
+		int done = conn_process(c);
+		if (conn_flush(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		if (c->iov_n > 0 || c->closing || done == 0)
+			break;
+	}
+	if (eof) /* what was complete is answered; a request cut short is dropped */
+		c->closing = 1;
+	if (c->closing && c->iov_n == 0) {
+		conn_close(c);
+		return;
+	}
+	conn_set_events(c);
+}
+
+static void *loop_map(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void loop_accept(struct worker *w, int lfd, int proto)
+{
+	struct srv *s = w->srv;
+	for (int k = 0; k < 16; k++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct conn *c = NULL;
+		for (uint32_t i = 0; i < w->n_conns && !c; i++)
+			if (w->conns[i].fd < 0)
+				c = &w->conns[i];
+		if (!c) {
+			metrics_add(&s->metrics->conns_refused, 1);
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!c->in) {
+			/* reserved once per slot, reused by every connection the slot serves */
+			c->in_cap = CONN_IN_HEADROOM + s->cfg.frame_max;
+			c->out_cap = 2 * w->reply_reserve;
+			c->in = loop_map(c->in_cap);
+			c->out = loop_map(c->out_cap);
+			if (!c->in || !c->out) {
+				srv_log("kvgridd: cannot reserve connection buffers");
+				if (c->in)
+					munmap(c->in, c->in_cap);
+				c->in = NULL;
+				close(fd);
+				continue;
+			}
+		}
+		c->fd = fd;
+		c->w = w;
+		c->proto = (uint8_t)proto;
+		c->closing = 0;
+		c->tenant = s->auth ? NULL : &s->tenants[0];
+		c->in_start = c->in_end = CONN_IN_HEADROOM;
+		c->out_len = 0;
+		c->iov_first = c->iov_n = 0;
+		c->events = EPOLLIN;
+		struct epoll_event e = { .events = EPOLLIN, .data.u64 = (uint64_t)(c - w->conns) };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+			c->fd = -1;
+			close(fd);
+			continue;
+		}
+		w->open++;
+		metrics_add(&s->metrics->conns_open, 1);
+		metrics_add(&s->metrics->conns_total, 1);
+	}
+}
+
+static int loop_listen_one(const char *addr, int port, char *err, size_t err_len)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr *sa = (struct sockaddr *)&a4;
+	socklen_t len = sizeof(a4);
+	int family = AF_INET;
+	if (inet_pton(AF_INET, addr, &a4.sin_addr) != 1) {
+		if (inet_pton(AF_INET6, addr, &a6.sin6_addr) != 1) {
+			snprintf(err, err_len, "bind: '%s' is not an IPv4 or IPv6 address", addr);
+			return -EINVAL;
+		}
+		sa = (struct sockaddr *)&a6;
+		len = sizeof(a6);
+		family = AF_INET6;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, sa, len) < 0 || listen(fd, 1024) < 0) {
+		int rc = -errno;
+		snprintf(err, err_len, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int loop_bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int loop_worker_init(struct srv *s, struct worker *w, int id)
+{
+	w->srv = s;
+	w->id = id;
+	w->reply_reserve = s->cfg.value_max + KVG_KEY_BYTES * 2 + 4096;
+	w->n_conns = (s->cfg.conns_max + s->cfg.threads - 1) / s->cfg.threads;
+	w->conns = calloc(w->n_conns, sizeof(*w->conns));
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	for (int i = 0; i < SRV_LISTENERS_MAX; i++)
+		w->listen_fd[i] = -1;
+	if (!w->conns || w->epfd < 0 || w->stop_fd < 0)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < w->n_conns; i++)
+		w->conns[i].fd = -1;
+	struct epoll_event e = { .events = EPOLLIN, .data.u64 = LOOP_TAG_STOP };
+	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_fd, &e) < 0 ? -errno : 0;
+}
+
+int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
+{
+	uint32_t n = s->cfg.threads;
+	struct worker *ws = calloc(n, sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		ws[i].epfd = ws[i].stop_fd = -1;
+		for (int l = 0; l < SRV_LISTENERS_MAX; l++)
+			ws[i].listen_fd[l] = -1;
+	}
+	int rc = 0;
+	for (uint32_t i = 0; i < n && rc == 0; i++)
+		rc = loop_worker_init(s, &ws[i], (int)i);
+	for (int l = 0; l < s->cfg.n_listen && rc == 0; l++) {
+		for (uint32_t i = 0; i < n && rc == 0; i++) {
+			int fd = loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, err, err_len);
+			if (fd < 0) {
+				rc = fd;
+				break;
+			}
+			ws[i].listen_fd[l] = fd;
+			if (s->cfg.listen[l].port == 0) /* the others reuse the port this one got */
+				s->cfg.listen[l].port = loop_bound_port(fd);
+			struct epoll_event e = { .events = EPOLLIN, .data.u64 = LOOP_TAG_LISTEN | (uint64_t)l };
+			if (epoll_ctl(ws[i].epfd, EPOLL_CTL_ADD, fd, &e) < 0)
+				rc = -errno;
+		}
+	}
+	if (rc) {
+		if (!err[0])
+			snprintf(err, err_len, "cannot start workers: %s", strerror(-rc));
+		loop_close(ws, n);
+		return rc;
+	}
+	*out = ws;
+	return 0;
+}
+
+/* Shutdown: stop accepting, answer what is complete, send it for up to drain_ms. */
+static void loop_drain(struct worker *w)
+{
+	for (int l = 0; l < SRV_LISTENERS_MAX; l++) {
+		if (w->listen_fd[l] >= 0) {
+			close(w->listen_fd[l]);
+			w->listen_fd[l] = -1;
+		}
+	}
+	for (uint32_t i = 0; i < w->n_conns; i++) {
+		struct conn *c = &w->conns[i];
+		if (c->fd < 0)
+			continue;
+		conn_process(c);
+		c->closing = 1;
+		if (conn_flush(c) < 0 || c->iov_n == 0)
+			conn_close(c);
+		else
+			conn_set_events(c);
+	}
+	uint64_t deadline = metrics_now_us() + (uint64_t)w->srv->cfg.drain_ms * 1000;
+	struct epoll_event ev[LOOP_EVENTS_MAX];
+	while (w->open > 0 && metrics_now_us() < deadline) {
+		int n = epoll_wait(w->epfd, ev, LOOP_EVENTS_MAX, 50);
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.u64 < LOOP_TAG_LISTEN)
+				conn_event(&w->conns[ev[i].data.u64], ev[i].events);
+	}
+	for (uint32_t i = 0; i < w->n_conns; i++)
+		if (w->conns[i].fd >= 0)
+			conn_close(&w->conns[i]);
+}
+
+void *loop_run(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event ev[LOOP_EVENTS_MAX];
+	while (!w->stopping) {
+		int n = epoll_wait(w->epfd, ev, LOOP_EVENTS_MAX, -1);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = ev[i].data.u64;
+			if (tag == LOOP_TAG_STOP)
+				w->stopping = 1;
+			else if (tag >= LOOP_TAG_LISTEN)
+				loop_accept(w, w->listen_fd[tag & 0xff],
+					    w->srv->cfg.listen[tag & 0xff].proto);
+			else if (w->conns[tag].fd >= 0)
+				conn_event(&w->conns[tag], ev[i].events);
+		}
+	}
+	loop_drain(w);
+	return NULL;
+}
+
+void loop_stop(struct worker *ws, uint32_t n)
+{
+	uint64_t one = 1;
+	for (uint32_t i = 0; i < n; i++)
+		if (write(ws[i].stop_fd, &one, sizeof(one)) < 0)
+			srv_log("kvgridd: cannot wake worker %u", i);
+}
+
+void loop_close(struct worker *ws, uint32_t n)
+{
+	if (!ws)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		struct worker *w = &ws[i];
+		for (int l = 0; l < SRV_LISTENERS_MAX; l++)
+			if (w->listen_fd[l] >= 0)
+				close(w->listen_fd[l]);
+		for (uint32_t k = 0; w->conns && k < w->n_conns; k++) {
+			struct conn *c = &w->conns[k];
+			if (c->fd >= 0)
+				close(c->fd);
+			if (c->in)
+				munmap(c->in, c->in_cap);
+			if (c->out)
+				munmap(c->out, c->out_cap);
+		}
+		free(w->conns);
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->stop_fd >= 0)
+			close(w->stop_fd);
+	}
+	free(ws);
+}

@@ -1,0 +1,111 @@
+/*
+ * loop.h - kvgridd's workers: one thread, one epoll instance and one share of the
+ * connections each; connections, their buffers and the output queue the protocol handlers
+ * write replies into.
+ *
+ * Every worker listens on every port itself (SO_REUSEPORT: the kernel spreads new
+ * connections), so workers share nothing but the grid and the counters.
+ *
+ * A connection is a small state machine:
+ *
+ *   SNIFF --first bytes--> RESP | LM | NATIVE --(error, QUIT, EOF)--> CLOSING --flushed--> closed
+ *
+ * Buffers.  A connection reads into an input region big enough for the largest request
+ * (frame_max) and writes replies into an output region big enough for two of the largest
+ * replies; both are reserved address space (mmap, MAP_NORESERVE), so only the pages a
+ * connection really uses cost memory, and they are handed back (MADV_DONTNEED) after a
+ * large request.  A handler parses one request in place, and appends its reply as segments
+ * of the output region; the segments go out with writev.  While the output holds more than
+ * one largest reply, or the segment table is nearly full, the connection stops parsing
+ * (back-pressure on a client that does not read); once its input region is full too, it
+ * stops reading.
+ */
+#ifndef KVG_LOOP_H
+#define KVG_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <sys/types.h>
+
+#include "proto_resp.h"
+#include "srv.h"
+
+#define CONN_IOV_MAX 64
+#define LOOP_KEYS_MAX 4096 /* keys in one native request */
+#define CONN_IN_HEADROOM 64 /* room in front of the first request for a value header */
+
+struct worker;
+
+struct conn {
+	int fd; /* -1: free slot */
+	uint8_t proto; /* enum srv_proto; PROTO_ANY until sniffed */
+	uint8_t closing; /* flush what is queued, then close */
+	uint32_t events; /* registered with epoll */
+	const struct srv_tenant *tenant; /* NULL until authenticated */
+	uint8_t *in;   /* in[0, in_cap): data lives in [in_start, in_end) */
+	size_t in_cap, in_start, in_end;
+	uint8_t *out;  /* out[0, out_len) is written; segments of it are queued */
+	size_t out_cap, out_len;
+	struct iovec iov[CONN_IOV_MAX];
+	int iov_first, iov_n; /* queued segments iov[iov_first, iov_n) */
+	size_t in_high, out_high; /* high-water marks since memory was last handed back */
+	struct worker *w;
+};
+
+struct worker {
+	struct srv *srv;
+	int id;
+	int epfd;
+	int stop_fd; /* eventfd: shutdown */
+	int listen_fd[SRV_LISTENERS_MAX];
+	struct conn *conns;
+	uint32_t n_conns, open;
+	int stopping;
+	size_t reply_reserve; /* output room a handler may need for one request */
+	struct resp_cmd cmd;  /* the RESP parser's scratch */
+	kvg_key keys[LOOP_KEYS_MAX]; /* a native request's keys, salted */
+};
+
+/*
+ * A handler parses one request at p (avail bytes) and queues its reply.  It returns the
+ * bytes it consumed (> 0), 0 if the request is not complete, or -1 to close the connection
+ * after what is queued has been sent.
+ */
+typedef ssize_t (*conn_handler_fn)(struct conn *c, uint8_t *p, size_t avail);
+ssize_t hresp_handle(struct conn *c, uint8_t *p, size_t avail);
+ssize_t hlm_handle(struct conn *c, uint8_t *p, size_t avail);
+ssize_t hnat_handle(struct conn *c, uint8_t *p, size_t avail);
+
+/* Output: free room at the end of the output region. */
+static inline uint8_t *conn_out_tail(struct conn *c)
+{
+	return c->out + c->out_len;
+}
+static inline size_t conn_out_room(const struct conn *c)
+{
+	return c->out_cap - c->out_len;
+}
+
+/* Queues out[p, p + n) (which must lie at or after out_len's previous value) for sending and
+ * moves out_len past it.  Contiguous segments merge. */
+void conn_emit(struct conn *c, uint8_t *p, size_t n);
+
+/* Copies n bytes to the tail and queues them; -1 if there is no room. */
+int conn_write(struct conn *c, const void *p, size_t n);
+
+/*
+ * Creates the listening sockets of every worker for cfg.listen (binding port 0 once and
+ * reusing the port it got), and the workers.  Returns 0 or -errno, with a reason in err.
+ */
+int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len);
+
+/* Runs worker w until loop_stop(); the thread function of each worker. */
+void *loop_run(void *w);
+
+/* Asks every worker to stop accepting, finish, flush (up to drain_ms) and return. */
+void loop_stop(struct worker *ws, uint32_t n);
+
+void loop_close(struct worker *ws, uint32_t n);
+
+#endif
