@@ -38,14 +38,16 @@ static void print_json(const char *dir, const struct fsck_report *r, int repair)
 		if ((unsigned char)*p >= 0x20)
 			putchar(*p);
 	}
-	printf("\",\"repair\":%s,\"segments\":%llu,\"segments_bad\":%llu,\"checked\":%llu,"
+	printf("\",\"repair\":%s,\"segments\":%llu,\"segments_bad\":%llu,"
+	       "\"segments_unused\":%llu,\"checked\":%llu,"
 	       "\"good\":%llu,\"blocks\":%llu,\"block_bytes\":%llu,\"corrupt\":%llu,"
 	       "\"orphaned\":%llu,\"tombstones\":%llu,\"stale\":%llu,\"repaired\":%llu,"
 	       "\"quarantined\":%llu,\"rewritten\":%llu,\"ckpt_removed\":%llu,"
 	       "\"bytes_checked\":%llu,\"bytes_corrupt\":%llu}\n",
 	       repair ? "true" : "false", (unsigned long long)r->segments,
-	       (unsigned long long)r->segments_bad, (unsigned long long)r->checked,
-	       (unsigned long long)r->good, (unsigned long long)r->blocks,
+	       (unsigned long long)r->segments_bad, (unsigned long long)r->segments_unused,
+	       (unsigned long long)r->checked, (unsigned long long)r->good,
+	       (unsigned long long)r->blocks,
 	       (unsigned long long)r->block_bytes, (unsigned long long)r->corrupt,
 	       (unsigned long long)r->orphaned, (unsigned long long)r->tombstones,
 	       (unsigned long long)r->stale, (unsigned long long)r->repaired,
@@ -56,9 +58,9 @@ static void print_json(const char *dir, const struct fsck_report *r, int repair)
 
 static void print_text(const char *dir, const struct fsck_report *r)
 {
-	printf("%s: %llu segments (%llu bad), %llu records checked\n", dir,
+	printf("%s: %llu segments (%llu bad, %llu unused), %llu records checked\n", dir,
 	       (unsigned long long)r->segments, (unsigned long long)r->segments_bad,
-	       (unsigned long long)r->checked);
+	       (unsigned long long)r->segments_unused, (unsigned long long)r->checked);
 	printf("  good       %llu\n  blocks     %llu (%llu bytes)\n  corrupt    %llu (%llu bytes)\n"
 	       "  orphaned   %llu\n  tombstones %llu\n  repaired   %llu (%llu segments rewritten, "
 	       "%llu quarantined)\n",

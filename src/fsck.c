@@ -122,6 +122,41 @@ static const char *record_check(fsck_read_fn rd, void *rctx, const struct seg_hd
 	return rc ? "payload checksum mismatch" : NULL;
 }
 
+static int all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * A segment whose header is all zeros was created but never used -- unless records follow,
+ * in which case its header was wiped out: the tier would reuse it and lose them.
+ */
+static int seg_unused(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t *grid_id,
+		      uint8_t *chunk, size_t chunk_len, struct fsck_report *rep, const char **why)
+{
+	for (uint64_t off = SEG_HDR_BYTES; off < file_bytes; off += chunk_len) {
+		ssize_t n = rd(rctx, chunk, chunk_len, off);
+		if (n < 0)
+			return (int)n;
+		rep->bytes_checked += (uint64_t)n;
+		for (size_t k = 0; k + REC_HDR_BYTES <= (size_t)n; k += KVG_ALIGN) {
+			struct rec_hdr h;
+			if (!rec_hdr_check(chunk + k, REC_HDR_BYTES, &h) &&
+			    (!grid_id || !memcmp(h.grid_id, grid_id, 16))) {
+				*why = "wiped segment header in front of records";
+				return KVG_ECORRUPT;
+			}
+		}
+		if ((size_t)n < chunk_len)
+			break;
+	}
+	rep->segments_unused++;
+	return FSCK_SEG_UNUSED;
+}
+
 int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t *grid_id,
 		 uint32_t seg_id, struct seg_hdr *sh, const struct fsck_visit *v,
 		 struct fsck_report *rep, void *buf, size_t buf_len, const char **why)
@@ -138,6 +173,8 @@ int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t
 	if (n < 0)
 		return (int)n;
 	rep->bytes_checked += (uint64_t)n;
+	if (n == (ssize_t)SEG_HDR_BYTES && all_zero(blk, SEG_HDR_BYTES))
+		return seg_unused(rd, rctx, file_bytes, grid_id, chunk, chunk_len, rep, why);
 	if (n < (ssize_t)SEG_HDR_BYTES || seg_hdr_check(blk, (size_t)n, sh))
 		*why = "unreadable segment header";
 	else if (grid_id && memcmp(sh->grid_id, grid_id, 16))
@@ -502,7 +539,9 @@ static int fsck_one(int dir_fd, const char *name, const uint8_t *grid_id,
 		rc = s.err;
 		goto out_close;
 	}
-	if (rc) {
+	if (rc == FSCK_SEG_UNUSED) {
+		rc = 0;
+	} else if (rc) {
 		/* the whole segment cannot be trusted: an unreadable disk is treated the same */
 		rep->segments_bad++;
 		visit_corrupt(NULL, rep, 0, (uint64_t)st.st_size, why);

@@ -27,6 +27,7 @@
 struct fsck_report {
 	uint64_t segments;      /* segment files examined */
 	uint64_t segments_bad;  /* unreadable header, another grid's, wrong id or size */
+	uint64_t segments_unused; /* created but never written (all-zero header, no records) */
 	uint64_t checked;       /* records and damaged regions examined: good + corrupt */
 	uint64_t good;          /* records that pass every check (tombstones included) */
 	uint64_t blocks;        /* live blocks: a key's newest good record, not a tombstone */
@@ -42,6 +43,8 @@ struct fsck_report {
 	uint64_t bytes_checked; /* bytes of segment files read */
 	uint64_t bytes_corrupt; /* bytes of damaged records and regions */
 };
+
+#define FSCK_SEG_UNUSED 1
 
 /* Reads up to len bytes at off of a segment image: bytes read (short at its end) or -errno. */
 typedef ssize_t (*fsck_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
@@ -62,7 +65,8 @@ struct fsck_visit {
  * orphaned and tombstones, which need every segment (fsck_dir does them).  buf is scratch of
  * buf_len bytes (>= 2 * KVG_ALIGN, a multiple of KVG_ALIGN).  Returns 0 when the segment is
  * sound as a whole (its records may still be damaged), KVG_ECORRUPT when it is not (bad
- * header, wrong owner, id or size; why says which), or -errno from rd.  Pure apart from rd:
+ * header, wrong owner, id or size; why says which), FSCK_SEG_UNUSED when it was never used
+ * (an all-zero header and no record behind it), or -errno from rd.  Pure apart from rd:
  * safe on any bytes (fuzzed).
  */
 int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t *grid_id,

@@ -307,6 +307,27 @@ static void test_foreign_and_garbled(void)
 	dir_gone();
 }
 
+/* Description: a segment never written (all zeros, as the tier creates it) is unused, not
+ * corrupt; a segment whose header was zeroed in front of its records is a bad segment. */
+static void test_unused_and_wiped_segment(void)
+{
+	uint64_t offs[10];
+	uint8_t zero[SEG_HDR_BYTES] = { 0 };
+	dir_fresh("unused", grid_a);
+	layout_standard(offs);
+	int fd = open(seg_path(2), O_RDWR | O_CREAT, 0644);
+	CHECK(fd >= 0 && ftruncate(fd, SEG_BYTES) == 0);
+	close(fd);
+	struct fsck_report r = run(1);
+	CHECK(r.segments == 3 && r.segments_unused == 1 && r.corrupt == 0 && r.quarantined == 0);
+	poke(1, 0, zero, sizeof(zero));
+	r = run(0);
+	CHECK(r.segments_bad == 1 && r.corrupt == 1 && r.segments_unused == 1);
+	r = run(1);
+	CHECK(r.quarantined == 1);
+	dir_gone();
+}
+
 /* Description: records of an earlier generation beyond the current tail of a reused segment
  * are free space (stale), not corruption; a record of a later generation is corruption. */
 static void test_generations(void)
@@ -407,6 +428,7 @@ int main(void)
 	test_zeroed_range();
 	test_truncated();
 	test_foreign_and_garbled();
+	test_unused_and_wiped_segment();
 	test_generations();
 	test_layered();
 	test_refusals();
