@@ -9,11 +9,15 @@
 extern const struct policy_ops policy_lru_ops;
 extern const struct policy_ops policy_prefix_ops;
 extern const struct policy_ops policy_s3fifo_ops;
+extern const struct policy_ops policy_cost_ops;
+extern const struct policy_ops policy_reuse_ops;
 
 static const struct policy_ops *const policies[] = {
 	&policy_lru_ops,
 	&policy_prefix_ops,
 	&policy_s3fifo_ops,
+	&policy_cost_ops,
+	&policy_reuse_ops,
 	NULL,
 };
 
@@ -21,6 +25,8 @@ const char *const policy_names[] = {
 	"lru",
 	"prefix",
 	"s3fifo",
+	"cost",
+	"reuse",
 	NULL,
 };
 
