@@ -374,7 +374,21 @@ static void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count)
 			fn(r, l, arg);
 }
 
-/* One unit of the request finished (a block, or the dispatcher's hold). */
+/* Returns a request to the pool.  Caller holds nothing. */
+static void req_release(kvg_grid *g, struct kvg_req *r)
+{
+	pthread_mutex_lock(&g->qlock);
+	r->in_use = 0;
+	r->next = g->free_reqs;
+	g->free_reqs = r;
+	pthread_mutex_unlock(&g->qlock);
+}
+
+/*
+ * One unit of the request finished (a block, or the dispatcher's hold).  The last one runs
+ * the done callback first and only then marks the request complete, so that a waiter sees
+ * completion after the callback; a kvg_req_free() from inside the callback is deferred.
+ */
 static void req_put(struct kvg_req *r, int status)
 {
 	pthread_mutex_lock(&r->mu);
@@ -383,13 +397,24 @@ static void req_put(struct kvg_req *r, int status)
 	int last = --r->pending == 0;
 	kvg_done_fn fn = r->opts.done;
 	void *arg = r->opts.arg;
-	if (last) {
-		r->complete = 1;
-		pthread_cond_broadcast(&r->cv);
+	if (last && fn) {
+		r->in_callback = 1;
+		r->callback_thread = pthread_self();
 	}
 	pthread_mutex_unlock(&r->mu);
-	if (last && fn)
+	if (!last)
+		return;
+	if (fn)
 		fn(r, arg);
+	pthread_mutex_lock(&r->mu);
+	r->in_callback = 0;
+	r->complete = 1;
+	int free_now = r->free_in_callback;
+	r->free_in_callback = 0;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	if (free_now)
+		req_release(r->g, r);
 }
 
 static void block_done(struct kvg_req *r, size_t i, int status)
@@ -937,13 +962,15 @@ void kvg_req_free(kvg_req *r)
 {
 	if (!r)
 		return;
+	pthread_mutex_lock(&r->mu);
+	if (r->in_callback && pthread_equal(r->callback_thread, pthread_self())) {
+		r->free_in_callback = 1; /* released when the callback returns */
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	pthread_mutex_unlock(&r->mu);
 	kvg_req_wait(r, -1);
-	kvg_grid *g = r->g;
-	pthread_mutex_lock(&g->qlock);
-	r->in_use = 0;
-	r->next = g->free_reqs;
-	g->free_reqs = r;
-	pthread_mutex_unlock(&g->qlock);
+	req_release(r->g, r);
 }
 
 static int run_sync(kvg_grid *g, int op, struct kvg_io *ios, size_t n, uint32_t flags)

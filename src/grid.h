@@ -29,6 +29,9 @@ struct kvg_req {
 	int status;         /* first error */
 	int complete;
 	int in_use;
+	int free_in_callback; /* kvg_req_free() was called from the done callback */
+	pthread_t callback_thread;
+	int in_callback;
 	uint32_t layers;
 	uint32_t layers_ready;
 	uint32_t *layer_count; /* blocks whose layer L has arrived */

@@ -309,8 +309,7 @@ static void group_issue(struct nvme_op *op, struct io_req *r, uint32_t g)
 	r->rw_flags = op->write && op->nv->durable ? RWF_DSYNC : 0;
 	r->done = group_done;
 	r->arg = op;
-	/* the group number rides in the spare high bits of next's slot: keep it in iov math */
-	r->next = (struct io_req *)(uintptr_t)g;
+	op->req_group[r - op->req] = g;
 	op->nv->ops->submit(op->nv->io, r);
 }
 
@@ -451,15 +450,13 @@ static void group_done(struct io_req *r, ssize_t res)
 {
 	struct nvme_op *op = r->arg;
 	struct nvme *nv = op->nv;
-	uint32_t g = (uint32_t)(uintptr_t)r->next;
+	uint32_t g = op->req_group[r - op->req];
 	if (res == -EINTR || res == -EAGAIN) {
-		r->next = (struct io_req *)(uintptr_t)g;
 		nv->ops->submit(nv->io, r);
 		return;
 	}
 	if (res > 0 && (uint64_t)res < iov_total(r)) { /* short: move on by what was done */
 		iov_advance(r, (uint64_t)res);
-		r->next = (struct io_req *)(uintptr_t)g;
 		nv->ops->submit(nv->io, r);
 		return;
 	}

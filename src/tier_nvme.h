@@ -74,6 +74,7 @@ struct nvme_op {
 	uint64_t tail_bytes;
 	void *read_into;  /* where the payload lands (dst or bounce) */
 	struct io_req req[8];
+	uint32_t req_group[8]; /* group each window slot is moving */
 	struct nvme_op *next_free;
 };
 

@@ -1,0 +1,315 @@
+/*
+ * cmd_bench.c - `kvgrid bench`: store and load throughput and latency of one tier through
+ * the library's asynchronous API, with a fixed number of requests in flight.
+ *
+ * The store phase writes new keys (so every store moves bytes; the NVMe tier evicts whole
+ * segments when it fills); the load phase reads random keys among those still resident.
+ * For the DRAM tier the same run measures plain memcpy with as many threads as the grid's
+ * workers, so the report can state the ratio on this machine, now.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gridopt.h"
+
+struct slot {
+	struct kvg_io io;
+	kvg_req *req;
+	uint64_t start_ns;
+	uint64_t end_ns; /* written by the done callback */
+	void *buf;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void slot_done(kvg_req *r, void *arg)
+{
+	struct slot *s = arg;
+	__atomic_store_n(&s->end_ns, now_ns(), __ATOMIC_RELEASE);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct phase {
+	double gbps;
+	double p50_us, p99_us;
+	uint64_t ops, errors;
+};
+
+static void bench_key(kvg_grid *g, uint64_t k, kvg_key *key)
+{
+	kvg_raw_key(g, &k, sizeof(k), key);
+}
+
+/* Runs one phase with qd requests in flight; key_of picks each op's key number. */
+static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block, double secs,
+		     int load, uint64_t *next_key, uint64_t lo, uint64_t hi, struct phase *out)
+{
+	size_t lat_cap = 1 << 20, nlat = 0;
+	uint64_t *lat = malloc(sizeof(uint64_t) * lat_cap);
+	if (!lat)
+		return -ENOMEM;
+	uint64_t rng = 0x9e3779b97f4a7c15ull, t0 = now_ns(), deadline = t0 + (uint64_t)(secs * 1e9);
+	uint64_t bytes = 0, ops = 0, errors = 0;
+	int stopping = 0;
+	for (uint32_t i = 0; i < qd; i++)
+		slots[i].req = NULL;
+	for (uint64_t iter = 0;; iter++) {
+		struct slot *s = &slots[iter % qd];
+		if (s->req) {
+			int rc = kvg_req_wait(s->req, -1);
+			uint64_t end = __atomic_load_n(&s->end_ns, __ATOMIC_ACQUIRE);
+			kvg_req_free(s->req);
+			s->req = NULL;
+			if (rc)
+				errors++;
+			else
+				bytes += block;
+			ops++;
+			if (nlat < lat_cap)
+				lat[nlat++] = end - s->start_ns;
+		}
+		if (!stopping && now_ns() >= deadline)
+			stopping = 1;
+		if (stopping) {
+			int busy = 0;
+			for (uint32_t i = 0; i < qd; i++)
+				busy |= slots[i].req != NULL;
+			if (!busy)
+				break;
+			continue;
+		}
+		uint64_t k;
+		if (load) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			k = lo + rng % (hi - lo);
+		} else {
+			k = (*next_key)++;
+		}
+		bench_key(g, k, &s->io.key);
+		s->io.buf = s->buf;
+		s->io.len = block;
+		struct kvg_req_opts o = { .done = slot_done, .arg = s };
+		s->start_ns = now_ns();
+		int rc = load ? kvg_load(g, &s->io, 1, &o, &s->req) :
+				kvg_store(g, &s->io, 1, &o, &s->req);
+		if (rc) {
+			s->req = NULL;
+			errors++;
+		}
+	}
+	double el = (now_ns() - t0) / 1e9;
+	qsort(lat, nlat, sizeof(uint64_t), cmp_u64);
+	out->gbps = bytes / el / 1e9;
+	out->p50_us = nlat ? lat[nlat / 2] / 1e3 : 0;
+	out->p99_us = nlat ? lat[(nlat * 99) / 100] / 1e3 : 0;
+	out->ops = ops;
+	out->errors = errors;
+	free(lat);
+	return 0;
+}
+
+struct mc_arg {
+	uint8_t *src;
+	size_t src_bytes, block;
+	uint8_t *dst;
+	double secs;
+	uint64_t bytes;
+};
+
+static void *memcpy_thread(void *p)
+{
+	struct mc_arg *a = p;
+	uint64_t deadline = now_ns() + (uint64_t)(a->secs * 1e9), rng = (uintptr_t)a | 1;
+	size_t blocks = a->src_bytes / a->block;
+	while (now_ns() < deadline) {
+		for (int i = 0; i < 16; i++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			memcpy(a->dst, a->src + (rng % blocks) * a->block, a->block);
+			a->bytes += a->block;
+		}
+	}
+	return NULL;
+}
+
+/* Plain memcpy of random blocks out of a region as big as the arena, on n threads. */
+static double memcpy_gbps(size_t region, size_t block, uint32_t threads, double secs)
+{
+	uint8_t *src;
+	if (posix_memalign((void **)&src, 2 << 20, region))
+		return 0;
+	memset(src, 1, region);
+	struct mc_arg a[16];
+	pthread_t th[16];
+	if (threads > 16)
+		threads = 16;
+	for (uint32_t i = 0; i < threads; i++) {
+		a[i] = (struct mc_arg){ src, region, block, NULL, secs, 0 };
+		if (posix_memalign((void **)&a[i].dst, 4096, block))
+			return 0;
+		memset(a[i].dst, 0, block);
+	}
+	uint64_t t0 = now_ns();
+	for (uint32_t i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, memcpy_thread, &a[i]);
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		total += a[i].bytes;
+		free(a[i].dst);
+	}
+	double el = (now_ns() - t0) / 1e9;
+	free(src);
+	return total / el / 1e9;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kvgrid bench --dir DIR --tier dram|nvme --block-bytes N --queue-depth Q\n"
+		"                    --seconds S [--json] [--size BYTES]\n"
+		"  stores new blocks for S/2 seconds, then loads random resident ones for S/2,\n"
+		"  Q requests in flight; files are created under DIR and removed.  --size is the\n"
+		"  tier's capacity (default: DRAM 1 GiB, NVMe 4 GiB).\n" GRIDOPT_HELP);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct kvg_config c;
+	kvg_config_init(&c);
+	if (gridopt_parse("bench", &argc, argv, &c))
+		return 2;
+	const char *tier = NULL;
+	uint64_t block = 1 << 20, qd = 16, size = 0;
+	double secs = 10;
+	int json = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if (!v) {
+			return cli_usage("bench", "unknown or incomplete option '%s' (--help)", a);
+		} else if (!strcmp(a, "--tier")) {
+			tier = argv[++i];
+		} else if (!strcmp(a, "--block-bytes")) {
+			if (cli_parse_size(argv[++i], &block) || block == 0 || block > (1ull << 30))
+				return cli_usage("bench", "--block-bytes: bad size '%s'", v);
+		} else if (!strcmp(a, "--queue-depth")) {
+			if (cli_parse_size(argv[++i], &qd) || qd == 0 || qd > 1024)
+				return cli_usage("bench", "--queue-depth: expected 1..1024, got '%s'", v);
+		} else if (!strcmp(a, "--seconds")) {
+			char *end;
+			secs = strtod(argv[++i], &end);
+			if (*end || secs <= 0 || secs > 86400)
+				return cli_usage("bench", "--seconds: bad value '%s'", v);
+		} else if (!strcmp(a, "--size")) {
+			if (cli_parse_size(argv[++i], &size) || size == 0)
+				return cli_usage("bench", "--size: bad size '%s'", v);
+		} else {
+			return cli_usage("bench", "unknown option '%s' (--help)", a);
+		}
+	}
+	if (!tier || (strcmp(tier, "dram") && strcmp(tier, "nvme")))
+		return cli_usage("bench", "--tier dram|nvme is required");
+	int nvme = !strcmp(tier, "nvme");
+	if (nvme && !c.dir[0])
+		return cli_usage("bench", "--dir DIR is required for the nvme tier");
+	char dir[4200] = "";
+	c.queue_depth = (uint32_t)qd;
+	c.max_value_bytes = block > c.max_value_bytes ? block : c.max_value_bytes;
+	c.req_max = (uint32_t)qd + 8;
+	if (nvme) {
+		snprintf(dir, sizeof(dir), "%s/kvgrid-bench-%d", c.dir, (int)getpid());
+		snprintf(c.dir, sizeof(c.dir), "%s", dir);
+		c.dram_bytes = 0;
+		c.nvme_bytes = size ? size : 4ull << 30;
+		if (c.segment_bytes > c.nvme_bytes / 4)
+			c.segment_bytes = (c.nvme_bytes / 4) & ~4095ull;
+		if (c.segment_bytes < 2 * (block + 8192))
+			c.segment_bytes = (2 * (block + 8192) + 4095) & ~4095ull;
+		c.demote_on_evict = 0;
+	} else {
+		c.dir[0] = 0;
+		c.dram_bytes = size ? size : 1ull << 30;
+		if (c.chunk_bytes > block)
+			c.chunk_bytes = (uint32_t)((block + 4095) & ~4095ull);
+	}
+	kvg_grid *g = gridopt_open("bench", &c);
+	if (!g)
+		return 1;
+	struct slot *slots = calloc(qd, sizeof(struct slot));
+	for (uint64_t i = 0; slots && i < qd; i++) {
+		if (posix_memalign(&slots[i].buf, 4096, block))
+			return cli_fail("bench", "out of memory");
+		memset(slots[i].buf, (int)(i * 37 + 1), block);
+	}
+	uint64_t next = 0;
+	struct phase w = { 0 }, r = { 0 };
+	run_phase(g, slots, (uint32_t)qd, block, secs / 2, 0, &next, 0, 0, &w);
+	/* resident keys: the newest ones that fit in the tier */
+	uint64_t cap = nvme ? c.nvme_bytes / (block + 8192) : c.dram_bytes / block;
+	uint64_t resident = cap * 3 / 4 < next ? cap * 3 / 4 : next;
+	if (resident == 0)
+		resident = 1;
+	run_phase(g, slots, (uint32_t)qd, block, secs / 2, 1, &next, next - resident, next, &r);
+	struct kvg_stats st;
+	kvg_stats_get(g, &st);
+	double mc = nvme ? 0 : memcpy_gbps(c.dram_bytes, block, c.workers, secs / 4 < 2 ? secs / 4 : 2);
+	const char *backend = st.tier[nvme].backend;
+	kvg_close(g);
+	if (nvme) {
+		char cmd[8400];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd)) {
+		}
+	}
+	for (uint64_t i = 0; i < qd; i++)
+		free(slots[i].buf);
+	free(slots);
+	if (json) {
+		printf("{\"tier\": \"%s\", \"backend\": \"%s\", \"block_bytes\": %llu, "
+		       "\"queue_depth\": %llu, \"seconds\": %.1f, \"write_gbps\": %.3f, "
+		       "\"read_gbps\": %.3f, \"write_p50_us\": %.1f, \"write_p99_us\": %.1f, "
+		       "\"read_p50_us\": %.1f, \"read_p99_us\": %.1f, \"writes\": %llu, "
+		       "\"reads\": %llu, \"errors\": %llu",
+		       tier, backend, (unsigned long long)block, (unsigned long long)qd, secs,
+		       w.gbps, r.gbps, w.p50_us, w.p99_us, r.p50_us, r.p99_us,
+		       (unsigned long long)w.ops, (unsigned long long)r.ops,
+		       (unsigned long long)(w.errors + r.errors));
+		if (!nvme)
+			printf(", \"memcpy_gbps\": %.3f, \"memcpy_threads\": %u, "
+			       "\"read_vs_memcpy\": %.3f", mc, c.workers, mc > 0 ? r.gbps / mc : 0);
+		printf("}\n");
+	} else {
+		printf("%s tier (%s), %llu-byte blocks, queue depth %llu\n", tier, backend,
+		       (unsigned long long)block, (unsigned long long)qd);
+		printf("  store  %7.3f GB/s  p50 %8.1f us  p99 %8.1f us  (%llu ops)\n", w.gbps,
+		       w.p50_us, w.p99_us, (unsigned long long)w.ops);
+		printf("  load   %7.3f GB/s  p50 %8.1f us  p99 %8.1f us  (%llu ops)\n", r.gbps,
+		       r.p50_us, r.p99_us, (unsigned long long)r.ops);
+		if (!nvme)
+			printf("  memcpy %7.3f GB/s on %u threads: load is %.0f%% of it\n", mc,
+			       c.workers, mc > 0 ? 100 * r.gbps / mc : 0);
+		if (w.errors + r.errors)
+			printf("  errors %llu\n", (unsigned long long)(w.errors + r.errors));
+	}
+	return w.errors + r.errors ? 1 : 0;
+}

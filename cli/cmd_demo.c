@@ -1,0 +1,2 @@
+#include "cli.h"
+int cmd_demo(int argc, char **argv) { return cli_fail("demo", "todo"); }
