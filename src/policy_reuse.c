@@ -9,14 +9,14 @@
  * once has not.  This is the "doorkeeper" of TinyLFU reduced to one bit per slot.
  *
  * How: admit(slot) answers yes if the slot was offered or hit before, and otherwise only
- * remembers the offer.  Ordering and victims are plain LRU.  The memory is one byte per
- * slot, so it is exact while a block keeps its index slot (a DRAM victim demoted to NVMe
- * keeps it; the simulator's slots are block ids) and approximate once a slot is reused by
- * another block after the first left the index entirely: then a new block may inherit the
- * bit (admitted early) -- never the reverse.  A key hash in struct policy_block would make
- * it exact everywhere (doc/POLICIES.md).
+ * remembers the offer.  Ordering and victims are plain LRU.  The memory is per slot, so
+ * it is exact while a block keeps its index slot (a DRAM victim demoted to NVMe keeps it;
+ * the simulator's slots are block ids) and approximate once a slot is reused by another
+ * block after the first left the index entirely: the depth kept with the bit tells most
+ * such blocks apart; one at the same depth is admitted early -- never the reverse.  A key
+ * hash in struct policy_block would make it exact everywhere (doc/POLICIES.md).
  *
- * 9 bytes per slot; O(1); no allocation after create().
+ * 13 bytes per slot; O(1); no allocation after create().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,8 @@
 struct policy {
 	uint32_t *prev;
 	uint32_t *next;
-	uint8_t *seen; /* 1: offered or hit before */
+	uint8_t *seen;   /* 1: offered or hit before */
+	uint32_t *depth; /* depth of the block last offered in the slot: a fingerprint */
 	uint32_t head; /* most recently used */
 	uint32_t tail;
 };
@@ -64,7 +65,9 @@ static struct policy *ru_create(uint32_t slots, uint64_t capacity_bytes,
 	p->prev = malloc(sizeof(uint32_t) * slots);
 	p->next = malloc(sizeof(uint32_t) * slots);
 	p->seen = calloc(slots, 1);
-	if (!p->prev || !p->next || !p->seen) {
+	p->depth = malloc(sizeof(uint32_t) * slots);
+	if (!p->prev || !p->next || !p->seen || !p->depth) {
+		free(p->depth);
 		free(p->prev);
 		free(p->next);
 		free(p->seen);
@@ -82,20 +85,23 @@ static void ru_destroy(struct policy *p)
 	free(p->prev);
 	free(p->next);
 	free(p->seen);
+	free(p->depth);
 	free(p);
 }
 
 static int ru_admit(struct policy *p, uint32_t s, const struct policy_block *b)
 {
-	if (p->seen[s])
+	if (p->seen[s] && p->depth[s] == b->depth)
 		return 1;
 	p->seen[s] = 1;
+	p->depth[s] = b->depth;
 	return 0;
 }
 
 static void ru_insert(struct policy *p, uint32_t s, const struct policy_block *b)
 {
 	p->seen[s] = 1;
+	p->depth[s] = b->depth;
 	ru_push(p, s);
 }
 
@@ -130,5 +136,5 @@ const struct policy_ops policy_reuse_ops = {
 	.remove = ru_remove,
 	.victim = ru_victim,
 	.admit = ru_admit,
-	.bytes_per_slot = 9,
+	.bytes_per_slot = 13,
 };

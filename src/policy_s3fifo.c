@@ -8,11 +8,11 @@
  * the one-hit-wonder pattern S3-FIFO was built for; and hits cost no list surgery.
  *
  * Sizes: the small queue holds 10% of the tier's bytes; the ghost remembers as many blocks
- * as the main queue holds.  The ghost is a ring of slot numbers: a slot that left the
- * index and was reused for another block can give a false ghost hit (rare, harmless: the
- * block only skips the small queue).
+ * as the main queue holds.  The ghost is a ring of slot numbers, checked against the
+ * block's depth: a slot that left the index and was reused for another block at the same
+ * depth gives a false ghost hit (the block only skips the small queue).
  *
- * 13 bytes per slot plus a 4-byte ghost ring per slot; O(1) amortised (a victim() call
+ * 22 bytes per slot plus a 4-byte ghost ring per slot; O(1) amortised (a victim() call
  * moves at most a bounded number of blocks before it returns one); no allocation after
  * create().
  */
@@ -40,6 +40,7 @@ struct policy {
 	uint8_t *freq;   /* 0..3 */
 	uint32_t *ghost;      /* ring of slots dropped from small */
 	uint32_t *ghost_seq;  /* slot -> ring sequence when it entered the ghost */
+	uint32_t *depth;      /* slot -> depth of the block stored there, a fingerprint */
 	uint64_t ghost_next;  /* next ring sequence */
 	struct s3_queue q[2];
 	uint32_t slots;
@@ -87,11 +88,14 @@ static uint64_t s3_ghost_size(const struct policy *p)
 	return blocks < p->slots ? blocks : p->slots;
 }
 
-static int s3_in_ghost(const struct policy *p, uint32_t s)
+/* Whether the block now stored in slot s was dropped from small lately.  A slot may have
+ * been given to another block since; the depth, kept as a fingerprint, tells most of them
+ * apart (a key hash in struct policy_block would tell all). */
+static int s3_in_ghost(const struct policy *p, uint32_t s, uint32_t depth)
 {
 	uint64_t seq = p->ghost_seq[s];
 	return seq != UINT32_MAX && p->ghost_next - seq <= s3_ghost_size(p) &&
-	       p->ghost[seq % p->slots] == s;
+	       p->ghost[seq % p->slots] == s && p->depth[s] == depth;
 }
 
 static void s3_to_ghost(struct policy *p, uint32_t s)
@@ -114,15 +118,17 @@ static struct policy *s3_create(uint32_t slots, uint64_t capacity_bytes,
 	p->bytes = malloc(sizeof(uint32_t) * slots);
 	p->ghost = malloc(sizeof(uint32_t) * slots);
 	p->ghost_seq = malloc(sizeof(uint32_t) * slots);
+	p->depth = malloc(sizeof(uint32_t) * slots);
 	p->queue = malloc(slots);
 	p->freq = malloc(slots);
-	if (!p->prev || !p->next || !p->bytes || !p->ghost || !p->ghost_seq || !p->queue ||
+	if (!p->prev || !p->next || !p->bytes || !p->ghost || !p->ghost_seq || !p->depth || !p->queue ||
 	    !p->freq) {
 		free(p->prev);
 		free(p->next);
 		free(p->bytes);
 		free(p->ghost);
 		free(p->ghost_seq);
+		free(p->depth);
 		free(p->queue);
 		free(p->freq);
 		free(p);
@@ -148,6 +154,7 @@ static void s3_destroy(struct policy *p)
 	free(p->bytes);
 	free(p->ghost);
 	free(p->ghost_seq);
+	free(p->depth);
 	free(p->queue);
 	free(p->freq);
 	free(p);
@@ -159,8 +166,9 @@ static void s3_insert(struct policy *p, uint32_t s, const struct policy_block *b
 		p->full_bytes = b->bytes;
 	p->bytes[s] = b->bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)b->bytes;
 	p->freq[s] = 0;
-	int ghost_hit = s3_in_ghost(p, s);
+	int ghost_hit = s3_in_ghost(p, s, b->depth);
 	p->ghost_seq[s] = UINT32_MAX;
+	p->depth[s] = b->depth;
 	s3_push(p, s, ghost_hit ? S3_MAIN : S3_SMALL);
 }
 
@@ -237,5 +245,5 @@ const struct policy_ops policy_s3fifo_ops = {
 	.remove = s3_remove,
 	.victim = s3_victim,
 	.admit = NULL,
-	.bytes_per_slot = 22,
+	.bytes_per_slot = 26,
 };

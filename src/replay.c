@@ -1,0 +1,255 @@
+/*
+ * replay.c - a trace through a real grid (see replay.h).
+ *
+ * Everything a replay needs is allocated before the first request: the keys of the whole
+ * trace (32 bytes per block access), one payload buffer and one kvg_io array as large as
+ * the longest request, and the per-request load latencies; the loop itself allocates
+ * nothing, so the time it reports is the grid's.  The payload of a block begins with its
+ * raw id and its length, so a load that returns another block's bytes is caught.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "replay.h"
+
+#define REPLAY_TAG_BYTES 16 /* raw id (8) + length (8) at the start of every payload */
+
+struct replay_ctx {
+	kvg_grid *g;
+	const struct trace *t;
+	const struct replay_opts *o;
+	kvg_key *keys;       /* one per trace access */
+	struct kvg_io *ios;  /* max_blocks */
+	uint8_t *bufs;       /* max_blocks * block_bytes */
+	uint8_t *tiers;      /* max_blocks */
+	double *lat_us;      /* one per request with a hit */
+	size_t n_lat;
+	uint32_t max_blocks; /* of one request */
+};
+
+static double replay_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t replay_block_len(const struct replay_ctx *c, const struct trace_req *rq,
+				 uint32_t i)
+{
+	uint64_t full = c->o->block_bytes;
+	if (!c->o->partial_bytes)
+		return full;
+	uint64_t tok = trace_block_tokens(rq, i, c->t->block_tokens);
+	uint64_t len = full * tok / c->t->block_tokens;
+	return len < REPLAY_TAG_BYTES ? REPLAY_TAG_BYTES : len;
+}
+
+static void replay_fill(uint8_t *buf, uint64_t raw_id, uint64_t len)
+{
+	memcpy(buf, &raw_id, 8);
+	memcpy(buf + 8, &len, 8);
+}
+
+/* Loads the cached prefix [0, h) of rq and checks every block's tag. */
+static void replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32_t h,
+			struct replay_result *r)
+{
+	for (uint32_t i = 0; i < h; i++) {
+		struct kvg_io *io = &c->ios[i];
+		memset(io, 0, sizeof(*io));
+		io->key = c->keys[rq->first + i];
+		io->buf = c->bufs + (size_t)i * c->o->block_bytes;
+		io->len = c->o->block_bytes;
+		io->depth = i;
+	}
+	double t0 = replay_now_s();
+	int rc = kvg_load_sync(c->g, c->ios, h, 0);
+	c->lat_us[c->n_lat++] = (replay_now_s() - t0) * 1e6;
+	for (uint32_t i = 0; i < h; i++) {
+		struct kvg_io *io = &c->ios[i];
+		uint64_t id, len;
+		if (rc && io->status) {
+			r->load_errors++;
+			continue;
+		}
+		memcpy(&id, io->buf, 8);
+		memcpy(&len, (uint8_t *)io->buf + 8, 8);
+		if (id != c->t->raw_ids[rq->first + i] || len != io->len)
+			r->verify_failures++;
+	}
+}
+
+/* Stores (or refreshes) blocks [h, n) of rq. */
+static void replay_store(struct replay_ctx *c, const struct trace_req *rq, uint32_t h,
+			 struct replay_result *r)
+{
+	uint32_t n = rq->n_blocks - h;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = h + k;
+		struct kvg_io *io = &c->ios[k];
+		memset(io, 0, sizeof(*io));
+		io->key = c->keys[rq->first + i];
+		io->buf = c->bufs + (size_t)k * c->o->block_bytes;
+		io->len = replay_block_len(c, rq, i);
+		io->depth = i;
+		replay_fill(io->buf, c->t->raw_ids[rq->first + i], io->len);
+	}
+	if (kvg_store_sync(c->g, c->ios, n, 0))
+		for (uint32_t k = 0; k < n; k++)
+			if (c->ios[k].status)
+				r->store_errors++;
+}
+
+static void replay_request(struct replay_ctx *c, const struct trace_req *rq,
+			   struct replay_result *r)
+{
+	size_t h = 0;
+	if (kvg_lookup_keys(c->g, &c->keys[rq->first], rq->n_blocks, &h, c->tiers))
+		h = 0;
+	uint64_t tok = (uint64_t)h * c->t->block_tokens;
+	r->hit_tokens += tok < rq->input_length ? tok : rq->input_length;
+	r->hit_blocks += h;
+	r->blocks += rq->n_blocks;
+	r->input_tokens += rq->input_length;
+	r->requests++;
+	for (size_t i = 0; i < h; i++)
+		if (c->tiers[i] < KVG_TIER_COUNT)
+			r->hit_blocks_tier[c->tiers[i]]++;
+	if (h)
+		replay_load(c, rq, (uint32_t)h, r);
+	if (h < rq->n_blocks)
+		replay_store(c, rq, (uint32_t)h, r);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double replay_pct(const double *v, size_t n, double q)
+{
+	if (!n)
+		return 0;
+	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static int replay_open(struct replay_ctx *c, char *err, size_t err_len)
+{
+	const struct replay_opts *o = c->o;
+	struct kvg_config cfg;
+	if (o->base)
+		cfg = *o->base;
+	else
+		kvg_config_init(&cfg);
+	snprintf(cfg.model_id, sizeof(cfg.model_id), "kvgrid-replay");
+	cfg.block_tokens = c->t->block_tokens;
+	cfg.chunk_bytes = o->block_bytes;
+	cfg.dram_bytes = o->dram_bytes ? o->dram_bytes : o->capacity_blocks * o->block_bytes;
+	if (o->dir && o->dir[0]) {
+		snprintf(cfg.dir, sizeof(cfg.dir), "%s", o->dir);
+		if (o->nvme_bytes)
+			cfg.nvme_bytes = o->nvme_bytes;
+	} else {
+		cfg.dir[0] = 0;
+	}
+	if (o->policy)
+		snprintf(cfg.policy, sizeof(cfg.policy), "%s", o->policy);
+	/* index: every block of the trace could be indexed at once, plus room to spare */
+	uint64_t tier_blocks = cfg.dram_bytes / o->block_bytes +
+			       (cfg.dir[0] ? cfg.nvme_bytes / o->block_bytes : 0);
+	uint64_t want = (tier_blocks < c->t->n_distinct ? tier_blocks : c->t->n_distinct);
+	cfg.max_blocks = want + c->max_blocks + 1024;
+	return kvg_open(&cfg, &c->g, err, err_len);
+}
+
+static int replay_alloc(struct replay_ctx *c)
+{
+	const struct trace *t = c->t;
+	for (size_t q = 0; q < t->n_reqs; q++)
+		if (t->reqs[q].n_blocks > c->max_blocks)
+			c->max_blocks = t->reqs[q].n_blocks;
+	size_t mb = c->max_blocks ? c->max_blocks : 1;
+	c->keys = malloc(sizeof(*c->keys) * (t->n_ids ? t->n_ids : 1));
+	c->ios = calloc(mb, sizeof(*c->ios));
+	c->bufs = aligned_alloc(4096, mb * (size_t)c->o->block_bytes);
+	c->tiers = calloc(mb, 1);
+	c->lat_us = malloc(sizeof(double) * (t->n_reqs ? t->n_reqs : 1));
+	if (!c->keys || !c->ios || !c->bufs || !c->tiers || !c->lat_us)
+		return -ENOMEM;
+	return 0;
+}
+
+static void replay_free(struct replay_ctx *c)
+{
+	free(c->keys);
+	free(c->ios);
+	free(c->bufs);
+	free(c->tiers);
+	free(c->lat_us);
+}
+
+/* Sleeps until the request's time at the chosen speed (speed > 0). */
+static void replay_pace(const struct replay_ctx *c, const struct trace_req *rq, double start)
+{
+	double due = start + (double)(rq->timestamp_ms - c->t->reqs[0].timestamp_ms) / 1000.0 /
+				     c->o->speed;
+	double wait = due - replay_now_s();
+	if (wait > 0) {
+		struct timespec ts = { (time_t)wait, (long)((wait - (time_t)wait) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int replay_run(const struct trace *t, const struct replay_opts *o, struct replay_result *res,
+	       char *err, size_t err_len)
+{
+	struct replay_ctx c = { .t = t, .o = o };
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!o->block_bytes || o->block_bytes % 4096) {
+		snprintf(err, err_len, "block bytes must be a positive multiple of 4096");
+		return KVG_ECONFIG;
+	}
+	if ((rc = replay_alloc(&c))) {
+		snprintf(err, err_len, "out of memory");
+		goto out_free;
+	}
+	if ((rc = replay_open(&c, err, err_len)))
+		goto out_free;
+	for (size_t j = 0; j < t->n_ids; j++)
+		kvg_raw_key(c.g, &t->raw_ids[j], sizeof(t->raw_ids[j]), &c.keys[j]);
+	double start = replay_now_s();
+	for (size_t q = 0; q < t->n_reqs; q++) {
+		if (o->speed > 0)
+			replay_pace(&c, &t->reqs[q], start);
+		replay_request(&c, &t->reqs[q], res);
+		struct kvg_stats st;
+		kvg_stats_get(c.g, &st);
+		if (st.tier[KVG_TIER_DRAM].blocks > res->max_dram_blocks)
+			res->max_dram_blocks = st.tier[KVG_TIER_DRAM].blocks;
+		if (o->progress)
+			o->progress(o->progress_arg, q + 1, t->n_reqs);
+	}
+	res->elapsed_s = replay_now_s() - start;
+	kvg_stats_get(c.g, &res->stats);
+	kvg_close(c.g);
+	qsort(c.lat_us, c.n_lat, sizeof(double), cmp_double);
+	res->load_us_p50 = replay_pct(c.lat_us, c.n_lat, 0.50);
+	res->load_us_p90 = replay_pct(c.lat_us, c.n_lat, 0.90);
+	res->load_us_p99 = replay_pct(c.lat_us, c.n_lat, 0.99);
+	res->load_us_max = c.n_lat ? c.lat_us[c.n_lat - 1] : 0;
+	res->prefix_hit_token_ratio =
+		res->input_tokens ? (double)res->hit_tokens / res->input_tokens : 0;
+	res->block_hit_ratio = res->blocks ? (double)res->hit_blocks / res->blocks : 0;
+	rc = 0;
+out_free:
+	replay_free(&c);
+	return rc;
+}

@@ -1,0 +1,146 @@
+/*
+ * sim_svg.c - SVG line charts (see sim_svg.h).  A fixed 720x420 canvas: axes with five
+ * ticks each (decades on a log axis), one polyline with dots per series, and a legend.
+ * Colours come from a short palette chosen to stay apart when printed in grey.
+ */
+#include <errno.h>
+#include <math.h>
+
+#include "sim_svg.h"
+
+#define SVG_W 720
+#define SVG_H 420
+#define SVG_L 70 /* plot area margins */
+#define SVG_R 170
+#define SVG_T 40
+#define SVG_B 55
+
+static const char *const svg_colours[] = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+					   "#9467bd", "#8c564b", "#e377c2", "#17becf",
+					   "#7f7f7f", "#bcbd22" };
+
+struct svg_scale {
+	double x0, x1, y0, y1;
+	int x_log;
+};
+
+static double svg_x(const struct svg_scale *s, double x)
+{
+	double a = s->x_log ? log10(x) : x, lo = s->x_log ? log10(s->x0) : s->x0,
+	       hi = s->x_log ? log10(s->x1) : s->x1;
+	double w = SVG_W - SVG_L - SVG_R;
+	return SVG_L + (hi > lo ? (a - lo) / (hi - lo) : 0.5) * w;
+}
+
+static double svg_y(const struct svg_scale *s, double y)
+{
+	double h = SVG_H - SVG_T - SVG_B;
+	return SVG_T + h - (s->y1 > s->y0 ? (y - s->y0) / (s->y1 - s->y0) : 0.5) * h;
+}
+
+static void svg_range(const struct svg_chart *c, const struct svg_series *ser, size_t n,
+		      struct svg_scale *s)
+{
+	s->x0 = INFINITY;
+	s->x1 = -INFINITY;
+	s->y0 = INFINITY;
+	s->y1 = -INFINITY;
+	s->x_log = c->x_log;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < ser[i].n; k++) {
+			double x = ser[i].x[k], y = ser[i].y[k];
+			if (c->x_log && x <= 0)
+				continue;
+			s->x0 = fmin(s->x0, x);
+			s->x1 = fmax(s->x1, x);
+			s->y0 = fmin(s->y0, y);
+			s->y1 = fmax(s->y1, y);
+		}
+	if (!isfinite(s->x0)) {
+		s->x0 = c->x_log ? 1 : 0;
+		s->x1 = c->x_log ? 10 : 1;
+		s->y0 = 0;
+		s->y1 = 1;
+	}
+	if (c->y_min != c->y_max) {
+		s->y0 = c->y_min;
+		s->y1 = c->y_max;
+	} else {
+		s->y0 = s->y0 > 0 ? 0 : s->y0;
+		s->y1 = s->y1 * 1.05 + (s->y1 == 0);
+	}
+	if (c->x_log) {
+		s->x0 = pow(10, floor(log10(s->x0)));
+		s->x1 = pow(10, ceil(log10(s->x1)));
+	}
+}
+
+static void svg_axes(FILE *f, const struct svg_chart *c, const struct svg_scale *s)
+{
+	int x_l = SVG_L, x_r = SVG_W - SVG_R, y_t = SVG_T, y_b = SVG_H - SVG_B;
+	fprintf(f, "<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#444'/>\n",
+		x_l, y_t, x_r - x_l, y_b - y_t);
+	for (int i = 0; i <= 4; i++) {
+		double y = s->y0 + (s->y1 - s->y0) * i / 4;
+		double py = svg_y(s, y);
+		fprintf(f, "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' stroke='#ddd'/>\n", x_l, x_r,
+			py, py);
+		fprintf(f, "<text x='%d' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n",
+			x_l - 6, py + 4, y);
+	}
+	if (s->x_log) {
+		for (double x = s->x0; x <= s->x1 * 1.0001; x *= 10) {
+			double px = svg_x(s, x);
+			fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#ddd'/>\n", px,
+				px, y_t, y_b);
+			fprintf(f, "<text x='%.1f' y='%d' text-anchor='middle' font-size='11'>%g"
+				   "</text>\n", px, y_b + 16, x);
+		}
+	} else {
+		for (int i = 0; i <= 4; i++) {
+			double x = s->x0 + (s->x1 - s->x0) * i / 4, px = svg_x(s, x);
+			fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#ddd'/>\n", px,
+				px, y_t, y_b);
+			fprintf(f, "<text x='%.1f' y='%d' text-anchor='middle' font-size='11'>%.3g"
+				   "</text>\n", px, y_b + 16, x);
+		}
+	}
+	fprintf(f, "<text x='%d' y='22' font-size='15' font-weight='bold'>%s</text>\n", x_l,
+		c->title);
+	fprintf(f, "<text x='%d' y='%d' text-anchor='middle' font-size='12'>%s</text>\n",
+		(x_l + x_r) / 2, SVG_H - 15, c->x_label);
+	fprintf(f, "<text transform='translate(18,%d) rotate(-90)' text-anchor='middle' "
+		   "font-size='12'>%s</text>\n", (y_t + y_b) / 2, c->y_label);
+}
+
+int svg_write_lines(FILE *f, const struct svg_chart *c, const struct svg_series *ser,
+		    size_t n)
+{
+	struct svg_scale s;
+	svg_range(c, ser, n, &s);
+	fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg'"
+		   " width='%d' height='%d' font-family='sans-serif'>\n<rect width='100%%' "
+		   "height='100%%' fill='white'/>\n", SVG_W, SVG_H);
+	svg_axes(f, c, &s);
+	for (size_t i = 0; i < n; i++) {
+		const char *col = svg_colours[i % (sizeof(svg_colours) / sizeof(svg_colours[0]))];
+		fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2'%s points='", col,
+			ser[i].dashed ? " stroke-dasharray='6,4'" : "");
+		for (size_t k = 0; k < ser[i].n; k++)
+			if (!c->x_log || ser[i].x[k] > 0)
+				fprintf(f, "%.1f,%.1f ", svg_x(&s, ser[i].x[k]), svg_y(&s, ser[i].y[k]));
+		fprintf(f, "'/>\n");
+		if (ser[i].n <= 40)
+			for (size_t k = 0; k < ser[i].n; k++)
+				if (!c->x_log || ser[i].x[k] > 0)
+					fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n",
+						svg_x(&s, ser[i].x[k]), svg_y(&s, ser[i].y[k]), col);
+		int ly = SVG_T + 10 + (int)i * 20, lx = SVG_W - SVG_R + 12;
+		fprintf(f, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='%s' stroke-width='2'%s/>\n",
+			lx, lx + 22, ly, ly, col, ser[i].dashed ? " stroke-dasharray='6,4'" : "");
+		fprintf(f, "<text x='%d' y='%d' font-size='12'>%s</text>\n", lx + 28, ly + 4,
+			ser[i].name);
+	}
+	fprintf(f, "</svg>\n");
+	return ferror(f) ? -EIO : 0;
+}
