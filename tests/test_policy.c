@@ -1,0 +1,356 @@
+/*
+ * Description: every eviction policy keeps the policy contract (a tier never holds more
+ * than its capacity, victim() never returns a block that may not go or one already gone),
+ * the simulator counts hits as a serving system does (longest cached prefix, capped at
+ * input_length, looked up before the request stores anything), LRU and Belady give the
+ * hand-computed answers on small traces, and "prefix" evicts partial blocks first and chain
+ * tails before heads.  With ../shared/traces present, the simulator reproduces the
+ * reference hit ratios published in ../shared/traces/README.md and the default candidate
+ * is never below LRU.
+ */
+#include "policy.h"
+#include "sim.h"
+#include "t.h"
+#include "trace.h"
+
+/* ---- building traces in memory ------------------------------------------------------ */
+
+#define TB_REQS_MAX 4096
+#define TB_IDS_MAX 65536
+
+struct tb {
+	struct trace t;
+	struct trace_req reqs[TB_REQS_MAX];
+	uint32_t ids[TB_IDS_MAX];
+	uint64_t raw[TB_IDS_MAX];
+	uint32_t max_id;
+};
+
+static void tb_init(struct tb *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->t.reqs = b->reqs;
+	b->t.ids = b->ids;
+	b->t.raw_ids = b->raw;
+	b->t.block_tokens = 512;
+}
+
+/* Appends a request of blocks ids[0..n) (ids must be dense: below TB_IDS_MAX). */
+static void tb_req(struct tb *b, const uint32_t *ids, uint32_t n, uint32_t input_length)
+{
+	struct trace_req *r = &b->reqs[b->t.n_reqs++];
+	r->timestamp_ms = b->t.n_reqs;
+	r->input_length = input_length;
+	r->first = (uint32_t)b->t.n_ids;
+	r->n_blocks = n;
+	for (uint32_t i = 0; i < n; i++) {
+		b->ids[b->t.n_ids] = ids[i];
+		b->raw[b->t.n_ids++] = ids[i];
+		if (ids[i] + 1 > b->max_id)
+			b->max_id = ids[i] + 1;
+	}
+	b->t.n_distinct = b->max_id;
+	b->t.input_tokens += input_length;
+}
+
+/* A pseudo-random chat workload: sessions that share a system prompt (block 0), grow by
+ * 1-4 blocks a turn, and are abandoned at random; 1 request in 5 is a fresh document. */
+static void tb_random(struct tb *b, uint32_t seed, uint32_t n_reqs)
+{
+	enum { SESSIONS = 24, DEPTH_MAX = 48 };
+	static uint32_t chain[SESSIONS][DEPTH_MAX];
+	uint32_t len[SESSIONS] = { 0 }, next_id = 1, x = seed * 2654435761u + 1;
+	tb_init(b);
+	for (uint32_t q = 0; q < n_reqs; q++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		uint32_t s = x % SESSIONS;
+		if (len[s] == 0 || len[s] + 4 > DEPTH_MAX || (x >> 8) % 5 == 0) {
+			len[s] = 1;
+			chain[s][0] = (x >> 12) % 3 ? 0 : next_id++; /* shared prompt mostly */
+		}
+		uint32_t grow = 1 + (x >> 16) % 4;
+		for (uint32_t i = 0; i < grow; i++)
+			chain[s][len[s]++] = next_id++;
+		uint32_t input = (len[s] - 1) * 512 + 1 + (x >> 20) % 511;
+		tb_req(b, chain[s], len[s], input);
+		len[s]--; /* the last block was partial: the next turn rewrites it */
+	}
+}
+
+/* ---- the policy contract ------------------------------------------------------------ */
+
+/* Under every policy, a simulated tier never holds more blocks than its capacity, and
+ * what went in and came out adds up. */
+static void test_capacity_never_exceeded(void)
+{
+	static struct tb b;
+	static const uint64_t caps[] = { 1, 3, 17, 64, 250 };
+	for (uint32_t seed = 1; seed <= 3; seed++) {
+		tb_random(&b, seed, 2000);
+		for (int p = 0; policy_names[p]; p++)
+			for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+				struct sim_opts o = { .policy = policy_names[p],
+						      .capacity_blocks = caps[c],
+						      .block_bytes = 4096,
+						      .partial_bytes = 1 };
+				struct sim_result r;
+				t_variant = policy_names[p];
+				CHECK_RC(sim_run(&b.t, &o, &r), 0);
+				CHECK(r.max_resident <= caps[c]);
+				CHECK(r.inserts - r.evictions <= caps[c]);
+				CHECK(r.hit_tokens <= r.input_tokens);
+				CHECK(r.hit_blocks <= r.blocks);
+			}
+	}
+	t_variant = "";
+}
+
+struct evict_ctx {
+	const uint8_t *allowed;
+};
+
+static int evictable_cb(void *ctx, uint32_t slot)
+{
+	return ((struct evict_ctx *)ctx)->allowed[slot];
+}
+
+/* victim() returns only evictable blocks, each once, skips removed ones, and returns
+ * POLICY_NONE when nothing may go. */
+static void test_victim_respects_evictable(void)
+{
+	enum { N = 40 };
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	for (int p = 0; policy_names[p]; p++) {
+		const struct policy_ops *ops = policy_find(policy_names[p]);
+		struct policy *pol = ops->create(N, N * 4096ull, &cfg);
+		uint8_t allowed[N], gone[N] = { 0 };
+		t_variant = policy_names[p];
+		CHECK(pol != NULL);
+		for (uint32_t s = 0; s < N; s++) {
+			/* two chains of 20 blocks, then a hit on a few */
+			struct policy_block b = { .bytes = 4096, .depth = s % 20,
+						  .parent_slot = s % 20 ? s - 1 : POLICY_NONE };
+			ops->insert(pol, s, &b);
+			allowed[s] = s % 3 != 0;
+		}
+		for (uint32_t s = 0; s < 10; s++) {
+			struct policy_block b = { .bytes = 4096, .depth = s, .parent_slot = POLICY_NONE };
+			ops->hit(pol, s, &b);
+		}
+		ops->remove(pol, 1);
+		gone[1] = 1;
+		struct evict_ctx ctx = { allowed };
+		uint32_t expect = 0, got = 0;
+		for (uint32_t s = 0; s < N; s++)
+			expect += allowed[s] && !gone[s];
+		for (;;) {
+			uint32_t v = ops->victim(pol, evictable_cb, &ctx);
+			if (v == POLICY_NONE)
+				break;
+			if (v >= N || !allowed[v] || gone[v]) {
+				fprintf(stderr, "%s: bad victim %u\n", policy_names[p], v);
+				CHECK(0);
+			}
+			gone[v] = 1;
+			got++;
+		}
+		CHECK(got == expect);
+		ops->destroy(pol);
+	}
+	t_variant = "";
+}
+
+/* ---- counting and known answers ----------------------------------------------------- */
+
+static struct sim_result sim(const struct trace *t, const char *policy, uint64_t cap)
+{
+	struct sim_opts o = { .policy = policy, .capacity_blocks = cap, .block_bytes = 4096 };
+	struct sim_result r;
+	if (sim_run(t, &o, &r))
+		memset(&r, 0xff, sizeof(r));
+	return r;
+}
+
+/* Accesses A B A C B A (one block each) with room for 2: LRU hits only the second A;
+ * Belady does not keep C (never used again) and hits A, B and A. */
+static void test_lru_and_belady_known_answer(void)
+{
+	static struct tb b;
+	static const uint32_t seq[] = { 0, 1, 0, 2, 1, 0 };
+	tb_init(&b);
+	for (size_t i = 0; i < 6; i++)
+		tb_req(&b, &seq[i], 1, 512);
+	struct sim_result lru = sim(&b.t, "lru", 2), bel = sim(&b.t, "belady", 2);
+	CHECK(lru.hit_blocks == 1 && lru.hit_tokens == 512);
+	CHECK(bel.hit_blocks == 3 && bel.hit_tokens == 3 * 512);
+	CHECK(bel.refused == 1); /* C bypassed */
+	CHECK(lru.prefix_hit_token_ratio > 0.1666 && lru.prefix_hit_token_ratio < 0.1667);
+	CHECK(bel.prefix_hit_token_ratio == 0.5);
+}
+
+/* Only the cached run from the first block counts, capped at input_length, and a request
+ * is looked up before its own blocks are stored. */
+static void test_prefix_accounting(void)
+{
+	static struct tb b;
+	static const uint32_t ab[] = { 0, 1 }, b_only[] = { 1 }, abc[] = { 0, 1, 2 },
+			      xb[] = { 3, 1 };
+	tb_init(&b);
+	tb_req(&b, ab, 2, 700);     /* cold: 0 */
+	tb_req(&b, ab, 2, 700);     /* both cached, but only 700 tokens asked: 700 */
+	tb_req(&b, b_only, 1, 512); /* block 1 cached: 512 */
+	tb_req(&b, abc, 3, 1500);   /* 0 and 1 cached, 2 not: 1024 */
+	tb_req(&b, xb, 2, 1024);    /* 1 cached but 3 is not: 0 */
+	struct sim_result r = sim(&b.t, "lru", 0);
+	CHECK(r.hit_tokens == 700 + 512 + 1024);
+	CHECK(r.hit_blocks == 2 + 1 + 2);
+	CHECK(r.blocks == 10);
+	CHECK(r.input_tokens == 700 + 700 + 512 + 1500 + 1024);
+}
+
+/* Belady's next-use table points at the next access of the same block, or nowhere. */
+static void test_next_use(void)
+{
+	static struct tb b;
+	static const uint32_t r1[] = { 0, 1 }, r2[] = { 0, 2 }, r3[] = { 1 };
+	tb_init(&b);
+	tb_req(&b, r1, 2, 1024);
+	tb_req(&b, r2, 2, 1024);
+	tb_req(&b, r3, 1, 512);
+	uint32_t next[5];
+	sim_next_use(&b.t, next);
+	CHECK(next[0] == 2 && next[1] == 4 && next[2] == UINT32_MAX);
+	CHECK(next[3] == UINT32_MAX && next[4] == UINT32_MAX);
+}
+
+/* "prefix" evicts the partial last block first, then a request's tail before its head. */
+static void test_prefix_order(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	const struct policy_ops *ops = policy_find("prefix");
+	CHECK(ops != NULL);
+	struct policy *p = ops->create(16, 16 * 4096ull, &cfg);
+	/* request 1: blocks 0, 1, 2 full and 3 partial; request 2: block 4 */
+	for (uint32_t s = 0; s < 4; s++) {
+		struct policy_block b = { .bytes = s == 3 ? 1000 : 4096, .depth = s,
+					  .parent_slot = s ? s - 1 : POLICY_NONE };
+		ops->insert(p, s, &b);
+	}
+	struct policy_block b4 = { .bytes = 4096, .depth = 0, .parent_slot = POLICY_NONE };
+	ops->insert(p, 4, &b4);
+	CHECK(ops->victim(p, NULL, NULL) == 3);
+	CHECK(ops->victim(p, NULL, NULL) == 2);
+	CHECK(ops->victim(p, NULL, NULL) == 1);
+	CHECK(ops->victim(p, NULL, NULL) == 0);
+	CHECK(ops->victim(p, NULL, NULL) == 4); /* the open request's block, last */
+	CHECK(ops->victim(p, NULL, NULL) == POLICY_NONE);
+	ops->destroy(p);
+}
+
+/* "reuse" admits a block only on its second offer. */
+static void test_reuse_admits_on_second_offer(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	const struct policy_ops *ops = policy_find("reuse");
+	CHECK(ops != NULL && ops->admit != NULL);
+	struct policy *p = ops->create(8, 8 * 4096ull, &cfg);
+	struct policy_block b = { .bytes = 4096, .depth = 2, .parent_slot = POLICY_NONE };
+	CHECK(ops->admit(p, 5, &b) == 0);
+	CHECK(ops->admit(p, 5, &b) == 1);
+	b.depth = 3; /* another block in a reused slot is not taken for the first */
+	CHECK(ops->admit(p, 5, &b) == 0);
+	ops->destroy(p);
+}
+
+/* ---- the shared Mooncake traces ------------------------------------------------------ */
+
+static int load_shared(const char *name, struct trace *t)
+{
+	char path[512], err[512];
+	const char *base = getenv("KVG_TRACES");
+	snprintf(path, sizeof(path), "%s/%s", base ? base : "../shared/traces", name);
+	if (access(path, R_OK))
+		return 77;
+	if (trace_load(path, NULL, t, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static uint64_t pct_blocks(const struct trace *t, double pct)
+{
+	return (uint64_t)((double)t->n_distinct * pct / 100.0 + 0.5);
+}
+
+/* The published references (../shared/traces/README.md), to 4 decimals. */
+static void test_reproduces_published_references(void)
+{
+	struct trace t;
+	int rc = load_shared("mooncake_conversation_trace.jsonl", &t);
+	if (rc == 77) {
+		fprintf(stderr, "skip: ../shared/traces absent\n");
+		return;
+	}
+	CHECK(rc == 0);
+	static const struct {
+		double pct, lru, belady;
+	} ref[] = { { 1, 0.0533, 0.2513 }, { 10, 0.2839, 0.3736 }, { 20, 0.3513, 0.3736 } };
+	for (size_t i = 0; i < sizeof(ref) / sizeof(ref[0]); i++) {
+		struct sim_result l = sim(&t, "lru", pct_blocks(&t, ref[i].pct));
+		struct sim_result b = sim(&t, "belady", pct_blocks(&t, ref[i].pct));
+		CHECK(l.prefix_hit_token_ratio > ref[i].lru - 0.00005 &&
+		      l.prefix_hit_token_ratio < ref[i].lru + 0.00005);
+		CHECK(b.prefix_hit_token_ratio > ref[i].belady - 0.00005 &&
+		      b.prefix_hit_token_ratio < ref[i].belady + 0.00005);
+	}
+	trace_free(&t);
+}
+
+/* The policy proposed as the default is never below LRU at the capacities. */
+static void test_default_candidate_never_below_lru(void)
+{
+	static const char *const traces[] = { "mooncake_conversation_trace.jsonl",
+					      "mooncake_synthetic_trace.jsonl" };
+	static const double pcts[] = { 1, 2, 5, 10, 20, 50 };
+	for (size_t k = 0; k < 2; k++) {
+		struct trace t;
+		int rc = load_shared(traces[k], &t);
+		if (rc == 77)
+			return;
+		CHECK(rc == 0);
+		for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
+			uint64_t cap = pct_blocks(&t, pcts[i]);
+			struct sim_opts o = { .capacity_blocks = cap, .block_bytes = 4096,
+					      .partial_bytes = 1 };
+			struct sim_result l, p;
+			o.policy = "lru";
+			CHECK_RC(sim_run(&t, &o, &l), 0);
+			o.policy = "prefix";
+			CHECK_RC(sim_run(&t, &o, &p), 0);
+			if (p.prefix_hit_token_ratio < l.prefix_hit_token_ratio) {
+				fprintf(stderr, "%s %g%%: prefix %.4f < lru %.4f\n", traces[k],
+					pcts[i], p.prefix_hit_token_ratio, l.prefix_hit_token_ratio);
+				CHECK(0);
+			}
+		}
+		trace_free(&t);
+	}
+}
+
+int main(void)
+{
+	RUN(test_capacity_never_exceeded);
+	RUN(test_victim_respects_evictable);
+	RUN(test_lru_and_belady_known_answer);
+	RUN(test_prefix_accounting);
+	RUN(test_next_use);
+	RUN(test_prefix_order);
+	RUN(test_reuse_admits_on_second_offer);
+	RUN(test_reproduces_published_references);
+	RUN(test_default_candidate_never_below_lru);
+	return t_failed ? 1 : 0;
+}
