@@ -1,3 +1,2 @@
 #include "llm.h"
-int llm_cmd_bench(int argc, char **argv) { return llm_fail(2, "bench", "not yet"); }
 int llm_cmd_demo(int argc, char **argv) { return llm_fail(2, "demo", "not yet"); }

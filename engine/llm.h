@@ -36,4 +36,16 @@ int llm_parse_dtype(const char *s);
 /* Pseudo-random token ids in [0, vocab) from (seed, stream): a reproducible prompt. */
 void llm_random_tokens(uint32_t *out, size_t n, uint32_t vocab, uint64_t seed, uint64_t stream);
 
+/*
+ * A fresh directory: mkdtemp of BASE/kvgrid-llm-XXXXXX, BASE = base or /var/tmp (a real
+ * disk: /tmp may be tmpfs, where O_DIRECT fails).  0 or -errno.
+ */
+int llm_tmpdir(const char *base, char *out, size_t len);
+
+/* Removes a directory tree made by llm_tmpdir(). */
+void llm_rmtree(const char *path);
+
+/* Median of n values (sorts them in place). */
+double llm_median(double *v, size_t n);
+
 #endif
