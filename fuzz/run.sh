@@ -1,0 +1,51 @@
+#!/bin/sh
+# run.sh - runs every libFuzzer target (fuzz/fuzz_NAME.c) on its corpus fuzz/corpus/NAME/.
+#   sh fuzz/run.sh SECONDS [NAME...]   fuzz each target for SECONDS (make fuzz); new inputs go
+#                                      to build/fuzz/work/NAME, the checked-in corpus is read
+#   sh fuzz/run.sh --corpus [NAME...]  replay the checked-in corpus plus FUZZ_RUNS (default
+#                                      2000) mutations of it per target: the pass make test runs
+#   sh fuzz/run.sh --merge [NAME...]   fold build/fuzz/work/NAME into fuzz/corpus/NAME
+#                                      (minimised with -merge=1)
+# Prints one line per target, "fuzz NAME: N execs in S s (R/s), corpus C, crashes K", and
+# exits non-zero if any target crashed (its reproducer lands in build/fuzz/crash-NAME-*).
+# A target's maximum input length is FUZZ_MAX_LEN_NAME if set, else 4096 (65536 for segment).
+cd "$(dirname "$0")/.."
+mode=time; secs=60
+case "${1:-}" in
+--corpus) mode=corpus; shift ;;
+--merge) mode=merge; shift ;;
+[0-9]*) secs=$1; shift ;;
+esac
+sh fuzz/build.sh; rc=$?
+[ $rc -eq 0 ] || exit $rc
+names="$*"
+[ -n "$names" ] || names=$(ls fuzz/fuzz_*.c | sed 's|fuzz/fuzz_\(.*\)\.c|\1|')
+failed=""
+for n in $names; do
+	bin=build/fuzz/fuzz_$n
+	corpus=fuzz/corpus/$n
+	work=build/fuzz/work/$n
+	mkdir -p "$corpus" "$work"
+	eval "max=\${FUZZ_MAX_LEN_$n:-}"
+	[ -n "$max" ] || { [ "$n" = segment ] && max=65536 || max=4096; }
+	log=build/fuzz/$n.log
+	common="-max_len=$max -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$n- -rss_limit_mb=2048"
+	case $mode in
+	time) "$bin" $common -max_total_time="$secs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
+	corpus) "$bin" $common -runs="${FUZZ_RUNS:-2000}" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
+	merge) "$bin" $common -merge=1 "$corpus" "$work" >"$log" 2>&1 ;;
+	esac
+	rc=$?
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	t=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+	size=$(ls "$corpus" | wc -l)
+	if [ $rc -ne 0 ]; then
+		failed="$failed $n"
+		echo "fuzz $n: FAILED (exit $rc); see $log"
+		grep -m 3 -E "ERROR|SUMMARY|abort|Assertion" "$log" | sed 's/^/    /'
+	else
+		echo "fuzz $n: ${execs:-0} execs (${t:-0}/s), corpus $size, crashes 0"
+	fi
+done
+[ -z "$failed" ] || { echo "fuzz: failed:$failed"; exit 1; }
+exit 0
