@@ -58,9 +58,10 @@ static void usage(FILE *f)
 		"/var/tmp, removed at the end).  Config default: demo.\n");
 }
 
-/* GFLOP/s of C[m][n] = A[m][k] B[n][k]^T on the BLAS's threads, best of ~0.3 s. */
-static double sgemm_rate(int m, int n, int k)
+/* GFLOP/s of C[m][n] = A[m][k] B[n][k]^T on the BLAS's own threads, best of ~0.3 s. */
+static double sgemm_rate(int m, int n, int k, int threads)
 {
+	openblas_set_num_threads(threads); /* the engine runs it single-threaded on its pool */
 	float *a = calloc((size_t)m * k, 4), *b = calloc((size_t)n * k, 4), *c = calloc((size_t)m * n, 4);
 	double best = 0;
 	if (a && b && c) {
@@ -78,6 +79,7 @@ static double sgemm_rate(int m, int n, int k)
 		}
 	}
 	free(a), free(b), free(c);
+	openblas_set_num_threads(1);
 	return best;
 }
 
@@ -327,8 +329,9 @@ int llm_cmd_bench(int argc, char **argv)
 			 a.dir ? a.dir : "/var/tmp", strerror(-rc));
 		goto out;
 	}
-	o.sgemm_gflops = sgemm_rate(1024, 1024, 1024);
-	o.sgemm_engine_gflops = sgemm_rate((int)a.bt, (int)(2 * m.cfg.ffn), (int)m.cfg.hidden);
+	o.sgemm_gflops = sgemm_rate(1024, 1024, 1024, (int)a.threads);
+	o.sgemm_engine_gflops = sgemm_rate((int)a.bt, (int)(2 * m.cfg.ffn), (int)m.cfg.hidden,
+					   (int)a.threads);
 	llm_random_tokens(tok, a.context, m.cfg.vocab, 1234, 0);
 	llm_fwd_prefill(f, tok, 0, a.bt, NULL, NULL, lg); /* warm-up: threads, caches */
 	double t0 = llm_now_ms();

@@ -81,7 +81,7 @@ int llm_cmd_run(int argc, char **argv)
 		double fl = llm_config_prefill_flops(&m.cfg, 0, tokens);
 		printf("model %s (%s): set-up %.0f ms\n", m.cfg.name, m.model_id, t1 - t0);
 		printf("prefill %lu tokens: %.1f ms, %.0f tokens/s, %.1f GFLOP/s\n", tokens, t2 - t1,
-		       tokens / ((t2 - t1) / 1e3), fl / ((t2 - t1) / 1e6) / 1e3);
+		       tokens / ((t2 - t1) / 1e3), fl / ((t2 - t1) / 1e3) / 1e9);
 		printf("decode %lu tokens: %.1f ms/token:", gen, gen > 1 ? (t3 - t2) / (gen - 1) : 0.0);
 		for (size_t i = tokens; i < n; i++)
 			printf(" %u", seq[i]);

@@ -10,10 +10,15 @@
  *     h = RMSNorm(x) * ffn_norm;   x += (SiLU(h Wg^T) * (h Wu^T)) Wd^T
  *
  * then RMSNorm and the output projection for the last token only (a prefill needs no other
- * logits).  Matrix products are OpenBLAS sgemm on its own threads.  Attention runs one KV
- * head per work item on the engine's pool (its query heads as one matrix, so GQA shares each
- * K/V tile), over key tiles of ATTN_TILE positions with an online softmax, as FlashAttention
- * does: the score matrix of a tile stays in cache instead of an N x N matrix in memory.
+ * logits).  Matrix products are OpenBLAS sgemm; every thread is the engine's own: OpenBLAS
+ * runs single-threaded (set once at engine creation) and a product is split by output
+ * columns across the engine's pool, one sgemm call per worker.  (OpenBLAS's own threads
+ * busy-wait with sched_yield between calls, which on two cores steals the CPU from the
+ * attention workers; measured as a quarter of all samples before this change.)  The split
+ * depends only on the shapes, so results are reproducible.  Attention runs one KV head per
+ * work item (its query heads as one matrix, so GQA shares each K/V tile), over key tiles of
+ * ATTN_TILE positions with an online softmax, as FlashAttention does: the score matrix of a
+ * tile stays in cache instead of an N x N matrix in memory.
  * Tile boundaries are absolute positions, so a chunk's arithmetic does not depend on how the
  * positions before it got into the cache.
  *
@@ -287,16 +292,7 @@ static void attention(struct llm_fwd *f, size_t c0, uint32_t nc)
 			memcpy(f->qh + ((size_t)h * nc + i) * hd, f->qkv + (size_t)i * f->dqkv + h * hd,
 			       hd * sizeof(float));
 	struct attn_job job = { .f = f, .c0 = c0, .c1 = c0 + nc, .nc = nc };
-	if (llm_pool_threads(f->pool) > 1 && f->c.kv_heads > 1) {
-		/* our workers each run single-threaded BLAS: no oversubscription of the cores */
-		int blas_threads = openblas_get_num_threads();
-		openblas_set_num_threads(1);
-		llm_pool_run(f->pool, f->c.kv_heads, attn_head, &job);
-		openblas_set_num_threads(blas_threads);
-	} else {
-		for (uint32_t g = 0; g < f->c.kv_heads; g++)
-			attn_head(&job, g, 0);
-	}
+	llm_pool_run(f->pool, f->c.kv_heads, attn_head, &job);
 	for (uint32_t h = 0; h < f->c.heads; h++)
 		for (uint32_t i = 0; i < nc; i++)
 			memcpy(f->att + (size_t)i * f->dq + h * hd, f->oh + ((size_t)h * nc + i) * hd,
@@ -317,6 +313,36 @@ static void swiglu(float *gu, uint32_t rows, uint32_t ffn)
 	}
 }
 
+struct gemm_job {
+	int m, n, k, lda, ldw, ldc, part;
+	const float *a, *w;
+	float *c;
+	float beta;
+};
+
+static void gemm_part(void *arg, uint32_t item, uint32_t worker)
+{
+	struct gemm_job *j = arg;
+	int n0 = (int)item * j->part, n1 = n0 + j->part < j->n ? n0 + j->part : j->n;
+	if (n1 > n0)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, n1 - n0, j->k, 1.0f, j->a,
+			    j->lda, j->w + (size_t)n0 * j->ldw, j->ldw, j->beta, j->c + n0, j->ldc);
+}
+
+/* C[m][n] = A[m][k] W[n][k]^T + beta C, split by columns of C across the pool. */
+static void gemm_nt(struct llm_fwd *f, int m, int n, int k, const float *a, int lda,
+		    const float *w, int ldw, float beta, float *c, int ldc)
+{
+	uint32_t parts = llm_pool_threads(f->pool);
+	struct gemm_job j = { m, n, k, lda, ldw, ldc, n, a, w, c, beta };
+	if (parts > 1 && (double)m * n * k >= 4e6) { /* smaller: one call beats a hand-off */
+		j.part = ((n + (int)parts - 1) / (int)parts + 15) & ~15;
+		llm_pool_run(f->pool, parts, gemm_part, &j);
+	} else {
+		gemm_part(&j, 0, 0);
+	}
+}
+
 /* One layer over one chunk [c0, c0+nc) whose residual rows are xr. */
 static int layer_chunk(struct llm_fwd *f, uint32_t l, size_t c0, uint32_t nc, float *xr,
 		       size_t start, int *prefix_ready, llm_layer_wait_fn wait, void *arg)
@@ -324,8 +350,8 @@ static int layer_chunk(struct llm_fwd *f, uint32_t l, size_t c0, uint32_t nc, fl
 	const struct llm_layer_weights *w = &f->m->layer[l];
 	uint32_t d = f->c.hidden, ffn = f->c.ffn;
 	rmsnorm(f->h, xr, nc, d, w->attn_norm, f->c.norm_eps);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nc, (int)f->dqkv, (int)d, 1.0f,
-		    f->h, (int)d, w->wqkv, (int)d, 0.0f, f->qkv, (int)f->dqkv);
+	gemm_nt(f, (int)nc, (int)f->dqkv, (int)d, f->h, (int)d, w->wqkv, (int)d, 0.0f, f->qkv,
+		(int)f->dqkv);
 	rope(f, f->qkv, nc, c0);
 	kv_write(f, l, c0, nc);
 	if (!*prefix_ready) {
@@ -336,14 +362,14 @@ static int layer_chunk(struct llm_fwd *f, uint32_t l, size_t c0, uint32_t nc, fl
 		*prefix_ready = 1;
 	}
 	attention(f, c0, nc);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nc, (int)d, (int)f->dq, 1.0f,
-		    f->att, (int)f->dq, w->wo, (int)f->dq, 1.0f, xr, (int)d);
+	gemm_nt(f, (int)nc, (int)d, (int)f->dq, f->att, (int)f->dq, w->wo, (int)f->dq, 1.0f, xr,
+		(int)d);
 	rmsnorm(f->h, xr, nc, d, w->ffn_norm, f->c.norm_eps);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nc, (int)(2 * ffn), (int)d, 1.0f,
-		    f->h, (int)d, w->wgu, (int)d, 0.0f, f->gu, (int)(2 * ffn));
+	gemm_nt(f, (int)nc, (int)(2 * ffn), (int)d, f->h, (int)d, w->wgu, (int)d, 0.0f, f->gu,
+		(int)(2 * ffn));
 	swiglu(f->gu, nc, ffn);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nc, (int)d, (int)ffn, 1.0f,
-		    f->gu, (int)(2 * ffn), w->wdown, (int)ffn, 1.0f, xr, (int)d);
+	gemm_nt(f, (int)nc, (int)d, (int)ffn, f->gu, (int)(2 * ffn), w->wdown, (int)ffn, 1.0f, xr,
+		(int)d);
 	return 0;
 }
 
@@ -463,6 +489,7 @@ int llm_fwd_create(const struct llm_model *m, const struct llm_fwd_opts *o, stru
 		p += (sizes[i] + 15) & ~(size_t)15;
 	}
 	rope_tables(f);
+	openblas_set_num_threads(1); /* the pool's workers are the only compute threads */
 	*out = f;
 	return 0;
 }
