@@ -18,12 +18,25 @@
 #include "cli.h"
 #include "gridopt.h"
 
+struct done_queue;
+
 struct slot {
 	struct kvg_io io;
 	kvg_req *req;
 	uint64_t start_ns;
 	uint64_t end_ns; /* written by the done callback */
 	void *buf;
+	struct done_queue *q;
+	uint32_t idx;
+};
+
+/* Completed slots, in completion order, so that any finished request is replaced at once
+ * (as fio does) instead of waiting for the oldest one. */
+struct done_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t *ring;
+	uint32_t head, tail, cap;
 };
 
 static uint64_t now_ns(void)
@@ -36,7 +49,21 @@ static uint64_t now_ns(void)
 static void slot_done(kvg_req *r, void *arg)
 {
 	struct slot *s = arg;
-	__atomic_store_n(&s->end_ns, now_ns(), __ATOMIC_RELEASE);
+	s->end_ns = now_ns();
+	pthread_mutex_lock(&s->q->mu);
+	s->q->ring[s->q->tail++ % s->q->cap] = s->idx;
+	pthread_cond_signal(&s->q->cv);
+	pthread_mutex_unlock(&s->q->mu);
+}
+
+static uint32_t next_done(struct done_queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (q->head == q->tail)
+		pthread_cond_wait(&q->cv, &q->mu);
+	uint32_t i = q->ring[q->head++ % q->cap];
+	pthread_mutex_unlock(&q->mu);
+	return i;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -56,62 +83,74 @@ static void bench_key(kvg_grid *g, uint64_t k, kvg_key *key)
 	kvg_raw_key(g, &k, sizeof(k), key);
 }
 
-/* Runs one phase with qd requests in flight; key_of picks each op's key number. */
+static int submit_slot(kvg_grid *g, struct slot *s, size_t block, int load, uint64_t *next_key,
+		       uint64_t lo, uint64_t hi, uint64_t *rng)
+{
+	uint64_t k;
+	if (load) {
+		*rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+		k = lo + *rng % (hi - lo);
+	} else {
+		k = (*next_key)++;
+	}
+	bench_key(g, k, &s->io.key);
+	s->io.buf = s->buf;
+	s->io.len = block;
+	struct kvg_req_opts o = { .done = slot_done, .arg = s };
+	s->start_ns = now_ns();
+	int rc;
+	while ((rc = load ? kvg_load(g, &s->io, 1, &o, &s->req) :
+			    kvg_store(g, &s->io, 1, &o, &s->req)) == KVG_EBUSY)
+		usleep(50);
+	if (rc)
+		s->req = NULL;
+	return rc;
+}
+
+/* Runs one phase with qd requests in flight, replacing each as soon as it completes. */
 static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block, double secs,
 		     int load, uint64_t *next_key, uint64_t lo, uint64_t hi, struct phase *out)
 {
 	size_t lat_cap = 1 << 20, nlat = 0;
 	uint64_t *lat = malloc(sizeof(uint64_t) * lat_cap);
-	if (!lat)
+	struct done_queue q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+				calloc(qd + 1, sizeof(uint32_t)), 0, 0, qd + 1 };
+	if (!lat || !q.ring)
 		return -ENOMEM;
 	uint64_t rng = 0x9e3779b97f4a7c15ull, t0 = now_ns(), deadline = t0 + (uint64_t)(secs * 1e9);
 	uint64_t bytes = 0, ops = 0, errors = 0;
-	int stopping = 0;
-	for (uint32_t i = 0; i < qd; i++)
-		slots[i].req = NULL;
-	for (uint64_t iter = 0;; iter++) {
-		struct slot *s = &slots[iter % qd];
-		if (s->req) {
-			int rc = kvg_req_wait(s->req, -1);
-			uint64_t end = __atomic_load_n(&s->end_ns, __ATOMIC_ACQUIRE);
-			kvg_req_free(s->req);
-			s->req = NULL;
-			if (rc)
-				errors++;
-			else
-				bytes += block;
-			ops++;
-			if (nlat < lat_cap)
-				lat[nlat++] = end - s->start_ns;
-		}
-		if (!stopping && now_ns() >= deadline)
-			stopping = 1;
-		if (stopping) {
-			int busy = 0;
-			for (uint32_t i = 0; i < qd; i++)
-				busy |= slots[i].req != NULL;
-			if (!busy)
-				break;
-			continue;
-		}
-		uint64_t k;
-		if (load) {
-			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-			k = lo + rng % (hi - lo);
-		} else {
-			k = (*next_key)++;
-		}
-		bench_key(g, k, &s->io.key);
-		s->io.buf = s->buf;
-		s->io.len = block;
-		struct kvg_req_opts o = { .done = slot_done, .arg = s };
-		s->start_ns = now_ns();
-		int rc = load ? kvg_load(g, &s->io, 1, &o, &s->req) :
-				kvg_store(g, &s->io, 1, &o, &s->req);
-		if (rc) {
-			s->req = NULL;
+	uint32_t inflight = 0;
+	for (uint32_t i = 0; i < qd; i++) {
+		slots[i].q = &q;
+		slots[i].idx = i;
+		if (submit_slot(g, &slots[i], block, load, next_key, lo, hi, &rng))
 			errors++;
+		else
+			inflight++;
+	}
+	while (inflight) {
+		struct slot *s = &slots[next_done(&q)];
+		inflight--;
+		int rc = kvg_req_poll(s->req);
+		kvg_req_free(s->req);
+		s->req = NULL;
+		if (rc) {
+			if (getenv("KVG_BENCH_DEBUG") && errors < 5)
+				fprintf(stderr, "bench: %s of key %s failed: %s\n", load ? "load" : "store",
+					"?", kvg_strerror(rc));
+			errors++;
+		} else {
+			bytes += block;
 		}
+		ops++;
+		if (nlat < lat_cap)
+			lat[nlat++] = s->end_ns - s->start_ns;
+		if (now_ns() >= deadline)
+			continue;
+		if (submit_slot(g, s, block, load, next_key, lo, hi, &rng))
+			errors++;
+		else
+			inflight++;
 	}
 	double el = (now_ns() - t0) / 1e9;
 	qsort(lat, nlat, sizeof(uint64_t), cmp_u64);
@@ -121,6 +160,7 @@ static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block,
 	out->ops = ops;
 	out->errors = errors;
 	free(lat);
+	free(q.ring);
 	return 0;
 }
 
@@ -185,7 +225,8 @@ static void usage(FILE *f)
 		"                    --seconds S [--json] [--size BYTES]\n"
 		"  stores new blocks for S/2 seconds, then loads random resident ones for S/2,\n"
 		"  Q requests in flight; files are created under DIR and removed.  --size is the\n"
-		"  tier's capacity (default: DRAM 1 GiB, NVMe 4 GiB).\n" GRIDOPT_HELP);
+		"  tier's capacity (default: DRAM 1 GiB, NVMe 4 GiB).  The NVMe tier is written\n"
+		"  over once before timing (steady state, as fio's laid-out file); --fresh skips it.\n" GRIDOPT_HELP);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -197,7 +238,7 @@ int cmd_bench(int argc, char **argv)
 	const char *tier = NULL;
 	uint64_t block = 1 << 20, qd = 16, size = 0;
 	double secs = 10;
-	int json = 0;
+	int json = 0, precondition = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--help")) {
@@ -205,6 +246,8 @@ int cmd_bench(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
+		} else if (!strcmp(a, "--fresh")) {
+			precondition = 0;
 		} else if (!v) {
 			return cli_usage("bench", "unknown or incomplete option '%s' (--help)", a);
 		} else if (!strcmp(a, "--tier")) {
@@ -241,8 +284,8 @@ int cmd_bench(int argc, char **argv)
 		snprintf(c.dir, sizeof(c.dir), "%s", dir);
 		c.dram_bytes = 0;
 		c.nvme_bytes = size ? size : 4ull << 30;
-		if (c.segment_bytes > c.nvme_bytes / 4)
-			c.segment_bytes = (c.nvme_bytes / 4) & ~4095ull;
+		if (c.segment_bytes > c.nvme_bytes / 8)
+			c.segment_bytes = (c.nvme_bytes / 8) & ~4095ull;
 		if (c.segment_bytes < 2 * (block + 8192))
 			c.segment_bytes = (2 * (block + 8192) + 4095) & ~4095ull;
 		c.demote_on_evict = 0;
@@ -263,10 +306,16 @@ int cmd_bench(int argc, char **argv)
 	}
 	uint64_t next = 0;
 	struct phase w = { 0 }, r = { 0 };
+	if (nvme && precondition) {
+		/* write the tier once, as fio lays out its file: steady state, not fresh extents */
+		struct phase pre;
+		double est = (double)c.nvme_bytes / 1.5e9 + 1;
+		run_phase(g, slots, (uint32_t)qd, block, est, 0, &next, 0, 0, &pre);
+	}
 	run_phase(g, slots, (uint32_t)qd, block, secs / 2, 0, &next, 0, 0, &w);
 	/* resident keys: the newest ones that fit in the tier */
 	uint64_t cap = nvme ? c.nvme_bytes / (block + 8192) : c.dram_bytes / block;
-	uint64_t resident = cap * 3 / 4 < next ? cap * 3 / 4 : next;
+	uint64_t resident = cap / 2 < next ? cap / 2 : next; /* whole segments leave at once */
 	if (resident == 0)
 		resident = 1;
 	run_phase(g, slots, (uint32_t)qd, block, secs / 2, 1, &next, next - resident, next, &r);

@@ -891,7 +891,8 @@ int kvg_load(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opt
 int kvg_req_poll(kvg_req *r)
 {
 	pthread_mutex_lock(&r->mu);
-	int rc = r->complete ? r->status : KVG_EINPROGRESS;
+	/* final as soon as the last block is in: also inside (and racing) the done callback */
+	int rc = r->complete || r->in_callback ? r->status : KVG_EINPROGRESS;
 	pthread_mutex_unlock(&r->mu);
 	return rc;
 }

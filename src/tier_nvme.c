@@ -728,25 +728,56 @@ static int seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
 	return rc;
 }
 
+/*
+ * A window of a segment read ahead while scanning: small records are parsed from memory a
+ * megabyte at a time; large ones cost one 4 KiB read of their header each.
+ */
+struct scan_win {
+	uint8_t *buf;
+	uint64_t start, len, cap;
+};
+
+static const uint8_t *scan_at(struct nvme *nv, int fd, struct scan_win *w, uint64_t off,
+			      int ahead)
+{
+	if (off >= w->start && off + REC_HDR_BYTES <= w->start + w->len)
+		return w->buf + (off - w->start);
+	uint64_t want = ahead ? w->cap : REC_HDR_BYTES;
+	if (off + want > nv->seg_bytes)
+		want = nv->seg_bytes - off;
+	ssize_t n = pread(fd, w->buf, want, (off_t)off);
+	if (n < (ssize_t)REC_HDR_BYTES) {
+		w->len = 0;
+		return NULL;
+	}
+	w->start = off;
+	w->len = (uint64_t)n;
+	return w->buf;
+}
+
+static int scan_good(struct nvme *nv, struct segment *s, const uint8_t *raw, uint64_t off,
+		     struct rec_hdr *h)
+{
+	return rec_hdr_check(raw, REC_HDR_BYTES, h) == 0 && h->generation == s->gen &&
+	       !memcmp(h->grid_id, nv->grid_id, 16) && off + rec_span(h->payload_len) <= nv->seg_bytes;
+}
+
 /* Walks one segment's records, reporting the good ones; returns how many. */
 static uint64_t seg_scan(struct nvme *nv, uint32_t i,
 			 void (*cb)(void *, const struct nvme_recovered *), void *ctx,
 			 uint64_t *bad)
 {
 	struct segment *s = &nv->segs[i];
-	uint8_t *buf;
-	const uint64_t win = 1 << 20;
-	if (posix_memalign((void **)&buf, KVG_ALIGN, win))
+	struct scan_win w = { .cap = 1 << 20 };
+	if (posix_memalign((void **)&w.buf, KVG_ALIGN, w.cap))
 		return 0;
-	uint64_t off = SEG_HDR_BYTES, found = 0, end = SEG_HDR_BYTES;
+	uint64_t off = SEG_HDR_BYTES, found = 0, end = SEG_HDR_BYTES, last_span = 0;
 	while (off + REC_HDR_BYTES <= nv->seg_bytes) {
 		struct rec_hdr h;
-		ssize_t n = pread(s->fd, buf, REC_HDR_BYTES, (off_t)off);
-		if (n != REC_HDR_BYTES)
+		const uint8_t *raw = scan_at(nv, s->fd, &w, off, last_span < (256u << 10));
+		if (!raw)
 			break;
-		if (rec_hdr_check(buf, REC_HDR_BYTES, &h) == 0 && h.generation == s->gen &&
-		    !memcmp(h.grid_id, nv->grid_id, 16) &&
-		    off + rec_span(h.payload_len) <= nv->seg_bytes) {
+		if (scan_good(nv, s, raw, off, &h)) {
 			struct nvme_recovered r = { .hdr = h };
 			r.loc.seg = i;
 			r.loc.off4k = (uint32_t)(off / KVG_ALIGN);
@@ -755,32 +786,29 @@ static uint64_t seg_scan(struct nvme *nv, uint32_t i,
 			if (h.seq >= nv->seq)
 				nv->seq = h.seq + 1;
 			found++;
-			off += rec_span(h.payload_len);
+			last_span = rec_span(h.payload_len);
+			off += last_span;
 			end = off;
 			continue;
 		}
-		/* not a record of this generation: the end of the log, or damage.  Look ahead
-		 * a window for another good header before deciding it is the end. */
+		/* not a record of this generation: the end of the log, or damage.  Look on,
+		 * a 4 KiB step at a time, for a good header before deciding it is the end. */
 		uint64_t next = 0;
-		ssize_t m = pread(s->fd, buf, win, (off_t)(off + KVG_ALIGN));
-		for (uint64_t k = 0; m > 0 && k + REC_HDR_BYTES <= (uint64_t)m; k += KVG_ALIGN) {
-			if (rec_hdr_check(buf + k, REC_HDR_BYTES, &h) == 0 && h.generation == s->gen &&
-			    !memcmp(h.grid_id, nv->grid_id, 16)) {
-				next = off + KVG_ALIGN + k;
+		for (uint64_t o = off + KVG_ALIGN; o + REC_HDR_BYTES <= nv->seg_bytes && !next;
+		     o += KVG_ALIGN) {
+			raw = scan_at(nv, s->fd, &w, o, 1);
+			if (!raw)
 				break;
-			}
+			if (scan_good(nv, s, raw, o, &h))
+				next = o;
 		}
-		if (!next) {
-			if (m > 0 && (uint64_t)m == win && off + KVG_ALIGN + win < nv->seg_bytes) {
-				off += win; /* keep looking further on */
-				continue;
-			}
+		if (!next)
 			break;
-		}
 		(*bad)++;
 		off = next;
+		last_span = 0;
 	}
-	free(buf);
+	free(w.buf);
 	s->write_off = end;
 	return found;
 }
