@@ -291,7 +291,8 @@ static int run_all(const struct demo_args *a, struct llm_fwd *f, struct llm_link
 			if (rc)
 				break;
 			len[se] += a->reply;
-			print_row(s->rows, se, t, r, a->bt);
+			if (!a->json)
+				print_row(s->rows, se, t, r, a->bt);
 			s->sum_recompute += r->ttft_recompute;
 			s->sum_grid += r->ttft_grid;
 			s->tokens += r->ctx;
