@@ -3,8 +3,8 @@
  * is submitted, whether it reaches the inner backend whole, shortened, torn, or not at all.
  *
  * Each operation is counted per kind (the Nth read, the Nth write, the Nth fsync, 1-based) and
- * matched against the rules in the order the plan gives them; the first rule that matches
- * applies.  Probabilistic rules draw from one seeded generator, so a single-threaded run is
+ * matched against the rules: a power cut due at this operation first, then the other rules in
+ * the order the plan gives them; the first rule that matches applies.  Probabilistic rules draw from one seeded generator, so a single-threaded run is
  * reproducible from its seed.
  *
  * A caller's request is never modified: the backend submits its own copy (struct fault_op) to
@@ -364,12 +364,15 @@ static uint64_t rng_range(struct io_backend *b, uint64_t lo, uint64_t hi)
 	return lo + rng_next(b) % (hi - lo + 1);
 }
 
-/* The first rule that applies to this operation, or NULL. */
+/* The rule that applies to this operation, or NULL: a power cut due now wins (it is an
+ * event, not a change to one operation); otherwise the first rule, in plan order. */
 static const struct fault_rule *plan_match(struct io_backend *b, int op)
 {
 	uint64_t n_op = b->seen[op], n_any = b->seen_any;
-	for (int i = 0; i < b->plan.n_rules; i++) {
-		const struct fault_rule *r = &b->plan.rules[i];
+	for (int i = 0; i < 2 * b->plan.n_rules; i++) {
+		const struct fault_rule *r = &b->plan.rules[i % b->plan.n_rules];
+		if ((i < b->plan.n_rules) != (r->kind == FK_POWERCUT))
+			continue;
 		if (r->op != op && r->op != OP_ANY)
 			continue;
 		uint64_t n = r->op == OP_ANY ? n_any : n_op;

@@ -325,6 +325,23 @@ static void test_powercut(void)
 	free(f);
 }
 
+/* Description: a power cut due at an operation wins over the plan's other rules for it. */
+static void test_powercut_precedence(void)
+{
+	int fd = file_fresh();
+	struct io_backend *b = fault_open("short=write:1+;powercut=write:3");
+	unsigned char *x = abuf(8192, 'X');
+	CHECK(io_sync(b, IO_WRITE, fd, 0, x, 8192) == 4096);
+	CHECK(io_sync(b, IO_WRITE, fd, 4096, x, 4096) == 4096); /* too small to shorten */
+	CHECK(io_sync(b, IO_WRITE, fd, 0, x, 8192) == -EIO);
+	struct io_fault_counts c;
+	io_fault_counts_get(b, &c);
+	CHECK(c.powercuts == 1 && c.shorts == 1 && c.dropped_writes == 2);
+	io_fault_ops.destroy(b);
+	file_gone(fd);
+	free(x);
+}
+
 /* Description: io_fault_powercut() cuts power on demand; the process-wide totals include
  * destroyed backends. */
 static void test_powercut_call_and_totals(void)
@@ -384,6 +401,7 @@ int main(void)
 	test_tear();
 	test_flip();
 	test_powercut();
+	test_powercut_precedence();
 	test_powercut_call_and_totals();
 	test_seeded();
 	printf("test_fault_io: ok\n");
