@@ -48,10 +48,17 @@ static inline int t_uring_ok(void)
 	return ok;
 }
 
+/* 1 if the test should run: T_ONLY=substring runs only the tests whose name has it. */
+static inline int t_only(const char *name)
+{
+	const char *only = getenv("T_ONLY");
+	return !only || strstr(name, only);
+}
+
 /* Runs a test once per variant. */
 #define SWEEP(fn)                                                                        \
 	do {                                                                             \
-		for (int _v = 0; _v < T_NVARIANTS; _v++) {                               \
+		for (int _v = 0; _v < T_NVARIANTS && t_only(#fn); _v++) {               \
 			t_v = &t_variants[_v];                                           \
 			t_variant = t_v->name;                                           \
 			if (t_v->io_backend == KVG_IO_URING && !t_uring_ok()) {          \
@@ -67,7 +74,7 @@ static inline int t_uring_ok(void)
 /* Runs a test once, for the NVMe variants only. */
 #define SWEEP_NVME(fn)                                                                   \
 	do {                                                                             \
-		for (int _v = 1; _v < T_NVARIANTS; _v++) {                               \
+		for (int _v = 1; _v < T_NVARIANTS && t_only(#fn); _v++) {               \
 			t_v = &t_variants[_v];                                           \
 			t_variant = t_v->name;                                           \
 			if (t_v->io_backend == KVG_IO_URING && !t_uring_ok()) {          \
