@@ -45,15 +45,18 @@ static void sim_finish(struct sim_result *r)
 }
 
 /* Counts the request's cached prefix against the resident set, before anything changes. */
-static void sim_count(const struct trace *t, const struct trace_req *rq, const uint8_t *resident,
-		      struct sim_result *r)
+static void sim_count(const struct trace *t, const struct sim_opts *o, const struct trace_req *rq,
+		      const uint8_t *resident, struct sim_result *r)
 {
 	uint32_t h = 0;
 	while (h < rq->n_blocks && resident[t->ids[rq->first + h]])
 		h++;
 	uint64_t tok = (uint64_t)h * t->block_tokens;
-	r->hit_tokens += tok < rq->input_length ? tok : rq->input_length;
+	tok = tok < rq->input_length ? tok : rq->input_length;
+	r->hit_tokens += tok;
 	r->hit_blocks += h;
+	if (o->on_request)
+		o->on_request(o->on_request_arg, (size_t)(rq - t->reqs), tok);
 	r->blocks += rq->n_blocks;
 	r->input_tokens += rq->input_length;
 	r->requests++;
@@ -112,7 +115,7 @@ static int sim_belady(const struct trace *t, const struct sim_opts *o, struct si
 	uint64_t cap = o->capacity_blocks ? o->capacity_blocks : UINT64_MAX;
 	for (size_t q = 0; q < t->n_reqs; q++) {
 		const struct trace_req *rq = &t->reqs[q];
-		sim_count(t, rq, resident, r);
+		sim_count(t, o, rq, resident, r);
 		for (uint32_t i = 0; i < rq->n_blocks; i++) {
 			uint32_t j = rq->first + i, s = t->ids[j];
 			if (resident[s]) {
@@ -184,7 +187,7 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 		goto out;
 	for (size_t q = 0; q < t->n_reqs; q++) {
 		const struct trace_req *rq = &t->reqs[q];
-		sim_count(t, rq, resident, r);
+		sim_count(t, o, rq, resident, r);
 		for (uint32_t i = 0; i < rq->n_blocks; i++) {
 			uint32_t j = rq->first + i, s = t->ids[j];
 			struct policy_block pb = {

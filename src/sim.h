@@ -29,6 +29,9 @@ struct sim_opts {
 	 * store); 0: every block has block_bytes.  A block takes one place either way. */
 	int partial_bytes;
 	const struct kvg_config *cfg; /* passed to the policy's create(); may be NULL */
+	/* called for each request with its hit tokens, as counted; may be NULL */
+	void (*on_request)(void *arg, size_t index, uint64_t hit_tokens);
+	void *on_request_arg;
 	/* called after each request (progress bars); may be NULL */
 	void (*progress)(void *arg, size_t done, size_t total);
 	void *progress_arg;

@@ -19,6 +19,19 @@ static const char *const svg_colours[] = { "#1f77b4", "#d62728", "#2ca02c", "#ff
 					   "#9467bd", "#8c564b", "#e377c2", "#17becf",
 					   "#7f7f7f", "#bcbd22" };
 
+/* Writes s as SVG text: names and paths may hold '<' or '&'. */
+static void svg_text(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '\'': fputs("&apos;", f); break;
+		default: fputc(*s, f);
+		}
+}
+
 struct svg_scale {
 	double x0, x1, y0, y1;
 	int x_log;
@@ -105,12 +118,15 @@ static void svg_axes(FILE *f, const struct svg_chart *c, const struct svg_scale 
 				   "</text>\n", px, y_b + 16, x);
 		}
 	}
-	fprintf(f, "<text x='%d' y='22' font-size='15' font-weight='bold'>%s</text>\n", x_l,
-		c->title);
-	fprintf(f, "<text x='%d' y='%d' text-anchor='middle' font-size='12'>%s</text>\n",
-		(x_l + x_r) / 2, SVG_H - 15, c->x_label);
-	fprintf(f, "<text transform='translate(18,%d) rotate(-90)' text-anchor='middle' "
-		   "font-size='12'>%s</text>\n", (y_t + y_b) / 2, c->y_label);
+	fprintf(f, "<text x='%d' y='22' font-size='15' font-weight='bold'>", x_l);
+	svg_text(f, c->title);
+	fprintf(f, "</text>\n<text x='%d' y='%d' text-anchor='middle' font-size='12'>",
+		(x_l + x_r) / 2, SVG_H - 15);
+	svg_text(f, c->x_label);
+	fprintf(f, "</text>\n<text transform='translate(18,%d) rotate(-90)' text-anchor='middle' "
+		   "font-size='12'>", (y_t + y_b) / 2);
+	svg_text(f, c->y_label);
+	fprintf(f, "</text>\n");
 }
 
 int svg_write_lines(FILE *f, const struct svg_chart *c, const struct svg_series *ser,
@@ -138,8 +154,9 @@ int svg_write_lines(FILE *f, const struct svg_chart *c, const struct svg_series 
 		int ly = SVG_T + 10 + (int)i * 20, lx = SVG_W - SVG_R + 12;
 		fprintf(f, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='%s' stroke-width='2'%s/>\n",
 			lx, lx + 22, ly, ly, col, ser[i].dashed ? " stroke-dasharray='6,4'" : "");
-		fprintf(f, "<text x='%d' y='%d' font-size='12'>%s</text>\n", lx + 28, ly + 4,
-			ser[i].name);
+		fprintf(f, "<text x='%d' y='%d' font-size='12'>", lx + 28, ly + 4);
+		svg_text(f, ser[i].name);
+		fprintf(f, "</text>\n");
 	}
 	fprintf(f, "</svg>\n");
 	return ferror(f) ? -EIO : 0;
