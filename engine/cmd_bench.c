@@ -50,12 +50,13 @@ struct bench_out {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: kvgrid-llm bench [--config NAME|FILE] --context N [--tier dram|nvme] [--json]\n"
+		"usage: kvgrid-llm bench [--config NAME|FILE] --context N [--tier dram|nvme|both] [--json]\n"
 		"                        [--weights FILE|seed:N] [--kv-dtype bf16|fp16|fp32]\n"
 		"                        [--block-tokens B] [--threads T] [--reps R] [--dir DIR]\n"
 		"TTFT of an N-token prompt recomputed, and with all but its last block reloaded\n"
-		"from the tier (default nvme; the grid lives in a fresh directory under DIR, default\n"
-		"/var/tmp, removed at the end).  Config default: demo.\n");
+		"from the tier (default nvme; both: one recompute, then DRAM and NVMe, one result\n"
+		"each).  The NVMe grid lives in a fresh directory under DIR (default /var/tmp),\n"
+		"removed at the end.  Config default: demo.\n");
 }
 
 /* GFLOP/s of C[m][n] = A[m][k] B[n][k]^T on the BLAS's own threads, best of ~0.3 s. */
@@ -289,8 +290,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 	}
 	if (optind < argc)
 		return llm_fail(2, "bench", "unexpected argument '%s'", argv[optind]);
-	if (strcmp(a->tier, "dram") && strcmp(a->tier, "nvme"))
-		return llm_fail(2, "bench", "--tier must be dram or nvme");
+	if (strcmp(a->tier, "dram") && strcmp(a->tier, "nvme") && strcmp(a->tier, "both"))
+		return llm_fail(2, "bench", "--tier must be dram, nvme or both");
 	if (a->bt < 16 || a->bt > 1024)
 		return llm_fail(2, "bench", "--block-tokens must be 16..1024");
 	if (a->context < a->bt + 1 || a->context > (1u << 20))
@@ -324,11 +325,6 @@ int llm_cmd_bench(int argc, char **argv)
 		llm_fail(1, "bench", "%s", f ? "out of memory" : err);
 		goto out;
 	}
-	if (!strcmp(a.tier, "nvme") && (rc = llm_tmpdir(a.dir, dir, sizeof(dir)))) {
-		llm_fail(1, "bench", "cannot create a directory under %s: %s",
-			 a.dir ? a.dir : "/var/tmp", strerror(-rc));
-		goto out;
-	}
 	o.sgemm_gflops = sgemm_rate(1024, 1024, 1024, (int)a.threads);
 	o.sgemm_engine_gflops = sgemm_rate((int)a.bt, (int)(2 * m.cfg.ffn), (int)m.cfg.hidden,
 					   (int)a.threads);
@@ -343,15 +339,33 @@ int llm_cmd_bench(int argc, char **argv)
 		llm_fail(1, "bench", "prefill failed: %s", strerror(-rc));
 		goto out;
 	}
-	if ((rc = open_grid(&a, f, dir, &g, err, sizeof(err)))) {
-		llm_fail(1, "bench", "kvg_open: %s", err);
-		goto out;
+	/* one recompute, then each tier asked for: "both" is dram then nvme */
+	const char *tiers[2] = { a.tier, NULL };
+	if (!strcmp(a.tier, "both"))
+		tiers[0] = "dram", tiers[1] = "nvme";
+	for (int t = 0; t < 2 && tiers[t]; t++) {
+		struct bench_out ot = o;
+		a.tier = tiers[t];
+		if (!strcmp(a.tier, "nvme") && (rc = llm_tmpdir(a.dir, dir, sizeof(dir)))) {
+			llm_fail(1, "bench", "cannot create a directory under %s: %s",
+				 a.dir ? a.dir : "/var/tmp", strerror(-rc));
+			goto out;
+		}
+		if ((rc = open_grid(&a, f, dir, &g, err, sizeof(err)))) {
+			llm_fail(1, "bench", "kvg_open: %s", err);
+			goto out;
+		}
+		if (bench_grid(&a, f, g, tok, ref, lg, &ot, err, sizeof(err))) {
+			llm_fail(1, "bench", "%s", err);
+			goto out;
+		}
+		print_result(&a, &m, &ot, llm_fwd_page_bytes(f));
+		fflush(stdout);
+		kvg_close(g);
+		g = NULL;
+		llm_rmtree(dir);
+		dir[0] = 0;
 	}
-	if (bench_grid(&a, f, g, tok, ref, lg, &o, err, sizeof(err))) {
-		llm_fail(1, "bench", "%s", err);
-		goto out;
-	}
-	print_result(&a, &m, &o, llm_fwd_page_bytes(f));
 	status = 0;
 out:
 	if (g)
