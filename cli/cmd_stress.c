@@ -83,8 +83,13 @@ static void block_verify(const struct stress *s, uint32_t i, const uint8_t *got,
 {
 	size_t len = block_len(s, i);
 	if (got_len != len) {
+		uint64_t w[2] = { 0, 0 };
+		memcpy(w, got, got_len < 16 ? got_len : 16);
+		/* the first 16 bytes say which block these bytes belong to */
 		fprintf(stderr, "kvgrid stress: WRONG LENGTH: block %u loaded with %zu bytes, "
-				"stored with %zu (tier %d)\n", i, got_len, len, tier);
+				"stored with %zu (tier %d); the bytes say block %llu of %llu "
+				"bytes\n", i, got_len, len, tier, (unsigned long long)w[0],
+			(unsigned long long)w[1]);
 		_exit(EXIT_WRONG);
 	}
 	block_fill(i, want, len);
