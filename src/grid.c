@@ -157,12 +157,16 @@ struct wait_all {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int left;
+	int *rcs; /* status of each block, by op->arg_idx */
 };
 
+/* A write_back() write finished: note its status and give the op back at once, so that a
+ * caller never sits on finished ops while it waits for the rest (the pool is bounded). */
 static void sync_write_done(struct nvme_op *op, int status)
 {
 	struct wait_all *w = op->arg;
-	op->arg_idx = (uint32_t)status;
+	w->rcs[op->arg_idx] = status;
+	nvme_op_put(op->nv, op);
 	pthread_mutex_lock(&w->mu);
 	w->left--;
 	pthread_cond_signal(&w->cv);
@@ -178,26 +182,25 @@ static uint32_t parts_for(const kvg_grid *g, uint64_t len)
 }
 
 /*
- * Writes the DRAM copies of slots[0..n) to NVMe at once and publishes the ones that land.
- * Called with g->lock held; drops it while the writes run.  Each slot has refs held by the
- * caller, which this releases.
+ * Writes the DRAM copies of slots[0..n) (n <= 64) to NVMe at once and publishes the ones
+ * that land.  Called with g->lock held; drops it while the writes run.  Each slot has refs
+ * held by the caller, which this releases.
  */
 static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 {
-	struct nvme_op *ops[64];
 	struct nvme_loc locs[64];
-	int rcs[64];
-	struct wait_all w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	int rcs[64], placed[64];
+	struct wait_all w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, rcs };
 	for (int i = 0; i < n; i++) {
 		struct entry *e = &g->ix.e[slots[i]];
 		rcs[i] = nvme_place(g, e->len, &locs[i]);
-		if (!rcs[i])
+		placed[i] = rcs[i] == 0;
+		if (placed[i])
 			g->nv->segs[locs[i].seg].inflight++;
 	}
 	pthread_mutex_unlock(&g->lock);
 	for (int i = 0; i < n; i++) {
-		ops[i] = NULL;
-		if (rcs[i])
+		if (!placed[i])
 			continue;
 		struct entry *e = &g->ix.e[slots[i]]; /* refs held: fields stable */
 		struct nvme_op *op = nvme_op_get(g->nv);
@@ -207,8 +210,7 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		op->depth = e->depth;
 		op->len = e->len;
 		op->parts = parts_for(g, e->len);
-		int cnt = arena_iov(&g->arena, e->dram, 0, e->len, op->src,
-				    (int)(sizeof(op->src) / sizeof(op->src[0])));
+		int cnt = arena_iov(&g->arena, e->dram, 0, e->len, op->src, op->src_cap);
 		if (cnt < 0) {
 			nvme_op_put(g->nv, op);
 			rcs[i] = KVG_ETOOBIG;
@@ -217,7 +219,7 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		op->srccnt = cnt;
 		op->done = sync_write_done;
 		op->arg = &w;
-		ops[i] = op;
+		op->arg_idx = (uint32_t)i;
 		pthread_mutex_lock(&w.mu);
 		w.left++;
 		pthread_mutex_unlock(&w.mu);
@@ -227,19 +229,14 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 	while (w.left)
 		pthread_cond_wait(&w.cv, &w.mu);
 	pthread_mutex_unlock(&w.mu);
-	for (int i = 0; i < n; i++)
-		if (ops[i]) {
-			rcs[i] = (int)ops[i]->arg_idx;
-			nvme_op_put(g->nv, ops[i]);
-		}
 	pthread_mutex_lock(&g->lock);
 	for (int i = 0; i < n; i++) {
 		struct entry *e = &g->ix.e[slots[i]];
 		e->refs--;
 		e->state &= ~E_DEMOTING;
-		if (ops[i] || !rcs[i])
+		if (placed[i])
 			g->nv->segs[locs[i].seg].inflight--;
-		if (rcs[i] == 0 && !(e->state & E_NVME)) {
+		if (placed[i] && rcs[i] == 0 && !(e->state & E_NVME)) {
 			e->seg = locs[i].seg;
 			e->off4k = locs[i].off4k;
 			e->gen = locs[i].gen;
@@ -742,7 +739,11 @@ static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 
 /* ---- prefetch -------------------------------------------------------------------------- */
 
-/* Promotes NVMe-only blocks to DRAM ahead of their load.  Runs on a worker. */
+/*
+ * Promotes an NVMe-only block to DRAM ahead of its load.  Runs on a worker, and loads
+ * through a private request straight into load_one(): waiting on the grid's own queue
+ * from a worker could take every worker and stall the grid.
+ */
 static void prefetch_one(kvg_grid *g, const kvg_key *key)
 {
 	pthread_mutex_lock(&g->lock);
@@ -758,9 +759,16 @@ static void prefetch_one(kvg_grid *g, const kvg_key *key)
 	if (posix_memalign(&buf, KVG_ALIGN, len ? len : 1))
 		return;
 	struct kvg_io io = { .key = *key, .buf = buf, .len = len };
-	kvg_load_sync(g, &io, 1, 0); /* promotes on success (promote_on_hit) */
+	struct kvg_req r = { .g = g, .op = REQ_LOAD, .ios = &io, .n = 1, .pending = 2 };
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	load_one(g, &r, 0); /* promotes on success when promote_on_hit is set */
+	req_put(&r, 0);
+	kvg_req_wait(&r, -1);
 	if (!g->cfg.promote_on_hit && io.status == 0)
 		promote(g, slot, buf);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
 	free(buf);
 }
 

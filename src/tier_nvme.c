@@ -212,6 +212,10 @@ static int op_init(struct nvme *nv, struct nvme_op *op)
 	memset(op->hdr, 0, REC_HDR_BYTES);
 	memset(op->tail, 0, KVG_ALIGN);
 	op->vec_cap = nv->max_vec;
+	op->src_cap = (int)nv->max_src;
+	op->src = calloc(op->src_cap, sizeof(struct iovec));
+	if (!op->src)
+		return -ENOMEM;
 	op->vec = calloc(op->vec_cap, sizeof(struct iovec));
 	op->group_end = calloc(op->vec_cap, sizeof(uint32_t));
 	op->group_off = calloc(op->vec_cap, sizeof(uint64_t));
@@ -227,6 +231,7 @@ static void op_fini(struct nvme_op *op)
 	free(op->tail);
 	free(op->bounce);
 	free(op->vec);
+	free(op->src);
 	free(op->group_end);
 	free(op->group_off);
 	free(op->arrived);
@@ -1025,9 +1030,13 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	}
 	if ((rc = pick_backend(nv, cfg, err, err_len)))
 		goto out_free;
+	/* a write's pieces: one per arena chunk of the largest block, plus slack */
+	nv->max_src = (uint32_t)(cfg->max_value_bytes / (cfg->chunk_bytes ? cfg->chunk_bytes : KVG_ALIGN)) + 4;
+	if (nv->max_src < 16)
+		nv->max_src = 16;
 	nv->max_vec = (uint32_t)(cfg->max_value_bytes / GROUP_MAX_BYTES) + 8;
-	if (nv->max_vec < (uint32_t)(sizeof(((struct nvme_op *)0)->src) / sizeof(struct iovec)) + 8)
-		nv->max_vec = (uint32_t)(sizeof(((struct nvme_op *)0)->src) / sizeof(struct iovec)) + 8;
+	if (nv->max_vec < nv->max_src * 2 + 4)
+		nv->max_vec = nv->max_src * 2 + 4;
 	if (nv->max_vec < REC_PARTS_MAX + 2)
 		nv->max_vec = REC_PARTS_MAX + 2;
 	nv->pool_size = cfg->queue_depth * (cfg->io_threads ? cfg->io_threads : 1) + 16;

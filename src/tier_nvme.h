@@ -46,8 +46,9 @@ struct nvme_op {
 	uint32_t parts;     /* write: checksum parts (1 or layers) */
 	int layered;        /* read: verify and report part by part */
 	void *dst;          /* read: len bytes */
-	struct iovec src[IO_IOV_MAX * 4]; /* write: payload pieces */
+	struct iovec *src; /* write: payload pieces (src_cap of them, see nvme_open) */
 	int srccnt;
+	int src_cap;
 	void (*part_done)(struct nvme_op *op, uint32_t part);
 	void (*done)(struct nvme_op *op, int status);
 	void *arg;
@@ -114,6 +115,7 @@ struct nvme {
 	struct nvme_op *free_ops;
 	uint32_t pool_size;
 	uint32_t max_vec;
+	uint32_t max_src;
 	char backend[16];
 };
 
