@@ -1,0 +1,256 @@
+/*
+ * test_tier_dram.c - the DRAM tier alone: eviction under tiny capacities (room for three
+ * blocks), LRU order by loads and refreshes, capacity never exceeded, pins, blocks larger
+ * than the arena, and chunk chains of mixed sizes that never overlap.
+ */
+#include "t_grid.h"
+
+#define CHUNK (64u << 10)
+#define LEN 60000 /* one chunk */
+
+static kvg_grid *open_dram(uint32_t chunks, uint64_t max_value_bytes)
+{
+	struct kvg_config c;
+	t_v = &t_variants[0];
+	t_config(&c);
+	c.dram_bytes = (uint64_t)chunks * CHUNK;
+	c.chunk_bytes = CHUNK;
+	if (max_value_bytes)
+		c.max_value_bytes = max_value_bytes;
+	kvg_grid *g = NULL;
+	char err[256] = "";
+	if (kvg_open(&c, &g, err, sizeof(err))) {
+		fprintf(stderr, "kvg_open: %s\n", err);
+		return NULL;
+	}
+	return g;
+}
+
+/* 1 if key is present. */
+static int present(kvg_grid *g, const kvg_key *k)
+{
+	size_t hit = 0;
+	if (kvg_lookup_keys(g, k, 1, &hit, NULL))
+		return -1;
+	return hit == 1;
+}
+
+/* Description: with room for three blocks, three stores evict nothing and a fourth evicts
+ * exactly one block, the oldest; the evicted block misses, the others verify. */
+static void room_for_three(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[4];
+	CHECK(t_chain(g, 200, 4, k) == 4);
+	CHECK_RC(t_store(g, k, 3, LEN, 1), 0);
+	struct kvg_stats st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].evictions == 0);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks == 3);
+	CHECK_RC(t_store(g, &k[3], 1, LEN, 1), 0);
+	st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].evictions == 1);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks == 3);
+	CHECK(present(g, &k[0]) == 0);
+	CHECK_RC(t_load(g, &k[0], LEN, 1, NULL), KVG_ENOTFOUND);
+	for (int i = 1; i < 4; i++)
+		CHECK_RC(t_load(g, &k[i], LEN, 1, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: eviction follows LRU by loads: after A, B, C and a load of A, storing D evicts
+ * B; after a load of C, storing E evicts A. */
+static void lru_order_follows_loads(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[5]; /* A B C D E */
+	CHECK(t_chain(g, 201, 5, k) == 5);
+	CHECK_RC(t_store(g, k, 3, LEN, 2), 0);
+	CHECK_RC(t_load(g, &k[0], LEN, 2, NULL), 0);
+	CHECK_RC(t_store(g, &k[3], 1, LEN, 2), 0);
+	CHECK(present(g, &k[1]) == 0);
+	CHECK(present(g, &k[0]) == 1 && present(g, &k[2]) == 1 && present(g, &k[3]) == 1);
+	CHECK_RC(t_load(g, &k[2], LEN, 2, NULL), 0);
+	CHECK_RC(t_store(g, &k[4], 1, LEN, 2), 0);
+	CHECK(present(g, &k[0]) == 0);
+	CHECK(present(g, &k[2]) == 1 && present(g, &k[3]) == 1 && present(g, &k[4]) == 1);
+	kvg_close(g);
+}
+
+/* Description: storing a present key again counts as a use: after A, B, C and a second store
+ * of A, storing D evicts B. */
+static void refresh_counts_as_use(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[4];
+	CHECK(t_chain(g, 202, 4, k) == 4);
+	CHECK_RC(t_store(g, k, 3, LEN, 3), 0);
+	CHECK_RC(t_store(g, &k[0], 1, LEN, 3), 0);
+	CHECK_RC(t_store(g, &k[3], 1, LEN, 3), 0);
+	CHECK(present(g, &k[1]) == 0);
+	CHECK(present(g, &k[0]) == 1);
+	kvg_close(g);
+}
+
+/* Description: a lookup is not a use: after A, B, C and a lookup of A, storing D still
+ * evicts A (only loads and stores order the LRU). */
+static void lookup_is_not_a_use(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[4];
+	CHECK(t_chain(g, 203, 4, k) == 4);
+	CHECK_RC(t_store(g, k, 3, LEN, 3), 0);
+	CHECK(present(g, &k[0]) == 1);
+	CHECK_RC(t_store(g, &k[3], 1, LEN, 3), 0);
+	CHECK(present(g, &k[0]) == 0);
+	kvg_close(g);
+}
+
+/* Description: blocks of 1 to 5 chunks stored in a 16-chunk arena in a deterministic mixed
+ * order: after every store the bytes held never exceed the capacity, evictions free as many
+ * blocks as needed, and every block still present verifies. */
+static void capacity_never_exceeded(void)
+{
+	kvg_grid *g = open_dram(16, 0);
+	CHECK(g);
+	enum { N = 120 };
+	kvg_key k[N];
+	size_t lens[N];
+	CHECK(t_chain(g, 204, N, k) == N);
+	for (int i = 0; i < N; i++) {
+		lens[i] = (size_t)(t_token(5, (size_t)i) % (5 * CHUNK)) + 1;
+		CHECK_RC(t_store(g, &k[i], 1, lens[i], 4), 0);
+		struct kvg_stats st = t_stats(g);
+		CHECK(st.tier[KVG_TIER_DRAM].bytes <= st.tier[KVG_TIER_DRAM].capacity_bytes);
+		CHECK(st.tier[KVG_TIER_DRAM].capacity_bytes == 16 * CHUNK);
+		CHECK(present(g, &k[i]) == 1);
+	}
+	struct kvg_stats st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].evictions + st.tier[KVG_TIER_DRAM].blocks == N);
+	uint64_t bytes = 0, blocks = 0;
+	for (int i = 0; i < N; i++) {
+		int rc = t_load(g, &k[i], lens[i], 4, NULL);
+		CHECK(rc == 0 || rc == KVG_ENOTFOUND);
+		if (rc == 0) {
+			bytes += lens[i];
+			blocks++;
+		}
+	}
+	CHECK(blocks == st.tier[KVG_TIER_DRAM].blocks);
+	CHECK(bytes == st.tier[KVG_TIER_DRAM].bytes);
+	kvg_close(g);
+}
+
+/* Description: chunk chains never overlap: blocks of mixed sizes stored, half of them
+ * deleted, the holes refilled with blocks of other sizes; every block verifies. */
+static void chains_of_mixed_sizes_stay_apart(void)
+{
+	kvg_grid *g = open_dram(64, 0);
+	CHECK(g);
+	enum { N = 24 };
+	kvg_key k[N], k2[N];
+	CHECK(t_chain(g, 205, N, k) == N);
+	CHECK(t_chain(g, 206, N, k2) == N);
+	for (int i = 0; i < N; i++) /* 1, 2 or 3 chunks, 24 blocks: 48 chunks */
+		CHECK_RC(t_store(g, &k[i], 1, (size_t)(i % 3 + 1) * CHUNK - 7, 5), 0);
+	for (int i = 0; i < N; i += 2)
+		CHECK(kvg_delete(g, &k[i], 1) == 1);
+	for (int i = 0; i < N / 2; i++) /* 32 free chunks: refill with 2 and 3 chunk blocks */
+		CHECK_RC(t_store(g, &k2[i], 1, (size_t)(i % 2 + 2) * CHUNK - 1, 6), 0);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 0);
+	for (int i = 1; i < N; i += 2)
+		CHECK_RC(t_load(g, &k[i], (size_t)(i % 3 + 1) * CHUNK - 7, 5, NULL), 0);
+	for (int i = 0; i < N / 2; i++)
+		CHECK_RC(t_load(g, &k2[i], (size_t)(i % 2 + 2) * CHUNK - 1, 6, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: a pinned block is never evicted: with A pinned in a three-block arena, ten
+ * more stores keep A; with all three pinned, a store fails with KVG_EFULL; after unpinning,
+ * stores evict again. */
+static void pinned_blocks_stay_in_dram(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key a, k[10];
+	kvg_raw_key(g, "pinned", 6, &a);
+	CHECK(t_chain(g, 207, 10, k) == 10);
+	CHECK_RC(t_store(g, &a, 1, LEN, 7), 0);
+	CHECK(kvg_pin(g, &a, 1) == 1);
+	for (int i = 0; i < 10; i++)
+		CHECK_RC(t_store(g, &k[i], 1, LEN, 7), 0);
+	CHECK_RC(t_load(g, &a, LEN, 7, NULL), 0);
+	CHECK(kvg_pin(g, &k[8], 2) == 2);
+	struct kvg_stats before = t_stats(g);
+	kvg_key extra;
+	kvg_raw_key(g, "extra", 5, &extra);
+	CHECK_RC(t_store(g, &extra, 1, LEN, 7), KVG_EFULL);
+	CHECK(present(g, &extra) == 0);
+	struct kvg_stats after = t_stats(g);
+	CHECK(after.store_failures == before.store_failures + 1);
+	for (int i = 8; i < 10; i++)
+		CHECK_RC(t_load(g, &k[i], LEN, 7, NULL), 0);
+	CHECK(kvg_unpin(g, &a, 1) == 1);
+	CHECK_RC(t_store(g, &extra, 1, LEN, 7), 0);
+	CHECK(present(g, &a) == 0);
+	kvg_close(g);
+}
+
+/* Description: with DRAM only, a block larger than the whole arena is refused (KVG_EFULL)
+ * and evicts nothing, while a block of exactly the arena's size fits by evicting the rest. */
+static void block_larger_than_arena(void)
+{
+	kvg_grid *g = open_dram(4, 1 << 20);
+	CHECK(g);
+	kvg_key k[3], big, whole;
+	CHECK(t_chain(g, 208, 3, k) == 3);
+	kvg_raw_key(g, "big", 3, &big);
+	kvg_raw_key(g, "whole", 5, &whole);
+	CHECK_RC(t_store(g, k, 3, LEN, 8), 0);
+	CHECK_RC(t_store(g, &big, 1, 4 * CHUNK + 1, 8), KVG_EFULL);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 0);
+	for (int i = 0; i < 3; i++)
+		CHECK(present(g, &k[i]) == 1);
+	CHECK_RC(t_store(g, &whole, 1, 4 * CHUNK, 8), 0);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 3);
+	CHECK_RC(t_load(g, &whole, 4 * CHUNK, 8, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: loads count DRAM hits and misses; evicted blocks count as misses after. */
+static void hits_and_misses_counted(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[4];
+	CHECK(t_chain(g, 209, 4, k) == 4);
+	CHECK_RC(t_store(g, k, 4, LEN, 9), 0);
+	for (int i = 0; i < 4; i++)
+		t_load(g, &k[i], LEN, 9, NULL);
+	struct kvg_stats st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].hits == 3);
+	CHECK(st.tier[KVG_TIER_DRAM].misses == 1);
+	CHECK(st.tier[KVG_TIER_DRAM].bytes_read == 3 * LEN);
+	CHECK(st.tier[KVG_TIER_DRAM].bytes_written == 4 * LEN);
+	CHECK(strcmp(st.tier[KVG_TIER_NVME].backend, "none") == 0);
+	CHECK(st.tier[KVG_TIER_NVME].capacity_bytes == 0);
+	kvg_close(g);
+}
+
+int main(void)
+{
+	t_variant = "dram";
+	RUN(room_for_three);
+	RUN(lru_order_follows_loads);
+	RUN(refresh_counts_as_use);
+	RUN(lookup_is_not_a_use);
+	RUN(capacity_never_exceeded);
+	RUN(chains_of_mixed_sizes_stay_apart);
+	RUN(pinned_blocks_stay_in_dram);
+	RUN(block_larger_than_arena);
+	RUN(hits_and_misses_counted);
+	T_EXIT();
+}
