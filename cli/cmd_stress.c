@@ -281,8 +281,18 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		uint64_t n = 0;
-		int takes = strcmp(o, "--durable") && strcmp(o, "--verify-only") &&
-			    strcmp(o, "--json") && strcmp(o, "--help") && strcmp(o, "-h");
+		static const char *const with_value[] = { "--dir", "--acks", "--config", "--set",
+			"--seconds", "--keys", "--threads", "--block-bytes", "--dram", "--nvme",
+			"--segment", "--seed", NULL };
+		static const char *const flags[] = { "--durable", "--verify-only", "--json",
+			"--help", "-h", NULL };
+		int takes = 0, known = 0;
+		for (int k = 0; with_value[k]; k++)
+			takes |= !strcmp(o, with_value[k]);
+		for (int k = 0; flags[k]; k++)
+			known |= !strcmp(o, flags[k]);
+		if (!takes && !known)
+			return cli_usage("stress", "unknown option '%s' (kvgrid stress --help)", o);
 		if (takes && !v)
 			return cli_usage("stress", "%s needs a value (kvgrid stress --help)", o);
 		int is_size = !strcmp(o, "--keys") || !strcmp(o, "--threads") ||
