@@ -217,14 +217,27 @@ static void kv_write(struct llm_fwd *f, uint32_t layer, size_t c0, uint32_t nc)
 	}
 }
 
-/* Widens positions [0, end) of a layer from the pages. */
+struct widen_job {
+	struct llm_fwd *f;
+	uint32_t layer;
+	size_t end;
+};
+
+static void widen_page(void *arg, uint32_t page, uint32_t worker)
+{
+	struct widen_job *j = arg;
+	struct llm_fwd *f = j->f;
+	size_t p0 = (size_t)page * f->bt, cnt = j->end - p0 < f->bt ? j->end - p0 : f->bt;
+	llm_kv_decode(f->dtype, f->kf + p0 * f->dkv, kv_addr(f, j->layer, 0, p0), cnt * f->dkv);
+	llm_kv_decode(f->dtype, f->vf + p0 * f->dkv, kv_addr(f, j->layer, 1, p0), cnt * f->dkv);
+}
+
+/* Widens positions [0, end) of a layer from the pages, a page per work item. */
 static void kv_widen_prefix(struct llm_fwd *f, uint32_t layer, size_t end)
 {
-	for (size_t p0 = 0; p0 < end; p0 += f->bt) {
-		size_t cnt = end - p0 < f->bt ? end - p0 : f->bt;
-		llm_kv_decode(f->dtype, f->kf + p0 * f->dkv, kv_addr(f, layer, 0, p0), cnt * f->dkv);
-		llm_kv_decode(f->dtype, f->vf + p0 * f->dkv, kv_addr(f, layer, 1, p0), cnt * f->dkv);
-	}
+	struct widen_job j = { f, layer, end };
+	if (end)
+		llm_pool_run(f->pool, (uint32_t)((end + f->bt - 1) / f->bt), widen_page, &j);
 }
 
 struct attn_job {
@@ -335,7 +348,8 @@ static void gemm_nt(struct llm_fwd *f, int m, int n, int k, const float *a, int 
 {
 	uint32_t parts = llm_pool_threads(f->pool);
 	struct gemm_job j = { m, n, k, lda, ldw, ldc, n, a, w, c, beta };
-	if (parts > 1 && (double)m * n * k >= 4e6) { /* smaller: one call beats a hand-off */
+	/* below these sizes one call beats a hand-off; decode (m = 1) splits to read weights on both cores */
+	if (parts > 1 && ((double)m * n * k >= 4e6 || (double)n * k >= 1e6)) {
 		j.part = ((n + (int)parts - 1) / (int)parts + 15) & ~15;
 		llm_pool_run(f->pool, parts, gemm_part, &j);
 	} else {
