@@ -1,0 +1,48 @@
+#!/bin/sh
+# Regenerates the figures of doc/bench-policy.md: the policy table of both Mooncake traces
+# (simulator), the same table through the real store for lru and prefix, the replay speed
+# of the conversation trace through the store, the cost model's tables, and the SVG plots
+# under doc/.  Needs ../shared/traces; takes about a minute on a 2-core machine.
+#   sh bench/replay_bench.sh [OUT_DIR]     (default: doc)
+set -eu
+cd "$(dirname "$0")/.."
+K=build/kvgrid
+S=../shared/traces
+OUT=${1:-doc}
+[ -r $S/mooncake_conversation_trace.jsonl ] || { echo "no $S: nothing to do"; exit 77; }
+[ -x $K ] || make $K
+PCTS=1,2,5,10,20,50
+for t in conversation synthetic; do
+	echo "## $t: simulator"
+	$K replay --trace $S/mooncake_${t}_trace.jsonl --sweep $PCTS --svg "$OUT/policy-$t.svg"
+	echo
+	echo "## $t: through the store (DRAM tier of N blocks of 4 KiB)"
+	echo "| policy | 1% | 2% | 5% | 10% | 20% | 50% |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for p in lru prefix; do
+		row="| $p |"
+		for c in 1 2 5 10 20 50; do
+			r=$($K replay --trace $S/mooncake_${t}_trace.jsonl --capacity-pct $c \
+				--policy $p --json --no-refs | python3 -c \
+				'import json,sys; d=json.load(sys.stdin); print("%.4f" % d["prefix_hit_token_ratio"])')
+			row="$row $r |"
+		done
+		echo "$row"
+	done
+	echo
+done
+echo "## replay speed through the store: conversation trace, 10% capacity, --speed asap"
+$K replay --trace $S/mooncake_conversation_trace.jsonl --capacity-pct 10 --policy prefix --json |
+	python3 -c 'import json,sys; d=json.load(sys.stdin); print("%(elapsed_s).2f s, %(requests_per_s).0f requests/s, prefix_hit_token_ratio %(prefix_hit_token_ratio).4f, load p50 %(p50).1f us p99 %(p99).1f us" % dict(d, **d["load_latency_us"]))'
+echo
+echo "## cost model: Llama-3.1-70B on H200, NVMe tier, conversation trace"
+$K sim --model llama-3.1-70b --hw h200 --tier nvme --trace $S/mooncake_conversation_trace.jsonl \
+	--sweep $PCTS --policies lru,prefix,belady --svg-dir "$OUT"
+echo
+echo "## cost model: Llama-3.1-8B on H100, DRAM tier, conversation trace, prefix at 10%"
+$K sim --model llama-3.1-8b --hw h100 --tier dram --trace $S/mooncake_conversation_trace.jsonl \
+	--policy prefix --capacity-pct 10 --svg-dir "$OUT"
+echo
+echo "## checks against Mooncake (FAST'25): Llama-3.1-70B on 8 x A800"
+$K sim --model llama-3.1-70b --hw a800 --context 8192 --cached 8192
+$K sim --model llama-3.1-70b --hw a800 --context 131072 --cached 131072 --tier net
