@@ -1,22 +1,786 @@
 /*
- * client.c - placeholder until the kvgridd client lands: every call answers -ENOTSUP, so a
- * grid configured with servers fails to open with a clear reason.
+ * client.c - libkvgrid's client of kvgridd servers over the native protocol (see client.h,
+ * proto_native.h and doc/PROTOCOL.md).
+ *
+ * Nodes and sharding.  cfg.servers names one or more nodes.  Each key belongs to the node
+ * with the highest rendezvous score XXH64(key, seed of "host:port") among the nodes that are
+ * up, so a node that goes away moves only its own keys (to their second-best node, where
+ * they miss until stored again) and every other key stays where it was.  A node that fails
+ * (connect, I/O, timeout, protocol) is closed and left out for CLIENT_RETRY_MS; the next call
+ * after that tries to reconnect it.  No call waits longer than cfg.timeout_ms per node.
+ *
+ * Connections.  One TCP connection per node, guarded by that node's mutex, so any number of
+ * threads may call in.  A batch for one node travels as few frames as its size allows (one
+ * frame per CLIENT_BATCH_MAX keys, and no PUT frame over the server's frame limit); values go
+ * out with writev straight from the caller's buffers and come back with recv straight into
+ * them.  Request headers are built in a scratch buffer the node owns, allocated at open: a
+ * call allocates nothing.
  */
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <xxhash.h>
 
 #include "client.h"
+#include "proto_native.h"
+
+#define CLIENT_NODES_MAX 64
+#define CLIENT_BATCH_MAX 1024 /* keys per frame */
+#define CLIENT_RETRY_MS 1000
+#define CLIENT_TOKEN_MAX 256
+#define CLIENT_SCRATCH_BYTES (NAT_HDR_BYTES + 8 + CLIENT_BATCH_MAX * NAT_PUT_ITEM_BYTES + 64)
+#define CLIENT_IOV_MAX (2 * CLIENT_BATCH_MAX + 2)
+
+struct client_node {
+	pthread_mutex_t lock; /* guards everything below */
+	char host[256];
+	char port[16];
+	uint64_t seed; /* rendezvous seed: XXH64 of "host:port" */
+	int fd;        /* -1: not connected */
+	uint64_t down_until_ms; /* 0: up, or not tried yet */
+	uint64_t next_id;
+	uint64_t frame_max; /* from HELLO */
+	uint8_t *scratch;   /* CLIENT_SCRATCH_BYTES */
+	struct iovec *iov;  /* CLIENT_IOV_MAX */
+};
+
+struct client {
+	struct client_node node[CLIENT_NODES_MAX];
+	uint32_t n_nodes;
+	int timeout_ms;
+	char token[CLIENT_TOKEN_MAX];
+	size_t token_len;
+};
+
+static uint64_t client_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Waits until fd is ready for events or the deadline passes: 0, KVG_ETIMEDOUT, -errno. */
+static int client_wait(int fd, short events, uint64_t deadline_ms)
+{
+	for (;;) {
+		uint64_t now = client_now_ms();
+		if (now >= deadline_ms)
+			return KVG_ETIMEDOUT;
+		struct pollfd p = { .fd = fd, .events = events };
+		int r = poll(&p, 1, (int)(deadline_ms - now));
+		if (r > 0)
+			return (p.revents & (POLLERR | POLLNVAL)) && !(p.revents & events) ? -EPIPE : 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Sends all of iov (modified in place). */
+static int client_sendv(int fd, struct iovec *iov, int cnt, uint64_t deadline_ms)
+{
+	while (cnt > 0) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)(cnt > 1024 ? 1024 : cnt) };
+		ssize_t r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			int rc = client_wait(fd, POLLOUT, deadline_ms);
+			if (rc)
+				return rc;
+			continue;
+		}
+		size_t left = (size_t)r;
+		while (cnt > 0 && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
+	}
+	return 0;
+}
+
+/* Receives exactly len bytes into buf (NULL: discard them). */
+static int client_recv(int fd, void *buf, size_t len, uint64_t deadline_ms)
+{
+	uint8_t sink[4096];
+	while (len > 0) {
+		uint8_t *dst = buf ? buf : sink;
+		size_t want = buf ? len : (len < sizeof(sink) ? len : sizeof(sink));
+		ssize_t r = recv(fd, dst, want, MSG_DONTWAIT);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			int rc = client_wait(fd, POLLIN, deadline_ms);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (buf)
+			buf = (uint8_t *)buf + r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static void client_node_fail(struct client_node *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	n->fd = -1;
+	__atomic_store_n(&n->down_until_ms, client_now_ms() + CLIENT_RETRY_MS, __ATOMIC_RELAXED);
+}
+
+/* Reads a reply header for request (op, id) and checks it belongs to it. */
+static int client_read_hdr(struct client_node *n, uint8_t op, uint64_t id, uint64_t deadline,
+			   struct nat_hdr *h)
+{
+	uint8_t b[NAT_HDR_BYTES];
+	int rc = client_recv(n->fd, b, sizeof(b), deadline);
+	if (rc)
+		return rc;
+	const char *why;
+	if (nat_hdr_decode(b, UINT32_MAX, 0, h, &why) < 0 || h->op != op || h->id != id)
+		return KVG_EPROTO;
+	return 0;
+}
+
+/*
+ * One request with a small reply: sends header + body (body_len bytes already written at
+ * scratch + NAT_HDR_BYTES), reads the reply body into reply (cap bytes).  Returns the reply
+ * status (0 or an error) with *reply_len set, or a transport error (the node is failed).
+ */
+static int client_call(struct client_node *n, uint8_t op, uint32_t body_len, uint8_t *reply,
+		       size_t cap, size_t *reply_len, uint64_t deadline)
+{
+	struct nat_hdr h = { .op = op, .id = ++n->next_id, .body_len = body_len };
+	nat_hdr_encode(n->scratch, &h);
+	struct iovec iov = { .iov_base = n->scratch, .iov_len = NAT_HDR_BYTES + body_len };
+	struct nat_hdr r;
+	int rc = client_sendv(n->fd, &iov, 1, deadline);
+	if (!rc)
+		rc = client_read_hdr(n, op, h.id, deadline, &r);
+	if (!rc && r.body_len > cap)
+		rc = KVG_EPROTO;
+	if (!rc)
+		rc = client_recv(n->fd, reply, r.body_len, deadline);
+	if (rc) {
+		client_node_fail(n);
+		return rc;
+	}
+	*reply_len = r.body_len;
+	return r.status;
+}
+
+static int client_connect(struct client *c, struct client_node *n, uint64_t deadline)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	if (getaddrinfo(n->host, n->port, &hints, &ai))
+		return -EHOSTUNREACH;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc = fd < 0 ? -errno : 0;
+	if (!rc && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+		rc = -errno;
+	freeaddrinfo(ai);
+	if (!rc)
+		rc = client_wait(fd, POLLOUT, deadline);
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (!rc && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr))
+		rc = soerr ? -soerr : -errno;
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	n->fd = fd;
+	uint8_t *b = n->scratch + NAT_HDR_BYTES;
+	nat_put_u32(b, NAT_VERSION);
+	nat_put_u32(b + 4, (uint32_t)c->token_len);
+	memcpy(b + 8, c->token, c->token_len);
+	uint8_t rep[64];
+	size_t len = 0;
+	rc = client_call(n, NAT_HELLO, 8 + (uint32_t)c->token_len, rep, sizeof(rep), &len, deadline);
+	if (rc == 0 && len < 24)
+		rc = KVG_EPROTO;
+	if (rc) {
+		client_node_fail(n);
+		return rc;
+	}
+	n->frame_max = nat_get_u64(rep + 16);
+	__atomic_store_n(&n->down_until_ms, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int client_node_up(struct client *c, uint32_t i)
+{
+	/* a racy read is fine: it only steers keys, and a wrong guess costs one miss */
+	return __atomic_load_n(&c->node[i].down_until_ms, __ATOMIC_RELAXED) <= client_now_ms();
+}
+
+/* Locks node i and makes sure it is connected; returns 0 (locked) or an error (unlocked). */
+static int client_node_get(struct client *c, uint32_t i, uint64_t deadline)
+{
+	struct client_node *n = &c->node[i];
+	pthread_mutex_lock(&n->lock);
+	if (n->fd >= 0)
+		return 0;
+	int rc = client_node_up(c, i) ? client_connect(c, n, deadline) : -ECONNREFUSED;
+	if (rc)
+		pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+
+/* The node that owns key: highest rendezvous score among the nodes that are up. */
+static uint32_t client_owner(struct client *c, const kvg_key *key)
+{
+	uint32_t best = 0;
+	uint64_t best_score = 0;
+	int found = 0;
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		if (!client_node_up(c, i))
+			continue;
+		uint64_t s = XXH64(key->bytes, KVG_KEY_BYTES, c->node[i].seed);
+		if (!found || s > best_score) {
+			best = i;
+			best_score = s;
+			found = 1;
+		}
+	}
+	if (!found) /* all down: the plain owner, which will fail fast */
+		for (uint32_t i = 0; i < c->n_nodes; i++) {
+			uint64_t s = XXH64(key->bytes, KVG_KEY_BYTES, c->node[i].seed);
+			if (i == 0 || s > best_score) {
+				best = i;
+				best_score = s;
+			}
+		}
+	return best;
+}
+
+static uint64_t client_deadline(const struct client *c)
+{
+	return client_now_ms() + (uint64_t)c->timeout_ms;
+}
+
+/* Sends one PUT frame of the m items idx[] of ios and reads the statuses back. */
+static int client_put_frame(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
+			    size_t m, uint64_t body, uint64_t deadline)
+{
+	uint8_t *b = n->scratch;
+	struct nat_hdr h = { .op = NAT_PUT, .id = ++n->next_id, .body_len = (uint32_t)body };
+	nat_hdr_encode(b, &h);
+	nat_put_u32(b + NAT_HDR_BYTES, (uint32_t)m);
+	nat_put_u32(b + NAT_HDR_BYTES + 4, 0);
+	int cnt = 0;
+	n->iov[cnt++] = (struct iovec){ b, NAT_HDR_BYTES + 8 };
+	uint8_t *item = b + NAT_HDR_BYTES + 8;
+	for (size_t k = 0; k < m; k++, item += NAT_PUT_ITEM_BYTES) {
+		struct kvg_io *io = &ios[idx[k]];
+		memcpy(item, io->key.bytes, KVG_KEY_BYTES);
+		nat_put_u32(item + KVG_KEY_BYTES, (uint32_t)io->len);
+		nat_put_u32(item + KVG_KEY_BYTES + 4, 0);
+		n->iov[cnt++] = (struct iovec){ item, NAT_PUT_ITEM_BYTES };
+		n->iov[cnt++] = (struct iovec){ io->buf, io->len };
+	}
+	uint8_t rep[8 + 4 * CLIENT_BATCH_MAX];
+	struct nat_hdr r;
+	int rc = client_sendv(n->fd, n->iov, cnt, deadline);
+	if (!rc)
+		rc = client_read_hdr(n, NAT_PUT, h.id, deadline, &r);
+	if (!rc && (r.body_len > sizeof(rep) || (r.status == 0 && r.body_len != 8 + 4 * m)))
+		rc = KVG_EPROTO;
+	if (!rc)
+		rc = client_recv(n->fd, rep, r.body_len, deadline);
+	if (rc) {
+		client_node_fail(n);
+		return rc;
+	}
+	for (size_t k = 0; k < m; k++)
+		ios[idx[k]].status = r.status ? r.status : (int)nat_get_u32(rep + 8 + 4 * k);
+	return 0;
+}
+
+static void client_fail_items(struct kvg_io *ios, const uint16_t *idx, size_t k, int rc)
+{
+	for (size_t q = 0; q < k; q++)
+		ios[idx[q]].status = rc;
+}
+
+/* Stores the items of ios owned by node i, in frames that fit the server's limit. */
+static void client_store_node(struct client *c, uint32_t i, struct kvg_io *ios, size_t m,
+			      const uint8_t *owner)
+{
+	uint64_t deadline = client_deadline(c);
+	int rc = client_node_get(c, i, deadline);
+	int locked = rc == 0;
+	struct client_node *n = &c->node[i];
+	uint16_t idx[CLIENT_BATCH_MAX];
+	size_t k = 0;
+	uint64_t body = 8;
+	for (size_t j = 0; j < m; j++) {
+		if (owner[j] != i)
+			continue;
+		uint64_t item = NAT_PUT_ITEM_BYTES + ios[j].len;
+		if (rc || 8 + item > n->frame_max) {
+			ios[j].status = rc ? rc : KVG_ETOOBIG;
+			continue;
+		}
+		if (k && body + item > n->frame_max) {
+			rc = client_put_frame(n, ios, idx, k, body, deadline);
+			if (rc) { /* the node failed: the rest of its items fail too */
+				client_fail_items(ios, idx, k, rc);
+				ios[j].status = rc;
+				k = 0;
+				continue;
+			}
+			k = 0;
+			body = 8;
+		}
+		idx[k++] = (uint16_t)j;
+		body += item;
+	}
+	if (k && (rc = client_put_frame(n, ios, idx, k, body, deadline)))
+		client_fail_items(ios, idx, k, rc);
+	if (locked)
+		pthread_mutex_unlock(&n->lock);
+}
+
+/* Reads the items of a GET reply into the callers' buffers. */
+static int client_get_items(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
+			    size_t k, uint32_t body_len, uint8_t *retry, uint64_t deadline)
+{
+	uint64_t got = 0;
+	for (size_t q = 0; q < k; q++) {
+		struct kvg_io *io = &ios[idx[q]];
+		uint8_t it[NAT_ITEM_BYTES];
+		int rc = client_recv(n->fd, it, sizeof(it), deadline);
+		if (rc)
+			return rc;
+		int st = (int)nat_get_u32(it);
+		uint32_t len = nat_get_u32(it + 4);
+		got += NAT_ITEM_BYTES + (uint64_t)len;
+		if (got > body_len || (st != 0 && len != 0))
+			return KVG_EPROTO;
+		if (st == 0 && len > io->len) {
+			st = KVG_EBUFSIZE; /* ours is too small: drain the bytes */
+			rc = client_recv(n->fd, NULL, len, deadline);
+		} else if (st == 0) {
+			rc = client_recv(n->fd, io->buf, len, deadline);
+			io->len = len;
+		} else if (st == KVG_EBUFSIZE && k > 1) {
+			retry[idx[q]] = 1; /* the server's reply room ran out: ask for it alone */
+		}
+		if (rc)
+			return rc;
+		io->status = st;
+	}
+	return got == body_len ? 0 : KVG_EPROTO;
+}
+
+static int client_get_frame(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
+			    size_t k, uint8_t *retry, uint64_t deadline)
+{
+	uint8_t *b = n->scratch;
+	struct nat_hdr h = { .op = NAT_GET, .id = ++n->next_id,
+			     .body_len = (uint32_t)(8 + k * KVG_KEY_BYTES) };
+	nat_hdr_encode(b, &h);
+	nat_put_u32(b + NAT_HDR_BYTES, (uint32_t)k);
+	nat_put_u32(b + NAT_HDR_BYTES + 4, 0);
+	for (size_t q = 0; q < k; q++)
+		memcpy(b + NAT_HDR_BYTES + 8 + q * KVG_KEY_BYTES, ios[idx[q]].key.bytes, KVG_KEY_BYTES);
+	struct iovec iov = { b, NAT_HDR_BYTES + h.body_len };
+	struct nat_hdr r;
+	int rc = client_sendv(n->fd, &iov, 1, deadline);
+	if (!rc)
+		rc = client_read_hdr(n, NAT_GET, h.id, deadline, &r);
+	if (!rc && r.status) {
+		if (r.body_len)
+			rc = KVG_EPROTO;
+		else
+			client_fail_items(ios, idx, k, r.status);
+	} else if (!rc) {
+		rc = client_get_items(n, ios, idx, k, r.body_len, retry, deadline);
+	}
+	if (rc)
+		client_node_fail(n);
+	return rc;
+}
+
+static void client_load_node(struct client *c, uint32_t i, struct kvg_io *ios, size_t m,
+			     const uint8_t *owner)
+{
+	uint64_t deadline = client_deadline(c);
+	int rc = client_node_get(c, i, deadline);
+	struct client_node *n = &c->node[i];
+	uint16_t idx[CLIENT_BATCH_MAX];
+	uint8_t retry[CLIENT_BATCH_MAX] = { 0 };
+	size_t k = 0;
+	for (size_t j = 0; j < m; j++)
+		if (owner[j] == i)
+			idx[k++] = (uint16_t)j;
+	if (rc) {
+		client_fail_items(ios, idx, k, rc);
+		return;
+	}
+	rc = client_get_frame(n, ios, idx, k, retry, deadline);
+	for (size_t q = 0; !rc && q < k; q++) {
+		if (retry[idx[q]])
+			rc = client_get_frame(n, ios, &idx[q], 1, retry, deadline);
+	}
+	if (rc)
+		client_fail_items(ios, idx, k, rc);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static int client_first_error(const struct kvg_io *ios, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ios[i].status)
+			return ios[i].status;
+	return 0;
+}
+
+/* Runs fn for each node that owns some of ios, CLIENT_BATCH_MAX items at a time. */
+static int client_each_node(struct client *c, struct kvg_io *ios, size_t n,
+			    void (*fn)(struct client *, uint32_t, struct kvg_io *, size_t,
+				       const uint8_t *))
+{
+	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
+		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
+		uint8_t owner[CLIENT_BATCH_MAX];
+		uint64_t used = 0;
+		for (size_t j = 0; j < m; j++) {
+			owner[j] = (uint8_t)client_owner(c, &ios[base + j].key);
+			used |= 1ull << owner[j];
+			ios[base + j].status = 0;
+		}
+		for (uint32_t i = 0; i < c->n_nodes; i++)
+			if (used & (1ull << i))
+				fn(c, i, ios + base, m, owner);
+	}
+	return client_first_error(ios, n);
+}
+
+int client_store(struct client *c, struct kvg_io *ios, size_t n)
+{
+	return client_each_node(c, ios, n, client_store_node);
+}
+
+int client_load(struct client *c, struct kvg_io *ios, size_t n)
+{
+	return client_each_node(c, ios, n, client_load_node);
+}
+
+/*
+ * One key operation (LOOKUP, DELETE, PIN, UNPIN) on the m keys owned by node i.  Returns
+ * the count the server answered, or an error.  *first_miss (LOOKUP only) is set to the
+ * batch index of the node's first missing key, or m if all are present.
+ */
+static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_key *keys,
+			    size_t m, const uint8_t *owner, size_t *first_miss)
+{
+	uint64_t deadline = client_deadline(c);
+	int rc = client_node_get(c, i, deadline);
+	if (rc)
+		return rc;
+	struct client_node *n = &c->node[i];
+	uint8_t *b = n->scratch + NAT_HDR_BYTES;
+	uint16_t idx[CLIENT_BATCH_MAX];
+	size_t k = 0;
+	for (size_t j = 0; j < m; j++) {
+		if (owner[j] != i)
+			continue;
+		memcpy(b + 8 + k * KVG_KEY_BYTES, keys[j].bytes, KVG_KEY_BYTES);
+		idx[k++] = (uint16_t)j;
+	}
+	nat_put_u32(b, (uint32_t)k);
+	nat_put_u32(b + 4, 0);
+	uint8_t rep[8];
+	size_t len = 0;
+	rc = client_call(n, op, 8 + (uint32_t)(k * KVG_KEY_BYTES), rep, sizeof(rep), &len, deadline);
+	pthread_mutex_unlock(&n->lock);
+	if (rc == 0 && len != 8)
+		rc = KVG_EPROTO;
+	if (rc)
+		return rc;
+	uint32_t count = nat_get_u32(rep);
+	if (first_miss)
+		*first_miss = count < k ? idx[count] : m;
+	return (int)(count > k ? k : count);
+}
+
+static void client_owners(struct client *c, const kvg_key *keys, size_t m, uint8_t *owner,
+			  uint64_t *used)
+{
+	*used = 0;
+	for (size_t j = 0; j < m; j++) {
+		owner[j] = (uint8_t)client_owner(c, &keys[j]);
+		*used |= 1ull << owner[j];
+	}
+}
+
+int client_lookup_keys(struct client *c, const kvg_key *keys, size_t n, size_t *hit_blocks)
+{
+	*hit_blocks = 0;
+	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
+		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
+		uint8_t owner[CLIENT_BATCH_MAX];
+		uint64_t used;
+		client_owners(c, keys + base, m, owner, &used);
+		size_t hits = m;
+		for (uint32_t i = 0; i < c->n_nodes; i++) {
+			if (!(used & (1ull << i)))
+				continue;
+			size_t miss = m;
+			/* an unreachable node holds nothing we can use: its keys are misses */
+			int rc = client_keys_node(c, i, NAT_LOOKUP, keys + base, m, owner, &miss);
+			if (rc < 0) {
+				miss = 0;
+				while (miss < m && owner[miss] != i)
+					miss++;
+			}
+			if (miss < hits)
+				hits = miss;
+		}
+		*hit_blocks += hits;
+		if (hits < m)
+			break;
+	}
+	return 0;
+}
+
+static int client_count_op(struct client *c, uint8_t op, const kvg_key *keys, size_t n)
+{
+	int total = 0, err = 0;
+	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
+		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
+		uint8_t owner[CLIENT_BATCH_MAX];
+		uint64_t used;
+		client_owners(c, keys + base, m, owner, &used);
+		for (uint32_t i = 0; i < c->n_nodes; i++) {
+			if (!(used & (1ull << i)))
+				continue;
+			int rc = client_keys_node(c, i, op, keys + base, m, owner, NULL);
+			if (rc < 0 && !err)
+				err = rc;
+			else if (rc > 0)
+				total += rc;
+		}
+	}
+	return total > 0 || !err ? total : err;
+}
+
+int client_delete(struct client *c, const kvg_key *keys, size_t n)
+{
+	return client_count_op(c, NAT_DELETE, keys, n);
+}
+
+int client_pin(struct client *c, const kvg_key *keys, size_t n, int pin)
+{
+	return client_count_op(c, pin ? NAT_PIN : NAT_UNPIN, keys, n);
+}
+
+/* Adds one node's STATS reply (fields in the order of doc/PROTOCOL.md) to st. */
+static void client_stats_add(struct kvg_stats *st, const uint8_t *f, uint32_t nf)
+{
+	uint64_t v[35] = { 0 };
+	for (uint32_t i = 0; i < nf && i < 35; i++)
+		v[i] = nat_get_u64(f + 8 * i);
+	for (int t = 0; t < KVG_TIER_COUNT; t++) {
+		struct kvg_tier_stats *ts = &st->tier[t];
+		const uint64_t *x = v + 13 * t;
+		ts->capacity_bytes += x[0];
+		ts->bytes += x[1];
+		ts->blocks += x[2];
+		ts->hits += x[3];
+		ts->misses += x[4];
+		ts->evictions += x[5];
+		ts->bytes_read += x[6];
+		ts->bytes_written += x[7];
+		ts->checksum_failures += x[8];
+		ts->io_errors += x[9];
+		ts->promotions += x[10];
+		ts->demotions += x[11];
+		ts->degraded |= x[12] != 0;
+	}
+	const uint64_t *g = v + 26;
+	st->lookups += g[0];
+	st->stores += g[1];
+	st->loads += g[2];
+	st->store_failures += g[3];
+	st->index_blocks += g[4];
+	st->index_capacity += g[5];
+	st->index_bytes += g[6];
+	if (g[7] > st->recovery_us)
+		st->recovery_us = g[7];
+	st->recovered_blocks += g[8];
+}
+
+int client_stats(struct client *c, struct kvg_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	int err = 0, ok = 0;
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		uint64_t deadline = client_deadline(c);
+		int rc = client_node_get(c, i, deadline);
+		if (rc) {
+			err = rc;
+			continue;
+		}
+		uint8_t rep[8 + 8 * 64];
+		size_t len = 0;
+		rc = client_call(&c->node[i], NAT_STATS, 0, rep, sizeof(rep), &len, deadline);
+		pthread_mutex_unlock(&c->node[i].lock);
+		if (rc == 0 && len >= 8 && len >= 8 + 8 * (uint64_t)nat_get_u32(rep)) {
+			client_stats_add(st, rep + 8, nat_get_u32(rep));
+			ok = 1;
+		} else if (rc) {
+			err = rc;
+		}
+	}
+	snprintf(st->tier[KVG_TIER_DRAM].backend, sizeof(st->tier[0].backend), "remote");
+	snprintf(st->tier[KVG_TIER_NVME].backend, sizeof(st->tier[1].backend), "remote");
+	return ok ? 0 : err;
+}
+
+static int client_read_token(const char *path, char *tok, size_t cap, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	char line[CLIENT_TOKEN_MAX + 2] = "";
+	int rc = fgets(line, sizeof(line), f) ? 0 : -EINVAL;
+	fclose(f);
+	size_t n = strcspn(line, "\r\n \t");
+	if (rc || n == 0 || n >= cap)
+		return -EINVAL;
+	memcpy(tok, line, n);
+	tok[n] = 0;
+	*len = n;
+	return 0;
+}
+
+/* Splits "host:port[,host:port...]" ("[v6]:port" for IPv6) into the node table. */
+static int client_parse_servers(struct client *c, const char *list, char *err, size_t err_len)
+{
+	const char *p = list;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		const char *colon = memrchr(p, ':', len);
+		struct client_node *n = &c->node[c->n_nodes];
+		const char *h = p;
+		size_t hl = colon ? (size_t)(colon - p) : 0;
+		if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+			h++;
+			hl -= 2;
+		}
+		size_t pl = colon ? len - hl - 1 - (h != p ? 2 : 0) : 0;
+		if (!colon || hl == 0 || hl >= sizeof(n->host) || pl == 0 || pl >= sizeof(n->port) ||
+		    c->n_nodes == CLIENT_NODES_MAX) {
+			snprintf(err, err_len, "servers: bad entry '%.*s' (want host:port, at most %d)",
+				 (int)len, p, CLIENT_NODES_MAX);
+			return KVG_ECONFIG;
+		}
+		memcpy(n->host, h, hl);
+		memcpy(n->port, colon + 1, pl);
+		n->seed = XXH64(p, len, 0);
+		c->n_nodes++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (c->n_nodes == 0) {
+		snprintf(err, err_len, "servers: empty list");
+		return KVG_ECONFIG;
+	}
+	return 0;
+}
 
 int client_open(const struct kvg_config *cfg, struct client **out, char *err, size_t err_len)
 {
-	if (err)
-		snprintf(err, err_len, "servers: the kvgridd client is not built in this version");
-	return -ENOTSUP;
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->timeout_ms = cfg->timeout_ms ? (int)cfg->timeout_ms : 5000;
+	int rc = client_parse_servers(c, cfg->servers, err, err_len);
+	if (!rc && cfg->auth_token_file[0] &&
+	    client_read_token(cfg->auth_token_file, c->token, sizeof(c->token), &c->token_len)) {
+		snprintf(err, err_len, "auth_token_file %s: cannot read a token", cfg->auth_token_file);
+		rc = KVG_ECONFIG;
+	}
+	for (uint32_t i = 0; !rc && i < c->n_nodes; i++) {
+		struct client_node *n = &c->node[i];
+		pthread_mutex_init(&n->lock, NULL);
+		n->fd = -1;
+		n->frame_max = 1u << 20;
+		n->iov = malloc(CLIENT_IOV_MAX * sizeof(*n->iov));
+		n->scratch = n->iov ? malloc(CLIENT_SCRATCH_BYTES) : NULL;
+		if (!n->scratch) {
+			pthread_mutex_destroy(&n->lock);
+			free(n->iov);
+			rc = -ENOMEM;
+		}
+	}
+	/* reach at least one node now, so that a wrong address or token fails the open */
+	int reached = 0, last = 0;
+	for (uint32_t i = 0; !rc && i < c->n_nodes; i++) {
+		last = client_node_get(c, i, client_deadline(c));
+		if (last == 0) {
+			pthread_mutex_unlock(&c->node[i].lock);
+			reached = 1;
+		} else if (last == KVG_EAUTH) {
+			rc = last;
+		}
+	}
+	if (!rc && !reached)
+		rc = last;
+	if (rc) {
+		if (!err[0] || rc != KVG_ECONFIG)
+			snprintf(err, err_len, "servers %s: %s", cfg->servers, kvg_strerror(rc));
+		client_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }
-void client_close(struct client *c) {}
-int client_lookup_keys(struct client *c, const kvg_key *k, size_t n, size_t *h) { return -ENOTSUP; }
-int client_store(struct client *c, struct kvg_io *ios, size_t n) { return -ENOTSUP; }
-int client_load(struct client *c, struct kvg_io *ios, size_t n) { return -ENOTSUP; }
-int client_delete(struct client *c, const kvg_key *k, size_t n) { return -ENOTSUP; }
-int client_pin(struct client *c, const kvg_key *k, size_t n, int pin) { return -ENOTSUP; }
-int client_stats(struct client *c, struct kvg_stats *st) { return -ENOTSUP; }
+
+void client_close(struct client *c)
+{
+	if (!c)
+		return;
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		struct client_node *n = &c->node[i];
+		if (!n->scratch)
+			break; /* this node and the ones after it were never set up */
+		if (n->fd >= 0)
+			close(n->fd);
+		pthread_mutex_destroy(&n->lock);
+		free(n->scratch);
+		free(n->iov);
+	}
+	free(c);
+}
