@@ -436,7 +436,7 @@ static void client_load_node(struct client *c, uint32_t i, struct kvg_io *ios, s
 	uint64_t deadline = client_deadline(c);
 	int rc = client_node_get(c, i, deadline);
 	struct client_node *n = &c->node[i];
-	uint16_t idx[CLIENT_BATCH_MAX];
+	uint16_t idx[CLIENT_BATCH_MAX] = { 0 };
 	uint8_t retry[CLIENT_BATCH_MAX] = { 0 };
 	size_t k = 0;
 	for (size_t j = 0; j < m; j++)
