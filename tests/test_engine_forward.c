@@ -228,6 +228,54 @@ static void test_resumed_prefill_is_bit_identical(void)
 	llm_fwd_destroy(f);
 }
 
+struct layer_feed {
+	struct llm_fwd *f;
+	const uint8_t *saved; /* the prefix pages as a whole prefill wrote them */
+	size_t pages;
+	uint32_t calls[8], n_calls;
+};
+
+/* Delivers layer L of every prefix page only when the engine asks for layer L. */
+static int feed_layer(void *arg, uint32_t layer)
+{
+	struct layer_feed *lf = arg;
+	size_t pb = llm_fwd_page_bytes(lf->f), part = pb / cfg.layers;
+	for (size_t p = 0; p < lf->pages; p++)
+		memcpy(llm_fwd_page(lf->f, p) + layer * part, lf->saved + p * pb + layer * part, part);
+	if (lf->n_calls < 8)
+		lf->calls[lf->n_calls] = layer;
+	lf->n_calls++;
+	return 0;
+}
+
+/* Description: the engine asks for the cached prefix layer by layer, in order, once per layer,
+ * and reads no layer's K/V before asking for it: with each layer's bytes delivered only when
+ * asked (the rest of the pages garbage), the logits are still bit-identical.  This is the
+ * contract a layer-wise grid load relies on, and it checks the page layout
+ * [layer][K,V][tokens][kv_heads][head_dim] too. */
+static void test_prefix_is_read_layer_by_layer(void)
+{
+	struct llm_fwd *f = engine(KVG_DTYPE_BF16, 16, 96);
+	CHECK(f);
+	uint32_t tok[75];
+	tokens(tok, 75, 21);
+	float *whole = calloc(cfg.vocab, sizeof(float)), *part = calloc(cfg.vocab, sizeof(float));
+	CHECK_RC(llm_fwd_prefill(f, tok, 0, 75, NULL, NULL, whole), 0);
+	size_t pages = 4, pb = llm_fwd_page_bytes(f);
+	uint8_t *saved = malloc(pages * pb);
+	for (size_t p = 0; p < pages; p++)
+		memcpy(saved + p * pb, llm_fwd_page(f, p), pb);
+	llm_fwd_scramble(f, 0x7f);
+	struct layer_feed lf = { .f = f, .saved = saved, .pages = pages };
+	CHECK_RC(llm_fwd_prefill(f, tok + 64, 64, 11, feed_layer, &lf, part), 0);
+	CHECK(lf.n_calls == cfg.layers);
+	for (uint32_t l = 0; l < cfg.layers; l++)
+		CHECK(lf.calls[l] == l);
+	CHECK(memcmp(whole, part, cfg.vocab * sizeof(float)) == 0);
+	free(saved), free(whole), free(part);
+	llm_fwd_destroy(f);
+}
+
 /* Description: decoding token by token gives logits close to (not necessarily bit-equal
  * with) a whole prefill of the same sequence: the single-row path computes the same model. */
 static void test_decode_steps_match_prefill(void)
@@ -396,6 +444,7 @@ int main(void)
 	RUN(test_forward_matches_reference_fp32);
 	RUN(test_forward_matches_reference_half);
 	RUN(test_resumed_prefill_is_bit_identical);
+	RUN(test_prefix_is_read_layer_by_layer);
 	RUN(test_decode_steps_match_prefill);
 	RUN(test_gqa_mapping_and_page_shape);
 	RUN(test_bad_input_is_refused);
