@@ -124,14 +124,17 @@ static int conn_sniff(struct conn *c)
 {
 	const uint8_t *p = c->in + c->in_start;
 	size_t n = c->in_end - c->in_start;
-	if (p[0] == '*' || (p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z'))
+	int letter = (p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z');
+	if (n >= 4 && nat_sniff(p, n))
+		c->proto = PROTO_NATIVE;
+	else if (n >= 4 && lmp_sniff(p, n))
+		c->proto = PROTO_LM;
+	else if (p[0] == 'K' && n < 4 && !memchr(p, '\n', n))
+		return 0; /* "KVGN" (native) or an inline command: wait and see */
+	else if (p[0] == '*' || letter)
 		c->proto = PROTO_RESP;
 	else if (n < 4)
 		return 0;
-	else if (nat_sniff(p, n))
-		c->proto = PROTO_NATIVE;
-	else if (lmp_sniff(p, n))
-		c->proto = PROTO_LM;
 	else
 		return -1;
 	return 1;
