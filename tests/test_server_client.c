@@ -240,7 +240,7 @@ static void test_sharding(void)
 	const struct server *sv[3] = { &s[0], &s[1], &s[2] };
 	int started = 0;
 	for (; started < 3; started++) {
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof(name), "shard%d", started);
 		if (server_start(&s[started], name, NULL))
 			break;
