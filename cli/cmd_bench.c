@@ -281,7 +281,9 @@ int cmd_bench(int argc, char **argv)
 	c.req_max = (uint32_t)qd + 8;
 	if (nvme) {
 		snprintf(dir, sizeof(dir), "%s/kvgrid-bench-%d", c.dir, (int)getpid());
-		snprintf(c.dir, sizeof(c.dir), "%s", dir);
+		if (strlen(dir) >= sizeof(c.dir))
+			return cli_usage("bench", "--dir: path too long");
+		memcpy(c.dir, dir, strlen(dir) + 1);
 		c.dram_bytes = 0;
 		c.nvme_bytes = size ? size : 4ull << 30;
 		if (c.segment_bytes > c.nvme_bytes / 8)

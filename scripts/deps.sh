@@ -19,7 +19,8 @@ if [ "${1:-}" = "test" ]; then
 		need="$need libclang-rt-14-dev"
 	command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 	command -v redis-cli >/dev/null 2>&1 || need="$need redis-tools"
-	python3 -c 'import redis' >/dev/null 2>&1 || need="$need python3-redis"
+	PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+	$PY -c 'import redis' >/dev/null 2>&1 || need="$need python3-redis"
 fi
 if [ "${1:-}" = "bench" ]; then
 	command -v fio >/dev/null 2>&1 || need="$need fio"

@@ -7,6 +7,8 @@
 #   tests/test_*.sh, tests/test_*.py   black-box tests of the binaries
 # TEST_FILTER=substring runs only the tests whose name contains it.
 cd "$(dirname "$0")/.."
+# Tests use Debian's tools and python3 (with python3-redis), ahead of any other on PATH
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 pass=0; fail=0; skip=0; failed=""
 export KVG_TEST_TMP="${KVG_TEST_TMP:-$PWD/build/tmp}"
 mkdir -p "$KVG_TEST_TMP"
@@ -42,7 +44,10 @@ for t in build/tsan/tests/test_*_mt*; do
 	run "tsan/$(basename "$t")" 600 "$t"
 done
 for t in tests/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" 600 sh "$t"; done
-for t in tests/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" 600 python3 "$t"; done
+# Debian's python3 has the distribution's modules (python3-redis); prefer it to any other
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+export KVG_PYTHON=$PY
+for t in tests/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" 600 $PY "$t"; done
 [ -n "$failed" ] && echo "failed:$failed"
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]
