@@ -283,13 +283,15 @@ static void report_json(const struct replay_args *a, const struct trace *t, uint
 		printf(", \"hit_tokens\": %llu, \"input_tokens\": %llu, \"elapsed_s\": %.3f, "
 		       "\"requests_per_s\": %.1f, \"load_latency_us\": {\"p50\": %.1f, \"p90\": %.1f,"
 		       " \"p99\": %.1f, \"max\": %.1f}, \"load_errors\": %llu, \"store_errors\": %llu, "
-		       "\"verify_failures\": %llu, \"max_dram_blocks\": %llu, \"tiers\": {\"dram\": ",
+		       "\"verify_failures\": %llu, \"max_dram_blocks\": %llu, "
+		       "\"max_index_blocks\": %llu, \"tiers\": {\"dram\": ",
 		       (unsigned long long)g->hit_tokens, (unsigned long long)g->input_tokens,
 		       g->elapsed_s, g->elapsed_s > 0 ? g->requests / g->elapsed_s : 0,
 		       g->load_us_p50, g->load_us_p90, g->load_us_p99, g->load_us_max,
 		       (unsigned long long)g->load_errors, (unsigned long long)g->store_errors,
 		       (unsigned long long)g->verify_failures,
-		       (unsigned long long)g->max_dram_blocks);
+		       (unsigned long long)g->max_dram_blocks,
+		       (unsigned long long)g->max_index_blocks);
 		print_tier_json(&g->stats.tier[KVG_TIER_DRAM], g->hit_blocks_tier[KVG_TIER_DRAM]);
 		printf(", \"nvme\": ");
 		print_tier_json(&g->stats.tier[KVG_TIER_NVME], g->hit_blocks_tier[KVG_TIER_NVME]);
@@ -361,9 +363,6 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 	struct replay_result g;
 	int is_sim = !strcmp(a->engine, "sim") || !strcmp(a->policy, "belady");
 	const char *engine = is_sim ? "sim" : "grid";
-	if (a->refs && (run_sim(t, "lru", cap, a->full_blocks, &lru, NULL) ||
-			run_sim(t, "belady", cap, a->full_blocks, &bel, NULL)))
-		return cli_fail("replay", "out of memory computing the references");
 	double ptr, bhr;
 	if (is_sim) {
 		struct progress pg = { "simulate", -1 };
@@ -393,7 +392,14 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 					err);
 		ptr = g.prefix_hit_token_ratio;
 		bhr = g.block_hit_ratio;
+		/* tiers given in bytes: NVMe records take more room than their payload, so the
+		 * references use the blocks the grid actually held at most */
+		if (a->dram_bytes && g.max_index_blocks)
+			cap = g.max_index_blocks;
 	}
+	if (a->refs && (run_sim(t, "lru", cap, a->full_blocks, &lru, NULL) ||
+			run_sim(t, "belady", cap, a->full_blocks, &bel, NULL)))
+		return cli_fail("replay", "out of memory computing the references");
 	if (a->json)
 		report_json(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g,
 			    a->refs ? &lru : NULL, a->refs ? &bel : NULL, is_sim ? &s : NULL);

@@ -237,6 +237,8 @@ int replay_run(const struct trace *t, const struct replay_opts *o, struct replay
 		kvg_stats_get(c.g, &st);
 		if (st.tier[KVG_TIER_DRAM].blocks > res->max_dram_blocks)
 			res->max_dram_blocks = st.tier[KVG_TIER_DRAM].blocks;
+		if (st.index_blocks > res->max_index_blocks)
+			res->max_index_blocks = st.index_blocks;
 		if (o->progress)
 			o->progress(o->progress_arg, q + 1, t->n_reqs);
 	}

@@ -43,6 +43,7 @@ struct replay_result {
 	uint64_t store_errors;  /* blocks the grid could not store */
 	uint64_t verify_failures; /* loaded bytes that were not the block's */
 	uint64_t max_dram_blocks; /* most blocks the DRAM tier held after a request */
+	uint64_t max_index_blocks; /* most distinct blocks held in all tiers after a request */
 	double load_us_p50, load_us_p90, load_us_p99, load_us_max; /* per request with a hit */
 	double elapsed_s;
 	double prefix_hit_token_ratio;
