@@ -51,6 +51,7 @@ struct fault_rule {
 struct fault_plan {
 	uint64_t seed;
 	uint64_t undo_max;
+	char inner[8]; /* "uring", "psync" or "" (the caller's choice) */
 	int n_rules;
 	struct fault_rule rules[FAULT_RULES_MAX];
 };
@@ -241,6 +242,14 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 			return say(err, err_len, "fault plan: undo_max is MiB, 0..1048576");
 		p->undo_max = mib << 20;
 		return 0;
+	}
+	if (IS("inner")) {
+		if ((vn == 5 && !strncmp(v, "uring", 5)) || (vn == 5 && !strncmp(v, "psync", 5))) {
+			memcpy(p->inner, v, 5);
+			p->inner[5] = 0;
+			return 0;
+		}
+		return say(err, err_len, "fault plan: inner is uring or psync");
 	}
 	if (IS("fail"))
 		r.kind = FK_FAIL;
@@ -740,6 +749,13 @@ out_free:
 static int fault_create(const struct io_config *cfg, struct io_backend **out)
 {
 	const char *name = cfg->fault_inner && *cfg->fault_inner ? cfg->fault_inner : "psync";
+	struct fault_plan plan;
+	if (plan_parse(cfg->fault_plan, &plan, NULL, 0))
+		return -EINVAL;
+	if (plan.inner[0]) /* the plan's choice wins: tests sweep both backends */
+		name = plan.inner;
+	if (!strcmp(name, "uring") && !io_uring_usable())
+		name = "psync";
 	const struct io_ops *inner = io_find(name);
 	if (!inner || inner == &io_fault_ops)
 		return -EINVAL;

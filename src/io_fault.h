@@ -1,8 +1,8 @@
 /*
  * io_fault.h - the fault-injecting I/O backend ("fault"), for tests.
  *
- * It wraps a real backend ("uring" or "psync", io_config.fault_inner; psync when unset) and
- * applies a plan, a string such as
+ * It wraps a real backend ("uring" or "psync": the plan's inner= clause, else
+ * io_config.fault_inner, else psync) and applies a plan, a string such as
  *
  *     "seed=7; fail=write:3:EIO; short=read:0.1; tear=write:10; flip=read:0.01; powercut=20"
  *

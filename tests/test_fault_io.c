@@ -163,11 +163,12 @@ static void test_plan_grammar(void)
 		"", "seed=7", "fail=write:3:EIO", "fail=any:2+:ENOSPC; short=read:0.5",
 		"tear=write:10", "flip=read:0.01", "powercut=20", "powercut=write:5",
 		"fail=fsync:1-3:EINTR;fail=read:4:EAGAIN;undo_max=8", " seed=1 ; fail=read:1:5 ",
+		"inner=psync;flip=read:0.5", "inner=uring",
 	};
 	static const char *const bad[] = {
 		"seed", "fail=write:3", "fail=write:0:EIO", "fail=write:3:EWHAT", "tear=read:1",
 		"flip=write:1", "short=fsync:1", "bogus=1", "fail=write:5-2:EIO", "flip=read:1.5",
-		"powercut=0", "fail=disk:1:EIO", "short=read:1:2",
+		"powercut=0", "fail=disk:1:EIO", "short=read:1:2", "inner=fault",
 	};
 	char err[128];
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
