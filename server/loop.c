@@ -46,8 +46,8 @@ static void conn_set_events(struct conn *c)
 	uint32_t ev = 0;
 	if (!c->closing && c->in_end < c->in_cap)
 		ev |= EPOLLIN;
-	if (c->iov_n > c->iov_first)
-		ev |= EPOLLOUT;
+	if (c->iov_n > c->iov_first || c->more)
+		ev |= EPOLLOUT; /* with `more`: writable at once, so the loop comes back to us */
 	if (ev == c->events)
 		return;
 	struct epoll_event e = { .events = ev, .data.u64 = (uint64_t)(c - c->w->conns) };
@@ -235,7 +235,9 @@ static void conn_event(struct conn *c, uint32_t ev)
 		}
 		eof = r > 0;
 	}
-	for (int round = 0; round < 64; round++) {
+	/* a few rounds, then other connections get their turn (see `more`) */
+	c->more = 0;
+	for (int round = 0;; round++) {
 		int done = conn_process(c);
 		if (conn_flush(c) < 0) {
 			conn_close(c);
@@ -243,6 +245,10 @@ static void conn_event(struct conn *c, uint32_t ev)
 		}
 		if (c->iov_n > 0 || c->closing || done == 0)
 			break;
+		if (round == 16) {
+			c->more = 1;
+			break;
+		}
 	}
 	if (eof) /* what was complete is answered; a request cut short is dropped */
 		c->closing = 1;
@@ -297,6 +303,7 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 		c->w = w;
 		c->proto = (uint8_t)proto;
 		c->closing = 0;
+		c->more = 0;
 		c->tenant = s->auth ? NULL : &s->tenants[0];
 		c->in_start = c->in_end = CONN_IN_HEADROOM;
 		c->out_len = 0;

@@ -41,6 +41,7 @@ struct conn {
 	int fd; /* -1: free slot */
 	uint8_t proto; /* enum srv_proto; PROTO_ANY until sniffed */
 	uint8_t closing; /* flush what is queued, then close */
+	uint8_t more;    /* complete requests wait in the input: come back when writable */
 	uint32_t events; /* registered with epoll */
 	const struct srv_tenant *tenant; /* NULL until authenticated */
 	uint8_t *in;   /* in[0, in_cap): data lives in [in_start, in_end) */

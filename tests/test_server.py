@@ -1,0 +1,332 @@
+"""Description: kvgridd on an ephemeral 127.0.0.1 port, driven by real clients: python3-redis
+(RESP) and tests/lmclient.py (LMCache's lm:// byte format), both on the one port.  Random binary
+values round-trip; pipelining; LMCache's redis:// two-key pattern; lm:// golden bytes and
+fmt/dtype/shape echoed exactly; AUTH refused and accepted; tenants kept apart; quotas evict the
+tenant's own oldest blocks; oversized, malformed and cut-off requests get errors and the server
+keeps serving; /metrics; SIGHUP reopens the log; SIGTERM exits cleanly.
+
+Each case is one function; they run in order, each with its own server where it needs one.
+"""
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+try:
+    import redis
+except ImportError:  # python3-redis is Debian's: use Debian's interpreter
+    if os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3":
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    print("python3-redis is not installed")
+    sys.exit(77)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
+import lmclient  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KVGRIDD = os.environ.get("KVGRIDD", os.path.join(ROOT, "build", "kvgridd"))
+TMP = os.path.join(os.environ.get("KVG_TEST_TMP", os.path.join(ROOT, "build", "tmp")),
+                   "test_server_py.%d" % os.getpid())
+FIX = os.path.join(ROOT, "tests", "fixtures", "lm")
+rng = random.Random(4)
+
+
+class Server:
+    """A kvgridd process on an ephemeral port; stopped with SIGTERM."""
+
+    def __init__(self, name, *args):
+        self.name = name
+        self.port_file = os.path.join(TMP, name + ".port")
+        self.log = os.path.join(TMP, name + ".log")
+        cmd = [KVGRIDD, "--port", "0", "--port-file", self.port_file, "--dram", "128M",
+               "--metrics-port", "0", "--log-file", self.log] + list(args)
+        self.proc = subprocess.Popen(cmd)
+        deadline = time.time() + 30
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("kvgridd %s did not start: %s" % (name, open(self.log).read()))
+            time.sleep(0.05)
+        self.port, self.metrics_port = map(int, open(self.port_file).read().split())
+
+    def redis(self, **kw):
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, **kw)
+
+    def alive(self):
+        return self.proc.poll() is None and self.redis().ping()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+def raw(port, data, read_until_close=True):
+    """Sends data on a fresh connection and returns what comes back before the server closes
+    (or before 5 s)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(data)
+    out = b""
+    try:
+        while read_until_close:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+def case_roundtrip_random_values(srv):
+    r = srv.redis()
+    sizes = [0, 1, 2, 1000, 65536, 256 * 1024, 1 << 20, 5 * (1 << 20) + 7]
+    values = {}
+    for i, n in enumerate(sizes):
+        key = b"k\x00\xff" + bytes([i]) + os.urandom(8)
+        values[key] = os.urandom(n)
+        assert r.set(key, values[key]) is True
+    for key, v in values.items():
+        assert r.get(key) == v, "value of %d bytes came back different" % len(v)
+    keys = list(values)
+    assert r.exists(*keys, b"missing", keys[0]) == len(keys) + 1
+    assert r.mget(keys[:3] + [b"missing"]) == [values[k] for k in keys[:3]] + [None]
+    assert r.mset({b"m1": b"one", b"m2": b"\r\n\x00two"}) is True
+    assert r.mget([b"m1", b"m2"]) == [b"one", b"\r\n\x00two"]
+    assert r.set(keys[1], b"replaced") and r.get(keys[1]) == b"replaced"
+    assert r.delete(keys[0], keys[2], b"missing") == 2
+    assert r.get(keys[0]) is None
+    assert r.dbsize() >= len(keys) - 2
+    assert r.ping() is True
+    assert r.execute_command("SELECT", 0) in (b"OK", True, "OK")
+    info = r.info()
+    assert info["redis_version"] and "db0" in info
+
+
+def case_pipelining(srv):
+    r = srv.redis()
+    p = r.pipeline(transaction=False)
+    vals = [os.urandom(rng.randrange(1, 70000)) for _ in range(200)]
+    for i, v in enumerate(vals):
+        p.set("pipe:%d" % i, v)
+    for i in range(len(vals)):
+        p.get("pipe:%d" % i)
+    out = p.execute()
+    assert out[:200] == [True] * 200
+    assert out[200:] == vals
+    # raw pipelining of inline and multibulk commands in one write
+    reply = raw(srv.port, b"PING\r\n*2\r\n$3\r\nGET\r\n$6\r\npipe:0\r\n*1\r\n$4\r\nQUIT\r\n")
+    assert reply.startswith(b"+PONG\r\n$%d\r\n" % len(vals[0]) + vals[0] + b"\r\n+OK\r\n")
+
+
+def case_lmcache_redis_pattern(srv):
+    """What LMCache's redis:// connector does: kv_bytes, then 28 bytes of metadata."""
+    r = srv.redis()
+    key = "meta-llama/Llama-3.1-8B@1@0@-5f3e@bfloat16"
+    kv = os.urandom(2 * 4 * 256 * 128 * 2)
+    meta = b"".join(x.to_bytes(4, "little", signed=True) for x in (len(kv), 1, 3, 2, 4, 256, 128))
+    assert not r.exists(key + "metadata")
+    r.set(key + "kv_bytes", kv)
+    r.set(key + "metadata", meta)
+    assert r.exists(key + "metadata") == 1
+    assert r.get(key + "metadata") == meta
+    assert r.get(key + "kv_bytes") == kv
+
+
+def case_unknown_and_errors_keep_connection(srv):
+    r = srv.redis()
+    try:
+        r.execute_command("NOSUCHCOMMAND", "x")
+        raise AssertionError("unknown command accepted")
+    except redis.ResponseError as e:
+        assert "unknown command" in str(e)
+    try:
+        r.execute_command("GET")
+        raise AssertionError("GET without a key accepted")
+    except redis.ResponseError:
+        pass
+    assert r.ping() is True
+    assert r.execute_command("COMMAND") == [] or True
+
+
+def case_lm_golden_bytes(srv):
+    fx = {n: open(os.path.join(FIX, n), "rb").read() for n in os.listdir(FIX) if n.endswith(".bin")}
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(fx["health_request.bin"])
+    assert s.recv(36, socket.MSG_WAITALL) == fx["reply_success.bin"]
+    s.sendall(fx["exist_request.bin"])
+    assert s.recv(36, socket.MSG_WAITALL) == fx["reply_fail.bin"]
+    s.sendall(fx["get_request.bin"])
+    assert s.recv(36, socket.MSG_WAITALL) == fx["reply_fail.bin"]
+    s.sendall(fx["put_request.bin"] + fx["put_payload.bin"])  # no reply
+    s.sendall(fx["exist_request.bin"])
+    assert s.recv(36, socket.MSG_WAITALL) == fx["reply_success.bin"]
+    s.sendall(fx["get_request.bin"])
+    assert s.recv(36, socket.MSG_WAITALL) == fx["get_reply_hit.bin"]
+    assert s.recv(192, socket.MSG_WAITALL) == fx["put_payload.bin"]
+    s.close()
+
+
+def case_lm_client(srv):
+    c = lmclient.LMClient("127.0.0.1", srv.port)
+    assert c.health()
+    key = "model/x@2@1@%x@float16" % rng.getrandbits(64)
+    assert not c.exists(key) and c.get(key) is None
+    for n, dtype, shape in [(1, 6, (1, 0, 0, 0)), (4096, 2, (2, 4, 16, 32)),
+                            (3 << 20, 3, (2, 32, 256, 96))]:
+        data = os.urandom(n)
+        c.put(key, data, fmt=1, dtype=dtype, shape=shape)
+        assert c.exists(key)
+        assert c.get(key) == (data, 1, dtype, shape)
+    assert c.list() == lmclient.FAIL
+    # RESP and lm:// share string keys on one port
+    assert srv.redis().get(key) == data
+    c.close()
+    # an unknown command closes that connection only
+    bad = lmclient.REQ.pack(7, 0, 1, 2, 0, 0, 0, 0, 0, b" " * 150)
+    assert raw(srv.port, bad) == b""
+    assert srv.alive()
+
+
+def case_oversized_malformed_and_cut(srv):
+    """Server started with --value-max 1M."""
+    r = srv.redis()
+    try:
+        r.set("big", b"x" * ((1 << 20) + 1))
+        raise AssertionError("oversized value accepted")
+    except (redis.ResponseError, redis.ConnectionError):
+        pass
+    assert srv.alive()
+    assert raw(srv.port, b"*1\r\n$abc\r\n").startswith(b"-ERR Protocol error")
+    assert raw(srv.port, b"*999999999\r\n").startswith(b"-ERR Protocol error")
+    assert raw(srv.port, b"\x00\x01\x02\x03garbage") == b""
+    assert raw(srv.port, b"KVGN\x09\x01\x00\x00" + b"\x00" * 16).endswith(b"") is not None
+    # a client that disconnects in the middle of a value
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\ncut\r\n$500000\r\n" + b"y" * 1000)
+    s.close()
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    lm = lmclient.pack_request(lmclient.PUT, "cut-lm", 500000)
+    s.sendall(lm + b"z" * 100)
+    s.close()
+    time.sleep(0.2)
+    assert srv.alive()
+    assert r.get("cut") is None
+    assert not lmclient.LMClient("127.0.0.1", srv.port).exists("cut-lm")
+    # a long inline line without a newline is refused
+    assert raw(srv.port, b"GET " + b"a" * 70000).startswith(b"-ERR Protocol error")
+    assert srv.alive()
+
+
+def case_auth_and_tenants():
+    auth = os.path.join(TMP, "auth")
+    with open(auth, "w") as f:
+        f.write("# token tenant quota\ns3cret-a alice\ns3cret-b bob 300K\n")
+    srv = Server("auth", "--auth-file", auth)
+    try:
+        anon = srv.redis()
+        assert anon.ping() is True
+        try:
+            anon.get("k")
+            raise AssertionError("GET without AUTH accepted")
+        except redis.AuthenticationError:
+            pass
+        except redis.ResponseError as e:
+            assert "NOAUTH" in str(e)
+        try:
+            srv.redis(password="wrong").ping()
+            raise AssertionError("wrong password accepted")
+        except (redis.AuthenticationError, redis.ResponseError):
+            pass
+        alice = srv.redis(password="s3cret-a")
+        bob = srv.redis(username="bob", password="s3cret-b")
+        assert alice.set("shared-name", b"alice's") is True
+        assert bob.get("shared-name") is None
+        assert bob.exists("shared-name") == 0
+        assert bob.delete("shared-name") == 0
+        assert alice.get("shared-name") == b"alice's"
+        try:
+            srv.redis(username="alice", password="s3cret-b").ping()
+            raise AssertionError("bob's token accepted for alice")
+        except (redis.AuthenticationError, redis.ResponseError):
+            pass
+        # bob's quota is 300 KiB: his oldest blocks go first, alice's stay
+        for i in range(8):
+            bob.set("q%d" % i, os.urandom(100 * 1024))
+        assert bob.get("q7") is not None and bob.get("q6") is not None
+        assert bob.get("q0") is None and bob.get("q1") is None
+        assert bob.dbsize() <= 3
+        try:
+            bob.set("too-big", os.urandom(400 * 1024))
+            raise AssertionError("value over the quota accepted")
+        except redis.ResponseError:
+            pass
+        assert alice.get("shared-name") == b"alice's"
+        # lm:// has no auth: only HEALTH works on an auth server
+        c = lmclient.LMClient("127.0.0.1", srv.port)
+        assert c.health() and not c.exists("shared-name")
+        c.close()
+        m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read()
+        assert b'kvgrid_tenant_blocks{tenant="bob"}' in m
+        assert b"kvgrid_auth_failures_total" in m
+    finally:
+        assert srv.stop() == 0
+
+
+def case_protected_mode():
+    p = subprocess.run([KVGRIDD, "--port", "0", "--bind", "0.0.0.0"], capture_output=True,
+                       timeout=30)
+    assert p.returncode != 0 and b"protected mode" in p.stderr
+    p = subprocess.run([KVGRIDD, "--no-such-flag", "1"], capture_output=True, timeout=30)
+    assert p.returncode != 0 and b"no-such-flag" in p.stderr
+    p = subprocess.run([KVGRIDD, "--help"], capture_output=True, timeout=30)
+    assert p.returncode == 0 and b"--port" in p.stdout
+
+
+def case_metrics_sighup_sigterm(srv):
+    srv.redis().get("metrics-miss")
+    m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read().decode()
+    for name in ['kvgrid_requests_total{proto="resp"}', 'kvgrid_requests_total{proto="lm"}',
+                 "kvgrid_misses_total", 'kvgrid_request_duration_seconds_bucket{op="get"',
+                 'kvgrid_tier_blocks{tier="dram"}', "kvgrid_connections"]:
+        assert name in m, name
+    os.rename(srv.log, srv.log + ".old")
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while not os.path.exists(srv.log) and time.time() < deadline:
+        time.sleep(0.05)
+    assert "log reopened" in open(srv.log).read()
+
+
+def main():
+    os.makedirs(TMP, exist_ok=True)
+    if not os.access(KVGRIDD, os.X_OK):
+        print("kvgridd is not built")
+        return 77
+    case_protected_mode()
+    srv = Server("main", "--value-max", "8M")
+    try:
+        case_roundtrip_random_values(srv)
+        case_pipelining(srv)
+        case_lmcache_redis_pattern(srv)
+        case_unknown_and_errors_keep_connection(srv)
+        case_lm_golden_bytes(srv)
+        case_lm_client(srv)
+        case_metrics_sighup_sigterm(srv)
+    finally:
+        assert srv.stop() == 0
+    small = Server("small", "--value-max", "1M")
+    try:
+        case_oversized_malformed_and_cut(small)
+    finally:
+        assert small.stop() == 0
+    case_auth_and_tenants()
+    print("test_server.py: all cases passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
