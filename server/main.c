@@ -203,7 +203,7 @@ static int main_load_config(struct srv_config *cfg, const char *path, char *err,
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		snprintf(err, err_len, "%.256s: %s", path, strerror(errno));
 		return -1;
 	}
 	char line[2048], why[512];
@@ -218,14 +218,14 @@ static int main_load_config(struct srv_config *cfg, const char *path, char *err,
 			continue;
 		char *eq = strchr(s, '=');
 		if (!eq) {
-			snprintf(err, err_len, "%s:%d: expected 'name = value'", path, lineno);
+			snprintf(err, err_len, "%.256s:%d: expected 'name = value'", path, lineno);
 			rc = -1;
 			break;
 		}
 		*eq = 0;
 		why[0] = 0;
 		if (main_set(cfg, main_trim(s), main_trim(eq + 1), why, sizeof(why))) {
-			snprintf(err, err_len, "%s:%d: %s", path, lineno, why);
+			snprintf(err, err_len, "%.256s:%d: %.400s", path, lineno, why);
 			rc = -1;
 		}
 	}
@@ -239,7 +239,7 @@ static int main_load_auth(struct srv *s, const char *path, char *err, size_t err
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, err_len, "auth-file %s: %s", path, strerror(errno));
+		snprintf(err, err_len, "auth-file %.256s: %s", path, strerror(errno));
 		return -1;
 	}
 	char line[1024];
@@ -266,7 +266,7 @@ static int main_load_auth(struct srv *s, const char *path, char *err, size_t err
 		}
 		if (!t || strlen(tok) >= SRV_TOKEN_MAX || (name && strlen(name) >= SRV_TENANT_NAME_MAX) ||
 		    (quota && main_size(quota, &t->quota_bytes))) {
-			snprintf(err, err_len, "auth-file %s:%d: bad line (too many tenants, or a "
+			snprintf(err, err_len, "auth-file %.256s:%d: bad line (too many tenants, or a "
 				 "token, name or quota out of range)", path, lineno);
 			rc = -1;
 			break;
@@ -276,7 +276,7 @@ static int main_load_auth(struct srv *s, const char *path, char *err, size_t err
 	}
 	fclose(f);
 	if (rc == 0 && !s->auth) {
-		snprintf(err, err_len, "auth-file %s: no token in it", path);
+		snprintf(err, err_len, "auth-file %.256s: no token in it", path);
 		rc = -1;
 	}
 	return rc;
