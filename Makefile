@@ -13,7 +13,7 @@ PREFIX ?= /usr/local
 SAN ?=
 OPT ?= -O2
 CFLAGS_BASE = -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread
+	-Wno-missing-field-initializers -Wno-format-truncation -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread
 ifneq ($(SAN),)
 CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)

@@ -1018,8 +1018,9 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	}
 	for (uint32_t i = 0; i < nv->nsegs; i++)
 		nv->segs[i].fd = -1;
+	int any_created = 0;
 	for (uint32_t i = 0; i < nv->nsegs; i++) {
-		int created;
+		int created = 0;
 		if ((rc = seg_open_file(nv, i, &created))) {
 			errf(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
 			     strerror(-rc));
@@ -1027,7 +1028,10 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 		}
 		nv->segs[i].head = SLOT_NONE;
 		nv->segs[i].write_off = SEG_HDR_BYTES;
+		any_created |= created;
 	}
+	if (any_created)
+		fsync(nv->dir_fd); /* new segment files' names are durable before any record */
 	if ((rc = pick_backend(nv, cfg, err, err_len)))
 		goto out_free;
 	/* a write's pieces: one per arena chunk of the largest block, plus slack */
