@@ -46,6 +46,7 @@ struct replay_args {
 	const char *policies[POLICIES_MAX];
 	size_t n_policies;
 	char policies_buf[512];
+	char sweep_buf[256];
 };
 
 static void replay_usage(FILE *f)
@@ -112,77 +113,85 @@ static int parse_speed(const char *s, double *speed)
 	return 0;
 }
 
+/* One option that takes a value.  -1 when it was taken, else the exit status (2). */
+static int replay_parse_value(struct replay_args *a, const char *o, const char *v)
+{
+	if (!strcmp(o, "--trace")) {
+		a->trace = v;
+	} else if (!strcmp(o, "--policy")) {
+		a->policy = v;
+		if (strcmp(v, "belady") && !policy_find(v))
+			return cli_usage("replay", "unknown policy '%s'", v);
+	} else if (!strcmp(o, "--policies")) {
+		if (parse_policies(a, v))
+			return cli_usage("replay", "bad --policies '%s'", v);
+	} else if (!strcmp(o, "--dir")) {
+		a->dir = v;
+	} else if (!strcmp(o, "--svg")) {
+		a->svg = v;
+	} else if (!strcmp(o, "--engine")) {
+		if (strcmp(v, "grid") && strcmp(v, "sim"))
+			return cli_usage("replay", "--engine is grid or sim");
+		a->engine = v;
+	} else if (!strcmp(o, "--capacity-blocks")) {
+		if (cli_parse_size(v, &a->capacity_blocks) || !a->capacity_blocks)
+			return cli_usage("replay", "bad --capacity-blocks '%s'", v);
+	} else if (!strcmp(o, "--capacity-pct")) {
+		a->capacity_pct = atof(v);
+		if (a->capacity_pct <= 0 || a->capacity_pct > 100)
+			return cli_usage("replay", "--capacity-pct is in (0, 100]");
+	} else if (!strcmp(o, "--dram")) {
+		if (cli_parse_size(v, &a->dram_bytes) || !a->dram_bytes)
+			return cli_usage("replay", "bad --dram '%s'", v);
+	} else if (!strcmp(o, "--nvme")) {
+		if (cli_parse_size(v, &a->nvme_bytes))
+			return cli_usage("replay", "bad --nvme '%s'", v);
+	} else if (!strcmp(o, "--block-bytes")) {
+		if (cli_parse_size(v, &a->block_bytes) || !a->block_bytes ||
+		    a->block_bytes % 4096 || a->block_bytes > (1u << 30))
+			return cli_usage("replay", "--block-bytes must be a multiple of 4096");
+	} else if (!strcmp(o, "--speed")) {
+		if (parse_speed(v, &a->speed))
+			return cli_usage("replay", "--speed is asap, real or a factor (10x)");
+	} else if (!strcmp(o, "--max-requests")) {
+		a->max_reqs = (size_t)strtoull(v, NULL, 10);
+	} else if (!strcmp(o, "--sweep")) {
+		snprintf(a->sweep_buf, sizeof(a->sweep_buf), "%s", v);
+		if (parse_list(a->sweep_buf, a->sweep, SWEEP_MAX, &a->n_sweep))
+			return cli_usage("replay", "bad --sweep '%s' (percentages)", v);
+	} else {
+		return cli_usage("replay", "unknown option '%s' (kvgrid replay --help)", o);
+	}
+	return -1;
+}
+
+/* Fills a from the command line.  -1 to go on, else the exit status. */
 static int replay_parse(int argc, char **argv, struct replay_args *a)
 {
-	char sweep_buf[256];
 	memset(a, 0, sizeof(*a));
 	a->block_bytes = 4096;
 	a->refs = 1;
 	a->engine = "grid";
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes = 1;
 		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
 			replay_usage(stdout);
 			exit(0);
 		} else if (!strcmp(o, "--json")) {
-			a->json = 1, takes = 0;
+			a->json = 1;
 		} else if (!strcmp(o, "--no-refs")) {
-			a->refs = 0, takes = 0;
+			a->refs = 0;
 		} else if (!strcmp(o, "--full-blocks")) {
-			a->full_blocks = 1, takes = 0;
+			a->full_blocks = 1;
 		} else if (!strcmp(o, "--skip-bad")) {
-			a->skip_bad = 1, takes = 0;
-		} else if (!v) {
+			a->skip_bad = 1;
+		} else if (i + 1 >= argc) {
 			return cli_usage("replay", "%s needs a value (kvgrid replay --help)", o);
-		} else if (!strcmp(o, "--trace")) {
-			a->trace = v;
-		} else if (!strcmp(o, "--policy")) {
-			a->policy = v;
-			if (strcmp(v, "belady") && !policy_find(v))
-				return cli_usage("replay", "unknown policy '%s'", v);
-		} else if (!strcmp(o, "--policies")) {
-			if (parse_policies(a, v))
-				return cli_usage("replay", "bad --policies '%s'", v);
-		} else if (!strcmp(o, "--dir")) {
-			a->dir = v;
-		} else if (!strcmp(o, "--svg")) {
-			a->svg = v;
-		} else if (!strcmp(o, "--engine")) {
-			if (strcmp(v, "grid") && strcmp(v, "sim"))
-				return cli_usage("replay", "--engine is grid or sim");
-			a->engine = v;
-		} else if (!strcmp(o, "--capacity-blocks")) {
-			if (cli_parse_size(v, &a->capacity_blocks) || !a->capacity_blocks)
-				return cli_usage("replay", "bad --capacity-blocks '%s'", v);
-		} else if (!strcmp(o, "--capacity-pct")) {
-			a->capacity_pct = atof(v);
-			if (a->capacity_pct <= 0 || a->capacity_pct > 100)
-				return cli_usage("replay", "--capacity-pct is in (0, 100]");
-		} else if (!strcmp(o, "--dram")) {
-			if (cli_parse_size(v, &a->dram_bytes) || !a->dram_bytes)
-				return cli_usage("replay", "bad --dram '%s'", v);
-		} else if (!strcmp(o, "--nvme")) {
-			if (cli_parse_size(v, &a->nvme_bytes))
-				return cli_usage("replay", "bad --nvme '%s'", v);
-		} else if (!strcmp(o, "--block-bytes")) {
-			if (cli_parse_size(v, &a->block_bytes) || !a->block_bytes ||
-			    a->block_bytes % 4096 || a->block_bytes > (1u << 30))
-				return cli_usage("replay", "--block-bytes must be a multiple of 4096");
-		} else if (!strcmp(o, "--speed")) {
-			if (parse_speed(v, &a->speed))
-				return cli_usage("replay", "--speed is asap, real or a factor (10x)");
-		} else if (!strcmp(o, "--max-requests")) {
-			a->max_reqs = (size_t)strtoull(v, NULL, 10);
-		} else if (!strcmp(o, "--sweep")) {
-			snprintf(sweep_buf, sizeof(sweep_buf), "%s", v);
-			if (parse_list(sweep_buf, a->sweep, SWEEP_MAX, &a->n_sweep))
-				return cli_usage("replay", "bad --sweep '%s' (percentages)", v);
 		} else {
-			return cli_usage("replay", "unknown option '%s' (kvgrid replay --help)", o);
+			int rc = replay_parse_value(a, o, argv[++i]);
+			if (rc >= 0)
+				return rc;
 		}
-		i += takes;
 	}
 	if (!a->trace)
 		return cli_usage("replay", "--trace FILE is required");
