@@ -175,11 +175,7 @@ static void print_profiles(const struct sim_args *a)
 	       a->m.gpus);
 	printf("hw %s: %.0f TFLOP/s bf16 at MFU %.2f, %.0f W, $%.2f/GPU-hour; tier %s at "
 	       "%.1f GB/s\n", a->h.name, a->h.flops / 1e12, a->h.mfu, a->h.gpu_power_w,
-	       a->h.gpu_cost_hour, tier_names[a->tier],
-	       cm_load_s(&a->m, &a->h, a->tier, 1e9 / cm_kv_bytes_per_token(&a->m)) > 0
-		       ? 1.0 / cm_load_s(&a->m, &a->h, a->tier,
-					 1e9 / cm_kv_bytes_per_token(&a->m))
-		       : 0);
+	       a->h.gpu_cost_hour, tier_names[a->tier], cm_tier_bw(&a->m, &a->h, a->tier) / 1e9);
 }
 
 static void print_breakeven(const struct sim_args *a)
@@ -331,72 +327,94 @@ static int write_ttft_svg(const struct sim_args *a, double *base, double *grid, 
 	return write_svg(a->svg_dir, "ttft-dist.svg", &c, s, 2);
 }
 
+/* What one trace run reports, computed once for both output formats. */
+struct trace_report {
+	const char *policy;
+	double cap_bytes, duration_s, cost_base, cost_grid, kwh;
+	double base_q[3], grid_q[3]; /* p50, p90, p99 */
+};
+
+static void trace_report_json(const struct sim_args *a, const struct trace_run *r,
+			      const struct trace_report *p)
+{
+	double n = r->tot.requests ? (double)r->tot.requests : 1;
+	printf("{\"model\": \"%s\", \"hw\": \"%s\", \"tier\": \"%s\", \"trace\": \"%s\", "
+	       "\"policy\": \"%s\", \"capacity_pct\": %g, \"capacity_bytes\": %.0f, "
+	       "\"requests\": %llu, \"prefix_hit_token_ratio\": %.6f, ", a->m.name, a->h.name,
+	       tier_names[a->tier], a->trace, p->policy, a->capacity_pct, p->cap_bytes,
+	       (unsigned long long)r->tot.requests, r->res.prefix_hit_token_ratio);
+	printf("\"ttft_recompute_s\": {\"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, "
+	       "\"p99\": %.6f}, ", r->tot.ttft_s_base / n, p->base_q[0], p->base_q[1], p->base_q[2]);
+	printf("\"ttft_grid_s\": {\"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, "
+	       "\"p99\": %.6f}, ", r->tot.ttft_s_grid / n, p->grid_q[0], p->grid_q[1], p->grid_q[2]);
+	printf("\"gpu_s_recompute\": %.3f, \"gpu_s_grid\": %.3f, \"gpu_s_avoided\": %.3f, "
+	       "\"energy_avoided_kwh\": %.4f, \"load_bytes\": %.0f, "
+	       "\"cost_per_mtok_recompute\": %.5f, \"cost_per_mtok_grid\": %.5f, ",
+	       r->tot.gpu_s_base, r->tot.gpu_s_grid, r->tot.gpu_s_base - r->tot.gpu_s_grid, p->kwh,
+	       r->tot.load_bytes, p->cost_base, p->cost_grid);
+	json_breakeven(a);
+	printf("}\n");
+}
+
+static void trace_report_text(const struct sim_args *a, const struct trace_run *r,
+			      const struct trace_report *p)
+{
+	double n = r->tot.requests ? (double)r->tot.requests : 1;
+	const struct cm_totals *t = &r->tot;
+	print_profiles(a);
+	printf("trace %s: %llu requests over %.0f s; policy %s at %g%% capacity (%.1f GB of KV)\n",
+	       a->trace, (unsigned long long)t->requests, p->duration_s, p->policy,
+	       a->capacity_pct, p->cap_bytes / 1e9);
+	printf("prefix-hit-token ratio %.4f\n\n", r->res.prefix_hit_token_ratio);
+	printf("%-16s %10s %10s %10s %10s\n", "TTFT (s)", "mean", "p50", "p90", "p99");
+	printf("%-16s %10.4f %10.4f %10.4f %10.4f\n", "recompute only", t->ttft_s_base / n,
+	       p->base_q[0], p->base_q[1], p->base_q[2]);
+	printf("%-16s %10.4f %10.4f %10.4f %10.4f\n", "with the grid", t->ttft_s_grid / n,
+	       p->grid_q[0], p->grid_q[1], p->grid_q[2]);
+	printf("\nGPU-seconds of prefill: %.0f recompute only, %.0f with the grid "
+	       "(%.0f avoided, %.1f%%)\n", t->gpu_s_base, t->gpu_s_grid,
+	       t->gpu_s_base - t->gpu_s_grid,
+	       t->gpu_s_base > 0 ? 100 * (1 - t->gpu_s_grid / t->gpu_s_base) : 0);
+	printf("energy avoided: %.2f kWh (GPU %.0f W, less %.1f GB read from %s)\n", p->kwh,
+	       a->h.gpu_power_w, t->load_bytes / 1e9, tier_names[a->tier]);
+	printf("cost per million input tokens: $%.4f recompute only, $%.4f with the grid\n",
+	       p->cost_base, p->cost_grid);
+	print_breakeven(a);
+}
+
 static int sim_trace(const struct sim_args *a, const struct trace *t)
 {
-	const char *policy = a->policy ? a->policy : "lru";
+	struct trace_report p = { .policy = a->policy ? a->policy : "lru" };
 	struct trace_run r = { .a = a, .t = t };
+	static const double q[3] = { 0.5, 0.9, 0.99 };
 	size_t n = t->n_reqs ? t->n_reqs : 1;
+	int rc = 1;
 	r.ttft_base = malloc(n * sizeof(double));
 	r.ttft_grid = malloc(n * sizeof(double));
-	int rc = 1;
 	if (!r.ttft_base || !r.ttft_grid) {
 		cli_fail("sim", "out of memory");
 		goto out;
 	}
-	if (run_trace(&r, policy, a->capacity_pct)) {
+	if (run_trace(&r, p.policy, a->capacity_pct)) {
 		cli_fail("sim", "simulation failed");
 		goto out;
 	}
 	qsort(r.ttft_base, t->n_reqs, sizeof(double), cmp_dbl);
 	qsort(r.ttft_grid, t->n_reqs, sizeof(double), cmp_dbl);
-	double cap_b = capacity_bytes(a, t, a->capacity_pct), dur = trace_duration_s(t);
-	double c_base = cm_cost_per_mtok_base(&r.tot, &a->h);
-	double c_grid = cm_cost_per_mtok_grid(&r.tot, &a->h, a->tier, cap_b, dur);
-	double kwh = cm_energy_avoided_kwh(&r.tot, &a->h, a->tier);
-	double p[3] = { 0.5, 0.9, 0.99 };
-	if (a->json) {
-		printf("{\"model\": \"%s\", \"hw\": \"%s\", \"tier\": \"%s\", \"trace\": \"%s\", "
-		       "\"policy\": \"%s\", \"capacity_pct\": %g, \"capacity_bytes\": %.0f, "
-		       "\"requests\": %llu, \"prefix_hit_token_ratio\": %.6f, ", a->m.name,
-		       a->h.name, tier_names[a->tier], a->trace, policy, a->capacity_pct, cap_b,
-		       (unsigned long long)r.tot.requests, r.res.prefix_hit_token_ratio);
-		printf("\"ttft_recompute_s\": {\"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, "
-		       "\"p99\": %.6f}, ", r.tot.ttft_s_base / n, quantile(r.ttft_base, t->n_reqs, p[0]),
-		       quantile(r.ttft_base, t->n_reqs, p[1]), quantile(r.ttft_base, t->n_reqs, p[2]));
-		printf("\"ttft_grid_s\": {\"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, "
-		       "\"p99\": %.6f}, ", r.tot.ttft_s_grid / n, quantile(r.ttft_grid, t->n_reqs, p[0]),
-		       quantile(r.ttft_grid, t->n_reqs, p[1]), quantile(r.ttft_grid, t->n_reqs, p[2]));
-		printf("\"gpu_s_recompute\": %.3f, \"gpu_s_grid\": %.3f, \"gpu_s_avoided\": %.3f, "
-		       "\"energy_avoided_kwh\": %.4f, \"load_bytes\": %.0f, "
-		       "\"cost_per_mtok_recompute\": %.5f, \"cost_per_mtok_grid\": %.5f, ",
-		       r.tot.gpu_s_base, r.tot.gpu_s_grid, r.tot.gpu_s_base - r.tot.gpu_s_grid, kwh,
-		       r.tot.load_bytes, c_base, c_grid);
-		json_breakeven(a);
-		printf("}\n");
-	} else {
-		print_profiles(a);
-		printf("trace %s: %llu requests over %.0f s; policy %s at %g%% capacity "
-		       "(%.1f GB of KV)\n", a->trace, (unsigned long long)r.tot.requests, dur,
-		       policy, a->capacity_pct, cap_b / 1e9);
-		printf("prefix-hit-token ratio %.4f\n\n", r.res.prefix_hit_token_ratio);
-		printf("%-16s %10s %10s %10s %10s\n", "TTFT (s)", "mean", "p50", "p90", "p99");
-		printf("%-16s %10.4f %10.4f %10.4f %10.4f\n", "recompute only", r.tot.ttft_s_base / n,
-		       quantile(r.ttft_base, t->n_reqs, p[0]), quantile(r.ttft_base, t->n_reqs, p[1]),
-		       quantile(r.ttft_base, t->n_reqs, p[2]));
-		printf("%-16s %10.4f %10.4f %10.4f %10.4f\n", "with the grid", r.tot.ttft_s_grid / n,
-		       quantile(r.ttft_grid, t->n_reqs, p[0]), quantile(r.ttft_grid, t->n_reqs, p[1]),
-		       quantile(r.ttft_grid, t->n_reqs, p[2]));
-		printf("\nGPU-seconds of prefill: %.0f recompute only, %.0f with the grid "
-		       "(%.0f avoided, %.1f%%)\n", r.tot.gpu_s_base, r.tot.gpu_s_grid,
-		       r.tot.gpu_s_base - r.tot.gpu_s_grid,
-		       r.tot.gpu_s_base > 0 ? 100 * (1 - r.tot.gpu_s_grid / r.tot.gpu_s_base) : 0);
-		printf("energy avoided: %.2f kWh (GPU %.0f W, less %.1f GB read from %s)\n", kwh,
-		       a->h.gpu_power_w, r.tot.load_bytes / 1e9, tier_names[a->tier]);
-		printf("cost per million input tokens: $%.4f recompute only, $%.4f with the grid\n",
-		       c_base, c_grid);
-		print_breakeven(a);
+	for (int i = 0; i < 3; i++) {
+		p.base_q[i] = quantile(r.ttft_base, t->n_reqs, q[i]);
+		p.grid_q[i] = quantile(r.ttft_grid, t->n_reqs, q[i]);
 	}
-	rc = a->svg_dir ? write_ttft_svg(a, r.ttft_base, r.ttft_grid, t->n_reqs, policy) : 0;
+	p.cap_bytes = capacity_bytes(a, t, a->capacity_pct);
+	p.duration_s = trace_duration_s(t);
+	p.cost_base = cm_cost_per_mtok_base(&r.tot, &a->h);
+	p.cost_grid = cm_cost_per_mtok_grid(&r.tot, &a->h, a->tier, p.cap_bytes, p.duration_s);
+	p.kwh = cm_energy_avoided_kwh(&r.tot, &a->h, a->tier);
+	if (a->json)
+		trace_report_json(a, &r, &p);
+	else
+		trace_report_text(a, &r, &p);
+	rc = a->svg_dir ? write_ttft_svg(a, r.ttft_base, r.ttft_grid, t->n_reqs, p.policy) : 0;
 out:
 	free(r.ttft_base);
 	free(r.ttft_grid);

@@ -216,14 +216,14 @@ double cm_prefill_s(const struct cm_model *m, const struct cm_hw *h, double n_ca
 	return cm_prefill_flops(m, n_cached, n_new) / (m->gpus * h->flops * h->mfu);
 }
 
-static double cm_bw(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t)
+double cm_tier_bw(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t)
 {
 	return fmin(m->gpus * h->tier_bw_gpu[t], h->tier_bw_node[t]);
 }
 
 double cm_load_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t, double n)
 {
-	return n * cm_kv_bytes_per_token(m) / cm_bw(m, h, t);
+	return n * cm_kv_bytes_per_token(m) / cm_tier_bw(m, h, t);
 }
 
 double cm_ttft_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t,

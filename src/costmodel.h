@@ -79,6 +79,8 @@ double cm_prefill_flops(const struct cm_model *m, double n_cached, double n_new)
 /* Seconds of that prefill on the instance (gpus GPUs at flops * mfu each). */
 double cm_prefill_s(const struct cm_model *m, const struct cm_hw *h, double n_cached,
 		    double n_new);
+/* Bytes/s a request reads from tier t: min(gpus * per-GPU link, node total). */
+double cm_tier_bw(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t);
 /* Seconds to read the KV of n tokens from a tier. */
 double cm_load_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t, double n);
 /* TTFT of a request of n_cached + n_new tokens whose first n_cached come from tier t,
