@@ -211,23 +211,28 @@ static void store_load_round_trips(void)
 	kvg_close(g);
 }
 
-/* Description: a zero-byte block can be stored, is found by lookup, and loads with length 0. */
+/* Description: a zero-byte block can be stored, is found by lookup, and loads with length 0;
+ * with KVG_TEST_KNOWN_BUGS=1 also from an unaligned buffer (bugs-core.md #9: UBSan). */
 static void zero_byte_block(void)
 {
 	struct kvg_config c;
 	t_config(&c);
 	OPEN(g, &c);
-	kvg_key key;
-	kvg_raw_key(g, "empty", 5, &key);
-	uint8_t b[16];
-	struct kvg_io io = { .key = key, .buf = b, .len = 0 };
-	CHECK_RC(kvg_store_sync(g, &io, 1, 0), 0);
-	size_t hit = 0;
-	CHECK_RC(kvg_lookup_keys(g, &key, 1, &hit, NULL), 0);
-	CHECK(hit == 1);
-	struct kvg_io ld = { .key = key, .buf = b, .len = sizeof(b) };
-	CHECK_RC(kvg_load_sync(g, &ld, 1, 0), 0);
-	CHECK(ld.len == 0);
+	for (int unaligned = 0; unaligned < 1 + t_known_bugs(); unaligned++) {
+		kvg_key key;
+		kvg_raw_key(g, unaligned ? "empty-u" : "empty", unaligned ? 7 : 5, &key);
+		uint8_t *b = t_alloc(16, (size_t)unaligned);
+		CHECK(b);
+		struct kvg_io io = { .key = key, .buf = b, .len = 0 };
+		CHECK_RC(kvg_store_sync(g, &io, 1, 0), 0);
+		size_t hit = 0;
+		CHECK_RC(kvg_lookup_keys(g, &key, 1, &hit, NULL), 0);
+		CHECK(hit == 1);
+		struct kvg_io ld = { .key = key, .buf = b, .len = 16 };
+		CHECK_RC(kvg_load_sync(g, &ld, 1, 0), 0);
+		CHECK(ld.len == 0);
+		t_free(b, (size_t)unaligned);
+	}
 	kvg_close(g);
 }
 

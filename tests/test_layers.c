@@ -100,9 +100,15 @@ static int setup_blocks(kvg_grid *g, kvg_key *k, struct kvg_io *ios, size_t n, s
 
 /* Description: a KVG_LOAD_LAYERS load of 4 blocks calls layer_done once per layer, in order
  * 0..7, and when it is called for layer L, layer L of every block already holds the right
- * bytes; then the done callback's request completes, layers_ready is 8, and all bytes verify. */
+ * bytes; all of them before the request completes; then layers_ready is 8 and all bytes
+ * verify.  The psync variant (several I/O threads) runs with KVG_TEST_KNOWN_BUGS=1 only,
+ * while bugs-core.md #10 stands (layer callbacks after completion). */
 static void layer_callbacks_in_order(void)
 {
+	if (t_v->io_backend == KVG_IO_PSYNC && !t_known_bugs()) {
+		fprintf(stderr, "note [%s]: skipped until bugs-core.md #10 is fixed\n", t_variant);
+		return;
+	}
 	struct kvg_config c;
 	layer_config(&c, LAYERS);
 	OPEN(g, &c);
@@ -117,8 +123,15 @@ static void layer_callbacks_in_order(void)
 	kvg_req *r;
 	CHECK_RC(kvg_load(g, ios, N, &o, &r), 0);
 	CHECK_RC(kvg_req_wait(r, 20000), 0);
+	pthread_mutex_lock(&lg.mu);
+	uint32_t calls_at_completion = lg.calls;
+	pthread_mutex_unlock(&lg.mu);
 	CHECK(kvg_req_layers_ready(r) == LAYERS);
 	kvg_req_free(r);
+	/* late callbacks (a bug) must not find lg gone: give them a moment */
+	for (int w = 0; w < 100 && __atomic_load_n(&lg.calls, __ATOMIC_ACQUIRE) < LAYERS; w++)
+		usleep(10000);
+	CHECK(calls_at_completion == LAYERS);
 	CHECK(lg.calls == LAYERS);
 	CHECK(!lg.out_of_order);
 	CHECK(!lg.bad_bytes);
