@@ -702,20 +702,17 @@ static void config_of_resolves_defaults(void)
 
 /* Description: with DRAM and NVMe, a block that lives only on NVMe is promoted to DRAM by
  * kvg_prefetch, after which it loads from DRAM, and a load issued right after the prefetch
- * completes within 10 s.  Swept over (workers, prefetch calls): (3, 1); and, while the
- * deadlock of bugs-core.md stands, (2, 2) and (1, 1) only with KVG_TEST_KNOWN_BUGS=1. */
+ * completes within 10 s (no deadlock: bugs-core.md #1).  Swept over (workers, prefetch
+ * calls): (3, 1), (2, 2) and (1, 1). */
 static void prefetch_promotes_to_dram(void)
 {
-	static const uint32_t cases[3][3] = { { 3, 1, 0 }, { 2, 2, 1 }, { 1, 1, 1 } };
+	static const uint32_t cases[3][2] = { { 3, 1 }, { 2, 2 }, { 1, 1 } };
 	for (int cs = 0; cs < 3; cs++) {
 		uint32_t workers = cases[cs][0], calls = cases[cs][1];
-		if (cases[cs][2] && !t_known_bugs())
-			continue;
 		struct kvg_config c;
 		t_config(&c);
 		c.workers = workers;
 		c.dram_bytes = 4 << 20;
-		c.queue_depth = 64; /* op pool >= 64: see bugs-core.md, write_back deadlock */
 		c.promote_on_hit = 0; /* only the prefetch moves blocks up */
 		OPEN(g, &c);
 		kvg_key k[4];
@@ -747,7 +744,7 @@ static void prefetch_promotes_to_dram(void)
 		CHECK_RC(kvg_load(g, &io, 1, NULL, &r), 0);
 		int rc = kvg_req_wait(r, 10000);
 		if (rc == KVG_EINPROGRESS) {
-			fprintf(stderr, "KNOWN BUG: kvg_prefetch holds a worker while it waits for "
+			fprintf(stderr, "BUG: kvg_prefetch holds a worker while it waits for "
 					"a load that needs a worker (workers=%u, %u prefetch calls): "
 					"deadlock\n", workers, calls);
 			t_failed++;

@@ -154,7 +154,6 @@ static void threads_store_and_load(void)
 		if (!t_v->nvme)
 			return;
 		c.dram_bytes = 2 << 20;
-		c.queue_depth = 64; /* op pool >= 64: bugs-core.md #2 */
 	}
 	c.nvme_bytes = 16 << 20;
 	c.segment_bytes = 1 << 20;

@@ -37,7 +37,6 @@ static void mixed_config(struct kvg_config *c, uint64_t dram_bytes)
 {
 	t_config(c);
 	c->dram_bytes = dram_bytes;
-	c->queue_depth = 64; /* op pool >= 64 blocks: bugs-core.md #2 */
 }
 
 static int sh(const char *fmt, const char *a, const char *b)
@@ -291,11 +290,11 @@ static void restart_keeps_dram_blocks(void)
 }
 
 /* Description: kvg_close writes back many DRAM-only blocks (100, more than the NVMe tier's
- * op pool at queue_depth 16) without hanging, and a reopen finds them all.  Guarded by
- * KVG_TEST_KNOWN_BUGS (bugs-core.md #2); a 60 s watchdog turns the hang into a failure. */
+ * op pool at queue_depth 16) without hanging (bugs-core.md #2), and a reopen finds them
+ * all; a 60 s watchdog turns a hang into a failure. */
 static void on_alarm(int sig)
 {
-	static const char msg[] = "KNOWN BUG: kvg_close hung writing back DRAM blocks "
+	static const char msg[] = "FAIL: kvg_close hung writing back DRAM blocks "
 				  "(write_back waits on the op pool it holds)\n";
 	(void)sig;
 	if (write(2, msg, sizeof(msg) - 1)) {
@@ -305,8 +304,6 @@ static void on_alarm(int sig)
 
 static void close_flushes_many_dram_blocks(void)
 {
-	if (!t_known_bugs())
-		return;
 	struct kvg_config c;
 	t_config(&c);
 	c.dram_bytes = 16 << 20;
@@ -331,11 +328,9 @@ static void close_flushes_many_dram_blocks(void)
 
 /* Description: a block larger than 32 DRAM chunks (2 MiB + 1 in 64 KiB chunks) stored in
  * DRAM is written to NVMe at close and found after reopen; also with KVG_STORE_NVME it is on
- * NVMe at once.  Guarded by KVG_TEST_KNOWN_BUGS (bugs-core.md #3). */
+ * NVMe at once (bugs-core.md #3). */
 static void restart_keeps_large_dram_block(void)
 {
-	if (!t_known_bugs())
-		return;
 	struct kvg_config c;
 	mixed_config(&c, 8 << 20);
 	const size_t len = (2 << 20) + 1;
