@@ -330,6 +330,28 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 	}
 }
 
+static int nvme_entry_evictable_cb(void *ctx, uint32_t slot)
+{
+	kvg_grid *g = ctx;
+	struct entry *e = &g->ix.e[slot];
+	return !e->pins && !e->refs && (e->state & E_NVME) && !(e->state & E_FILLING);
+}
+
+/* Frees one index slot held by an NVMe record (its space returns when its segment goes):
+ * the index can fill before the disk does when blocks are small. */
+static int nvme_evict_entry(kvg_grid *g)
+{
+	uint32_t v = g->pol_ops->victim(g->pol[KVG_TIER_NVME], nvme_entry_evictable_cb, g);
+	if (v == POLICY_NONE)
+		return KVG_EFULL;
+	drop_nvme(g, v, 0);
+	g->st.tier[KVG_TIER_NVME].evictions++;
+	if (g->ix.e[v].state & E_DRAM)
+		drop_dram(g, v, 1);
+	maybe_free_slot(g, v);
+	return 0;
+}
+
 /* A free index slot for key, evicting if the index is full; SLOT_NONE if impossible. */
 static uint32_t slot_for(kvg_grid *g, const kvg_key *key)
 {
@@ -341,7 +363,7 @@ static uint32_t slot_for(kvg_grid *g, const kvg_key *key)
 			g->st.tier[KVG_TIER_DRAM].evictions++;
 			drop_dram(g, v, 0);
 			maybe_free_slot(g, v);
-		} else if (!g->nv || nvme_evict_one(g)) {
+		} else if (!g->nv || nvme_evict_entry(g)) {
 			return SLOT_NONE;
 		}
 		s = index_add(&g->ix, key);
@@ -351,24 +373,36 @@ static uint32_t slot_for(kvg_grid *g, const kvg_key *key)
 
 /* ---- requests -------------------------------------------------------------------------- */
 
+/*
+ * Layers [layer, layer+count) of one block have arrived.  layer_done callbacks run in layer
+ * order, one thread at a time (whichever advanced the ready count first reports on behalf of
+ * the others), and the request does not complete while one runs.
+ */
 static void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count)
 {
-	uint32_t from, to;
 	pthread_mutex_lock(&r->mu);
 	for (uint32_t l = layer; l < layer + count && l < r->layers; l++)
 		r->layer_count[l]++;
-	from = r->layers_ready;
+	uint32_t from = r->layers_ready;
 	while (r->layers_ready < r->layers && r->layer_count[r->layers_ready] >= r->n)
 		r->layers_ready++;
-	to = r->layers_ready;
-	if (to != from)
+	if (r->layers_ready != from)
 		pthread_cond_broadcast(&r->cv);
 	kvg_layer_fn fn = r->opts.layer_done;
-	void *arg = r->opts.arg;
+	if (!fn || !(r->opts.flags & KVG_LOAD_LAYERS) || r->layer_cb_busy) {
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	r->layer_cb_busy = 1;
+	while (r->layers_reported < r->layers_ready) {
+		uint32_t l = r->layers_reported++;
+		pthread_mutex_unlock(&r->mu);
+		fn(r, l, r->opts.arg);
+		pthread_mutex_lock(&r->mu);
+	}
+	r->layer_cb_busy = 0;
+	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
-	if (fn && (r->opts.flags & KVG_LOAD_LAYERS))
-		for (uint32_t l = from; l < to; l++)
-			fn(r, l, arg);
 }
 
 /* Returns a request to the pool.  Caller holds nothing. */
@@ -392,6 +426,8 @@ static void req_put(struct kvg_req *r, int status)
 	if (status && !r->status)
 		r->status = status;
 	int last = --r->pending == 0;
+	while (last && r->layer_cb_busy) /* a layer callback is still reporting */
+		pthread_cond_wait(&r->cv, &r->mu);
 	kvg_done_fn fn = r->opts.done;
 	void *arg = r->opts.arg;
 	if (last && fn) {
@@ -417,8 +453,15 @@ static void req_put(struct kvg_req *r, int status)
 static void block_done(struct kvg_req *r, size_t i, int status)
 {
 	r->ios[i].status = status;
-	if (r->op == REQ_LOAD && r->layers && status)
-		req_layer_arrived(r, 0, r->layers); /* waits must not hang on a failed block */
+	if (r->op == REQ_LOAD && r->layers && status) {
+		/* a failed block's layers never arrive: record the error first, so that layer
+		 * waits end with it instead of hanging (layer_ready() checks r->status) */
+		pthread_mutex_lock(&r->mu);
+		if (!r->status)
+			r->status = status;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
 	req_put(r, status);
 }
 
@@ -639,10 +682,11 @@ static void load_nvme_done(struct nvme_op *op, int status)
 	pthread_cond_broadcast(&g->lock_cv);
 	int do_promote = status == 0 && g->cfg.promote_on_hit &&
 			 !(r->opts.flags & KVG_LOAD_NOPROMOTE) && has_dram(g);
+	uint64_t len = op->len;
 	pthread_mutex_unlock(&g->lock);
-	nvme_op_put(g->nv, op);
+	nvme_op_put(g->nv, op); /* another thread may take it from here on */
 	if (status == 0) {
-		r->ios[i].len = op->len;
+		r->ios[i].len = len;
 		r->ios[i].tier = KVG_TIER_NVME;
 		if (r->layers && !layered)
 			req_layer_arrived(r, 0, r->layers);
@@ -874,6 +918,8 @@ static int submit(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
 	r->status = 0;
 	r->complete = 0;
 	r->layers_ready = 0;
+	r->layers_reported = 0;
+	r->layer_cb_busy = 0;
 	r->layers = op == REQ_LOAD ? g->cfg.layers : 0;
 	if (r->layers)
 		memset(r->layer_count, 0, sizeof(uint32_t) * r->layers);

@@ -34,6 +34,8 @@ struct kvg_req {
 	int in_callback;
 	uint32_t layers;
 	uint32_t layers_ready;
+	uint32_t layers_reported; /* layer_done callbacks made */
+	int layer_cb_busy;        /* a thread is making them */
 	uint32_t *layer_count; /* blocks whose layer L has arrived */
 	kvg_key *prefetch_keys; /* REQ_PREFETCH: owned copy */
 	struct kvg_req *next;

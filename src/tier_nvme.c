@@ -493,11 +493,28 @@ static void group_done(struct io_req *r, ssize_t res)
 	if (more)
 		op->inflight++;
 	int finished = op->inflight == 0 && (op->groups_done == op->ngroups || op->status);
+	/* part callbacks run unlocked; the op must not finish (and its request complete and
+	 * be reused) while another thread is still inside one */
+	if (to > from)
+		op->cb_running++;
+	if (finished && op->cb_running) {
+		op->finish_deferred = 1;
+		finished = 0;
+	}
 	pthread_mutex_unlock(&op->lock);
 
 	for (uint32_t p = from; p < to; p++)
 		if (op->part_done)
 			op->part_done(op, p);
+	if (to > from) {
+		pthread_mutex_lock(&op->lock);
+		int fin = --op->cb_running == 0 && op->finish_deferred;
+		if (fin)
+			op->finish_deferred = 0;
+		pthread_mutex_unlock(&op->lock);
+		if (fin)
+			finished = 1;
+	}
 	if (more)
 		group_issue(op, r, next);
 	else if (finished)
@@ -554,7 +571,7 @@ static int build_write(struct nvme_op *op)
 		op->srccnt = 1;
 	}
 	/* checksums over the logical payload */
-	uint64_t pb = op->len / parts, done = 0;
+	uint64_t pb = op->len / parts;
 	int si = 0;
 	uint64_t soff = 0;
 	for (uint32_t p = 0; p < parts; p++) {
@@ -579,7 +596,6 @@ static int build_write(struct nvme_op *op)
 			h->payload_csum = c;
 		else
 			memcpy(op->hdr + 128 + 8 * p, &c, 8);
-		done += pb;
 	}
 	if (parts > 1)
 		h->payload_csum = XXH3_64bits(op->hdr + 128, (size_t)parts * 8);
@@ -648,6 +664,8 @@ void nvme_submit(struct nvme *nv, struct nvme_op *op)
 	op->groups_done = op->next_group = op->inflight = 0;
 	op->parts_verified = 0;
 	op->tail_bytes = 0;
+	op->cb_running = 0;
+	op->finish_deferred = 0;
 	int rc = op->write ? build_write(op) : build_read(op);
 	if (rc) {
 		op->status = rc;
@@ -1072,8 +1090,9 @@ static int ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent 
 	FILE *f = fopen(tmp, "wb");
 	if (!f)
 		return -errno;
-	static char fbuf[1 << 20];
-	setvbuf(f, fbuf, _IOFBF, sizeof(fbuf));
+	char *fbuf = malloc(1 << 20); /* per call: two grids may close at once */
+	if (fbuf)
+		setvbuf(f, fbuf, _IOFBF, 1 << 20);
 	struct ckpt_head h = { .magic = CKPT_MAGIC, .format = KVG_FORMAT_VERSION,
 			       .nsegs = nv->nsegs, .seq = nv->seq, .seg_bytes = nv->seg_bytes };
 	memcpy(h.grid_id, nv->grid_id, 16);
@@ -1104,6 +1123,7 @@ static int ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent 
 	ok = ok && written == count && fwrite(&c, 8, 1, f) == 1 && fflush(f) == 0 &&
 	     fsync(fileno(f)) == 0;
 	fclose(f);
+	free(fbuf);
 	if (!ok || rename(tmp, path) < 0) {
 		unlink(tmp);
 		return -EIO;

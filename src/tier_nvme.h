@@ -69,6 +69,8 @@ struct nvme_op {
 	uint64_t *group_off;
 	uint8_t *arrived;     /* per part: 0 pending, 1 arrived, 2 verified */
 	uint32_t parts_verified;
+	uint32_t cb_running;   /* threads inside part_done */
+	int finish_deferred;   /* finished while cb_running: the last one out finishes */
 	int hdr_ok;
 	int status;
 	int tail_used;
