@@ -1,11 +1,12 @@
 #!/bin/sh
 # Description: `kvgrid replay` counts hits as a serving system does (hand-computed answer on
-# a small trace), gives the same figures through the real grid as the simulator for every
-# policy, never holds more blocks than the DRAM capacity, verifies every loaded byte, runs
+# a small trace), gives the same figures through the real grid as the simulator (for the
+# policies without memory of evicted blocks), never holds more blocks than the DRAM capacity, verifies every loaded byte, runs
 # with an NVMe tier, reports a malformed line with its number (or skips and counts it with
-# --skip-bad), sweeps capacities into a table and an SVG; and, with ../shared/traces
-# present, replays the conversation trace through the store with the same hit ratio as
-# the simulator's.
+# --skip-bad), sweeps capacities into a table and an SVG; on real traffic (a 1,000-request
+# excerpt of Mooncake's trace kept with the tests) matches the simulator with the default
+# candidate never below LRU and nothing above Belady; and, with ../shared/traces present,
+# replays the whole conversation trace through the store with the simulator's hit ratio.
 set -u
 K=build/kvgrid
 T=tests/data/traces
@@ -84,7 +85,31 @@ $K replay --trace $T/chat_small.jsonl --sweep 20,50,100 --policies lru,prefix,be
 [ "$(grep -c '^| \(lru\|prefix\|belady\) |' "$TMP/sweep.txt")" = 3 ] || no "sweep table: $(cat "$TMP/sweep.txt")"
 [ "$(grep -c '<polyline' "$TMP/sweep.svg")" = 3 ] || no "sweep svg lines"
 
-# 8. The conversation trace through the store: the same hit ratios as the simulator's.
+# 8. Real traffic (the first 1,000 requests of Mooncake's conversation trace, stored with
+#    the tests): through the store lru and prefix give the simulator's figures, prefix is
+#    never below lru, and no policy beats Belady.
+M=$T/mooncake_conversation_head1000.jsonl
+for cap in 2 10 50; do
+	for p in lru prefix; do
+		$K replay --trace $M --capacity-pct $cap --policy $p --json >"$TMP/m.json" ||
+			no "excerpt $p/$cap exited $?"
+		[ "$(json "$TMP/m.json" "d['verify_failures'] + d['load_errors'] + d['store_errors']")" = 0 ] ||
+			no "excerpt $p/$cap: errors"
+		cp "$TMP/m.json" "$TMP/m-$p.json"
+	done
+	$K replay --trace $M --sweep $cap --json >"$TMP/ms.json" || no "excerpt sweep exited $?"
+	python3 - "$TMP/m-lru.json" "$TMP/m-prefix.json" "$TMP/ms.json" <<'PY' || no "excerpt at $cap%"
+import json, sys
+lru, pre, sw = (json.load(open(f)) for f in sys.argv[1:])
+pol = {k: v["prefix_hit_token_ratio"][0] for k, v in sw["policies"].items()}
+assert abs(lru["prefix_hit_token_ratio"] - pol["lru"]) < 1e-6, (lru, pol)
+assert abs(pre["prefix_hit_token_ratio"] - pol["prefix"]) < 1e-6, (pre, pol)
+assert pol["prefix"] >= pol["lru"], pol
+assert all(v <= pol["belady"] + 1e-9 for v in pol.values()), pol
+PY
+done
+
+# 9. The whole conversation trace through the store: the same hit ratios as the simulator's.
 S=../shared/traces/mooncake_conversation_trace.jsonl
 if [ -r "$S" ]; then
 	for p in lru prefix; do
