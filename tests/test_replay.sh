@@ -1,12 +1,13 @@
 #!/bin/sh
-# Description: `kvgrid replay` counts hits as a serving system does (hand-computed answer on
-# a small trace), gives the same figures through the real grid as the simulator (for the
-# policies without memory of evicted blocks), never holds more blocks than the DRAM capacity, verifies every loaded byte, runs
-# with an NVMe tier, reports a malformed line with its number (or skips and counts it with
-# --skip-bad), sweeps capacities into a table and an SVG; on real traffic (a 1,000-request
-# excerpt of Mooncake's trace kept with the tests) matches the simulator with the default
-# candidate never below LRU and nothing above Belady; and, with ../shared/traces present,
-# replays the whole conversation trace through the store with the simulator's hit ratio.
+# Description: `kvgrid replay` counts hits as a serving system does (hand-computed answer
+# on a small trace), gives the simulator's figures through the real grid (for the policies
+# without memory of evicted blocks), never holds more blocks than the DRAM capacity,
+# verifies every loaded byte, runs with an NVMe tier, reports a malformed line with its
+# number (or skips and counts it with --skip-bad), sweeps capacities into a table and an
+# SVG; on real traffic (a 1,000-request excerpt of Mooncake's trace kept with the tests)
+# matches the simulator with the default candidate never below LRU and nothing above
+# Belady; and, with ../shared/traces present, replays the whole conversation trace through
+# the store with the simulator's hit ratio.
 set -u
 K=build/kvgrid
 T=tests/data/traces
