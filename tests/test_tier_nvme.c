@@ -232,6 +232,129 @@ static void pinned_blocks_stay_on_nvme(void)
 	kvg_close(g);
 }
 
+/* Description: a block as large as a segment can take (4 MiB segment: payload 4 MiB - 8 KiB,
+ * with its header filling the segment after the segment header) is stored and loads; one
+ * 4 KiB larger cannot fit any segment and is refused with KVG_ETOOBIG, storing nothing. */
+static void largest_record_fits_a_segment(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	OPEN(g, &c);
+	kvg_key k[2];
+	CHECK(t_chain(g, 140, 2, k) == 2);
+	size_t fit = (4 << 20) - 8192;
+	CHECK_RC(t_store(g, &k[0], 1, fit, 1), 0);
+	CHECK_RC(t_load(g, &k[0], fit, 1, NULL), 0);
+	CHECK_RC(t_store(g, &k[1], 1, fit + 1, 1), KVG_ETOOBIG);
+	size_t hit;
+	CHECK_RC(kvg_lookup_keys(g, &k[1], 1, &hit, NULL), 0);
+	CHECK(hit == 0);
+	CHECK(t_stats(g).index_blocks == 1);
+	kvg_close(g);
+}
+
+/* Description: an NVMe hit is promoted to DRAM (promote_on_hit): the first load reports tier
+ * NVMe, the next one DRAM, and the stats count the promotion; with KVG_LOAD_NOPROMOTE the
+ * block stays on NVMe. */
+static void nvme_hit_is_promoted(void)
+{
+	struct kvg_config c;
+	mixed_config(&c, 4 << 20);
+	OPEN(g, &c);
+	kvg_key k[2];
+	CHECK(t_chain(g, 141, 2, k) == 2);
+	uint8_t *buf = t_alloc(30000, 0);
+	CHECK(buf);
+	for (int i = 0; i < 2; i++) { /* on NVMe and in DRAM, then out of DRAM */
+		t_fill(buf, 30000, &k[i], 2);
+		struct kvg_io io = { .key = k[i], .buf = buf, .len = 30000 };
+		CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_NVME), 0);
+	}
+	kvg_key filler[70];
+	CHECK(t_chain(g, 142, 70, filler) == 70);
+	CHECK_RC(t_store(g, filler, 70, 60000, 3), 0);
+	CHECK(kvg_delete(g, filler, 70) == 70); /* room for the promotion */
+	uint8_t tiers[2];
+	size_t hit;
+	CHECK_RC(kvg_lookup_keys(g, k, 2, &hit, tiers), 0);
+	CHECK(hit == 2 && tiers[0] == KVG_TIER_NVME && tiers[1] == KVG_TIER_NVME);
+	uint64_t promotions = t_stats(g).tier[KVG_TIER_DRAM].promotions;
+	uint8_t tier;
+	CHECK_RC(t_load(g, &k[0], 30000, 2, &tier), 0);
+	CHECK(tier == KVG_TIER_NVME);
+	CHECK_RC(t_load(g, &k[0], 30000, 2, &tier), 0);
+	CHECK(tier == KVG_TIER_DRAM);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].promotions == promotions + 1);
+	struct kvg_io io = { .key = k[1], .buf = buf, .len = 30000 };
+	CHECK_RC(kvg_load_sync(g, &io, 1, KVG_LOAD_NOPROMOTE), 0);
+	CHECK(io.tier == KVG_TIER_NVME && t_verify(buf, 30000, &k[1], 2));
+	CHECK_RC(kvg_lookup_keys(g, &k[1], 1, &hit, tiers), 0);
+	CHECK(tiers[0] == KVG_TIER_NVME);
+	t_free(buf, 0);
+	kvg_close(g);
+}
+
+/* Description: in durable mode a store completes only once its block is on NVMe: a copy of
+ * the directory taken right after the store returned (no close) holds every block. */
+static void durable_store_survives_a_crash(void)
+{
+	struct kvg_config c;
+	mixed_config(&c, 4 << 20);
+	c.durability = KVG_DURABILITY_DURABLE;
+	enum { N = 12, LEN = 20000 };
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%.4000s.copy", t_dir);
+	kvg_key k[N];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 143, N, k) == N);
+		CHECK_RC(t_store(g, k, N, LEN, 4), 0);
+		CHECK(t_stats(g).tier[KVG_TIER_NVME].blocks == N);
+		CHECK(sh("cp -r '%s' '%s'", t_dir, copy) == 0);
+		kvg_close(g);
+	}
+	struct kvg_config cc = c;
+	snprintf(cc.dir, sizeof(cc.dir), "%.4000s", copy);
+	kvg_grid *g = open_or_null(&cc);
+	if (!g)
+		t_rmdir(copy);
+	CHECK(g);
+	CHECK(t_stats(g).recovered_blocks == N);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_load(g, &k[i], LEN, 4, NULL), 0);
+	kvg_close(g);
+	t_rmdir(copy);
+}
+
+/* Description: reopening a directory under another tenant or another layout finds none of
+ * the stored blocks by lookup (keys are namespaced), while the original namespace still does. */
+static void reopen_under_another_namespace(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	uint32_t tok[16 * 4];
+	t_tokens(tok, 16 * 4, 144);
+	{
+		OPEN(g, &c);
+		kvg_key k[4];
+		CHECK(kvg_block_keys(g, tok, 16 * 4, NULL, k, 4) == 4);
+		CHECK_RC(t_store(g, k, 4, 5000, 5), 0);
+		kvg_close(g);
+	}
+	for (int v = 0; v < 3; v++) {
+		struct kvg_config o = c;
+		if (v == 0)
+			snprintf(o.tenant, sizeof(o.tenant), "someone-else");
+		else if (v == 1)
+			o.head_dim = 128;
+		OPEN(g, &o);
+		size_t hit = 99;
+		CHECK_RC(kvg_lookup(g, tok, 16 * 4, &hit), 0);
+		CHECK(hit == (v == 2 ? 16 * 4 : 0));
+		kvg_close(g);
+	}
+}
+
 /* ---- restart ----------------------------------------------------------------------------- */
 
 /* Description: blocks of several sizes stored on NVMe survive close and reopen of the same
@@ -513,6 +636,34 @@ static void flipped_header_byte_is_not_recovered(void)
 	}
 }
 
+/* Description: a damaged segment header (a flipped byte in its generation) costs only that
+ * segment's blocks: the grid opens, the blocks of the other segment load, the lost ones
+ * miss, and new stores work. */
+static void damaged_segment_header_loses_one_segment(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	enum { N = 6, LEN = 1 << 20 }; /* 3 per 4 MiB segment */
+	kvg_key k[N];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 150, N, k) == N);
+		CHECK_RC(t_store(g, k, N, LEN, 14), 0);
+		kvg_close(g);
+	}
+	CHECK(flip_byte(c.dir, "seg-00000000.kvg", 16, 0x01) == 0);
+	OPEN(g, &c);
+	CHECK(t_stats(g).recovered_blocks == 3);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_load(g, &k[i], LEN, 14, NULL), i < 3 ? KVG_ENOTFOUND : 0);
+	kvg_key nk[4];
+	CHECK(t_chain(g, 151, 4, nk) == 4);
+	CHECK_RC(t_store(g, nk, 4, LEN, 15), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_RC(t_load(g, &nk[i], LEN, 15, NULL), 0);
+	kvg_close(g);
+}
+
 /* Description: a garbled checkpoint is not trusted: the grid scans the segments instead and
  * finds every block. */
 static void garbled_checkpoint_falls_back_to_scan(void)
@@ -555,13 +706,18 @@ int main(void)
 	SWEEP_NVME(no_demotion_drops_victims);
 	SWEEP_NVME(full_tier_evicts_whole_segments);
 	SWEEP_NVME(pinned_blocks_stay_on_nvme);
+	SWEEP_NVME(largest_record_fits_a_segment);
+	SWEEP_NVME(nvme_hit_is_promoted);
 	SWEEP_NVME(restart_recovers_blocks);
+	SWEEP_NVME(durable_store_survives_a_crash);
+	SWEEP_NVME(reopen_under_another_namespace);
 	SWEEP_NVME(restart_keeps_dram_blocks);
 	SWEEP_NVME(close_flushes_many_dram_blocks);
 	SWEEP_NVME(restart_keeps_large_dram_block);
 	SWEEP_NVME(crash_copy_recovers_by_scan);
 	SWEEP_NVME(flipped_payload_byte_is_a_miss);
 	SWEEP_NVME(flipped_header_byte_is_not_recovered);
+	SWEEP_NVME(damaged_segment_header_loses_one_segment);
 	SWEEP_NVME(garbled_checkpoint_falls_back_to_scan);
 	SWEEP_NVME(directory_in_use_is_refused);
 	T_EXIT();
