@@ -155,8 +155,9 @@ static int replay_open(struct replay_ctx *c, char *err, size_t err_len)
 		snprintf(cfg.dir, sizeof(cfg.dir), "%s", o->dir);
 		if (o->nvme_bytes)
 			cfg.nvme_bytes = o->nvme_bytes;
-		/* small tiers for tests and quick runs: at least 4 segments of at least 1 MiB */
-		while (cfg.segment_bytes > (1u << 20) && cfg.nvme_bytes < 4 * cfg.segment_bytes)
+		/* the NVMe tier evicts a whole segment at a time: keep segments small next to the
+		 * tier (at least 64 of them, of at least 1 MiB) so that eviction stays fine-grained */
+		while (cfg.segment_bytes > (1u << 20) && cfg.nvme_bytes < 64 * cfg.segment_bytes)
 			cfg.segment_bytes /= 2;
 	} else {
 		cfg.dir[0] = 0;
