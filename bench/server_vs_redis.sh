@@ -16,7 +16,7 @@ redis-server --save '' --appendonly no --port 0 --unixsocket "$T/redis.sock" \
 	--maxmemory 3gb --logfile "$T/redis.log" &
 RPID=$!
 trap 'kill $KPID $RPID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
-for i in $(seq 1 100); do [ -f "$T/port" ] && break; sleep 0.1; done
+for i in $(seq 1 600); do [ -f "$T/port" ] && break; sleep 0.1; done
 KPORT=$(cut -d' ' -f1 "$T/port")
 # redis-server cannot report an ephemeral port; take a free one from the kernel instead
 kill $RPID; wait $RPID 2>/dev/null || true

@@ -71,18 +71,22 @@ static void hnat_hello(struct conn *c, const struct nat_hdr *h, const uint8_t *b
 	hnat_reply(c, h, 0, 24);
 }
 
+/*
+ * A GET is answered with one frame per key, in order, all with the request's id; every frame
+ * but the last has NAT_F_MORE.  Each frame leaves as soon as its block is loaded, so the
+ * client receives block i while the server loads block i + 1.
+ */
 static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
 {
 	struct metrics *m = c->w->srv->metrics;
-	uint8_t *o = hnat_body(c);
-	size_t room = conn_out_room(c) - NAT_HDR_BYTES, used = 0;
 	for (int i = 0; i < n; i++) {
-		size_t keep = (size_t)(n - i - 1) * NAT_ITEM_BYTES; /* for the items after */
-		uint8_t *item = o + used;
+		uint8_t *out = conn_out_tail(c);
+		size_t room = conn_out_room(c);
+		uint8_t *item = out + NAT_HDR_BYTES;
 		struct lmp_meta meta = { 0 };
 		size_t len = 0;
-		int rc = room - used >= keep + NAT_ITEM_BYTES
-				 ? kv_get(c->w->srv, &c->w->keys[i], item, room - used - keep, &len, &meta)
+		int rc = room >= NAT_HDR_BYTES + NAT_ITEM_BYTES
+				 ? kv_get(c->w->srv, &c->w->keys[i], item, room - NAT_HDR_BYTES, &len, &meta)
 				 : KVG_EBUFSIZE;
 		if (rc == KVG_ECORRUPT)
 			rc = KVG_ENOTFOUND;
@@ -97,9 +101,15 @@ static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
 		nat_put_u32(item + 12, (uint32_t)meta.dtype);
 		for (int d = 0; d < 4; d++)
 			nat_put_u32(item + 16 + 4 * d, (uint32_t)meta.shape[d]);
-		used += NAT_ITEM_BYTES + len;
+		struct nat_hdr r = { .op = NAT_GET, .id = h->id, .status = rc,
+				     .flags = i + 1 < n ? NAT_F_MORE : 0,
+				     .body_len = (uint32_t)(NAT_ITEM_BYTES + len) };
+		nat_hdr_encode(out, &r);
+		conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES + len);
+		conn_push(c);
 	}
-	hnat_reply(c, h, 0, (uint32_t)used);
+	if (n == 0)
+		hnat_reply(c, h, 0, 0);
 }
 
 /* Checks that the items of a PUT exactly fill its body before anything is stored. */

@@ -29,7 +29,7 @@
 #define LOOP_TAG_STOP (2ull << 40)
 #define LOOP_EVENTS_MAX 64
 #define LOOP_READS_MAX 16           /* reads per readiness event, so no client starves others */
-#define LOOP_KEEP_BYTES (4u << 20)  /* pages of a buffer kept after a large request */
+#define LOOP_KEEP_BYTES (32u << 20) /* pages of a buffer kept after a large request */
 
 static void conn_close(struct conn *c)
 {
@@ -114,6 +114,16 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
+void conn_push(struct conn *c)
+{
+	size_t pending = 0;
+	for (int i = c->iov_first; i < c->iov_n; i++)
+		pending += c->iov[i].iov_len;
+	/* a dead socket is found and closed by the caller's next flush */
+	if (pending >= CONN_PUSH_BYTES && conn_flush(c) < 0)
+		c->iov_first = c->iov_n = 0, c->out_len = 0, c->closing = 1;
+}
+
 /* Parsing goes on while one more largest reply and its segments fit. */
 static int conn_can_parse(const struct conn *c)
 {
@@ -194,6 +204,7 @@ static int conn_process(struct conn *c)
 		metrics_add(&c->w->srv->metrics->requests[c->proto], 1);
 		c->in_start += (size_t)r;
 		done++;
+		conn_push(c);
 	}
 	conn_compact(c);
 	return done;

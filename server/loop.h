@@ -92,6 +92,11 @@ static inline size_t conn_out_room(const struct conn *c)
  * moves out_len past it.  Contiguous segments merge. */
 void conn_emit(struct conn *c, uint8_t *p, size_t n);
 
+/* Starts sending what is queued, if it is CONN_PUSH_BYTES or more, so that a large reply
+ * leaves while the next block is being loaded. */
+#define CONN_PUSH_BYTES (256u << 10)
+void conn_push(struct conn *c);
+
 /* Copies n bytes to the tail and queues them; -1 if there is no room. */
 int conn_write(struct conn *c, const void *p, size_t n);
 

@@ -369,21 +369,25 @@ static void client_store_node(struct client *c, uint32_t i, struct kvg_io *ios, 
 		pthread_mutex_unlock(&n->lock);
 }
 
-/* Reads the items of a GET reply into the callers' buffers. */
+/* Reads the k reply frames of a GET (one per key, NAT_F_MORE on all but the last) straight
+ * into the callers' buffers. */
 static int client_get_items(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
-			    size_t k, uint32_t body_len, uint8_t *retry, uint64_t deadline)
+			    size_t k, uint64_t id, uint8_t *retry, uint64_t deadline)
 {
-	uint64_t got = 0;
 	for (size_t q = 0; q < k; q++) {
 		struct kvg_io *io = &ios[idx[q]];
+		struct nat_hdr h;
 		uint8_t it[NAT_ITEM_BYTES];
-		int rc = client_recv(n->fd, it, sizeof(it), deadline);
+		int rc = client_read_hdr(n, NAT_GET, id, deadline, &h);
+		if (!rc && (h.body_len < NAT_ITEM_BYTES || !(h.flags & NAT_F_MORE) != (q + 1 == k)))
+			rc = KVG_EPROTO;
+		if (!rc)
+			rc = client_recv(n->fd, it, sizeof(it), deadline);
 		if (rc)
 			return rc;
 		int st = (int)nat_get_u32(it);
 		uint32_t len = nat_get_u32(it + 4);
-		got += NAT_ITEM_BYTES + (uint64_t)len;
-		if (got > body_len || (st != 0 && len != 0))
+		if (h.body_len != NAT_ITEM_BYTES + (uint64_t)len || (st != 0 && len != 0))
 			return KVG_EPROTO;
 		if (st == 0 && len > io->len) {
 			st = KVG_EBUFSIZE; /* ours is too small: drain the bytes */
@@ -398,7 +402,7 @@ static int client_get_items(struct client_node *n, struct kvg_io *ios, const uin
 			return rc;
 		io->status = st;
 	}
-	return got == body_len ? 0 : KVG_EPROTO;
+	return 0;
 }
 
 static int client_get_frame(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
@@ -413,18 +417,9 @@ static int client_get_frame(struct client_node *n, struct kvg_io *ios, const uin
 	for (size_t q = 0; q < k; q++)
 		memcpy(b + NAT_HDR_BYTES + 8 + q * KVG_KEY_BYTES, ios[idx[q]].key.bytes, KVG_KEY_BYTES);
 	struct iovec iov = { b, NAT_HDR_BYTES + h.body_len };
-	struct nat_hdr r;
 	int rc = client_sendv(n->fd, &iov, 1, deadline);
 	if (!rc)
-		rc = client_read_hdr(n, NAT_GET, h.id, deadline, &r);
-	if (!rc && r.status) {
-		if (r.body_len)
-			rc = KVG_EPROTO;
-		else
-			client_fail_items(ios, idx, k, r.status);
-	} else if (!rc) {
-		rc = client_get_items(n, ios, idx, k, r.body_len, retry, deadline);
-	}
+		rc = client_get_items(n, ios, idx, k, h.id, retry, deadline);
 	if (rc)
 		client_node_fail(n);
 	return rc;
