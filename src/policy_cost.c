@@ -22,7 +22,7 @@
  * Not prefix-aware on purpose: it is the cost-per-byte baseline the issue asks for; see
  * doc/POLICIES.md for how it fares against the prefix-aware ones.
  *
- * 12 bytes per slot; O(PC_CLASSES) per call; no allocation after create().
+ * 13 bytes per slot; O(PC_CLASSES) per call; no allocation after create().
  */
 #include <stdlib.h>
 
