@@ -515,6 +515,11 @@ static void async_poll_wait_timeout_and_busy(void)
 	kvg_close(g);
 }
 
+static void count_call(kvg_req *r, void *arg)
+{
+	__atomic_add_fetch((int *)arg, 1, __ATOMIC_RELEASE);
+}
+
 struct done_count {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -698,6 +703,93 @@ static void config_of_resolves_defaults(void)
 	kvg_close(g);
 }
 
+/* Description: kvg_close waits for requests still in flight: 8 loads and 8 stores submitted
+ * and never waited for all run their done callbacks before kvg_close returns, the loads'
+ * bytes verify, and (NVMe) the stores are found after reopening. */
+static void close_waits_for_requests_in_flight(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	enum { N = 8, LEN = 40000 };
+	kvg_key k[2 * N];
+	struct kvg_io io[2 * N];
+	int calls = 0;
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 70, 2 * N, k) == 2 * N);
+		CHECK_RC(t_store(g, k, N, LEN, 1), 0);
+		struct kvg_req_opts o = { .done = count_call, .arg = &calls };
+		for (int i = 0; i < 2 * N; i++) {
+			io[i] = (struct kvg_io){ .key = k[i], .len = LEN };
+			io[i].buf = t_alloc(LEN, 0);
+			CHECK(io[i].buf);
+			if (i < N)
+				memset(io[i].buf, 0, LEN);
+			else
+				t_fill(io[i].buf, LEN, &k[i], 1);
+			kvg_req *r;
+			if (i < N)
+				CHECK_RC(kvg_load(g, &io[i], 1, &o, &r), 0);
+			else
+				CHECK_RC(kvg_store(g, &io[i], 1, &o, &r), 0);
+		}
+		kvg_close(g); /* the requests were never waited for nor freed */
+	}
+	CHECK(__atomic_load_n(&calls, __ATOMIC_ACQUIRE) == 2 * N);
+	for (int i = 0; i < 2 * N; i++) {
+		CHECK_RC(io[i].status, 0);
+		CHECK(t_verify(io[i].buf, LEN, &k[i], 1));
+		t_free(io[i].buf, 0);
+	}
+	if (!t_v->nvme)
+		return;
+	OPEN(g, &c);
+	for (int i = 0; i < 2 * N; i++)
+		CHECK_RC(t_load(g, &k[i], LEN, 1, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: with write_through, a store lands on NVMe at once as well as in DRAM (a copy
+ * of the directory taken before close holds it); with nvme_admit_on_reuse, DRAM victims that
+ * were never loaded are dropped rather than written to NVMe, and loaded ones are demoted. */
+static void write_through_and_admit_on_reuse(void)
+{
+	if (!t_v->nvme)
+		return;
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 1 << 20; /* 16 chunks of 64 KiB */
+	c.write_through = 1;
+	{
+		OPEN(g, &c);
+		kvg_key k[4];
+		CHECK(t_chain(g, 71, 4, k) == 4);
+		CHECK_RC(t_store(g, k, 4, 10000, 2), 0);
+		struct kvg_stats st = t_stats(g);
+		CHECK(st.tier[KVG_TIER_NVME].blocks == 4);
+		CHECK(st.tier[KVG_TIER_DRAM].blocks == 4);
+		uint8_t tier;
+		CHECK_RC(t_load(g, &k[0], 10000, 2, &tier), 0);
+		CHECK(tier == KVG_TIER_DRAM);
+		kvg_close(g);
+	}
+	t_done();
+	t_config(&c);
+	c.dram_bytes = 1 << 20;
+	c.nvme_admit_on_reuse = 1;
+	OPEN(g, &c);
+	kvg_key a[8], b[20];
+	CHECK(t_chain(g, 72, 8, a) == 8);
+	CHECK(t_chain(g, 73, 20, b) == 20);
+	CHECK_RC(t_store(g, a, 8, 60000, 3), 0);
+	for (int i = 0; i < 4; i++) /* a[0..3] are used once; a[4..7] never */
+		CHECK_RC(t_load(g, &a[i], 60000, 3, NULL), 0);
+	CHECK_RC(t_store(g, b, 20, 60000, 4), 0); /* pushes every a[] out of DRAM */
+	for (int i = 0; i < 8; i++)
+		CHECK_RC(t_load(g, &a[i], 60000, 3, NULL), i < 4 ? 0 : KVG_ENOTFOUND);
+	kvg_close(g);
+}
+
 /* ---- prefetch ---------------------------------------------------------------------------- */
 
 /* Description: with DRAM and NVMe, a block that lives only on NVMe is promoted to DRAM by
@@ -790,6 +882,8 @@ int main(void)
 	SWEEP(async_many_in_flight);
 	SWEEP(two_grids_at_once);
 	SWEEP(config_of_resolves_defaults);
+	SWEEP(close_waits_for_requests_in_flight);
+	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
 	T_EXIT();
 }
