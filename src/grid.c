@@ -39,6 +39,7 @@ static struct policy_block pblock(kvg_grid *g, const struct entry *e)
 {
 	struct policy_block b = { .bytes = e->len, .depth = e->depth,
 				  .parent_slot = POLICY_NONE, .now_us = now_us() };
+	memcpy(&b.key_hash, e->key.bytes, sizeof(b.key_hash));
 	(void)g;
 	return b;
 }
@@ -589,6 +590,8 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	e = &g->ix.e[slot];
 	e->state |= E_DRAM;
 	struct policy_block b = pblock(g, e);
+	if (i > 0 && io->depth && r->ios[i - 1].depth + 1 == io->depth)
+		b.parent_slot = index_find(&g->ix, &r->ios[i - 1].key); /* chain in one batch */
 	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
 	g->st.tier[KVG_TIER_DRAM].blocks++;
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
@@ -643,6 +646,8 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src)
 	e->dram = c;
 	e->state |= E_DRAM;
 	struct policy_block b = pblock(g, e);
+	if (i > 0 && io->depth && r->ios[i - 1].depth + 1 == io->depth)
+		b.parent_slot = index_find(&g->ix, &r->ios[i - 1].key); /* chain in one batch */
 	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
 	g->st.tier[KVG_TIER_DRAM].blocks++;
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;

@@ -27,6 +27,7 @@ struct policy_block {
 	uint32_t depth;       /* index of the block in its chain (0 = first); 0 if unknown */
 	uint32_t parent_slot; /* slot of the block before it, POLICY_NONE if unknown */
 	uint64_t now_us;      /* time of the call */
+	uint64_t key_hash;    /* first 8 bytes of the key: names a block across slot reuse */
 };
 
 struct policy;
