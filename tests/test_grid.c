@@ -421,6 +421,38 @@ static void stats_count_operations(void)
 	kvg_close(g);
 }
 
+/* Description: one request of 600 blocks (store, then load) completes once, with every
+ * block's status 0 and bytes verified. */
+static void large_batches(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.max_blocks = 1000;
+	c.chunk_bytes = 4096; /* 600 blocks of one chunk each fit the 16 MiB arena */
+	OPEN(g, &c);
+	enum { N = 600, LEN = 4096 };
+	kvg_key *k = malloc(sizeof(kvg_key) * N);
+	struct kvg_io *io = calloc(N, sizeof(*io));
+	uint8_t *mem = t_alloc((size_t)N * LEN, 0);
+	CHECK(k && io && mem);
+	CHECK(t_chain(g, 45, N, k) == N);
+	for (int i = 0; i < N; i++) {
+		io[i] = (struct kvg_io){ .key = k[i], .buf = mem + (size_t)i * LEN, .len = LEN };
+		t_fill(io[i].buf, LEN, &k[i], 7);
+	}
+	CHECK_RC(kvg_store_sync(g, io, N, 0), 0);
+	memset(mem, 0, (size_t)N * LEN);
+	CHECK_RC(kvg_load_sync(g, io, N, 0), 0);
+	for (int i = 0; i < N; i++) {
+		CHECK_RC(io[i].status, 0);
+		CHECK(t_verify(io[i].buf, LEN, &k[i], 7));
+	}
+	t_free(mem, 0);
+	free(io);
+	free(k);
+	kvg_close(g);
+}
+
 /* ---- asynchronous requests --------------------------------------------------------------- */
 
 struct gate {
@@ -877,6 +909,7 @@ int main(void)
 	SWEEP(delete_removes_blocks);
 	SWEEP(pin_counts);
 	SWEEP(stats_count_operations);
+	SWEEP(large_batches);
 	SWEEP(async_poll_wait_timeout_and_busy);
 	SWEEP(async_done_callback);
 	SWEEP(async_many_in_flight);

@@ -546,6 +546,100 @@ static void crash_copy_recovers_by_scan(void)
 	t_rmdir(copy);
 }
 
+/* Description: after the tier has cycled through its segments (evictions, segments reused
+ * under new generations), a clean reopen (checkpoint) recovers exactly the blocks present
+ * before, and a scan (checkpoint removed) recovers at least those; every block either path
+ * serves verifies. */
+static void restart_after_segments_were_reused(void)
+{
+	for (int scan = 0; scan < 2; scan++) {
+		struct kvg_config c;
+		t_config(&c);
+		c.nvme_bytes = 4 << 20;
+		c.segment_bytes = 1 << 20;
+		enum { N = 80, LEN = 100000 };
+		kvg_key k[N];
+		int was_present[N];
+		uint64_t present = 0;
+		{
+			OPEN(g, &c);
+			CHECK(t_chain(g, 160, N, k) == N);
+			for (int i = 0; i < N; i++)
+				CHECK_RC(t_store(g, &k[i], 1, LEN, 16), 0);
+			for (int i = 0; i < N; i++) {
+				size_t hit;
+				CHECK_RC(kvg_lookup_keys(g, &k[i], 1, &hit, NULL), 0);
+				was_present[i] = hit == 1;
+				present += hit;
+			}
+			CHECK(present > 0 && present < N);
+			kvg_close(g);
+		}
+		if (scan)
+			CHECK(sh("rm -f '%s/index.ckpt'%s", c.dir, "") == 0);
+		OPEN(g, &c);
+		struct kvg_stats st = t_stats(g);
+		if (scan)
+			CHECK(st.recovered_blocks >= present);
+		else
+			CHECK(st.recovered_blocks == present);
+		for (int i = 0; i < N; i++) {
+			int rc = t_load(g, &k[i], LEN, 16, NULL);
+			CHECK(rc == 0 || (rc == KVG_ENOTFOUND && !was_present[i]));
+		}
+		CHECK(t_stats(g).tier[KVG_TIER_NVME].checksum_failures == 0);
+		kvg_close(g);
+		t_done();
+	}
+}
+
+/* Description: with the XXH3 hash, keys are the same after a reopen: a context stored before
+ * closing is found in full by lookup afterwards and loads. */
+static void restart_with_xxh3_keys(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.hash = KVG_HASH_XXH3;
+	uint32_t tok[16 * 5];
+	t_tokens(tok, 16 * 5, 161);
+	kvg_key k[5];
+	{
+		OPEN(g, &c);
+		CHECK(kvg_block_keys(g, tok, 16 * 5, NULL, k, 5) == 5);
+		CHECK_RC(t_store(g, k, 5, 7000, 17), 0);
+		kvg_close(g);
+	}
+	OPEN(g, &c);
+	size_t hit = 0;
+	CHECK_RC(kvg_lookup(g, tok, 16 * 5, &hit), 0);
+	CHECK(hit == 16 * 5);
+	for (int i = 0; i < 5; i++)
+		CHECK_RC(t_load(g, &k[i], 7000, 17, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: with a DRAM tier smaller than a block, the block is stored straight to NVMe,
+ * loads from NVMe (never promoted: it cannot fit), and DRAM stays empty. */
+static void block_larger_than_dram_goes_to_nvme(void)
+{
+	struct kvg_config c;
+	mixed_config(&c, 1 << 20);
+	OPEN(g, &c);
+	kvg_key k;
+	kvg_raw_key(g, "bigger than dram", 16, &k);
+	const size_t len = (2 << 20) + 5;
+	CHECK_RC(t_store(g, &k, 1, len, 18), 0);
+	for (int i = 0; i < 2; i++) {
+		uint8_t tier;
+		CHECK_RC(t_load(g, &k, len, 18, &tier), 0);
+		CHECK(tier == KVG_TIER_NVME);
+	}
+	struct kvg_stats st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks == 0 && st.tier[KVG_TIER_DRAM].bytes == 0);
+	CHECK(st.tier[KVG_TIER_NVME].blocks == 1);
+	kvg_close(g);
+}
+
 /* ---- damage on disk ---------------------------------------------------------------------- */
 
 /* Stores n blocks of len bytes on a fresh NVMe-only grid, closes it, and returns in *first
@@ -712,6 +806,9 @@ int main(void)
 	SWEEP_NVME(durable_store_survives_a_crash);
 	SWEEP_NVME(reopen_under_another_namespace);
 	SWEEP_NVME(restart_keeps_dram_blocks);
+	SWEEP_NVME(restart_after_segments_were_reused);
+	SWEEP_NVME(restart_with_xxh3_keys);
+	SWEEP_NVME(block_larger_than_dram_goes_to_nvme);
 	SWEEP_NVME(close_flushes_many_dram_blocks);
 	SWEEP_NVME(restart_keeps_large_dram_block);
 	SWEEP_NVME(crash_copy_recovers_by_scan);
