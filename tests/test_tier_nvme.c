@@ -640,6 +640,60 @@ static void block_larger_than_dram_goes_to_nvme(void)
 	kvg_close(g);
 }
 
+/* Description: reopening with a changed tier geometry never serves wrong bytes and keeps
+ * working: more segments (nvme_bytes doubled) recover every block; fewer segments recover
+ * the blocks of the segments kept; another segment size recovers none (the old segments do
+ * not match) or whatever verifies; a smaller index (max_blocks) recovers at most that many.
+ * After each reopen, new blocks store and load. */
+static void reopen_with_changed_geometry(void)
+{
+	for (int v = 0; v < 4; v++) {
+		struct kvg_config c;
+		t_config(&c);
+		c.nvme_bytes = 16 << 20;
+		c.segment_bytes = 1 << 20;
+		enum { N = 40, LEN = 100000 }; /* 9 per segment: segments 0..4 */
+		kvg_key k[N];
+		{
+			OPEN(g, &c);
+			CHECK(t_chain(g, 170, N, k) == N);
+			CHECK_RC(t_store(g, k, N, LEN, 19), 0);
+			kvg_close(g);
+		}
+		struct kvg_config o = c;
+		if (v == 0)
+			o.nvme_bytes = 32 << 20;
+		else if (v == 1)
+			o.nvme_bytes = 2 << 20; /* segments 0 and 1 kept */
+		else if (v == 2)
+			o.segment_bytes = 2 << 20;
+		else
+			o.max_blocks = 20;
+		OPEN(g, &o);
+		struct kvg_stats st = t_stats(g);
+		int served = 0;
+		for (int i = 0; i < N; i++) {
+			int rc = t_load(g, &k[i], LEN, 19, NULL);
+			CHECK(rc == 0 || rc == KVG_ENOTFOUND);
+			served += rc == 0;
+		}
+		if (v == 0)
+			CHECK(st.recovered_blocks == N && served == N);
+		if (v == 1)
+			CHECK(served == 18);
+		if (v == 3)
+			CHECK(st.recovered_blocks <= 20 && served <= 20);
+		CHECK(t_stats(g).tier[KVG_TIER_NVME].checksum_failures == 0);
+		kvg_key nk[3];
+		CHECK(t_chain(g, 171, 3, nk) == 3);
+		CHECK_RC(t_store(g, nk, 3, LEN, 20), 0);
+		for (int i = 0; i < 3; i++)
+			CHECK_RC(t_load(g, &nk[i], LEN, 20, NULL), 0);
+		kvg_close(g);
+		t_done();
+	}
+}
+
 /* ---- damage on disk ---------------------------------------------------------------------- */
 
 /* Stores n blocks of len bytes on a fresh NVMe-only grid, closes it, and returns in *first
@@ -809,6 +863,7 @@ int main(void)
 	SWEEP_NVME(restart_after_segments_were_reused);
 	SWEEP_NVME(restart_with_xxh3_keys);
 	SWEEP_NVME(block_larger_than_dram_goes_to_nvme);
+	SWEEP_NVME(reopen_with_changed_geometry);
 	SWEEP_NVME(close_flushes_many_dram_blocks);
 	SWEEP_NVME(restart_keeps_large_dram_block);
 	SWEEP_NVME(crash_copy_recovers_by_scan);
