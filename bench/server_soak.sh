@@ -1,0 +1,16 @@
+#!/bin/sh
+# Sustained load: CLIENTS clients mixing PUT, GET and prefix LOOKUP on kvgridd for SECONDS,
+# payloads verified, server memory sampled.  The issue's figure is 64 clients for 300 s.
+#   sh bench/server_soak.sh [clients] [seconds] [block_KiB]
+set -e
+cd "$(dirname "$0")/.."
+T=${KVG_TEST_TMP:-$PWD/build/tmp}/bench-soak.$$
+mkdir -p "$T"
+cp build/kvgridd "$T/kvgridd"
+# DRAM smaller than the working set (64 chains x 16 blocks), so eviction runs all along
+"$T/kvgridd" --port 0 --port-file "$T/port" --dram 48M --threads 2 --conns-max 256 \
+	>"$T/log" 2>&1 &
+KPID=$!
+trap 'kill $KPID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+for i in $(seq 1 600); do [ -f "$T/port" ] && break; sleep 0.1; done
+build/bench/server_soak "$(cut -d' ' -f1 "$T/port")" "$KPID" "${1:-64}" "${2:-300}" "${3:-64}"
