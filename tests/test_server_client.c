@@ -61,7 +61,8 @@ static int server_start(struct server *s, const char *name, const char *const *e
 	snprintf(pf, sizeof(pf), "%s/%s.port", tmp, name);
 	snprintf(log, sizeof(log), "%s/%s.log", tmp, name);
 	unlink(pf);
-	const char *argv[32] = { "build/kvgridd", "--port", "0", "--port-file", pf, "--dram",
+	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
+	const char *argv[32] = { bin, "--port", "0", "--port-file", pf, "--dram",
 				 "64M", "--threads", "2", "--log-file", log };
 	int a = 11;
 	for (int i = 0; extra && extra[i] && a < 31; i++)
@@ -365,7 +366,7 @@ int main(void)
 		perror(tmp);
 		return 1;
 	}
-	if (access("build/kvgridd", X_OK)) {
+	if (access(getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd", X_OK)) {
 		printf("build/kvgridd not built\n");
 		return 77;
 	}
