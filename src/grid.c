@@ -646,8 +646,6 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src)
 	e->dram = c;
 	e->state |= E_DRAM;
 	struct policy_block b = pblock(g, e);
-	if (i > 0 && io->depth && r->ios[i - 1].depth + 1 == io->depth)
-		b.parent_slot = index_find(&g->ix, &r->ios[i - 1].key); /* chain in one batch */
 	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
 	g->st.tier[KVG_TIER_DRAM].blocks++;
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
