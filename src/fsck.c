@@ -571,6 +571,23 @@ out_close:
 	return rc == -ENOMEM ? rc : 0;
 }
 
+/* Removes the temporary files of a repair that was interrupted ("seg-NNNNNNNN.kvg.fsck"):
+ * the segment they were to replace is still whole, so they are simply dropped. */
+static void stale_temps_remove(int dir_fd, const struct fsck_opts *o)
+{
+	DIR *d = fdopendir(dup(dir_fd));
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n == 21 && !strncmp(e->d_name, "seg-", 4) && !strcmp(e->d_name + 16, ".fsck") &&
+		    unlinkat(dir_fd, e->d_name, 0) == 0)
+			say(o, "%s: removed, left by an interrupted repair", e->d_name);
+	}
+	closedir(d);
+}
+
 /* Reads dir/grid.id; 1 if present and well formed. */
 static int grid_id_read(int dir_fd, uint8_t id[16])
 {
@@ -622,6 +639,8 @@ int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *
 	}
 	if (!have_id && n > 0)
 		say(opts, "grid.id: missing or damaged; segments of any grid are accepted");
+	if (opts->repair)
+		stale_temps_remove(dir_fd, opts);
 	if (posix_memalign(&buf, KVG_ALIGN, FSCK_BUF_BYTES)) {
 		rc = -ENOMEM;
 		goto out_close_lock;
