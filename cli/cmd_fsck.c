@@ -15,13 +15,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kvgrid fsck --dir DIR [--repair] [--json] [--quiet]\n"
-		   "  Verifies every block record of the NVMe tier in DIR (the grid must be closed).\n"
-		   "  --repair  rewrite damaged segments without their bad records, move segments\n"
-		   "            of another grid or with unreadable headers to DIR/quarantine/, and\n"
-		   "            remove index.ckpt so that the next open rebuilds the index\n"
-		   "  --json    print one JSON object with the counts\n"
-		   "  --quiet   do not list the problems found\n");
+	fprintf(f,
+		"usage: kvgrid fsck --dir DIR [--repair] [--json] [--quiet]\n"
+		"  Verifies every block record of the NVMe tier in DIR (the grid must be closed).\n"
+		"  --repair  rewrite damaged segments without their bad records, move segments\n"
+		"            of another grid or with unreadable headers to DIR/quarantine/, and\n"
+		"            remove index.ckpt so that the next open rebuilds the index\n"
+		"  --json    print one JSON object with the counts\n"
+		"  --quiet   do not list the problems found\n");
 }
 
 static void say_line(void *ctx, const char *line)
@@ -47,13 +48,12 @@ static void print_json(const char *dir, const struct fsck_report *r, int repair)
 	       repair ? "true" : "false", (unsigned long long)r->segments,
 	       (unsigned long long)r->segments_bad, (unsigned long long)r->segments_unused,
 	       (unsigned long long)r->checked, (unsigned long long)r->good,
-	       (unsigned long long)r->blocks,
-	       (unsigned long long)r->block_bytes, (unsigned long long)r->corrupt,
-	       (unsigned long long)r->orphaned, (unsigned long long)r->tombstones,
-	       (unsigned long long)r->stale, (unsigned long long)r->repaired,
-	       (unsigned long long)r->quarantined, (unsigned long long)r->rewritten,
-	       (unsigned long long)r->ckpt_removed, (unsigned long long)r->bytes_checked,
-	       (unsigned long long)r->bytes_corrupt);
+	       (unsigned long long)r->blocks, (unsigned long long)r->block_bytes,
+	       (unsigned long long)r->corrupt, (unsigned long long)r->orphaned,
+	       (unsigned long long)r->tombstones, (unsigned long long)r->stale,
+	       (unsigned long long)r->repaired, (unsigned long long)r->quarantined,
+	       (unsigned long long)r->rewritten, (unsigned long long)r->ckpt_removed,
+	       (unsigned long long)r->bytes_checked, (unsigned long long)r->bytes_corrupt);
 }
 
 static void print_text(const char *dir, const struct fsck_report *r)
@@ -75,7 +75,7 @@ int cmd_fsck(int argc, char **argv)
 {
 	const char *dir = NULL;
 	int json = 0, quiet = 0;
-	struct fsck_opts o = { .say = say_line };
+	struct fsck_opts o = {.say = say_line};
 	struct fsck_report r;
 	char err[512];
 
@@ -92,7 +92,8 @@ int cmd_fsck(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--quiet")) {
 			quiet = 1;
 		} else {
-			return cli_usage("fsck", "unknown or incomplete option '%s' (kvgrid fsck --help)",
+			return cli_usage("fsck",
+					 "unknown or incomplete option '%s' (kvgrid fsck --help)",
 					 argv[i]);
 		}
 	}

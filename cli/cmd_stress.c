@@ -26,7 +26,7 @@
 #include "kvgrid.h"
 
 #define STRESS_BATCH_MAX 4
-#define EXIT_WRONG 3
+#define EXIT_WRONG	 3
 
 struct stress {
 	kvg_grid *g;
@@ -62,7 +62,7 @@ static size_t block_len(const struct stress *s, uint32_t i)
 /* Fills p with block i's payload (len bytes, len >= 16). */
 static void block_fill(uint32_t i, uint8_t *p, size_t len)
 {
-	uint64_t w[2] = { i, len };
+	uint64_t w[2] = {i, len};
 	memcpy(p, w, 16);
 	for (size_t off = 16; off < len; off += 8) {
 		uint64_t v = mix64(((uint64_t)i << 32) ^ off);
@@ -83,13 +83,14 @@ static void block_verify(const struct stress *s, uint32_t i, const uint8_t *got,
 {
 	size_t len = block_len(s, i);
 	if (got_len != len) {
-		uint64_t w[2] = { 0, 0 };
+		uint64_t w[2] = {0, 0};
 		memcpy(w, got, got_len < 16 ? got_len : 16);
 		/* the first 16 bytes say which block these bytes belong to */
-		fprintf(stderr, "kvgrid stress: WRONG LENGTH: block %u loaded with %zu bytes, "
-				"stored with %zu (tier %d); the bytes say block %llu of %llu "
-				"bytes\n", i, got_len, len, tier, (unsigned long long)w[0],
-			(unsigned long long)w[1]);
+		fprintf(stderr,
+			"kvgrid stress: WRONG LENGTH: block %u loaded with %zu bytes, "
+			"stored with %zu (tier %d); the bytes say block %llu of %llu "
+			"bytes\n",
+			i, got_len, len, tier, (unsigned long long)w[0], (unsigned long long)w[1]);
 		_exit(EXIT_WRONG);
 	}
 	block_fill(i, want, len);
@@ -98,8 +99,10 @@ static void block_verify(const struct stress *s, uint32_t i, const uint8_t *got,
 	size_t at = 0;
 	while (got[at] == want[at])
 		at++;
-	fprintf(stderr, "kvgrid stress: WRONG BYTE: block %u offset %zu: 0x%02x, expected 0x%02x "
-			"(tier %d)\n", i, at, got[at], want[at], tier);
+	fprintf(stderr,
+		"kvgrid stress: WRONG BYTE: block %u offset %zu: 0x%02x, expected 0x%02x "
+		"(tier %d)\n",
+		i, at, got[at], want[at], tier);
 	_exit(EXIT_WRONG);
 }
 
@@ -233,7 +236,7 @@ static uint64_t verify_all(struct stress *s, struct worker *w, uint64_t *present
 {
 	uint64_t missing = 0;
 	for (uint32_t i = 0; i < s->keys; i++) {
-		struct kvg_io io = { .buf = w->buf[0], .len = s->block_bytes };
+		struct kvg_io io = {.buf = w->buf[0], .len = s->block_bytes};
 		block_key(s, i, &io.key);
 		kvg_load_sync(s->g, &io, 1, KVG_LOAD_NOPROMOTE);
 		w->loads++;
@@ -245,8 +248,10 @@ static uint64_t verify_all(struct stress *s, struct worker *w, uint64_t *present
 		} else {
 			w->misses++;
 			if (s->acked[i]) {
-				fprintf(stderr, "kvgrid stress: LOST: acknowledged block %u is missing "
-						"(%s)\n", i, kvg_strerror(io.status));
+				fprintf(stderr,
+					"kvgrid stress: LOST: acknowledged block %u is missing "
+					"(%s)\n",
+					i, kvg_strerror(io.status));
 				missing++;
 			}
 		}
@@ -256,16 +261,17 @@ static uint64_t verify_all(struct stress *s, struct worker *w, uint64_t *present
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kvgrid stress --dir DIR [--seconds S] [--durable] [--verify-only]\n"
-		"         [--threads N] [--keys N] [--block-bytes N] [--dram N] [--nvme N]\n"
-		"         [--segment N] [--acks FILE] [--seed N] [--config FILE] [--set NAME=VALUE]...\n"
-		"         [--json]\n"
-		"  Threads store, load (verifying every byte) and delete blocks derived from their\n"
-		"  number.  Exit 0: all good; 3: a wrong byte was served; 4: an acknowledged block\n"
-		"  is missing (--durable --verify-only); 1: another failure; 2: bad usage.\n"
-		"  Defaults: --seconds 10 --threads 4 --keys 1024 --block-bytes 64K --dram 8M\n"
-		"            --nvme 128M --segment 4M; --acks DIR/stress.acks\n");
+	fprintf(
+	    f, "usage: kvgrid stress --dir DIR [--seconds S] [--durable] [--verify-only]\n"
+	       "         [--threads N] [--keys N] [--block-bytes N] [--dram N] [--nvme N]\n"
+	       "         [--segment N] [--acks FILE] [--seed N] [--config FILE] [--set "
+	       "NAME=VALUE]...\n"
+	       "         [--json]\n"
+	       "  Threads store, load (verifying every byte) and delete blocks derived from their\n"
+	       "  number.  Exit 0: all good; 3: a wrong byte was served; 4: an acknowledged block\n"
+	       "  is missing (--durable --verify-only); 1: another failure; 2: bad usage.\n"
+	       "  Defaults: --seconds 10 --threads 4 --keys 1024 --block-bytes 64K --dram 8M\n"
+	       "            --nvme 128M --segment 4M; --acks DIR/stress.acks\n");
 }
 
 struct stress_args {
@@ -281,11 +287,12 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		uint64_t n = 0;
-		static const char *const with_value[] = { "--dir", "--acks", "--config", "--set",
-			"--seconds", "--keys", "--threads", "--block-bytes", "--dram", "--nvme",
-			"--segment", "--seed", NULL };
-		static const char *const flags[] = { "--durable", "--verify-only", "--json",
-			"--help", "-h", NULL };
+		static const char *const with_value[] = {
+		    "--dir",	 "--acks",	  "--config", "--set",	"--seconds", "--keys",
+		    "--threads", "--block-bytes", "--dram",   "--nvme", "--segment", "--seed",
+		    NULL};
+		static const char *const flags[] = {
+		    "--durable", "--verify-only", "--json", "--help", "-h", NULL};
 		int takes = 0, known = 0;
 		for (int k = 0; with_value[k]; k++)
 			takes |= !strcmp(o, with_value[k]);
@@ -297,7 +304,8 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 			return cli_usage("stress", "%s needs a value (kvgrid stress --help)", o);
 		int is_size = !strcmp(o, "--keys") || !strcmp(o, "--threads") ||
 			      !strcmp(o, "--block-bytes") || !strcmp(o, "--dram") ||
-			      !strcmp(o, "--nvme") || !strcmp(o, "--segment") || !strcmp(o, "--seed");
+			      !strcmp(o, "--nvme") || !strcmp(o, "--segment") ||
+			      !strcmp(o, "--seed");
 		if (is_size && cli_parse_size(v, &n))
 			return cli_usage("stress", "%s: bad number '%s'", o, v);
 		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -354,8 +362,7 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 	return -1;
 }
 
-static int config_build(const struct stress *s, const struct stress_args *a,
-			struct kvg_config *cfg)
+static int config_build(const struct stress *s, const struct stress_args *a, struct kvg_config *cfg)
 {
 	char err[512];
 	kvg_config_init(cfg);
@@ -409,14 +416,16 @@ static void report(const struct stress *s, const struct stress_args *a, uint64_t
 	       (unsigned long long)s->store_fail, (unsigned long long)s->loads,
 	       (unsigned long long)s->hits, (unsigned long long)s->misses,
 	       (unsigned long long)s->deletes, (unsigned long long)s->bytes_verified);
-	printf("  recovered %llu blocks in %llu us; nvme checksum failures %llu, io errors %llu%s\n",
-	       (unsigned long long)st.recovered_blocks, (unsigned long long)st.recovery_us,
-	       (unsigned long long)nv->checksum_failures, (unsigned long long)nv->io_errors,
-	       nv->degraded ? ", degraded" : "");
+	printf(
+	    "  recovered %llu blocks in %llu us; nvme checksum failures %llu, io errors %llu%s\n",
+	    (unsigned long long)st.recovered_blocks, (unsigned long long)st.recovery_us,
+	    (unsigned long long)nv->checksum_failures, (unsigned long long)nv->io_errors,
+	    nv->degraded ? ", degraded" : "");
 	if (s->durable)
-		printf("  acknowledged %llu this run; present %llu, acknowledged but missing %llu\n",
-		       (unsigned long long)s->acks, (unsigned long long)present,
-		       (unsigned long long)missing);
+		printf(
+		    "  acknowledged %llu this run; present %llu, acknowledged but missing %llu\n",
+		    (unsigned long long)s->acks, (unsigned long long)present,
+		    (unsigned long long)missing);
 }
 
 static int worker_init(struct worker *w, struct stress *s, uint64_t seed)
@@ -489,10 +498,13 @@ out_free:
 
 int cmd_stress(int argc, char **argv)
 {
-	struct stress s = { .keys = 1024, .block_bytes = 64 << 10, .seconds = 10, .acks_fd = -1,
-			    .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct stress_args a = { .threads = 4, .dram = 8 << 20, .nvme = 128 << 20,
-				 .segment = 4 << 20 };
+	struct stress s = {.keys = 1024,
+			   .block_bytes = 64 << 10,
+			   .seconds = 10,
+			   .acks_fd = -1,
+			   .lock = PTHREAD_MUTEX_INITIALIZER};
+	struct stress_args a = {
+	    .threads = 4, .dram = 8 << 20, .nvme = 128 << 20, .segment = 4 << 20};
 	struct kvg_config cfg;
 	char err[512], acks_path[4200];
 	uint64_t present = 0, missing = 0;
@@ -507,7 +519,8 @@ int cmd_stress(int argc, char **argv)
 		snprintf(acks_path, sizeof(acks_path), "%s/stress.acks", a.dir);
 	double t0 = now_s();
 	if ((rc = kvg_open(&cfg, &s.g, err, sizeof(err))))
-		return cli_fail("stress", "cannot open the grid: %s", err[0] ? err : kvg_strerror(rc));
+		return cli_fail("stress", "cannot open the grid: %s",
+				err[0] ? err : kvg_strerror(rc));
 	if (!(s.acked = calloc(s.keys, 1))) {
 		rc = cli_fail("stress", "out of memory");
 		goto out_close;
@@ -527,7 +540,8 @@ int cmd_stress(int argc, char **argv)
 		worker_fini(&w, &s);
 	} else {
 		if (s.durable) {
-			s.acks_fd = open(acks_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+			s.acks_fd =
+			    open(acks_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 			if (s.acks_fd < 0) {
 				rc = cli_fail("stress", "%s: %s", acks_path, strerror(errno));
 				goto out_free;

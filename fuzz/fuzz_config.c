@@ -17,7 +17,8 @@ static void check_cfg(const struct kvg_config *cfg)
 {
 	/* strings stay terminated whatever was set */
 	if (!memchr(cfg->model_id, 0, sizeof(cfg->model_id)) ||
-	    !memchr(cfg->tenant, 0, sizeof(cfg->tenant)) || !memchr(cfg->dir, 0, sizeof(cfg->dir)) ||
+	    !memchr(cfg->tenant, 0, sizeof(cfg->tenant)) ||
+	    !memchr(cfg->dir, 0, sizeof(cfg->dir)) ||
 	    !memchr(cfg->fault_plan, 0, sizeof(cfg->fault_plan)) ||
 	    !memchr(cfg->policy, 0, sizeof(cfg->policy)))
 		abort();

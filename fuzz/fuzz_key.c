@@ -16,7 +16,7 @@
 #define MAX_KEYS 256
 
 static kvg_grid *grids[2][3]; /* [hash][block size choice], opened once */
-static const uint32_t block_sizes[3] = { 16, 32, 64 };
+static const uint32_t block_sizes[3] = {16, 32, 64};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

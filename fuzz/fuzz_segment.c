@@ -17,7 +17,7 @@
 #include "fsck.h"
 
 #define IMAGE_MAX (256u * 1024)
-#define SCRATCH (3 * KVG_ALIGN) /* small chunks: exercises payloads crossing reads */
+#define SCRATCH	  (3 * KVG_ALIGN) /* small chunks: exercises payloads crossing reads */
 
 struct image {
 	const uint8_t *p;
@@ -81,12 +81,12 @@ static void fix_up(uint8_t *img, size_t len, uint8_t how)
 static void scan(const uint8_t *img, size_t len, struct fsck_report *rep)
 {
 	static uint8_t buf[SCRATCH] __attribute__((aligned(4096)));
-	struct image im = { img, len };
+	struct image im = {img, len};
 	struct seg_hdr sh;
 	const char *why;
 	memset(rep, 0, sizeof(*rep));
-	int rc = fsck_segment(image_read, &im, len, grid_id, 0, &sh, NULL, rep, buf, sizeof(buf),
-			      &why);
+	int rc =
+	    fsck_segment(image_read, &im, len, grid_id, 0, &sh, NULL, rep, buf, sizeof(buf), &why);
 	if (rc != 0 && rc != KVG_ECORRUPT && rc != FSCK_SEG_UNUSED)
 		abort();
 	if (rc == KVG_ECORRUPT && !why)

@@ -31,8 +31,13 @@ static const uint8_t grid_id[16] = "fuzz-grid-id-000";
 static size_t record(uint8_t *img, size_t off, uint64_t gen, uint64_t seq, size_t len,
 		     uint32_t parts, uint16_t flags)
 {
-	struct rec_hdr h = { .magic = REC_MAGIC, .format = KVG_FORMAT_VERSION, .flags = flags,
-			     .generation = gen, .seq = seq, .payload_len = len, .parts = parts };
+	struct rec_hdr h = {.magic = REC_MAGIC,
+			    .format = KVG_FORMAT_VERSION,
+			    .flags = flags,
+			    .generation = gen,
+			    .seq = seq,
+			    .payload_len = len,
+			    .parts = parts};
 	memset(h.key, (int)seq, sizeof(h.key));
 	memcpy(h.grid_id, grid_id, 16);
 	uint8_t *p = img + off + REC_HDR_BYTES;
@@ -56,8 +61,11 @@ static void segments(void)
 {
 	static uint8_t buf[1 + 65536];
 	uint8_t *img = buf + 1;
-	struct seg_hdr sh = { .magic = SEG_MAGIC, .format = KVG_FORMAT_VERSION, .seg_id = 0,
-			      .generation = 2, .seg_bytes = 65536 };
+	struct seg_hdr sh = {.magic = SEG_MAGIC,
+			     .format = KVG_FORMAT_VERSION,
+			     .seg_id = 0,
+			     .generation = 2,
+			     .seg_bytes = 65536};
 	memcpy(sh.grid_id, grid_id, 16);
 	seg_hdr_seal(&sh);
 	memcpy(img, &sh, sizeof(sh));

@@ -98,9 +98,9 @@ static void visit_corrupt(const struct fsck_visit *v, struct fsck_report *rep, u
  * Returns NULL if it is good, else why not; *next is where scanning continues.
  */
 static const char *record_check(fsck_read_fn rd, void *rctx, const struct seg_hdr *sh,
-				const uint8_t *grid_id, const struct rec_hdr *h,
-				const uint8_t *blk, uint64_t off, uint64_t end, uint8_t *chunk,
-				size_t chunk_len, struct fsck_report *rep, uint64_t *next, int *err)
+				const uint8_t *grid_id, const struct rec_hdr *h, const uint8_t *blk,
+				uint64_t off, uint64_t end, uint8_t *chunk, size_t chunk_len,
+				struct fsck_report *rep, uint64_t *next, int *err)
 {
 	uint64_t span = rec_span(h->payload_len);
 
@@ -233,7 +233,8 @@ int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t
 		visit_corrupt(v, rep, gap, end - gap, "damaged record at the end of the log");
 	if (file_bytes != sh->seg_bytes) {
 		rep->segments_bad++;
-		visit_corrupt(v, rep, end, file_bytes > end ? file_bytes - end : sh->seg_bytes - end,
+		visit_corrupt(v, rep, end,
+			      file_bytes > end ? file_bytes - end : sh->seg_bytes - end,
 			      file_bytes < sh->seg_bytes ? "truncated segment"
 							 : "segment longer than its header says");
 	}
@@ -339,7 +340,8 @@ struct seg_scan {
 	int err;
 };
 
-static void say(const struct fsck_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct fsck_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void say(const struct fsck_opts *o, const char *fmt, ...)
 {
@@ -383,7 +385,7 @@ static void scan_corrupt(void *ctx, uint64_t off, uint64_t bytes, const char *wh
 static int copy_range(int src, int dst, uint64_t from, uint64_t to, uint64_t len, void *buf,
 		      size_t buf_len)
 {
-	struct file_ctx f = { src };
+	struct file_ctx f = {src};
 	while (len) {
 		size_t n = (size_t)min_u64(len, buf_len);
 		ssize_t got = file_read(&f, buf, n, from);
@@ -420,7 +422,7 @@ static int seg_rewrite(int dir_fd, const char *name, int src, const struct seg_h
 		rc = copy_range(src, fd, 0, 0, SEG_HDR_BYTES, buf, buf_len);
 	for (size_t i = 0; !rc && i < s->n_good; i++) {
 		struct rec_hdr h;
-		struct file_ctx f = { src };
+		struct file_ctx f = {src};
 		if (file_read(&f, buf, REC_HDR_BYTES, s->good_off[i]) != REC_HDR_BYTES ||
 		    rec_hdr_check(buf, REC_HDR_BYTES, &h)) {
 			rc = -EIO; /* it was good a moment ago: someone is writing the directory */
@@ -510,12 +512,11 @@ out_nomem:
 }
 
 /* Checks one segment file and repairs it if asked.  Returns 0 or -errno (fatal only). */
-static int fsck_one(int dir_fd, const char *name, const uint8_t *grid_id,
-		    const struct fsck_opts *o, struct key_table *keys, struct fsck_report *rep,
-		    void *buf)
+static int fsck_one(int dir_fd, const char *name, const uint8_t *grid_id, const struct fsck_opts *o,
+		    struct key_table *keys, struct fsck_report *rep, void *buf)
 {
-	struct seg_scan s = { .opts = o, .name = name, .keys = keys, .rep = rep };
-	struct fsck_visit v = { scan_good, scan_corrupt, &s };
+	struct seg_scan s = {.opts = o, .name = name, .keys = keys, .rep = rep};
+	struct fsck_visit v = {scan_good, scan_corrupt, &s};
 	struct seg_hdr sh;
 	struct stat st;
 	const char *why;
@@ -532,7 +533,7 @@ static int fsck_one(int dir_fd, const char *name, const uint8_t *grid_id,
 		rc = 0;
 		goto out_close;
 	}
-	struct file_ctx f = { fd };
+	struct file_ctx f = {fd};
 	rc = fsck_segment(file_read, &f, (uint64_t)st.st_size, grid_id, id, &sh, &v, rep, buf,
 			  FSCK_BUF_BYTES, &why);
 	if (s.err) {
@@ -604,7 +605,7 @@ static int grid_id_read(int dir_fd, uint8_t id[16])
 int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *rep, char *err,
 	     size_t err_len)
 {
-	struct key_table keys = { 0 };
+	struct key_table keys = {0};
 	uint8_t grid_id[16];
 	char **names = NULL;
 	void *buf = NULL;
@@ -666,7 +667,8 @@ int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *
 	    unlinkat(dir_fd, "index.ckpt", 0) == 0) {
 		rep->ckpt_removed = 1;
 		fsync(dir_fd);
-		say(opts, "index.ckpt: removed; the next open rebuilds the index from the segments");
+		say(opts,
+		    "index.ckpt: removed; the next open rebuilds the index from the segments");
 	}
 	rc = 0;
 out_free_buf:

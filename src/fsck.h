@@ -25,23 +25,23 @@
 #include "record.h"
 
 struct fsck_report {
-	uint64_t segments;      /* segment files examined */
-	uint64_t segments_bad;  /* unreadable header, another grid's, wrong id or size */
+	uint64_t segments;	  /* segment files examined */
+	uint64_t segments_bad;	  /* unreadable header, another grid's, wrong id or size */
 	uint64_t segments_unused; /* created but never written (all-zero header, no records) */
-	uint64_t checked;       /* records and damaged regions examined: good + corrupt */
-	uint64_t good;          /* records that pass every check (tombstones included) */
-	uint64_t blocks;        /* live blocks: a key's newest good record, not a tombstone */
-	uint64_t block_bytes;   /* payload bytes of the live blocks */
-	uint64_t corrupt;       /* damaged records, damaged regions and bad segments */
-	uint64_t orphaned;      /* good records superseded by a newer record of their key */
-	uint64_t tombstones;    /* keys whose newest record is a tombstone */
-	uint64_t stale;         /* record headers of an earlier use of a segment (free space) */
-	uint64_t repaired;      /* corrupt items made harmless by a rewrite or a quarantine */
-	uint64_t quarantined;   /* segment files moved to quarantine/ */
-	uint64_t rewritten;     /* segment files rewritten without their damage */
-	uint64_t ckpt_removed;  /* 1 if index.ckpt was removed */
-	uint64_t bytes_checked; /* bytes of segment files read */
-	uint64_t bytes_corrupt; /* bytes of damaged records and regions */
+	uint64_t checked;	  /* records and damaged regions examined: good + corrupt */
+	uint64_t good;		  /* records that pass every check (tombstones included) */
+	uint64_t blocks;	  /* live blocks: a key's newest good record, not a tombstone */
+	uint64_t block_bytes;	  /* payload bytes of the live blocks */
+	uint64_t corrupt;	  /* damaged records, damaged regions and bad segments */
+	uint64_t orphaned;	  /* good records superseded by a newer record of their key */
+	uint64_t tombstones;	  /* keys whose newest record is a tombstone */
+	uint64_t stale;		  /* record headers of an earlier use of a segment (free space) */
+	uint64_t repaired;	  /* corrupt items made harmless by a rewrite or a quarantine */
+	uint64_t quarantined;	  /* segment files moved to quarantine/ */
+	uint64_t rewritten;	  /* segment files rewritten without their damage */
+	uint64_t ckpt_removed;	  /* 1 if index.ckpt was removed */
+	uint64_t bytes_checked;	  /* bytes of segment files read */
+	uint64_t bytes_corrupt;	  /* bytes of damaged records and regions */
 };
 
 #define FSCK_SEG_UNUSED 1

@@ -4,8 +4,8 @@
  *
  * Each operation is counted per kind (the Nth read, the Nth write, the Nth fsync, 1-based) and
  * matched against the rules: a power cut due at this operation first, then the other rules in
- * the order the plan gives them; the first rule that matches applies.  Probabilistic rules draw from one seeded generator, so a single-threaded run is
- * reproducible from its seed.
+ * the order the plan gives them; the first rule that matches applies.  Probabilistic rules draw
+ * from one seeded generator, so a single-threaded run is reproducible from its seed.
  *
  * A caller's request is never modified: the backend submits its own copy (struct fault_op) to
  * the inner backend and completes the caller's request from that copy's callback.  Operations
@@ -35,17 +35,17 @@
 #include "record.h"
 
 enum fault_kind { FK_FAIL, FK_SHORT, FK_TEAR, FK_FLIP, FK_POWERCUT };
-#define OP_ANY 3
-#define FAULT_RULES_MAX 16
+#define OP_ANY		 3
+#define FAULT_RULES_MAX	 16
 #define UNDO_MAX_DEFAULT (64ull << 20)
 
 struct fault_rule {
-	int kind;       /* enum fault_kind */
-	int op;         /* enum io_op or OP_ANY */
+	int kind;	/* enum fault_kind */
+	int op;		/* enum io_op or OP_ANY */
 	uint64_t first; /* 1-based range of the op's count, inclusive */
 	uint64_t last;
-	double prob;    /* > 0: each matching operation with this probability instead */
-	int err;        /* FK_FAIL: positive errno */
+	double prob; /* > 0: each matching operation with this probability instead */
+	int err;     /* FK_FAIL: positive errno */
 };
 
 struct fault_plan {
@@ -62,18 +62,18 @@ struct undo {
 	uint64_t off;
 	size_t len;
 	uint64_t done_seq; /* 0 while in flight; then the order in which writes completed */
-	void *old;         /* len bytes (KVG_ALIGN-aligned buffer, for O_DIRECT files) */
+	void *old;	   /* len bytes (KVG_ALIGN-aligned buffer, for O_DIRECT files) */
 	struct undo *prev, *next;
 };
 
 /* Our copy of a caller's request, and what was decided for it. */
 struct fault_op {
-	struct io_req sub;  /* what the inner backend sees */
+	struct io_req sub; /* what the inner backend sees */
 	struct io_req *orig;
 	struct io_backend *b;
-	ssize_t res;        /* immediate completions: the result to report */
-	ssize_t report;     /* tears: the full length to report on success */
-	int flip;           /* flip a bit of the data read */
+	ssize_t res;	    /* immediate completions: the result to report */
+	ssize_t report;	    /* tears: the full length to report on success */
+	int flip;	    /* flip a bit of the data read */
 	uint64_t watermark; /* fsync: writes completed before it was submitted */
 	struct undo *undo;  /* write: its undo entry, if kept */
 	struct fault_op *next;
@@ -88,16 +88,16 @@ struct io_backend {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct io_fault_counts counts;
-	uint64_t seen[3];      /* operations per io_op, for the rules' counts */
+	uint64_t seen[3]; /* operations per io_op, for the rules' counts */
 	uint64_t seen_any;
-	uint64_t rng;          /* splitmix64 state */
-	uint64_t done_seq;     /* writes completed so far */
-	uint32_t inflight;     /* operations at the inner backend */
-	int dead;              /* the power is off */
-	int undone;            /* the undo log has been applied after the power cut */
+	uint64_t rng;			    /* splitmix64 state */
+	uint64_t done_seq;		    /* writes completed so far */
+	uint32_t inflight;		    /* operations at the inner backend */
+	int dead;			    /* the power is off */
+	int undone;			    /* the undo log has been applied after the power cut */
 	struct undo *undo_head, *undo_tail; /* oldest ... newest */
 	uint64_t undo_bytes;
-	struct fault_op *free_ops;   /* recycled copies (grow on demand: a test backend) */
+	struct fault_op *free_ops;	      /* recycled copies (grow on demand: a test backend) */
 	struct fault_op *imm_head, *imm_tail; /* immediate completions for the thread */
 	int stop;
 	pthread_t thread;
@@ -113,7 +113,7 @@ static struct io_fault_counts reg_dead_totals; /* counts of destroyed backends *
 /* ---- the plan ------------------------------------------------------------------------- */
 
 static int say(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int say(char *err, size_t err_len, const char *fmt, ...)
 {
@@ -128,7 +128,7 @@ static int say(char *err, size_t err_len, const char *fmt, ...)
 
 static int parse_op(const char *s, size_t n, int *op)
 {
-	static const char *const names[] = { "read", "write", "fsync", "any" };
+	static const char *const names[] = {"read", "write", "fsync", "any"};
 	for (int i = 0; i < 4; i++)
 		if (strlen(names[i]) == n && !strncmp(s, names[i], n)) {
 			*op = i;
@@ -191,9 +191,9 @@ static int parse_errno(const char *s, size_t n, int *err)
 	static const struct {
 		const char *name;
 		int err;
-	} names[] = { { "EIO", EIO },       { "ENOSPC", ENOSPC }, { "EINTR", EINTR },
-		      { "EAGAIN", EAGAIN }, { "EROFS", EROFS },   { "EDQUOT", EDQUOT },
-		      { "ENOMEM", ENOMEM }, { "EBADF", EBADF },   { "EINVAL", EINVAL } };
+	} names[] = {{"EIO", EIO},	 {"ENOSPC", ENOSPC}, {"EINTR", EINTR},
+		     {"EAGAIN", EAGAIN}, {"EROFS", EROFS},   {"EDQUOT", EDQUOT},
+		     {"ENOMEM", ENOMEM}, {"EBADF", EBADF},   {"EINVAL", EINVAL}};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
 			*err = names[i].err;
@@ -224,18 +224,17 @@ static int split3(const char *s, size_t n, const char *f[3], size_t fn[3])
 }
 
 /* One "name=value" clause; value has length vn. */
-static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const char *v,
-			size_t vn, char *err, size_t err_len)
+static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const char *v, size_t vn,
+			char *err, size_t err_len)
 {
 	const char *f[3];
 	size_t fn[3];
-	struct fault_rule r = { 0 };
+	struct fault_rule r = {0};
 	int k;
 
 #define IS(lit) (nn == sizeof(lit) - 1 && !strncmp(name, lit, nn))
 	if (IS("seed"))
-		return parse_u64(v, vn, &p->seed) ? say(err, err_len, "fault plan: bad seed")
-						  : 0;
+		return parse_u64(v, vn, &p->seed) ? say(err, err_len, "fault plan: bad seed") : 0;
 	if (IS("undo_max")) {
 		uint64_t mib;
 		if (parse_u64(v, vn, &mib) || mib > (1ull << 20))
@@ -285,8 +284,9 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 	}
 	if ((r.kind == FK_TEAR && r.op != IO_WRITE) || (r.kind == FK_FLIP && r.op != IO_READ) ||
 	    (r.kind == FK_SHORT && r.op == IO_FSYNC))
-		return say(err, err_len, "fault plan: tear is for writes, flip for reads, short for "
-				"reads and writes");
+		return say(err, err_len,
+			   "fault plan: tear is for writes, flip for reads, short for "
+			   "reads and writes");
 	if (p->n_rules == FAULT_RULES_MAX)
 		return say(err, err_len, "fault plan: more than %d rules", FAULT_RULES_MAX);
 	p->rules[p->n_rules++] = r;
@@ -349,11 +349,21 @@ _Static_assert(sizeof(struct io_fault_counts) % sizeof(uint64_t) == 0, "counters
 static void count_errno(struct io_fault_counts *c, int err)
 {
 	switch (err) {
-	case EIO: c->eio++; break;
-	case ENOSPC: c->enospc++; break;
-	case EINTR: c->eintr++; break;
-	case EAGAIN: c->eagain++; break;
-	default: c->other_errno++; break;
+	case EIO:
+		c->eio++;
+		break;
+	case ENOSPC:
+		c->enospc++;
+		break;
+	case EINTR:
+		c->eintr++;
+		break;
+	case EAGAIN:
+		c->eagain++;
+		break;
+	default:
+		c->other_errno++;
+		break;
 	}
 }
 
@@ -573,7 +583,8 @@ static void flip_bit(struct io_backend *b, struct io_req *sub, size_t n)
 	size_t at = (size_t)(r % n);
 	for (int i = 0; i < sub->iovcnt; i++) {
 		if (at < sub->iov[i].iov_len) {
-			((unsigned char *)sub->iov[i].iov_base)[at] ^= (unsigned char)(1u << (r >> 61));
+			((unsigned char *)sub->iov[i].iov_base)[at] ^=
+			    (unsigned char)(1u << (r >> 61));
 			return;
 		}
 		at -= sub->iov[i].iov_len;
@@ -797,10 +808,10 @@ static void fault_destroy(struct io_backend *b)
 }
 
 const struct io_ops io_fault_ops = {
-	.name = "fault",
-	.create = fault_create,
-	.submit = fault_submit,
-	.destroy = fault_destroy,
+    .name = "fault",
+    .create = fault_create,
+    .submit = fault_submit,
+    .destroy = fault_destroy,
 };
 
 /* ---- queries -------------------------------------------------------------------------- */

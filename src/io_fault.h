@@ -31,15 +31,15 @@
 
 /* What a fault backend saw and injected.  Monotonic counters. */
 struct io_fault_counts {
-	uint64_t reads, writes, fsyncs; /* operations submitted */
+	uint64_t reads, writes, fsyncs;			  /* operations submitted */
 	uint64_t eio, enospc, eintr, eagain, other_errno; /* operations failed on purpose */
-	uint64_t shorts;         /* reads and writes shortened */
-	uint64_t tears;          /* writes torn: a prefix reached the file, success reported */
-	uint64_t flips;          /* bits flipped in read results */
-	uint64_t powercuts;      /* power cuts (0 or 1 per backend) */
+	uint64_t shorts;				  /* reads and writes shortened */
+	uint64_t tears;		 /* writes torn: a prefix reached the file, success reported */
+	uint64_t flips;		 /* bits flipped in read results */
+	uint64_t powercuts;	 /* power cuts (0 or 1 per backend) */
 	uint64_t dropped_writes; /* unsynced writes undone by a power cut */
 	uint64_t dropped_bytes;
-	uint64_t refused;        /* operations failed with EIO because the power was off */
+	uint64_t refused; /* operations failed with EIO because the power was off */
 };
 
 /* Sum of every fault injected (not counting operations refused after a power cut). */

@@ -19,16 +19,16 @@
 #include "fsck.h"
 #include "kvgrid.h"
 
-#define CHECK(c)                                                                           \
-	do {                                                                               \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
-#define BLOCKS 64
-#define ROUNDS 40
+#define BLOCKS	64
+#define ROUNDS	40
 #define LEN_MAX (48u * 1024)
 
 static char dir[1000];
@@ -84,7 +84,7 @@ static int load_all(kvg_grid *g, int *present)
 	static uint8_t buf[LEN_MAX], want[LEN_MAX];
 	int n = 0;
 	for (uint32_t i = 0; i < BLOCKS; i++) {
-		struct kvg_io io = { .key = keys[i], .buf = buf, .len = LEN_MAX };
+		struct kvg_io io = {.key = keys[i], .buf = buf, .len = LEN_MAX};
 		kvg_load_sync(g, &io, 1, 0);
 		present[i] = io.status == 0;
 		if (!present[i])
@@ -141,13 +141,13 @@ static ssize_t file_read(void *ctx, void *buf, size_t len, uint64_t off)
 static int pick_record(struct found *f)
 {
 	static uint8_t buf[1 << 20] __attribute__((aligned(4096)));
-	struct pick_ctx p = { .out = f };
-	struct fsck_visit v = { .good = on_good, .ctx = &p };
+	struct pick_ctx p = {.out = f};
+	struct fsck_visit v = {.good = on_good, .ctx = &p};
 	f->id = -1;
 	for (int s = 0; s < 16; s++) {
 		char path[1100];
 		struct stat st;
-		struct fsck_report rep = { 0 };
+		struct fsck_report rep = {0};
 		struct seg_hdr sh;
 		const char *why;
 		snprintf(path, sizeof(path), "%s/seg-%08d.kvg", dir, s);
@@ -155,7 +155,7 @@ static int pick_record(struct found *f)
 		if (fd < 0)
 			continue;
 		CHECK(fstat(fd, &st) == 0);
-		struct file_ctx fc = { fd };
+		struct file_ctx fc = {fd};
 		p.seg = path;
 		fsck_segment(file_read, &fc, (uint64_t)st.st_size, NULL, UINT32_MAX, &sh, &v, &rep,
 			     buf, sizeof(buf), &why);
@@ -204,7 +204,7 @@ int main(void)
 		char raw[32];
 		int n = snprintf(raw, sizeof(raw), "blk-%u", i);
 		kvg_raw_key(g, raw, (size_t)n, &keys[i]);
-		struct kvg_io io = { .key = keys[i], .buf = buf, .len = len_of(i) };
+		struct kvg_io io = {.key = keys[i], .buf = buf, .len = len_of(i)};
 		fill(i, buf, io.len);
 		CHECK(kvg_store_sync(g, &io, 1, KVG_STORE_NVME) == 0);
 		alive[i] = 1;
@@ -231,7 +231,7 @@ int main(void)
 	}
 	CHECK(detected == ROUNDS);
 
-	struct fsck_opts o = { 0 };
+	struct fsck_opts o = {0};
 	struct fsck_report r;
 	char err[256];
 	CHECK(fsck_dir(dir, &o, &r, err, sizeof(err)) == 0);
@@ -246,8 +246,7 @@ int main(void)
 	printf("corruption: %d rounds, %llu bytes planted in %llu records (%llu reopened by scan), "
 	       "%llu damaged blocks detected as misses, %llu good loads verified, 0 wrong bytes\n",
 	       ROUNDS, (unsigned long long)planted, (unsigned long long)detected,
-	       (unsigned long long)scans, (unsigned long long)detected,
-	       (unsigned long long)served);
+	       (unsigned long long)scans, (unsigned long long)detected, (unsigned long long)served);
 	CHECK(system(cmd) == 0);
 	return 0;
 }

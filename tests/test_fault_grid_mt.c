@@ -20,15 +20,15 @@
 #include "io_fault.h"
 #include "kvgrid.h"
 
-#define CHECK(c)                                                                           \
-	do {                                                                               \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
-#define BLOCKS 48
+#define BLOCKS	48
 #define LEN_MAX (64u * 1024)
 
 static char dir[900], log_path[1000];
@@ -116,7 +116,7 @@ static void key_of(kvg_grid *g, uint32_t i, kvg_key *k)
 static int store(kvg_grid *g, uint32_t i, uint32_t flags)
 {
 	static uint8_t buf[LEN_MAX];
-	struct kvg_io io = { .buf = buf, .len = len_of(i) };
+	struct kvg_io io = {.buf = buf, .len = len_of(i)};
 	key_of(g, i, &io.key);
 	fill(i, buf, io.len);
 	kvg_store_sync(g, &io, 1, flags);
@@ -127,7 +127,7 @@ static int store(kvg_grid *g, uint32_t i, uint32_t flags)
 static int load(kvg_grid *g, uint32_t i)
 {
 	static uint8_t buf[LEN_MAX], want[LEN_MAX];
-	struct kvg_io io = { .buf = buf, .len = LEN_MAX };
+	struct kvg_io io = {.buf = buf, .len = LEN_MAX};
 	key_of(g, i, &io.key);
 	memset(buf, 0xa5, sizeof(buf));
 	kvg_load_sync(g, &io, 1, KVG_LOAD_NOPROMOTE);
@@ -159,7 +159,7 @@ static int log_has(const char *needle)
 /* ---- plans ---------------------------------------------------------------------------- */
 
 enum expect {
-	X_ALL,      /* retried or absorbed: every store succeeds, every block loads */
+	X_ALL,	    /* retried or absorbed: every store succeeds, every block loads */
 	X_IO_ERR,   /* some operations fail: counted as I/O errors; misses allowed */
 	X_CHECKSUM, /* bytes go bad: counted as checksum failures; misses allowed */
 };
@@ -295,8 +295,10 @@ static void test_burst(void)
 		failed += store(g, i, 0) != 0;
 		if (i % 50 == 0) {
 			kvg_stats_get(g, &st);
-			CHECK(st.tier[KVG_TIER_DRAM].bytes <= st.tier[KVG_TIER_DRAM].capacity_bytes);
-			CHECK(st.tier[KVG_TIER_NVME].bytes <= st.tier[KVG_TIER_NVME].capacity_bytes);
+			CHECK(st.tier[KVG_TIER_DRAM].bytes <=
+			      st.tier[KVG_TIER_DRAM].capacity_bytes);
+			CHECK(st.tier[KVG_TIER_NVME].bytes <=
+			      st.tier[KVG_TIER_NVME].capacity_bytes);
 		}
 	}
 	int present = 0;
@@ -306,8 +308,8 @@ static void test_burst(void)
 	CHECK(st.tier[KVG_TIER_DRAM].bytes <= st.tier[KVG_TIER_DRAM].capacity_bytes);
 	CHECK(st.tier[KVG_TIER_NVME].bytes <= st.tier[KVG_TIER_NVME].capacity_bytes);
 	CHECK(present > 0 && present < 600);
-	printf("burst: 600 stores into 10 MB of tiers: %d refused, %d present afterwards\n",
-	       failed, present);
+	printf("burst: 600 stores into 10 MB of tiers: %d refused, %d present afterwards\n", failed,
+	       present);
 	kvg_close(g);
 	dir_gone();
 }
@@ -374,7 +376,7 @@ static void test_powercut(const char *plan, int durable, struct io_fault_counts 
 {
 	int p[2];
 	char line[128];
-	uint8_t acked[120] = { 0 };
+	uint8_t acked[120] = {0};
 	unsigned long long cuts = 0, dropped = 0;
 	int n_acked = 0;
 
@@ -428,17 +430,17 @@ int main(void)
 		const char *plan;
 		enum expect x;
 	} plans[] = {
-		{ "seed=1;fail=write:3:EIO", X_IO_ERR },
-		{ "seed=2;fail=write:2-5:ENOSPC", X_IO_ERR },
-		{ "seed=3;fail=read:0.2:EIO", X_IO_ERR },
-		{ "seed=4;fail=fsync:1+:EIO;fail=write:0.1:EIO", X_IO_ERR },
-		{ "seed=5;fail=any:0.1:EINTR", X_ALL },
-		{ "seed=6;fail=any:0.1:EAGAIN", X_ALL },
-		{ "seed=7;short=read:0.3;short=write:0.3", X_ALL },
-		{ "seed=8;tear=write:0.15", X_CHECKSUM },
-		{ "seed=9;flip=read:0.2", X_CHECKSUM },
+	    {"seed=1;fail=write:3:EIO", X_IO_ERR},
+	    {"seed=2;fail=write:2-5:ENOSPC", X_IO_ERR},
+	    {"seed=3;fail=read:0.2:EIO", X_IO_ERR},
+	    {"seed=4;fail=fsync:1+:EIO;fail=write:0.1:EIO", X_IO_ERR},
+	    {"seed=5;fail=any:0.1:EINTR", X_ALL},
+	    {"seed=6;fail=any:0.1:EAGAIN", X_ALL},
+	    {"seed=7;short=read:0.3;short=write:0.3", X_ALL},
+	    {"seed=8;tear=write:0.15", X_CHECKSUM},
+	    {"seed=9;flip=read:0.2", X_CHECKSUM},
 	};
-	struct io_fault_counts cut_sum = { 0 };
+	struct io_fault_counts cut_sum = {0};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* swept over both backends beneath the fault backend */
@@ -449,7 +451,7 @@ int main(void)
 				 plans[k].plan);
 			test_plan(plan, 0, plans[k].x);
 			if (plans[k].x != X_CHECKSUM) /* a torn write that reports success is a
-							 * lying disk: durability cannot survive */
+						       * lying disk: durability cannot survive */
 				test_plan(plan, 1, plans[k].x);
 		}
 	}
@@ -467,12 +469,11 @@ int main(void)
 	printf("faults injected: eio %llu enospc %llu eintr %llu eagain %llu short %llu tear %llu "
 	       "flip %llu powercut %llu dropped-writes %llu; loads verified %llu, wrong bytes "
 	       "%llu\n",
-	       (unsigned long long)t.eio, (unsigned long long)t.enospc,
-	       (unsigned long long)t.eintr, (unsigned long long)t.eagain,
-	       (unsigned long long)t.shorts, (unsigned long long)t.tears,
-	       (unsigned long long)t.flips, (unsigned long long)t.powercuts,
-	       (unsigned long long)t.dropped_writes, (unsigned long long)loads_verified,
-	       (unsigned long long)wrong_bytes);
+	       (unsigned long long)t.eio, (unsigned long long)t.enospc, (unsigned long long)t.eintr,
+	       (unsigned long long)t.eagain, (unsigned long long)t.shorts,
+	       (unsigned long long)t.tears, (unsigned long long)t.flips,
+	       (unsigned long long)t.powercuts, (unsigned long long)t.dropped_writes,
+	       (unsigned long long)loads_verified, (unsigned long long)wrong_bytes);
 	if (failures)
 		fprintf(stderr, "%d broken promises (see FAIL lines)\n", failures);
 	return failures ? 1 : 0;

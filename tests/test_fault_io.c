@@ -14,12 +14,12 @@
 #include "io_fault.h"
 #include "record.h"
 
-#define CHECK(c)                                                                           \
-	do {                                                                               \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define FILE_BYTES (64u * 1024)
@@ -50,7 +50,7 @@ static void sync_destroy(struct io_backend *b)
 {
 }
 
-static const struct io_ops sync_ops = { "sync", sync_create, sync_submit, sync_destroy };
+static const struct io_ops sync_ops = {"sync", sync_create, sync_submit, sync_destroy};
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -75,7 +75,7 @@ static void waiter_done(struct io_req *req, ssize_t res)
 /* Submits one operation and waits for its single completion. */
 static ssize_t io_sync(struct io_backend *b, int op, int fd, uint64_t off, void *buf, size_t len)
 {
-	struct waiter w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 	w.req.op = op;
 	w.req.fd = fd;
 	w.req.off = off;
@@ -139,7 +139,7 @@ static void *abuf(size_t len, int fill)
 
 static struct io_backend *fault_open(const char *plan)
 {
-	struct io_config cfg = { .queue_depth = 8, .threads = 1, .fault_plan = plan };
+	struct io_config cfg = {.queue_depth = 8, .threads = 1, .fault_plan = plan};
 	struct io_backend *b;
 	CHECK(io_fault_create_over(&sync_ops, &cfg, &b) == 0);
 	return b;
@@ -160,15 +160,34 @@ static int count_byte(const unsigned char *p, size_t len, unsigned char c)
 static void test_plan_grammar(void)
 {
 	static const char *const good[] = {
-		"", "seed=7", "fail=write:3:EIO", "fail=any:2+:ENOSPC; short=read:0.5",
-		"tear=write:10", "flip=read:0.01", "powercut=20", "powercut=write:5",
-		"fail=fsync:1-3:EINTR;fail=read:4:EAGAIN;undo_max=8", " seed=1 ; fail=read:1:5 ",
-		"inner=psync;flip=read:0.5", "inner=uring",
+	    "",
+	    "seed=7",
+	    "fail=write:3:EIO",
+	    "fail=any:2+:ENOSPC; short=read:0.5",
+	    "tear=write:10",
+	    "flip=read:0.01",
+	    "powercut=20",
+	    "powercut=write:5",
+	    "fail=fsync:1-3:EINTR;fail=read:4:EAGAIN;undo_max=8",
+	    " seed=1 ; fail=read:1:5 ",
+	    "inner=psync;flip=read:0.5",
+	    "inner=uring",
 	};
 	static const char *const bad[] = {
-		"seed", "fail=write:3", "fail=write:0:EIO", "fail=write:3:EWHAT", "tear=read:1",
-		"flip=write:1", "short=fsync:1", "bogus=1", "fail=write:5-2:EIO", "flip=read:1.5",
-		"powercut=0", "fail=disk:1:EIO", "short=read:1:2", "inner=fault",
+	    "seed",
+	    "fail=write:3",
+	    "fail=write:0:EIO",
+	    "fail=write:3:EWHAT",
+	    "tear=read:1",
+	    "flip=write:1",
+	    "short=fsync:1",
+	    "bogus=1",
+	    "fail=write:5-2:EIO",
+	    "flip=read:1.5",
+	    "powercut=0",
+	    "fail=disk:1:EIO",
+	    "short=read:1:2",
+	    "inner=fault",
 	};
 	char err[128];
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -202,8 +221,10 @@ static void test_fail_nth(const char *name, int err)
 	CHECK(count_byte(r + 4096, 4096, 'o') == 4096); /* the failed write did not land */
 	io_fault_counts_get(b, &c);
 	CHECK(c.writes == 3);
-	CHECK((err == EIO ? c.eio : err == ENOSPC ? c.enospc : err == EINTR ? c.eintr
-									: c.eagain) == 1);
+	CHECK((err == EIO      ? c.eio
+	       : err == ENOSPC ? c.enospc
+	       : err == EINTR  ? c.eintr
+			       : c.eagain) == 1);
 	CHECK(io_fault_injected(&c) == 1);
 	io_fault_ops.destroy(b);
 	file_gone(fd);
@@ -306,7 +327,7 @@ static void test_powercut(void)
 	CHECK(io_sync(b, IO_WRITE, fd, 4096, y, 4096) == 4096); /* overwrites X, undone to 'o' */
 	CHECK(io_sync(b, IO_WRITE, fd, 8192, y, 4096) == 4096);
 	file_read(f, 0, 16384);
-	CHECK(count_byte(f + 4096, 8192, 'Y') == 8192); /* reached the file before the cut */
+	CHECK(count_byte(f + 4096, 8192, 'Y') == 8192);	     /* reached the file before the cut */
 	CHECK(io_sync(b, IO_FSYNC, fd, 0, NULL, 0) == -EIO); /* the second fsync: power cut */
 	CHECK(io_fault_powered_off());
 	file_read(f, 0, 16384);

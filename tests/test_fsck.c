@@ -17,12 +17,12 @@
 
 #include "fsck.h"
 
-#define CHECK(c)                                                                           \
-	do {                                                                               \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define SEG_BYTES (256u * 1024)
@@ -73,10 +73,13 @@ static char *seg_path(uint32_t id)
 
 static struct seg seg_new(uint32_t id, uint64_t gen, const uint8_t *grid)
 {
-	struct seg s = { .gen = gen, .off = SEG_HDR_BYTES, .grid = grid };
-	uint8_t blk[SEG_HDR_BYTES] = { 0 };
-	struct seg_hdr h = { .magic = SEG_MAGIC, .format = KVG_FORMAT_VERSION, .seg_id = id,
-			     .generation = gen, .seg_bytes = SEG_BYTES };
+	struct seg s = {.gen = gen, .off = SEG_HDR_BYTES, .grid = grid};
+	uint8_t blk[SEG_HDR_BYTES] = {0};
+	struct seg_hdr h = {.magic = SEG_MAGIC,
+			    .format = KVG_FORMAT_VERSION,
+			    .seg_id = id,
+			    .generation = gen,
+			    .seg_bytes = SEG_BYTES};
 	memcpy(h.grid_id, grid, 16);
 	seg_hdr_seal(&h);
 	memcpy(blk, &h, sizeof(h));
@@ -102,15 +105,20 @@ static uint64_t rec_put(struct seg *s, uint32_t k, uint64_t seq, size_t len, int
 			uint32_t parts)
 {
 	uint8_t *blk = calloc(1, rec_span(len));
-	struct rec_hdr h = { .magic = REC_MAGIC, .format = KVG_FORMAT_VERSION,
-			     .flags = tomb ? REC_F_TOMBSTONE : 0, .generation = s->gen, .seq = seq,
-			     .payload_len = len, .parts = parts };
+	struct rec_hdr h = {.magic = REC_MAGIC,
+			    .format = KVG_FORMAT_VERSION,
+			    .flags = tomb ? REC_F_TOMBSTONE : 0,
+			    .generation = s->gen,
+			    .seq = seq,
+			    .payload_len = len,
+			    .parts = parts};
 	memcpy(h.key, &k, sizeof(k));
 	memcpy(h.grid_id, s->grid, 16);
 	payload_of(k, blk + REC_HDR_BYTES, len);
 	if (parts > 1) {
 		for (uint32_t i = 0; i < parts; i++) {
-			uint64_t c = XXH3_64bits(blk + REC_HDR_BYTES + i * (len / parts), len / parts);
+			uint64_t c =
+			    XXH3_64bits(blk + REC_HDR_BYTES + i * (len / parts), len / parts);
 			memcpy(blk + 128 + 8 * i, &c, 8);
 		}
 		h.payload_csum = XXH3_64bits(blk + 128, 8 * parts);
@@ -143,7 +151,7 @@ static void count_line(void *ctx, const char *line)
 
 static struct fsck_report run(int repair)
 {
-	struct fsck_opts o = { .repair = repair, .say = count_line };
+	struct fsck_opts o = {.repair = repair, .say = count_line};
 	struct fsck_report r;
 	char err[256];
 	int rc = fsck_dir(dir, &o, &r, err, sizeof(err));
@@ -180,8 +188,8 @@ static void test_sound(void)
 	struct fsck_report r = run(0);
 	CHECK(r.segments == 2 && r.segments_bad == 0);
 	CHECK(r.good == 17 && r.corrupt == 0);
-	CHECK(r.blocks == 14);   /* 15 keys, key 4 deleted, key 3 counted once */
-	CHECK(r.orphaned == 2);  /* the old key 3 and the old key 4 */
+	CHECK(r.blocks == 14);	/* 15 keys, key 4 deleted, key 3 counted once */
+	CHECK(r.orphaned == 2); /* the old key 3 and the old key 4 */
 	CHECK(r.tombstones == 1);
 	CHECK(r.repaired == 0 && r.quarantined == 0);
 	dir_gone();
@@ -312,7 +320,7 @@ static void test_foreign_and_garbled(void)
 static void test_unused_and_wiped_segment(void)
 {
 	uint64_t offs[10];
-	uint8_t zero[SEG_HDR_BYTES] = { 0 };
+	uint8_t zero[SEG_HDR_BYTES] = {0};
 	dir_fresh("unused", grid_a);
 	layout_standard(offs);
 	int fd = open(seg_path(2), O_RDWR | O_CREAT, 0644);
@@ -338,10 +346,13 @@ static void test_generations(void)
 		rec_put(&old, k, k + 1, 8192, 0, 1);
 	close(old.fd);
 	/* reuse: new header with generation 2, two new records over the first old ones */
-	struct seg s = { .gen = 2, .off = SEG_HDR_BYTES, .grid = grid_a };
-	uint8_t blk[SEG_HDR_BYTES] = { 0 };
-	struct seg_hdr h = { .magic = SEG_MAGIC, .format = KVG_FORMAT_VERSION, .seg_id = 0,
-			     .generation = 2, .seg_bytes = SEG_BYTES };
+	struct seg s = {.gen = 2, .off = SEG_HDR_BYTES, .grid = grid_a};
+	uint8_t blk[SEG_HDR_BYTES] = {0};
+	struct seg_hdr h = {.magic = SEG_MAGIC,
+			    .format = KVG_FORMAT_VERSION,
+			    .seg_id = 0,
+			    .generation = 2,
+			    .seg_bytes = SEG_BYTES};
 	memcpy(h.grid_id, grid_a, 16);
 	seg_hdr_seal(&h);
 	memcpy(blk, &h, sizeof(h));
@@ -385,7 +396,7 @@ static void test_layered(void)
 static void test_refusals(void)
 {
 	uint64_t offs[10];
-	struct fsck_opts o = { 0 };
+	struct fsck_opts o = {0};
 	struct fsck_report r;
 	char err[256], p[4300];
 	dir_fresh("locked", grid_a);
