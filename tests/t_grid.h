@@ -113,7 +113,9 @@ static inline const char *t_scratch(const char *tag)
 /*
  * A small configuration for the current variant: layout of 4 layers x 2 kv heads x 64 dims,
  * block_tokens 16, so a full block is 4*2*16*2*64*2 = 32 KiB; DRAM 16 MiB in 64 KiB chunks,
- * or NVMe 64 MiB in 4 MiB segments under a fresh scratch directory.
+ * or NVMe 64 MiB in 4 MiB segments under a fresh scratch directory.  The eviction policy is
+ * LRU (issue 2), so that tests can say which block goes first; test_tier_dram sweeps every
+ * policy for the invariants that do not depend on the order.
  */
 static inline void t_config(struct kvg_config *c)
 {
@@ -129,6 +131,7 @@ static inline void t_config(struct kvg_config *c)
 	c->workers = 2;
 	c->req_max = 64;
 	c->log_level = 0;
+	snprintf(c->policy, sizeof(c->policy), "lru");
 	if (t_v->nvme) {
 		c->dram_bytes = 0;
 		snprintf(c->dir, sizeof(c->dir), "%s", t_scratch("grid"));

@@ -3,16 +3,20 @@
  * blocks), LRU order by loads and refreshes, capacity never exceeded, pins, blocks larger
  * than the arena, and chunk chains of mixed sizes that never overlap.
  */
+#include "policy.h"
 #include "t_grid.h"
 
 #define CHUNK (64u << 10)
 #define LEN 60000 /* one chunk */
+
+static const char *policy = "lru"; /* of the grids open_dram opens */
 
 static kvg_grid *open_dram(uint32_t chunks, uint64_t max_value_bytes)
 {
 	struct kvg_config c;
 	t_v = &t_variants[0];
 	t_config(&c);
+	snprintf(c.policy, sizeof(c.policy), "%s", policy);
 	c.dram_bytes = (uint64_t)chunks * CHUNK;
 	c.chunk_bytes = CHUNK;
 	if (max_value_bytes)
@@ -240,6 +244,62 @@ static void hits_and_misses_counted(void)
 	kvg_close(g);
 }
 
+/* Description: every eviction policy keeps the tier's invariants under a mixed load (chains
+ * of 1-8 blocks of 1 to 5 chunks, loads of random earlier blocks, a pinned block, deletes):
+ * bytes held never exceed the capacity, the pinned block stays, every block either loads and
+ * verifies or misses, and the stats' blocks and bytes match what loads. */
+static void every_policy_keeps_invariants(void)
+{
+	for (int p = 0; policy_names[p]; p++) {
+		policy = policy_names[p];
+		t_variant = policy;
+		kvg_grid *g = open_dram(24, 0);
+		CHECK(g);
+		enum { CHAINS = 40, MAXLEN = 8 };
+		kvg_key k[CHAINS][MAXLEN];
+		size_t len[CHAINS], n[CHAINS];
+		kvg_key pinned;
+		kvg_raw_key(g, "pinned", 6, &pinned);
+		CHECK_RC(t_store(g, &pinned, 1, LEN, 1), 0);
+		CHECK(kvg_pin(g, &pinned, 1) == 1);
+		uint64_t x = 88;
+		for (int ch = 0; ch < CHAINS; ch++) {
+			n[ch] = (size_t)(t_token(11, (size_t)ch) % MAXLEN) + 1;
+			len[ch] = (size_t)(t_token(12, (size_t)ch) % (5 * CHUNK)) + 1;
+			CHECK(t_chain(g, 1000 + (uint32_t)ch, n[ch], k[ch]) == n[ch]);
+			CHECK_RC(t_store(g, k[ch], n[ch], len[ch], 2), 0); /* depth 0..n-1 */
+			struct kvg_stats st = t_stats(g);
+			CHECK(st.tier[KVG_TIER_DRAM].bytes <= st.tier[KVG_TIER_DRAM].capacity_bytes);
+			for (int r = 0; r < 3; r++) { /* reuse of an earlier chain's head */
+				x = x * 6364136223846793005ull + 1442695040888963407ull;
+				int old = (int)((x >> 33) % (uint64_t)(ch + 1));
+				int rc = t_load(g, &k[old][0], len[old], 2, NULL);
+				CHECK(rc == 0 || rc == KVG_ENOTFOUND);
+			}
+			if (ch % 7 == 6)
+				kvg_delete(g, &k[ch - 3][0], 1);
+		}
+		CHECK_RC(t_load(g, &pinned, LEN, 1, NULL), 0);
+		uint64_t blocks = 1, bytes = LEN;
+		for (int ch = 0; ch < CHAINS; ch++)
+			for (size_t i = 0; i < n[ch]; i++) {
+				int rc = t_load(g, &k[ch][i], len[ch], 2, NULL);
+				CHECK(rc == 0 || rc == KVG_ENOTFOUND);
+				if (rc == 0) {
+					blocks++;
+					bytes += len[ch];
+				}
+			}
+		struct kvg_stats st = t_stats(g);
+		CHECK(st.tier[KVG_TIER_DRAM].blocks == blocks);
+		CHECK(st.tier[KVG_TIER_DRAM].bytes == bytes);
+		CHECK(st.tier[KVG_TIER_DRAM].evictions > 0);
+		kvg_close(g);
+	}
+	policy = "lru";
+	t_variant = "dram";
+}
+
 int main(void)
 {
 	t_variant = "dram";
@@ -252,5 +312,6 @@ int main(void)
 	RUN(pinned_blocks_stay_in_dram);
 	RUN(block_larger_than_arena);
 	RUN(hits_and_misses_counted);
+	RUN(every_policy_keeps_invariants);
 	T_EXIT();
 }

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "policy.h"
 #include "t_grid.h"
 
 static kvg_grid *open_or_null(const struct kvg_config *c)
@@ -120,6 +121,42 @@ static void overflow_demotes_to_nvme(void)
 		CHECK(tier == tiers[i]);
 	}
 	kvg_close(g);
+}
+
+/* Description: under every eviction policy, DRAM overflow is demoted, not lost: 40 blocks in
+ * chains of 4 through a 16-chunk DRAM tier all load and verify afterwards, DRAM never holds
+ * more than its capacity, and a reopen finds all 40. */
+static void every_policy_demotes_overflow(void)
+{
+	static char name[64];
+	for (int p = 0; policy_names[p]; p++) {
+		snprintf(name, sizeof(name), "%s, %s", t_v->name, policy_names[p]);
+		t_variant = name;
+		struct kvg_config c;
+		mixed_config(&c, 1 << 20);
+		snprintf(c.policy, sizeof(c.policy), "%s", policy_names[p]);
+		enum { N = 40, LEN = 60000 };
+		kvg_key k[N];
+		{
+			OPEN(g, &c);
+			for (int ch = 0; ch < N / 4; ch++) {
+				CHECK(t_chain(g, 180 + (uint32_t)ch, 4, &k[4 * ch]) == 4);
+				CHECK_RC(t_store(g, &k[4 * ch], 4, LEN, 21), 0);
+				struct kvg_stats st = t_stats(g);
+				CHECK(st.tier[0].bytes <= st.tier[0].capacity_bytes);
+				CHECK_RC(t_load(g, &k[4 * (ch / 2)], LEN, 21, NULL), 0);
+			}
+			for (int i = 0; i < N; i++)
+				CHECK_RC(t_load(g, &k[i], LEN, 21, NULL), 0);
+			kvg_close(g);
+		}
+		OPEN(g, &c);
+		for (int i = 0; i < N; i++)
+			CHECK_RC(t_load(g, &k[i], LEN, 21, NULL), 0);
+		kvg_close(g);
+		t_done();
+	}
+	t_variant = t_v->name;
 }
 
 /* Description: with demote_on_evict off, DRAM victims are dropped, not written: the oldest
@@ -851,6 +888,7 @@ static void directory_in_use_is_refused(void)
 int main(void)
 {
 	SWEEP_NVME(overflow_demotes_to_nvme);
+	SWEEP_NVME(every_policy_demotes_overflow);
 	SWEEP_NVME(no_demotion_drops_victims);
 	SWEEP_NVME(full_tier_evicts_whole_segments);
 	SWEEP_NVME(pinned_blocks_stay_on_nvme);
