@@ -11,6 +11,7 @@ extern const struct policy_ops policy_prefix_ops;
 extern const struct policy_ops policy_s3fifo_ops;
 extern const struct policy_ops policy_cost_ops;
 extern const struct policy_ops policy_reuse_ops;
+extern const struct policy_ops policy_density_ops;
 
 static const struct policy_ops *const policies[] = {
 	&policy_lru_ops,
@@ -18,6 +19,7 @@ static const struct policy_ops *const policies[] = {
 	&policy_s3fifo_ops,
 	&policy_cost_ops,
 	&policy_reuse_ops,
+	&policy_density_ops,
 	NULL,
 };
 
@@ -27,6 +29,7 @@ const char *const policy_names[] = {
 	"s3fifo",
 	"cost",
 	"reuse",
+	"density",
 	NULL,
 };
 

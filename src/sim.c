@@ -170,6 +170,17 @@ static uint64_t sim_block_bytes(const struct trace *t, const struct trace_req *r
 	return b ? b : 1;
 }
 
+/* A stand-in for the first 8 bytes of a block's key: any well-mixed function of the id
+ * (splitmix64's finaliser), so that policies keyed by key_hash see what they would see in
+ * the grid. */
+static uint64_t sim_key_hash(uint64_t id)
+{
+	uint64_t z = id + 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
 static int sim_policy(const struct trace *t, const struct sim_opts *o,
 		      const struct policy_ops *ops, struct sim_result *r)
 {
@@ -195,6 +206,7 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 				.depth = i,
 				.parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
 				.now_us = rq->timestamp_ms * 1000,
+				.key_hash = sim_key_hash(t->raw_ids[j]),
 			};
 			if (resident[s]) {
 				ops->hit(p, s, &pb);

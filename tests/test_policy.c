@@ -3,8 +3,8 @@
  * than its capacity, victim() never returns a block that may not go or one already gone),
  * the simulator counts hits as a serving system does (longest cached prefix, capped at
  * input_length, looked up before the request stores anything), LRU and Belady give the
- * hand-computed answers on small traces, and "prefix" evicts partial blocks first and chain
- * tails before heads.  With ../shared/traces present, the simulator reproduces the
+ * hand-computed answers on small traces, "prefix" evicts partial blocks first and chain
+ * tails before heads, and "density" learns which class of request is read again.  With ../shared/traces present, the simulator reproduces the
  * reference hit ratios published in ../shared/traces/README.md and the default candidate
  * is never below LRU.
  */
@@ -265,6 +265,68 @@ static void test_reuse_admits_on_second_offer(void)
 	ops->destroy(p);
 }
 
+/* "density" learns online which class of request is read again: after a workload where
+ * requests that add 8 new blocks are never read again and requests that add 2 are
+ * continued, it evicts a fresh 8-block request before an older 2-block one.  Untrained, it
+ * is LRU over requests (the older goes first). */
+static uint64_t key_of(uint32_t id)
+{
+	uint64_t z = id + 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void density_request(const struct policy_ops *ops, struct policy *p, uint32_t first,
+			    uint32_t n, int hit)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct policy_block b = { .bytes = 4096, .depth = i, .parent_slot = POLICY_NONE,
+					  .key_hash = key_of(first + i) };
+		if (hit)
+			ops->hit(p, first + i, &b);
+		else
+			ops->insert(p, first + i, &b);
+	}
+}
+
+/* Files a 2-block request at ids 30000.. and then an 8-block one at 30010..; returns the
+ * first victim. */
+static uint32_t density_final_victim(const struct policy_ops *ops, struct policy *p)
+{
+	density_request(ops, p, 30000, 2, 0);
+	density_request(ops, p, 30010, 8, 0);
+	density_request(ops, p, 30100, 1, 0); /* ends the 8-block request */
+	return ops->victim(p, NULL, NULL);
+}
+
+static void test_density_learns_dead_ends(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	const struct policy_ops *ops = policy_find("density");
+	CHECK(ops != NULL);
+	struct policy *p = ops->create(1 << 15, 64 * 4096ull, &cfg);
+	CHECK(ops->victim(p, NULL, NULL) == POLICY_NONE);
+	CHECK(density_final_victim(ops, p) == 30001); /* untrained: older request, tail first */
+	ops->destroy(p);
+
+	p = ops->create(1 << 15, 64 * 4096ull, &cfg);
+	for (uint32_t r = 0; r < 1000; r++) {
+		density_request(ops, p, r * 10, 8, 0);         /* a dead end */
+		density_request(ops, p, r * 10 + 8, 2, 0);     /* continued next round */
+		if (r)
+			density_request(ops, p, r * 10 - 2, 2, 1); /* the continuation */
+	}
+	uint32_t v = density_final_victim(ops, p);
+	CHECK(v != 30000 && v != 30001);
+	for (int i = 0; i < 40; i++) {
+		v = ops->victim(p, NULL, NULL);
+		CHECK(v != POLICY_NONE && v != 30000 && v != 30001);
+	}
+	ops->destroy(p);
+}
+
 /* ---- the shared Mooncake traces ------------------------------------------------------ */
 
 static int load_shared(const char *name, struct trace *t)
@@ -310,7 +372,8 @@ static void test_reproduces_published_references(void)
 	trace_free(&t);
 }
 
-/* The policy proposed as the default is never below LRU at the capacities. */
+/* The policy proposed as the default ("prefix") and "density" are never below LRU at the
+ * issue's capacities. */
 static void test_default_candidate_never_below_lru(void)
 {
 	static const char *const traces[] = { "mooncake_conversation_trace.jsonl",
@@ -329,12 +392,15 @@ static void test_default_candidate_never_below_lru(void)
 			struct sim_result l, p;
 			o.policy = "lru";
 			CHECK_RC(sim_run(&t, &o, &l), 0);
-			o.policy = "prefix";
-			CHECK_RC(sim_run(&t, &o, &p), 0);
-			if (p.prefix_hit_token_ratio < l.prefix_hit_token_ratio) {
-				fprintf(stderr, "%s %g%%: prefix %.4f < lru %.4f\n", traces[k],
-					pcts[i], p.prefix_hit_token_ratio, l.prefix_hit_token_ratio);
-				CHECK(0);
+			for (int c = 0; c < 2; c++) {
+				o.policy = c ? "density" : "prefix";
+				CHECK_RC(sim_run(&t, &o, &p), 0);
+				if (p.prefix_hit_token_ratio < l.prefix_hit_token_ratio) {
+					fprintf(stderr, "%s %g%%: %s %.4f < lru %.4f\n", traces[k],
+						pcts[i], o.policy, p.prefix_hit_token_ratio,
+						l.prefix_hit_token_ratio);
+					CHECK(0);
+				}
 			}
 		}
 		trace_free(&t);
@@ -350,6 +416,7 @@ int main(void)
 	RUN(test_next_use);
 	RUN(test_prefix_order);
 	RUN(test_reuse_admits_on_second_offer);
+	RUN(test_density_learns_dead_ends);
 	RUN(test_reproduces_published_references);
 	RUN(test_default_candidate_never_below_lru);
 	return t_failed ? 1 : 0;

@@ -1,0 +1,376 @@
+/*
+ * policy_density.c - "density": evict the block with the fewest expected hits per unit of
+ * cache space-time, learned online, per class of request, from a ghost of recent blocks.
+ *
+ * Why: on the Mooncake traces most stored blocks belong to dead ends (requests that are
+ * never continued), and the live ones come back after very different delays.  LRU gives
+ * every block the same time in the cache; the optimum keeps only what is read again soon.
+ * A policy cannot see the future, but it can see what became of earlier blocks like this
+ * one: how many blocks of the same class of request were read again, and at what age.
+ * From that it computes each class's hit density at each age (Beckmann et al., "LHD",
+ * NSDI'18): the hits a block of that class and age can still expect, over the space-time
+ * it would take until then, with the best eviction horizon.  The victim is the block whose
+ * class and age give the least density.
+ *
+ * Requests: as in "prefix", a run of calls whose depth goes 0, 1, 2, ... is one request.
+ * Its blocks wait in a pending list; when it ends they are filed together into its class's
+ * queue, deepest first, so that a request leaves from its tail and a chain is never cut
+ * in the middle (giving a request's blocks different classes, by depth or by their own
+ * reuse count, measured worse: heads left before tails).  The class is what the request
+ * looked like: how many blocks it added (inserts: 0, 1, 2-3, ... 64+) and which share of
+ * its blocks were already cached (< 30%, 30-80%, >= 80%).  Partial blocks (smaller than
+ * the largest block seen) are dead and go first, as in "prefix".
+ *
+ * Learning: a direct-mapped ghost keyed by key_hash remembers, for the blocks filed most
+ * recently (8 to 16 capacities of them, cached or not), their class and filing time.
+ * When a block is accessed again, its ghost entry makes a reuse event at that age for
+ * that class, whether or not the block was still cached: what the policy learns does not
+ * depend on what it chose to keep.  Counts are halved every DN_DECAY_CAPS capacities of
+ * calls so that the tables follow the traffic, and the density table is recomputed every
+ * DN_UPDATE_CALLS calls.  Time is logical (policy calls), never now_us, so the grid and
+ * the simulator see the same clock.
+ *
+ * Memory: 21 bytes per slot, a ghost of at most 16 entries of 12 bytes per slot (small
+ * next to a KV block of hundreds of KiB), and fixed tables (~28 KiB).  insert/hit/remove are O(1); victim() compares the tails of the 24
+ * class queues.  No allocation after create().
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "policy.h"
+
+#define DN_NEW_BUCKETS 8 /* inserts in the request: 0, 1, 2-3, 4-7, ..., 64+ */
+#define DN_HIT_BUCKETS 3 /* share already cached: < 30%, 30-80%, >= 80% */
+#define DN_CLASSES (DN_NEW_BUCKETS * DN_HIT_BUCKETS)
+#define DN_PENDING DN_CLASSES       /* the current request */
+#define DN_PARTIAL (DN_CLASSES + 1) /* partial blocks: evicted first */
+#define DN_QUEUES (DN_CLASSES + 2)
+#define DN_AGES 96                  /* age buckets, 4 per octave of calls */
+#define DN_PRIOR 64.0               /* pseudo-blocks of the all-class law in each class */
+#define DN_UPDATE_CALLS (1u << 13)
+#define DN_DECAY_CAPS 8  /* halve the counts every 8 capacities of calls */
+#define DN_GHOST_CAPS 16 /* the ghost remembers 8-16 capacities of blocks */
+#define DN_NOCLASS 0xff
+#define DN_PARTIAL_BIT 0x80
+
+struct dn_queue {
+	uint32_t head; /* filed last */
+	uint32_t tail; /* filed first: the candidate */
+};
+
+struct dn_ghost {
+	uint32_t tag;  /* low half of key_hash (the high half picks the entry) */
+	uint32_t time; /* clock when filed */
+	uint8_t cls;   /* DN_NOCLASS: empty, or already counted */
+};
+
+struct policy {
+	uint32_t *prev;
+	uint32_t *next;
+	uint32_t *filed;   /* clock when the block was filed */
+	uint64_t *key;     /* key_hash, to write the ghost when the request ends */
+	uint8_t *queue_of; /* queue index; DN_PARTIAL_BIT: stored short */
+	struct dn_queue q[DN_QUEUES];
+	struct dn_ghost *ghost;
+	uint32_t ghost_alloc; /* entries allocated (a power of two) */
+	uint32_t ghost_mask;  /* entries used - 1: set from the capacity at the first call */
+	uint64_t capacity_bytes;
+	uint32_t clock;       /* policy calls */
+	uint32_t next_update;
+	uint32_t next_decay;
+	uint32_t decay_every; /* 0 until the first call */
+	uint32_t last_depth;  /* depth of the previous call, to see where a request ends */
+	uint64_t full_bytes;  /* largest block seen: smaller ones are partial */
+	uint32_t run_n, run_inserts, run_hits; /* the current request */
+	double filed_n[DN_CLASSES];           /* blocks filed per class (decayed) */
+	double reuse[DN_CLASSES][DN_AGES];    /* reuse events per class and age (decayed) */
+	float dens[DN_CLASSES][DN_AGES];
+};
+
+static uint32_t dn_age_bucket(uint32_t age)
+{
+	if (age < 4)
+		return age;
+	uint32_t msb = 31 - (uint32_t)__builtin_clz(age);
+	uint32_t b = msb * 4 + ((age >> (msb - 2)) & 3) - 4;
+	return b < DN_AGES ? b : DN_AGES - 1;
+}
+
+/* Smallest age in bucket b, the inverse of dn_age_bucket(); b may be DN_AGES. */
+static double dn_age_lo(uint32_t b)
+{
+	if (b < 4)
+		return b;
+	uint32_t msb = (b + 4) / 4, frac = (b + 4) % 4;
+	return ldexp(4 + frac, (int)msb - 2);
+}
+
+static void dn_unlink(struct policy *p, uint32_t s)
+{
+	struct dn_queue *l = &p->q[p->queue_of[s] & ~DN_PARTIAL_BIT];
+	uint32_t pr = p->prev[s], nx = p->next[s];
+	if (pr != POLICY_NONE)
+		p->next[pr] = nx;
+	else
+		l->head = nx;
+	if (nx != POLICY_NONE)
+		p->prev[nx] = pr;
+	else
+		l->tail = pr;
+}
+
+static void dn_push(struct policy *p, uint32_t s, uint32_t which)
+{
+	struct dn_queue *l = &p->q[which];
+	p->queue_of[s] = (uint8_t)((p->queue_of[s] & DN_PARTIAL_BIT) | which);
+	p->prev[s] = POLICY_NONE;
+	p->next[s] = l->head;
+	if (l->head != POLICY_NONE)
+		p->prev[l->head] = s;
+	l->head = s;
+	if (l->tail == POLICY_NONE)
+		l->tail = s;
+}
+
+static struct dn_ghost *dn_ghost_at(struct policy *p, uint64_t key)
+{
+	return &p->ghost[(uint32_t)(key >> 32) & p->ghost_mask];
+}
+
+static uint32_t dn_request_class(const struct policy *p)
+{
+	uint32_t nb = 0;
+	for (uint32_t x = p->run_inserts; x && nb < DN_NEW_BUCKETS - 1; x >>= 1)
+		nb++;
+	uint32_t hb = p->run_hits * 10 < p->run_n * 3 ? 0 : p->run_hits * 10 < p->run_n * 8 ? 1 : 2;
+	return nb * DN_HIT_BUCKETS + hb;
+}
+
+/*
+ * Density of class c at each age a: the best, over horizons t >= a, of
+ * P(reuse at an age in [a, t]) / E[space-time from a until the reuse or t],
+ * from the class's reuse-age law r[] (blended with the all-class law as a prior).
+ */
+static void dn_update_class(struct policy *p, uint32_t c, const double *all, double all_n)
+{
+	double r[DN_AGES], n = p->filed_n[c] + DN_PRIOR, below = 0;
+	for (uint32_t b = 0; b < DN_AGES; b++)
+		r[b] = (p->reuse[c][b] + DN_PRIOR * (all_n > 0 ? all[b] / all_n : 0)) / n;
+	for (uint32_t a = 0; a < DN_AGES; a++) {
+		double surv = 1 - below, lo = dn_age_lo(a), best = 0, hits = 0, time = 0;
+		below += r[a];
+		for (uint32_t t = a; t < DN_AGES && surv > 1e-9; t++) {
+			double hi = dn_age_lo(t + 1) - lo, mid = (dn_age_lo(t) - lo + hi) / 2;
+			hits += r[t];
+			time += r[t] * (mid > 0.5 ? mid : 0.5);
+			double rest = surv - hits, d = hits / (time + (rest > 0 ? rest * hi : 0));
+			if (d > best)
+				best = d;
+		}
+		p->dens[c][a] = (float)best;
+	}
+}
+
+static void dn_update(struct policy *p)
+{
+	double all[DN_AGES] = { 0 }, all_n = 0;
+	for (uint32_t c = 0; c < DN_CLASSES; c++) {
+		all_n += p->filed_n[c];
+		for (uint32_t b = 0; b < DN_AGES; b++)
+			all[b] += p->reuse[c][b];
+	}
+	for (uint32_t c = 0; c < DN_CLASSES; c++)
+		dn_update_class(p, c, all, all_n);
+	if (p->decay_every && (int32_t)(p->clock - p->next_decay) >= 0) {
+		for (uint32_t c = 0; c < DN_CLASSES; c++) {
+			p->filed_n[c] /= 2;
+			for (uint32_t b = 0; b < DN_AGES; b++)
+				p->reuse[c][b] /= 2;
+		}
+		p->next_decay = p->clock + p->decay_every;
+	}
+	p->next_update = p->clock + DN_UPDATE_CALLS;
+}
+
+/* Files the ended request's blocks into its class, deepest first, and remembers them. */
+static void dn_end_request(struct policy *p)
+{
+	uint32_t s, c = dn_request_class(p);
+	while ((s = p->q[DN_PENDING].head) != POLICY_NONE) {
+		dn_unlink(p, s);
+		if (p->queue_of[s] & DN_PARTIAL_BIT) {
+			dn_push(p, s, DN_PARTIAL);
+			continue;
+		}
+		struct dn_ghost *g = dn_ghost_at(p, p->key[s]);
+		g->tag = (uint32_t)p->key[s];
+		g->time = p->clock;
+		g->cls = (uint8_t)c;
+		p->filed[s] = p->clock;
+		p->filed_n[c] += 1;
+		dn_push(p, s, c);
+	}
+	p->run_n = p->run_inserts = p->run_hits = 0;
+}
+
+/* At the first call the block size is known, so the capacity in blocks is too: it sizes
+ * the ghost actually used and the decay period, the same way in the grid and the
+ * simulator (whose slot counts differ). */
+static void dn_first_call(struct policy *p, uint64_t bytes)
+{
+	uint64_t cap = p->capacity_bytes / (bytes ? bytes : 1);
+	uint64_t g = 1;
+	while (g * 2 <= cap * DN_GHOST_CAPS && g * 2 <= p->ghost_alloc)
+		g <<= 1;
+	p->ghost_mask = (uint32_t)g - 1;
+	p->decay_every = cap * DN_DECAY_CAPS < (1u << 30) ? (uint32_t)(cap * DN_DECAY_CAPS) : 1u << 30;
+	p->next_decay = p->clock + p->decay_every;
+}
+
+static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b, int stored)
+{
+	if (!p->decay_every)
+		dn_first_call(p, b->bytes);
+	p->clock++;
+	if (b->depth == 0 || b->depth != p->last_depth + 1)
+		dn_end_request(p);
+	p->last_depth = b->depth;
+	if (b->bytes > p->full_bytes)
+		p->full_bytes = b->bytes;
+	struct dn_ghost *g = dn_ghost_at(p, b->key_hash);
+	if (g->cls != DN_NOCLASS && g->tag == (uint32_t)b->key_hash) {
+		p->reuse[g->cls][dn_age_bucket(p->clock - g->time)] += 1;
+		g->cls = DN_NOCLASS;
+	}
+	p->key[s] = b->key_hash;
+	/* only a block stored short is partial; a hit keeps what its store said */
+	if (stored)
+		p->queue_of[s] = b->bytes < p->full_bytes ? DN_PARTIAL_BIT : 0;
+	p->run_n++;
+	if (stored)
+		p->run_inserts++;
+	else
+		p->run_hits++;
+	dn_push(p, s, DN_PENDING);
+	if (p->clock == p->next_update)
+		dn_update(p);
+}
+
+static void dn_destroy(struct policy *p)
+{
+	if (!p)
+		return;
+	free(p->prev);
+	free(p->next);
+	free(p->filed);
+	free(p->key);
+	free(p->queue_of);
+	free(p->ghost);
+	free(p);
+}
+
+static struct policy *dn_create(uint32_t slots, uint64_t capacity_bytes,
+				const struct kvg_config *cfg)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	uint64_t g = 1; /* at most DN_GHOST_CAPS entries per slot: bytes_per_slot holds */
+	while (g * 2 <= (uint64_t)slots * DN_GHOST_CAPS && g < (1u << 26))
+		g <<= 1;
+	p->prev = malloc(sizeof(uint32_t) * slots);
+	p->next = malloc(sizeof(uint32_t) * slots);
+	p->filed = malloc(sizeof(uint32_t) * slots);
+	p->key = malloc(sizeof(uint64_t) * slots);
+	p->queue_of = malloc(slots);
+	p->ghost = malloc(sizeof(*p->ghost) * g);
+	if (!p->prev || !p->next || !p->filed || !p->key || !p->queue_of || !p->ghost) {
+		dn_destroy(p);
+		return NULL;
+	}
+	for (uint64_t i = 0; i < g; i++)
+		p->ghost[i].cls = DN_NOCLASS;
+	p->ghost_alloc = (uint32_t)g;
+	p->ghost_mask = (uint32_t)g - 1;
+	p->capacity_bytes = capacity_bytes;
+	for (int i = 0; i < DN_QUEUES; i++)
+		p->q[i].head = p->q[i].tail = POLICY_NONE;
+	p->last_depth = UINT32_MAX - 1;
+	dn_update(p); /* the prior alone: every class alike, so LRU order by filing time */
+	return p;
+}
+
+static void dn_insert(struct policy *p, uint32_t s, const struct policy_block *b)
+{
+	dn_touch(p, s, b, 1);
+}
+
+static void dn_hit(struct policy *p, uint32_t s, const struct policy_block *b)
+{
+	dn_unlink(p, s);
+	dn_touch(p, s, b, 0);
+}
+
+static void dn_remove(struct policy *p, uint32_t s)
+{
+	dn_unlink(p, s);
+}
+
+static uint32_t dn_first_evictable(struct policy *p, uint32_t q,
+				   int (*evictable)(void *, uint32_t), void *ctx)
+{
+	for (uint32_t s = p->q[q].tail; s != POLICY_NONE; s = p->prev[s])
+		if (!evictable || evictable(ctx, s))
+			return s;
+	return POLICY_NONE;
+}
+
+/* The class tail of least density at its age; the older one on a tie. */
+static uint32_t dn_least_dense(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
+{
+	uint32_t s = POLICY_NONE, best_age = 0;
+	float best = INFINITY;
+	for (uint32_t c = 0; c < DN_CLASSES; c++) {
+		uint32_t t = dn_first_evictable(p, c, evictable, ctx);
+		if (t == POLICY_NONE)
+			continue;
+		uint32_t age = p->clock - p->filed[t];
+		float d = p->dens[c][dn_age_bucket(age)];
+		if (d < best || (d == best && age > best_age)) {
+			best = d;
+			best_age = age;
+			s = t;
+		}
+	}
+	return s;
+}
+
+/* Partial blocks first; then the least dense class tail; then the current request from
+ * its deepest block (only when the request is larger than the tier). */
+static uint32_t dn_victim(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
+{
+	uint32_t s = dn_first_evictable(p, DN_PARTIAL, evictable, ctx);
+	if (s == POLICY_NONE)
+		s = dn_least_dense(p, evictable, ctx);
+	if (s == POLICY_NONE)
+		for (uint32_t t = p->q[DN_PENDING].head; t != POLICY_NONE; t = p->next[t])
+			if (!evictable || evictable(ctx, t)) {
+				s = t;
+				break;
+			}
+	if (s != POLICY_NONE)
+		dn_unlink(p, s);
+	return s;
+}
+
+const struct policy_ops policy_density_ops = {
+	.name = "density",
+	.create = dn_create,
+	.destroy = dn_destroy,
+	.insert = dn_insert,
+	.hit = dn_hit,
+	.remove = dn_remove,
+	.victim = dn_victim,
+	.admit = NULL,
+	.bytes_per_slot = 21 + DN_GHOST_CAPS * 12,
+};
