@@ -677,8 +677,10 @@ static void load_nvme_done(struct nvme_op *op, int status)
 		ts->bytes_read += e->len;
 	} else {
 		ts->misses++;
-		/* a record that fails verification is gone for good: forget it */
-		if ((e->state & E_NVME) && e->seg == op->loc.seg && e->off4k == op->loc.off4k)
+		/* a record that fails verification is gone for good: forget it.  An I/O error
+		 * may pass (the tier degrades if it does not): the record stays indexed. */
+		if (status == KVG_ECORRUPT && (e->state & E_NVME) && e->seg == op->loc.seg &&
+		    e->off4k == op->loc.off4k)
 			drop_nvme(g, slot, 1);
 	}
 	maybe_free_slot(g, slot);
