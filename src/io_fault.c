@@ -52,6 +52,7 @@ struct fault_plan {
 	uint64_t seed;
 	uint64_t undo_max;
 	char inner[8]; /* "uring", "psync" or "" (the caller's choice) */
+	int cut_mixed; /* cutmode=mixed: unsynced writes lost, kept or torn */
 	int n_rules;
 	struct fault_rule rules[FAULT_RULES_MAX];
 };
@@ -63,6 +64,7 @@ struct undo {
 	size_t len;
 	uint64_t done_seq; /* 0 while in flight; then the order in which writes completed */
 	void *old;	   /* len bytes (KVG_ALIGN-aligned buffer, for O_DIRECT files) */
+	int kept;	   /* power cut: this write (or a prefix of it) stayed on the disk */
 	struct undo *prev, *next;
 };
 
@@ -250,6 +252,15 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 		}
 		return say(err, err_len, "fault plan: inner is uring or psync");
 	}
+	if (IS("cutmode")) {
+		if (vn == 4 && !strncmp(v, "drop", 4))
+			p->cut_mixed = 0;
+		else if (vn == 5 && !strncmp(v, "mixed", 5))
+			p->cut_mixed = 1;
+		else
+			return say(err, err_len, "fault plan: cutmode is drop or mixed");
+		return 0;
+	}
 	if (IS("fail"))
 		r.kind = FK_FAIL;
 	else if (IS("short"))
@@ -334,7 +345,7 @@ int io_fault_plan_check(const char *plan, char *err, size_t err_len)
 uint64_t io_fault_injected(const struct io_fault_counts *c)
 {
 	return c->eio + c->enospc + c->eintr + c->eagain + c->other_errno + c->shorts + c->tears +
-	       c->flips + c->powercuts + c->dropped_writes;
+	       c->flips + c->powercuts + c->dropped_writes + c->cut_torn;
 }
 
 void io_fault_counts_add(struct io_fault_counts *dst, const struct io_fault_counts *src)
@@ -504,14 +515,51 @@ static void undo_durable(struct io_backend *b, int fd, uint64_t watermark)
 }
 
 /* The power is off and nothing is in flight: put back what was not durable, newest first. */
+/* 1 if [off, off+len) of fd overlaps a newer write that the power cut kept (whole or torn). */
+static int undo_shadowed(const struct undo *u)
+{
+	for (const struct undo *n = u->next; n; n = n->next)
+		if (n->kept && n->fd == u->fd && n->off < u->off + u->len &&
+		    u->off < n->off + n->len)
+			return 1;
+	return 0;
+}
+
+/*
+ * The power is off and nothing is in flight: decide the fate of every write not yet durable,
+ * newest first.  cutmode=drop undoes them all; cutmode=mixed, like a real disk cache, lets each
+ * one be lost, survive, or be torn (a 4096-aligned prefix survives).  An older write under a
+ * newer one that survived is left alone, so that the file never shows an impossible state.
+ */
 static void undo_apply(struct io_backend *b)
 {
-	while (b->undo_tail) {
-		struct undo *u = b->undo_tail;
-		if (pwrite(u->fd, u->old, u->len, (off_t)u->off) == (ssize_t)u->len) {
+	struct undo *u, *prev;
+	for (u = b->undo_tail; u; u = u->prev) {
+		size_t keep = 0;
+		uint64_t fate = b->plan.cut_mixed ? rng_next(b) % 3 : 0;
+		if (undo_shadowed(u)) {
+			u->kept = 1;
+			continue;
+		}
+		if (fate == 1) {
+			u->kept = 1;
+			b->counts.cut_kept++;
+			continue;
+		}
+		if (fate == 2 && u->len >= 2 * KVG_ALIGN && u->len % KVG_ALIGN == 0) {
+			keep = (size_t)rng_range(b, 1, u->len / KVG_ALIGN - 1) * KVG_ALIGN;
+			u->kept = 1;
+			b->counts.cut_torn++;
+		}
+		size_t n = u->len - keep;
+		if (pwrite(u->fd, (char *)u->old + keep, n, (off_t)(u->off + keep)) == (ssize_t)n &&
+		    !keep) {
 			b->counts.dropped_writes++;
 			b->counts.dropped_bytes += u->len;
 		}
+	}
+	for (u = b->undo_tail; u; u = prev) {
+		prev = u->prev;
 		undo_unlink(b, u);
 	}
 	b->undone = 1;

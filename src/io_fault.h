@@ -39,7 +39,9 @@ struct io_fault_counts {
 	uint64_t powercuts;	 /* power cuts (0 or 1 per backend) */
 	uint64_t dropped_writes; /* unsynced writes undone by a power cut */
 	uint64_t dropped_bytes;
-	uint64_t refused; /* operations failed with EIO because the power was off */
+	uint64_t refused;  /* operations failed with EIO because the power was off */
+	uint64_t cut_kept; /* power cut, cutmode=mixed: unsynced writes that survived */
+	uint64_t cut_torn; /* ... and unsynced writes of which only a prefix survived */
 };
 
 /* Sum of every fault injected (not counting operations refused after a power cut). */

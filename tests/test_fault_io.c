@@ -347,6 +347,37 @@ static void test_powercut(void)
 	free(f);
 }
 
+/* Description: with cutmode=mixed a power cut leaves each unsynced write lost, kept or torn
+ * (new bytes on a 4096-aligned prefix, old bytes after it), and counts each fate. */
+static void test_powercut_mixed(void)
+{
+	int fd = file_fresh();
+	struct io_backend *b = fault_open("seed=9;cutmode=mixed;powercut=write:9");
+	unsigned char *n = abuf(8192, 'n'), *f = abuf(8192, 0);
+	for (int i = 0; i < 8; i++)
+		CHECK(io_sync(b, IO_WRITE, fd, (uint64_t)i * 8192, n, 8192) == 8192);
+	CHECK(io_sync(b, IO_WRITE, fd, 0, n, 4096) == -EIO); /* the 9th write: power cut */
+	struct io_fault_counts c;
+	io_fault_counts_get(b, &c);
+	CHECK(c.dropped_writes + c.cut_kept + c.cut_torn == 8);
+	CHECK(c.cut_kept > 0 || c.cut_torn > 0 || c.dropped_writes == 8);
+	int lost = 0, kept = 0, torn = 0;
+	for (int i = 0; i < 8; i++) {
+		file_read(f, (uint64_t)i * 8192, 8192);
+		int a = f[0] == 'n', z = f[4096] == 'n';
+		CHECK(count_byte(f, 4096, f[0]) == 4096 &&
+		      count_byte(f + 4096, 4096, f[4096]) == 4096);
+		CHECK(!(z && !a)); /* a prefix survives, never a suffix alone */
+		lost += !a, kept += a && z, torn += a && !z;
+	}
+	CHECK((uint64_t)lost == c.dropped_writes && (uint64_t)kept == c.cut_kept &&
+	      (uint64_t)torn == c.cut_torn);
+	io_fault_ops.destroy(b);
+	file_gone(fd);
+	free(n);
+	free(f);
+}
+
 /* Description: a power cut due at an operation wins over the plan's other rules for it. */
 static void test_powercut_precedence(void)
 {
@@ -423,6 +454,7 @@ int main(void)
 	test_tear();
 	test_flip();
 	test_powercut();
+	test_powercut_mixed();
 	test_powercut_precedence();
 	test_powercut_call_and_totals();
 	test_seeded();
