@@ -2,6 +2,7 @@
  * kv.c - the server's use of the grid (see kv.h): tenant-salted keys, the value header,
  * replacement for Redis semantics and the per-tenant quota.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "kv.h"
@@ -9,6 +10,19 @@
 
 #define KV_RAW_MAX (SRV_TENANT_NAME_MAX + 2 + 1024)
 #define KV_VICTIMS_MAX 64
+#define KV_STRIPES 64
+
+/*
+ * Stores and deletes of one key are serialised here, by a lock striped on the key: a Redis
+ * SET is a delete then a store, and two of them on one key from two workers must not
+ * interleave (nor may a delete wait on a store of the same key in the grid).
+ */
+static pthread_mutex_t kv_stripe[KV_STRIPES] = { [0 ... KV_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_mutex_t *kv_lock_of(const kvg_key *key)
+{
+	return &kv_stripe[key->bytes[31] % KV_STRIPES];
+}
 
 void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key,
 	    size_t len, kvg_key *out)
@@ -60,10 +74,13 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 	kv_put_i32(h + 12, meta ? meta->dtype : 0);
 	for (int i = 0; i < 4; i++)
 		kv_put_i32(h + 16 + 4 * i, meta ? meta->shape[i] : 0);
+	pthread_mutex_t *lock = kv_lock_of(key);
+	pthread_mutex_lock(lock);
 	if (replace)
 		kvg_delete(s->grid, key, 1);
 	struct kvg_io io = { .key = *key, .buf = h, .len = len + KV_HDR_BYTES };
 	int rc = kvg_store_sync(s->grid, &io, 1, flags);
+	pthread_mutex_unlock(lock);
 	if (rc == 0)
 		rc = io.status;
 	if (rc != 0)
@@ -71,8 +88,12 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 	kvg_key victims[KV_VICTIMS_MAX];
 	size_t n = quota_add(s->quota, t->index, key, len + KV_HDR_BYTES, quota, victims,
 			     KV_VICTIMS_MAX);
-	if (n)
-		kvg_delete(s->grid, victims, n);
+	for (size_t i = 0; i < n; i++) { /* the tenant's oldest blocks, off the ledger already */
+		pthread_mutex_t *vl = kv_lock_of(&victims[i]);
+		pthread_mutex_lock(vl);
+		kvg_delete(s->grid, &victims[i], 1);
+		pthread_mutex_unlock(vl);
+	}
 	return 0;
 }
 
@@ -104,7 +125,16 @@ int kv_lookup(struct srv *s, const kvg_key *keys, size_t n, size_t *hits)
 
 int kv_delete(struct srv *s, const kvg_key *keys, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
 		quota_remove(s->quota, &keys[i]);
-	return kvg_delete(s->grid, keys, n);
+		pthread_mutex_t *lock = kv_lock_of(&keys[i]);
+		pthread_mutex_lock(lock);
+		int r = kvg_delete(s->grid, &keys[i], 1);
+		pthread_mutex_unlock(lock);
+		if (r < 0)
+			return count ? count : r;
+		count += r;
+	}
+	return count;
 }
