@@ -102,6 +102,12 @@ def case_roundtrip_random_values(srv):
     assert r.dbsize() >= len(keys) - 2
     assert r.ping() is True
     assert r.execute_command("SELECT", 0) in (b"OK", True, "OK")
+    hello = r.execute_command("HELLO", 2)
+    assert b"proto" in hello and hello[hello.index(b"proto") + 1] == 2
+    # the largest value the default configuration takes: 64 MiB, binary
+    big = os.urandom(64 << 20)
+    assert r.set(b"big\x00", big) is True and r.get(b"big\x00") == big
+    assert r.delete(b"big\x00") == 1
     info = r.info()
     assert info["redis_version"] and "db0" in info
 
@@ -307,7 +313,7 @@ def main():
         print("kvgridd is not built")
         return 77
     case_protected_mode()
-    srv = Server("main", "--value-max", "8M")
+    srv = Server("main")
     try:
         case_roundtrip_random_values(srv)
         case_pipelining(srv)
