@@ -183,6 +183,10 @@ static int bench_grid(const struct bench_args *a, struct llm_fwd *f, kvg_grid *g
 	o->grid_min_ms = 1e30;
 	for (unsigned long r = 0; r < a->reps && !rc; r++) {
 		struct llm_link_stats st;
+		if (llm_interrupted) {
+			rc = -EINTR;
+			break;
+		}
 		llm_link_flush(lk);
 		llm_fwd_scramble(f, (uint8_t)(0x11 * (r + 1)));
 		rc = llm_link_prefill(lk, tok, n, lg, &st);
@@ -327,6 +331,7 @@ int llm_cmd_bench(int argc, char **argv)
 	struct llm_fwd *f = NULL;
 	kvg_grid *g = NULL;
 	struct bench_out o = { 0 };
+	llm_catch_signals();
 	if ((rc = llm_load_model(&m, a.config, a.weights, err, sizeof(err))))
 		return llm_fail(1, "bench", "%s", err);
 	struct llm_fwd_opts fo = { .kv_dtype = (uint32_t)a.dtype, .block_tokens = (uint32_t)a.bt,
@@ -359,6 +364,10 @@ int llm_cmd_bench(int argc, char **argv)
 		tiers[0] = "dram", tiers[1] = "nvme";
 	for (int t = 0; t < 2 && tiers[t]; t++) {
 		struct bench_out ot = o;
+		if (llm_interrupted) {
+			llm_fail(1, "bench", "interrupted");
+			goto out;
+		}
 		a.tier = tiers[t];
 		if (!strcmp(a.tier, "nvme") && (rc = llm_tmpdir(a.dir, dir, sizeof(dir)))) {
 			llm_fail(1, "bench", "cannot create a directory under %s: %s",

@@ -282,6 +282,10 @@ static int run_all(const struct demo_args *a, struct llm_fwd *f, struct llm_link
 	int rc = ref && lg ? 0 : -ENOMEM;
 	for (size_t t = 0; t < a->turns && !rc; t++) {
 		for (size_t se = 0; se < a->sessions && !rc; se++) {
+			if (llm_interrupted) {
+				rc = -EINTR;
+				break;
+			}
 			size_t add = t ? tool_len(a, se, t) : a->task;
 			/* turn 0: system + task; later: previous reply (already there) + tool result */
 			llm_random_tokens(ctx[se] + len[se], add, m->cfg.vocab, 77 + se, 1000 + t);
@@ -316,6 +320,7 @@ int llm_cmd_demo(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	double t0 = llm_now_ms();
+	llm_catch_signals();
 	char err[1024], dir[4096] = "";
 	struct llm_model m;
 	struct llm_fwd *f = NULL;
@@ -357,7 +362,7 @@ int llm_cmd_demo(int argc, char **argv)
 	rc = run_all(&a, f, lk, ctx, len, rows, &s);
 	s.wall_ms = llm_now_ms() - t1;
 	if (rc) {
-		llm_fail(1, "demo", "request failed: %s", kvg_strerror(rc));
+		llm_fail(1, "demo", rc == -EINTR ? "interrupted" : "request failed: %s", kvg_strerror(rc));
 		goto out;
 	}
 	print_summary(&a, rows, &s, g);

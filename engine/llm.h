@@ -45,6 +45,14 @@ int llm_tmpdir(const char *base, char *out, size_t len);
 /* Removes a directory tree made by llm_tmpdir(). */
 void llm_rmtree(const char *path);
 
+/*
+ * After llm_catch_signals(), the first SIGINT or SIGTERM sets llm_interrupted (and puts the
+ * default action back, so a second one ends the process): long runs check it between
+ * requests and leave through their clean-up, removing their grid directory.
+ */
+extern volatile int llm_interrupted;
+void llm_catch_signals(void);
+
 /* Median of n values (sorts them in place). */
 double llm_median(double *v, size_t n);
 
