@@ -507,6 +507,7 @@ static void store_to_nvme(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	int rc = nvme_place(g, io->len, &loc);
 	if (rc) {
 		index_del(&g->ix, slot);
+		pthread_cond_broadcast(&g->lock_cv); /* a delete may wait on this slot */
 		pthread_mutex_unlock(&g->lock);
 		block_done(r, i, rc == -ENOSPC ? KVG_EFULL : rc);
 		return;
@@ -543,6 +544,13 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	pthread_mutex_lock(&g->lock);
 	g->st.stores++;
 	uint32_t slot = index_find(&g->ix, &io->key);
+	/* durable: "stored" must mean durable, so a store racing one of the same key waits
+	 * until that one is published (or has failed) */
+	while (slot != SLOT_NONE && g->cfg.durability == KVG_DURABILITY_DURABLE && g->nv &&
+	       (g->ix.e[slot].state & E_FILLING)) {
+		pthread_cond_wait(&g->lock_cv, &g->lock);
+		slot = index_find(&g->ix, &io->key);
+	}
 	if (slot != SLOT_NONE) { /* present or arriving: a refresh */
 		struct entry *e = &g->ix.e[slot];
 		struct policy_block b = pblock(g, e);
@@ -578,6 +586,7 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		}
 		index_del(&g->ix, slot);
 		g->st.store_failures++;
+		pthread_cond_broadcast(&g->lock_cv);
 		pthread_mutex_unlock(&g->lock);
 		block_done(r, i, KVG_EFULL);
 		return;
@@ -607,12 +616,14 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		e = &g->ix.e[slot];
 		e->state &= ~E_FILLING;
 		int ok = (e->state & E_NVME) != 0;
+		pthread_cond_broadcast(&g->lock_cv);
 		pthread_mutex_unlock(&g->lock);
 		block_done(r, i, ok || !durable ? 0 : KVG_EFULL);
 		return;
 	}
 	e->state &= ~E_FILLING;
 	e->refs--;
+	pthread_cond_broadcast(&g->lock_cv); /* deletes wait for FILLING and refs to clear */
 	pthread_mutex_unlock(&g->lock);
 	block_done(r, i, 0);
 }
