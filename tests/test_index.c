@@ -180,11 +180,9 @@ static void full_index_of_pinned_blocks(void)
 
 /* Description: an NVMe-only grid whose index fills while every block sits in the open
  * segment (small blocks, index smaller than a segment's worth) keeps accepting stores by
- * evicting.  Checked with KVG_TEST_KNOWN_BUGS=1 while bugs-core.md #5 stands. */
+ * evicting (bugs-core.md #5). */
 static void full_index_in_open_segment(void)
 {
-	if (!t_known_bugs())
-		return;
 	struct kvg_config c;
 	t_config(&c);
 	c.max_blocks = 10;

@@ -100,15 +100,10 @@ static int setup_blocks(kvg_grid *g, kvg_key *k, struct kvg_io *ios, size_t n, s
 
 /* Description: a KVG_LOAD_LAYERS load of 4 blocks calls layer_done once per layer, in order
  * 0..7, and when it is called for layer L, layer L of every block already holds the right
- * bytes; all of them before the request completes; then layers_ready is 8 and all bytes
- * verify.  The psync variant (several I/O threads) runs with KVG_TEST_KNOWN_BUGS=1 only,
- * while bugs-core.md #10 stands (layer callbacks after completion). */
+ * bytes; all of them before the request completes (bugs-core.md #10); then layers_ready
+ * is 8 and all bytes verify. */
 static void layer_callbacks_in_order(void)
 {
-	if (t_v->io_backend == KVG_IO_PSYNC && !t_known_bugs()) {
-		fprintf(stderr, "note [%s]: skipped until bugs-core.md #10 is fixed\n", t_variant);
-		return;
-	}
 	struct kvg_config c;
 	layer_config(&c, LAYERS);
 	OPEN(g, &c);
@@ -240,9 +235,9 @@ static void plain_load_calls_no_layer_callback(void)
 
 /* Description: a layered load with a missing block does not hang: every layer wait returns
  * (an error, KVG_ENOTFOUND: layer L has not arrived for every block), the request fails
- * with KVG_ENOTFOUND, and the present block verifies.  Repeated 200 times, since a wait that
- * returns 0 for a failed request would let an engine read a layer that never came
- * (checked with KVG_TEST_KNOWN_BUGS=1 while bugs-core.md #4 stands). */
+ * with KVG_ENOTFOUND, and the present block verifies.  Repeated 200 times: a wait must
+ * never return 0 for a failed request, or an engine would read a layer that never came
+ * (bugs-core.md #4). */
 static void missing_block_ends_layer_waits(void)
 {
 	struct kvg_config c;
@@ -275,11 +270,9 @@ static void missing_block_ends_layer_waits(void)
 	}
 	CHECK(t_verify(ios[0].buf, bb, &k[0], 5));
 	if (zero_for_failed)
-		fprintf(stderr, "%s: kvg_req_wait_layer returned 0 for a failed request %d/200 "
-				"times%s\n", t_known_bugs() ? "KNOWN BUG" : "note", zero_for_failed,
-			t_known_bugs() ? "" : " (bugs-core.md #4)");
-	if (t_known_bugs())
-		CHECK(zero_for_failed == 0);
+		fprintf(stderr, "kvg_req_wait_layer returned 0 for a failed request %d/200 times\n",
+			zero_for_failed);
+	CHECK(zero_for_failed == 0);
 	for (int i = 0; i < 2; i++)
 		t_free(ios[i].buf, 0);
 	kvg_close(g);
@@ -288,8 +281,8 @@ static void missing_block_ends_layer_waits(void)
 /* Description: on NVMe, a byte flipped on disk in layer 5 of a block's payload: a wait for
  * layers 0-4 returns 0 with that layer verified, or the request's error once it has failed;
  * the wait for layer 5 and the request fail with KVG_ECORRUPT (never 0); one checksum
- * failure is counted, and the block is a miss afterwards.  With KVG_TEST_KNOWN_BUGS=1 also:
- * layers_ready never counts layer 5, which never arrived (bugs-core.md #4). */
+ * failure is counted, and the block is a miss afterwards; layers_ready never counts layer 5,
+ * which never arrived (bugs-core.md #4). */
 static void corrupt_layer_stops_at_that_layer(void)
 {
 	struct kvg_config c;
@@ -328,8 +321,7 @@ static void corrupt_layer_stops_at_that_layer(void)
 	CHECK_RC(kvg_req_wait_layer(r, 5, 20000), KVG_ECORRUPT);
 	CHECK_RC(kvg_req_wait(r, 20000), KVG_ECORRUPT);
 	CHECK_RC(io.status, KVG_ECORRUPT);
-	if (t_known_bugs())
-		CHECK(kvg_req_layers_ready(r) <= 5);
+	CHECK(kvg_req_layers_ready(r) <= 5);
 	kvg_req_free(r);
 	CHECK(t_stats(g).tier[KVG_TIER_NVME].checksum_failures == 1);
 	CHECK_RC(t_load(g, &k, bb, 6, NULL), KVG_ENOTFOUND);
