@@ -119,6 +119,41 @@ static void test_lm_reply_bytes(void)
 	CHECK(rep[0] == 0x90 && rep[1] == 1 && rep[8] == 1 && rep[12] == 2 && rep[16] == 0);
 }
 
+static int read_fixture(const char *name, uint8_t *buf, size_t n)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "tests/fixtures/lm/%s", name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t got = fread(buf, 1, n, f);
+	fclose(f);
+	return got == n ? 0 : -1;
+}
+
+/* The codec makes and reads exactly the golden bytes of LMCache's protocol.py. */
+static void test_lm_golden_fixtures(void)
+{
+	uint8_t want[LMP_REQ_BYTES], got[LMP_REQ_BYTES], rep[LMP_REPLY_BYTES];
+	const char *key = "meta-llama/Llama-3.1-8B@1@0@-1a2b3c4d5e6f@bfloat16";
+	struct lmp_meta m = { .fmt = 1, .dtype = 3, .shape = { 2, 2, 8, 3 } };
+	CHECK(read_fixture("put_request.bin", want, sizeof(want)) == 0);
+	lmp_encode_req(got, LMP_PUT, 192, &m, key, strlen(key));
+	CHECK(memcmp(got, want, sizeof(want)) == 0);
+	CHECK(read_fixture("get_request.bin", want, sizeof(want)) == 0);
+	lmp_encode_req(got, LMP_GET, 0, NULL, key, strlen(key));
+	CHECK(memcmp(got, want, sizeof(want)) == 0);
+	struct lmp_req r;
+	const char *why;
+	CHECK(lmp_decode_req(want, 1 << 20, &r, &why) == 0 && r.key_len == strlen(key));
+	CHECK(read_fixture("get_reply_hit.bin", want, LMP_REPLY_BYTES) == 0);
+	lmp_encode_reply(rep, LMP_SUCCESS, 192, &m);
+	CHECK(memcmp(rep, want, LMP_REPLY_BYTES) == 0);
+	CHECK(read_fixture("reply_fail.bin", want, LMP_REPLY_BYTES) == 0);
+	lmp_encode_reply(rep, LMP_FAIL, 0, NULL);
+	CHECK(memcmp(rep, want, LMP_REPLY_BYTES) == 0);
+}
+
 static void test_native_header(void)
 {
 	uint8_t b[NAT_HDR_BYTES];
@@ -148,6 +183,7 @@ int main(void)
 	test_resp_encoders();
 	test_lm_roundtrip();
 	test_lm_reply_bytes();
+	test_lm_golden_fixtures();
 	test_native_header();
 	if (failures) {
 		fprintf(stderr, "%d checks failed\n", failures);
