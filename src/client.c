@@ -405,8 +405,9 @@ static int client_get_items(struct client_node *n, struct kvg_io *ios, const uin
 	return 0;
 }
 
-static int client_get_frame(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
-			    size_t k, uint8_t *retry, uint64_t deadline)
+/* Sends a GET frame for the k keys idx[] of ios; *id is its request id. */
+static int client_get_send(struct client_node *n, const struct kvg_io *ios, const uint16_t *idx,
+			   size_t k, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
 	struct nat_hdr h = { .op = NAT_GET, .id = ++n->next_id,
@@ -417,38 +418,70 @@ static int client_get_frame(struct client_node *n, struct kvg_io *ios, const uin
 	for (size_t q = 0; q < k; q++)
 		memcpy(b + NAT_HDR_BYTES + 8 + q * KVG_KEY_BYTES, ios[idx[q]].key.bytes, KVG_KEY_BYTES);
 	struct iovec iov = { b, NAT_HDR_BYTES + h.body_len };
-	int rc = client_sendv(n->fd, &iov, 1, deadline);
-	if (!rc)
-		rc = client_get_items(n, ios, idx, k, h.id, retry, deadline);
-	if (rc)
-		client_node_fail(n);
-	return rc;
+	*id = h.id;
+	return client_sendv(n->fd, &iov, 1, deadline);
 }
 
-static void client_load_node(struct client *c, uint32_t i, struct kvg_io *ios, size_t m,
-			     const uint8_t *owner)
+/* Reads node i's reply to the GET sent with id, then asks again, one at a time, for the
+ * blocks the server had no room for.  The node is locked; this unlocks it. */
+static void client_get_finish(struct client *c, uint32_t i, struct kvg_io *ios,
+			      const uint16_t *idx, size_t k, uint64_t id, uint64_t deadline)
 {
-	uint64_t deadline = client_deadline(c);
-	int rc = client_node_get(c, i, deadline);
 	struct client_node *n = &c->node[i];
-	uint16_t idx[CLIENT_BATCH_MAX] = { 0 };
-	uint8_t retry[CLIENT_BATCH_MAX] = { 0 };
-	size_t k = 0;
-	for (size_t j = 0; j < m; j++)
-		if (owner[j] == i)
-			idx[k++] = (uint16_t)j;
-	if (rc) {
-		client_fail_items(ios, idx, k, rc);
-		return;
-	}
-	rc = client_get_frame(n, ios, idx, k, retry, deadline);
+	uint8_t retry[CLIENT_BATCH_MAX];
+	memset(retry, 0, sizeof(retry));
+	int rc = client_get_items(n, ios, idx, k, id, retry, deadline);
 	for (size_t q = 0; !rc && q < k; q++) {
-		if (retry[idx[q]])
-			rc = client_get_frame(n, ios, &idx[q], 1, retry, deadline);
+		if (!retry[idx[q]])
+			continue;
+		rc = client_get_send(n, ios, &idx[q], 1, &id, deadline);
+		if (!rc)
+			rc = client_get_items(n, ios, &idx[q], 1, id, retry, deadline);
 	}
-	if (rc)
+	if (rc) {
+		client_node_fail(n);
 		client_fail_items(ios, idx, k, rc);
+	}
 	pthread_mutex_unlock(&n->lock);
+}
+
+/*
+ * Loads one batch (at most CLIENT_BATCH_MAX blocks) spread over nodes: the GET goes out to
+ * every owning node first, then the replies are read node by node, so the nodes work in
+ * parallel.  Nodes are locked in ascending order, so concurrent callers cannot deadlock.
+ */
+static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m,
+			      const uint8_t *owner)
+{
+	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = { 0 };
+	for (size_t j = 0; j < m; j++)
+		start[owner[j] + 1]++;
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		start[i + 1] = (uint16_t)(start[i + 1] + start[i]);
+	uint16_t fill[CLIENT_NODES_MAX];
+	memcpy(fill, start, sizeof(fill));
+	for (size_t j = 0; j < m; j++)
+		order[fill[owner[j]]++] = (uint16_t)j;
+	uint64_t deadline = client_deadline(c), ids[CLIENT_NODES_MAX];
+	int sent[CLIENT_NODES_MAX] = { 0 };
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		size_t k = (size_t)(start[i + 1] - start[i]);
+		if (k == 0)
+			continue;
+		int rc = client_node_get(c, i, deadline);
+		if (!rc && (rc = client_get_send(&c->node[i], ios, order + start[i], k, &ids[i],
+						 deadline))) {
+			client_node_fail(&c->node[i]);
+			pthread_mutex_unlock(&c->node[i].lock);
+		}
+		if (rc)
+			client_fail_items(ios, order + start[i], k, rc);
+		sent[i] = rc == 0;
+	}
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		if (sent[i])
+			client_get_finish(c, i, ios, order + start[i],
+					  (size_t)(start[i + 1] - start[i]), ids[i], deadline);
 }
 
 static int client_first_error(const struct kvg_io *ios, size_t n)
@@ -487,7 +520,16 @@ int client_store(struct client *c, struct kvg_io *ios, size_t n)
 
 int client_load(struct client *c, struct kvg_io *ios, size_t n)
 {
-	return client_each_node(c, ios, n, client_load_node);
+	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
+		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
+		uint8_t owner[CLIENT_BATCH_MAX];
+		for (size_t j = 0; j < m; j++) {
+			owner[j] = (uint8_t)client_owner(c, &ios[base + j].key);
+			ios[base + j].status = 0;
+		}
+		client_load_batch(c, ios + base, m, owner);
+	}
+	return client_first_error(ios, n);
 }
 
 /*
