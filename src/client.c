@@ -286,9 +286,9 @@ static uint64_t client_deadline(const struct client *c)
 	return client_now_ms() + (uint64_t)c->timeout_ms;
 }
 
-/* Sends one PUT frame of the m items idx[] of ios and reads the statuses back. */
-static int client_put_frame(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
-			    size_t m, uint64_t body, uint64_t deadline)
+/* Sends one PUT frame of the m items idx[] of ios (body bytes of body); *id is its id. */
+static int client_put_send(struct client_node *n, const struct kvg_io *ios, const uint16_t *idx,
+			   size_t m, uint64_t body, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
 	struct nat_hdr h = { .op = NAT_PUT, .id = ++n->next_id, .body_len = (uint32_t)body };
@@ -299,26 +299,30 @@ static int client_put_frame(struct client_node *n, struct kvg_io *ios, const uin
 	n->iov[cnt++] = (struct iovec){ b, NAT_HDR_BYTES + 8 };
 	uint8_t *item = b + NAT_HDR_BYTES + 8;
 	for (size_t k = 0; k < m; k++, item += NAT_PUT_ITEM_BYTES) {
-		struct kvg_io *io = &ios[idx[k]];
+		const struct kvg_io *io = &ios[idx[k]];
 		memcpy(item, io->key.bytes, KVG_KEY_BYTES);
 		nat_put_u32(item + KVG_KEY_BYTES, (uint32_t)io->len);
 		nat_put_u32(item + KVG_KEY_BYTES + 4, 0);
 		n->iov[cnt++] = (struct iovec){ item, NAT_PUT_ITEM_BYTES };
 		n->iov[cnt++] = (struct iovec){ io->buf, io->len };
 	}
+	*id = h.id;
+	return client_sendv(n->fd, n->iov, cnt, deadline);
+}
+
+/* Reads the statuses of the PUT frame id (items idx[]). */
+static int client_put_reply(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
+			    size_t m, uint64_t id, uint64_t deadline)
+{
 	uint8_t rep[8 + 4 * CLIENT_BATCH_MAX];
 	struct nat_hdr r;
-	int rc = client_sendv(n->fd, n->iov, cnt, deadline);
-	if (!rc)
-		rc = client_read_hdr(n, NAT_PUT, h.id, deadline, &r);
+	int rc = client_read_hdr(n, NAT_PUT, id, deadline, &r);
 	if (!rc && (r.body_len > sizeof(rep) || (r.status == 0 && r.body_len != 8 + 4 * m)))
 		rc = KVG_EPROTO;
 	if (!rc)
 		rc = client_recv(n->fd, rep, r.body_len, deadline);
-	if (rc) {
-		client_node_fail(n);
+	if (rc)
 		return rc;
-	}
 	for (size_t k = 0; k < m; k++)
 		ios[idx[k]].status = r.status ? r.status : (int)nat_get_u32(rep + 8 + 4 * k);
 	return 0;
@@ -330,43 +334,100 @@ static void client_fail_items(struct kvg_io *ios, const uint16_t *idx, size_t k,
 		ios[idx[q]].status = rc;
 }
 
-/* Stores the items of ios owned by node i, in frames that fit the server's limit. */
-static void client_store_node(struct client *c, uint32_t i, struct kvg_io *ios, size_t m,
-			      const uint8_t *owner)
+/* One frame of a store batch in flight. */
+struct client_frame {
+	uint64_t id;
+	uint16_t first, count; /* into the batch's order[] */
+	uint8_t node;
+};
+
+/*
+ * Sends node i's items order[from, to) in frames under its frame limit, appending them to
+ * f.  Items too large to travel get KVG_ETOOBIG and are dropped from order[] (which is
+ * compacted in place).  Returns the frames sent; stops at the first error (*err).
+ */
+static size_t client_store_send(struct client *c, uint32_t i, struct kvg_io *ios,
+				uint16_t *order, size_t from, size_t to,
+				struct client_frame *f, uint64_t deadline, int *err)
 {
-	uint64_t deadline = client_deadline(c);
-	int rc = client_node_get(c, i, deadline);
-	int locked = rc == 0;
 	struct client_node *n = &c->node[i];
-	uint16_t idx[CLIENT_BATCH_MAX];
-	size_t k = 0;
+	size_t end = from;
+	for (size_t q = from; q < to; q++) {
+		if (8 + NAT_PUT_ITEM_BYTES + ios[order[q]].len > n->frame_max)
+			ios[order[q]].status = KVG_ETOOBIG;
+		else
+			order[end++] = order[q];
+	}
+	size_t nf = 0, first = from;
 	uint64_t body = 8;
-	for (size_t j = 0; j < m; j++) {
-		if (owner[j] != i)
-			continue;
-		uint64_t item = NAT_PUT_ITEM_BYTES + ios[j].len;
-		if (rc || 8 + item > n->frame_max) {
-			ios[j].status = rc ? rc : KVG_ETOOBIG;
-			continue;
-		}
-		if (k && body + item > n->frame_max) {
-			rc = client_put_frame(n, ios, idx, k, body, deadline);
-			if (rc) { /* the node failed: the rest of its items fail too */
-				client_fail_items(ios, idx, k, rc);
-				ios[j].status = rc;
-				k = 0;
-				continue;
-			}
-			k = 0;
+	for (size_t q = from; q <= end && !*err; q++) {
+		uint64_t item = q < end ? NAT_PUT_ITEM_BYTES + ios[order[q]].len : 0;
+		if (q > first && (q == end || body + item > n->frame_max)) {
+			f[nf] = (struct client_frame){ .first = (uint16_t)first,
+						       .count = (uint16_t)(q - first), .node = (uint8_t)i };
+			*err = client_put_send(n, ios, order + first, q - first, body, &f[nf].id,
+					       deadline);
+			nf++;
+			first = q;
 			body = 8;
 		}
-		idx[k++] = (uint16_t)j;
 		body += item;
 	}
-	if (k && (rc = client_put_frame(n, ios, idx, k, body, deadline)))
-		client_fail_items(ios, idx, k, rc);
-	if (locked)
-		pthread_mutex_unlock(&n->lock);
+	return nf;
+}
+
+/*
+ * Stores one batch spread over nodes: every node's frames go out first, then the replies
+ * are read, so the nodes store in parallel.  Nodes are locked in ascending order.
+ */
+static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
+			       const uint8_t *owner)
+{
+	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = { 0 };
+	for (size_t j = 0; j < m; j++)
+		start[owner[j] + 1]++;
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		start[i + 1] = (uint16_t)(start[i + 1] + start[i]);
+	uint16_t fill[CLIENT_NODES_MAX];
+	memcpy(fill, start, sizeof(fill));
+	for (size_t j = 0; j < m; j++)
+		order[fill[owner[j]]++] = (uint16_t)j;
+	struct client_frame f[CLIENT_BATCH_MAX];
+	size_t nf = 0;
+	int locked[CLIENT_NODES_MAX] = { 0 }, failed[CLIENT_NODES_MAX] = { 0 };
+	uint64_t deadline = client_deadline(c);
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		if (start[i + 1] == start[i])
+			continue;
+		int rc = client_node_get(c, i, deadline);
+		locked[i] = rc == 0;
+		if (!rc)
+			nf += client_store_send(c, i, ios, order, start[i], start[i + 1], f + nf,
+						deadline, &rc);
+		if (rc) {
+			failed[i] = rc;
+			for (size_t q = start[i]; q < start[i + 1]; q++)
+				if (!ios[order[q]].status)
+					ios[order[q]].status = rc;
+		}
+	}
+	for (size_t k = 0; k < nf; k++) {
+		uint32_t i = f[k].node;
+		int rc = failed[i];
+		if (!rc)
+			rc = client_put_reply(&c->node[i], ios, order + f[k].first, f[k].count,
+					      f[k].id, deadline);
+		if (rc) {
+			failed[i] = rc;
+			client_fail_items(ios, order + f[k].first, f[k].count, rc);
+		}
+	}
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		if (failed[i] && locked[i])
+			client_node_fail(&c->node[i]);
+		if (locked[i])
+			pthread_mutex_unlock(&c->node[i].lock);
+	}
 }
 
 /* Reads the k reply frames of a GET (one per key, NAT_F_MORE on all but the last) straight
@@ -492,30 +553,18 @@ static int client_first_error(const struct kvg_io *ios, size_t n)
 	return 0;
 }
 
-/* Runs fn for each node that owns some of ios, CLIENT_BATCH_MAX items at a time. */
-static int client_each_node(struct client *c, struct kvg_io *ios, size_t n,
-			    void (*fn)(struct client *, uint32_t, struct kvg_io *, size_t,
-				       const uint8_t *))
+int client_store(struct client *c, struct kvg_io *ios, size_t n)
 {
 	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
 		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
 		uint8_t owner[CLIENT_BATCH_MAX];
-		uint64_t used = 0;
 		for (size_t j = 0; j < m; j++) {
 			owner[j] = (uint8_t)client_owner(c, &ios[base + j].key);
-			used |= 1ull << owner[j];
 			ios[base + j].status = 0;
 		}
-		for (uint32_t i = 0; i < c->n_nodes; i++)
-			if (used & (1ull << i))
-				fn(c, i, ios + base, m, owner);
+		client_store_batch(c, ios + base, m, owner);
 	}
 	return client_first_error(ios, n);
-}
-
-int client_store(struct client *c, struct kvg_io *ios, size_t n)
-{
-	return client_each_node(c, ios, n, client_store_node);
 }
 
 int client_load(struct client *c, struct kvg_io *ios, size_t n)

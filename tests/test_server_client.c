@@ -192,6 +192,51 @@ static void test_roundtrip(void)
 	CHECK(server_stop(&s, SIGTERM) == 0);
 }
 
+/* With a small value limit, a batch travels as several PUT frames and its loads overflow the
+ * server's reply room: everything still round-trips, and a value over the limit is refused
+ * alone. */
+static void test_frames(void)
+{
+	struct server s;
+	struct client *c = NULL;
+	const char *extra[] = { "--value-max", "4M", NULL };
+	if (server_start(&s, "frames", extra) ||
+	    open_client(&c, (const struct server *[]){ &s }, 1, NULL)) {
+		failures++;
+		server_stop(&s, SIGKILL);
+		return;
+	}
+	make_blocks();
+	size_t keep = lens[3];
+	uint8_t *big = malloc(6 << 20);
+	fill(big, 6 << 20);
+	uint8_t *v3 = vals[3];
+	vals[3] = big; /* block 3 is now 6 MiB: over the server's frame limit */
+	lens[3] = 6 << 20;
+	struct kvg_io ios[NBLK];
+	for (int i = 0; i < NBLK; i++)
+		ios[i] = (struct kvg_io){ .key = keys[i], .buf = vals[i], .len = lens[i] };
+	CHECK(client_store(c, ios, NBLK) == KVG_ETOOBIG);
+	for (int i = 0; i < NBLK; i++)
+		CHECK(ios[i].status == (i == 3 ? KVG_ETOOBIG : 0));
+	static uint8_t bufs[NBLK][4 << 20];
+	for (int i = 0; i < NBLK; i++)
+		ios[i] = (struct kvg_io){ .key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i]) };
+	CHECK(client_load(c, ios, NBLK) == KVG_ENOTFOUND);
+	for (int i = 0; i < NBLK; i++) {
+		if (i == 3)
+			CHECK(ios[i].status == KVG_ENOTFOUND);
+		else
+			CHECK(ios[i].status == 0 && ios[i].len == lens[i] &&
+			      !memcmp(bufs[i], vals[i], lens[i]));
+	}
+	vals[3] = v3;
+	lens[3] = keep;
+	free(big);
+	client_close(c);
+	CHECK(server_stop(&s, SIGTERM) == 0);
+}
+
 /* A wrong token is refused at open; the right one is accepted.  Two tenants storing the
  * same key never see each other's block. */
 static void test_auth_and_tenants(void)
@@ -372,6 +417,7 @@ int main(void)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	test_roundtrip();
+	test_frames();
 	test_auth_and_tenants();
 	test_sharding();
 	test_grid_remote();
