@@ -17,9 +17,17 @@
  * queue, deepest first, so that a request leaves from its tail and a chain is never cut
  * in the middle (giving a request's blocks different classes, by depth or by their own
  * reuse count, measured worse: heads left before tails).  The class is what the request
- * looked like: how many blocks it added (inserts: 0, 1, 2-3, ... 64+) and which share of
- * its blocks were already cached (< 30%, 30-80%, >= 80%).  Partial blocks (smaller than
- * the largest block seen) are dead and go first, as in "prefix".
+ * looked like: how many of its blocks were new (0, 1, 2-3, ... 64+) and which share of
+ * them had been seen before (< 30%, 30-80%, >= 80%).  "Seen" means cached or still in the
+ * ghost: a request that continues a chain whose blocks were already evicted is classed
+ * as a continuation, not as a new request, so the class does not depend on what this
+ * cache happened to keep.  Partial blocks (smaller than the largest block seen) are dead
+ * and go first, as in "prefix".
+ *
+ * Caution: the learned densities are noisy, and acting on small differences between them
+ * made the hit ratio swing around LRU's at small capacities.  The victim is therefore the
+ * least dense class tail only when its density is below DN_MARGIN times that of the
+ * oldest tail; otherwise the oldest tail goes, which is exactly "prefix".
  *
  * Learning: a direct-mapped ghost keyed by key_hash remembers, for the blocks filed most
  * recently (8 to 16 capacities of them, cached or not), their class and filing time.
@@ -48,8 +56,10 @@
 #define DN_AGES 96                  /* age buckets, 4 per octave of calls */
 #define DN_PRIOR 64.0               /* pseudo-blocks of the all-class law in each class */
 #define DN_UPDATE_CALLS (1u << 13)
-#define DN_DECAY_CAPS 8  /* halve the counts every 8 capacities of calls */
-#define DN_GHOST_CAPS 16 /* the ghost remembers 8-16 capacities of blocks */
+#define DN_DECAY_CAPS 32  /* halve the counts every 32 capacities of calls */
+#define DN_GHOST_CAPS 16  /* the ghost remembers 8-16 capacities of blocks, */
+#define DN_GHOST_MIN (1u << 16) /* and at least this many */
+#define DN_MARGIN 0.7f    /* leave LRU order only for a tail this much less dense */
 #define DN_NOCLASS 0xff
 #define DN_PARTIAL_BIT 0x80
 
@@ -81,7 +91,7 @@ struct policy {
 	uint32_t decay_every; /* 0 until the first call */
 	uint32_t last_depth;  /* depth of the previous call, to see where a request ends */
 	uint64_t full_bytes;  /* largest block seen: smaller ones are partial */
-	uint32_t run_n, run_inserts, run_hits; /* the current request */
+	uint32_t run_n, run_new, run_seen; /* the current request */
 	double filed_n[DN_CLASSES];           /* blocks filed per class (decayed) */
 	double reuse[DN_CLASSES][DN_AGES];    /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];
@@ -140,9 +150,9 @@ static struct dn_ghost *dn_ghost_at(struct policy *p, uint64_t key)
 static uint32_t dn_request_class(const struct policy *p)
 {
 	uint32_t nb = 0;
-	for (uint32_t x = p->run_inserts; x && nb < DN_NEW_BUCKETS - 1; x >>= 1)
+	for (uint32_t x = p->run_new; x && nb < DN_NEW_BUCKETS - 1; x >>= 1)
 		nb++;
-	uint32_t hb = p->run_hits * 10 < p->run_n * 3 ? 0 : p->run_hits * 10 < p->run_n * 8 ? 1 : 2;
+	uint32_t hb = p->run_seen * 10 < p->run_n * 3 ? 0 : p->run_seen * 10 < p->run_n * 8 ? 1 : 2;
 	return nb * DN_HIT_BUCKETS + hb;
 }
 
@@ -210,7 +220,7 @@ static void dn_end_request(struct policy *p)
 		p->filed_n[c] += 1;
 		dn_push(p, s, c);
 	}
-	p->run_n = p->run_inserts = p->run_hits = 0;
+	p->run_n = p->run_new = p->run_seen = 0;
 }
 
 /* At the first call the block size is known, so the capacity in blocks is too: it sizes
@@ -220,7 +230,7 @@ static void dn_first_call(struct policy *p, uint64_t bytes)
 {
 	uint64_t cap = p->capacity_bytes / (bytes ? bytes : 1);
 	uint64_t g = 1;
-	while (g * 2 <= cap * DN_GHOST_CAPS && g * 2 <= p->ghost_alloc)
+	while ((g * 2 <= cap * DN_GHOST_CAPS || g < DN_GHOST_MIN) && g * 2 <= p->ghost_alloc)
 		g <<= 1;
 	p->ghost_mask = (uint32_t)g - 1;
 	p->decay_every = cap * DN_DECAY_CAPS < (1u << 30) ? (uint32_t)(cap * DN_DECAY_CAPS) : 1u << 30;
@@ -238,19 +248,21 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
 	struct dn_ghost *g = dn_ghost_at(p, b->key_hash);
+	int seen = !stored;
 	if (g->cls != DN_NOCLASS && g->tag == (uint32_t)b->key_hash) {
 		p->reuse[g->cls][dn_age_bucket(p->clock - g->time)] += 1;
 		g->cls = DN_NOCLASS;
+		seen = 1;
 	}
 	p->key[s] = b->key_hash;
 	/* only a block stored short is partial; a hit keeps what its store said */
 	if (stored)
 		p->queue_of[s] = b->bytes < p->full_bytes ? DN_PARTIAL_BIT : 0;
 	p->run_n++;
-	if (stored)
-		p->run_inserts++;
+	if (seen)
+		p->run_seen++;
 	else
-		p->run_hits++;
+		p->run_new++;
 	dn_push(p, s, DN_PENDING);
 	if (p->clock == p->next_update)
 		dn_update(p);
@@ -275,8 +287,8 @@ static struct policy *dn_create(uint32_t slots, uint64_t capacity_bytes,
 	struct policy *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	uint64_t g = 1; /* at most DN_GHOST_CAPS entries per slot: bytes_per_slot holds */
-	while (g * 2 <= (uint64_t)slots * DN_GHOST_CAPS && g < (1u << 26))
+	uint64_t g = 1; /* DN_GHOST_MIN, or at most DN_GHOST_CAPS entries per slot */
+	while ((g * 2 <= (uint64_t)slots * DN_GHOST_CAPS || g < DN_GHOST_MIN) && g < (1u << 26))
 		g <<= 1;
 	p->prev = malloc(sizeof(uint32_t) * slots);
 	p->next = malloc(sizeof(uint32_t) * slots);
@@ -325,24 +337,30 @@ static uint32_t dn_first_evictable(struct policy *p, uint32_t q,
 	return POLICY_NONE;
 }
 
-/* The class tail of least density at its age; the older one on a tie. */
+/* The class tail of least density at its age (the older one on a tie), if it is clearly
+ * less dense than the oldest tail; else the oldest tail. */
 static uint32_t dn_least_dense(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
 {
-	uint32_t s = POLICY_NONE, best_age = 0;
-	float best = INFINITY;
+	uint32_t s = POLICY_NONE, s_age = 0, old = POLICY_NONE, old_age = 0;
+	float s_dens = INFINITY, old_dens = 0;
 	for (uint32_t c = 0; c < DN_CLASSES; c++) {
 		uint32_t t = dn_first_evictable(p, c, evictable, ctx);
 		if (t == POLICY_NONE)
 			continue;
 		uint32_t age = p->clock - p->filed[t];
 		float d = p->dens[c][dn_age_bucket(age)];
-		if (d < best || (d == best && age > best_age)) {
-			best = d;
-			best_age = age;
+		if (old == POLICY_NONE || age > old_age) {
+			old = t;
+			old_age = age;
+			old_dens = d;
+		}
+		if (d < s_dens || (d == s_dens && age > s_age)) {
 			s = t;
+			s_age = age;
+			s_dens = d;
 		}
 	}
-	return s;
+	return s_dens < DN_MARGIN * old_dens ? s : old;
 }
 
 /* Partial blocks first; then the least dense class tail; then the current request from
