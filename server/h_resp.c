@@ -284,94 +284,97 @@ static int hresp_config(struct conn *c, struct resp_cmd *cmd)
 	return rc;
 }
 
-/* Commands a client may send before it has authenticated. */
-static int hresp_open_to_all(const struct resp_arg *a)
+static int hresp_get(struct conn *c, struct resp_cmd *cmd)
 {
-	return resp_arg_is(a, "AUTH") || resp_arg_is(a, "HELLO") || resp_arg_is(a, "PING") ||
-	       resp_arg_is(a, "QUIT");
+	return hresp_get_one(c, &cmd->argv[1]);
 }
 
-static int hresp_arity(struct conn *c, struct resp_cmd *cmd, size_t min)
+static int hresp_ping(struct conn *c, struct resp_cmd *cmd)
 {
-	if (cmd->argc >= min)
-		return 1;
-	char msg[96];
-	snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%.*s' command",
-		 (int)(cmd->argv[0].len > 32 ? 32 : cmd->argv[0].len), cmd->argv[0].p);
-	hresp_error(c, msg);
-	return 0;
+	return cmd->argc > 1 ? hresp_bulk(c, cmd->argv[1].p, cmd->argv[1].len)
+			     : hresp_simple(c, "PONG");
 }
 
-/* Runs one command; returns 0, or -1 to close the connection once the reply is sent. */
-static int hresp_dispatch(struct conn *c, struct resp_cmd *cmd, int *op)
+static int hresp_echo(struct conn *c, struct resp_cmd *cmd)
 {
-	struct resp_arg *a = &cmd->argv[0];
-	if (!c->tenant && !hresp_open_to_all(a))
-		return hresp_error(c, "NOAUTH Authentication required.");
-	if (resp_arg_is(a, "GET")) {
-		*op = MOP_GET;
-		return hresp_arity(c, cmd, 2) ? hresp_get_one(c, &cmd->argv[1]) : 0;
-	}
-	if (resp_arg_is(a, "SET")) {
-		*op = MOP_SET;
-		return hresp_arity(c, cmd, 3) ? hresp_set(c, cmd) : 0;
-	}
-	if (resp_arg_is(a, "EXISTS")) {
-		*op = MOP_EXISTS;
-		return hresp_arity(c, cmd, 2) ? hresp_exists(c, cmd) : 0;
-	}
-	if (resp_arg_is(a, "DEL") || resp_arg_is(a, "UNLINK")) {
-		*op = MOP_DEL;
-		return hresp_arity(c, cmd, 2) ? hresp_del(c, cmd) : 0;
-	}
-	if (resp_arg_is(a, "MGET")) {
-		*op = MOP_GET;
-		return hresp_arity(c, cmd, 2) ? hresp_mget(c, cmd) : 0;
-	}
-	if (resp_arg_is(a, "MSET")) {
-		*op = MOP_SET;
-		return hresp_arity(c, cmd, 3) ? hresp_mset(c, cmd) : 0;
-	}
-	if (resp_arg_is(a, "PING"))
-		return cmd->argc > 1 ? hresp_bulk(c, cmd->argv[1].p, cmd->argv[1].len)
-				     : hresp_simple(c, "PONG");
-	if (resp_arg_is(a, "ECHO"))
-		return hresp_arity(c, cmd, 2) ? hresp_bulk(c, cmd->argv[1].p, cmd->argv[1].len) : 0;
-	if (resp_arg_is(a, "AUTH")) {
-		if (!hresp_arity(c, cmd, 2))
-			return 0;
-		int r = hresp_auth(c, cmd->argc > 2 ? &cmd->argv[1] : NULL, &cmd->argv[cmd->argc > 2 ? 2 : 1]);
-		return r > 0 ? hresp_simple(c, "OK") : r;
-	}
-	if (resp_arg_is(a, "HELLO"))
-		return hresp_hello(c, cmd);
-	if (resp_arg_is(a, "SELECT")) {
-		if (!hresp_arity(c, cmd, 2))
-			return 0;
-		return cmd->argv[1].len == 1 && cmd->argv[1].p[0] == '0'
-			       ? hresp_simple(c, "OK")
-			       : hresp_error(c, "ERR DB index is out of range");
-	}
-	if (resp_arg_is(a, "DBSIZE")) {
-		struct quota_usage u;
-		quota_usage(c->w->srv->quota, c->tenant->index, &u);
-		return hresp_int(c, (int64_t)u.blocks);
-	}
-	if (resp_arg_is(a, "INFO"))
-		return hresp_info(c);
-	if (resp_arg_is(a, "COMMAND")) {
-		if (cmd->argc > 1 && resp_arg_is(&cmd->argv[1], "COUNT"))
-			return hresp_int(c, 17);
-		return hresp_array(c, 0);
-	}
-	if (resp_arg_is(a, "CONFIG"))
-		return hresp_config(c, cmd);
-	if (resp_arg_is(a, "CLIENT"))
-		return hresp_simple(c, "OK");
-	if (resp_arg_is(a, "QUIT")) {
-		hresp_simple(c, "OK");
-		return -1;
-	}
+	return hresp_bulk(c, cmd->argv[1].p, cmd->argv[1].len);
+}
+
+static int hresp_auth_cmd(struct conn *c, struct resp_cmd *cmd)
+{
+	int two = cmd->argc > 2; /* AUTH tenant token, or AUTH token */
+	int r = hresp_auth(c, two ? &cmd->argv[1] : NULL, &cmd->argv[two ? 2 : 1]);
+	return r > 0 ? hresp_simple(c, "OK") : r;
+}
+
+static int hresp_select(struct conn *c, struct resp_cmd *cmd)
+{
+	return cmd->argv[1].len == 1 && cmd->argv[1].p[0] == '0'
+		       ? hresp_simple(c, "OK")
+		       : hresp_error(c, "ERR DB index is out of range");
+}
+
+static int hresp_dbsize(struct conn *c, struct resp_cmd *cmd)
+{
+	struct quota_usage u;
+	quota_usage(c->w->srv->quota, c->tenant->index, &u);
+	return hresp_int(c, (int64_t)u.blocks);
+}
+
+static int hresp_info_cmd(struct conn *c, struct resp_cmd *cmd)
+{
+	return hresp_info(c);
+}
+
+static int hresp_command(struct conn *c, struct resp_cmd *cmd)
+{
+	if (cmd->argc > 1 && resp_arg_is(&cmd->argv[1], "COUNT"))
+		return hresp_int(c, 17);
+	return hresp_array(c, 0); /* no command table: clients fall back to defaults */
+}
+
+static int hresp_ok(struct conn *c, struct resp_cmd *cmd)
+{
+	return hresp_simple(c, "OK");
+}
+
+static int hresp_quit(struct conn *c, struct resp_cmd *cmd)
+{
+	hresp_simple(c, "OK");
+	return -1;
+}
+
+/* The commands: name, fewest arguments (the name included), the latency histogram they
+ * count in, whether they work before authentication, and the function. */
+static const struct hresp_command {
+	const char *name;
+	uint8_t min_args;
+	uint8_t op;
+	uint8_t open;
+	int (*fn)(struct conn *c, struct resp_cmd *cmd);
+} hresp_commands[] = {
+	{ "GET", 2, MOP_GET, 0, hresp_get },
+	{ "SET", 3, MOP_SET, 0, hresp_set },
+	{ "EXISTS", 2, MOP_EXISTS, 0, hresp_exists },
+	{ "DEL", 2, MOP_DEL, 0, hresp_del },
+	{ "UNLINK", 2, MOP_DEL, 0, hresp_del },
+	{ "MGET", 2, MOP_GET, 0, hresp_mget },
+	{ "MSET", 3, MOP_SET, 0, hresp_mset },
+	{ "PING", 1, MOP_OTHER, 1, hresp_ping },
+	{ "ECHO", 2, MOP_OTHER, 0, hresp_echo },
+	{ "AUTH", 2, MOP_OTHER, 1, hresp_auth_cmd },
+	{ "HELLO", 1, MOP_OTHER, 1, hresp_hello },
+	{ "SELECT", 2, MOP_OTHER, 0, hresp_select },
+	{ "DBSIZE", 1, MOP_OTHER, 0, hresp_dbsize },
+	{ "INFO", 1, MOP_OTHER, 0, hresp_info_cmd },
+	{ "COMMAND", 1, MOP_OTHER, 0, hresp_command },
+	{ "CONFIG", 1, MOP_OTHER, 0, hresp_config },
+	{ "CLIENT", 1, MOP_OTHER, 0, hresp_ok },
+	{ "QUIT", 1, MOP_OTHER, 1, hresp_quit },
+};
+
+static int hresp_unknown(struct conn *c, const struct resp_arg *a)
+{
 	char msg[128];
 	snprintf(msg, sizeof(msg), "ERR unknown command '%.*s'",
 		 (int)(a->len > 48 ? 48 : a->len), a->p);
@@ -379,6 +382,27 @@ static int hresp_dispatch(struct conn *c, struct resp_cmd *cmd, int *op)
 		if (*p == '\r' || *p == '\n')
 			*p = ' ';
 	return hresp_error(c, msg);
+}
+
+/* Runs one command; returns 0, or -1 to close the connection once the reply is sent. */
+static int hresp_dispatch(struct conn *c, struct resp_cmd *cmd, int *op)
+{
+	const struct resp_arg *a = &cmd->argv[0];
+	const struct hresp_command *k = NULL;
+	for (size_t i = 0; i < sizeof(hresp_commands) / sizeof(hresp_commands[0]) && !k; i++)
+		if (resp_arg_is(a, hresp_commands[i].name))
+			k = &hresp_commands[i];
+	if (!k)
+		return hresp_unknown(c, a);
+	if (!c->tenant && !k->open)
+		return hresp_error(c, "NOAUTH Authentication required.");
+	if (cmd->argc < k->min_args) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", k->name);
+		return hresp_error(c, msg);
+	}
+	*op = k->op;
+	return k->fn(c, cmd);
 }
 
 ssize_t hresp_handle(struct conn *c, uint8_t *p, size_t avail)
