@@ -7,7 +7,8 @@
  *
  * Specification: the reopened grid never serves a wrong byte; in durable mode every store that
  * completed before the cut is present; fsck then finds only damage it can repair, and after
- * fsck --repair the same holds.  Rounds alternate durable and cache mode, psync and io_uring.
+ * fsck --repair the same holds.  Rounds alternate durable and cache mode, psync and io_uring;
+ * POWERCUT_ROUNDS=N runs N rounds instead of 24.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,9 +139,12 @@ int main(void)
 	uint64_t seed = (uint64_t)getpid();
 	char cmd[1100];
 
+	const char *env = getenv("POWERCUT_ROUNDS"); /* longer campaigns: RELIABILITY.md */
+	int rounds = env && atoi(env) > 0 ? atoi(env) : ROUNDS;
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(dir, sizeof(dir), "%s/test_fault_powercut.%d", tmp ? tmp : "build/tmp", getpid());
-	for (int r = 0; r < ROUNDS; r++) {
+	for (int r = 0; r < rounds; r++) {
 		int durable = r % 2, p[2];
 		uint8_t acked[BLOCKS] = {0};
 		char plan[160], line[128];
