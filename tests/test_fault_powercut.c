@@ -137,7 +137,7 @@ int main(void)
 	unsigned long long cuts = 0, dropped = 0, kept = 0, torn = 0, acks = 0, found = 0;
 	unsigned long long repaired = 0;
 	uint64_t seed = (uint64_t)getpid();
-	char cmd[1100];
+	char cmd[2200];
 
 	const char *env = getenv("POWERCUT_ROUNDS"); /* longer campaigns: RELIABILITY.md */
 	int rounds = env && atoi(env) > 0 ? atoi(env) : ROUNDS;
