@@ -149,7 +149,7 @@ int main(void)
 		uint8_t acked[BLOCKS] = {0};
 		char plan[160], line[128];
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		int at = 3 + (int)((seed >> 33) % 150);
+		int at = 3 + (int)((seed >> 33) % 110); /* within the writes a child makes */
 		snprintf(plan, sizeof(plan), "seed=%llu;inner=%s;cutmode=mixed;powercut=write:%d",
 			 (unsigned long long)(seed >> 40), r / 2 % 2 ? "uring" : "psync", at);
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", dir, dir);
