@@ -38,21 +38,34 @@
 #define CLIENT_NODES_MAX 64
 #define CLIENT_BATCH_MAX 1024 /* keys per frame */
 #define CLIENT_RETRY_MS 1000
+#define CLIENT_POOL 4 /* connections per node: the grid's workers call in concurrently */
 #define CLIENT_TOKEN_MAX 256
 #define CLIENT_SCRATCH_BYTES (NAT_HDR_BYTES + 8 + CLIENT_BATCH_MAX * NAT_PUT_ITEM_BYTES + 64)
 #define CLIENT_IOV_MAX (2 * CLIENT_BATCH_MAX + 2)
 
-struct client_node {
+struct client_node;
+
+/* One connection of a node's pool. */
+struct client_conn {
 	pthread_mutex_t lock; /* guards everything below */
+	struct client_node *node;
+	int fd;       /* -1: not connected */
+	uint64_t gen; /* the node's generation when this connection was made */
+	uint64_t next_id;
+	uint8_t *scratch;  /* CLIENT_SCRATCH_BYTES */
+	struct iovec *iov; /* CLIENT_IOV_MAX */
+};
+
+/* A server.  Fields other than the pool are written with atomics (or before any call). */
+struct client_node {
 	char host[256];
 	char port[16];
 	uint64_t seed; /* rendezvous seed: XXH64 of "host:port" */
-	int fd;        /* -1: not connected */
 	uint64_t down_until_ms; /* 0: up, or not tried yet */
-	uint64_t next_id;
+	uint64_t gen;       /* bumped when the node fails: older connections are stale */
 	uint64_t frame_max; /* from HELLO */
-	uint8_t *scratch;   /* CLIENT_SCRATCH_BYTES */
-	struct iovec *iov;  /* CLIENT_IOV_MAX */
+	uint32_t next;      /* round robin over the pool when every connection is busy */
+	struct client_conn conn[CLIENT_POOL];
 };
 
 struct client {
@@ -143,16 +156,20 @@ static int client_recv(int fd, void *buf, size_t len, uint64_t deadline_ms)
 	return 0;
 }
 
-static void client_node_fail(struct client_node *n)
+/* Closes a connection that failed and leaves its node out for CLIENT_RETRY_MS; the node's
+ * other connections are stale from now on (its generation moves). */
+static void client_node_fail(struct client_conn *n)
 {
 	if (n->fd >= 0)
 		close(n->fd);
 	n->fd = -1;
-	__atomic_store_n(&n->down_until_ms, client_now_ms() + CLIENT_RETRY_MS, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&n->node->gen, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->node->down_until_ms, client_now_ms() + CLIENT_RETRY_MS,
+			 __ATOMIC_RELAXED);
 }
 
 /* Reads a reply header for request (op, id) and checks it belongs to it. */
-static int client_read_hdr(struct client_node *n, uint8_t op, uint64_t id, uint64_t deadline,
+static int client_read_hdr(struct client_conn *n, uint8_t op, uint64_t id, uint64_t deadline,
 			   struct nat_hdr *h)
 {
 	uint8_t b[NAT_HDR_BYTES];
@@ -170,7 +187,7 @@ static int client_read_hdr(struct client_node *n, uint8_t op, uint64_t id, uint6
  * scratch + NAT_HDR_BYTES), reads the reply body into reply (cap bytes).  Returns the reply
  * status (0 or an error) with *reply_len set, or a transport error (the node is failed).
  */
-static int client_call(struct client_node *n, uint8_t op, uint32_t body_len, uint8_t *reply,
+static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
 		       size_t cap, size_t *reply_len, uint64_t deadline)
 {
 	struct nat_hdr h = { .op = op, .id = ++n->next_id, .body_len = body_len };
@@ -192,10 +209,10 @@ static int client_call(struct client_node *n, uint8_t op, uint32_t body_len, uin
 	return r.status;
 }
 
-static int client_connect(struct client *c, struct client_node *n, uint64_t deadline)
+static int client_connect(struct client *c, struct client_conn *n, uint64_t deadline)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
-	if (getaddrinfo(n->host, n->port, &hints, &ai))
+	if (getaddrinfo(n->node->host, n->node->port, &hints, &ai))
 		return -EHOSTUNREACH;
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int rc = fd < 0 ? -errno : 0;
@@ -216,6 +233,7 @@ static int client_connect(struct client *c, struct client_node *n, uint64_t dead
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	n->fd = fd;
+	n->gen = __atomic_load_n(&n->node->gen, __ATOMIC_RELAXED);
 	uint8_t *b = n->scratch + NAT_HDR_BYTES;
 	nat_put_u32(b, NAT_VERSION);
 	nat_put_u32(b + 4, (uint32_t)c->token_len);
@@ -229,8 +247,8 @@ static int client_connect(struct client *c, struct client_node *n, uint64_t dead
 		client_node_fail(n);
 		return rc;
 	}
-	n->frame_max = nat_get_u64(rep + 16);
-	__atomic_store_n(&n->down_until_ms, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->node->frame_max, nat_get_u64(rep + 16), __ATOMIC_RELAXED);
+	__atomic_store_n(&n->node->down_until_ms, 0, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -240,19 +258,37 @@ static int client_node_up(struct client *c, uint32_t i)
 	return __atomic_load_n(&c->node[i].down_until_ms, __ATOMIC_RELAXED) <= client_now_ms();
 }
 
-/* Locks node i and makes sure it is connected; returns 0 (locked) or an error (unlocked). */
-static int client_node_get(struct client *c, uint32_t i, uint64_t deadline)
+/*
+ * Takes a connection of node i's pool (a free one if any, else waits for one), connected:
+ * returns 0 with *out locked, or an error with nothing held.
+ */
+static int client_node_get(struct client *c, uint32_t i, uint64_t deadline,
+			   struct client_conn **out)
 {
-	struct client_node *n = &c->node[i];
-	pthread_mutex_lock(&n->lock);
-	if (n->fd >= 0)
-		return 0;
-	int rc = client_node_up(c, i) ? client_connect(c, n, deadline) : -ECONNREFUSED;
-	if (rc)
+	struct client_node *nd = &c->node[i];
+	struct client_conn *n = NULL;
+	/* the lowest free one: a caller alone always reuses the first connection */
+	for (uint32_t p = 0; p < CLIENT_POOL && !n; p++)
+		if (pthread_mutex_trylock(&nd->conn[p].lock) == 0)
+			n = &nd->conn[p];
+	if (!n) {
+		n = &nd->conn[__atomic_fetch_add(&nd->next, 1, __ATOMIC_RELAXED) % CLIENT_POOL];
+		pthread_mutex_lock(&n->lock);
+	}
+	if (n->fd >= 0 && n->gen != __atomic_load_n(&nd->gen, __ATOMIC_RELAXED)) {
+		close(n->fd); /* made before the node last failed */
+		n->fd = -1;
+	}
+	int rc = 0;
+	if (n->fd < 0)
+		rc = client_node_up(c, i) ? client_connect(c, n, deadline) : -ECONNREFUSED;
+	if (rc) {
 		pthread_mutex_unlock(&n->lock);
-	return rc;
+		return rc;
+	}
+	*out = n;
+	return 0;
 }
-
 
 /* The node that owns key: highest rendezvous score among the nodes that are up. */
 static uint32_t client_owner(struct client *c, const kvg_key *key)
@@ -287,7 +323,7 @@ static uint64_t client_deadline(const struct client *c)
 }
 
 /* Sends one PUT frame of the m items idx[] of ios (body bytes of body); *id is its id. */
-static int client_put_send(struct client_node *n, const struct kvg_io *ios, const uint16_t *idx,
+static int client_put_send(struct client_conn *n, const struct kvg_io *ios, const uint16_t *idx,
 			   size_t m, uint64_t body, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
@@ -311,7 +347,7 @@ static int client_put_send(struct client_node *n, const struct kvg_io *ios, cons
 }
 
 /* Reads the statuses of the PUT frame id (items idx[]). */
-static int client_put_reply(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
+static int client_put_reply(struct client_conn *n, struct kvg_io *ios, const uint16_t *idx,
 			    size_t m, uint64_t id, uint64_t deadline)
 {
 	uint8_t rep[8 + 4 * CLIENT_BATCH_MAX];
@@ -346,14 +382,14 @@ struct client_frame {
  * f.  Items too large to travel get KVG_ETOOBIG and are dropped from order[] (which is
  * compacted in place).  Returns the frames sent; stops at the first error (*err).
  */
-static size_t client_store_send(struct client *c, uint32_t i, struct kvg_io *ios,
+static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io *ios,
 				uint16_t *order, size_t from, size_t to,
 				struct client_frame *f, uint64_t deadline, int *err)
 {
-	struct client_node *n = &c->node[i];
+	uint64_t frame_max = __atomic_load_n(&n->node->frame_max, __ATOMIC_RELAXED);
 	size_t end = from;
 	for (size_t q = from; q < to; q++) {
-		if (8 + NAT_PUT_ITEM_BYTES + ios[order[q]].len > n->frame_max)
+		if (8 + NAT_PUT_ITEM_BYTES + ios[order[q]].len > frame_max)
 			ios[order[q]].status = KVG_ETOOBIG;
 		else
 			order[end++] = order[q];
@@ -362,7 +398,7 @@ static size_t client_store_send(struct client *c, uint32_t i, struct kvg_io *ios
 	uint64_t body = 8;
 	for (size_t q = from; q <= end && !*err; q++) {
 		uint64_t item = q < end ? NAT_PUT_ITEM_BYTES + ios[order[q]].len : 0;
-		if (q > first && (q == end || body + item > n->frame_max)) {
+		if (q > first && (q == end || body + item > frame_max)) {
 			f[nf] = (struct client_frame){ .first = (uint16_t)first,
 						       .count = (uint16_t)(q - first), .node = (uint8_t)i };
 			*err = client_put_send(n, ios, order + first, q - first, body, &f[nf].id,
@@ -394,16 +430,16 @@ static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
 		order[fill[owner[j]]++] = (uint16_t)j;
 	struct client_frame f[CLIENT_BATCH_MAX];
 	size_t nf = 0;
-	int locked[CLIENT_NODES_MAX] = { 0 }, failed[CLIENT_NODES_MAX] = { 0 };
+	struct client_conn *held[CLIENT_NODES_MAX] = { NULL };
+	int failed[CLIENT_NODES_MAX] = { 0 };
 	uint64_t deadline = client_deadline(c);
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		if (start[i + 1] == start[i])
 			continue;
-		int rc = client_node_get(c, i, deadline);
-		locked[i] = rc == 0;
+		int rc = client_node_get(c, i, deadline, &held[i]);
 		if (!rc)
-			nf += client_store_send(c, i, ios, order, start[i], start[i + 1], f + nf,
-						deadline, &rc);
+			nf += client_store_send(held[i], i, ios, order, start[i], start[i + 1],
+						f + nf, deadline, &rc);
 		if (rc) {
 			failed[i] = rc;
 			for (size_t q = start[i]; q < start[i + 1]; q++)
@@ -415,7 +451,7 @@ static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
 		uint32_t i = f[k].node;
 		int rc = failed[i];
 		if (!rc)
-			rc = client_put_reply(&c->node[i], ios, order + f[k].first, f[k].count,
+			rc = client_put_reply(held[i], ios, order + f[k].first, f[k].count,
 					      f[k].id, deadline);
 		if (rc) {
 			failed[i] = rc;
@@ -423,16 +459,17 @@ static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
 		}
 	}
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
-		if (failed[i] && locked[i])
-			client_node_fail(&c->node[i]);
-		if (locked[i])
-			pthread_mutex_unlock(&c->node[i].lock);
+		if (!held[i])
+			continue;
+		if (failed[i])
+			client_node_fail(held[i]);
+		pthread_mutex_unlock(&held[i]->lock);
 	}
 }
 
 /* Reads the k reply frames of a GET (one per key, NAT_F_MORE on all but the last) straight
  * into the callers' buffers. */
-static int client_get_items(struct client_node *n, struct kvg_io *ios, const uint16_t *idx,
+static int client_get_items(struct client_conn *n, struct kvg_io *ios, const uint16_t *idx,
 			    size_t k, uint64_t id, uint8_t *retry, uint64_t deadline)
 {
 	for (size_t q = 0; q < k; q++) {
@@ -467,7 +504,7 @@ static int client_get_items(struct client_node *n, struct kvg_io *ios, const uin
 }
 
 /* Sends a GET frame for the k keys idx[] of ios; *id is its request id. */
-static int client_get_send(struct client_node *n, const struct kvg_io *ios, const uint16_t *idx,
+static int client_get_send(struct client_conn *n, const struct kvg_io *ios, const uint16_t *idx,
 			   size_t k, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
@@ -483,12 +520,11 @@ static int client_get_send(struct client_node *n, const struct kvg_io *ios, cons
 	return client_sendv(n->fd, &iov, 1, deadline);
 }
 
-/* Reads node i's reply to the GET sent with id, then asks again, one at a time, for the
- * blocks the server had no room for.  The node is locked; this unlocks it. */
-static void client_get_finish(struct client *c, uint32_t i, struct kvg_io *ios,
-			      const uint16_t *idx, size_t k, uint64_t id, uint64_t deadline)
+/* Reads the reply to the GET sent on n with id, then asks again, one at a time, for the
+ * blocks the server had no room for.  n is locked; this unlocks it. */
+static void client_get_finish(struct client_conn *n, struct kvg_io *ios, const uint16_t *idx,
+			      size_t k, uint64_t id, uint64_t deadline)
 {
-	struct client_node *n = &c->node[i];
 	uint8_t retry[CLIENT_BATCH_MAX];
 	memset(retry, 0, sizeof(retry));
 	int rc = client_get_items(n, ios, idx, k, id, retry, deadline);
@@ -524,24 +560,25 @@ static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m,
 	for (size_t j = 0; j < m; j++)
 		order[fill[owner[j]]++] = (uint16_t)j;
 	uint64_t deadline = client_deadline(c), ids[CLIENT_NODES_MAX];
-	int sent[CLIENT_NODES_MAX] = { 0 };
+	struct client_conn *sent[CLIENT_NODES_MAX] = { NULL };
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		size_t k = (size_t)(start[i + 1] - start[i]);
 		if (k == 0)
 			continue;
-		int rc = client_node_get(c, i, deadline);
-		if (!rc && (rc = client_get_send(&c->node[i], ios, order + start[i], k, &ids[i],
-						 deadline))) {
-			client_node_fail(&c->node[i]);
-			pthread_mutex_unlock(&c->node[i].lock);
+		struct client_conn *n = NULL;
+		int rc = client_node_get(c, i, deadline, &n);
+		if (!rc && (rc = client_get_send(n, ios, order + start[i], k, &ids[i], deadline))) {
+			client_node_fail(n);
+			pthread_mutex_unlock(&n->lock);
 		}
 		if (rc)
 			client_fail_items(ios, order + start[i], k, rc);
-		sent[i] = rc == 0;
+		else
+			sent[i] = n;
 	}
 	for (uint32_t i = 0; i < c->n_nodes; i++)
 		if (sent[i])
-			client_get_finish(c, i, ios, order + start[i],
+			client_get_finish(sent[i], ios, order + start[i],
 					  (size_t)(start[i + 1] - start[i]), ids[i], deadline);
 }
 
@@ -590,10 +627,10 @@ static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_
 			    size_t m, const uint8_t *owner, size_t *first_miss)
 {
 	uint64_t deadline = client_deadline(c);
-	int rc = client_node_get(c, i, deadline);
+	struct client_conn *n = NULL;
+	int rc = client_node_get(c, i, deadline, &n);
 	if (rc)
 		return rc;
-	struct client_node *n = &c->node[i];
 	uint8_t *b = n->scratch + NAT_HDR_BYTES;
 	uint16_t idx[CLIENT_BATCH_MAX];
 	size_t k = 0;
@@ -732,15 +769,16 @@ int client_stats(struct client *c, struct kvg_stats *st)
 	int err = 0, ok = 0;
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		uint64_t deadline = client_deadline(c);
-		int rc = client_node_get(c, i, deadline);
+		struct client_conn *n = NULL;
+		int rc = client_node_get(c, i, deadline, &n);
 		if (rc) {
 			err = rc;
 			continue;
 		}
 		uint8_t rep[8 + 8 * 64];
 		size_t len = 0;
-		rc = client_call(&c->node[i], NAT_STATS, 0, rep, sizeof(rep), &len, deadline);
-		pthread_mutex_unlock(&c->node[i].lock);
+		rc = client_call(n, NAT_STATS, 0, rep, sizeof(rep), &len, deadline);
+		pthread_mutex_unlock(&n->lock);
 		if (rc == 0 && len >= 8 && len >= 8 + 8 * (uint64_t)nat_get_u32(rep)) {
 			client_stats_add(st, rep + 8, nat_get_u32(rep));
 			ok = 1;
@@ -819,24 +857,29 @@ int client_open(const struct kvg_config *cfg, struct client **out, char *err, si
 		rc = KVG_ECONFIG;
 	}
 	for (uint32_t i = 0; !rc && i < c->n_nodes; i++) {
-		struct client_node *n = &c->node[i];
-		pthread_mutex_init(&n->lock, NULL);
-		n->fd = -1;
-		n->frame_max = 1u << 20;
-		n->iov = malloc(CLIENT_IOV_MAX * sizeof(*n->iov));
-		n->scratch = n->iov ? malloc(CLIENT_SCRATCH_BYTES) : NULL;
-		if (!n->scratch) {
-			pthread_mutex_destroy(&n->lock);
-			free(n->iov);
-			rc = -ENOMEM;
+		c->node[i].frame_max = 1u << 20;
+		for (int p = 0; !rc && p < CLIENT_POOL; p++) {
+			struct client_conn *n = &c->node[i].conn[p];
+			n->node = &c->node[i];
+			n->fd = -1;
+			n->iov = malloc(CLIENT_IOV_MAX * sizeof(*n->iov));
+			n->scratch = n->iov ? malloc(CLIENT_SCRATCH_BYTES) : NULL;
+			if (!n->scratch) {
+				free(n->iov);
+				n->iov = NULL;
+				rc = -ENOMEM;
+			} else {
+				pthread_mutex_init(&n->lock, NULL);
+			}
 		}
 	}
 	/* reach at least one node now, so that a wrong address or token fails the open */
 	int reached = 0, last = 0;
 	for (uint32_t i = 0; !rc && i < c->n_nodes; i++) {
-		last = client_node_get(c, i, client_deadline(c));
+		struct client_conn *n = NULL;
+		last = client_node_get(c, i, client_deadline(c), &n);
 		if (last == 0) {
-			pthread_mutex_unlock(&c->node[i].lock);
+			pthread_mutex_unlock(&n->lock);
 			reached = 1;
 		} else if (last == KVG_EAUTH) {
 			rc = last;
@@ -859,14 +902,17 @@ void client_close(struct client *c)
 	if (!c)
 		return;
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
-		struct client_node *n = &c->node[i];
-		if (!n->scratch)
-			break; /* this node and the ones after it were never set up */
-		if (n->fd >= 0)
-			close(n->fd);
-		pthread_mutex_destroy(&n->lock);
-		free(n->scratch);
-		free(n->iov);
+		for (int p = 0; p < CLIENT_POOL; p++) {
+			struct client_conn *n = &c->node[i].conn[p];
+			if (!n->scratch)
+				goto out_free; /* this one and the ones after it were never set up */
+			if (n->fd >= 0)
+				close(n->fd);
+			pthread_mutex_destroy(&n->lock);
+			free(n->scratch);
+			free(n->iov);
+		}
 	}
+out_free:
 	free(c);
 }
