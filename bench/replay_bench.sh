@@ -1,8 +1,8 @@
 #!/bin/sh
 # Regenerates the figures of doc/bench-policy.md: the policy table of both Mooncake traces
-# (simulator), the same table through the real store for lru and prefix, the replay speed
-# of the conversation trace through the store, the cost model's tables, and the SVG plots
-# under doc/.  Needs ../shared/traces; takes about a minute on a 2-core machine.
+# (simulator), the same table through the real store for lru, prefix and density, the replay
+# speed of the conversation trace through the store, the cost model's tables, and the SVG
+# plots under doc/.  Needs ../shared/traces; takes about a minute on a 2-core machine.
 #   sh bench/replay_bench.sh [OUT_DIR]     (default: doc)
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ for t in conversation synthetic; do
 	echo "## $t: through the store (DRAM tier of N blocks of 4 KiB)"
 	echo "| policy | 1% | 2% | 5% | 10% | 20% | 50% |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for p in lru prefix; do
+	for p in lru prefix density; do
 		row="| $p |"
 		for c in 1 2 5 10 20 50; do
 			r=$($K replay --trace $S/mooncake_${t}_trace.jsonl --capacity-pct $c \
