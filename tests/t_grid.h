@@ -131,7 +131,8 @@ static inline void t_config(struct kvg_config *c)
 	c->workers = 2;
 	c->req_max = 64;
 	c->log_level = 0;
-	snprintf(c->policy, sizeof(c->policy), "lru");
+	/* T_POLICY=name runs a test program under another policy (tests of LRU order will fail) */
+	snprintf(c->policy, sizeof(c->policy), "%s", getenv("T_POLICY") ? getenv("T_POLICY") : "lru");
 	if (t_v->nvme) {
 		c->dram_bytes = 0;
 		snprintf(c->dir, sizeof(c->dir), "%s", t_scratch("grid"));

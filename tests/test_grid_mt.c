@@ -291,6 +291,86 @@ static void threads_with_async_requests(void)
 	kvg_close(g);
 }
 
+#define DEMO_LEN (1 << 20)
+
+struct demo_ctx {
+	kvg_grid *g;
+	kvg_key *keys;
+	int n;
+	uint64_t deadline_ms;
+	int stored;  /* keys[0..stored) have been stored (release/acquire) */
+	int wrong;
+};
+
+static void *demo_storer(void *arg)
+{
+	struct demo_ctx *d = arg;
+	for (int i = 0; i < d->n && t_now_ms() < d->deadline_ms; i++) {
+		t_store(d->g, &d->keys[i], 1, DEMO_LEN, 22);
+		__atomic_store_n(&d->stored, i + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* Loads, again and again, the oldest block still in DRAM: the next one to be demoted. */
+static void *demo_loader(void *arg)
+{
+	struct demo_ctx *d = arg;
+	while (t_now_ms() < d->deadline_ms) {
+		int s = __atomic_load_n(&d->stored, __ATOMIC_ACQUIRE);
+		for (int i = s > 12 ? s - 12 : 0; i < s; i++) {
+			uint8_t tier;
+			size_t hit;
+			if (kvg_lookup_keys(d->g, &d->keys[i], 1, &hit, &tier) || !hit ||
+			    tier != KVG_TIER_DRAM)
+				continue;
+			int rc = t_load(d->g, &d->keys[i], DEMO_LEN, 22, NULL);
+			if (rc != 0 && rc != KVG_ENOTFOUND)
+				__atomic_add_fetch(&d->wrong, 1, __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Description: loads of blocks while they are being demoted from DRAM to NVMe (a DRAM tier
+ * of four 1 MiB blocks, one thread storing new blocks, two loading the oldest block still in
+ * DRAM) neither hang the grid nor fail: every load verifies or misses, and afterwards every
+ * block loads.  Checked with KVG_TEST_KNOWN_BUGS=1 while bugs-core.md #11 stands (a load
+ * during a demotion calls the policy's hit() on a block its victim() already removed: the
+ * list is corrupted and the grid spins in victim() holding its lock). */
+static void loads_during_demotion(void)
+{
+	if (!t_v->nvme || mixed || !t_known_bugs())
+		return;
+	alarm(60); /* the known hang: fail in a minute, not four */
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 4 << 20;
+	c.nvme_bytes = 512ull << 20; /* 384 records of 1 MiB: all N fit, a miss is a lost block */
+	c.workers = 3;
+	enum { N = 200 };
+	kvg_key *k = malloc(sizeof(kvg_key) * N);
+	CHECK(k);
+	char err[256] = "";
+	kvg_grid *g = NULL;
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
+	CHECK(t_chain(g, 700, N, k) == N);
+	struct demo_ctx d = { g, k, N, t_now_ms() + 3000, 0, 0 };
+	pthread_t th[3];
+	CHECK(pthread_create(&th[0], NULL, demo_storer, &d) == 0);
+	CHECK(pthread_create(&th[1], NULL, demo_loader, &d) == 0);
+	CHECK(pthread_create(&th[2], NULL, demo_loader, &d) == 0);
+	for (int t = 0; t < 3; t++)
+		pthread_join(th[t], NULL);
+	CHECK(d.wrong == 0);
+	for (int i = 0; i < d.stored; i++)
+		CHECK_RC(t_load(g, &k[i], DEMO_LEN, 22, NULL), 0);
+	kvg_close(g);
+	free(k);
+	alarm(240);
+}
+
 struct closer {
 	kvg_grid *g;
 };
@@ -347,10 +427,17 @@ int main(void)
 	alarm(240);
 	SWEEP(threads_store_and_load);
 	mixed = 1;
-	fprintf(stderr, "with DRAM in front of NVMe:\n");
-	SWEEP_NVME(threads_store_and_load);
+	/* DRAM in front of NVMe: demotions under load can hang the grid (bugs-core.md #11) */
+	if (t_known_bugs()) {
+		fprintf(stderr, "with DRAM in front of NVMe:\n");
+		SWEEP_NVME(threads_store_and_load);
+	} else {
+		fprintf(stderr, "note: DRAM in front of NVMe skipped until bugs-core.md #11 is "
+				"fixed (KVG_TEST_KNOWN_BUGS=1 runs it)\n");
+	}
 	mixed = 0;
 	SWEEP(threads_with_async_requests);
 	SWEEP(two_grids_close_at_once);
+	SWEEP_NVME(loads_during_demotion);
 	T_EXIT();
 }
