@@ -6,6 +6,7 @@
  * memory, under 128 bytes per block as issue 2 requires.
  */
 #include "index.h"
+#include "policy.h"
 #include "t_grid.h"
 
 static kvg_key key_of(uint32_t i, uint32_t bucket_bits)
@@ -104,21 +105,34 @@ static void index_bytes_per_block(void)
 	}
 }
 
-/* Description: a grid reports its index memory in the stats (index, policies), under 128
- * bytes per block of capacity. */
+/* Description: a grid reports its index memory in the stats (index and the policies of
+ * both tiers), under 128 bytes per block of capacity (issue 2) with LRU and with the default
+ * policy; the other policies' figures are printed, and held to the same bound only with
+ * KVG_TEST_KNOWN_BUGS=1 (bugs-core.md #12). */
 static void grid_index_bytes_per_block(void)
 {
-	struct kvg_config c;
-	t_config(&c);
-	c.max_blocks = 100000;
-	kvg_grid *g = NULL;
-	char err[256] = "";
-	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
-	struct kvg_stats st = t_stats(g);
-	CHECK(st.index_capacity == 100000);
-	CHECK(st.index_bytes > 0);
-	CHECK(st.index_bytes < 128ull * st.index_capacity);
-	kvg_close(g);
+	struct kvg_config def;
+	kvg_config_init(&def);
+	for (int p = 0; policy_names[p]; p++) {
+		struct kvg_config c;
+		t_config(&c);
+		snprintf(c.policy, sizeof(c.policy), "%s", policy_names[p]);
+		int bound = !strcmp(c.policy, "lru") || !strcmp(c.policy, def.policy) ||
+			    t_known_bugs();
+		c.max_blocks = 100000;
+		kvg_grid *g = NULL;
+		char err[256] = "";
+		CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
+		struct kvg_stats st = t_stats(g);
+		CHECK(st.index_capacity == 100000);
+		CHECK(st.index_bytes > 0);
+		fprintf(stderr, "  index with policy %s: %.1f bytes per block\n", policy_names[p],
+			(double)st.index_bytes / st.index_capacity);
+		if (bound)
+			CHECK(st.index_bytes < 128ull * st.index_capacity);
+		kvg_close(g);
+		t_done();
+	}
 }
 
 /* Description: with an index of 10 blocks and tiers with room for many more (NVMe: 1 MiB

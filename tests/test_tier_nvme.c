@@ -413,6 +413,7 @@ static void restart_recovers_blocks(void)
 	OPEN(g, &c);
 	struct kvg_stats st = t_stats(g);
 	CHECK(st.recovered_blocks == N);
+	CHECK(st.recovery_us > 0); /* how long recovery took is reported */
 	CHECK(st.tier[KVG_TIER_NVME].blocks == N);
 	size_t hit;
 	CHECK_RC(kvg_lookup_keys(g, k, N, &hit, NULL), 0);
