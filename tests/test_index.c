@@ -212,6 +212,41 @@ static void full_index_in_open_segment(void)
 	kvg_close(g);
 }
 
+/* Description: when the index (5 blocks) is smaller than what the tier holds (4 segments of
+ * 9 records), storing 60 blocks one after another keeps the 5 newest: each of them loads,
+ * and the tier's space is reused (segments emptied by index evictions are reclaimed).  The
+ * NVMe variants run with KVG_TEST_KNOWN_BUGS=1 only while bugs-core.md #13 stands. */
+static void full_index_keeps_the_newest_blocks(void)
+{
+	if (t_v->nvme && !t_known_bugs())
+		return;
+	struct kvg_config c;
+	t_config(&c);
+	c.max_blocks = 5;
+	c.segment_bytes = 1 << 20;
+	c.nvme_bytes = 4 << 20;
+	kvg_grid *g = NULL;
+	char err[256] = "";
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
+	enum { N = 60, LEN = 100000 };
+	kvg_key k[N];
+	CHECK(t_chain(g, 403, N, k) == N);
+	for (int i = 0; i < N; i++) {
+		CHECK_RC(t_store(g, &k[i], 1, LEN, 4), 0);
+		for (int j = i >= 4 ? i - 4 : 0; j <= i; j++) {
+			size_t hit;
+			CHECK_RC(kvg_lookup_keys(g, &k[j], 1, &hit, NULL), 0);
+			if (!hit)
+				fprintf(stderr, "  after store %d, block %d (of the 5 newest) is gone\n",
+					i, j);
+			CHECK(hit == 1);
+		}
+	}
+	for (int i = N - 5; i < N; i++)
+		CHECK_RC(t_load(g, &k[i], LEN, 4, NULL), 0);
+	kvg_close(g);
+}
+
 int main(void)
 {
 	RUN(index_add_find_delete);
@@ -221,5 +256,6 @@ int main(void)
 	SWEEP(full_index_evicts);
 	SWEEP(full_index_of_pinned_blocks);
 	SWEEP_NVME(full_index_in_open_segment);
+	SWEEP(full_index_keeps_the_newest_blocks);
 	T_EXIT();
 }
