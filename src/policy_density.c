@@ -38,30 +38,38 @@
  * DN_UPDATE_CALLS calls.  Time is logical (policy calls), never now_us, so the grid and
  * the simulator see the same clock.
  *
- * Memory: 21 bytes per slot, a ghost of at most 16 entries of 12 bytes per slot (small
- * next to a KV block of hundreds of KiB), and fixed tables (~28 KiB).  insert/hit/remove are O(1); victim() compares the tails of the 24
- * class queues.  No allocation after create().
+ * A continuation hint from the serving layer (is this session going on?) is one more
+ * class dimension, learned like the others, so a useless hint only spreads the counts.
+ * The grid has no such field yet (doc/POLICIES.md, "Needed from the grid"); the simulator
+ * passes one through policy_density_hint() to measure what it would be worth.
+ *
+ * Memory: 21 bytes per slot, a ghost of at most 16 entries of 12 bytes per slot (or 2^16
+ * entries if more; small next to a KV block of hundreds of KiB), and fixed tables
+ * (~83 KiB).  insert/hit/remove are O(1); victim() looks at the tails of the class queues
+ * (24 without hints, 72 with).  No allocation after create().
  */
 #include <math.h>
 #include <stdlib.h>
 
 #include "policy.h"
 
-#define DN_NEW_BUCKETS 8 /* inserts in the request: 0, 1, 2-3, 4-7, ..., 64+ */
-#define DN_HIT_BUCKETS 3 /* share already cached: < 30%, 30-80%, >= 80% */
-#define DN_CLASSES (DN_NEW_BUCKETS * DN_HIT_BUCKETS)
-#define DN_PENDING DN_CLASSES       /* the current request */
-#define DN_PARTIAL (DN_CLASSES + 1) /* partial blocks: evicted first */
-#define DN_QUEUES (DN_CLASSES + 2)
-#define DN_AGES 96                  /* age buckets, 4 per octave of calls */
-#define DN_PRIOR 64.0               /* pseudo-blocks of the all-class law in each class */
+#define DN_NEW_BUCKETS	8 /* new blocks in the request: 0, 1, 2-3, 4-7, ..., 64+ */
+#define DN_HIT_BUCKETS	3 /* share seen before: < 30%, 30-80%, >= 80% */
+#define DN_HINTS	3 /* none, "continues", "last" (policy_density_hint()) */
+#define DN_SHAPES	(DN_NEW_BUCKETS * DN_HIT_BUCKETS)
+#define DN_CLASSES	(DN_SHAPES * DN_HINTS)
+#define DN_PENDING	DN_CLASSES	 /* the current request */
+#define DN_PARTIAL	(DN_CLASSES + 1) /* partial blocks: evicted first */
+#define DN_QUEUES	(DN_CLASSES + 2)
+#define DN_AGES		96   /* age buckets, 4 per octave of calls */
+#define DN_PRIOR	64.0 /* pseudo-blocks of the all-class law in each class */
 #define DN_UPDATE_CALLS (1u << 13)
-#define DN_DECAY_CAPS 32  /* halve the counts every 32 capacities of calls */
-#define DN_GHOST_CAPS 16  /* the ghost remembers 8-16 capacities of blocks, */
-#define DN_GHOST_MIN (1u << 16) /* and at least this many */
-#define DN_MARGIN 0.7f    /* leave LRU order only for a tail this much less dense */
-#define DN_NOCLASS 0xff
-#define DN_PARTIAL_BIT 0x80
+#define DN_DECAY_CAPS	32	   /* halve the counts every 32 capacities of calls */
+#define DN_GHOST_CAPS	16	   /* the ghost remembers 8-16 capacities of blocks, */
+#define DN_GHOST_MIN	(1u << 16) /* and at least this many */
+#define DN_MARGIN	0.7f	   /* leave LRU order only for a tail this much less dense */
+#define DN_NOCLASS	0xff
+#define DN_PARTIAL_BIT	0x80
 
 struct dn_queue {
 	uint32_t head; /* filed last */
@@ -78,23 +86,26 @@ struct policy {
 	uint32_t *prev;
 	uint32_t *next;
 	uint32_t *filed;   /* clock when the block was filed */
-	uint64_t *key;     /* key_hash, to write the ghost when the request ends */
+	uint64_t *key;	   /* key_hash, to write the ghost when the request ends */
 	uint8_t *queue_of; /* queue index; DN_PARTIAL_BIT: stored short */
 	struct dn_queue q[DN_QUEUES];
 	struct dn_ghost *ghost;
 	uint32_t ghost_alloc; /* entries allocated (a power of two) */
 	uint32_t ghost_mask;  /* entries used - 1: set from the capacity at the first call */
 	uint64_t capacity_bytes;
-	uint32_t clock;       /* policy calls */
+	uint32_t clock; /* policy calls */
 	uint32_t next_update;
 	uint32_t next_decay;
 	uint32_t decay_every; /* 0 until the first call */
 	uint32_t last_depth;  /* depth of the previous call, to see where a request ends */
 	uint64_t full_bytes;  /* largest block seen: smaller ones are partial */
 	uint32_t run_n, run_new, run_seen; /* the current request */
-	double filed_n[DN_CLASSES];           /* blocks filed per class (decayed) */
-	double reuse[DN_CLASSES][DN_AGES];    /* reuse events per class and age (decayed) */
+	uint8_t run_hint;		   /* hint of the current request */
+	uint8_t next_hint;		   /* hint for the request that starts next */
+	double filed_n[DN_CLASSES];	   /* blocks filed per class (decayed) */
+	double reuse[DN_CLASSES][DN_AGES]; /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];
+	float dens_prior[DN_AGES]; /* of a class with no data */
 };
 
 static uint32_t dn_age_bucket(uint32_t age)
@@ -153,7 +164,7 @@ static uint32_t dn_request_class(const struct policy *p)
 	for (uint32_t x = p->run_new; x && nb < DN_NEW_BUCKETS - 1; x >>= 1)
 		nb++;
 	uint32_t hb = p->run_seen * 10 < p->run_n * 3 ? 0 : p->run_seen * 10 < p->run_n * 8 ? 1 : 2;
-	return nb * DN_HIT_BUCKETS + hb;
+	return p->run_hint * DN_SHAPES + nb * DN_HIT_BUCKETS + hb;
 }
 
 /*
@@ -183,14 +194,27 @@ static void dn_update_class(struct policy *p, uint32_t c, const double *all, dou
 
 static void dn_update(struct policy *p)
 {
-	double all[DN_AGES] = { 0 }, all_n = 0;
+	double all[DN_AGES] = {0}, all_n = 0;
 	for (uint32_t c = 0; c < DN_CLASSES; c++) {
 		all_n += p->filed_n[c];
 		for (uint32_t b = 0; b < DN_AGES; b++)
 			all[b] += p->reuse[c][b];
 	}
-	for (uint32_t c = 0; c < DN_CLASSES; c++)
-		dn_update_class(p, c, all, all_n);
+	/* a class never filed has the prior alone: compute it once */
+	int prior_done = 0;
+	for (uint32_t c = 0; c < DN_CLASSES; c++) {
+		if (p->filed_n[c] > 0 || !prior_done) {
+			dn_update_class(p, c, all, all_n);
+			if (p->filed_n[c] > 0)
+				continue;
+			prior_done = 1;
+			for (uint32_t a = 0; a < DN_AGES; a++)
+				p->dens_prior[a] = p->dens[c][a];
+		} else {
+			for (uint32_t a = 0; a < DN_AGES; a++)
+				p->dens[c][a] = p->dens_prior[a];
+		}
+	}
 	if (p->decay_every && (int32_t)(p->clock - p->next_decay) >= 0) {
 		for (uint32_t c = 0; c < DN_CLASSES; c++) {
 			p->filed_n[c] /= 2;
@@ -221,6 +245,7 @@ static void dn_end_request(struct policy *p)
 		dn_push(p, s, c);
 	}
 	p->run_n = p->run_new = p->run_seen = 0;
+	p->run_hint = p->next_hint;
 }
 
 /* At the first call the block size is known, so the capacity in blocks is too: it sizes
@@ -233,7 +258,8 @@ static void dn_first_call(struct policy *p, uint64_t bytes)
 	while ((g * 2 <= cap * DN_GHOST_CAPS || g < DN_GHOST_MIN) && g * 2 <= p->ghost_alloc)
 		g <<= 1;
 	p->ghost_mask = (uint32_t)g - 1;
-	p->decay_every = cap * DN_DECAY_CAPS < (1u << 30) ? (uint32_t)(cap * DN_DECAY_CAPS) : 1u << 30;
+	p->decay_every =
+	    cap * DN_DECAY_CAPS < (1u << 30) ? (uint32_t)(cap * DN_DECAY_CAPS) : 1u << 30;
 	p->next_decay = p->clock + p->decay_every;
 }
 
@@ -328,8 +354,8 @@ static void dn_remove(struct policy *p, uint32_t s)
 	dn_unlink(p, s);
 }
 
-static uint32_t dn_first_evictable(struct policy *p, uint32_t q,
-				   int (*evictable)(void *, uint32_t), void *ctx)
+static uint32_t dn_first_evictable(struct policy *p, uint32_t q, int (*evictable)(void *, uint32_t),
+				   void *ctx)
 {
 	for (uint32_t s = p->q[q].tail; s != POLICY_NONE; s = p->prev[s])
 		if (!evictable || evictable(ctx, s))
@@ -381,14 +407,24 @@ static uint32_t dn_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 	return s;
 }
 
+/*
+ * Simulator hook: the request whose first block comes next has hint h (0 none, 1 "the
+ * session continues", 2 "last request of the session").  Stands in for a hint field in
+ * struct policy_block until the grid has one.
+ */
+void policy_density_hint(struct policy *p, uint8_t h)
+{
+	p->next_hint = h < DN_HINTS ? h : 0;
+}
+
 const struct policy_ops policy_density_ops = {
-	.name = "density",
-	.create = dn_create,
-	.destroy = dn_destroy,
-	.insert = dn_insert,
-	.hit = dn_hit,
-	.remove = dn_remove,
-	.victim = dn_victim,
-	.admit = NULL,
-	.bytes_per_slot = 21 + DN_GHOST_CAPS * 12,
+    .name = "density",
+    .create = dn_create,
+    .destroy = dn_destroy,
+    .insert = dn_insert,
+    .hit = dn_hit,
+    .remove = dn_remove,
+    .victim = dn_victim,
+    .admit = NULL,
+    .bytes_per_slot = 21 + DN_GHOST_CAPS * 12,
 };

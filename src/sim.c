@@ -15,6 +15,8 @@
 #include "policy.h"
 #include "sim.h"
 
+extern const struct policy_ops policy_density_ops;
+
 void sim_next_use(const struct trace *t, uint32_t *next)
 {
 	uint32_t *last = malloc(sizeof(*last) * (t->n_distinct ? t->n_distinct : 1));
@@ -199,6 +201,8 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 	for (size_t q = 0; q < t->n_reqs; q++) {
 		const struct trace_req *rq = &t->reqs[q];
 		sim_count(t, o, rq, resident, r);
+		if (o->hints && ops == &policy_density_ops)
+			policy_density_hint(p, o->hints[q]);
 		for (uint32_t i = 0; i < rq->n_blocks; i++) {
 			uint32_t j = rq->first + i, s = t->ids[j];
 			struct policy_block pb = {
@@ -244,6 +248,31 @@ out:
 		ops->destroy(p);
 	free(resident);
 	return rc;
+}
+
+int sim_continuation_hints(const struct trace *t, double wrong, uint64_t seed, uint8_t *hints)
+{
+	uint32_t *next = malloc(sizeof(*next) * (t->n_ids ? t->n_ids : 1));
+	if (!next)
+		return -ENOMEM;
+	sim_next_use(t, next);
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+	for (size_t q = 0; q < t->n_reqs; q++) {
+		const struct trace_req *rq = &t->reqs[q];
+		uint32_t full = rq->input_length / t->block_tokens;
+		full = full < rq->n_blocks ? full : rq->n_blocks;
+		hints[q] = 0;
+		if (!full)
+			continue;
+		hints[q] = next[rq->first + full - 1] != UINT32_MAX ? 1 : 2;
+		x ^= x << 13; /* xorshift64 */
+		x ^= x >> 7;
+		x ^= x << 17;
+		if ((double)(x >> 11) / (double)(1ull << 53) < wrong)
+			hints[q] = 3 - hints[q];
+	}
+	free(next);
+	return 0;
 }
 
 int sim_run(const struct trace *t, const struct sim_opts *o, struct sim_result *res)

@@ -32,6 +32,9 @@ struct sim_opts {
 	/* called for each request with its hit tokens, as counted; may be NULL */
 	void (*on_request)(void *arg, size_t index, uint64_t hit_tokens);
 	void *on_request_arg;
+	/* per request: a continuation hint for "density" (0 none, 1 the session continues,
+	 * 2 last request), or NULL.  The grid has no such field yet: simulator only. */
+	const uint8_t *hints;
 	/* called after each request (progress bars); may be NULL */
 	void (*progress)(void *arg, size_t done, size_t total);
 	void *progress_arg;
@@ -62,5 +65,18 @@ int sim_run(const struct trace *t, const struct sim_opts *opts, struct sim_resul
  * or UINT32_MAX if none.  next has t->n_ids entries.  Used by belady; exposed for tests.
  */
 void sim_next_use(const struct trace *t, uint32_t *next);
+
+/*
+ * Oracle continuation hints, to measure what a hint from the serving layer would be worth
+ * (doc/POLICIES.md, "Bounds"): hints[q] = 1 if a later request reads request q's last full
+ * block, else 2 (0 if it has no full block); a share `wrong` of them, drawn from seed, is
+ * flipped.  hints has t->n_reqs entries.  Returns 0 or -ENOMEM.
+ */
+int sim_continuation_hints(const struct trace *t, double wrong, uint64_t seed, uint8_t *hints);
+
+/* The simulator's hook into "density" (src/policy_density.c): the hint of the request
+ * whose first block comes next. */
+struct policy;
+void policy_density_hint(struct policy *p, uint8_t hint);
 
 #endif

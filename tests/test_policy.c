@@ -4,9 +4,11 @@
  * the simulator counts hits as a serving system does (longest cached prefix, capped at
  * input_length, looked up before the request stores anything), LRU and Belady give the
  * hand-computed answers on small traces, "prefix" evicts partial blocks first and chain
- * tails before heads, and "density" learns which class of request is read again.  With ../shared/traces present, the simulator reproduces the
- * reference hit ratios published in ../shared/traces/README.md and the default candidate
- * is never below LRU.
+ * tails before heads, and "density" learns which class of request is read again.  With
+ * ../shared/traces present, the simulator reproduces the reference hit ratios published
+ * in ../shared/traces/README.md, "prefix" and "density" are never below LRU, and
+ * "density" given exact continuation hints closes half the gap to Belady on the
+ * conversation trace.
  */
 #include "policy.h"
 #include "sim.h"
@@ -327,6 +329,23 @@ static void test_density_learns_dead_ends(void)
 	ops->destroy(p);
 }
 
+/* The oracle hints mark a request continued when a later request reads its last full
+ * block; a request with no full block gets no hint. */
+static void test_continuation_hints(void)
+{
+	static struct tb b;
+	static const uint32_t r1[] = { 0, 1, 2 }, r2[] = { 0, 1, 3 }, r3[] = { 4 };
+	tb_init(&b);
+	tb_req(&b, r1, 3, 1100); /* full blocks 0, 1: block 1 is read again by r2 */
+	tb_req(&b, r2, 3, 1536); /* all full: block 3 is never read again */
+	tb_req(&b, r3, 1, 100);  /* no full block */
+	uint8_t h[3];
+	CHECK_RC(sim_continuation_hints(&b.t, 0, 1, h), 0);
+	CHECK(h[0] == 1 && h[1] == 2 && h[2] == 0);
+	CHECK_RC(sim_continuation_hints(&b.t, 1.0, 1, h), 0); /* all flipped */
+	CHECK(h[0] == 2 && h[1] == 1 && h[2] == 0);
+}
+
 /* ---- the shared Mooncake traces ------------------------------------------------------ */
 
 static int load_shared(const char *name, struct trace *t)
@@ -407,6 +426,47 @@ static void test_default_candidate_never_below_lru(void)
 	}
 }
 
+/* What a continuation hint would be worth (simulator only: the grid has no hint field
+ * yet).  With an exact hint, "density" closes at least half of the LRU-to-Belady gap at 5,
+ * 10 and 20% on the conversation trace, which it cannot do without one (doc/POLICIES.md,
+ * "Bounds"). */
+static void test_density_with_hint_meets_target_on_conversation(void)
+{
+	struct trace t;
+	int rc = load_shared("mooncake_conversation_trace.jsonl", &t);
+	if (rc == 77)
+		return;
+	CHECK(rc == 0);
+	uint8_t *hints = malloc(t.n_reqs);
+	CHECK(hints != NULL);
+	CHECK_RC(sim_continuation_hints(&t, 0, 1, hints), 0);
+	static const double pcts[] = { 5, 10, 20 };
+	for (size_t i = 0; i < 3; i++) {
+		struct sim_opts o = { .capacity_blocks = pct_blocks(&t, pcts[i]),
+				      .block_bytes = 4096, .partial_bytes = 1 };
+		struct sim_result l, b, d, h;
+		o.policy = "lru";
+		CHECK_RC(sim_run(&t, &o, &l), 0);
+		o.policy = "belady";
+		CHECK_RC(sim_run(&t, &o, &b), 0);
+		o.policy = "density";
+		CHECK_RC(sim_run(&t, &o, &d), 0);
+		o.hints = hints;
+		CHECK_RC(sim_run(&t, &o, &h), 0);
+		double gap = b.prefix_hit_token_ratio - l.prefix_hit_token_ratio;
+		fprintf(stderr, "conversation %g%%: lru %.4f density %.4f (%.0f%%), with hints %.4f "
+			"(%.0f%%), belady %.4f\n", pcts[i], l.prefix_hit_token_ratio,
+			d.prefix_hit_token_ratio,
+			100 * (d.prefix_hit_token_ratio - l.prefix_hit_token_ratio) / gap,
+			h.prefix_hit_token_ratio,
+			100 * (h.prefix_hit_token_ratio - l.prefix_hit_token_ratio) / gap,
+			b.prefix_hit_token_ratio);
+		CHECK(h.prefix_hit_token_ratio >= l.prefix_hit_token_ratio + gap / 2);
+	}
+	free(hints);
+	trace_free(&t);
+}
+
 int main(void)
 {
 	RUN(test_capacity_never_exceeded);
@@ -417,7 +477,9 @@ int main(void)
 	RUN(test_prefix_order);
 	RUN(test_reuse_admits_on_second_offer);
 	RUN(test_density_learns_dead_ends);
+	RUN(test_continuation_hints);
 	RUN(test_reproduces_published_references);
 	RUN(test_default_candidate_never_below_lru);
+	RUN(test_density_with_hint_meets_target_on_conversation);
 	return t_failed ? 1 : 0;
 }
