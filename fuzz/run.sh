@@ -8,7 +8,8 @@
 #                                      (minimised with -merge=1)
 # Prints one line per target, "fuzz NAME: N execs in S s (R/s), corpus C, crashes K", and
 # exits non-zero if any target crashed (its reproducer lands in build/fuzz/crash-NAME-*).
-# A target's maximum input length is FUZZ_MAX_LEN_NAME if set, else 4096 (65536 for segment).
+# A target's maximum input length is FUZZ_MAX_LEN_NAME if set, else 4096 (65536 for segment);
+# its corpus pass runs FUZZ_RUNS_NAME, else FUZZ_RUNS, else 2000 inputs (150 for ckpt).
 cd "$(dirname "$0")/.."
 mode=time; secs=60
 case "${1:-}" in
@@ -28,11 +29,14 @@ for n in $names; do
 	mkdir -p "$corpus" "$work"
 	eval "max=\${FUZZ_MAX_LEN_$n:-}"
 	[ -n "$max" ] || { [ "$n" = segment ] && max=65536 || max=4096; }
+	# ckpt opens a whole grid per input (about 50/s): a shorter corpus pass
+	eval "runs=\${FUZZ_RUNS_$n:-}"
+	[ -n "$runs" ] || { [ "$n" = ckpt ] && runs=150 || runs=${FUZZ_RUNS:-2000}; }
 	log=build/fuzz/$n.log
 	common="-max_len=$max -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$n- -rss_limit_mb=2048"
 	case $mode in
 	time) "$bin" $common -max_total_time="$secs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
-	corpus) "$bin" $common -runs="${FUZZ_RUNS:-2000}" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
+	corpus) "$bin" $common -runs="$runs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
 	merge) "$bin" $common -merge=1 "$corpus" "$work" >"$log" 2>&1 ;;
 	esac
 	rc=$?
