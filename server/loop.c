@@ -37,6 +37,10 @@ static void conn_close(struct conn *c)
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
+	/* the slot keeps its address space for the next connection, not the pages */
+	madvise(c->in, c->in_cap, MADV_DONTNEED);
+	madvise(c->out, c->out_cap, MADV_DONTNEED);
+	c->in_high = c->out_high = 0;
 	w->open--;
 	metrics_sub(&w->srv->metrics->conns_open, 1);
 }
