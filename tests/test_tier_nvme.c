@@ -392,6 +392,41 @@ static void reopen_under_another_namespace(void)
 	}
 }
 
+/* Description: deleting a block held in both DRAM and NVMe removes both copies (stats of
+ * both tiers drop to zero), it misses at once, and a clean reopen does not bring it back. */
+static void delete_removes_both_copies(void)
+{
+	struct kvg_config c;
+	mixed_config(&c, 4 << 20);
+	kvg_key k[3];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 145, 3, k) == 3);
+		uint8_t *buf = t_alloc(30000, 0);
+		CHECK(buf);
+		for (int i = 0; i < 3; i++) {
+			t_fill(buf, 30000, &k[i], 6);
+			struct kvg_io io = { .key = k[i], .buf = buf, .len = 30000 };
+			CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_NVME), 0);
+		}
+		t_free(buf, 0);
+		struct kvg_stats st = t_stats(g);
+		CHECK(st.tier[KVG_TIER_DRAM].blocks == 3 && st.tier[KVG_TIER_NVME].blocks == 3);
+		CHECK(kvg_delete(g, k, 2) == 2);
+		st = t_stats(g);
+		CHECK(st.tier[KVG_TIER_DRAM].blocks == 1 && st.tier[KVG_TIER_NVME].blocks == 1);
+		CHECK(st.tier[KVG_TIER_DRAM].bytes == 30000 && st.tier[KVG_TIER_NVME].bytes == 30000);
+		CHECK_RC(t_load(g, &k[0], 30000, 6, NULL), KVG_ENOTFOUND);
+		kvg_close(g);
+	}
+	OPEN(g, &c);
+	CHECK(t_stats(g).recovered_blocks == 1);
+	CHECK_RC(t_load(g, &k[0], 30000, 6, NULL), KVG_ENOTFOUND);
+	CHECK_RC(t_load(g, &k[1], 30000, 6, NULL), KVG_ENOTFOUND);
+	CHECK_RC(t_load(g, &k[2], 30000, 6, NULL), 0);
+	kvg_close(g);
+}
+
 /* ---- restart ----------------------------------------------------------------------------- */
 
 /* Description: blocks of several sizes stored on NVMe survive close and reopen of the same
@@ -895,6 +930,7 @@ int main(void)
 	SWEEP_NVME(pinned_blocks_stay_on_nvme);
 	SWEEP_NVME(largest_record_fits_a_segment);
 	SWEEP_NVME(nvme_hit_is_promoted);
+	SWEEP_NVME(delete_removes_both_copies);
 	SWEEP_NVME(restart_recovers_blocks);
 	SWEEP_NVME(durable_store_survives_a_crash);
 	SWEEP_NVME(reopen_under_another_namespace);
