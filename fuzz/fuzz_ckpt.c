@@ -19,7 +19,7 @@
 
 #include "kvgrid.h"
 
-#define BLOCKS 24
+#define BLOCKS	24
 #define LEN_MAX (24u * 1024)
 
 static char dir[256], ckpt_path[300];
@@ -66,6 +66,14 @@ static kvg_grid *grid_open(void)
 	return g;
 }
 
+static void grid_remove(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "fuzz_ckpt: could not remove %s\n", dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static uint8_t buf[LEN_MAX];
@@ -75,12 +83,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p build/fuzz", dir);
 	if (system(cmd))
 		abort();
+	atexit(grid_remove);
 	kvg_grid *g = grid_open();
 	for (uint32_t i = 0; i < BLOCKS; i++) {
 		char raw[16];
 		int n = snprintf(raw, sizeof(raw), "c%u", i);
 		kvg_raw_key(g, raw, (size_t)n, &keys[i]);
-		struct kvg_io io = { .key = keys[i], .buf = buf, .len = len_of(i) };
+		struct kvg_io io = {.key = keys[i], .buf = buf, .len = len_of(i)};
 		fill(i, buf, io.len);
 		if (kvg_store_sync(g, &io, 1, 0))
 			abort();
@@ -128,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	kvg_grid *g = grid_open();
 	for (uint32_t i = 0; i < BLOCKS; i++) {
-		struct kvg_io io = { .key = keys[i], .buf = buf, .len = LEN_MAX };
+		struct kvg_io io = {.key = keys[i], .buf = buf, .len = LEN_MAX};
 		kvg_load_sync(g, &io, 1, 0);
 		if (io.status != 0)
 			continue;
