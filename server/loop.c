@@ -336,7 +336,8 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 	}
 }
 
-static int loop_listen_one(const char *addr, int port, char *err, size_t err_len)
+/* reuseport 0: a probe that fails if anything (another kvgridd too) holds the port. */
+static int loop_listen_one(const char *addr, int port, int reuseport, char *err, size_t err_len)
 {
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
 	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -357,7 +358,8 @@ static int loop_listen_one(const char *addr, int port, char *err, size_t err_len
 		return -errno;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, sa, len) < 0 || listen(fd, 1024) < 0) {
 		int rc = -errno;
 		snprintf(err, err_len, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
@@ -412,8 +414,18 @@ int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 	for (uint32_t i = 0; i < n && rc == 0; i++)
 		rc = loop_worker_init(s, &ws[i], (int)i);
 	for (int l = 0; l < s->cfg.n_listen && rc == 0; l++) {
+		if (s->cfg.listen[l].port != 0) {
+			/* SO_REUSEPORT would let a second server share the port and take half of
+			 * its connections: make sure the port is free first */
+			int probe = loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, 0, err, err_len);
+			if (probe < 0) {
+				rc = probe;
+				break;
+			}
+			close(probe);
+		}
 		for (uint32_t i = 0; i < n && rc == 0; i++) {
-			int fd = loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, err, err_len);
+			int fd = loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, 1, err, err_len);
 			if (fd < 0) {
 				rc = fd;
 				break;

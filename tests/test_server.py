@@ -292,6 +292,14 @@ def case_protected_mode():
     assert p.returncode == 0 and b"--port" in p.stdout
 
 
+def case_port_in_use(srv):
+    """A second server on a port in use refuses to start (it would otherwise share it)."""
+    p = subprocess.run([KVGRIDD, "--port", str(srv.port), "--dram", "16M"], capture_output=True,
+                       timeout=60)
+    assert p.returncode != 0 and b"in use" in p.stderr, p.stderr
+    assert srv.alive()
+
+
 def case_metrics_sighup_sigterm(srv):
     srv.redis().get("metrics-miss")
     m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read().decode()
@@ -321,6 +329,7 @@ def main():
         case_unknown_and_errors_keep_connection(srv)
         case_lm_golden_bytes(srv)
         case_lm_client(srv)
+        case_port_in_use(srv)
         case_metrics_sighup_sigterm(srv)
     finally:
         assert srv.stop() == 0
