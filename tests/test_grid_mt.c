@@ -371,6 +371,74 @@ static void loads_during_demotion(void)
 	alarm(240);
 }
 
+struct durable_ctx {
+	kvg_grid *g;
+	kvg_key *keys;
+	int n;
+	int seed;
+	int failures;
+};
+
+static void *durable_thread(void *arg)
+{
+	struct durable_ctx *d = arg;
+	for (int j = 0; j < d->n; j++) {
+		int i = (j * 7 + d->seed * 13) % d->n; /* each thread its own order */
+		if (t_store(d->g, &d->keys[i], 1, 20000, 23))
+			d->failures++;
+	}
+	return NULL;
+}
+
+/* Description: in durable mode, 4 threads storing the same 40 keys in different orders each
+ * see every store return only once the block is on NVMe: a copy of the directory taken right
+ * after (no close: a crash) recovers all 40 and every one verifies. */
+static void durable_stores_from_threads(void)
+{
+	if (!t_v->nvme || mixed)
+		return;
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 4 << 20;
+	c.durability = KVG_DURABILITY_DURABLE;
+	c.workers = 4;
+	enum { N = 40, T = 4 };
+	kvg_key k[N];
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%.4000s.copy", t_dir);
+	kvg_grid *g = NULL;
+	char err[256] = "";
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
+	CHECK(t_chain(g, 800, N, k) == N);
+	struct durable_ctx d[T];
+	pthread_t th[T];
+	for (int t = 0; t < T; t++) {
+		d[t] = (struct durable_ctx){ g, k, N, t, 0 };
+		CHECK(pthread_create(&th[t], NULL, durable_thread, &d[t]) == 0);
+	}
+	for (int t = 0; t < T; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t < T; t++)
+		CHECK(d[t].failures == 0);
+	char cmd[9000];
+	snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s'", t_dir, copy);
+	CHECK(system(cmd) == 0);
+	kvg_close(g);
+	struct kvg_config cc = c;
+	snprintf(cc.dir, sizeof(cc.dir), "%.4000s", copy);
+	g = NULL;
+	int rc = kvg_open(&cc, &g, err, sizeof(err));
+	if (rc)
+		t_rmdir(copy);
+	CHECK_RC(rc, 0);
+	int lost = 0;
+	for (int i = 0; i < N; i++)
+		lost += t_load(g, &k[i], 20000, 23, NULL) != 0;
+	kvg_close(g);
+	t_rmdir(copy);
+	CHECK(lost == 0);
+}
+
 struct closer {
 	kvg_grid *g;
 };
@@ -439,5 +507,6 @@ int main(void)
 	SWEEP(threads_with_async_requests);
 	SWEEP(two_grids_close_at_once);
 	SWEEP_NVME(loads_during_demotion);
+	SWEEP_NVME(durable_stores_from_threads);
 	T_EXIT();
 }
