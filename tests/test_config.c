@@ -252,6 +252,37 @@ static void load_file_errors(void)
 	CHECK(strstr(err, "missing.conf") != NULL);
 }
 
+/* Description: a config file with CRLF line endings reads like one with LF; a line longer
+ * than the parser's buffer is refused with its line number, not split into two settings;
+ * a value may contain '='. */
+static void load_file_edge_cases(void)
+{
+	const char *dir = t_scratch("conf");
+	char path[4200], err[8600], want[4300];
+	snprintf(path, sizeof(path), "%s/edge.conf", dir);
+	struct kvg_config c;
+
+	CHECK(write_file(path, "layers = 32\r\nkv_heads = 8\r\ntenant = a=b\r\n") == 0);
+	kvg_config_init(&c);
+	CHECK_RC(kvg_config_load(&c, path, err, sizeof(err)), 0);
+	CHECK(c.layers == 32 && c.kv_heads == 8);
+	CHECK(strcmp(c.tenant, "a=b") == 0);
+
+	size_t big = 9000;
+	char *text = malloc(big + 64);
+	CHECK(text);
+	int n = snprintf(text, big + 64, "layers = 32\nmodel_id = ");
+	memset(text + n, 'm', big);
+	snprintf(text + n + big, 64, "\nlayers = 7\n");
+	CHECK(write_file(path, text) == 0);
+	free(text);
+	kvg_config_init(&c);
+	CHECK_RC(kvg_config_load(&c, path, err, sizeof(err)), KVG_ECONFIG);
+	snprintf(want, sizeof(want), "%s:2: ", path);
+	CHECK(strncmp(err, want, strlen(want)) == 0);
+	CHECK(c.layers == 32);
+}
+
 /* Opens c and expects failure with rc (0 = any error) and a reason containing word. */
 static int open_fails(const struct kvg_config *c, int want, const char *word, char *err,
 		      size_t len)
@@ -413,6 +444,8 @@ int main(void)
 	RUN(load_file);
 	t_done();
 	RUN(load_file_errors);
+	t_done();
+	RUN(load_file_edge_cases);
 	t_done();
 	RUN(open_refuses_bad_configs);
 	t_done();
