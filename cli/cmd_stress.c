@@ -11,7 +11,9 @@
  * completed to an acknowledgement log (DIR/stress.acks unless --acks FILE; fdatasync'd before
  * the next store, so it survives the kill).  --verify-only stores nothing: it loads every
  * block, checks the bytes of those present and, with --durable, that every acknowledged block
- * is present.  A crash harness (tests/crash.sh) alternates the two with SIGKILL.
+ * is present.  A crash harness (tests/crash.sh) alternates the two with SIGKILL, and with power
+ * cuts of the fault backend (--set io_backend=fault --set fault_plan=...powercut=...), at which
+ * stress dies at once with exit status 5, as the machine would.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,10 +25,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "io_fault.h"
 #include "kvgrid.h"
 
 #define STRESS_BATCH_MAX 4
 #define EXIT_WRONG	 3
+#define EXIT_POWERCUT	 5 /* the fault backend cut the power (io_backend=fault, powercut=...) */
 
 struct stress {
 	kvg_grid *g;
@@ -269,7 +273,8 @@ static void usage(FILE *f)
 	       "         [--json]\n"
 	       "  Threads store, load (verifying every byte) and delete blocks derived from their\n"
 	       "  number.  Exit 0: all good; 3: a wrong byte was served; 4: an acknowledged block\n"
-	       "  is missing (--durable --verify-only); 1: another failure; 2: bad usage.\n"
+	       "  is missing (--durable --verify-only); 5: a fault plan cut the power; 1: another\n"
+	       "  failure; 2: bad usage.\n"
 	       "  Defaults: --seconds 10 --threads 4 --keys 1024 --block-bytes 64K --dram 8M\n"
 	       "            --nvme 128M --segment 4M; --acks DIR/stress.acks\n");
 }
@@ -483,8 +488,12 @@ static int run_threads(struct stress *s, int threads)
 		}
 	}
 	double end = now_s() + s->seconds;
-	while (!rc && now_s() < end)
+	while (!rc && now_s() < end) {
 		usleep(20000);
+		/* a fault plan cut the power: the machine is gone, so is this process, at once */
+		if (io_fault_powered_off())
+			_exit(EXIT_POWERCUT);
+	}
 	s->stop = 1;
 	for (int i = 0; i < started; i++) {
 		pthread_join(t[i], NULL);

@@ -53,6 +53,7 @@ struct fault_plan {
 	uint64_t undo_max;
 	char inner[8]; /* "uring", "psync" or "" (the caller's choice) */
 	int cut_mixed; /* cutmode=mixed: unsynced writes lost, kept or torn */
+	int cut_exit;  /* exit=N: the process dies with status N once the power cut is done */
 	int n_rules;
 	struct fault_rule rules[FAULT_RULES_MAX];
 };
@@ -251,6 +252,13 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 			return 0;
 		}
 		return say(err, err_len, "fault plan: inner is uring or psync");
+	}
+	if (IS("exit")) {
+		uint64_t st;
+		if (parse_u64(v, vn, &st) || st > 255)
+			return say(err, err_len, "fault plan: exit is a status, 0..255");
+		p->cut_exit = (int)st;
+		return 0;
 	}
 	if (IS("cutmode")) {
 		if (vn == 4 && !strncmp(v, "drop", 4))
@@ -564,6 +572,8 @@ static void undo_apply(struct io_backend *b)
 	}
 	b->undone = 1;
 	pthread_cond_broadcast(&b->cond);
+	if (b->plan.cut_exit)
+		_exit(b->plan.cut_exit); /* the machine is gone: nothing else reaches the disk */
 }
 
 /* ---- operations ----------------------------------------------------------------------- */

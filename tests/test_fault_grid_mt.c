@@ -345,6 +345,57 @@ static void test_pinned_full(void)
 	dir_gone();
 }
 
+/*
+ * Description: in durable mode a store that follows a failed store of the same key is
+ * acknowledged only once the block is durable: after a crash (the process dies without
+ * closing) every acknowledged block is there.
+ */
+static void test_durable_retry_after_failure(void)
+{
+	int p[2];
+	dir_fresh("retry");
+	CHECK(pipe(p) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		struct kvg_config c = config(4u << 20, "fail=write:1-4:EIO", 1);
+		kvg_grid *g = grid_open(&c);
+		for (uint32_t i = 0; i < 4; i++) {
+			int first = store(g, i, KVG_STORE_NVME);  /* its writes fail */
+			int second = store(g, i, KVG_STORE_NVME); /* the engine retries */
+			dprintf(p[1], "%u %d %d\n", i, first, second);
+		}
+		_exit(0); /* a crash: no close, no write-back of what is only in DRAM */
+	}
+	close(p[1]);
+	FILE *f = fdopen(p[0], "r");
+	int acked[4] = {0}, firsts_failed = 0;
+	unsigned i;
+	int first, second;
+	while (fscanf(f, "%u %d %d", &i, &first, &second) == 3 && i < 4) {
+		acked[i] = first == 0 || second == 0;
+		firsts_failed += first != 0;
+	}
+	fclose(f);
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(firsts_failed > 0); /* the plan did fail a durable store */
+	struct kvg_config c = config(1u << 20, NULL, 1);
+	kvg_grid *g = grid_open(&c);
+	for (i = 0; i < 4; i++)
+		if (acked[i] && !load(g, i)) {
+			fprintf(stderr,
+				"FAIL durable retry: block %u acknowledged after a failed store, "
+				"lost in a crash\n",
+				i);
+			failures++;
+		}
+	kvg_close(g);
+	dir_gone();
+}
+
 /* ---- power cuts ----------------------------------------------------------------------- */
 
 /*
@@ -459,6 +510,7 @@ int main(void)
 	test_full_disk();
 	test_burst();
 	test_pinned_full();
+	test_durable_retry_after_failure();
 	test_powercut("powercut=write:30", 1, &cut_sum);
 	test_powercut("powercut=write:45", 0, &cut_sum);
 	test_powercut("seed=3;short=write:0.2;powercut=write:40", 1, &cut_sum);
