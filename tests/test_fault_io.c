@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io_fault.h"
@@ -378,6 +379,30 @@ static void test_powercut_mixed(void)
 	free(f);
 }
 
+/* Description: exit=N ends the process with status N at the power cut, once the unsynced
+ * writes are undone, so nothing else reaches the disk. */
+static void test_powercut_exit(void)
+{
+	int fd = file_fresh();
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct io_backend *b = fault_open("exit=7;powercut=write:2");
+		unsigned char *x = abuf(4096, 'X');
+		io_sync(b, IO_WRITE, fd, 0, x, 4096);
+		io_sync(b, IO_WRITE, fd, 4096, x, 4096); /* the cut: the process ends here */
+		_exit(0);
+	}
+	int status;
+	unsigned char *f = abuf(8192, 0);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 7);
+	file_read(f, 0, 8192);
+	CHECK(count_byte(f, 8192, 'o') == 8192); /* the unsynced first write was undone */
+	file_gone(fd);
+	free(f);
+}
+
 /* Description: a power cut due at an operation wins over the plan's other rules for it. */
 static void test_powercut_precedence(void)
 {
@@ -455,6 +480,7 @@ int main(void)
 	test_flip();
 	test_powercut();
 	test_powercut_mixed();
+	test_powercut_exit();
 	test_powercut_precedence();
 	test_powercut_call_and_totals();
 	test_seeded();
