@@ -2,7 +2,9 @@
 # crash.sh - the kill harness: `sh tests/crash.sh [KILLS]` (make crash-test runs 200).
 #
 # Runs `kvgrid stress` on an NVMe-backed grid and kills it with SIGKILL at a random moment
-# (during recovery, a verification pass or the workload), KILLS times, alternating between a
+# (during recovery, a verification pass or the workload) -- every third time with a power cut
+# of the fault backend at a random write instead (io_backend=fault, cutmode=mixed: unsynced
+# writes lost, kept or torn, and the process gone at once) -- KILLS times, alternating between a
 # durable grid (with its log of acknowledged stores) and a cache-mode grid, and between the
 # automatic I/O backend (io_uring where it works) and psync.  Before every run it
 # reopens the grid with `kvgrid stress --verify-only`, which loads every block: any wrong byte
@@ -43,7 +45,7 @@ fail() {
 rnd() { od -An -N2 -tu2 /dev/urandom | tr -d ' \n'; }
 json() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | tail -n 1; }
 
-wrong=0 lost=0 verified=0 acked=0 acks=0 corrupt=0 repaired=0 fscks=0 in_verify=0 early=0
+wrong=0 lost=0 verified=0 acked=0 acks=0 corrupt=0 cuts=0 repaired=0 fscks=0 in_verify=0 early=0
 i=0
 while [ $i -lt "$kills" ]; do
 	i=$((i + 1))
@@ -60,22 +62,32 @@ while [ $i -lt "$kills" ]; do
 	[ $rc -ne 0 ] && fail "kill $i ($mode): verify-only exited $rc"
 	verified=$((verified + $(json present "$base/verify.json")))
 
-	# run, and kill at a random moment
-	"$bin" stress --dir "$dir" $opts $flag --set io_backend=$backend --seconds 60 \
-		>/dev/null 2>>"$log" &
+	# run, and kill at a random moment -- every third run by a power cut of the fault backend
+	# at a random write instead: unsynced writes lost, kept or torn, the process gone at once
+	how=kill
+	if [ $((i % 3)) -eq 0 ]; then
+		how=powercut
+		plan="seed=$(rnd);cutmode=mixed;exit=5;powercut=write:$(( $(rnd) % 400 + 1 ))"
+		set -- --set io_backend=fault --set "fault_plan=$plan"
+	else
+		set -- --set io_backend=$backend
+	fi
+	"$bin" stress --dir "$dir" $opts $flag "$@" --seconds 60 >/dev/null 2>>"$log" &
 	pid=$!
 	ms=$(( $(rnd) % max_ms + 20 ))
+	[ $how = powercut ] && ms=$((max_ms * 3)) # the cut comes first, the kill is a backstop
 	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
 	kill -9 $pid 2>/dev/null
 	wait $pid
 	rc=$?
 	[ $rc -eq 3 ] && { wrong=$((wrong + 1)); fail "kill $i ($mode): a wrong byte was served"; }
-	if [ $rc -ne 137 ]; then
+	[ $rc -eq 5 ] && cuts=$((cuts + 1))
+	if [ $rc -ne 137 ] && [ $rc -ne 5 ]; then
 		# it ended before the kill: only a clean exit is acceptable
 		[ $rc -eq 0 ] || fail "kill $i ($mode): stress exited $rc before the kill"
 		early=$((early + 1))
 	fi
-	[ "${CRASH_VERBOSE:-0}" = 1 ] && echo "kill $i ($mode, $backend) after ${ms} ms"
+	[ "${CRASH_VERBOSE:-0}" = 1 ] && echo "kill $i ($mode, $backend, $how): exit $rc"
 
 	if [ $((i % every)) -eq 0 ]; then
 		for d in "$base/durable" "$base/cache"; do
@@ -108,8 +120,8 @@ done
 
 echo "crash: blocks verified after reopening: $verified"
 echo "crash: durable stores acknowledged: ${acks:-0} (of ${acked:-0} distinct blocks), every one checked after every kill"
-echo "crash: fsck runs: $fscks; damaged records found (torn by the kills): $corrupt; repaired: $repaired"
+echo "crash: fsck runs: $fscks; damaged records found (torn by kills and power cuts): $corrupt; repaired: $repaired"
 [ $early -gt 0 ] && echo "crash: $early runs ended before their kill"
-echo "crash: $kills kills, $wrong wrong bytes, $lost acknowledged blocks lost"
+echo "crash: $kills kills ($cuts of them power cuts), $wrong wrong bytes, $lost acknowledged blocks lost"
 rm -rf "$base"
 exit 0
