@@ -9,6 +9,7 @@
  * first record of a fresh tier in seg-00000000.kvg with its 4 KiB header at offset 4096
  * (key at header byte 24) and its payload at 8192.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -885,6 +886,73 @@ static void damaged_segment_header_loses_one_segment(void)
 	kvg_close(g);
 }
 
+/* Opens a grid on the fault backend (over the variant's backend) with plan, stores one
+ * 50000-byte block and loads it once; returns that load's result, *st the stats after. */
+static int fault_load(const char *plan, kvg_grid **out, kvg_key *k, struct kvg_stats *st)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.io_backend = KVG_IO_FAULT;
+	snprintf(c.fault_plan, sizeof(c.fault_plan), "inner=%s; %s",
+		 t_v->io_backend == KVG_IO_URING ? "uring" : "psync", plan);
+	kvg_grid *g = open_or_null(&c);
+	if (!g)
+		return 1;
+	kvg_raw_key(g, "fault", 5, k);
+	int rc = t_store(g, k, 1, 50000, 24);
+	if (rc == 0)
+		rc = t_load(g, k, 50000, 24, NULL);
+	*st = t_stats(g);
+	*out = g;
+	return rc;
+}
+
+/* Description: through the fault backend: a read that fails with EIO fails that load with
+ * -EIO (never bytes), but the block stays and the next load verifies, counting one I/O
+ * error and no checksum failure. */
+static void read_error_keeps_the_block(void)
+{
+	const struct io_ops *fault_ops = &io_fault_ops; /* link the weakly named backend in */
+	CHECK(fault_ops->name != NULL);
+	kvg_grid *g = NULL;
+	kvg_key k;
+	struct kvg_stats st;
+	int rc = fault_load("fail=read:1:EIO", &g, &k, &st);
+	CHECK(g);
+	CHECK_RC(rc, -EIO);
+	CHECK(st.tier[KVG_TIER_NVME].io_errors == 1);
+	CHECK(st.tier[KVG_TIER_NVME].checksum_failures == 0);
+	CHECK_RC(t_load(g, &k, 50000, 24, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: through the fault backend, one bit flipped in what a load's read returns
+ * (6 seeds, so the bit lands in different places): the load either verifies (the bit fell
+ * in padding no byte of the block comes from) or is a KVG_ECORRUPT miss, counted once, after
+ * which the block is forgotten; never wrong bytes; at least one seed hits the block. */
+static void read_bit_flip_is_a_miss(void)
+{
+	const struct io_ops *fault_ops = &io_fault_ops;
+	CHECK(fault_ops->name != NULL);
+	int corrupt = 0;
+	for (int seed = 1; seed <= 6; seed++) {
+		char plan[64];
+		snprintf(plan, sizeof(plan), "seed=%d; flip=read:1", seed);
+		kvg_grid *g = NULL;
+		kvg_key k;
+		struct kvg_stats st;
+		int rc = fault_load(plan, &g, &k, &st);
+		CHECK(g);
+		CHECK(rc == 0 || rc == KVG_ECORRUPT);
+		CHECK(st.tier[KVG_TIER_NVME].checksum_failures == (rc == KVG_ECORRUPT));
+		CHECK_RC(t_load(g, &k, 50000, 24, NULL), rc == 0 ? 0 : KVG_ENOTFOUND);
+		corrupt += rc == KVG_ECORRUPT;
+		kvg_close(g);
+		t_done();
+	}
+	CHECK(corrupt > 0);
+}
+
 /* Description: a garbled checkpoint is not trusted: the grid scans the segments instead and
  * finds every block. */
 static void garbled_checkpoint_falls_back_to_scan(void)
@@ -946,6 +1014,8 @@ int main(void)
 	SWEEP_NVME(flipped_header_byte_is_not_recovered);
 	SWEEP_NVME(damaged_segment_header_loses_one_segment);
 	SWEEP_NVME(garbled_checkpoint_falls_back_to_scan);
+	SWEEP_NVME(read_error_keeps_the_block);
+	SWEEP_NVME(read_bit_flip_is_a_miss);
 	SWEEP_NVME(directory_in_use_is_refused);
 	T_EXIT();
 }
