@@ -9,9 +9,11 @@
  * (bypass), which is what the optimum does when it may choose.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "key.h"
 #include "policy.h"
 #include "sim.h"
 
@@ -172,15 +174,29 @@ static uint64_t sim_block_bytes(const struct trace *t, const struct trace_req *r
 	return b ? b : 1;
 }
 
-/* A stand-in for the first 8 bytes of a block's key: any well-mixed function of the id
- * (splitmix64's finaliser), so that policies keyed by key_hash see what they would see in
- * the grid. */
-static uint64_t sim_key_hash(uint64_t id)
+/* The namespace `kvgrid replay` opens its grid with (src/replay.c: the config, model
+ * "kvgrid-replay", the trace's block size), so that key_hash below is the grid's. */
+static void sim_namespace(const struct trace *t, const struct sim_opts *o,
+			  struct kvg_config *cfg, kvg_key *ns)
 {
-	uint64_t z = id + 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	if (o->cfg)
+		*cfg = *o->cfg;
+	else
+		kvg_config_init(cfg);
+	snprintf(cfg->model_id, sizeof(cfg->model_id), "kvgrid-replay");
+	cfg->block_tokens = t->block_tokens;
+	key_namespace(cfg, ns);
+}
+
+/* The first 8 bytes of the key the replay stores the block under (kvg_raw_key() of its
+ * raw id): policies keyed by key_hash then see exactly what they see in the grid. */
+static uint64_t sim_key_hash(const struct kvg_config *cfg, const kvg_key *ns, uint64_t raw_id)
+{
+	kvg_key key;
+	uint64_t h;
+	key_raw(cfg->hash, ns, &raw_id, sizeof(raw_id), &key);
+	memcpy(&h, key.bytes, sizeof(h));
+	return h;
 }
 
 static int sim_policy(const struct trace *t, const struct sim_opts *o,
@@ -196,6 +212,9 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 	struct policy *p = ops->create((uint32_t)nd, cap_bytes, o->cfg ? o->cfg : &zero);
 	uint64_t used = 0;
 	int rc = -ENOMEM;
+	struct kvg_config kcfg;
+	kvg_key ns;
+	sim_namespace(t, o, &kcfg, &ns);
 	if (!resident || !p)
 		goto out;
 	for (size_t q = 0; q < t->n_reqs; q++) {
@@ -210,7 +229,7 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 				.depth = i,
 				.parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
 				.now_us = rq->timestamp_ms * 1000,
-				.key_hash = sim_key_hash(t->raw_ids[j]),
+				.key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
 			};
 			if (resident[s]) {
 				ops->hit(p, s, &pb);
