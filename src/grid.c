@@ -44,6 +44,52 @@ static struct policy_block pblock(kvg_grid *g, const struct entry *e)
 	return b;
 }
 
+/* ---- policy membership (locked) ---------------------------------------------------- */
+
+/*
+ * A block is in a tier's policy order at most once, and only the order's members are told
+ * of hits: a block taken as a victim but still being demoted, or one on its way into a
+ * tier, is not a member, and a hit on it must not touch the order (it would corrupt it).
+ */
+static uint8_t pol_bit(int t)
+{
+	return t == KVG_TIER_DRAM ? E_POL_DRAM : E_POL_NVME;
+}
+
+static void pol_insert(kvg_grid *g, int t, uint32_t slot, const struct policy_block *b)
+{
+	struct entry *e = &g->ix.e[slot];
+	if (e->state & pol_bit(t)) {
+		g->pol_ops->hit(g->pol[t], slot, b);
+		return;
+	}
+	g->pol_ops->insert(g->pol[t], slot, b);
+	e->state |= pol_bit(t);
+}
+
+static void pol_hit(kvg_grid *g, int t, uint32_t slot, const struct policy_block *b)
+{
+	if (g->ix.e[slot].state & pol_bit(t))
+		g->pol_ops->hit(g->pol[t], slot, b);
+}
+
+static void pol_remove(kvg_grid *g, int t, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	if (e->state & pol_bit(t)) {
+		g->pol_ops->remove(g->pol[t], slot);
+		e->state &= ~pol_bit(t);
+	}
+}
+
+static uint32_t pol_victim(kvg_grid *g, int t, int (*ok)(void *, uint32_t))
+{
+	uint32_t v = g->pol_ops->victim(g->pol[t], ok, g);
+	if (v != POLICY_NONE)
+		g->ix.e[v].state &= ~pol_bit(t);
+	return v;
+}
+
 /* ---- segment lists (locked) ---------------------------------------------------------- */
 
 static void seg_link(kvg_grid *g, uint32_t slot)
@@ -84,8 +130,8 @@ static void maybe_free_slot(kvg_grid *g, uint32_t slot)
 static void drop_dram(kvg_grid *g, uint32_t slot, int in_policy)
 {
 	struct entry *e = &g->ix.e[slot];
-	if (in_policy)
-		g->pol_ops->remove(g->pol[KVG_TIER_DRAM], slot);
+	(void)in_policy;
+	pol_remove(g, KVG_TIER_DRAM, slot);
 	arena_release(&g->arena, e->dram);
 	e->dram = SLOT_NONE;
 	e->state &= ~E_DRAM;
@@ -96,8 +142,8 @@ static void drop_dram(kvg_grid *g, uint32_t slot, int in_policy)
 static void drop_nvme(kvg_grid *g, uint32_t slot, int in_policy)
 {
 	struct entry *e = &g->ix.e[slot];
-	if (in_policy)
-		g->pol_ops->remove(g->pol[KVG_TIER_NVME], slot);
+	(void)in_policy;
+	pol_remove(g, KVG_TIER_NVME, slot);
 	seg_unlink(g, slot);
 	e->seg = SLOT_NONE;
 	e->state &= ~E_NVME;
@@ -127,7 +173,7 @@ static int nvme_evictable_cb(void *ctx, uint32_t slot)
 /* Evicts the whole segment holding the policy's victim; 0, or KVG_EFULL if none can go. */
 static int nvme_evict_one(kvg_grid *g)
 {
-	uint32_t v = g->pol_ops->victim(g->pol[KVG_TIER_NVME], nvme_evictable_cb, g);
+	uint32_t v = pol_victim(g, KVG_TIER_NVME, nvme_evictable_cb);
 	if (v == POLICY_NONE)
 		return KVG_EFULL;
 	uint32_t seg = g->ix.e[v].seg;
@@ -244,7 +290,7 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 			e->state |= E_NVME;
 			seg_link(g, slots[i]);
 			struct policy_block b = pblock(g, e);
-			g->pol_ops->insert(g->pol[KVG_TIER_NVME], slots[i], &b);
+			pol_insert(g, KVG_TIER_NVME, slots[i], &b);
 			g->st.tier[KVG_TIER_NVME].blocks++;
 			g->st.tier[KVG_TIER_NVME].bytes += e->len;
 			g->st.tier[KVG_TIER_DRAM].demotions++;
@@ -294,9 +340,8 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 		int nd = 0;
 		uint32_t freed = g->arena.free_count;
 		while (freed < n && nd < 64) {
-			uint32_t v = g->pol_ops->victim(g->pol[KVG_TIER_DRAM],
-							may_write ? dram_evictable_cb :
-							dram_evictable_nowrite_cb, g);
+			uint32_t v = pol_victim(g, KVG_TIER_DRAM, may_write ? dram_evictable_cb :
+							dram_evictable_nowrite_cb);
 			if (v == POLICY_NONE)
 				break;
 			struct entry *e = &g->ix.e[v];
@@ -321,7 +366,7 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 					maybe_free_slot(g, demote[i]);
 				} else if (e->state & E_DRAM) {
 					struct policy_block b = pblock(g, e);
-					g->pol_ops->insert(g->pol[KVG_TIER_DRAM], demote[i], &b);
+					pol_insert(g, KVG_TIER_DRAM, demote[i], &b);
 				}
 			}
 			continue;
@@ -342,7 +387,7 @@ static int nvme_entry_evictable_cb(void *ctx, uint32_t slot)
  * the index can fill before the disk does when blocks are small. */
 static int nvme_evict_entry(kvg_grid *g)
 {
-	uint32_t v = g->pol_ops->victim(g->pol[KVG_TIER_NVME], nvme_entry_evictable_cb, g);
+	uint32_t v = pol_victim(g, KVG_TIER_NVME, nvme_entry_evictable_cb);
 	if (v == POLICY_NONE)
 		return KVG_EFULL;
 	drop_nvme(g, v, 0);
@@ -358,8 +403,8 @@ static uint32_t slot_for(kvg_grid *g, const kvg_key *key)
 {
 	uint32_t s = index_add(&g->ix, key);
 	while (s == SLOT_NONE) {
-		uint32_t v = has_dram(g) ? g->pol_ops->victim(g->pol[KVG_TIER_DRAM],
-							      dram_evictable_cb, g) : POLICY_NONE;
+		uint32_t v = has_dram(g) ? pol_victim(g, KVG_TIER_DRAM, dram_evictable_cb)
+					   : POLICY_NONE;
 		if (v != POLICY_NONE) {
 			g->st.tier[KVG_TIER_DRAM].evictions++;
 			drop_dram(g, v, 0);
@@ -485,7 +530,7 @@ static void store_nvme_done(struct nvme_op *op, int status)
 		e->state |= E_NVME;
 		seg_link(g, slot);
 		struct policy_block b = pblock(g, e);
-		g->pol_ops->insert(g->pol[KVG_TIER_NVME], slot, &b);
+		pol_insert(g, KVG_TIER_NVME, slot, &b);
 		g->st.tier[KVG_TIER_NVME].blocks++;
 		g->st.tier[KVG_TIER_NVME].bytes += e->len;
 	} else {
@@ -555,9 +600,9 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		struct entry *e = &g->ix.e[slot];
 		struct policy_block b = pblock(g, e);
 		if (e->state & E_DRAM)
-			g->pol_ops->hit(g->pol[KVG_TIER_DRAM], slot, &b);
+			pol_hit(g, KVG_TIER_DRAM, slot, &b);
 		else if (e->state & E_NVME)
-			g->pol_ops->hit(g->pol[KVG_TIER_NVME], slot, &b);
+			pol_hit(g, KVG_TIER_NVME, slot, &b);
 		pthread_mutex_unlock(&g->lock);
 		block_done(r, i, 0);
 		return;
@@ -601,7 +646,7 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	struct policy_block b = pblock(g, e);
 	if (i > 0 && io->depth && r->ios[i - 1].depth + 1 == io->depth)
 		b.parent_slot = index_find(&g->ix, &r->ios[i - 1].key); /* chain in one batch */
-	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
+	pol_insert(g, KVG_TIER_DRAM, slot, &b);
 	g->st.tier[KVG_TIER_DRAM].blocks++;
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
 	g->st.tier[KVG_TIER_DRAM].bytes_written += e->len;
@@ -657,7 +702,7 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src)
 	e->dram = c;
 	e->state |= E_DRAM;
 	struct policy_block b = pblock(g, e);
-	g->pol_ops->insert(g->pol[KVG_TIER_DRAM], slot, &b);
+	pol_insert(g, KVG_TIER_DRAM, slot, &b);
 	g->st.tier[KVG_TIER_DRAM].blocks++;
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
 	g->st.tier[KVG_TIER_DRAM].promotions++;
@@ -770,14 +815,14 @@ static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		e->hits++;
 	e->refs++;
 	if (e->state & E_DRAM) {
-		g->pol_ops->hit(g->pol[KVG_TIER_DRAM], slot, &b);
+		pol_hit(g, KVG_TIER_DRAM, slot, &b);
 		g->st.tier[KVG_TIER_DRAM].hits++;
 		load_from_dram(g, r, i, slot); /* unlocks */
 		return;
 	}
 	if (has_dram(g))
 		g->st.tier[KVG_TIER_DRAM].misses++;
-	g->pol_ops->hit(g->pol[KVG_TIER_NVME], slot, &b);
+	pol_hit(g, KVG_TIER_NVME, slot, &b);
 	g->nv->segs[e->seg].inflight++;
 	struct nvme_loc loc = { e->seg, e->off4k, e->gen };
 	uint32_t len = e->len, L = r->layers;
@@ -1353,7 +1398,7 @@ static void recovered_cb(void *ctx, const struct nvme_recovered *r)
 	e->state |= E_NVME;
 	seg_link(g, s);
 	struct policy_block b = pblock(g, e);
-	g->pol_ops->insert(g->pol[KVG_TIER_NVME], s, &b);
+	pol_insert(g, KVG_TIER_NVME, s, &b);
 	g->st.tier[KVG_TIER_NVME].blocks++;
 	g->st.tier[KVG_TIER_NVME].bytes += e->len;
 }

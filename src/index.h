@@ -22,6 +22,8 @@
 #define E_FILLING 0x08     /* being stored: not visible to lookup or load yet */
 #define E_DEMOTING 0x10    /* its DRAM copy is being written to NVMe */
 #define E_PROMOTING 0x20   /* an NVMe copy is being copied into DRAM */
+#define E_POL_DRAM 0x40    /* in the DRAM policy's order */
+#define E_POL_NVME 0x80    /* in the NVMe policy's order */
 
 struct entry {
 	kvg_key key;
