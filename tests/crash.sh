@@ -67,7 +67,7 @@ while [ $i -lt "$kills" ]; do
 	how=kill
 	if [ $((i % 3)) -eq 0 ]; then
 		how=powercut
-		plan="seed=$(rnd);cutmode=mixed;exit=5;powercut=write:$(( $(rnd) % 400 + 1 ))"
+		plan="seed=$(rnd);cutmode=mixed;exit=5;powercut=write:$(( $(rnd) % 150 + 1 ))"
 		set -- --set io_backend=fault --set "fault_plan=$plan"
 	else
 		set -- --set io_backend=$backend
