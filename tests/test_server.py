@@ -300,6 +300,35 @@ def case_port_in_use(srv):
     assert srv.alive()
 
 
+def case_config_file():
+    """A config file sets server options and grid settings; a bad line names its place."""
+    conf = os.path.join(TMP, "kvgridd.conf")
+    pf = os.path.join(TMP, "conf.port")
+    with open(conf, "w") as f:
+        f.write("# kvgridd\nport = 0\nport-file = %s\ndram = 32M\nthreads = 1\n"
+                "policy = lru   # a grid setting\nvalue-max = 2M\n" % pf)
+    p = subprocess.Popen([KVGRIDD, "--config", conf])
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(pf) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        port = int(open(pf).read().split()[0])
+        r = redis.Redis(port=port, socket_timeout=10)
+        assert r.set("c", b"x" * (2 << 20)) is True
+        try:
+            r.set("c", b"x" * ((2 << 20) + 1))
+            raise AssertionError("value-max from the config file not applied")
+        except (redis.ResponseError, redis.ConnectionError):
+            pass
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    with open(conf, "a") as f:
+        f.write("threads = many\n")
+    p = subprocess.run([KVGRIDD, "--config", conf], capture_output=True, timeout=30)
+    assert p.returncode == 2 and (conf + ":8: threads").encode() in p.stderr, p.stderr
+
+
 def case_metrics_sighup_sigterm(srv):
     srv.redis().get("metrics-miss")
     m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read().decode()
@@ -321,6 +350,7 @@ def main():
         print("kvgridd is not built")
         return 77
     case_protected_mode()
+    case_config_file()
     srv = Server("main")
     try:
         case_roundtrip_random_values(srv)
