@@ -6,6 +6,7 @@
  * checks are ASan's and UBSan's plus: every reply segment lies inside the output region, and
  * no handler consumes more than it was given.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +50,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	w->srv = &s;
 	w->reply_reserve = FZ_VALUE_MAX + KVG_KEY_BYTES * 2 + 4096;
 	c.w = w;
-	c.fd = 3;
+	/* replies a handler pushes out early (conn_push) go to /dev/null */
+	c.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	c.in_cap = CONN_IN_HEADROOM + FZ_INPUT_MAX;
 	c.in = malloc(c.in_cap);
 	c.out_cap = 2 * w->reply_reserve;
 	c.out = malloc(c.out_cap);
-	if (!w || !c.in || !c.out)
+	if (!w || !c.in || !c.out || c.fd < 0)
 		abort();
 	return 0;
 }
