@@ -18,38 +18,41 @@
  * in the middle (giving a request's blocks different classes, by depth or by their own
  * reuse count, measured worse: heads left before tails).  The class is what the request
  * looked like: how many of its blocks were new (0, 1, 2-3, ... 64+) and which share of
- * them had been seen before (< 30%, 30-80%, >= 80%).  "Seen" means cached or still in the
- * ghost: a request that continues a chain whose blocks were already evicted is classed
- * as a continuation, not as a new request, so the class does not depend on what this
- * cache happened to keep.  Partial blocks (smaller than the largest block seen) are dead
- * and go first, as in "prefix".
+ * them had been seen before (< 30%, 30-80%, >= 80%).  "Seen" means cached, or accessed in
+ * the last 4 to 8 capacities of calls (two alternating Bloom filters of key hashes): a
+ * request that continues a chain whose blocks were already evicted is classed as a
+ * continuation, not as a new request, so the class does not depend on what this cache
+ * happened to keep.  Partial blocks (smaller than the largest block seen) are dead and go
+ * first, as in "prefix".
  *
  * Caution: the learned densities are noisy, and acting on small differences between them
  * made the hit ratio swing around LRU's at small capacities.  The victim is therefore the
  * least dense class tail only when its density is below DN_MARGIN times that of the
  * oldest tail; otherwise the oldest tail goes, which is exactly "prefix".
  *
- * Learning: a direct-mapped ghost keyed by key_hash remembers, for the blocks filed most
- * recently (8 to 16 capacities of them, cached or not), their class and filing time.
- * When a block is accessed again, its ghost entry makes a reuse event at that age for
- * that class, whether or not the block was still cached: what the policy learns does not
- * depend on what it chose to keep.  Counts are halved every DN_DECAY_CAPS capacities of
- * calls so that the tables follow the traffic, and the density table is recomputed every
- * DN_UPDATE_CALLS calls.  Time is logical (policy calls), never now_us, so the grid and
- * the simulator see the same clock.
+ * Learning: a direct-mapped ghost keyed by key_hash remembers, for a sample of one block in
+ * 16 (by key_hash) filed in the last 4 to 8 capacities of calls, cached or not, its class
+ * and filing time.  When a sampled block is accessed again, its ghost entry makes a reuse
+ * event at that age for that class, whether or not the block was still cached: what the
+ * policy learns does not depend on what it chose to keep.  Counts are halved every DN_DECAY_CAPS
+ * capacities of calls so that the tables follow the traffic, and the density table is recomputed
+ * every DN_UPDATE_CALLS calls.  Time is logical (policy calls), never now_us, so the grid and the
+ * simulator see the same clock.
  *
  * A continuation hint from the serving layer (is this session going on?) is one more
  * class dimension, learned like the others, so a useless hint only spreads the counts.
  * The grid has no such field yet (doc/POLICIES.md, "Needed from the grid"); the simulator
  * passes one through policy_density_hint() to measure what it would be worth.
  *
- * Memory: 21 bytes per slot, a ghost of at most 16 entries of 12 bytes per slot (or 2^16
- * entries if more; small next to a KV block of hundreds of KiB), and fixed tables
- * (~83 KiB).  insert/hit/remove are O(1); victim() looks at the tails of the class queues
- * (24 without hints, 72 with).  No allocation after create().
+ * Memory: 21 bytes per slot (13 for the queues, 4 of ghost, 4 of seen-filters), which
+ * keeps the index under issue 2's 128 bytes per block (123 with two tiers), plus fixed
+ * tables (~100 KiB).  insert/hit/remove are O(1) (a filter is cleared every 4 capacities
+ * of calls: O(1) amortised); victim() looks at the tails of the class queues (24 without
+ * hints, 72 with).  No allocation after create().
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "policy.h"
 
@@ -65,9 +68,15 @@
 #define DN_PRIOR	64.0 /* pseudo-blocks of the all-class law in each class */
 #define DN_UPDATE_CALLS (1u << 13)
 #define DN_DECAY_CAPS	32	   /* halve the counts every 32 capacities of calls */
-#define DN_GHOST_CAPS	16	   /* the ghost remembers 8-16 capacities of blocks, */
-#define DN_GHOST_MIN	(1u << 16) /* and at least this many */
-#define DN_MARGIN	0.7f	   /* leave LRU order only for a tail this much less dense */
+#define DN_SAMPLE_BITS	4	   /* the ghost learns from 1 block in 16 (by key_hash) */
+#define DN_GHOST_CAPS	8	   /* and remembers 4-8 capacities of calls of them, */
+#define DN_GHOST_MIN	(1u << 12) /* in at least this many entries */
+#define DN_SEEN_CAPS	4	   /* a seen-filter takes 4 capacities of calls, */
+#define DN_SEEN_BITS	16	   /* with up to 16 bits per slot of capacity each, */
+#define DN_SEEN_MIN	(1u << 15) /* and at least this many */
+#define DN_SEEN_HASHES	4
+#define DN_PEND_MAX	1024 /* sampled blocks remembered of one request */
+#define DN_MARGIN	0.7f /* leave LRU order only for a tail this much less dense */
 #define DN_NOCLASS	0xff
 #define DN_PARTIAL_BIT	0x80
 
@@ -77,21 +86,35 @@ struct dn_queue {
 };
 
 struct dn_ghost {
-	uint32_t tag;  /* low half of key_hash (the high half picks the entry) */
 	uint32_t time; /* clock when filed */
+	uint16_t tag;  /* 16 bits of key_hash (others pick the entry) */
 	uint8_t cls;   /* DN_NOCLASS: empty, or already counted */
+	uint8_t pad;
+};
+
+struct dn_pend { /* a sampled block of the current request, to remember when it ends */
+	uint32_t entry;
+	uint16_t tag;
+	uint8_t partial;
 };
 
 struct policy {
 	uint32_t *prev;
 	uint32_t *next;
 	uint32_t *filed;   /* clock when the block was filed */
-	uint64_t *key;	   /* key_hash, to write the ghost when the request ends */
 	uint8_t *queue_of; /* queue index; DN_PARTIAL_BIT: stored short */
 	struct dn_queue q[DN_QUEUES];
 	struct dn_ghost *ghost;
 	uint32_t ghost_alloc; /* entries allocated (a power of two) */
 	uint32_t ghost_mask;  /* entries used - 1: set from the capacity at the first call */
+	uint64_t *seen[2];    /* Bloom filters of keys seen: [cur] and the one before */
+	uint64_t seen_alloc;  /* bits allocated in each (a power of two) */
+	uint64_t seen_mask;   /* bits used - 1: set at the first call */
+	uint32_t seen_cur;
+	uint32_t seen_next; /* clock at which the older filter is cleared and reused */
+	uint32_t seen_every;
+	struct dn_pend pend[DN_PEND_MAX];
+	uint32_t n_pend;
 	uint64_t capacity_bytes;
 	uint32_t clock; /* policy calls */
 	uint32_t next_update;
@@ -153,9 +176,34 @@ static void dn_push(struct policy *p, uint32_t s, uint32_t which)
 		l->tail = s;
 }
 
+/* The ghost entry of a sampled key, or NULL if the key is not in the sample. */
 static struct dn_ghost *dn_ghost_at(struct policy *p, uint64_t key)
 {
-	return &p->ghost[(uint32_t)(key >> 32) & p->ghost_mask];
+	if (key >> (64 - DN_SAMPLE_BITS))
+		return NULL;
+	return &p->ghost[(uint32_t)(key >> 16) & p->ghost_mask];
+}
+
+/* Whether key was seen in the last DN_SEEN_CAPS to 2 x DN_SEEN_CAPS capacities of calls
+ * (a false "yes" now and then); then remembers it. */
+static int dn_seen(struct policy *p, uint64_t key)
+{
+	uint64_t h1 = key, h2 = (key >> 32) | 1;
+	int in[2] = {1, 1};
+	for (int i = 0; i < DN_SEEN_HASHES; i++) {
+		uint64_t bit = (h1 + (uint64_t)i * h2) & p->seen_mask;
+		for (int f = 0; f < 2; f++)
+			in[f] &= (int)(p->seen[f][bit >> 6] >> (bit & 63)) & 1;
+		p->seen[p->seen_cur][bit >> 6] |= 1ull << (bit & 63);
+	}
+	return in[0] | in[1];
+}
+
+static void dn_seen_rotate(struct policy *p)
+{
+	p->seen_cur ^= 1;
+	memset(p->seen[p->seen_cur], 0, (p->seen_mask + 1) / 8);
+	p->seen_next = p->clock + p->seen_every;
 }
 
 static uint32_t dn_request_class(const struct policy *p)
@@ -236,30 +284,42 @@ static void dn_end_request(struct policy *p)
 			dn_push(p, s, DN_PARTIAL);
 			continue;
 		}
-		struct dn_ghost *g = dn_ghost_at(p, p->key[s]);
-		g->tag = (uint32_t)p->key[s];
-		g->time = p->clock;
-		g->cls = (uint8_t)c;
 		p->filed[s] = p->clock;
-		p->filed_n[c] += 1;
 		dn_push(p, s, c);
 	}
+	for (uint32_t i = 0; i < p->n_pend; i++) {
+		if (p->pend[i].partial)
+			continue;
+		struct dn_ghost *g = &p->ghost[p->pend[i].entry];
+		g->tag = p->pend[i].tag;
+		g->time = p->clock;
+		g->cls = (uint8_t)c;
+		p->filed_n[c] += 1;
+	}
+	p->n_pend = 0;
 	p->run_n = p->run_new = p->run_seen = 0;
 	p->run_hint = p->next_hint;
 }
 
 /* At the first call the block size is known, so the capacity in blocks is too: it sizes
- * the ghost actually used and the decay period, the same way in the grid and the
- * simulator (whose slot counts differ). */
+ * the ghost and seen-filters actually used and the periods, the same way in the grid and
+ * the simulator (whose slot counts differ). */
 static void dn_first_call(struct policy *p, uint64_t bytes)
 {
 	uint64_t cap = p->capacity_bytes / (bytes ? bytes : 1);
-	uint64_t g = 1;
-	while ((g * 2 <= cap * DN_GHOST_CAPS || g < DN_GHOST_MIN) && g * 2 <= p->ghost_alloc)
+	cap = cap < 1 ? 1 : cap > (1u << 30) ? (1u << 30) : cap;
+	uint64_t g = 1, f = 1;
+	while ((g * 2 <= (cap * DN_GHOST_CAPS >> DN_SAMPLE_BITS) || g < DN_GHOST_MIN) &&
+	       g * 2 <= p->ghost_alloc)
 		g <<= 1;
 	p->ghost_mask = (uint32_t)g - 1;
+	while ((f * 2 <= cap * DN_SEEN_BITS || f < DN_SEEN_MIN) && f * 2 <= p->seen_alloc)
+		f <<= 1;
+	p->seen_mask = f - 1;
+	p->seen_every = (uint32_t)(cap * DN_SEEN_CAPS);
+	p->seen_next = p->clock + p->seen_every;
 	p->decay_every =
-	    cap * DN_DECAY_CAPS < (1u << 30) ? (uint32_t)(cap * DN_DECAY_CAPS) : 1u << 30;
+	    (uint32_t)(cap * DN_DECAY_CAPS < (1u << 30) ? cap * DN_DECAY_CAPS : 1u << 30);
 	p->next_decay = p->clock + p->decay_every;
 }
 
@@ -273,17 +333,26 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	p->last_depth = b->depth;
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
-	struct dn_ghost *g = dn_ghost_at(p, b->key_hash);
-	int seen = !stored;
-	if (g->cls != DN_NOCLASS && g->tag == (uint32_t)b->key_hash) {
-		p->reuse[g->cls][dn_age_bucket(p->clock - g->time)] += 1;
-		g->cls = DN_NOCLASS;
-		seen = 1;
-	}
-	p->key[s] = b->key_hash;
+	if (p->clock == p->seen_next)
+		dn_seen_rotate(p);
+	int seen = dn_seen(p, b->key_hash) || !stored;
 	/* only a block stored short is partial; a hit keeps what its store said */
 	if (stored)
 		p->queue_of[s] = b->bytes < p->full_bytes ? DN_PARTIAL_BIT : 0;
+	struct dn_ghost *g = dn_ghost_at(p, b->key_hash);
+	if (g) {
+		uint16_t tag = (uint16_t)b->key_hash;
+		if (g->cls != DN_NOCLASS && g->tag == tag) {
+			p->reuse[g->cls][dn_age_bucket(p->clock - g->time)] += 1;
+			g->cls = DN_NOCLASS;
+		}
+		if (p->n_pend < DN_PEND_MAX)
+			p->pend[p->n_pend++] = (struct dn_pend){
+			    .entry = (uint32_t)(g - p->ghost),
+			    .tag = tag,
+			    .partial = (p->queue_of[s] & DN_PARTIAL_BIT) != 0,
+			};
+	}
 	p->run_n++;
 	if (seen)
 		p->run_seen++;
@@ -301,9 +370,10 @@ static void dn_destroy(struct policy *p)
 	free(p->prev);
 	free(p->next);
 	free(p->filed);
-	free(p->key);
 	free(p->queue_of);
 	free(p->ghost);
+	free(p->seen[0]);
+	free(p->seen[1]);
 	free(p);
 }
 
@@ -313,16 +383,23 @@ static struct policy *dn_create(uint32_t slots, uint64_t capacity_bytes,
 	struct policy *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	uint64_t g = 1; /* DN_GHOST_MIN, or at most DN_GHOST_CAPS entries per slot */
-	while ((g * 2 <= (uint64_t)slots * DN_GHOST_CAPS || g < DN_GHOST_MIN) && g < (1u << 26))
+	/* at most DN_GHOST_CAPS / 2^DN_SAMPLE_BITS ghost entries and 2 x DN_SEEN_BITS bits per
+	 * slot (bytes_per_slot), or the minimum sizes */
+	uint64_t g = 1, f = 1;
+	while ((g * 2 <= ((uint64_t)slots * DN_GHOST_CAPS >> DN_SAMPLE_BITS) || g < DN_GHOST_MIN) &&
+	       g < (1u << 26))
 		g <<= 1;
+	while ((f * 2 <= (uint64_t)slots * DN_SEEN_BITS || f < DN_SEEN_MIN) && f < (1ull << 36))
+		f <<= 1;
 	p->prev = malloc(sizeof(uint32_t) * slots);
 	p->next = malloc(sizeof(uint32_t) * slots);
 	p->filed = malloc(sizeof(uint32_t) * slots);
-	p->key = malloc(sizeof(uint64_t) * slots);
 	p->queue_of = malloc(slots);
 	p->ghost = malloc(sizeof(*p->ghost) * g);
-	if (!p->prev || !p->next || !p->filed || !p->key || !p->queue_of || !p->ghost) {
+	p->seen[0] = calloc(f / 64, sizeof(uint64_t));
+	p->seen[1] = calloc(f / 64, sizeof(uint64_t));
+	if (!p->prev || !p->next || !p->filed || !p->queue_of || !p->ghost || !p->seen[0] ||
+	    !p->seen[1]) {
 		dn_destroy(p);
 		return NULL;
 	}
@@ -330,6 +407,8 @@ static struct policy *dn_create(uint32_t slots, uint64_t capacity_bytes,
 		p->ghost[i].cls = DN_NOCLASS;
 	p->ghost_alloc = (uint32_t)g;
 	p->ghost_mask = (uint32_t)g - 1;
+	p->seen_alloc = f;
+	p->seen_mask = f - 1;
 	p->capacity_bytes = capacity_bytes;
 	for (int i = 0; i < DN_QUEUES; i++)
 		p->q[i].head = p->q[i].tail = POLICY_NONE;
@@ -426,5 +505,6 @@ const struct policy_ops policy_density_ops = {
     .remove = dn_remove,
     .victim = dn_victim,
     .admit = NULL,
-    .bytes_per_slot = 21 + DN_GHOST_CAPS * 12,
+    .bytes_per_slot =
+	13 + (DN_GHOST_CAPS * sizeof(struct dn_ghost) >> DN_SAMPLE_BITS) + 2 * DN_SEEN_BITS / 8,
 };
