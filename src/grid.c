@@ -316,12 +316,19 @@ static int dram_evictable_nowrite_cb(void *ctx, uint32_t slot)
 	return dram_evictable_cb(ctx, slot) && (g->ix.e[slot].state & E_NVME);
 }
 
-static int wants_demotion(kvg_grid *g, const struct entry *e)
+/* Whether a DRAM victim is written down to NVMe: the configuration, then the NVMe
+ * policy's admission filter (if it has one) decide. */
+static int wants_demotion(kvg_grid *g, uint32_t slot)
 {
+	struct entry *e = &g->ix.e[slot];
 	if (!g->nv || !g->cfg.demote_on_evict || (e->state & E_NVME) || nvme_degraded(g->nv))
 		return 0;
 	if (g->cfg.nvme_admit_on_reuse && e->hits == 0)
 		return 0;
+	if (g->pol_ops->admit) {
+		struct policy_block b = pblock(g, e);
+		return g->pol_ops->admit(g->pol[KVG_TIER_NVME], slot, &b);
+	}
 	return 1;
 }
 
@@ -346,7 +353,7 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 				break;
 			struct entry *e = &g->ix.e[v];
 			g->st.tier[KVG_TIER_DRAM].evictions++;
-			if (may_write && wants_demotion(g, e)) {
+			if (may_write && wants_demotion(g, v)) {
 				e->state |= E_DEMOTING;
 				e->refs++;
 				demote[nd++] = v;
@@ -683,6 +690,13 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src)
 	    e->len > g->arena.bytes) {
 		pthread_mutex_unlock(&g->lock);
 		return;
+	}
+	if (g->pol_ops->admit) { /* the DRAM policy may keep a block it expects no reuse of out */
+		struct policy_block b = pblock(g, e);
+		if (!g->pol_ops->admit(g->pol[KVG_TIER_DRAM], slot, &b)) {
+			pthread_mutex_unlock(&g->lock);
+			return;
+		}
 	}
 	uint32_t c = dram_alloc(g, arena_chunks_for(&g->arena, e->len), 0);
 	e = &g->ix.e[slot];
