@@ -160,7 +160,7 @@ static void hnat_put(struct conn *c, const struct nat_hdr *h, uint8_t *b)
 	hnat_reply(c, h, 0, 8 + 4 * n);
 }
 
-static void hnat_lookup_tokens(struct conn *c, const struct nat_hdr *h, const uint8_t *b)
+static void hnat_lookup_tokens(struct conn *c, const struct nat_hdr *h, uint8_t *b)
 {
 	struct srv *s = c->w->srv;
 	uint32_t n = h->body_len >= 8 ? nat_get_u32(b) : 0;
@@ -170,9 +170,16 @@ static void hnat_lookup_tokens(struct conn *c, const struct nat_hdr *h, const ui
 		hnat_reply(c, h, KVG_EPROTO, 0);
 		return;
 	}
-	/* tokens arrive little-endian; kvg_block_keys wants host u32 (the same on x86-64) */
-	size_t nk = kvg_block_keys(s->grid, (const uint32_t *)(const void *)(b + 8), n, NULL,
-				   c->w->keys, LOOP_KEYS_MAX);
+	/* kvg_block_keys wants aligned host u32s; the tokens arrive little-endian (the host's
+	 * order on x86-64 and arm64) at any offset: slide them back over the parsed n and flags */
+	uint8_t *tok = (uint8_t *)b + 8;
+	size_t mis = (uintptr_t)tok % sizeof(uint32_t);
+	if (mis) {
+		memmove(tok - mis, tok, (size_t)n * 4);
+		tok -= mis;
+	}
+	size_t nk = kvg_block_keys(s->grid, (const uint32_t *)(void *)tok, n, NULL, c->w->keys,
+				   LOOP_KEYS_MAX);
 	for (size_t i = 0; i < nk; i++)
 		kv_key(s, c->tenant, KV_NATIVE, c->w->keys[i].bytes, KVG_KEY_BYTES, &c->w->keys[i]);
 	size_t hits = 0;

@@ -292,6 +292,34 @@ def case_protected_mode():
     assert p.returncode == 0 and b"--port" in p.stdout
 
 
+def case_native_raw(srv):
+    """Native frames pipelined in one write, the second at an odd offset: each gets its own
+    reply, in order, with its id."""
+    import struct
+
+    def frame(op, body, rid):
+        return b"KVGN" + bytes([1, op, 0, 0]) + struct.pack("<QiI", rid, 0, len(body)) + body
+    hello = frame(1, struct.pack("<II", 1, 1) + b"x", 7)  # 33 bytes: misaligns the next
+    tokens = frame(3, struct.pack("<II", 512, 0) + struct.pack("<512I", *range(512)), 8)
+    stats = frame(9, b"", 9)
+    bad = frame(2, struct.pack("<II", 3, 0) + b"\0" * 32, 10)  # count says 3, one key sent
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(hello + tokens + stats + bad)
+    got = []
+    for _ in range(4):
+        h = s.recv(24, socket.MSG_WAITALL)
+        assert h[:5] == b"KVGN\x01", h
+        rid, status, n = struct.unpack("<QiI", h[8:24])
+        body = s.recv(n, socket.MSG_WAITALL) if n else b""
+        got.append((h[5], rid, status, body))
+    s.close()
+    assert [g[:2] for g in got] == [(1, 7), (3, 8), (9, 9), (2, 10)]
+    assert got[0][2] == 0 and struct.unpack("<IIQQ", got[0][3])[0] == 1
+    assert got[1][2] == 0 and struct.unpack("<Q", got[1][3])[0] == 0
+    assert got[2][2] == 0 and struct.unpack("<I", got[2][3][:4])[0] == 35
+    assert got[3][2] == -30709 and got[3][3] == b""  # KVG_EPROTO, connection kept
+
+
 def case_port_in_use(srv):
     """A second server on a port in use refuses to start (it would otherwise share it)."""
     p = subprocess.run([KVGRIDD, "--port", str(srv.port), "--dram", "16M"], capture_output=True,
@@ -359,6 +387,7 @@ def main():
         case_unknown_and_errors_keep_connection(srv)
         case_lm_golden_bytes(srv)
         case_lm_client(srv)
+        case_native_raw(srv)
         case_port_in_use(srv)
         case_metrics_sighup_sigterm(srv)
     finally:
