@@ -336,14 +336,13 @@ static void *demo_loader(void *arg)
 /* Description: loads of blocks while they are being demoted from DRAM to NVMe (a DRAM tier
  * of four 1 MiB blocks, one thread storing new blocks, two loading the oldest block still in
  * DRAM) neither hang the grid nor fail: every load verifies or misses, and afterwards every
- * block loads.  Checked with KVG_TEST_KNOWN_BUGS=1 while bugs-core.md #11 stands (a load
- * during a demotion calls the policy's hit() on a block its victim() already removed: the
- * list is corrupted and the grid spins in victim() holding its lock). */
+ * block loads (bugs-core.md #11: a load during a demotion called the policy's hit() on a
+ * block its victim() had removed, corrupting the list; the grid spun in victim()). */
 static void loads_during_demotion(void)
 {
-	if (!t_v->nvme || mixed || !t_known_bugs())
+	if (!t_v->nvme || mixed)
 		return;
-	alarm(60); /* the known hang: fail in a minute, not four */
+	alarm(60); /* a hang fails in a minute, not four */
 	struct kvg_config c;
 	t_config(&c);
 	c.dram_bytes = 4 << 20;
@@ -356,7 +355,7 @@ static void loads_during_demotion(void)
 	kvg_grid *g = NULL;
 	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
 	CHECK(t_chain(g, 700, N, k) == N);
-	struct demo_ctx d = { g, k, N, t_now_ms() + 3000, 0, 0 };
+	struct demo_ctx d = { g, k, N, t_now_ms() + 1500, 0, 0 };
 	pthread_t th[3];
 	CHECK(pthread_create(&th[0], NULL, demo_storer, &d) == 0);
 	CHECK(pthread_create(&th[1], NULL, demo_loader, &d) == 0);
@@ -495,14 +494,8 @@ int main(void)
 	alarm(240);
 	SWEEP(threads_store_and_load);
 	mixed = 1;
-	/* DRAM in front of NVMe: demotions under load can hang the grid (bugs-core.md #11) */
-	if (t_known_bugs()) {
-		fprintf(stderr, "with DRAM in front of NVMe:\n");
-		SWEEP_NVME(threads_store_and_load);
-	} else {
-		fprintf(stderr, "note: DRAM in front of NVMe skipped until bugs-core.md #11 is "
-				"fixed (KVG_TEST_KNOWN_BUGS=1 runs it)\n");
-	}
+	fprintf(stderr, "with DRAM in front of NVMe:\n");
+	SWEEP_NVME(threads_store_and_load);
 	mixed = 0;
 	SWEEP(threads_with_async_requests);
 	SWEEP(two_grids_close_at_once);
