@@ -254,11 +254,15 @@ static void conn_event(struct conn *c, uint32_t ev)
 	c->more = 0;
 	for (int round = 0;; round++) {
 		int done = conn_process(c);
+		/* parsing stopped for lack of output room, not for an incomplete request */
+		int blocked = c->in_end > c->in_start && !conn_can_parse(c);
 		if (conn_flush(c) < 0) {
 			conn_close(c);
 			return;
 		}
-		if (c->iov_n > 0 || c->closing || done == 0)
+		/* go on only while replies leave at once and requests wait */
+		if (c->iov_n > 0 || c->closing || (done == 0 && !blocked) ||
+		    c->in_end == c->in_start)
 			break;
 		if (round == 16) {
 			c->more = 1;

@@ -227,6 +227,35 @@ def case_oversized_malformed_and_cut(srv):
     assert srv.alive()
 
 
+def rss_kib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def case_slow_reader_backpressure(srv):
+    """A client that pipelines 300 GETs of 512 KiB (150 MiB of replies) and reads nothing
+    for a while holds at most its own buffers of server memory; then it gets every reply."""
+    val = os.urandom(512 * 1024)
+    srv.redis().set("slow", val)
+    before = rss_kib(srv.proc.pid)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"*2\r\n$3\r\nGET\r\n$4\r\nslow\r\n" * 300)
+    time.sleep(1.0)
+    grown = rss_kib(srv.proc.pid) - before
+    assert grown < 64 * 1024, "server grew by %d KiB for one slow reader" % grown
+    assert srv.alive()  # other clients are served meanwhile
+    want = b"$%d\r\n" % len(val) + val + b"\r\n"
+    buf = bytearray()
+    while len(buf) < 300 * len(want):
+        b = s.recv(1 << 20)
+        assert b, "connection closed early"
+        buf += b
+    s.close()
+    assert bytes(buf) == want * 300
+
+
 def case_auth_and_tenants():
     auth = os.path.join(TMP, "auth")
     with open(auth, "w") as f:
@@ -395,6 +424,7 @@ def main():
     small = Server("small", "--value-max", "1M")
     try:
         case_oversized_malformed_and_cut(small)
+        case_slow_reader_backpressure(small)
     finally:
         assert small.stop() == 0
     case_auth_and_tenants()
