@@ -64,7 +64,7 @@ out:
 static double tcp_stream(size_t chunk, double secs)
 {
 	int l = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
 	bind(l, (struct sockaddr *)&a, sizeof(a));
 	listen(l, 1);
@@ -73,7 +73,7 @@ static double tcp_stream(size_t chunk, double secs)
 	connect(cfd, (struct sockaddr *)&a, sizeof(a));
 	int sfd = accept(l, NULL, NULL);
 	close(l);
-	struct stream s = { .fd = sfd, .chunk = chunk, .secs = secs };
+	struct stream s = {.fd = sfd, .chunk = chunk, .secs = secs};
 	pthread_t th;
 	pthread_create(&th, NULL, stream_send, &s);
 	char *buf = malloc(chunk);
@@ -114,14 +114,15 @@ static double native_load(struct client *c, kvg_key *keys, uint64_t *sums, size_
 	while (t1 - t0 < secs) {
 		for (int i = 0; i < per_call; i++) {
 			int k = (next + i) % NB;
-			ios[i] = (struct kvg_io){ .key = keys[k], .buf = bufs[i], .len = bytes };
+			ios[i] = (struct kvg_io){.key = keys[k], .buf = bufs[i], .len = bytes};
 		}
 		if (client_load(c, ios, (size_t)per_call) != 0) {
 			(*bad)++;
 			break;
 		}
 		for (int i = 0; i < per_call; i++) {
-			if (ios[i].len != bytes || sum_edges(bufs[i], bytes) != sums[(next + i) % NB])
+			if (ios[i].len != bytes ||
+			    sum_edges(bufs[i], bytes) != sums[(next + i) % NB])
 				(*bad)++;
 			got += ios[i].len;
 		}
@@ -140,7 +141,8 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s PORT [block_MiB] [blocks_per_call] [seconds]\n", argv[0]);
+		fprintf(stderr, "usage: %s PORT [block_MiB] [blocks_per_call] [seconds]\n",
+			argv[0]);
 		return 2;
 	}
 	size_t bytes = (size_t)(argc > 2 ? atoi(argv[2]) : 4) << 20;
@@ -169,7 +171,7 @@ int main(int argc, char **argv)
 		for (int j = 0; j < KVG_KEY_BYTES; j++)
 			keys[i].bytes[j] = (uint8_t)rand();
 		sums[i] = sum_edges(bufs[i], bytes);
-		struct kvg_io io = { .key = keys[i], .buf = bufs[i], .len = bytes };
+		struct kvg_io io = {.key = keys[i], .buf = bufs[i], .len = bytes};
 		if (client_store(c, &io, 1)) {
 			fprintf(stderr, "store failed: %s\n", kvg_strerror(io.status));
 			return 1;

@@ -21,7 +21,7 @@
 #include "client.h"
 #include "kvgrid.h"
 
-#define CHAIN 16
+#define CHAIN  16
 #define CHAINS 64
 
 static int port;
@@ -85,8 +85,9 @@ static void *soak_client(void *arg)
 		if (op < 3) { /* store a whole chain */
 			for (int i = 0; i < CHAIN; i++) {
 				block_fill(&keys[i], buf + i * block_bytes, block_bytes);
-				ios[i] = (struct kvg_io){ .key = keys[i], .buf = buf + i * block_bytes,
-							  .len = block_bytes };
+				ios[i] = (struct kvg_io){.key = keys[i],
+							 .buf = buf + i * block_bytes,
+							 .len = block_bytes};
 			}
 			st->errors += client_store(c, ios, CHAIN) != 0;
 			st->puts += CHAIN;
@@ -97,8 +98,9 @@ static void *soak_client(void *arg)
 		} else { /* load 4 blocks of the chain and verify them */
 			int first = (int)(splitmix(&seed) % (CHAIN - 4));
 			for (int i = 0; i < 4; i++)
-				ios[i] = (struct kvg_io){ .key = keys[first + i],
-							  .buf = buf + i * block_bytes, .len = block_bytes };
+				ios[i] = (struct kvg_io){.key = keys[first + i],
+							 .buf = buf + i * block_bytes,
+							 .len = block_bytes};
 			client_load(c, ios, 4);
 			for (int i = 0; i < 4; i++) {
 				st->gets++;
@@ -112,7 +114,8 @@ static void *soak_client(void *arg)
 				}
 				st->hits++;
 				block_fill(&keys[first + i], want, block_bytes);
-				if (ios[i].len != block_bytes || memcmp(want, ios[i].buf, block_bytes))
+				if (ios[i].len != block_bytes ||
+				    memcmp(want, ios[i].buf, block_bytes))
 					st->wrong++;
 			}
 		}
@@ -158,7 +161,7 @@ int main(int argc, char **argv)
 	usleep((useconds_t)(seconds * 5e5));
 	long rss_end = rss_kib(pid);
 	stop = 1;
-	struct stats t = { 0 };
+	struct stats t = {0};
 	for (int i = 0; i < n; i++) {
 		pthread_join(th[i], NULL);
 		t.puts += st[i].puts, t.gets += st[i].gets, t.lookups += st[i].lookups;

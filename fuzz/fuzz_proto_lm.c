@@ -20,15 +20,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct lmp_req r, back;
 		const char *why = NULL;
 		int rc = lmp_decode_req(h, 1 << 20, &r, &why);
-		if (r.key < (const char *)h + 36 || r.key + r.key_len > (const char *)h + LMP_REQ_BYTES)
+		if (r.key < (const char *)h + 36 ||
+		    r.key + r.key_len > (const char *)h + LMP_REQ_BYTES)
 			abort();
 		if (r.key_len && (r.key[0] == ' ' || r.key[r.key_len - 1] == ' '))
 			abort();
 		if (rc == 0) {
 			uint8_t enc[LMP_REQ_BYTES];
 			lmp_encode_req(enc, r.command, r.length, &r.meta, r.key, r.key_len);
-			if (lmp_decode_req(enc, 1 << 20, &back, &why) != 0 || back.command != r.command ||
-			    back.length != r.length || memcmp(&back.meta, &r.meta, sizeof(r.meta)) ||
+			if (lmp_decode_req(enc, 1 << 20, &back, &why) != 0 ||
+			    back.command != r.command || back.length != r.length ||
+			    memcmp(&back.meta, &r.meta, sizeof(r.meta)) ||
 			    back.key_len != r.key_len || memcmp(back.key, r.key, r.key_len))
 				abort();
 		} else if (!why) {

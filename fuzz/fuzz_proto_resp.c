@@ -15,7 +15,7 @@ static struct resp_cmd cmd, again;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const struct resp_limits lim = { .args_max = 64, .bulk_max = 4096, .inline_max = 512 };
+	const struct resp_limits lim = {.args_max = 64, .bulk_max = 4096, .inline_max = 512};
 	char *buf = malloc(size + 1);
 	if (!buf)
 		return 0;
@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((size_t)r > size - pos || cmd.argc > lim.args_max)
 			abort();
 		for (size_t i = 0; i < cmd.argc; i++)
-			if (cmd.argv[i].p < buf + pos || cmd.argv[i].p + cmd.argv[i].len > buf + pos + r)
+			if (cmd.argv[i].p < buf + pos ||
+			    cmd.argv[i].p + cmd.argv[i].len > buf + pos + r)
 				abort();
 		/* the same request alone parses the same */
 		ssize_t r2 = resp_parse(buf + pos, (size_t)r, &lim, &again, &why);

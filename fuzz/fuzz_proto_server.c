@@ -74,8 +74,8 @@ static void fz_check_output(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const conn_handler_fn handler[] = { hresp_handle, hlm_handle, hnat_handle,
-						   hresp_handle };
+	static const conn_handler_fn handler[] = {hresp_handle, hlm_handle, hnat_handle,
+						  hresp_handle};
 	if (size < 1 || size - 1 > FZ_INPUT_MAX)
 		return 0;
 	s.auth = (data[0] >> 2) & 1;

@@ -24,7 +24,8 @@ static void hlm_count_hit(struct conn *c, int hit)
 {
 	struct metrics *m = c->w->srv->metrics;
 	metrics_add(hit ? &m->hits : &m->misses, 1);
-	metrics_add(hit ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index], 1);
+	metrics_add(hit ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index],
+		    1);
 }
 
 /* The block lands 4 bytes into the output tail, so the 36-byte reply header is written over
@@ -80,7 +81,8 @@ ssize_t hlm_handle(struct conn *c, uint8_t *p, size_t avail)
 	} else if (req.command == LMP_PUT) {
 		op = MOP_SET;
 		/* the value's header goes over the end of the request header (the key's padding) */
-		if (kv_put(s, c->tenant, &k, p + LMP_REQ_BYTES, (size_t)req.length, &req.meta, 1, 0))
+		if (kv_put(s, c->tenant, &k, p + LMP_REQ_BYTES, (size_t)req.length, &req.meta, 1,
+			   0))
 			metrics_add(&s->metrics->errors, 1);
 	} else if (req.command == LMP_GET) {
 		op = MOP_GET;

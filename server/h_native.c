@@ -22,7 +22,7 @@
 static void hnat_reply(struct conn *c, const struct nat_hdr *req, int status, uint32_t body_len)
 {
 	uint8_t *out = conn_out_tail(c);
-	struct nat_hdr h = { .op = req->op, .id = req->id, .status = status, .body_len = body_len };
+	struct nat_hdr h = {.op = req->op, .id = req->id, .status = status, .body_len = body_len};
 	nat_hdr_encode(out, &h);
 	conn_emit(c, out, NAT_HDR_BYTES + body_len);
 }
@@ -83,16 +83,18 @@ static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
 		uint8_t *out = conn_out_tail(c);
 		size_t room = conn_out_room(c);
 		uint8_t *item = out + NAT_HDR_BYTES;
-		struct lmp_meta meta = { 0 };
+		struct lmp_meta meta = {0};
 		size_t len = 0;
-		int rc = room >= NAT_HDR_BYTES + NAT_ITEM_BYTES
-				 ? kv_get(c->w->srv, &c->w->keys[i], item, room - NAT_HDR_BYTES, &len, &meta)
-				 : KVG_EBUFSIZE;
+		int rc =
+		    room >= NAT_HDR_BYTES + NAT_ITEM_BYTES
+			? kv_get(c->w->srv, &c->w->keys[i], item, room - NAT_HDR_BYTES, &len, &meta)
+			: KVG_EBUFSIZE;
 		if (rc == KVG_ECORRUPT)
 			rc = KVG_ENOTFOUND;
 		metrics_add(rc == 0 ? &m->hits : &m->misses, 1);
 		metrics_add(rc == 0 ? &m->tenant_hits[c->tenant->index]
-				    : &m->tenant_misses[c->tenant->index], 1);
+				    : &m->tenant_misses[c->tenant->index],
+			    1);
 		if (rc)
 			len = 0;
 		nat_put_u32(item, (uint32_t)rc);
@@ -101,9 +103,11 @@ static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
 		nat_put_u32(item + 12, (uint32_t)meta.dtype);
 		for (int d = 0; d < 4; d++)
 			nat_put_u32(item + 16 + 4 * d, (uint32_t)meta.shape[d]);
-		struct nat_hdr r = { .op = NAT_GET, .id = h->id, .status = rc,
-				     .flags = i + 1 < n ? NAT_F_MORE : 0,
-				     .body_len = (uint32_t)(NAT_ITEM_BYTES + len) };
+		struct nat_hdr r = {.op = NAT_GET,
+				    .id = h->id,
+				    .status = rc,
+				    .flags = i + 1 < n ? NAT_F_MORE : 0,
+				    .body_len = (uint32_t)(NAT_ITEM_BYTES + len)};
 		nat_hdr_encode(out, &r);
 		conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES + len);
 		conn_push(c);
@@ -196,16 +200,25 @@ static void hnat_stats(struct conn *c, const struct nat_hdr *h)
 	int k = 0;
 	for (int t = 0; t < KVG_TIER_COUNT; t++) {
 		const struct kvg_tier_stats *ts = &st.tier[t];
-		const uint64_t v[] = { ts->capacity_bytes, ts->bytes, ts->blocks, ts->hits,
-				       ts->misses, ts->evictions, ts->bytes_read, ts->bytes_written,
-				       ts->checksum_failures, ts->io_errors, ts->promotions,
-				       ts->demotions, (uint64_t)ts->degraded };
+		const uint64_t v[] = {ts->capacity_bytes,
+				      ts->bytes,
+				      ts->blocks,
+				      ts->hits,
+				      ts->misses,
+				      ts->evictions,
+				      ts->bytes_read,
+				      ts->bytes_written,
+				      ts->checksum_failures,
+				      ts->io_errors,
+				      ts->promotions,
+				      ts->demotions,
+				      (uint64_t)ts->degraded};
 		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 			f[k++] = v[i];
 	}
-	const uint64_t g[] = { st.lookups, st.stores, st.loads, st.store_failures,
-			       st.index_blocks, st.index_capacity, st.index_bytes, st.recovery_us,
-			       st.recovered_blocks };
+	const uint64_t g[] = {st.lookups,	 st.stores,	  st.loads,
+			      st.store_failures, st.index_blocks, st.index_capacity,
+			      st.index_bytes,	 st.recovery_us,  st.recovered_blocks};
 	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
 		f[k++] = g[i];
 	uint8_t *o = hnat_body(c);
@@ -219,12 +232,18 @@ static void hnat_stats(struct conn *c, const struct nat_hdr *h)
 static int hnat_op_metric(int op)
 {
 	switch (op) {
-	case NAT_GET: return MOP_GET;
-	case NAT_PUT: return MOP_SET;
-	case NAT_LOOKUP: return MOP_EXISTS;
-	case NAT_LOOKUP_TOKENS: return MOP_LOOKUP;
-	case NAT_DELETE: return MOP_DEL;
-	default: return MOP_OTHER;
+	case NAT_GET:
+		return MOP_GET;
+	case NAT_PUT:
+		return MOP_SET;
+	case NAT_LOOKUP:
+		return MOP_EXISTS;
+	case NAT_LOOKUP_TOKENS:
+		return MOP_LOOKUP;
+	case NAT_DELETE:
+		return MOP_DEL;
+	default:
+		return MOP_OTHER;
 	}
 }
 

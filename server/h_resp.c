@@ -85,7 +85,8 @@ static void hresp_count_hit(struct conn *c, int hit)
 {
 	struct metrics *m = c->w->srv->metrics;
 	metrics_add(hit ? &m->hits : &m->misses, 1);
-	metrics_add(hit ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index], 1);
+	metrics_add(hit ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index],
+		    1);
 }
 
 /* One GET reply (bulk or nil) loaded in place; see the file comment. */
@@ -128,8 +129,8 @@ static int hresp_set(struct conn *c, struct resp_cmd *cmd)
 	}
 	kvg_key k;
 	hresp_key(c, &cmd->argv[1], &k);
-	int rc = kv_put(c->w->srv, c->tenant, &k, (uint8_t *)cmd->argv[2].p, cmd->argv[2].len,
-			NULL, 1, 0);
+	int rc = kv_put(c->w->srv, c->tenant, &k, (uint8_t *)cmd->argv[2].p, cmd->argv[2].len, NULL,
+			1, 0);
 	return rc ? hresp_err_code(c, rc) : hresp_simple(c, "OK");
 }
 
@@ -192,23 +193,24 @@ static int hresp_info(struct conn *c)
 	kvg_stats_get(s->grid, &st);
 	quota_usage(s->quota, c->tenant->index, &u);
 	char buf[1536];
-	int n = snprintf(buf, sizeof(buf),
-			 "# Server\r\nredis_version:" HRESP_VERSION "\r\nkvgrid_version:%d.%d\r\n"
-			 "redis_mode:standalone\r\ntcp_port:%d\r\n"
-			 "# Clients\r\nconnected_clients:%llu\r\n"
-			 "# Memory\r\nused_memory:%llu\r\nmaxmemory:%llu\r\n"
-			 "# Stats\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
-			 "evicted_keys:%llu\r\n"
-			 "# Persistence\r\nloading:0\r\n"
-			 "# Keyspace\r\ndb0:keys=%llu,expires=0,avg_ttl=0\r\n",
-			 KVG_VERSION_MAJOR, KVG_VERSION_MINOR, s->cfg.listen[0].port,
-			 (unsigned long long)__atomic_load_n(&s->metrics->conns_open, __ATOMIC_RELAXED),
-			 (unsigned long long)st.tier[KVG_TIER_DRAM].bytes,
-			 (unsigned long long)st.tier[KVG_TIER_DRAM].capacity_bytes,
-			 (unsigned long long)(st.tier[0].hits + st.tier[1].hits),
-			 (unsigned long long)(st.tier[0].misses),
-			 (unsigned long long)(st.tier[0].evictions + st.tier[1].evictions),
-			 (unsigned long long)u.blocks);
+	int n =
+	    snprintf(buf, sizeof(buf),
+		     "# Server\r\nredis_version:" HRESP_VERSION "\r\nkvgrid_version:%d.%d\r\n"
+		     "redis_mode:standalone\r\ntcp_port:%d\r\n"
+		     "# Clients\r\nconnected_clients:%llu\r\n"
+		     "# Memory\r\nused_memory:%llu\r\nmaxmemory:%llu\r\n"
+		     "# Stats\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
+		     "evicted_keys:%llu\r\n"
+		     "# Persistence\r\nloading:0\r\n"
+		     "# Keyspace\r\ndb0:keys=%llu,expires=0,avg_ttl=0\r\n",
+		     KVG_VERSION_MAJOR, KVG_VERSION_MINOR, s->cfg.listen[0].port,
+		     (unsigned long long)__atomic_load_n(&s->metrics->conns_open, __ATOMIC_RELAXED),
+		     (unsigned long long)st.tier[KVG_TIER_DRAM].bytes,
+		     (unsigned long long)st.tier[KVG_TIER_DRAM].capacity_bytes,
+		     (unsigned long long)(st.tier[0].hits + st.tier[1].hits),
+		     (unsigned long long)(st.tier[0].misses),
+		     (unsigned long long)(st.tier[0].evictions + st.tier[1].evictions),
+		     (unsigned long long)u.blocks);
 	return hresp_bulk(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
@@ -219,15 +221,17 @@ static int hresp_auth(struct conn *c, const struct resp_arg *user, const struct 
 {
 	struct srv *s = c->w->srv;
 	if (!s->auth)
-		return hresp_error(c, "ERR AUTH <password> called without any password configured "
-				      "for the default user. Are you sure your configuration is correct?");
+		return hresp_error(
+		    c, "ERR AUTH <password> called without any password configured "
+		       "for the default user. Are you sure your configuration is correct?");
 	const struct srv_tenant *t = srv_auth(s, pass->p, pass->len);
 	if (t && user && !resp_arg_is(user, "default") &&
 	    (user->len != strlen(t->name) || memcmp(user->p, t->name, user->len) != 0))
 		t = NULL;
 	if (!t) {
 		metrics_add(&s->metrics->auth_failures, 1);
-		return hresp_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+		return hresp_error(c,
+				   "WRONGPASS invalid username-password pair or user is disabled.");
 	}
 	c->tenant = t;
 	return 1;
@@ -255,17 +259,18 @@ static int hresp_hello(struct conn *c, struct resp_cmd *cmd)
 		}
 	}
 	if (!c->tenant)
-		return hresp_error(c, "NOAUTH HELLO must be called with the client already "
-				      "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
-				      "option can be used to authenticate the client");
-	static const char *const kv[] = { "server", "redis", "version", HRESP_VERSION, "proto" };
+		return hresp_error(c,
+				   "NOAUTH HELLO must be called with the client already "
+				   "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+				   "option can be used to authenticate the client");
+	static const char *const kv[] = {"server", "redis", "version", HRESP_VERSION, "proto"};
 	int rc = hresp_array(c, 14);
 	for (int i = 0; i < 5 && !rc; i++)
 		rc = hresp_bulk_str(c, kv[i]);
 	rc = rc ? rc : hresp_int(c, 2);
 	rc = rc ? rc : hresp_bulk_str(c, "id");
 	rc = rc ? rc : hresp_int(c, c->fd);
-	static const char *const kv2[] = { "mode", "standalone", "role", "master", "modules" };
+	static const char *const kv2[] = {"mode", "standalone", "role", "master", "modules"};
 	for (int i = 0; i < 5 && !rc; i++)
 		rc = hresp_bulk_str(c, kv2[i]);
 	return rc ? rc : hresp_array(c, 0);
@@ -310,8 +315,8 @@ static int hresp_auth_cmd(struct conn *c, struct resp_cmd *cmd)
 static int hresp_select(struct conn *c, struct resp_cmd *cmd)
 {
 	return cmd->argv[1].len == 1 && cmd->argv[1].p[0] == '0'
-		       ? hresp_simple(c, "OK")
-		       : hresp_error(c, "ERR DB index is out of range");
+		   ? hresp_simple(c, "OK")
+		   : hresp_error(c, "ERR DB index is out of range");
 }
 
 static int hresp_dbsize(struct conn *c, struct resp_cmd *cmd)
@@ -346,6 +351,7 @@ static int hresp_quit(struct conn *c, struct resp_cmd *cmd)
 
 /* The commands: name, fewest arguments (the name included), the latency histogram they
  * count in, whether they work before authentication, and the function. */
+/* clang-format off */
 static const struct hresp_command {
 	const char *name;
 	uint8_t min_args;
@@ -372,12 +378,13 @@ static const struct hresp_command {
 	{ "CLIENT", 1, MOP_OTHER, 0, hresp_ok },
 	{ "QUIT", 1, MOP_OTHER, 1, hresp_quit },
 };
+/* clang-format on */
 
 static int hresp_unknown(struct conn *c, const struct resp_arg *a)
 {
 	char msg[128];
-	snprintf(msg, sizeof(msg), "ERR unknown command '%.*s'",
-		 (int)(a->len > 48 ? 48 : a->len), a->p);
+	snprintf(msg, sizeof(msg), "ERR unknown command '%.*s'", (int)(a->len > 48 ? 48 : a->len),
+		 a->p);
 	for (char *p = msg; *p; p++)
 		if (*p == '\r' || *p == '\n')
 			*p = ' ';
@@ -398,7 +405,8 @@ static int hresp_dispatch(struct conn *c, struct resp_cmd *cmd, int *op)
 		return hresp_error(c, "NOAUTH Authentication required.");
 	if (cmd->argc < k->min_args) {
 		char msg[96];
-		snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", k->name);
+		snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command",
+			 k->name);
 		return hresp_error(c, msg);
 	}
 	*op = k->op;
@@ -409,9 +417,8 @@ ssize_t hresp_handle(struct conn *c, uint8_t *p, size_t avail)
 {
 	struct srv *s = c->w->srv;
 	struct resp_cmd *cmd = &c->w->cmd;
-	const struct resp_limits lim = { .args_max = RESP_ARGS_MAX,
-					 .bulk_max = s->cfg.value_max,
-					 .inline_max = 65536 };
+	const struct resp_limits lim = {
+	    .args_max = RESP_ARGS_MAX, .bulk_max = s->cfg.value_max, .inline_max = 65536};
 	const char *why = NULL;
 	ssize_t r = resp_parse((char *)p, avail, &lim, cmd, &why);
 	if (r <= 0) {

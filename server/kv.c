@@ -8,24 +8,24 @@
 #include "kv.h"
 #include "quota.h"
 
-#define KV_RAW_MAX (SRV_TENANT_NAME_MAX + 2 + 1024)
+#define KV_RAW_MAX     (SRV_TENANT_NAME_MAX + 2 + 1024)
 #define KV_VICTIMS_MAX 64
-#define KV_STRIPES 64
+#define KV_STRIPES     64
 
 /*
  * Stores and deletes of one key are serialised here, by a lock striped on the key: a Redis
  * SET is a delete then a store, and two of them on one key from two workers must not
  * interleave (nor may a delete wait on a store of the same key in the grid).
  */
-static pthread_mutex_t kv_stripe[KV_STRIPES] = { [0 ... KV_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER };
+static pthread_mutex_t kv_stripe[KV_STRIPES] = {[0 ... KV_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_mutex_t *kv_lock_of(const kvg_key *key)
 {
 	return &kv_stripe[key->bytes[31] % KV_STRIPES];
 }
 
-void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key,
-	    size_t len, kvg_key *out)
+void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key, size_t len,
+	    kvg_key *out)
 {
 	uint8_t raw[KV_RAW_MAX];
 	size_t tl = strnlen(t->name, SRV_TENANT_NAME_MAX);
@@ -61,8 +61,8 @@ static int32_t kv_get_i32(const uint8_t *p)
 			 (uint32_t)p[3] << 24);
 }
 
-int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val,
-	   size_t len, const struct lmp_meta *meta, int replace, uint32_t flags)
+int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val, size_t len,
+	   const struct lmp_meta *meta, int replace, uint32_t flags)
 {
 	uint64_t quota = t->quota_bytes;
 	if (len > s->cfg.value_max || (quota && len + KV_HDR_BYTES > quota))
@@ -78,7 +78,7 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 	pthread_mutex_lock(lock);
 	if (replace)
 		kvg_delete(s->grid, key, 1);
-	struct kvg_io io = { .key = *key, .buf = h, .len = len + KV_HDR_BYTES };
+	struct kvg_io io = {.key = *key, .buf = h, .len = len + KV_HDR_BYTES};
 	int rc = kvg_store_sync(s->grid, &io, 1, flags);
 	pthread_mutex_unlock(lock);
 	if (rc == 0)
@@ -86,8 +86,8 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 	if (rc != 0)
 		return rc;
 	kvg_key victims[KV_VICTIMS_MAX];
-	size_t n = quota_add(s->quota, t->index, key, len + KV_HDR_BYTES, quota, victims,
-			     KV_VICTIMS_MAX);
+	size_t n =
+	    quota_add(s->quota, t->index, key, len + KV_HDR_BYTES, quota, victims, KV_VICTIMS_MAX);
 	for (size_t i = 0; i < n; i++) { /* the tenant's oldest blocks, off the ledger already */
 		pthread_mutex_t *vl = kv_lock_of(&victims[i]);
 		pthread_mutex_lock(vl);
@@ -100,7 +100,7 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
 	   struct lmp_meta *meta)
 {
-	struct kvg_io io = { .key = *key, .buf = dst, .len = cap };
+	struct kvg_io io = {.key = *key, .buf = dst, .len = cap};
 	int rc = kvg_load_sync(s->grid, &io, 1, 0);
 	if (rc == 0)
 		rc = io.status;

@@ -34,20 +34,20 @@
 #include "srv.h"
 
 #define KV_HDR_BYTES 32
-#define KV_MAGIC 0x5647564bu /* "KVGV" */
+#define KV_MAGIC     0x5647564bu /* "KVGV" */
 
 enum kv_kind { KV_STRING = 's', KV_NATIVE = 'n' };
 
-void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key,
-	    size_t len, kvg_key *out);
+void kv_key(const struct srv *s, const struct srv_tenant *t, int kind, const void *key, size_t len,
+	    kvg_key *out);
 
 /*
  * Stores the value at val[0, len) under key; val[-KV_HDR_BYTES, 0) must be writable scratch.
  * replace: a key already present gets the new bytes (RESP SET); otherwise it keeps its
  * bytes (content-addressed blocks).  Returns 0, KVG_ETOOBIG, or a grid error.
  */
-int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val,
-	   size_t len, const struct lmp_meta *meta, int replace, uint32_t flags);
+int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val, size_t len,
+	   const struct lmp_meta *meta, int replace, uint32_t flags);
 
 /*
  * Loads key into dst (cap bytes).  On 0 the value is at dst + KV_HDR_BYTES, *len long, and

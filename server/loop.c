@@ -26,9 +26,9 @@
 #include "proto_native.h"
 
 #define LOOP_TAG_LISTEN (1ull << 40) /* | listener index */
-#define LOOP_TAG_STOP (2ull << 40)
+#define LOOP_TAG_STOP	(2ull << 40)
 #define LOOP_EVENTS_MAX 64
-#define LOOP_READS_MAX 16           /* reads per readiness event, so no client starves others */
+#define LOOP_READS_MAX	16	    /* reads per readiness event, so no client starves others */
 #define LOOP_KEEP_BYTES (32u << 20) /* pages of a buffer kept after a large request */
 
 static void conn_close(struct conn *c)
@@ -54,7 +54,7 @@ static void conn_set_events(struct conn *c)
 		ev |= EPOLLOUT; /* with `more`: writable at once, so the loop comes back to us */
 	if (ev == c->events)
 		return;
-	struct epoll_event e = { .events = ev, .data.u64 = (uint64_t)(c - c->w->conns) };
+	struct epoll_event e = {.events = ev, .data.u64 = (uint64_t)(c - c->w->conns)};
 	epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &e);
 	c->events = ev;
 }
@@ -105,7 +105,8 @@ static int conn_flush(struct conn *c)
 		while (left && left >= c->iov[c->iov_first].iov_len)
 			left -= c->iov[c->iov_first++].iov_len;
 		if (left) {
-			c->iov[c->iov_first].iov_base = (uint8_t *)c->iov[c->iov_first].iov_base + left;
+			c->iov[c->iov_first].iov_base =
+			    (uint8_t *)c->iov[c->iov_first].iov_base + left;
 			c->iov[c->iov_first].iov_len -= left;
 		}
 	}
@@ -160,7 +161,8 @@ static void conn_compact(struct conn *c)
 	size_t n = c->in_end - c->in_start;
 	if (n == 0) {
 		if (c->in_high > LOOP_KEEP_BYTES) {
-			madvise(c->in + LOOP_KEEP_BYTES, c->in_high - LOOP_KEEP_BYTES, MADV_DONTNEED);
+			madvise(c->in + LOOP_KEEP_BYTES, c->in_high - LOOP_KEEP_BYTES,
+				MADV_DONTNEED);
 			c->in_high = 0;
 		}
 		c->in_start = c->in_end = CONN_IN_HEADROOM;
@@ -178,7 +180,7 @@ static void conn_compact(struct conn *c)
 /* Handles the complete requests in the input; returns how many. */
 static int conn_process(struct conn *c)
 {
-	static const conn_handler_fn handler[] = { NULL, hresp_handle, hlm_handle, hnat_handle };
+	static const conn_handler_fn handler[] = {NULL, hresp_handle, hlm_handle, hnat_handle};
 	int done = 0;
 	while (!c->closing && c->in_end > c->in_start && conn_can_parse(c)) {
 		if (c->proto == PROTO_ANY) {
@@ -280,8 +282,8 @@ static void conn_event(struct conn *c, uint32_t ev)
 
 static void *loop_map(size_t bytes)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -328,7 +330,7 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 		c->out_len = 0;
 		c->iov_first = c->iov_n = 0;
 		c->events = EPOLLIN;
-		struct epoll_event e = { .events = EPOLLIN, .data.u64 = (uint64_t)(c - w->conns) };
+		struct epoll_event e = {.events = EPOLLIN, .data.u64 = (uint64_t)(c - w->conns)};
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
 			c->fd = -1;
 			close(fd);
@@ -343,8 +345,8 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 /* reuseport 0: a probe that fails if anything (another kvgridd too) holds the port. */
 static int loop_listen_one(const char *addr, int port, int reuseport, char *err, size_t err_len)
 {
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct sockaddr *sa = (struct sockaddr *)&a4;
 	socklen_t len = sizeof(a4);
 	int family = AF_INET;
@@ -399,7 +401,7 @@ static int loop_worker_init(struct srv *s, struct worker *w, int id)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < w->n_conns; i++)
 		w->conns[i].fd = -1;
-	struct epoll_event e = { .events = EPOLLIN, .data.u64 = LOOP_TAG_STOP };
+	struct epoll_event e = {.events = EPOLLIN, .data.u64 = LOOP_TAG_STOP};
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_fd, &e) < 0 ? -errno : 0;
 }
 
@@ -421,7 +423,8 @@ int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 		if (s->cfg.listen[l].port != 0) {
 			/* SO_REUSEPORT would let a second server share the port and take half of
 			 * its connections: make sure the port is free first */
-			int probe = loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, 0, err, err_len);
+			int probe =
+			    loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, 0, err, err_len);
 			if (probe < 0) {
 				rc = probe;
 				break;
@@ -429,7 +432,8 @@ int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 			close(probe);
 		}
 		for (uint32_t i = 0; i < n && rc == 0; i++) {
-			int fd = loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, 1, err, err_len);
+			int fd =
+			    loop_listen_one(s->cfg.bind, s->cfg.listen[l].port, 1, err, err_len);
 			if (fd < 0) {
 				rc = fd;
 				break;
@@ -437,7 +441,8 @@ int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 			ws[i].listen_fd[l] = fd;
 			if (s->cfg.listen[l].port == 0) /* the others reuse the port this one got */
 				s->cfg.listen[l].port = loop_bound_port(fd);
-			struct epoll_event e = { .events = EPOLLIN, .data.u64 = LOOP_TAG_LISTEN | (uint64_t)l };
+			struct epoll_event e = {.events = EPOLLIN,
+						.data.u64 = LOOP_TAG_LISTEN | (uint64_t)l};
 			if (epoll_ctl(ws[i].epfd, EPOLL_CTL_ADD, fd, &e) < 0)
 				rc = -errno;
 		}

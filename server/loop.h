@@ -31,25 +31,25 @@
 #include "proto_resp.h"
 #include "srv.h"
 
-#define CONN_IOV_MAX 64
-#define LOOP_KEYS_MAX 4096 /* keys in one native request */
-#define CONN_IN_HEADROOM 64 /* room in front of the first request for a value header */
+#define CONN_IOV_MAX	 64
+#define LOOP_KEYS_MAX	 4096 /* keys in one native request */
+#define CONN_IN_HEADROOM 64   /* room in front of the first request for a value header */
 
 struct worker;
 
 struct conn {
-	int fd; /* -1: free slot */
-	uint8_t proto; /* enum srv_proto; PROTO_ANY until sniffed */
+	int fd;		 /* -1: free slot */
+	uint8_t proto;	 /* enum srv_proto; PROTO_ANY until sniffed */
 	uint8_t closing; /* flush what is queued, then close */
-	uint8_t more;    /* complete requests wait in the input: come back when writable */
+	uint8_t more;	 /* complete requests wait in the input: come back when writable */
 	uint32_t events; /* registered with epoll */
 	const struct srv_tenant *tenant; /* NULL until authenticated */
-	uint8_t *in;   /* in[0, in_cap): data lives in [in_start, in_end) */
+	uint8_t *in;			 /* in[0, in_cap): data lives in [in_start, in_end) */
 	size_t in_cap, in_start, in_end;
-	uint8_t *out;  /* out[0, out_len) is written; segments of it are queued */
+	uint8_t *out; /* out[0, out_len) is written; segments of it are queued */
 	size_t out_cap, out_len;
 	struct iovec iov[CONN_IOV_MAX];
-	int iov_first, iov_n; /* queued segments iov[iov_first, iov_n) */
+	int iov_first, iov_n;	  /* queued segments iov[iov_first, iov_n) */
 	size_t in_high, out_high; /* high-water marks since memory was last handed back */
 	struct worker *w;
 };
@@ -63,8 +63,8 @@ struct worker {
 	struct conn *conns;
 	uint32_t n_conns, open;
 	int stopping;
-	size_t reply_reserve; /* output room a handler may need for one request */
-	struct resp_cmd cmd;  /* the RESP parser's scratch */
+	size_t reply_reserve;	     /* output room a handler may need for one request */
+	struct resp_cmd cmd;	     /* the RESP parser's scratch */
 	kvg_key keys[LOOP_KEYS_MAX]; /* a native request's keys, salted */
 };
 

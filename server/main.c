@@ -32,25 +32,25 @@
 #define MAIN_DEFAULT_PORT 7379
 
 static const char main_usage[] =
-	"usage: kvgridd [options]\n"
-	"  --port P            one port for RESP, lm:// and native (default 7379; 0: any free)\n"
-	"  --resp-port P       a port for RESP only (also --lm-port, --native-port)\n"
-	"  --bind ADDR         listen address (default 127.0.0.1; others need --auth-file)\n"
-	"  --metrics-port P    Prometheus /metrics over HTTP (default: off; 0: any free)\n"
-	"  --dir DIR           NVMe tier directory (default: DRAM only)\n"
-	"  --dram SIZE         DRAM arena (default 1G); --nvme SIZE: NVMe tier capacity\n"
-	"  --threads N         worker threads (default 2)\n"
-	"  --conns-max N       connections (default 1024)\n"
-	"  --value-max SIZE    largest value (default 64M)\n"
-	"  --auth-file FILE    lines 'token [tenant [quota]]': clients must authenticate\n"
-	"  --quota SIZE        default per-tenant quota of bytes held (default: none)\n"
-	"  --track-blocks N    blocks the per-tenant ledger accounts for (default 262144)\n"
-	"  --drain-ms N        how long shutdown sends pending replies (default 2000)\n"
-	"  --log-file FILE     log here instead of stderr (SIGHUP reopens it)\n"
-	"  --port-file FILE    write 'PORT METRICS_PORT' once listening (for tests)\n"
-	"  --config FILE       'name = value' lines: any option above without '--', or any grid\n"
-	"                      setting of kvg_config_set (e.g. io_backend = psync)\n"
-	"  --set NAME=VALUE    one grid setting\n";
+    "usage: kvgridd [options]\n"
+    "  --port P            one port for RESP, lm:// and native (default 7379; 0: any free)\n"
+    "  --resp-port P       a port for RESP only (also --lm-port, --native-port)\n"
+    "  --bind ADDR         listen address (default 127.0.0.1; others need --auth-file)\n"
+    "  --metrics-port P    Prometheus /metrics over HTTP (default: off; 0: any free)\n"
+    "  --dir DIR           NVMe tier directory (default: DRAM only)\n"
+    "  --dram SIZE         DRAM arena (default 1G); --nvme SIZE: NVMe tier capacity\n"
+    "  --threads N         worker threads (default 2)\n"
+    "  --conns-max N       connections (default 1024)\n"
+    "  --value-max SIZE    largest value (default 64M)\n"
+    "  --auth-file FILE    lines 'token [tenant [quota]]': clients must authenticate\n"
+    "  --quota SIZE        default per-tenant quota of bytes held (default: none)\n"
+    "  --track-blocks N    blocks the per-tenant ledger accounts for (default 262144)\n"
+    "  --drain-ms N        how long shutdown sends pending replies (default 2000)\n"
+    "  --log-file FILE     log here instead of stderr (SIGHUP reopens it)\n"
+    "  --port-file FILE    write 'PORT METRICS_PORT' once listening (for tests)\n"
+    "  --config FILE       'name = value' lines: any option above without '--', or any grid\n"
+    "                      setting of kvg_config_set (e.g. io_backend = psync)\n"
+    "  --set NAME=VALUE    one grid setting\n";
 
 static char main_log_file[1024];
 
@@ -74,10 +74,26 @@ static int main_size(const char *v, uint64_t *out)
 		return -1;
 	int shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
 	}
 	if (*end == 'B' || *end == 'b')
 		end++;
@@ -138,11 +154,14 @@ static int main_set(struct srv_config *cfg, const char *name, const char *v, cha
 	else if (!strcmp(name, "drain-ms") || !strcmp(name, "drain_ms"))
 		bad = main_size(v, &x) || x > 600000 || ((cfg->drain_ms = (uint32_t)x), 0);
 	else if (!strcmp(name, "auth-file") || !strcmp(name, "auth_file"))
-		bad = snprintf(cfg->auth_file, sizeof(cfg->auth_file), "%s", v) >= (int)sizeof(cfg->auth_file);
+		bad = snprintf(cfg->auth_file, sizeof(cfg->auth_file), "%s", v) >=
+		      (int)sizeof(cfg->auth_file);
 	else if (!strcmp(name, "log-file") || !strcmp(name, "log_file"))
-		bad = snprintf(cfg->log_file, sizeof(cfg->log_file), "%s", v) >= (int)sizeof(cfg->log_file);
+		bad = snprintf(cfg->log_file, sizeof(cfg->log_file), "%s", v) >=
+		      (int)sizeof(cfg->log_file);
 	else if (!strcmp(name, "port-file") || !strcmp(name, "port_file"))
-		bad = snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", v) >= (int)sizeof(cfg->port_file);
+		bad = snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", v) >=
+		      (int)sizeof(cfg->port_file);
 	else if (!strcmp(name, "dram"))
 		return kvg_config_set(&cfg->grid, "dram_bytes", v, err, err_len) ? -1 : 0;
 	else if (!strcmp(name, "nvme"))
@@ -229,10 +248,13 @@ static int main_load_auth(struct srv *s, const char *path, char *err, size_t err
 			t->quota_bytes = s->cfg.quota_bytes;
 			snprintf(t->name, sizeof(t->name), "%s", name);
 		}
-		if (!t || strlen(tok) >= SRV_TOKEN_MAX || (name && strlen(name) >= SRV_TENANT_NAME_MAX) ||
+		if (!t || strlen(tok) >= SRV_TOKEN_MAX ||
+		    (name && strlen(name) >= SRV_TENANT_NAME_MAX) ||
 		    (quota && main_size(quota, &t->quota_bytes))) {
-			snprintf(err, err_len, "auth-file %.256s:%d: bad line (too many tenants, or a "
-				 "token, name or quota out of range)", path, lineno);
+			snprintf(err, err_len,
+				 "auth-file %.256s:%d: bad line (too many tenants, or a "
+				 "token, name or quota out of range)",
+				 path, lineno);
 			rc = -1;
 			break;
 		}
@@ -282,7 +304,8 @@ static int main_args(int argc, char **argv, struct srv_config *cfg, char *err, s
 		if (!strcmp(a, "--help") || !strcmp(a, "-h"))
 			return 1;
 		if (strncmp(a, "--", 2) || i + 1 >= argc) {
-			snprintf(err, err_len, "%s: unknown option or missing value (see --help)", a);
+			snprintf(err, err_len, "%s: unknown option or missing value (see --help)",
+				 a);
 			return -1;
 		}
 		const char *v = argv[++i];
@@ -327,8 +350,10 @@ static int main_finish_config(struct srv *s, char *err, size_t err_len)
 	if (cfg->auth_file[0] && main_load_auth(s, cfg->auth_file, err, err_len))
 		return -1;
 	if (!s->auth && !main_is_loopback(cfg->bind)) {
-		snprintf(err, err_len, "refusing to listen on %s without authentication (protected "
-			 "mode): give --auth-file, or bind a loopback address", cfg->bind);
+		snprintf(err, err_len,
+			 "refusing to listen on %s without authentication (protected "
+			 "mode): give --auth-file, or bind a loopback address",
+			 cfg->bind);
 		return -1;
 	}
 	return 0;
@@ -360,7 +385,7 @@ static void *main_metrics_run(void *arg)
 
 static int main_metrics_listen(struct srv *s, int *port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)*port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
 	if (inet_pton(AF_INET, s->cfg.bind, &a.sin_addr) != 1)
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -392,7 +417,8 @@ static void main_wait(void)
 			main_reopen_log();
 			srv_log("kvgridd: SIGHUP: log reopened");
 		} else if (sig == SIGTERM || sig == SIGINT) {
-			srv_log("kvgridd: %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			srv_log("kvgridd: %s: shutting down",
+				sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			return;
 		}
 	}
@@ -403,7 +429,7 @@ static int main_run(struct srv *s)
 	char err[512] = "";
 	struct worker *ws = NULL;
 	pthread_t th[64], mth;
-	struct main_metrics_thread mt = { .s = s, .fd = -1, .stop_fd = -1 };
+	struct main_metrics_thread mt = {.s = s, .fd = -1, .stop_fd = -1};
 	uint32_t started = 0;
 	int rc = loop_open(s, &ws, err, sizeof(err));
 	if (rc) {
@@ -414,7 +440,8 @@ static int main_run(struct srv *s)
 	if (mport >= 0) {
 		mt.fd = main_metrics_listen(s, &mport);
 		mt.stop_fd = eventfd(0, EFD_CLOEXEC);
-		if (mt.fd < 0 || mt.stop_fd < 0 || pthread_create(&mth, NULL, main_metrics_run, &mt)) {
+		if (mt.fd < 0 || mt.stop_fd < 0 ||
+		    pthread_create(&mth, NULL, main_metrics_run, &mt)) {
 			srv_log("kvgridd: cannot serve metrics on port %d", s->cfg.metrics_port);
 			rc = 1;
 			goto out_close_loop;
@@ -423,10 +450,12 @@ static int main_run(struct srv *s)
 	for (; started < s->cfg.threads; started++)
 		if (pthread_create(&th[started], NULL, loop_run, &ws[started]))
 			break;
-	srv_log("kvgridd: listening on %s:%d (resp, lm://, native)%s%s, %u threads, metrics port %d",
-		s->cfg.bind, s->cfg.listen[0].port, s->auth ? ", auth on" : "",
-		s->auth ? "" : " (no auth: loopback only, protected mode)", started, mport);
-	if (started == s->cfg.threads && (!s->cfg.port_file[0] || main_write_port_file(s, mport) == 0))
+	srv_log(
+	    "kvgridd: listening on %s:%d (resp, lm://, native)%s%s, %u threads, metrics port %d",
+	    s->cfg.bind, s->cfg.listen[0].port, s->auth ? ", auth on" : "",
+	    s->auth ? "" : " (no auth: loopback only, protected mode)", started, mport);
+	if (started == s->cfg.threads &&
+	    (!s->cfg.port_file[0] || main_write_port_file(s, mport) == 0))
 		main_wait();
 	else
 		rc = 1;

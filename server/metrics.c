@@ -18,11 +18,10 @@
 #include "quota.h"
 
 static const uint64_t metrics_le_us[METRICS_BUCKETS] = {
-	10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000, UINT64_MAX
-};
-static const char *const metrics_op_name[MOP_COUNT] = { "get", "set", "exists", "del",
-							  "lookup", "other" };
-static const char *const metrics_proto_name[4] = { "unknown", "resp", "lm", "native" };
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000, UINT64_MAX};
+static const char *const metrics_op_name[MOP_COUNT] = {"get", "set",	"exists",
+						       "del", "lookup", "other"};
+static const char *const metrics_proto_name[4] = {"unknown", "resp", "lm", "native"};
 
 uint64_t metrics_now_us(void)
 {
@@ -67,19 +66,29 @@ static void metrics_render_grid(struct srv *s, struct metrics_out *o)
 {
 	struct kvg_stats st;
 	kvg_stats_get(s->grid, &st);
-	static const char *const tn[KVG_TIER_COUNT] = { "dram", "nvme" };
-	static const char *const f[] = { "capacity_bytes", "bytes", "blocks", "hits_total",
-					 "misses_total", "evictions_total", "read_bytes_total",
-					 "written_bytes_total", "checksum_failures_total",
-					 "io_errors_total", "promotions_total", "demotions_total" };
+	static const char *const tn[KVG_TIER_COUNT] = {"dram", "nvme"};
+	static const char *const f[] = {"capacity_bytes",
+					"bytes",
+					"blocks",
+					"hits_total",
+					"misses_total",
+					"evictions_total",
+					"read_bytes_total",
+					"written_bytes_total",
+					"checksum_failures_total",
+					"io_errors_total",
+					"promotions_total",
+					"demotions_total"};
 	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
-		mo(o, "# TYPE kvgrid_tier_%s %s\n", f[k], strstr(f[k], "total") ? "counter" : "gauge");
+		mo(o, "# TYPE kvgrid_tier_%s %s\n", f[k],
+		   strstr(f[k], "total") ? "counter" : "gauge");
 		for (int t = 0; t < KVG_TIER_COUNT; t++) {
 			const struct kvg_tier_stats *ts = &st.tier[t];
-			const uint64_t v[] = { ts->capacity_bytes, ts->bytes, ts->blocks, ts->hits,
-					       ts->misses, ts->evictions, ts->bytes_read,
-					       ts->bytes_written, ts->checksum_failures,
-					       ts->io_errors, ts->promotions, ts->demotions };
+			const uint64_t v[] = {
+			    ts->capacity_bytes, ts->bytes,	   ts->blocks,
+			    ts->hits,		ts->misses,	   ts->evictions,
+			    ts->bytes_read,	ts->bytes_written, ts->checksum_failures,
+			    ts->io_errors,	ts->promotions,	   ts->demotions};
 			mo(o, "kvgrid_tier_%s{tier=\"%s\"} %llu\n", f[k], tn[t],
 			   (unsigned long long)v[k]);
 		}
@@ -99,7 +108,8 @@ static void metrics_render_tenants(struct srv *s, struct metrics_out *o)
 		quota_usage(s->quota, t, &u);
 		const char *n = s->tenants[t].name[0] ? s->tenants[t].name : "default";
 		mo(o, "kvgrid_tenant_bytes{tenant=\"%s\"} %llu\n", n, (unsigned long long)u.bytes);
-		mo(o, "kvgrid_tenant_blocks{tenant=\"%s\"} %llu\n", n, (unsigned long long)u.blocks);
+		mo(o, "kvgrid_tenant_blocks{tenant=\"%s\"} %llu\n", n,
+		   (unsigned long long)u.blocks);
 		mo(o, "kvgrid_tenant_quota_evictions_total{tenant=\"%s\"} %llu\n", n,
 		   (unsigned long long)u.evictions);
 		mo(o, "kvgrid_tenant_hits_total{tenant=\"%s\"} %llu\n", n,
@@ -121,24 +131,28 @@ static void metrics_render_latency(struct metrics *m, struct metrics_out *o)
 		for (int b = 0; b < METRICS_BUCKETS; b++) {
 			cum += ld(&m->lat_bucket[op][b]);
 			if (metrics_le_us[b] == UINT64_MAX)
-				mo(o, "kvgrid_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n",
+				mo(o,
+				   "kvgrid_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} "
+				   "%llu\n",
 				   metrics_op_name[op], (unsigned long long)cum);
 			else
-				mo(o, "kvgrid_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n",
+				mo(o,
+				   "kvgrid_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} "
+				   "%llu\n",
 				   metrics_op_name[op], (double)metrics_le_us[b] / 1e6,
 				   (unsigned long long)cum);
 		}
 		mo(o, "kvgrid_request_duration_seconds_sum{op=\"%s\"} %.6f\n", metrics_op_name[op],
 		   (double)ld(&m->lat_sum_us[op]) / 1e6);
-		mo(o, "kvgrid_request_duration_seconds_count{op=\"%s\"} %llu\n", metrics_op_name[op],
-		   (unsigned long long)ld(&m->lat_count[op]));
+		mo(o, "kvgrid_request_duration_seconds_count{op=\"%s\"} %llu\n",
+		   metrics_op_name[op], (unsigned long long)ld(&m->lat_count[op]));
 	}
 }
 
 size_t metrics_render(struct srv *s, char *buf, size_t cap)
 {
 	struct metrics *m = s->metrics;
-	struct metrics_out o = { .buf = buf, .cap = cap };
+	struct metrics_out o = {.buf = buf, .cap = cap};
 	buf[0] = 0;
 	mo(&o, "# TYPE kvgrid_connections gauge\nkvgrid_connections %llu\n",
 	   (unsigned long long)ld(&m->conns_open));
@@ -166,7 +180,7 @@ static void metrics_answer(struct srv *s, int fd)
 	size_t n = 0;
 	uint64_t deadline = metrics_now_us() + 2000000;
 	while (n < sizeof(req) - 1 && !memmem(req, n, "\r\n\r\n", 4)) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint64_t now = metrics_now_us();
 		if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000) + 1) <= 0)
 			return;
@@ -190,7 +204,8 @@ static void metrics_answer(struct srv *s, int fd)
 	char hdr[256];
 	int h = snprintf(hdr, sizeof(hdr),
 			 "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, len);
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, len);
 	if (send(fd, hdr, (size_t)h, MSG_NOSIGNAL) == h) {
 		size_t off = 0;
 		while (off < len) {
@@ -206,8 +221,8 @@ static void metrics_answer(struct srv *s, int fd)
 void metrics_serve(struct srv *s, int fd, int stop_fd)
 {
 	for (;;) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
-				       { .fd = stop_fd, .events = POLLIN } };
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+				      {.fd = stop_fd, .events = POLLIN}};
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;

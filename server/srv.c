@@ -45,4 +45,3 @@ const struct srv_tenant *srv_auth(const struct srv *s, const char *token, size_t
 	}
 	return found;
 }
-

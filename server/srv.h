@@ -14,10 +14,10 @@
 
 #include "kvgrid.h"
 
-#define SRV_TENANTS_MAX 64
+#define SRV_TENANTS_MAX	    64
 #define SRV_TENANT_NAME_MAX 64
-#define SRV_TOKEN_MAX 256
-#define SRV_LISTENERS_MAX 4
+#define SRV_TOKEN_MAX	    256
+#define SRV_LISTENERS_MAX   4
 
 enum srv_proto { PROTO_ANY = 0, PROTO_RESP = 1, PROTO_LM = 2, PROTO_NATIVE = 3 };
 
@@ -37,14 +37,14 @@ struct srv_listen {
 
 struct srv_config {
 	char bind[64];
-	int port, resp_port, lm_port, native_port; /* -1: off */
+	int port, resp_port, lm_port, native_port;   /* -1: off */
 	struct srv_listen listen[SRV_LISTENERS_MAX]; /* built from the ports above */
 	int n_listen;
 	int metrics_port; /* -1: no metrics endpoint */
 	uint32_t threads;
 	uint32_t conns_max;
-	uint64_t value_max; /* largest value a client may store */
-	uint64_t frame_max; /* largest request: value_max plus headers, batches */
+	uint64_t value_max;    /* largest value a client may store */
+	uint64_t frame_max;    /* largest request: value_max plus headers, batches */
 	uint64_t track_blocks; /* blocks the quota tracker can account for */
 	uint64_t quota_bytes;  /* default quota of every tenant; 0: unlimited */
 	uint32_t drain_ms;     /* how long shutdown waits for replies to be sent */

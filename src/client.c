@@ -35,13 +35,13 @@
 #include "client.h"
 #include "proto_native.h"
 
-#define CLIENT_NODES_MAX 64
-#define CLIENT_BATCH_MAX 1024 /* keys per frame */
-#define CLIENT_RETRY_MS 1000
-#define CLIENT_POOL 4 /* connections per node: the grid's workers call in concurrently */
-#define CLIENT_TOKEN_MAX 256
+#define CLIENT_NODES_MAX     64
+#define CLIENT_BATCH_MAX     1024 /* keys per frame */
+#define CLIENT_RETRY_MS	     1000
+#define CLIENT_POOL	     4 /* connections per node: the grid's workers call in concurrently */
+#define CLIENT_TOKEN_MAX     256
 #define CLIENT_SCRATCH_BYTES (NAT_HDR_BYTES + 8 + CLIENT_BATCH_MAX * NAT_PUT_ITEM_BYTES + 64)
-#define CLIENT_IOV_MAX (2 * CLIENT_BATCH_MAX + 2)
+#define CLIENT_IOV_MAX	     (2 * CLIENT_BATCH_MAX + 2)
 
 struct client_node;
 
@@ -49,7 +49,7 @@ struct client_node;
 struct client_conn {
 	pthread_mutex_t lock; /* guards everything below */
 	struct client_node *node;
-	int fd;       /* -1: not connected */
+	int fd;	      /* -1: not connected */
 	uint64_t gen; /* the node's generation when this connection was made */
 	uint64_t next_id;
 	uint8_t *scratch;  /* CLIENT_SCRATCH_BYTES */
@@ -60,11 +60,11 @@ struct client_conn {
 struct client_node {
 	char host[256];
 	char port[16];
-	uint64_t seed; /* rendezvous seed: XXH64 of "host:port" */
+	uint64_t seed;		/* rendezvous seed: XXH64 of "host:port" */
 	uint64_t down_until_ms; /* 0: up, or not tried yet */
-	uint64_t gen;       /* bumped when the node fails: older connections are stale */
-	uint64_t frame_max; /* from HELLO */
-	uint32_t next;      /* round robin over the pool when every connection is busy */
+	uint64_t gen;		/* bumped when the node fails: older connections are stale */
+	uint64_t frame_max;	/* from HELLO */
+	uint32_t next;		/* round robin over the pool when every connection is busy */
 	struct client_conn conn[CLIENT_POOL];
 };
 
@@ -90,10 +90,11 @@ static int client_wait(int fd, short events, uint64_t deadline_ms)
 		uint64_t now = client_now_ms();
 		if (now >= deadline_ms)
 			return KVG_ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = events };
+		struct pollfd p = {.fd = fd, .events = events};
 		int r = poll(&p, 1, (int)(deadline_ms - now));
 		if (r > 0)
-			return (p.revents & (POLLERR | POLLNVAL)) && !(p.revents & events) ? -EPIPE : 0;
+			return (p.revents & (POLLERR | POLLNVAL)) && !(p.revents & events) ? -EPIPE
+											   : 0;
 		if (r < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -103,7 +104,7 @@ static int client_wait(int fd, short events, uint64_t deadline_ms)
 static int client_sendv(int fd, struct iovec *iov, int cnt, uint64_t deadline_ms)
 {
 	while (cnt > 0) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)(cnt > 1024 ? 1024 : cnt) };
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)(cnt > 1024 ? 1024 : cnt)};
 		ssize_t r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno == EINTR)
@@ -190,9 +191,9 @@ static int client_read_hdr(struct client_conn *n, uint8_t op, uint64_t id, uint6
 static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
 		       size_t cap, size_t *reply_len, uint64_t deadline)
 {
-	struct nat_hdr h = { .op = op, .id = ++n->next_id, .body_len = body_len };
+	struct nat_hdr h = {.op = op, .id = ++n->next_id, .body_len = body_len};
 	nat_hdr_encode(n->scratch, &h);
-	struct iovec iov = { .iov_base = n->scratch, .iov_len = NAT_HDR_BYTES + body_len };
+	struct iovec iov = {.iov_base = n->scratch, .iov_len = NAT_HDR_BYTES + body_len};
 	struct nat_hdr r;
 	int rc = client_sendv(n->fd, &iov, 1, deadline);
 	if (!rc)
@@ -211,7 +212,7 @@ static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uin
 
 static int client_connect(struct client *c, struct client_conn *n, uint64_t deadline)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
 	if (getaddrinfo(n->node->host, n->node->port, &hints, &ai))
 		return -EHOSTUNREACH;
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -240,7 +241,8 @@ static int client_connect(struct client *c, struct client_conn *n, uint64_t dead
 	memcpy(b + 8, c->token, c->token_len);
 	uint8_t rep[64];
 	size_t len = 0;
-	rc = client_call(n, NAT_HELLO, 8 + (uint32_t)c->token_len, rep, sizeof(rep), &len, deadline);
+	rc =
+	    client_call(n, NAT_HELLO, 8 + (uint32_t)c->token_len, rep, sizeof(rep), &len, deadline);
 	if (rc == 0 && len < 24)
 		rc = KVG_EPROTO;
 	if (rc) {
@@ -327,20 +329,20 @@ static int client_put_send(struct client_conn *n, const struct kvg_io *ios, cons
 			   size_t m, uint64_t body, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
-	struct nat_hdr h = { .op = NAT_PUT, .id = ++n->next_id, .body_len = (uint32_t)body };
+	struct nat_hdr h = {.op = NAT_PUT, .id = ++n->next_id, .body_len = (uint32_t)body};
 	nat_hdr_encode(b, &h);
 	nat_put_u32(b + NAT_HDR_BYTES, (uint32_t)m);
 	nat_put_u32(b + NAT_HDR_BYTES + 4, 0);
 	int cnt = 0;
-	n->iov[cnt++] = (struct iovec){ b, NAT_HDR_BYTES + 8 };
+	n->iov[cnt++] = (struct iovec){b, NAT_HDR_BYTES + 8};
 	uint8_t *item = b + NAT_HDR_BYTES + 8;
 	for (size_t k = 0; k < m; k++, item += NAT_PUT_ITEM_BYTES) {
 		const struct kvg_io *io = &ios[idx[k]];
 		memcpy(item, io->key.bytes, KVG_KEY_BYTES);
 		nat_put_u32(item + KVG_KEY_BYTES, (uint32_t)io->len);
 		nat_put_u32(item + KVG_KEY_BYTES + 4, 0);
-		n->iov[cnt++] = (struct iovec){ item, NAT_PUT_ITEM_BYTES };
-		n->iov[cnt++] = (struct iovec){ io->buf, io->len };
+		n->iov[cnt++] = (struct iovec){item, NAT_PUT_ITEM_BYTES};
+		n->iov[cnt++] = (struct iovec){io->buf, io->len};
 	}
 	*id = h.id;
 	return client_sendv(n->fd, n->iov, cnt, deadline);
@@ -383,8 +385,8 @@ struct client_frame {
  * compacted in place).  Returns the frames sent; stops at the first error (*err).
  */
 static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io *ios,
-				uint16_t *order, size_t from, size_t to,
-				struct client_frame *f, uint64_t deadline, int *err)
+				uint16_t *order, size_t from, size_t to, struct client_frame *f,
+				uint64_t deadline, int *err)
 {
 	uint64_t frame_max = __atomic_load_n(&n->node->frame_max, __ATOMIC_RELAXED);
 	size_t end = from;
@@ -399,8 +401,9 @@ static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io
 	for (size_t q = from; q <= end && !*err; q++) {
 		uint64_t item = q < end ? NAT_PUT_ITEM_BYTES + ios[order[q]].len : 0;
 		if (q > first && (q == end || body + item > frame_max)) {
-			f[nf] = (struct client_frame){ .first = (uint16_t)first,
-						       .count = (uint16_t)(q - first), .node = (uint8_t)i };
+			f[nf] = (struct client_frame){.first = (uint16_t)first,
+						      .count = (uint16_t)(q - first),
+						      .node = (uint8_t)i};
 			*err = client_put_send(n, ios, order + first, q - first, body, &f[nf].id,
 					       deadline);
 			nf++;
@@ -416,10 +419,9 @@ static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io
  * Stores one batch spread over nodes: every node's frames go out first, then the replies
  * are read, so the nodes store in parallel.  Nodes are locked in ascending order.
  */
-static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
-			       const uint8_t *owner)
+static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner)
 {
-	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = { 0 };
+	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = {0};
 	for (size_t j = 0; j < m; j++)
 		start[owner[j] + 1]++;
 	for (uint32_t i = 0; i < c->n_nodes; i++)
@@ -430,8 +432,8 @@ static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
 		order[fill[owner[j]]++] = (uint16_t)j;
 	struct client_frame f[CLIENT_BATCH_MAX];
 	size_t nf = 0;
-	struct client_conn *held[CLIENT_NODES_MAX] = { NULL };
-	int failed[CLIENT_NODES_MAX] = { 0 };
+	struct client_conn *held[CLIENT_NODES_MAX] = {NULL};
+	int failed[CLIENT_NODES_MAX] = {0};
 	uint64_t deadline = client_deadline(c);
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		if (start[i + 1] == start[i])
@@ -451,8 +453,8 @@ static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m,
 		uint32_t i = f[k].node;
 		int rc = failed[i];
 		if (!rc)
-			rc = client_put_reply(held[i], ios, order + f[k].first, f[k].count,
-					      f[k].id, deadline);
+			rc = client_put_reply(held[i], ios, order + f[k].first, f[k].count, f[k].id,
+					      deadline);
 		if (rc) {
 			failed[i] = rc;
 			client_fail_items(ios, order + f[k].first, f[k].count, rc);
@@ -508,14 +510,15 @@ static int client_get_send(struct client_conn *n, const struct kvg_io *ios, cons
 			   size_t k, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
-	struct nat_hdr h = { .op = NAT_GET, .id = ++n->next_id,
-			     .body_len = (uint32_t)(8 + k * KVG_KEY_BYTES) };
+	struct nat_hdr h = {
+	    .op = NAT_GET, .id = ++n->next_id, .body_len = (uint32_t)(8 + k * KVG_KEY_BYTES)};
 	nat_hdr_encode(b, &h);
 	nat_put_u32(b + NAT_HDR_BYTES, (uint32_t)k);
 	nat_put_u32(b + NAT_HDR_BYTES + 4, 0);
 	for (size_t q = 0; q < k; q++)
-		memcpy(b + NAT_HDR_BYTES + 8 + q * KVG_KEY_BYTES, ios[idx[q]].key.bytes, KVG_KEY_BYTES);
-	struct iovec iov = { b, NAT_HDR_BYTES + h.body_len };
+		memcpy(b + NAT_HDR_BYTES + 8 + q * KVG_KEY_BYTES, ios[idx[q]].key.bytes,
+		       KVG_KEY_BYTES);
+	struct iovec iov = {b, NAT_HDR_BYTES + h.body_len};
 	*id = h.id;
 	return client_sendv(n->fd, &iov, 1, deadline);
 }
@@ -547,10 +550,9 @@ static void client_get_finish(struct client_conn *n, struct kvg_io *ios, const u
  * every owning node first, then the replies are read node by node, so the nodes work in
  * parallel.  Nodes are locked in ascending order, so concurrent callers cannot deadlock.
  */
-static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m,
-			      const uint8_t *owner)
+static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner)
 {
-	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = { 0 };
+	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = {0};
 	for (size_t j = 0; j < m; j++)
 		start[owner[j] + 1]++;
 	for (uint32_t i = 0; i < c->n_nodes; i++)
@@ -560,7 +562,7 @@ static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m,
 	for (size_t j = 0; j < m; j++)
 		order[fill[owner[j]]++] = (uint16_t)j;
 	uint64_t deadline = client_deadline(c), ids[CLIENT_NODES_MAX];
-	struct client_conn *sent[CLIENT_NODES_MAX] = { NULL };
+	struct client_conn *sent[CLIENT_NODES_MAX] = {NULL};
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		size_t k = (size_t)(start[i + 1] - start[i]);
 		if (k == 0)
@@ -623,8 +625,8 @@ int client_load(struct client *c, struct kvg_io *ios, size_t n)
  * the count the server answered, or an error.  *first_miss (LOOKUP only) is set to the
  * batch index of the node's first missing key, or m if all are present.
  */
-static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_key *keys,
-			    size_t m, const uint8_t *owner, size_t *first_miss)
+static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_key *keys, size_t m,
+			    const uint8_t *owner, size_t *first_miss)
 {
 	uint64_t deadline = client_deadline(c);
 	struct client_conn *n = NULL;
@@ -644,7 +646,8 @@ static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_
 	nat_put_u32(b + 4, 0);
 	uint8_t rep[8];
 	size_t len = 0;
-	rc = client_call(n, op, 8 + (uint32_t)(k * KVG_KEY_BYTES), rep, sizeof(rep), &len, deadline);
+	rc =
+	    client_call(n, op, 8 + (uint32_t)(k * KVG_KEY_BYTES), rep, sizeof(rep), &len, deadline);
 	pthread_mutex_unlock(&n->lock);
 	if (rc == 0 && len != 8)
 		rc = KVG_EPROTO;
@@ -730,7 +733,7 @@ int client_pin(struct client *c, const kvg_key *keys, size_t n, int pin)
 /* Adds one node's STATS reply (fields in the order of doc/PROTOCOL.md) to st. */
 static void client_stats_add(struct kvg_stats *st, const uint8_t *f, uint32_t nf)
 {
-	uint64_t v[35] = { 0 };
+	uint64_t v[35] = {0};
 	for (uint32_t i = 0; i < nf && i < 35; i++)
 		v[i] = nat_get_u64(f + 8 * i);
 	for (int t = 0; t < KVG_TIER_COUNT; t++) {
@@ -823,10 +826,11 @@ static int client_parse_servers(struct client *c, const char *list, char *err, s
 			hl -= 2;
 		}
 		size_t pl = colon ? len - hl - 1 - (h != p ? 2 : 0) : 0;
-		if (!colon || hl == 0 || hl >= sizeof(n->host) || pl == 0 || pl >= sizeof(n->port) ||
-		    c->n_nodes == CLIENT_NODES_MAX) {
-			snprintf(err, err_len, "servers: bad entry '%.*s' (want host:port, at most %d)",
-				 (int)len, p, CLIENT_NODES_MAX);
+		if (!colon || hl == 0 || hl >= sizeof(n->host) || pl == 0 ||
+		    pl >= sizeof(n->port) || c->n_nodes == CLIENT_NODES_MAX) {
+			snprintf(err, err_len,
+				 "servers: bad entry '%.*s' (want host:port, at most %d)", (int)len,
+				 p, CLIENT_NODES_MAX);
 			return KVG_ECONFIG;
 		}
 		memcpy(n->host, h, hl);
@@ -853,7 +857,8 @@ int client_open(const struct kvg_config *cfg, struct client **out, char *err, si
 	int rc = client_parse_servers(c, cfg->servers, err, err_len);
 	if (!rc && cfg->auth_token_file[0] &&
 	    client_read_token(cfg->auth_token_file, c->token, sizeof(c->token), &c->token_len)) {
-		snprintf(err, err_len, "auth_token_file %s: cannot read a token", cfg->auth_token_file);
+		snprintf(err, err_len, "auth_token_file %s: cannot read a token",
+			 cfg->auth_token_file);
 		rc = KVG_ECONFIG;
 	}
 	for (uint32_t i = 0; !rc && i < c->n_nodes; i++) {
@@ -905,7 +910,8 @@ void client_close(struct client *c)
 		for (int p = 0; p < CLIENT_POOL; p++) {
 			struct client_conn *n = &c->node[i].conn[p];
 			if (!n->scratch)
-				goto out_free; /* this one and the ones after it were never set up */
+				goto out_free; /* this one and the ones after it were never set up
+						*/
 			if (n->fd >= 0)
 				close(n->fd);
 			pthread_mutex_destroy(&n->lock);

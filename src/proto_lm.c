@@ -70,7 +70,7 @@ int lmp_decode_req(const uint8_t *buf, size_t length_max, struct lmp_req *req, c
 void lmp_encode_req(uint8_t *buf, int32_t command, int32_t length, const struct lmp_meta *m,
 		    const char *key, size_t key_len)
 {
-	static const struct lmp_meta dflt = { .fmt = 1, .dtype = 2 };
+	static const struct lmp_meta dflt = {.fmt = 1, .dtype = 2};
 	if (!m)
 		m = &dflt;
 	lmp_put_i32(buf, command);
@@ -89,7 +89,7 @@ void lmp_encode_req(uint8_t *buf, int32_t command, int32_t length, const struct 
 void lmp_encode_reply(uint8_t *buf, int32_t code, int32_t length, const struct lmp_meta *m)
 {
 	/* what LMCache's server sends without data: MemoryFormat(1), torch.float16 (2), 0s */
-	static const struct lmp_meta dflt = { .fmt = 1, .dtype = 2 };
+	static const struct lmp_meta dflt = {.fmt = 1, .dtype = 2};
 	if (!m)
 		m = &dflt;
 	lmp_put_i32(buf, code);

@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LMP_REQ_BYTES 186
+#define LMP_REQ_BYTES	186
 #define LMP_REPLY_BYTES 36
-#define LMP_KEY_MAX 150
+#define LMP_KEY_MAX	150
 
 enum lmp_command { LMP_PUT = 1, LMP_GET = 2, LMP_EXIST = 3, LMP_LIST = 4, LMP_HEALTH = 5 };
 enum lmp_code { LMP_SUCCESS = 200, LMP_FAIL = 400 };

@@ -23,23 +23,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NAT_MAGIC 0x4e47564bu /* "KVGN" read as a little-endian u32 */
-#define NAT_VERSION 1
-#define NAT_HDR_BYTES 24
-#define NAT_ITEM_BYTES 32 /* a GET reply's per-block header */
-#define NAT_F_MORE 0x1    /* reply flag: more frames of this reply follow */
-#define NAT_PUT_ITEM_BYTES 40 /* a PUT request's per-block header: key, len, flags */
+#define NAT_MAGIC	   0x4e47564bu /* "KVGN" read as a little-endian u32 */
+#define NAT_VERSION	   1
+#define NAT_HDR_BYTES	   24
+#define NAT_ITEM_BYTES	   32  /* a GET reply's per-block header */
+#define NAT_F_MORE	   0x1 /* reply flag: more frames of this reply follow */
+#define NAT_PUT_ITEM_BYTES 40  /* a PUT request's per-block header: key, len, flags */
 
 enum nat_op {
-	NAT_HELLO = 1,        /* u32 version, u32 token_len, token -> u32 version, u32 0, u64 value_max */
-	NAT_LOOKUP = 2,       /* u32 n, u32 flags, n keys -> u32 hits, u32 0 */
-	NAT_LOOKUP_TOKENS = 3,/* u32 n, u32 flags, n u32 tokens -> u64 hit tokens */
-	NAT_GET = 4,          /* u32 n, u32 flags, n keys -> n frames of (item header, payload) */
-	NAT_PUT = 5,          /* u32 n, u32 flags, n x (key, u32 len, u32 flags, payload) -> n x i32 */
-	NAT_DELETE = 6,       /* u32 n, u32 flags, n keys -> u32 count, u32 0 */
-	NAT_PIN = 7,          /* as DELETE */
-	NAT_UNPIN = 8,        /* as DELETE */
-	NAT_STATS = 9,        /* empty -> u32 fields, u32 0, fields x u64 */
+	NAT_HELLO = 1,	/* u32 version, u32 token_len, token -> u32 version, u32 0, u64 value_max */
+	NAT_LOOKUP = 2, /* u32 n, u32 flags, n keys -> u32 hits, u32 0 */
+	NAT_LOOKUP_TOKENS = 3, /* u32 n, u32 flags, n u32 tokens -> u64 hit tokens */
+	NAT_GET = 4,	       /* u32 n, u32 flags, n keys -> n frames of (item header, payload) */
+	NAT_PUT = 5,	/* u32 n, u32 flags, n x (key, u32 len, u32 flags, payload) -> n x i32 */
+	NAT_DELETE = 6, /* u32 n, u32 flags, n keys -> u32 count, u32 0 */
+	NAT_PIN = 7,	/* as DELETE */
+	NAT_UNPIN = 8,	/* as DELETE */
+	NAT_STATS = 9,	/* empty -> u32 fields, u32 0, fields x u64 */
 	NAT_OP_MAX = 9
 };
 

@@ -58,12 +58,12 @@ int resp_arg_u64(const struct resp_arg *a, uint64_t *v);
  * or 0 if they do not fit.  RESP_HDR_MAX is the most a bulk, array or integer header takes.
  */
 #define RESP_HDR_MAX 24
-size_t resp_put_bulk_hdr(char *dst, size_t cap, size_t len); /* "$<len>\r\n" */
-size_t resp_put_array_hdr(char *dst, size_t cap, size_t n);  /* "*<n>\r\n" */
-size_t resp_put_int(char *dst, size_t cap, int64_t v);       /* ":<v>\r\n" */
-size_t resp_put_simple(char *dst, size_t cap, const char *s);/* "+<s>\r\n" */
-size_t resp_put_error(char *dst, size_t cap, const char *s); /* "-<s>\r\n" */
-size_t resp_put_nil(char *dst, size_t cap);                  /* "$-1\r\n" */
+size_t resp_put_bulk_hdr(char *dst, size_t cap, size_t len);  /* "$<len>\r\n" */
+size_t resp_put_array_hdr(char *dst, size_t cap, size_t n);   /* "*<n>\r\n" */
+size_t resp_put_int(char *dst, size_t cap, int64_t v);	      /* ":<v>\r\n" */
+size_t resp_put_simple(char *dst, size_t cap, const char *s); /* "+<s>\r\n" */
+size_t resp_put_error(char *dst, size_t cap, const char *s);  /* "-<s>\r\n" */
+size_t resp_put_nil(char *dst, size_t cap);		      /* "$-1\r\n" */
 size_t resp_put_bulk(char *dst, size_t cap, const void *p, size_t len);
 
 #endif

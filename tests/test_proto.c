@@ -12,16 +12,16 @@
 #include "proto_resp.h"
 
 static int failures;
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static struct resp_cmd cmd;
-static const struct resp_limits lim = { .args_max = 16, .bulk_max = 1 << 20, .inline_max = 64 };
+static const struct resp_limits lim = {.args_max = 16, .bulk_max = 1 << 20, .inline_max = 64};
 
 /* A multibulk SET with a binary value parses whole, and every prefix of it asks for more. */
 static void test_resp_multibulk_every_prefix(void)
@@ -53,13 +53,13 @@ static void test_resp_pipeline(void)
 static void test_resp_rejects(void)
 {
 	const char *bad[] = {
-		"*2\r\n$3\r\nGET\r\n:1\r\n",     /* not a bulk */
-		"*1\r\n$3\r\nGETX\r\n",          /* bulk longer than its length */
-		"*x\r\n",                        /* count not a number */
-		"*17\r\n",                       /* more arguments than args_max */
-		"*1\r\n$2000000\r\n",            /* bulk over bulk_max */
-		"*1\r\n$-5\r\n",                 /* negative bulk */
-		"*1\n",                          /* no \r */
+	    "*2\r\n$3\r\nGET\r\n:1\r\n", /* not a bulk */
+	    "*1\r\n$3\r\nGETX\r\n",	 /* bulk longer than its length */
+	    "*x\r\n",			 /* count not a number */
+	    "*17\r\n",			 /* more arguments than args_max */
+	    "*1\r\n$2000000\r\n",	 /* bulk over bulk_max */
+	    "*1\r\n$-5\r\n",		 /* negative bulk */
+	    "*1\n",			 /* no \r */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char buf[64];
@@ -88,7 +88,7 @@ static void test_resp_encoders(void)
 static void test_lm_roundtrip(void)
 {
 	uint8_t req[LMP_REQ_BYTES];
-	struct lmp_meta m = { .fmt = 1, .dtype = 3, .shape = { 2, 32, 256, 1024 } };
+	struct lmp_meta m = {.fmt = 1, .dtype = 3, .shape = {2, 32, 256, 1024}};
 	const char *key = "meta/llama@1@0@-3fa2@bfloat16";
 	lmp_encode_req(req, LMP_PUT, 4096, &m, key, strlen(key));
 	CHECK(req[36 + strlen(key)] == ' ' && req[LMP_REQ_BYTES - 1] == ' ');
@@ -109,11 +109,11 @@ static void test_lm_roundtrip(void)
 static void test_lm_reply_bytes(void)
 {
 	uint8_t rep[LMP_REPLY_BYTES];
-	struct lmp_meta m = { .fmt = 1, .dtype = 3, .shape = { 2, 3, 4, -1 } };
+	struct lmp_meta m = {.fmt = 1, .dtype = 3, .shape = {2, 3, 4, -1}};
 	lmp_encode_reply(rep, LMP_SUCCESS, 96, &m);
-	const uint8_t want[36] = { 200, 0, 0, 0, 96, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0,
-				   2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
-				   0, 0, 0, 0 };
+	const uint8_t want[36] = {200, 0, 0, 0, 96,   0,    0,	  0,	1, 0, 0, 0,
+				  3,   0, 0, 0, 2,    0,    0,	  0,	3, 0, 0, 0,
+				  4,   0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
 	CHECK(memcmp(rep, want, 36) == 0);
 	lmp_encode_reply(rep, LMP_FAIL, 0, NULL);
 	CHECK(rep[0] == 0x90 && rep[1] == 1 && rep[8] == 1 && rep[12] == 2 && rep[16] == 0);
@@ -136,7 +136,7 @@ static void test_lm_golden_fixtures(void)
 {
 	uint8_t want[LMP_REQ_BYTES], got[LMP_REQ_BYTES], rep[LMP_REPLY_BYTES];
 	const char *key = "meta-llama/Llama-3.1-8B@1@0@-1a2b3c4d5e6f@bfloat16";
-	struct lmp_meta m = { .fmt = 1, .dtype = 3, .shape = { 2, 2, 8, 3 } };
+	struct lmp_meta m = {.fmt = 1, .dtype = 3, .shape = {2, 2, 8, 3}};
 	CHECK(read_fixture("put_request.bin", want, sizeof(want)) == 0);
 	lmp_encode_req(got, LMP_PUT, 192, &m, key, strlen(key));
 	CHECK(memcmp(got, want, sizeof(want)) == 0);
@@ -157,8 +157,8 @@ static void test_lm_golden_fixtures(void)
 static void test_native_header(void)
 {
 	uint8_t b[NAT_HDR_BYTES];
-	struct nat_hdr h = { .op = NAT_GET, .id = 0x0102030405060708ull, .status = -5,
-			     .body_len = 100 };
+	struct nat_hdr h = {
+	    .op = NAT_GET, .id = 0x0102030405060708ull, .status = -5, .body_len = 100};
 	nat_hdr_encode(b, &h);
 	CHECK(memcmp(b, "KVGN\x01\x04", 6) == 0 && b[8] == 8 && b[15] == 1);
 	struct nat_hdr d;

@@ -21,12 +21,12 @@
 #include "kvgrid.h"
 
 static int failures;
-#define CHECK(c)                                                                           \
-	do {                                                                               \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                        \
-		}                                                                          \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static char tmp[512];
@@ -62,8 +62,8 @@ static int server_start(struct server *s, const char *name, const char *const *e
 	snprintf(log, sizeof(log), "%s/%s.log", tmp, name);
 	unlink(pf);
 	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
-	const char *argv[32] = { bin, "--port", "0", "--port-file", pf, "--dram",
-				 "64M", "--threads", "2", "--log-file", log };
+	const char *argv[32] = {bin,   "--port",    "0", "--port-file", pf, "--dram",
+				"64M", "--threads", "2", "--log-file",	log};
 	int a = 11;
 	for (int i = 0; extra && extra[i] && a < 31; i++)
 		argv[a++] = extra[i];
@@ -103,15 +103,16 @@ static int server_stop(struct server *s, int sig)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int open_client(struct client **c, const struct server *const *sv, int n, const char *token_file)
+static int open_client(struct client **c, const struct server *const *sv, int n,
+		       const char *token_file)
 {
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
 	cfg.timeout_ms = 2000;
 	size_t len = 0;
 	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(cfg.servers + len, sizeof(cfg.servers) - len, "%s127.0.0.1:%d",
-					i ? "," : "", sv[i]->port);
+		len += (size_t)snprintf(cfg.servers + len, sizeof(cfg.servers) - len,
+					"%s127.0.0.1:%d", i ? "," : "", sv[i]->port);
 	if (token_file)
 		snprintf(cfg.auth_token_file, sizeof(cfg.auth_token_file), "%s", token_file);
 	char err[256] = "";
@@ -140,7 +141,7 @@ static int store_all(struct client *c, int n)
 {
 	struct kvg_io ios[NBLK];
 	for (int i = 0; i < n; i++)
-		ios[i] = (struct kvg_io){ .key = keys[i], .buf = vals[i], .len = lens[i] };
+		ios[i] = (struct kvg_io){.key = keys[i], .buf = vals[i], .len = lens[i]};
 	return client_store(c, ios, (size_t)n);
 }
 
@@ -148,7 +149,7 @@ static int store_all(struct client *c, int n)
 static int load_one(struct client *c, int i)
 {
 	static uint8_t buf[4 << 20];
-	struct kvg_io io = { .key = keys[i], .buf = buf, .len = sizeof(buf) };
+	struct kvg_io io = {.key = keys[i], .buf = buf, .len = sizeof(buf)};
 	int rc = client_load(c, &io, 1);
 	if (rc)
 		return rc == KVG_ENOTFOUND ? 0 : rc;
@@ -160,7 +161,8 @@ static void test_roundtrip(void)
 {
 	struct server s;
 	struct client *c = NULL;
-	if (server_start(&s, "rt", NULL) || open_client(&c, (const struct server *[]){ &s }, 1, NULL)) {
+	if (server_start(&s, "rt", NULL) ||
+	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
 		failures++;
 		server_stop(&s, SIGKILL);
 		return;
@@ -170,12 +172,13 @@ static void test_roundtrip(void)
 	static uint8_t bufs[NBLK][4 << 20];
 	struct kvg_io ios[NBLK];
 	for (int i = 0; i < NBLK; i++)
-		ios[i] = (struct kvg_io){ .key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i]) };
+		ios[i] = (struct kvg_io){.key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i])};
 	CHECK(client_load(c, ios, NBLK) == 0);
 	for (int i = 0; i < NBLK; i++)
-		CHECK(ios[i].status == 0 && ios[i].len == lens[i] && !memcmp(bufs[i], vals[i], lens[i]));
+		CHECK(ios[i].status == 0 && ios[i].len == lens[i] &&
+		      !memcmp(bufs[i], vals[i], lens[i]));
 	/* a buffer too small is refused, not overrun */
-	struct kvg_io small = { .key = keys[1], .buf = bufs[0], .len = lens[1] - 1 };
+	struct kvg_io small = {.key = keys[1], .buf = bufs[0], .len = lens[1] - 1};
 	CHECK(client_load(c, &small, 1) == KVG_EBUFSIZE);
 	kvg_key probe[NBLK + 1];
 	memcpy(probe, keys, sizeof(keys));
@@ -199,9 +202,9 @@ static void test_frames(void)
 {
 	struct server s;
 	struct client *c = NULL;
-	const char *extra[] = { "--value-max", "4M", NULL };
+	const char *extra[] = {"--value-max", "4M", NULL};
 	if (server_start(&s, "frames", extra) ||
-	    open_client(&c, (const struct server *[]){ &s }, 1, NULL)) {
+	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
 		failures++;
 		server_stop(&s, SIGKILL);
 		return;
@@ -215,13 +218,13 @@ static void test_frames(void)
 	lens[3] = 6 << 20;
 	struct kvg_io ios[NBLK];
 	for (int i = 0; i < NBLK; i++)
-		ios[i] = (struct kvg_io){ .key = keys[i], .buf = vals[i], .len = lens[i] };
+		ios[i] = (struct kvg_io){.key = keys[i], .buf = vals[i], .len = lens[i]};
 	CHECK(client_store(c, ios, NBLK) == KVG_ETOOBIG);
 	for (int i = 0; i < NBLK; i++)
 		CHECK(ios[i].status == (i == 3 ? KVG_ETOOBIG : 0));
 	static uint8_t bufs[NBLK][4 << 20];
 	for (int i = 0; i < NBLK; i++)
-		ios[i] = (struct kvg_io){ .key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i]) };
+		ios[i] = (struct kvg_io){.key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i])};
 	CHECK(client_load(c, ios, NBLK) == KVG_ENOTFOUND);
 	for (int i = 0; i < NBLK; i++) {
 		if (i == 3)
@@ -253,12 +256,12 @@ static void test_auth_and_tenants(void)
 	f = fopen(tb, "w"), fprintf(f, "tok-bbbb\n"), fclose(f);
 	f = fopen(bad, "w"), fprintf(f, "tok-cccc\n"), fclose(f);
 	struct server s;
-	const char *extra[] = { "--auth-file", auth, NULL };
+	const char *extra[] = {"--auth-file", auth, NULL};
 	if (server_start(&s, "auth", extra)) {
 		failures++;
 		return;
 	}
-	const struct server *sv[] = { &s };
+	const struct server *sv[] = {&s};
 	struct client *a = NULL, *b = NULL, *x = NULL;
 	CHECK(open_client(&x, sv, 1, bad) == KVG_EAUTH);
 	CHECK(open_client(&x, sv, 1, NULL) == KVG_EAUTH);
@@ -283,7 +286,7 @@ static void test_auth_and_tenants(void)
 static void test_sharding(void)
 {
 	struct server s[3];
-	const struct server *sv[3] = { &s[0], &s[1], &s[2] };
+	const struct server *sv[3] = {&s[0], &s[1], &s[2]};
 	int started = 0;
 	for (; started < 3; started++) {
 		char name[32];
@@ -291,14 +294,14 @@ static void test_sharding(void)
 		if (server_start(&s[started], name, NULL))
 			break;
 	}
-	struct client *c = NULL, *one[3] = { NULL };
+	struct client *c = NULL, *one[3] = {NULL};
 	if (started < 3 || open_client(&c, sv, 3, NULL)) {
 		failures++;
 		goto out;
 	}
 	make_blocks();
 	CHECK(store_all(c, NBLK) == 0);
-	int owner[NBLK], per_node[3] = { 0 };
+	int owner[NBLK], per_node[3] = {0};
 	for (int n = 0; n < 3; n++)
 		CHECK(open_client(&one[n], &sv[n], 1, NULL) == 0);
 	for (int i = 0; i < NBLK; i++) {
@@ -357,10 +360,10 @@ static void test_grid_remote(void)
 	CHECK(rc == 0);
 	if (rc == 0) {
 		make_blocks();
-		struct kvg_io io = { .key = keys[2], .buf = vals[2], .len = lens[2] };
+		struct kvg_io io = {.key = keys[2], .buf = vals[2], .len = lens[2]};
 		CHECK(kvg_store_sync(g, &io, 1, 0) == 0);
 		static uint8_t buf[4 << 20];
-		struct kvg_io back = { .key = keys[2], .buf = buf, .len = sizeof(buf) };
+		struct kvg_io back = {.key = keys[2], .buf = buf, .len = sizeof(buf)};
 		CHECK(kvg_load_sync(g, &back, 1, 0) == 0);
 		CHECK(back.len == lens[2] && memcmp(buf, vals[2], lens[2]) == 0);
 		size_t hits = 0;
@@ -378,10 +381,15 @@ static void test_restart(void)
 	char dir[600];
 	snprintf(dir, sizeof(dir), "%s/nvme", tmp);
 	mkdir(dir, 0755);
-	const char *extra[] = { "--dir", dir, "--nvme", "256M", "--set", "io_backend=psync", "--set", "segment_bytes=32M", NULL };
+	const char *extra[] = {"--dir",	 dir,
+			       "--nvme", "256M",
+			       "--set",	 "io_backend=psync",
+			       "--set",	 "segment_bytes=32M",
+			       NULL};
 	struct server s;
 	struct client *c = NULL;
-	if (server_start(&s, "restart", extra) || open_client(&c, (const struct server *[]){ &s }, 1, NULL)) {
+	if (server_start(&s, "restart", extra) ||
+	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
 		failures++;
 		server_stop(&s, SIGKILL);
 		return;
@@ -391,7 +399,8 @@ static void test_restart(void)
 	client_close(c);
 	CHECK(server_stop(&s, SIGTERM) == 0);
 	c = NULL;
-	if (server_start(&s, "restart", extra) || open_client(&c, (const struct server *[]){ &s }, 1, NULL)) {
+	if (server_start(&s, "restart", extra) ||
+	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
 		failures++;
 		server_stop(&s, SIGKILL);
 		return;

@@ -17,9 +17,9 @@
 #include "kvgrid.h"
 
 #define THREADS 4
-#define ROUNDS 20
-#define BATCH 8
-#define BLOCK (96 << 10)
+#define ROUNDS	20
+#define BATCH	8
+#define BLOCK	(96 << 10)
 
 static struct client *cl;
 static int failures; /* written under fail_lock */
@@ -52,7 +52,8 @@ static void *worker(void *arg)
 	for (int r = 0; r < ROUNDS; r++) {
 		for (int i = 0; i < BATCH; i++) {
 			make_block(t, r, i, &keys[i], src + i * BLOCK);
-			ios[i] = (struct kvg_io){ .key = keys[i], .buf = src + i * BLOCK, .len = BLOCK };
+			ios[i] =
+			    (struct kvg_io){.key = keys[i], .buf = src + i * BLOCK, .len = BLOCK};
 		}
 		if (client_store(cl, ios, BATCH))
 			fail("store", t, r);
@@ -60,7 +61,8 @@ static void *worker(void *arg)
 		if (client_lookup_keys(cl, keys, BATCH, &hits) || hits != BATCH)
 			fail("lookup", t, r);
 		for (int i = 0; i < BATCH; i++)
-			ios[i] = (struct kvg_io){ .key = keys[i], .buf = dst + i * BLOCK, .len = BLOCK };
+			ios[i] =
+			    (struct kvg_io){.key = keys[i], .buf = dst + i * BLOCK, .len = BLOCK};
 		if (client_load(cl, ios, BATCH) || memcmp(src, dst, BATCH * BLOCK))
 			fail("load", t, r);
 	}
@@ -105,7 +107,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	char tmp[512];
 	const char *base = getenv("KVG_TEST_TMP");
-	snprintf(tmp, sizeof(tmp), "%s/test_server_client_mt.%d", base ? base : "build/tmp", getpid());
+	snprintf(tmp, sizeof(tmp), "%s/test_server_client_mt.%d", base ? base : "build/tmp",
+		 getpid());
 	mkdir(base ? base : "build/tmp", 0755);
 	mkdir(tmp, 0755);
 	int p1 = 0, p2 = 0;
