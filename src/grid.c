@@ -605,6 +605,20 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	}
 	if (slot != SLOT_NONE) { /* present or arriving: a refresh */
 		struct entry *e = &g->ix.e[slot];
+		int want_nvme = g->nv && (g->cfg.durability == KVG_DURABILITY_DURABLE ||
+					  (r->opts.flags & KVG_STORE_NVME));
+		if (want_nvme && (e->state & E_DRAM) && !(e->state & (E_NVME | E_FILLING))) {
+			/* only in DRAM (an earlier write-through failed): a store that promises
+			 * NVMe must put it there before it answers */
+			e->refs++;
+			e->state |= E_DEMOTING;
+			write_back(g, &slot, 1); /* releases the ref */
+			int ok = (g->ix.e[slot].state & E_NVME) != 0;
+			pthread_cond_broadcast(&g->lock_cv);
+			pthread_mutex_unlock(&g->lock);
+			block_done(r, i, ok ? 0 : KVG_EFULL);
+			return;
+		}
 		struct policy_block b = pblock(g, e);
 		if (e->state & E_DRAM)
 			pol_hit(g, KVG_TIER_DRAM, slot, &b);
