@@ -316,7 +316,7 @@ static void dn_first_call(struct policy *p, uint64_t bytes)
 	while ((f * 2 <= cap * DN_SEEN_BITS || f < DN_SEEN_MIN) && f * 2 <= p->seen_alloc)
 		f <<= 1;
 	p->seen_mask = f - 1;
-	p->seen_every = (uint32_t)(cap * DN_SEEN_CAPS);
+	p->seen_every = (uint32_t)(cap * DN_SEEN_CAPS < (1u << 30) ? cap * DN_SEEN_CAPS : 1u << 30);
 	p->seen_next = p->clock + p->seen_every;
 	p->decay_every =
 	    (uint32_t)(cap * DN_DECAY_CAPS < (1u << 30) ? cap * DN_DECAY_CAPS : 1u << 30);
