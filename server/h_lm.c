@@ -30,20 +30,39 @@ static void hlm_count_hit(struct conn *c, int hit)
 
 /* The block lands 4 bytes into the output tail, so the 36-byte reply header is written over
  * the block's own 32-byte header and the payload follows it without a gap. */
-static int hlm_get(struct conn *c, const kvg_key *k)
+/* Writes the reply of a GET whose block was loaded at out + 4 (block_len bytes). */
+static int hlm_get_reply(struct conn *c, uint8_t *out, int rc, size_t block_len)
 {
-	uint8_t *out = conn_out_tail(c);
-	size_t room = conn_out_room(c);
 	struct lmp_meta meta;
 	size_t len = 0;
-	int rc = room > LMP_REPLY_BYTES ? kv_get(c->w->srv, k, out + 4, room - 4, &len, &meta)
-					: KVG_EBUFSIZE;
+	if (rc == 0)
+		rc = kv_loaded(out + 4, block_len, &len, &meta);
 	hlm_count_hit(c, rc == 0);
 	if (rc != 0 || len > INT32_MAX)
 		return hlm_reply(c, LMP_FAIL);
 	lmp_encode_reply(out, LMP_SUCCESS, (int32_t)len, &meta);
 	conn_emit(c, out, LMP_REPLY_BYTES + len);
 	return 0;
+}
+
+static void hlm_get_done(struct conn *c, int status)
+{
+	if (hlm_get_reply(c, (uint8_t *)c->io.buf - 4, status, c->io.len) < 0)
+		c->closing = 1;
+}
+
+/* A block on NVMe only loads without blocking the worker; the reply follows when it lands. */
+static int hlm_get(struct conn *c, const kvg_key *k)
+{
+	uint8_t *out = conn_out_tail(c);
+	size_t room = conn_out_room(c);
+	if (room <= LMP_REPLY_BYTES)
+		return hlm_reply(c, LMP_FAIL);
+	if (kv_on_nvme(c->w->srv, k) && conn_load_async(c, k, out + 4, room - 4, hlm_get_done) == 0)
+		return 0;
+	size_t len = 0;
+	int rc = kv_get(c->w->srv, k, out + 4, room - 4, &len, NULL);
+	return hlm_get_reply(c, out, rc, len + KV_HDR_BYTES);
 }
 
 static int hlm_exist(struct conn *c, const kvg_key *k)

@@ -89,17 +89,13 @@ static void hresp_count_hit(struct conn *c, int hit)
 		    1);
 }
 
-/* One GET reply (bulk or nil) loaded in place; see the file comment. */
-static int hresp_get_one(struct conn *c, const struct resp_arg *key)
+/* Writes the reply of a GET whose block was loaded at blk: "$<len>\r\n" over the end of the
+ * block's own header, the value, "\r\n"; or nil for a miss. */
+static int hresp_get_reply(struct conn *c, uint8_t *blk, int rc, size_t block_len)
 {
-	kvg_key k;
-	hresp_key(c, key, &k);
-	uint8_t *blk = conn_out_tail(c);
-	size_t room = conn_out_room(c);
-	if (room < KV_HDR_BYTES + 2)
-		return hresp_err_code(c, KVG_EBUFSIZE);
 	size_t len = 0;
-	int rc = kv_get(c->w->srv, &k, blk, room - 2, &len, NULL);
+	if (rc == 0)
+		rc = kv_loaded(blk, block_len, &len, NULL);
 	if (rc == KVG_ENOTFOUND || rc == KVG_ECORRUPT) {
 		hresp_count_hit(c, 0);
 		return hresp_nil(c);
@@ -115,6 +111,30 @@ static int hresp_get_one(struct conn *c, const struct resp_arg *key)
 	val[len + 1] = '\n';
 	conn_emit(c, val - h, h + len + 2);
 	return 0;
+}
+
+static void hresp_get_done(struct conn *c, int status)
+{
+	if (hresp_get_reply(c, c->io.buf, status, c->io.len) < 0)
+		c->closing = 1;
+}
+
+/* One GET reply loaded in place.  A block on NVMe only is loaded without blocking the
+ * worker (async: the reply is written when it arrives); MGET items load synchronously. */
+static int hresp_get_one(struct conn *c, const struct resp_arg *key, int may_wait)
+{
+	kvg_key k;
+	hresp_key(c, key, &k);
+	uint8_t *blk = conn_out_tail(c);
+	size_t room = conn_out_room(c);
+	if (room < KV_HDR_BYTES + 2)
+		return hresp_err_code(c, KVG_EBUFSIZE);
+	if (may_wait && kv_on_nvme(c->w->srv, &k) &&
+	    conn_load_async(c, &k, blk, room - 2, hresp_get_done) == 0)
+		return 0;
+	size_t len = 0;
+	int rc = kv_get(c->w->srv, &k, blk, room - 2, &len, NULL);
+	return hresp_get_reply(c, blk, rc, len + KV_HDR_BYTES);
 }
 
 static int hresp_set(struct conn *c, struct resp_cmd *cmd)
@@ -180,7 +200,7 @@ static int hresp_mget(struct conn *c, struct resp_cmd *cmd)
 	if (hresp_array(c, cmd->argc - 1))
 		return -1;
 	for (size_t i = 1; i < cmd->argc; i++)
-		if (hresp_get_one(c, &cmd->argv[i]))
+		if (hresp_get_one(c, &cmd->argv[i], 0))
 			return -1;
 	return 0;
 }
@@ -291,7 +311,7 @@ static int hresp_config(struct conn *c, struct resp_cmd *cmd)
 
 static int hresp_get(struct conn *c, struct resp_cmd *cmd)
 {
-	return hresp_get_one(c, &cmd->argv[1]);
+	return hresp_get_one(c, &cmd->argv[1], 1);
 }
 
 static int hresp_ping(struct conn *c, struct resp_cmd *cmd)

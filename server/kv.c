@@ -97,18 +97,11 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 	return 0;
 }
 
-int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
-	   struct lmp_meta *meta)
+int kv_loaded(const uint8_t *dst, size_t block_len, size_t *len, struct lmp_meta *meta)
 {
-	struct kvg_io io = {.key = *key, .buf = dst, .len = cap};
-	int rc = kvg_load_sync(s->grid, &io, 1, 0);
-	if (rc == 0)
-		rc = io.status;
-	if (rc != 0)
-		return rc;
-	if (io.len < KV_HDR_BYTES || (uint32_t)kv_get_i32(dst) != KV_MAGIC)
+	if (block_len < KV_HDR_BYTES || (uint32_t)kv_get_i32(dst) != KV_MAGIC)
 		return KVG_ECORRUPT; /* not written by kvgridd: never hand it out */
-	*len = io.len - KV_HDR_BYTES;
+	*len = block_len - KV_HDR_BYTES;
 	if (meta) {
 		meta->fmt = kv_get_i32(dst + 8);
 		meta->dtype = kv_get_i32(dst + 12);
@@ -116,6 +109,26 @@ int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *
 			meta->shape[i] = kv_get_i32(dst + 16 + 4 * i);
 	}
 	return 0;
+}
+
+int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
+	   struct lmp_meta *meta)
+{
+	struct kvg_io io = {.key = *key, .buf = dst, .len = cap};
+	int rc = kvg_load_sync(s->grid, &io, 1, 0);
+	if (rc == 0)
+		rc = io.status;
+	return rc ? rc : kv_loaded(dst, io.len, len, meta);
+}
+
+int kv_on_nvme(struct srv *s, const kvg_key *key)
+{
+	if (!s->cfg.grid.dir[0])
+		return 0;
+	size_t hit = 0;
+	uint8_t tier = KVG_TIER_NONE;
+	return kvg_lookup_keys(s->grid, key, 1, &hit, &tier) == 0 && hit == 1 &&
+	       tier == KVG_TIER_NVME;
 }
 
 int kv_lookup(struct srv *s, const kvg_key *keys, size_t n, size_t *hits)

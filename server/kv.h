@@ -57,6 +57,12 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
 	   struct lmp_meta *meta);
 
+/* Checks a block loaded into dst (block_len bytes, as kv_get) and reads its header. */
+int kv_loaded(const uint8_t *dst, size_t block_len, size_t *len, struct lmp_meta *meta);
+
+/* True if key's block is (now) on NVMe only: loading it would wait for the device. */
+int kv_on_nvme(struct srv *s, const kvg_key *key);
+
 /* Count of consecutive keys present from keys[0]. */
 int kv_lookup(struct srv *s, const kvg_key *keys, size_t n, size_t *hits);
 

@@ -27,6 +27,8 @@
 
 #define LOOP_TAG_LISTEN (1ull << 40) /* | listener index */
 #define LOOP_TAG_STOP	(2ull << 40)
+#define LOOP_TAG_DONE	(3ull << 40)
+#define CONN_ZOMBIE	(-2) /* closed, but a load still writes into its buffers */
 #define LOOP_EVENTS_MAX 64
 #define LOOP_READS_MAX	16	    /* reads per readiness event, so no client starves others */
 #define LOOP_KEEP_BYTES (32u << 20) /* pages of a buffer kept after a large request */
@@ -37,10 +39,14 @@ static void conn_close(struct conn *c)
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
-	/* the slot keeps its address space for the next connection, not the pages */
-	madvise(c->in, c->in_cap, MADV_DONTNEED);
-	madvise(c->out, c->out_cap, MADV_DONTNEED);
-	c->in_high = c->out_high = 0;
+	if (c->req) {
+		c->fd = CONN_ZOMBIE; /* the slot is freed when the load completes */
+	} else {
+		/* the slot keeps its address space for the next connection, not the pages */
+		madvise(c->in, c->in_cap, MADV_DONTNEED);
+		madvise(c->out, c->out_cap, MADV_DONTNEED);
+		c->in_high = c->out_high = 0;
+	}
 	w->open--;
 	metrics_sub(&w->srv->metrics->conns_open, 1);
 }
@@ -112,7 +118,7 @@ static int conn_flush(struct conn *c)
 	}
 	c->iov_first = c->iov_n = 0;
 	c->out_len = 0;
-	if (c->out_high > LOOP_KEEP_BYTES) {
+	if (c->out_high > LOOP_KEEP_BYTES && !c->req) { /* (a load may be writing there) */
 		madvise(c->out + LOOP_KEEP_BYTES, c->out_high - LOOP_KEEP_BYTES, MADV_DONTNEED);
 		c->out_high = 0;
 	}
@@ -182,7 +188,7 @@ static int conn_process(struct conn *c)
 {
 	static const conn_handler_fn handler[] = {NULL, hresp_handle, hlm_handle, hnat_handle};
 	int done = 0;
-	while (!c->closing && c->in_end > c->in_start && conn_can_parse(c)) {
+	while (!c->closing && !c->req && c->in_end > c->in_start && conn_can_parse(c)) {
 		if (c->proto == PROTO_ANY) {
 			int r = conn_sniff(c);
 			if (r == 0)
@@ -273,11 +279,72 @@ static void conn_event(struct conn *c, uint32_t ev)
 	}
 	if (eof) /* what was complete is answered; a request cut short is dropped */
 		c->closing = 1;
-	if (c->closing && c->iov_n == 0) {
+	/* a reply still being loaded is sent first, unless the peer is gone altogether */
+	if (c->closing && c->iov_n == 0 && (!c->req || (ev & (EPOLLHUP | EPOLLERR)))) {
 		conn_close(c);
 		return;
 	}
 	conn_set_events(c);
+}
+
+/* Grid thread: a load of conn_load_async finished; hand the connection to its worker. */
+static void conn_load_done(kvg_req *req, void *arg)
+{
+	struct conn *c = arg;
+	struct worker *w = c->w;
+	pthread_mutex_lock(&w->done_lock);
+	c->done_next = w->done_head;
+	w->done_head = c;
+	pthread_mutex_unlock(&w->done_lock);
+	uint64_t one = 1;
+	if (write(w->done_fd, &one, sizeof(one)) < 0)
+		srv_log("kvgridd: cannot wake worker %d", w->id);
+}
+
+int conn_load_async(struct conn *c, const kvg_key *key, uint8_t *dst, size_t cap,
+		    void (*finish)(struct conn *c, int status))
+{
+	c->io = (struct kvg_io){.key = *key, .buf = dst, .len = cap};
+	c->finish = finish;
+	struct kvg_req_opts o = {.done = conn_load_done, .arg = c};
+	kvg_req *req = NULL;
+	/* c->req is set before the load can complete: the callback only queues c */
+	int rc = kvg_load(c->w->srv->grid, &c->io, 1, &o, &req);
+	if (rc == 0) {
+		c->req = req;
+		metrics_add(&c->w->srv->metrics->async_loads, 1);
+	}
+	return rc;
+}
+
+/* Worker: finishes the connections whose loads completed. */
+static void loop_done(struct worker *w)
+{
+	uint64_t n;
+	if (read(w->done_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&w->done_lock);
+	struct conn *list = w->done_head;
+	w->done_head = NULL;
+	pthread_mutex_unlock(&w->done_lock);
+	while (list) {
+		struct conn *c = list;
+		list = c->done_next;
+		int rc = kvg_req_wait(c->req, -1);
+		if (rc == 0)
+			rc = c->io.status;
+		kvg_req_free(c->req);
+		c->req = NULL;
+		if (c->fd == CONN_ZOMBIE) { /* closed meanwhile: now the slot is free */
+			madvise(c->in, c->in_cap, MADV_DONTNEED);
+			madvise(c->out, c->out_cap, MADV_DONTNEED);
+			c->in_high = c->out_high = 0;
+			c->fd = -1;
+			continue;
+		}
+		c->finish(c, rc);
+		conn_event(c, 0);
+	}
 }
 
 static void *loop_map(size_t bytes)
@@ -296,7 +363,7 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 			return;
 		struct conn *c = NULL;
 		for (uint32_t i = 0; i < w->n_conns && !c; i++)
-			if (w->conns[i].fd < 0)
+			if (w->conns[i].fd == -1)
 				c = &w->conns[i];
 		if (!c) {
 			metrics_add(&s->metrics->conns_refused, 1);
@@ -395,14 +462,19 @@ static int loop_worker_init(struct srv *s, struct worker *w, int id)
 	w->conns = calloc(w->n_conns, sizeof(*w->conns));
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	for (int i = 0; i < SRV_LISTENERS_MAX; i++)
 		w->listen_fd[i] = -1;
-	if (!w->conns || w->epfd < 0 || w->stop_fd < 0)
+	if (!w->conns || w->epfd < 0 || w->stop_fd < 0 || w->done_fd < 0)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < w->n_conns; i++)
 		w->conns[i].fd = -1;
 	struct epoll_event e = {.events = EPOLLIN, .data.u64 = LOOP_TAG_STOP};
-	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_fd, &e) < 0 ? -errno : 0;
+	struct epoll_event d = {.events = EPOLLIN, .data.u64 = LOOP_TAG_DONE};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_fd, &e) < 0 ||
+	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->done_fd, &d) < 0)
+		return -errno;
+	return 0;
 }
 
 int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
@@ -412,7 +484,8 @@ int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 	if (!ws)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
-		ws[i].epfd = ws[i].stop_fd = -1;
+		ws[i].epfd = ws[i].stop_fd = ws[i].done_fd = -1;
+		pthread_mutex_init(&ws[i].done_lock, NULL);
 		for (int l = 0; l < SRV_LISTENERS_MAX; l++)
 			ws[i].listen_fd[l] = -1;
 	}
@@ -472,7 +545,7 @@ static void loop_drain(struct worker *w)
 			continue;
 		conn_process(c);
 		c->closing = 1;
-		if (conn_flush(c) < 0 || c->iov_n == 0)
+		if (conn_flush(c) < 0 || (c->iov_n == 0 && !c->req))
 			conn_close(c);
 		else
 			conn_set_events(c);
@@ -481,13 +554,25 @@ static void loop_drain(struct worker *w)
 	struct epoll_event ev[LOOP_EVENTS_MAX];
 	while (w->open > 0 && metrics_now_us() < deadline) {
 		int n = epoll_wait(w->epfd, ev, LOOP_EVENTS_MAX, 50);
-		for (int i = 0; i < n; i++)
-			if (ev[i].data.u64 < LOOP_TAG_LISTEN)
-				conn_event(&w->conns[ev[i].data.u64], ev[i].events);
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = ev[i].data.u64;
+			if (tag == LOOP_TAG_DONE)
+				loop_done(w);
+			else if (tag < LOOP_TAG_LISTEN && w->conns[tag].fd >= 0)
+				conn_event(&w->conns[tag], ev[i].events);
+		}
 	}
 	for (uint32_t i = 0; i < w->n_conns; i++)
 		if (w->conns[i].fd >= 0)
 			conn_close(&w->conns[i]);
+	for (uint32_t i = 0; i < w->n_conns; i++) { /* loads in flight write into buffers */
+		struct conn *c = &w->conns[i];
+		if (c->req) {
+			kvg_req_free(c->req); /* waits for it */
+			c->req = NULL;
+			c->fd = -1;
+		}
+	}
 }
 
 void *loop_run(void *arg)
@@ -502,6 +587,8 @@ void *loop_run(void *arg)
 			uint64_t tag = ev[i].data.u64;
 			if (tag == LOOP_TAG_STOP)
 				w->stopping = 1;
+			else if (tag == LOOP_TAG_DONE)
+				loop_done(w);
 			else if (tag >= LOOP_TAG_LISTEN)
 				loop_accept(w, w->listen_fd[tag & 0xff],
 					    w->srv->cfg.listen[tag & 0xff].proto);
@@ -544,6 +631,9 @@ void loop_close(struct worker *ws, uint32_t n)
 			close(w->epfd);
 		if (w->stop_fd >= 0)
 			close(w->stop_fd);
+		if (w->done_fd >= 0)
+			close(w->done_fd);
+		pthread_mutex_destroy(&w->done_lock);
 	}
 	free(ws);
 }

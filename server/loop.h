@@ -23,11 +23,13 @@
 #ifndef KVG_LOOP_H
 #define KVG_LOOP_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 #include <sys/types.h>
 
+#include "kvgrid.h"
 #include "proto_resp.h"
 #include "srv.h"
 
@@ -52,13 +54,21 @@ struct conn {
 	int iov_first, iov_n;	  /* queued segments iov[iov_first, iov_n) */
 	size_t in_high, out_high; /* high-water marks since memory was last handed back */
 	struct worker *w;
+	/* an asynchronous load in flight (conn_load_async): parsing waits for it */
+	kvg_req *req;
+	struct kvg_io io;
+	void (*finish)(struct conn *c, int status); /* writes the reply, on the worker */
+	struct conn *done_next;			    /* on the worker's completion list */
 };
 
 struct worker {
 	struct srv *srv;
 	int id;
 	int epfd;
-	int stop_fd; /* eventfd: shutdown */
+	int stop_fd;		   /* eventfd: shutdown */
+	int done_fd;		   /* eventfd: asynchronous loads have completed */
+	pthread_mutex_t done_lock; /* guards done_head */
+	struct conn *done_head;
 	int listen_fd[SRV_LISTENERS_MAX];
 	struct conn *conns;
 	uint32_t n_conns, open;
@@ -96,6 +106,15 @@ void conn_emit(struct conn *c, uint8_t *p, size_t n);
  * leaves while the next block is being loaded. */
 #define CONN_PUSH_BYTES (256u << 10)
 void conn_push(struct conn *c);
+
+/*
+ * Starts loading key into dst (cap bytes, inside the output region) without blocking the
+ * worker; when it completes, finish(c, status) runs on the worker with c->io.len set, and
+ * the connection parses again.  Returns 0 if started, else an error (load synchronously).
+ * The connection parses no further request until then, so replies stay in order.
+ */
+int conn_load_async(struct conn *c, const kvg_key *key, uint8_t *dst, size_t cap,
+		    void (*finish)(struct conn *c, int status));
 
 /* Copies n bytes to the tail and queues them; -1 if there is no room. */
 int conn_write(struct conn *c, const void *p, size_t n);

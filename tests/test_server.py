@@ -256,6 +256,48 @@ def case_slow_reader_backpressure(srv):
     assert bytes(buf) == want * 300
 
 
+def case_nvme_async_loads():
+    """With a small DRAM tier, values live on NVMe: GETs (RESP and lm://, pipelined) load
+    them without blocking the worker, in order, byte for byte; the server restarts with them."""
+    d = os.path.join(TMP, "nvme")
+    os.makedirs(d, exist_ok=True)
+    args = ("--dram", "16M", "--dir", d, "--nvme", "256M", "--set", "segment_bytes=32M",
+            "--set", "io_backend=psync")
+    srv = Server("nvme", *args)
+    vals = [os.urandom((1 << 20) - i * 1000) for i in range(40)]
+    try:
+        r = srv.redis()
+        for i, v in enumerate(vals):
+            r.set("nv%d" % i, v)
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        s.sendall(b"".join(b"*2\r\n$3\r\nGET\r\n$%d\r\nnv%d\r\n" % (len(b"nv%d" % i), i)
+                           for i in range(40)))
+        want = b"".join(b"$%d\r\n" % len(v) + v + b"\r\n" for v in vals)
+        got = bytearray()
+        while len(got) < len(want):
+            b = s.recv(1 << 20)
+            assert b, "closed early"
+            got += b
+        s.close()
+        assert bytes(got) == want
+        c = lmclient.LMClient("127.0.0.1", srv.port)
+        for i in range(0, 40, 5):
+            c.put("lmnv%d" % i, vals[i], fmt=1, dtype=3, shape=(2, 1, 2, i + 1))
+        for i in range(0, 40, 5):
+            assert c.get("lmnv%d" % i) == (vals[i], 1, 3, (2, 1, 2, i + 1))
+        c.close()
+        m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read()
+        n = [l for l in m.decode().splitlines() if l.startswith("kvgrid_async_loads_total")]
+        assert n and int(n[0].split()[1]) > 0, n
+    finally:
+        assert srv.stop() == 0
+    srv = Server("nvme2", *args)
+    try:
+        assert srv.redis().get("nv3") == vals[3]
+    finally:
+        assert srv.stop() == 0
+
+
 def case_auth_and_tenants():
     auth = os.path.join(TMP, "auth")
     with open(auth, "w") as f:
@@ -428,6 +470,7 @@ def main():
     finally:
         assert small.stop() == 0
     case_auth_and_tenants()
+    case_nvme_async_loads()
     print("test_server.py: all cases passed")
     return 0
 
