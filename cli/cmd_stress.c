@@ -286,33 +286,59 @@ struct stress_args {
 	uint64_t dram, nvme, segment;
 };
 
+/* A numeric option o with value v: 0, or the usage exit status. */
+static int set_number(const char *o, const char *v, struct stress *s, struct stress_args *a)
+{
+	uint64_t n = 0;
+	if (!strcmp(o, "--seconds")) {
+		char *end;
+		s->seconds = strtod(v, &end);
+		if (*end || !(s->seconds > 0 && s->seconds < 1e6))
+			return cli_usage("stress", "--seconds: bad number '%s'", v);
+		return 0;
+	}
+	if (cli_parse_size(v, &n))
+		return cli_usage("stress", "%s: bad number '%s'", o, v);
+	if (!strcmp(o, "--keys")) {
+		if (n < 1 || n > (1u << 24))
+			return cli_usage("stress", "--keys: 1..16M");
+		s->keys = (uint32_t)n;
+	} else if (!strcmp(o, "--threads")) {
+		if (n < 1 || n > 256)
+			return cli_usage("stress", "--threads: 1..256");
+		a->threads = (int)n;
+	} else if (!strcmp(o, "--block-bytes")) {
+		if (n < 16 || n > (64u << 20))
+			return cli_usage("stress", "--block-bytes: 16..64M");
+		s->block_bytes = n;
+	} else if (!strcmp(o, "--dram")) {
+		a->dram = n;
+	} else if (!strcmp(o, "--nvme")) {
+		a->nvme = n;
+	} else if (!strcmp(o, "--segment")) {
+		a->segment = n;
+	} else {
+		s->seed = n;
+	}
+	return 0;
+}
+
 /* Parses argv; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, struct stress *s, struct stress_args *a)
 {
+	static const char *const strings[] = {"--dir", "--acks", "--config", "--set", NULL};
+	static const char *const numbers[] = {"--seconds",     "--keys", "--threads",
+					      "--block-bytes", "--dram", "--nvme",
+					      "--segment",     "--seed", NULL};
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		uint64_t n = 0;
-		static const char *const with_value[] = {
-		    "--dir",	 "--acks",	  "--config", "--set",	"--seconds", "--keys",
-		    "--threads", "--block-bytes", "--dram",   "--nvme", "--segment", "--seed",
-		    NULL};
-		static const char *const flags[] = {
-		    "--durable", "--verify-only", "--json", "--help", "-h", NULL};
-		int takes = 0, known = 0;
-		for (int k = 0; with_value[k]; k++)
-			takes |= !strcmp(o, with_value[k]);
-		for (int k = 0; flags[k]; k++)
-			known |= !strcmp(o, flags[k]);
-		if (!takes && !known)
-			return cli_usage("stress", "unknown option '%s' (kvgrid stress --help)", o);
-		if (takes && !v)
+		int string = 0, number = 0, rc;
+		for (int k = 0; strings[k]; k++)
+			string |= !strcmp(o, strings[k]);
+		for (int k = 0; numbers[k]; k++)
+			number |= !strcmp(o, numbers[k]);
+		if ((string || number) && !v)
 			return cli_usage("stress", "%s needs a value (kvgrid stress --help)", o);
-		int is_size = !strcmp(o, "--keys") || !strcmp(o, "--threads") ||
-			      !strcmp(o, "--block-bytes") || !strcmp(o, "--dram") ||
-			      !strcmp(o, "--nvme") || !strcmp(o, "--segment") ||
-			      !strcmp(o, "--seed");
-		if (is_size && cli_parse_size(v, &n))
-			return cli_usage("stress", "%s: bad number '%s'", o, v);
 		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
 			usage(stdout);
 			return 0;
@@ -322,6 +348,9 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 			a->verify_only = 1;
 		} else if (!strcmp(o, "--json")) {
 			a->json = 1;
+		} else if (number) {
+			if ((rc = set_number(o, v, s, a)))
+				return rc;
 		} else if (!strcmp(o, "--dir")) {
 			a->dir = v;
 		} else if (!strcmp(o, "--acks")) {
@@ -332,35 +361,10 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 			if (a->n_sets == 32 || !strchr(v, '='))
 				return cli_usage("stress", "--set NAME=VALUE (at most 32)");
 			a->sets[a->n_sets++] = v;
-		} else if (!strcmp(o, "--seconds")) {
-			char *end;
-			s->seconds = strtod(v, &end);
-			if (*end || !(s->seconds > 0 && s->seconds < 1e6))
-				return cli_usage("stress", "--seconds: bad number '%s'", v);
-		} else if (!strcmp(o, "--keys")) {
-			if (n < 1 || n > (1u << 24))
-				return cli_usage("stress", "--keys: 1..16M");
-			s->keys = (uint32_t)n;
-		} else if (!strcmp(o, "--threads")) {
-			if (n < 1 || n > 256)
-				return cli_usage("stress", "--threads: 1..256");
-			a->threads = (int)n;
-		} else if (!strcmp(o, "--block-bytes")) {
-			if (n < 16 || n > (64u << 20))
-				return cli_usage("stress", "--block-bytes: 16..64M");
-			s->block_bytes = n;
-		} else if (!strcmp(o, "--dram")) {
-			a->dram = n;
-		} else if (!strcmp(o, "--nvme")) {
-			a->nvme = n;
-		} else if (!strcmp(o, "--segment")) {
-			a->segment = n;
-		} else if (!strcmp(o, "--seed")) {
-			s->seed = n;
 		} else {
 			return cli_usage("stress", "unknown option '%s' (kvgrid stress --help)", o);
 		}
-		i += takes;
+		i += string || number;
 	}
 	if (!a->dir || !*a->dir)
 		return cli_usage("stress", "--dir DIR is required (kvgrid stress --help)");

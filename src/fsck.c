@@ -157,6 +157,21 @@ static int seg_unused(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const ui
 	return FSCK_SEG_UNUSED;
 }
 
+/* Why the segment header in blk (n bytes read) cannot be trusted, or NULL; fills *sh. */
+static const char *seg_header_verdict(const uint8_t *blk, size_t n, const uint8_t *grid_id,
+				      uint32_t seg_id, struct seg_hdr *sh)
+{
+	if (n < SEG_HDR_BYTES || seg_hdr_check(blk, n, sh))
+		return "unreadable segment header";
+	if (grid_id && memcmp(sh->grid_id, grid_id, 16))
+		return "segment of another grid";
+	if (seg_id != UINT32_MAX && sh->seg_id != seg_id)
+		return "segment id differs from its file name";
+	if (sh->seg_bytes < 2 * KVG_ALIGN || sh->seg_bytes % KVG_ALIGN)
+		return "impossible segment size";
+	return NULL;
+}
+
 int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t *grid_id,
 		 uint32_t seg_id, struct seg_hdr *sh, const struct fsck_visit *v,
 		 struct fsck_report *rep, void *buf, size_t buf_len, const char **why)
@@ -175,15 +190,7 @@ int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t
 	rep->bytes_checked += (uint64_t)n;
 	if (n == (ssize_t)SEG_HDR_BYTES && all_zero(blk, SEG_HDR_BYTES))
 		return seg_unused(rd, rctx, file_bytes, grid_id, chunk, chunk_len, rep, why);
-	if (n < (ssize_t)SEG_HDR_BYTES || seg_hdr_check(blk, (size_t)n, sh))
-		*why = "unreadable segment header";
-	else if (grid_id && memcmp(sh->grid_id, grid_id, 16))
-		*why = "segment of another grid";
-	else if (seg_id != UINT32_MAX && sh->seg_id != seg_id)
-		*why = "segment id differs from its file name";
-	else if (sh->seg_bytes < 2 * KVG_ALIGN || sh->seg_bytes % KVG_ALIGN)
-		*why = "impossible segment size";
-	if (*why)
+	if ((*why = seg_header_verdict(blk, (size_t)n, grid_id, seg_id, sh)))
 		return KVG_ECORRUPT;
 
 	end = min_u64(file_bytes, sh->seg_bytes);
@@ -303,6 +310,21 @@ static int kt_add(struct key_table *t, const struct rec_hdr *h, struct fsck_repo
 	e->len = h->payload_len;
 	e->tomb = (h->flags & REC_F_TOMBSTONE) != 0;
 	return 0;
+}
+
+/* Counts the live blocks (a key's newest record is not a tombstone) and the deleted keys. */
+static void kt_count(const struct key_table *t, struct fsck_report *rep)
+{
+	for (size_t i = 0; i < t->cap; i++) {
+		if (!t->ents[i].used)
+			continue;
+		if (t->ents[i].tomb) {
+			rep->tombstones++;
+		} else {
+			rep->blocks++;
+			rep->block_bytes += t->ents[i].len;
+		}
+	}
 }
 
 /* ---- the directory --------------------------------------------------------------------- */
@@ -653,16 +675,7 @@ int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *
 			goto out_free_buf;
 		}
 	}
-	for (size_t i = 0; i < keys.cap; i++) {
-		if (!keys.ents[i].used)
-			continue;
-		if (keys.ents[i].tomb) {
-			rep->tombstones++;
-		} else {
-			rep->blocks++;
-			rep->block_bytes += keys.ents[i].len;
-		}
-	}
+	kt_count(&keys, rep);
 	if (opts->repair && (rep->quarantined || rep->rewritten) &&
 	    unlinkat(dir_fd, "index.ckpt", 0) == 0) {
 		rep->ckpt_removed = 1;

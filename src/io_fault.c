@@ -227,6 +227,45 @@ static int split3(const char *s, size_t n, const char *f[3], size_t fn[3])
 }
 
 /* One "name=value" clause; value has length vn. */
+/* A clause that sets the plan rather than adding a rule: 1 if name is one (then *rc is set). */
+static int parse_setting(struct fault_plan *p, const char *name, size_t nn, const char *v,
+			 size_t vn, char *err, size_t err_len, int *rc)
+{
+	uint64_t n;
+	*rc = 0;
+#define IS(lit) (nn == sizeof(lit) - 1 && !strncmp(name, lit, nn))
+	if (IS("seed")) {
+		if (parse_u64(v, vn, &p->seed))
+			*rc = say(err, err_len, "fault plan: bad seed");
+	} else if (IS("undo_max")) {
+		if (parse_u64(v, vn, &n) || n > (1ull << 20))
+			*rc = say(err, err_len, "fault plan: undo_max is MiB, 0..1048576");
+		else
+			p->undo_max = n << 20;
+	} else if (IS("inner")) {
+		if (vn == 5 && (!strncmp(v, "uring", 5) || !strncmp(v, "psync", 5))) {
+			memcpy(p->inner, v, 5);
+			p->inner[5] = 0;
+		} else {
+			*rc = say(err, err_len, "fault plan: inner is uring or psync");
+		}
+	} else if (IS("exit")) {
+		if (parse_u64(v, vn, &n) || n > 255)
+			*rc = say(err, err_len, "fault plan: exit is a status, 0..255");
+		else
+			p->cut_exit = (int)n;
+	} else if (IS("cutmode")) {
+		if ((vn == 4 && !strncmp(v, "drop", 4)) || (vn == 5 && !strncmp(v, "mixed", 5)))
+			p->cut_mixed = vn == 5;
+		else
+			*rc = say(err, err_len, "fault plan: cutmode is drop or mixed");
+	} else {
+		return 0;
+	}
+#undef IS
+	return 1;
+}
+
 static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const char *v, size_t vn,
 			char *err, size_t err_len)
 {
@@ -235,40 +274,9 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 	struct fault_rule r = {0};
 	int k;
 
+	if (parse_setting(p, name, nn, v, vn, err, err_len, &k))
+		return k;
 #define IS(lit) (nn == sizeof(lit) - 1 && !strncmp(name, lit, nn))
-	if (IS("seed"))
-		return parse_u64(v, vn, &p->seed) ? say(err, err_len, "fault plan: bad seed") : 0;
-	if (IS("undo_max")) {
-		uint64_t mib;
-		if (parse_u64(v, vn, &mib) || mib > (1ull << 20))
-			return say(err, err_len, "fault plan: undo_max is MiB, 0..1048576");
-		p->undo_max = mib << 20;
-		return 0;
-	}
-	if (IS("inner")) {
-		if ((vn == 5 && !strncmp(v, "uring", 5)) || (vn == 5 && !strncmp(v, "psync", 5))) {
-			memcpy(p->inner, v, 5);
-			p->inner[5] = 0;
-			return 0;
-		}
-		return say(err, err_len, "fault plan: inner is uring or psync");
-	}
-	if (IS("exit")) {
-		uint64_t st;
-		if (parse_u64(v, vn, &st) || st > 255)
-			return say(err, err_len, "fault plan: exit is a status, 0..255");
-		p->cut_exit = (int)st;
-		return 0;
-	}
-	if (IS("cutmode")) {
-		if (vn == 4 && !strncmp(v, "drop", 4))
-			p->cut_mixed = 0;
-		else if (vn == 5 && !strncmp(v, "mixed", 5))
-			p->cut_mixed = 1;
-		else
-			return say(err, err_len, "fault plan: cutmode is drop or mixed");
-		return 0;
-	}
 	if (IS("fail"))
 		r.kind = FK_FAIL;
 	else if (IS("short"))
