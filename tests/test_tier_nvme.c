@@ -431,6 +431,40 @@ static void delete_removes_both_copies(void)
 	kvg_close(g);
 }
 
+/* Description: a deleted block stays deleted after a crash: a copy of the directory taken
+ * after kvg_delete returned (no close, so recovery scans the segments) does not bring it
+ * back.  Checked with KVG_TEST_KNOWN_BUGS=1 while bugs-core.md #15 stands (no tombstone). */
+static void delete_survives_a_crash(void)
+{
+	if (!t_known_bugs())
+		return;
+	struct kvg_config c;
+	t_config(&c);
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%.4000s.copy", t_dir);
+	kvg_key k[3];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 146, 3, k) == 3);
+		CHECK_RC(t_store(g, k, 3, 9000, 7), 0);
+		CHECK(kvg_delete(g, &k[1], 1) == 1);
+		CHECK(sh("cp -r '%s' '%s'", t_dir, copy) == 0);
+		kvg_close(g);
+	}
+	struct kvg_config cc = c;
+	snprintf(cc.dir, sizeof(cc.dir), "%.4000s", copy);
+	kvg_grid *g = open_or_null(&cc);
+	if (!g)
+		t_rmdir(copy);
+	CHECK(g);
+	int back = t_load(g, &k[1], 9000, 7, NULL) == 0;
+	int kept = t_load(g, &k[0], 9000, 7, NULL) == 0 && t_load(g, &k[2], 9000, 7, NULL) == 0;
+	kvg_close(g);
+	t_rmdir(copy);
+	CHECK(kept);
+	CHECK(!back);
+}
+
 /* ---- restart ----------------------------------------------------------------------------- */
 
 /* Description: blocks of several sizes stored on NVMe survive close and reopen of the same
@@ -1002,6 +1036,7 @@ int main(void)
 	SWEEP_NVME(largest_record_fits_a_segment);
 	SWEEP_NVME(nvme_hit_is_promoted);
 	SWEEP_NVME(delete_removes_both_copies);
+	SWEEP_NVME(delete_survives_a_crash);
 	SWEEP_NVME(restart_recovers_blocks);
 	SWEEP_NVME(durable_store_survives_a_crash);
 	SWEEP_NVME(reopen_under_another_namespace);
