@@ -165,7 +165,7 @@ static void print_header(const struct demo_args *a, const struct llm_model *m,
 	fflush(stdout);
 }
 
-static void print_row(size_t i, size_t s, size_t t, const struct demo_row *r, size_t bt)
+static void print_row(size_t i, size_t s, size_t t, const struct demo_row *r)
 {
 	char cached[32], logits[16];
 	snprintf(cached, sizeof(cached), "%zu (%u/%u)", r->cached, r->from[KVG_TIER_DRAM],
@@ -178,7 +178,6 @@ static void print_row(size_t i, size_t s, size_t t, const struct demo_row *r, si
 	       t + 1, r->ctx, cached, r->ttft_recompute, r->ttft_grid, r->ttft_recompute / r->ttft_grid,
 	       logits, r->same_token ? "" : " (first token differs)");
 	fflush(stdout);
-	(void)bt;
 }
 
 static double cpu_ms(void)
@@ -314,7 +313,7 @@ static int run_all(const struct demo_args *a, struct llm_fwd *f, struct llm_link
 				break;
 			len[se] += a->reply;
 			if (!a->json)
-				print_row(s->rows, se, t, r, a->bt);
+				print_row(s->rows, se, t, r);
 			s->sum_recompute += r->ttft_recompute;
 			s->sum_grid += r->ttft_grid;
 			s->cpu_recompute += r->cpu_recompute;
