@@ -269,7 +269,7 @@ static void print_result(const struct bench_args *a, const struct llm_model *m,
 		       "\"ttft_grid_min_ms\":%.3f,\"grid_cpu_ms\":%.3f,"
 		       "\"speedup\":%.2f,\"max_abs_logit_diff\":%.9g,\"logits_bit_identical\":%s,"
 		       "\"first_token_recompute\":%u,\"first_token_grid\":%u,"
-		       "\"read_gbps\":%.3f,\"write_gbps\":%.3f,\"suffix_prefill_ms\":%.3f,"
+		       "\"read_gbps\":%.6g,\"write_gbps\":%.6g,\"suffix_prefill_ms\":%.3f,"
 		       "\"predicted_grid_ms\":%.3f,\"grid_vs_predicted\":%.3f,\"lookup_ms\":%.3f,"
 		       "\"layer_wait_ms\":%.3f,\"blocks_from_dram\":%u,\"blocks_from_nvme\":%u,"
 		       "\"prefill_tokens_per_s\":%.1f,\"prefill_gflops\":%.2f,\"sgemm_gflops\":%.2f,"
