@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "forward.h"
 #include "gridlink.h"
@@ -153,10 +154,11 @@ static void print_header(const struct demo_args *a, const struct llm_model *m,
 	kvg_stats_get(g, &ks);
 	printf("kvgrid-llm demo: %lu agent sessions x %lu turns, sharing a %lu-token system prompt\n",
 	       a->sessions, a->turns, a->system);
-	printf("  model %s: %u layers, %u heads, %u KV heads x %u (GQA), bf16 KV %zu KiB/token;"
-	       " %u-token blocks of %.1f MiB\n", m->cfg.name, m->cfg.layers, m->cfg.heads,
-	       m->cfg.kv_heads, m->cfg.head_dim, pb / bt / 1024, (unsigned)bt, pb / 1048576.0);
-	printf("  grid: DRAM %.0f MiB in front of NVMe (%s, %s); KV working set about %.0f MiB\n",
+	printf("  model %s: %u layers, %u heads, %u KV heads x %u (GQA), bf16 KV %.3g KiB/token;"
+	       " %u-token blocks of %.3g MiB\n", m->cfg.name, m->cfg.layers, m->cfg.heads,
+	       m->cfg.kv_heads, m->cfg.head_dim, (double)pb / bt / 1024, (unsigned)bt,
+	       pb / 1048576.0);
+	printf("  grid: DRAM %.3g MiB in front of NVMe (%s, %s); KV working set about %.3g MiB\n",
 	       a->dram / 1048576.0, ks.tier[KVG_TIER_NVME].backend, kvg_config_of(g)->dir, ws);
 	printf("  each request runs twice: full recompute, then through the grid (set-up %.1f s)\n\n",
 	       setup_ms / 1e3);
@@ -174,7 +176,8 @@ static void print_row(size_t i, size_t s, size_t t, const struct demo_row *r)
 		snprintf(logits, sizeof(logits), "exact");
 	else
 		snprintf(logits, sizeof(logits), "%.0e", r->max_diff);
-	printf("%4zu %4c %4zu %7zu %17s %8.0f ms %8.0f ms %7.1fx %7s%s\n", i + 1, (int)('A' + s % 26),
+	printf("%s%4zu %4c %4zu %7zu %17s %8.0f ms %8.0f ms %7.1fx %7s%s\n",
+	       isatty(STDOUT_FILENO) ? "\033[K" : "", i + 1, (int)('A' + s % 26),
 	       t + 1, r->ctx, cached, r->ttft_recompute, r->ttft_grid, r->ttft_recompute / r->ttft_grid,
 	       logits, r->same_token ? "" : " (first token differs)");
 	fflush(stdout);
@@ -308,6 +311,12 @@ static int run_all(const struct demo_args *a, struct llm_fwd *f, struct llm_link
 			llm_random_tokens(ctx[se] + len[se], add, m->cfg.vocab, 77 + se, 1000 + t);
 			len[se] += add;
 			struct demo_row *r = &rows[s->rows];
+			if (!a->json && isatty(STDOUT_FILENO)) { /* progress, overwritten by the row */
+				printf("  ... request %zu/%lu: session %c, %zu tokens, recomputing and "
+				       "then with the grid\r", s->rows + 1, a->sessions * a->turns,
+				       (int)('A' + se % 26), len[se]);
+				fflush(stdout);
+			}
 			rc = run_request(a, f, lk, ctx[se], len[se], ref, lg, r);
 			if (rc)
 				break;
