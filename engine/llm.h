@@ -46,7 +46,7 @@ int llm_tmpdir(const char *base, char *out, size_t len);
 void llm_rmtree(const char *path);
 
 /*
- * After llm_catch_signals(), the first SIGINT or SIGTERM sets llm_interrupted (and puts the
+ * After llm_catch_signals(), the first SIGINT, SIGTERM, SIGHUP or SIGPIPE sets llm_interrupted (and puts the
  * default action back, so a second one ends the process): long runs check it between
  * requests and leave through their clean-up, removing their grid directory.
  */
