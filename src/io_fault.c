@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -34,7 +35,7 @@
 #include "kvgrid.h"
 #include "record.h"
 
-enum fault_kind { FK_FAIL, FK_SHORT, FK_TEAR, FK_FLIP, FK_POWERCUT };
+enum fault_kind { FK_FAIL, FK_SHORT, FK_TEAR, FK_FLIP, FK_POWERCUT, FK_DELAY };
 #define OP_ANY		 3
 #define FAULT_RULES_MAX	 16
 #define UNDO_MAX_DEFAULT (64ull << 20)
@@ -45,7 +46,7 @@ struct fault_rule {
 	uint64_t first; /* 1-based range of the op's count, inclusive */
 	uint64_t last;
 	double prob; /* > 0: each matching operation with this probability instead */
-	int err;     /* FK_FAIL: positive errno */
+	int err;     /* FK_FAIL: positive errno; FK_DELAY: milliseconds */
 };
 
 struct fault_plan {
@@ -79,6 +80,7 @@ struct fault_op {
 	int flip;	    /* flip a bit of the data read */
 	uint64_t watermark; /* fsync: writes completed before it was submitted */
 	struct undo *undo;  /* write: its undo entry, if kept */
+	uint64_t due_us;    /* delayed: when it goes to the inner backend (monotonic clock) */
 	struct fault_op *next;
 };
 
@@ -102,6 +104,8 @@ struct io_backend {
 	uint64_t undo_bytes;
 	struct fault_op *free_ops;	      /* recycled copies (grow on demand: a test backend) */
 	struct fault_op *imm_head, *imm_tail; /* immediate completions for the thread */
+	struct fault_op *delayed;	      /* delayed operations, soonest first */
+	int flush;			      /* destroy: submit the delayed ones now */
 	int stop;
 	pthread_t thread;
 
@@ -287,6 +291,8 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 		r.kind = FK_FLIP;
 	else if (IS("powercut"))
 		r.kind = FK_POWERCUT;
+	else if (IS("delay"))
+		r.kind = FK_DELAY;
 	else
 		return say(err, err_len, "fault plan: unknown clause '%.*s'", (int)nn, name);
 #undef IS
@@ -306,6 +312,11 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 	if (r.kind == FK_FAIL) {
 		if (k != 3 || parse_errno(f[2], fn[2], &r.err))
 			return say(err, err_len, "fault plan: fail=OP:WHEN:ERRNO (EIO, ENOSPC...)");
+	} else if (r.kind == FK_DELAY) {
+		uint64_t ms;
+		if (k != 3 || parse_u64(f[2], fn[2], &ms) || ms > 60000)
+			return say(err, err_len, "fault plan: delay=OP:WHEN:MS (MS 0..60000)");
+		r.err = (int)ms;
 	} else if (k != 2) {
 		return say(err, err_len, "fault plan: too many fields");
 	}
@@ -361,7 +372,7 @@ int io_fault_plan_check(const char *plan, char *err, size_t err_len)
 uint64_t io_fault_injected(const struct io_fault_counts *c)
 {
 	return c->eio + c->enospc + c->eintr + c->eagain + c->other_errno + c->shorts + c->tears +
-	       c->flips + c->powercuts + c->dropped_writes + c->cut_torn;
+	       c->flips + c->powercuts + c->dropped_writes + c->cut_torn + c->delays;
 }
 
 void io_fault_counts_add(struct io_fault_counts *dst, const struct io_fault_counts *src)
@@ -616,12 +627,70 @@ static void complete_later(struct io_backend *b, struct fault_op *o, ssize_t res
 	pthread_cond_broadcast(&b->cond);
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Queues o (counted in flight) for the inner backend after us microseconds.  Lock held. */
+static void delay_later(struct io_backend *b, struct fault_op *o, uint64_t us)
+{
+	struct fault_op **pp = &b->delayed;
+	o->due_us = mono_us() + us;
+	while (*pp && (*pp)->due_us <= o->due_us)
+		pp = &(*pp)->next;
+	o->next = *pp;
+	*pp = o;
+	pthread_cond_broadcast(&b->cond);
+}
+
+/*
+ * The head of the delayed queue is due (lock held; dropped and retaken): it goes to the inner
+ * backend, or fails with EIO if the power went meanwhile.
+ */
+static void delay_run(struct io_backend *b)
+{
+	struct fault_op *o = b->delayed;
+	b->delayed = o->next;
+	if (!b->dead) {
+		pthread_mutex_unlock(&b->lock);
+		b->inner_ops->submit(b->inner, &o->sub);
+		pthread_mutex_lock(&b->lock);
+		return;
+	}
+	struct io_req *orig = o->orig;
+	b->inflight--;
+	if (!b->undone && b->inflight == 0)
+		undo_apply(b);
+	op_put(b, o);
+	pthread_mutex_unlock(&b->lock);
+	orig->done(orig, -EIO);
+	pthread_mutex_lock(&b->lock);
+}
+
+/* Sleeps until the next delayed operation is due or something else happens.  Lock held. */
+static void delay_wait(struct io_backend *b)
+{
+	uint64_t due = b->delayed->due_us;
+	struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
+	pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+}
+
 static void *fault_thread(void *arg)
 {
 	struct io_backend *b = arg;
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		struct fault_op *o = b->imm_head;
+		if (!o && b->delayed) {
+			if (b->flush || b->delayed->due_us <= mono_us())
+				delay_run(b);
+			else
+				delay_wait(b);
+			continue;
+		}
 		if (!o) {
 			if (b->stop)
 				break;
@@ -694,6 +763,8 @@ static void do_powercut(struct io_backend *b)
 	if (b->dead)
 		return;
 	b->dead = 1;
+	b->flush = 1; /* delayed operations fail now rather than when due */
+	pthread_cond_broadcast(&b->cond);
 	b->counts.powercuts++;
 	if (b->inflight == 0)
 		undo_apply(b);
@@ -757,6 +828,11 @@ static struct fault_op *fault_decide(struct io_backend *b, struct fault_op *o)
 	if (op == IO_FSYNC)
 		o->watermark = b->done_seq;
 	b->inflight++;
+	if (r && r->kind == FK_DELAY) {
+		b->counts.delays++;
+		delay_later(b, o, (uint64_t)r->err * 1000);
+		return NULL;
+	}
 	return o;
 }
 
@@ -799,7 +875,11 @@ int io_fault_create_over(const struct io_ops *inner, const struct io_config *cfg
 	b->rng = b->plan.seed;
 	b->inner_ops = inner;
 	pthread_mutex_init(&b->lock, NULL);
-	pthread_cond_init(&b->cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* delays are measured on it */
+	pthread_cond_init(&b->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	rc = inner->create(cfg, &b->inner);
 	if (rc)
 		goto out_destroy_lock;
@@ -845,6 +925,15 @@ static void fault_destroy(struct io_backend *b)
 
 	if (!b)
 		return;
+	pthread_mutex_lock(&b->lock); /* delayed operations go to the inner backend first */
+	b->flush = 1;
+	pthread_cond_broadcast(&b->cond);
+	while (b->delayed) {
+		pthread_mutex_unlock(&b->lock);
+		usleep(1000);
+		pthread_mutex_lock(&b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
 	b->inner_ops->destroy(b->inner); /* completes what is in flight through fault_done */
 	pthread_mutex_lock(&b->lock);
 	b->stop = 1;

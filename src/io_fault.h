@@ -42,6 +42,7 @@ struct io_fault_counts {
 	uint64_t refused;  /* operations failed with EIO because the power was off */
 	uint64_t cut_kept; /* power cut, cutmode=mixed: unsynced writes that survived */
 	uint64_t cut_torn; /* ... and unsynced writes of which only a prefix survived */
+	uint64_t delays;   /* operations held back before they reached the disk */
 };
 
 /* Sum of every fault injected (not counting operations refused after a power cut). */

@@ -490,6 +490,7 @@ int main(void)
 	    {"seed=7;short=read:0.3;short=write:0.3", X_ALL},
 	    {"seed=8;tear=write:0.15", X_CHECKSUM},
 	    {"seed=9;flip=read:0.2", X_CHECKSUM},
+	    {"seed=10;delay=any:0.2:30", X_ALL},
 	};
 	struct io_fault_counts cut_sum = {0};
 
@@ -519,13 +520,15 @@ int main(void)
 	io_fault_totals(&t);
 	io_fault_counts_add(&t, &cut_sum);
 	printf("faults injected: eio %llu enospc %llu eintr %llu eagain %llu short %llu tear %llu "
-	       "flip %llu powercut %llu dropped-writes %llu; loads verified %llu, wrong bytes "
+	       "flip %llu delay %llu powercut %llu dropped-writes %llu; loads verified %llu, wrong "
+	       "bytes "
 	       "%llu\n",
 	       (unsigned long long)t.eio, (unsigned long long)t.enospc, (unsigned long long)t.eintr,
 	       (unsigned long long)t.eagain, (unsigned long long)t.shorts,
 	       (unsigned long long)t.tears, (unsigned long long)t.flips,
-	       (unsigned long long)t.powercuts, (unsigned long long)t.dropped_writes,
-	       (unsigned long long)loads_verified, (unsigned long long)wrong_bytes);
+	       (unsigned long long)t.delays, (unsigned long long)t.powercuts,
+	       (unsigned long long)t.dropped_writes, (unsigned long long)loads_verified,
+	       (unsigned long long)wrong_bytes);
 	if (failures)
 		fprintf(stderr, "%d broken promises (see FAIL lines)\n", failures);
 	return failures ? 1 : 0;

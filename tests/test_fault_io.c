@@ -403,6 +403,46 @@ static void test_powercut_exit(void)
 	free(f);
 }
 
+/* Description: delay=OP:WHEN:MS holds an operation back, then completes it normally; a power
+ * cut fails the operations still held back with EIO, and they never reach the file. */
+static void test_delay(void)
+{
+	int fd = file_fresh();
+	struct io_backend *b = fault_open("delay=write:1-2:20");
+	unsigned char *x = abuf(4096, 'X'), *f = abuf(8192, 0);
+	CHECK(io_sync(b, IO_WRITE, fd, 0, x, 4096) == 4096);
+	file_read(f, 0, 4096);
+	CHECK(count_byte(f, 4096, 'X') == 4096);
+	io_fault_ops.destroy(b);
+
+	b = fault_open("delay=write:1:60000");
+	struct waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	w.req.op = IO_WRITE;
+	w.req.fd = fd;
+	w.req.off = 4096;
+	w.req.iov[0].iov_base = x;
+	w.req.iov[0].iov_len = 4096;
+	w.req.iovcnt = 1;
+	w.req.done = waiter_done;
+	w.req.arg = &w;
+	io_fault_ops.submit(b, &w.req); /* held back for a minute... */
+	io_fault_powercut(b);		/* ...but the power goes first */
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	CHECK(w.res == -EIO);
+	file_read(f, 4096, 4096);
+	CHECK(count_byte(f, 4096, 'o') == 4096);
+	struct io_fault_counts c;
+	io_fault_counts_get(b, &c);
+	CHECK(c.delays == 1 && c.powercuts == 1);
+	io_fault_ops.destroy(b);
+	file_gone(fd);
+	free(x);
+	free(f);
+}
+
 /* Description: a power cut due at an operation wins over the plan's other rules for it. */
 static void test_powercut_precedence(void)
 {
@@ -481,6 +521,7 @@ int main(void)
 	test_powercut();
 	test_powercut_mixed();
 	test_powercut_exit();
+	test_delay();
 	test_powercut_precedence();
 	test_powercut_call_and_totals();
 	test_seeded();
