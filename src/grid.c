@@ -25,6 +25,9 @@ static uint64_t now_us(void)
 	return nvme_now_us();
 }
 
+/* internal load flag, beside the public KVG_LOAD_*: promote whatever promote_on_hit says */
+#define LOAD_PREFETCH 0x80000000u
+
 static int has_dram(const kvg_grid *g)
 {
 	return g->arena.chunks > 0;
@@ -118,6 +121,15 @@ static void seg_unlink(kvg_grid *g, uint32_t slot)
 	e->snext = e->sprev = SLOT_NONE;
 }
 
+/* A sealed segment whose last entry has gone, with no I/O in flight, is free space again
+ * (entries can leave one by one when the index, not the disk, is full). */
+static void seg_maybe_free(kvg_grid *g, uint32_t seg)
+{
+	struct segment *s = &g->nv->segs[seg];
+	if (s->live == 0 && s->inflight == 0 && s->state == SEG_SEALED)
+		nvme_seg_free(g->nv, seg);
+}
+
 /* ---- dropping copies (locked) -------------------------------------------------------- */
 
 static void maybe_free_slot(kvg_grid *g, uint32_t slot)
@@ -144,9 +156,11 @@ static void drop_nvme(kvg_grid *g, uint32_t slot, int in_policy)
 	struct entry *e = &g->ix.e[slot];
 	(void)in_policy;
 	pol_remove(g, KVG_TIER_NVME, slot);
+	uint32_t seg = e->seg;
 	seg_unlink(g, slot);
 	e->seg = SLOT_NONE;
 	e->state &= ~E_NVME;
+	seg_maybe_free(g, seg);
 	g->st.tier[KVG_TIER_NVME].blocks--;
 	g->st.tier[KVG_TIER_NVME].bytes -= e->len;
 }
@@ -297,6 +311,8 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		} else if (rcs[i] && rcs[i] != KVG_EFULL && rcs[i] != KVG_EDEGRADED) {
 			g->st.store_failures++;
 		}
+		if (placed[i]) /* after publishing: a failed write may leave it empty */
+			seg_maybe_free(g, locs[i].seg);
 	}
 	pthread_cond_broadcast(&g->lock_cv);
 }
@@ -543,6 +559,7 @@ static void store_nvme_done(struct nvme_op *op, int status)
 	} else {
 		g->st.store_failures++;
 	}
+	seg_maybe_free(g, op->loc.seg); /* after publishing: only a failed write leaves it empty */
 	e->state &= ~E_FILLING;
 	maybe_free_slot(g, slot);
 	pthread_cond_broadcast(&g->lock_cv);
@@ -696,44 +713,47 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 
 /* ---- load ------------------------------------------------------------------------------ */
 
+/*
+ * Copies a verified NVMe block into DRAM when room can be made without I/O and the DRAM
+ * policy admits it.  The caller holds a ref on the entry -- so the slot still names the
+ * same key and location -- and this releases it.
+ */
 static void promote(kvg_grid *g, uint32_t slot, const void *src)
 {
 	pthread_mutex_lock(&g->lock);
 	struct entry *e = &g->ix.e[slot];
-	if (!has_dram(g) || (e->state & (E_DRAM | E_PROMOTING)) || !(e->state & E_NVME) ||
-	    e->len > g->arena.bytes) {
-		pthread_mutex_unlock(&g->lock);
-		return;
-	}
-	if (g->pol_ops->admit) { /* the DRAM policy may keep a block it expects no reuse of out */
+	uint32_t c = CHUNK_END;
+	int ok = has_dram(g) && !(e->state & (E_DRAM | E_PROMOTING)) && (e->state & E_NVME) &&
+		 e->len <= g->arena.bytes;
+	if (ok && g->pol_ops->admit) { /* the DRAM policy may keep out a block it expects
+					 * no reuse of */
 		struct policy_block b = pblock(g, e);
-		if (!g->pol_ops->admit(g->pol[KVG_TIER_DRAM], slot, &b)) {
-			pthread_mutex_unlock(&g->lock);
-			return;
-		}
+		ok = g->pol_ops->admit(g->pol[KVG_TIER_DRAM], slot, &b);
 	}
-	uint32_t c = dram_alloc(g, arena_chunks_for(&g->arena, e->len), 0);
-	e = &g->ix.e[slot];
-	if (c == CHUNK_END || (e->state & (E_DRAM | E_PROMOTING)) || !(e->state & E_NVME)) {
-		if (c != CHUNK_END)
+	if (ok) {
+		c = dram_alloc(g, arena_chunks_for(&g->arena, e->len), 0);
+		e = &g->ix.e[slot];
+		ok = c != CHUNK_END && !(e->state & (E_DRAM | E_PROMOTING)) && (e->state & E_NVME);
+		if (!ok && c != CHUNK_END)
 			arena_release(&g->arena, c);
-		pthread_mutex_unlock(&g->lock);
-		return;
 	}
-	e->state |= E_PROMOTING;
-	e->refs++;
-	pthread_mutex_unlock(&g->lock);
-	arena_write(&g->arena, c, 0, src, e->len);
-	pthread_mutex_lock(&g->lock);
+	if (ok) {
+		e->state |= E_PROMOTING;
+		pthread_mutex_unlock(&g->lock);
+		arena_write(&g->arena, c, 0, src, e->len);
+		pthread_mutex_lock(&g->lock);
+		e = &g->ix.e[slot];
+		e->state &= ~E_PROMOTING;
+		e->dram = c;
+		e->state |= E_DRAM;
+		struct policy_block b = pblock(g, e);
+		pol_insert(g, KVG_TIER_DRAM, slot, &b);
+		g->st.tier[KVG_TIER_DRAM].blocks++;
+		g->st.tier[KVG_TIER_DRAM].bytes += e->len;
+		g->st.tier[KVG_TIER_DRAM].promotions++;
+	}
 	e->refs--;
-	e->state &= ~E_PROMOTING;
-	e->dram = c;
-	e->state |= E_DRAM;
-	struct policy_block b = pblock(g, e);
-	pol_insert(g, KVG_TIER_DRAM, slot, &b);
-	g->st.tier[KVG_TIER_DRAM].blocks++;
-	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
-	g->st.tier[KVG_TIER_DRAM].promotions++;
+	maybe_free_slot(g, slot);
 	pthread_cond_broadcast(&g->lock_cv);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -754,7 +774,12 @@ static void load_nvme_done(struct nvme_op *op, int status)
 	pthread_mutex_lock(&g->lock);
 	struct entry *e = &g->ix.e[slot];
 	g->nv->segs[op->loc.seg].inflight--;
-	e->refs--;
+	seg_maybe_free(g, op->loc.seg);
+	int do_promote = status == 0 && has_dram(g) &&
+			 ((g->cfg.promote_on_hit && !(r->opts.flags & KVG_LOAD_NOPROMOTE)) ||
+			  (r->opts.flags & LOAD_PREFETCH));
+	if (!do_promote)
+		e->refs--; /* else promote() keeps the slot ours until it is done */
 	struct kvg_tier_stats *ts = &g->st.tier[KVG_TIER_NVME];
 	if (status == 0) {
 		ts->hits++;
@@ -769,8 +794,6 @@ static void load_nvme_done(struct nvme_op *op, int status)
 	}
 	maybe_free_slot(g, slot);
 	pthread_cond_broadcast(&g->lock_cv);
-	int do_promote = status == 0 && g->cfg.promote_on_hit &&
-			 !(r->opts.flags & KVG_LOAD_NOPROMOTE) && has_dram(g);
 	uint64_t len = op->len;
 	pthread_mutex_unlock(&g->lock);
 	nvme_op_put(g->nv, op); /* another thread may take it from here on */
@@ -780,10 +803,8 @@ static void load_nvme_done(struct nvme_op *op, int status)
 		if (r->layers && !layered)
 			req_layer_arrived(r, 0, r->layers);
 	}
-	if (do_promote) {
-		e = &g->ix.e[slot]; /* promote() revalidates under the lock */
-		promote(g, slot, r->ios[i].buf);
-	}
+	if (do_promote)
+		promote(g, slot, r->ios[i].buf); /* releases the ref */
 	block_done(r, i, status == 0 ? 0 : status == KVG_ECORRUPT ? KVG_ECORRUPT : status);
 }
 
@@ -892,14 +913,13 @@ static void prefetch_one(kvg_grid *g, const kvg_key *key)
 	if (posix_memalign(&buf, KVG_ALIGN, len ? len : 1))
 		return;
 	struct kvg_io io = { .key = *key, .buf = buf, .len = len };
-	struct kvg_req r = { .g = g, .op = REQ_LOAD, .ios = &io, .n = 1, .pending = 2 };
+	struct kvg_req r = { .g = g, .op = REQ_LOAD, .ios = &io, .n = 1, .pending = 2,
+			     .opts = { .flags = LOAD_PREFETCH } };
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
-	load_one(g, &r, 0); /* promotes on success when promote_on_hit is set */
+	load_one(g, &r, 0); /* promotes on success (LOAD_PREFETCH) */
 	req_put(&r, 0);
 	kvg_req_wait(&r, -1);
-	if (!g->cfg.promote_on_hit && io.status == 0)
-		promote(g, slot, buf);
 	pthread_mutex_destroy(&r.mu);
 	pthread_cond_destroy(&r.cv);
 	free(buf);

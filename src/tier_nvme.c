@@ -122,8 +122,11 @@ int nvme_reserve(struct nvme *nv, uint64_t len, struct nvme_loc *loc)
 		return KVG_EDEGRADED;
 	struct segment *s = nv->open_seg != SLOT_NONE ? &nv->segs[nv->open_seg] : NULL;
 	if (!s || s->write_off + span > nv->seg_bytes) {
-		if (s)
+		if (s) {
 			s->state = SEG_SEALED;
+			if (s->live == 0 && s->inflight == 0) /* every entry already gone */
+				nvme_seg_free(nv, (uint32_t)(s - nv->segs));
+		}
 		nv->open_seg = SLOT_NONE;
 		uint32_t i;
 		for (i = 0; i < nv->nsegs; i++)
@@ -558,7 +561,7 @@ static int build_write(struct nvme_op *op)
 		if (((uintptr_t)op->src[i].iov_base % KVG_ALIGN) ||
 		    (i + 1 < op->srccnt && op->src[i].iov_len % KVG_ALIGN))
 			aligned = 0;
-	if (!aligned) {
+	if (!aligned && op->len) {
 		if (ensure_bounce(op, op->len))
 			return -ENOMEM;
 		uint64_t o = 0;
