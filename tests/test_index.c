@@ -214,12 +214,10 @@ static void full_index_in_open_segment(void)
 
 /* Description: when the index (5 blocks) is smaller than what the tier holds (4 segments of
  * 9 records), storing 60 blocks one after another keeps the 5 newest: each of them loads,
- * and the tier's space is reused (segments emptied by index evictions are reclaimed).  The
- * NVMe variants run with KVG_TEST_KNOWN_BUGS=1 only while bugs-core.md #13 stands. */
+ * and the tier's space is reused (segments emptied by index evictions are reclaimed:
+ * bugs-core.md #13). */
 static void full_index_keeps_the_newest_blocks(void)
 {
-	if (t_v->nvme && !t_known_bugs())
-		return;
 	struct kvg_config c;
 	t_config(&c);
 	c.max_blocks = 5;
