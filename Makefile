@@ -98,6 +98,10 @@ bench: benches
 crash-test: all
 	@sh tests/crash.sh 200
 
+fuzz: all
+	@sh scripts/deps.sh test
+	@sh fuzz/run.sh 60
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -112,5 +116,5 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all tests benches test demo bench crash-test install clean
+.PHONY: all tests benches test demo bench crash-test fuzz install clean
 .SECONDARY:

@@ -96,7 +96,7 @@ struct kvg_config {
 	uint32_t durability;     /* enum kvg_durability */
 	uint32_t io_error_limit; /* errors before the tier is degraded, default 16 */
 	uint32_t degraded_retry_ms; /* how long a degraded tier rests, default 5000 */
-	char fault_plan[256];    /* plan of the fault backend (doc/RELIABILITY.md) */
+	char fault_plan[256];    /* plan of the fault backend (doc/DURABILITY.md) */
 
 	/* index, policies and movement between tiers */
 	uint64_t max_blocks;     /* index capacity; 0 = derived from the tier sizes */

@@ -1011,8 +1011,11 @@ static void req_enqueue(kvg_grid *g, struct kvg_req *r)
 	pthread_mutex_unlock(&g->qlock);
 }
 
-static int submit(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
-		  const struct kvg_req_opts *opts, kvg_req **out)
+/* Starts a request: on a worker (queued), or with inline set on the calling thread, which
+ * then does the copies and eviction itself (the synchronous calls wait anyway: this saves
+ * the hand-off to a worker and back). */
+static int submit_on(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
+		     const struct kvg_req_opts *opts, kvg_req **out, int inline_run)
 {
 	if (!g || (!ios && n) || !out)
 		return -EINVAL;
@@ -1035,8 +1038,17 @@ static int submit(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
 	for (size_t i = 0; i < n; i++)
 		ios[i].status = KVG_EINPROGRESS;
 	*out = r;
-	req_enqueue(g, r);
+	if (inline_run)
+		run_req(g, r);
+	else
+		req_enqueue(g, r);
 	return 0;
+}
+
+static int submit(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
+		  const struct kvg_req_opts *opts, kvg_req **out)
+{
+	return submit_on(g, op, ios, n, opts, out, 0);
 }
 
 int kvg_store(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
@@ -1142,7 +1154,7 @@ static int run_sync(kvg_grid *g, int op, struct kvg_io *ios, size_t n, uint32_t 
 	struct kvg_req_opts o = { .flags = flags };
 	kvg_req *r;
 	int rc;
-	while ((rc = submit(g, op, ios, n, &o, &r)) == KVG_EBUSY) {
+	while ((rc = submit_on(g, op, ios, n, &o, &r, 1)) == KVG_EBUSY) {
 		struct timespec ts = { 0, 100000 };
 		nanosleep(&ts, NULL);
 	}
@@ -1288,13 +1300,66 @@ int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n)
 	return pin_many(g, keys, n, 0);
 }
 
+/* Writes tombstones for keys[0..n) whose NVMe records must not come back after a crash;
+ * waits for them.  The grid lock is not held. */
+static void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
+{
+	int rcs[64];
+	struct wait_all w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, rcs };
+	struct nvme_loc locs[64];
+	int placed[64];
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < n; i++) {
+		placed[i] = nvme_place(g, 0, &locs[i]) == 0;
+		if (placed[i])
+			g->nv->segs[locs[i].seg].inflight++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	for (int i = 0; i < n; i++) {
+		if (!placed[i])
+			continue;
+		struct nvme_op *op = nvme_op_get(g->nv);
+		op->write = 1;
+		op->rec_flags = REC_F_TOMBSTONE;
+		op->loc = locs[i];
+		op->key = keys[i];
+		op->len = 0;
+		op->parts = 1;
+		op->srccnt = 0;
+		op->done = sync_write_done;
+		op->arg = &w;
+		op->arg_idx = (uint32_t)i;
+		pthread_mutex_lock(&w.mu);
+		w.left++;
+		pthread_mutex_unlock(&w.mu);
+		nvme_submit(g->nv, op);
+	}
+	pthread_mutex_lock(&w.mu);
+	while (w.left)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < n; i++)
+		if (placed[i]) {
+			g->nv->segs[locs[i].seg].inflight--;
+			seg_maybe_free(g, locs[i].seg);
+		}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/*
+ * Removes blocks from every tier.  A block that had an NVMe record gets a tombstone record
+ * too, so a crash does not bring it back (best effort: the tombstone lives in a segment of
+ * its own choosing, which may be reused before the record's).
+ */
 int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 {
 	if (g->remote) {
 		int rc = client_delete(g->remote, keys, n);
 		return rc;
 	}
-	int count = 0;
+	int count = 0, ntomb = 0;
+	kvg_key tomb[64];
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t s = index_find(&g->ix, &keys[i]);
@@ -1310,12 +1375,23 @@ int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 		struct entry *e = &g->ix.e[s];
 		if (e->state & E_DRAM)
 			drop_dram(g, s, 1);
-		if (e->state & E_NVME)
+		if (e->state & E_NVME) {
 			drop_nvme(g, s, 1);
+			if (!nvme_degraded(g->nv))
+				tomb[ntomb++] = keys[i];
+		}
 		maybe_free_slot(g, s);
 		count++;
+		if (ntomb == 64) {
+			pthread_mutex_unlock(&g->lock);
+			write_tombstones(g, tomb, ntomb);
+			ntomb = 0;
+			pthread_mutex_lock(&g->lock);
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
+	if (ntomb)
+		write_tombstones(g, tomb, ntomb);
 	return count;
 }
 
@@ -1417,6 +1493,11 @@ static int validate(struct kvg_config *c, char *err, size_t len)
 	return 0;
 }
 
+/*
+ * A good record found while recovering.  The newest record of a key (by seq) wins; a
+ * tombstone wins like any record and is remembered (a slot with no tier) until recovery
+ * ends, so that an older copy found later in another segment stays deleted.
+ */
 static void recovered_cb(void *ctx, const struct nvme_recovered *r)
 {
 	kvg_grid *g = ctx;
@@ -1426,18 +1507,17 @@ static void recovered_cb(void *ctx, const struct nvme_recovered *r)
 	if (s != SLOT_NONE) {
 		if (g->recover_seq[s] > r->hdr.seq)
 			return; /* a newer record of this key is already known */
-		drop_nvme(g, s, 1);
+		if (g->ix.e[s].state & E_NVME)
+			drop_nvme(g, s, 1);
 	} else {
 		s = index_add(&g->ix, &key);
 		if (s == SLOT_NONE)
 			return; /* index full: the rest stay on disk, unindexed */
 	}
 	struct entry *e = &g->ix.e[s];
-	if (r->hdr.flags & REC_F_TOMBSTONE) {
-		index_del(&g->ix, s);
-		return;
-	}
 	g->recover_seq[s] = r->hdr.seq;
+	if (r->hdr.flags & REC_F_TOMBSTONE)
+		return; /* swept by forget_tombstones() */
 	e->len = (uint32_t)r->hdr.payload_len;
 	e->depth = r->hdr.depth;
 	e->seg = r->loc.seg;
@@ -1449,6 +1529,16 @@ static void recovered_cb(void *ctx, const struct nvme_recovered *r)
 	pol_insert(g, KVG_TIER_NVME, s, &b);
 	g->st.tier[KVG_TIER_NVME].blocks++;
 	g->st.tier[KVG_TIER_NVME].bytes += e->len;
+}
+
+/* After recovery: the slots that only remembered a deletion go. */
+static void forget_tombstones(kvg_grid *g)
+{
+	for (uint32_t s = 0; s < g->ix.cap; s++) {
+		struct entry *e = &g->ix.e[s];
+		if ((e->state & E_USED) && !(e->state & (E_DRAM | E_NVME | E_FILLING)))
+			index_del(&g->ix, s);
+	}
 }
 
 static int start_workers(kvg_grid *g)
@@ -1521,6 +1611,7 @@ static int open_local(kvg_grid *g, char *err, size_t err_len)
 		g->recover_seq = NULL;
 		if (rc)
 			return rc;
+		forget_tombstones(g);
 		g->st.recovery_us = now_us() - t0;
 		g->st.recovered_blocks = g->st.tier[KVG_TIER_NVME].blocks;
 		log_msg(&g->log, LOG_INFO, "%s: recovered %llu blocks in %.3f s (%s)", c->dir,

@@ -37,7 +37,7 @@ struct io_req {
 struct io_config {
 	uint32_t queue_depth; /* in-flight requests per ring */
 	uint32_t threads;     /* psync workers, uring rings */
-	const char *fault_plan; /* fault backend: the plan (doc/RELIABILITY.md) */
+	const char *fault_plan; /* fault backend: the plan (doc/DURABILITY.md) */
 	const char *fault_inner; /* fault backend: "uring" or "psync" beneath it */
 };
 

@@ -250,6 +250,7 @@ struct nvme_op *nvme_op_get(struct nvme *nv)
 	nv->free_ops = op->next_free;
 	pthread_mutex_unlock(&nv->pool_lock);
 	op->write = op->layered = 0;
+	op->rec_flags = 0;
 	op->parts = 1;
 	op->srccnt = 0;
 	op->dst = NULL;
@@ -544,6 +545,7 @@ static int build_write(struct nvme_op *op)
 	memset(op->hdr, 0, REC_HDR_BYTES);
 	h->magic = REC_MAGIC;
 	h->format = KVG_FORMAT_VERSION;
+	h->flags = op->rec_flags;
 	h->generation = op->nv->segs[op->loc.seg].gen;
 	h->seq = __atomic_fetch_add(&op->nv->seq, 1, __ATOMIC_RELAXED);
 	memcpy(h->key, op->key.bytes, KVG_KEY_BYTES);
@@ -857,10 +859,17 @@ static int ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recov
 	struct ckpt_head h;
 	struct ckpt_seg *segs = NULL;
 	struct nvme_ckpt_ent *ents = NULL;
+	struct stat fst;
+	if (fstat(fileno(f), &fst) < 0)
+		goto out;
 	if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != CKPT_MAGIC ||
 	    h.format != KVG_FORMAT_VERSION || h.nsegs != nv->nsegs ||
 	    h.seg_bytes != nv->seg_bytes || memcmp(h.grid_id, nv->grid_id, 16) ||
 	    h.entries > (1ull << 32))
+		goto out;
+	/* the counts must fit the file before anything is allocated for them */
+	if ((uint64_t)fst.st_size != sizeof(h) + (uint64_t)h.nsegs * sizeof(struct ckpt_seg) +
+					 h.entries * sizeof(struct nvme_ckpt_ent) + 8)
 		goto out;
 	segs = calloc(h.nsegs, sizeof(*segs));
 	ents = malloc(sizeof(*ents) * (h.entries ? h.entries : 1));

@@ -39,6 +39,7 @@ struct segment {
 /* One record transfer.  The caller fills the public part; the tier owns the rest. */
 struct nvme_op {
 	int write;
+	uint16_t rec_flags; /* write: REC_F_TOMBSTONE for a deletion record */
 	struct nvme_loc loc;
 	kvg_key key;
 	uint32_t depth;
