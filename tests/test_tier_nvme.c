@@ -433,11 +433,9 @@ static void delete_removes_both_copies(void)
 
 /* Description: a deleted block stays deleted after a crash: a copy of the directory taken
  * after kvg_delete returned (no close, so recovery scans the segments) does not bring it
- * back.  Checked with KVG_TEST_KNOWN_BUGS=1 while bugs-core.md #15 stands (no tombstone). */
+ * back (bugs-core.md #15: deletes write a tombstone). */
 static void delete_survives_a_crash(void)
 {
-	if (!t_known_bugs())
-		return;
 	struct kvg_config c;
 	t_config(&c);
 	char copy[4096];
