@@ -215,7 +215,9 @@ struct kvg_io {
 
 typedef struct kvg_req kvg_req;
 
-/* Called once when a whole request has completed, from a grid thread or the submitter's. */
+/* Called once when every block of a request has finished, from a grid thread or the
+ * submitter's, before waiters in kvg_req_wait() are released; inside it kvg_req_poll()
+ * already answers the final status, and kvg_req_free() may be called on the request. */
 typedef void (*kvg_done_fn)(kvg_req *req, void *arg);
 /* Called when layer `layer` of every block of a load has arrived (with KVG_LOAD_LAYERS). */
 typedef void (*kvg_layer_fn)(kvg_req *req, uint32_t layer, void *arg);

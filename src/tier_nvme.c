@@ -407,7 +407,7 @@ static int verify_all(struct nvme_op *op)
 static void land(struct nvme_op *op)
 {
 	uint64_t main_len = op->len - op->tail_bytes;
-	if (op->read_into != op->dst)
+	if (op->read_into != op->dst && main_len)
 		memcpy(op->dst, op->read_into, main_len);
 	if (op->tail_bytes)
 		memcpy((uint8_t *)op->dst + main_len, op->tail, op->tail_bytes);
@@ -630,7 +630,7 @@ static int build_read(struct nvme_op *op)
 {
 	op->read_into = op->dst;
 	op->tail_bytes = op->len % KVG_ALIGN;
-	if ((uintptr_t)op->dst % KVG_ALIGN) {
+	if ((uintptr_t)op->dst % KVG_ALIGN && op->len >= KVG_ALIGN) {
 		if (ensure_bounce(op, op->len))
 			return -ENOMEM;
 		op->read_into = op->bounce;
