@@ -60,10 +60,10 @@ for (bs, qd), a in agg.items():
 PY
 rm -f "$DIR/fio.dat"
 
-echo "== DRAM tier vs memcpy (3 runs, each measuring both; median ratio)"
+echo "== DRAM tier vs memcpy (16 blocks in flight as requests of 4; 3 runs, each measuring both; median ratio)"
 : > $OUT/dram.jsonl
 for r in 1 2 3; do
-	$K bench --tier dram --block-bytes 1M --queue-depth 16 --seconds $SECS --size 1G --json \
+	$K bench --tier dram --block-bytes 1M --queue-depth 16 --batch 4 --seconds $SECS --size 1G --json \
 		>> $OUT/dram.jsonl
 done
 python3 - $OUT/dram.jsonl <<'PY'

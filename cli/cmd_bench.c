@@ -20,8 +20,11 @@
 
 struct done_queue;
 
+#define BATCH_MAX 64
+
 struct slot {
-	struct kvg_io io;
+	struct kvg_io io[BATCH_MAX]; /* one request of `batch` blocks */
+	uint32_t batch;
 	kvg_req *req;
 	uint64_t start_ns;
 	uint64_t end_ns; /* written by the done callback */
@@ -89,18 +92,22 @@ static int submit_slot(kvg_grid *g, struct slot *s, size_t block, int load, uint
 	uint64_t k;
 	if (load) {
 		*rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
-		k = lo + *rng % (hi - lo);
+		k = lo + *rng % (hi - lo > s->batch ? hi - lo - s->batch + 1 : 1);
 	} else {
 		k = (*next_key)++;
 	}
-	bench_key(g, k, &s->io.key);
-	s->io.buf = s->buf;
-	s->io.len = block;
+	for (uint32_t b = 0; b < s->batch; b++) {
+		bench_key(g, k + b, &s->io[b].key);
+		s->io[b].buf = (uint8_t *)s->buf + (size_t)b * block;
+		s->io[b].len = block;
+	}
+	if (!load)
+		*next_key += s->batch - 1;
 	struct kvg_req_opts o = { .done = slot_done, .arg = s };
 	s->start_ns = now_ns();
 	int rc;
-	while ((rc = load ? kvg_load(g, &s->io, 1, &o, &s->req) :
-			    kvg_store(g, &s->io, 1, &o, &s->req)) == KVG_EBUSY)
+	while ((rc = load ? kvg_load(g, s->io, s->batch, &o, &s->req) :
+			    kvg_store(g, s->io, s->batch, &o, &s->req)) == KVG_EBUSY)
 		usleep(50);
 	if (rc)
 		s->req = NULL;
@@ -140,7 +147,7 @@ static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block,
 					"?", kvg_strerror(rc));
 			errors++;
 		} else {
-			bytes += block;
+			bytes += block * s->batch;
 		}
 		ops++;
 		if (nlat < lat_cap)
@@ -222,11 +229,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kvgrid bench --dir DIR --tier dram|nvme --block-bytes N --queue-depth Q\n"
-		"                    --seconds S [--json] [--size BYTES]\n"
+		"                    --seconds S [--json] [--size BYTES] [--batch B]\n"
 		"  stores new blocks for S/2 seconds, then loads random resident ones for S/2,\n"
 		"  Q requests in flight; files are created under DIR and removed.  --size is the\n"
 		"  tier's capacity (default: DRAM 1 GiB, NVMe 4 GiB).  The NVMe tier is written\n"
-		"  over once before timing (steady state, as fio's laid-out file); --fresh skips it.\n" GRIDOPT_HELP);
+		"  over once before timing (steady state, as fio's laid-out file); --fresh skips it.\n"
+		"  --batch B: the Q blocks in flight go as requests of B blocks (default 1).\n" GRIDOPT_HELP);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -236,7 +244,7 @@ int cmd_bench(int argc, char **argv)
 	if (gridopt_parse("bench", &argc, argv, &c))
 		return 2;
 	const char *tier = NULL;
-	uint64_t block = 1 << 20, qd = 16, size = 0;
+	uint64_t block = 1 << 20, qd = 16, size = 0, batch = 1;
 	double secs = 10;
 	int json = 0, precondition = 1;
 	for (int i = 1; i < argc; i++) {
@@ -258,6 +266,9 @@ int cmd_bench(int argc, char **argv)
 		} else if (!strcmp(a, "--queue-depth")) {
 			if (cli_parse_size(argv[++i], &qd) || qd == 0 || qd > 1024)
 				return cli_usage("bench", "--queue-depth: expected 1..1024, got '%s'", v);
+		} else if (!strcmp(a, "--batch")) {
+			if (cli_parse_size(argv[++i], &batch) || batch == 0 || batch > BATCH_MAX)
+				return cli_usage("bench", "--batch: expected 1..%d, got '%s'", BATCH_MAX, v);
 		} else if (!strcmp(a, "--seconds")) {
 			char *end;
 			secs = strtod(argv[++i], &end);
@@ -300,11 +311,16 @@ int cmd_bench(int argc, char **argv)
 	kvg_grid *g = gridopt_open("bench", &c);
 	if (!g)
 		return 1;
-	struct slot *slots = calloc(qd, sizeof(struct slot));
-	for (uint64_t i = 0; slots && i < qd; i++) {
-		if (posix_memalign(&slots[i].buf, 4096, block))
+	/* qd blocks in flight, as requests of `batch` blocks each */
+	if (batch > qd)
+		batch = qd;
+	uint64_t nslots = qd / batch;
+	struct slot *slots = calloc(nslots, sizeof(struct slot));
+	for (uint64_t i = 0; slots && i < nslots; i++) {
+		if (posix_memalign(&slots[i].buf, 4096, block * batch))
 			return cli_fail("bench", "out of memory");
-		memset(slots[i].buf, (int)(i * 37 + 1), block);
+		memset(slots[i].buf, (int)(i * 37 + 1), block * batch);
+		slots[i].batch = (uint32_t)batch;
 	}
 	uint64_t next = 0;
 	struct phase w = { 0 }, r = { 0 };
@@ -312,15 +328,15 @@ int cmd_bench(int argc, char **argv)
 		/* write the tier once, as fio lays out its file: steady state, not fresh extents */
 		struct phase pre;
 		double est = (double)c.nvme_bytes / 1.5e9 + 1;
-		run_phase(g, slots, (uint32_t)qd, block, est, 0, &next, 0, 0, &pre);
+		run_phase(g, slots, (uint32_t)nslots, block, est, 0, &next, 0, 0, &pre);
 	}
-	run_phase(g, slots, (uint32_t)qd, block, secs / 2, 0, &next, 0, 0, &w);
+	run_phase(g, slots, (uint32_t)nslots, block, secs / 2, 0, &next, 0, 0, &w);
 	/* resident keys: the newest ones that fit in the tier */
 	uint64_t cap = nvme ? c.nvme_bytes / (block + 8192) : c.dram_bytes / block;
 	uint64_t resident = cap / 2 < next ? cap / 2 : next; /* whole segments leave at once */
 	if (resident == 0)
 		resident = 1;
-	run_phase(g, slots, (uint32_t)qd, block, secs / 2, 1, &next, next - resident, next, &r);
+	run_phase(g, slots, (uint32_t)nslots, block, secs / 2, 1, &next, next - resident, next, &r);
 	struct kvg_stats st;
 	kvg_stats_get(g, &st);
 	double mc = nvme ? 0 : memcpy_gbps(c.dram_bytes, block, c.workers, secs / 4 < 2 ? secs / 4 : 2);
@@ -332,16 +348,17 @@ int cmd_bench(int argc, char **argv)
 		if (system(cmd)) {
 		}
 	}
-	for (uint64_t i = 0; i < qd; i++)
+	for (uint64_t i = 0; i < nslots; i++)
 		free(slots[i].buf);
 	free(slots);
 	if (json) {
 		printf("{\"tier\": \"%s\", \"backend\": \"%s\", \"block_bytes\": %llu, "
-		       "\"queue_depth\": %llu, \"seconds\": %.1f, \"write_gbps\": %.3f, "
+		       "\"queue_depth\": %llu, \"batch\": %llu, \"seconds\": %.1f, \"write_gbps\": %.3f, "
 		       "\"read_gbps\": %.3f, \"write_p50_us\": %.1f, \"write_p99_us\": %.1f, "
 		       "\"read_p50_us\": %.1f, \"read_p99_us\": %.1f, \"writes\": %llu, "
 		       "\"reads\": %llu, \"errors\": %llu",
-		       tier, backend, (unsigned long long)block, (unsigned long long)qd, secs,
+		       tier, backend, (unsigned long long)block, (unsigned long long)qd,
+		       (unsigned long long)batch, secs,
 		       w.gbps, r.gbps, w.p50_us, w.p99_us, r.p50_us, r.p99_us,
 		       (unsigned long long)w.ops, (unsigned long long)r.ops,
 		       (unsigned long long)(w.errors + r.errors));
