@@ -135,6 +135,10 @@ int kvg_config_set(struct kvg_config *cfg, const char *name, const char *value, 
  */
 int kvg_config_load(struct kvg_config *cfg, const char *path, char *err, size_t err_len);
 
+/* Parses a size as settings do: "123", "4K", "1M", "2GiB", "1T" (powers of 1024).  Returns 0,
+ * or KVG_ECONFIG for anything else (signs, garbage, overflow). */
+int kvg_parse_size(const char *s, uint64_t *out);
+
 /* Bytes of one full block's KV for the configured layout (0 if the layout is unset). */
 uint64_t kvg_config_block_bytes(const struct kvg_config *cfg);
 

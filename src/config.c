@@ -111,6 +111,13 @@ static int fail(char *err, size_t len, const char *fmt, const char *a, const cha
 	return KVG_ECONFIG;
 }
 
+static int parse_u64(const char *s, int sizes, uint64_t *out);
+
+int kvg_parse_size(const char *s, uint64_t *out)
+{
+	return s && out && parse_u64(s, 1, out) == 0 ? 0 : KVG_ECONFIG;
+}
+
 static int parse_u64(const char *s, int sizes, uint64_t *out)
 {
 	char *end;

@@ -234,6 +234,26 @@ static void sync_write_done(struct nvme_op *op, int status)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Starts op as block i of the batch w waits for. */
+static void wait_all_submit(kvg_grid *g, struct wait_all *w, struct nvme_op *op, int i)
+{
+	op->done = sync_write_done;
+	op->arg = w;
+	op->arg_idx = (uint32_t)i;
+	pthread_mutex_lock(&w->mu);
+	w->left++;
+	pthread_mutex_unlock(&w->mu);
+	nvme_submit(g->nv, op);
+}
+
+static void wait_all_wait(struct wait_all *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->left)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
 static uint32_t parts_for(const kvg_grid *g, uint64_t len)
 {
 	uint32_t L = g->cfg.layers;
@@ -278,18 +298,9 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 			continue;
 		}
 		op->srccnt = cnt;
-		op->done = sync_write_done;
-		op->arg = &w;
-		op->arg_idx = (uint32_t)i;
-		pthread_mutex_lock(&w.mu);
-		w.left++;
-		pthread_mutex_unlock(&w.mu);
-		nvme_submit(g->nv, op);
+		wait_all_submit(g, &w, op, i);
 	}
-	pthread_mutex_lock(&w.mu);
-	while (w.left)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
+	wait_all_wait(&w);
 	pthread_mutex_lock(&g->lock);
 	for (int i = 0; i < n; i++) {
 		struct entry *e = &g->ix.e[slots[i]];
@@ -1326,18 +1337,9 @@ static void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
 		op->len = 0;
 		op->parts = 1;
 		op->srccnt = 0;
-		op->done = sync_write_done;
-		op->arg = &w;
-		op->arg_idx = (uint32_t)i;
-		pthread_mutex_lock(&w.mu);
-		w.left++;
-		pthread_mutex_unlock(&w.mu);
-		nvme_submit(g->nv, op);
+		wait_all_submit(g, &w, op, i);
 	}
-	pthread_mutex_lock(&w.mu);
-	while (w.left)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
+	wait_all_wait(&w);
 	pthread_mutex_lock(&g->lock);
 	for (int i = 0; i < n; i++)
 		if (placed[i]) {
