@@ -264,7 +264,8 @@ int kvg_req_wait_layer(kvg_req *req, uint32_t layer, int timeout_ms);
 /* Releases a request.  Waits for it first if it is still running. */
 void kvg_req_free(kvg_req *req);
 
-/* Synchronous conveniences: store/load one batch and wait.  Return as kvg_req_wait(). */
+/* Synchronous conveniences: store/load one batch on the calling thread and wait for its
+ * I/O.  Return as kvg_req_wait(). */
 int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 
@@ -275,11 +276,15 @@ int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
 int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 
-/* Removes blocks from every tier.  Returns the number removed. */
+/* Removes blocks from every tier, waiting for transfers of them to finish first; a block
+ * that had an NVMe record gets a tombstone record so that recovery after a crash does not
+ * bring it back (best effort: the tombstone may be evicted before the record).  Returns
+ * the number removed. */
 int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n);
 
-/* Hint: these blocks will be loaded soon; NVMe-resident ones are promoted to DRAM in the
- * background.  Returns the number scheduled. */
+/* Hint: these blocks will be loaded soon (an agent's session comes back); NVMe-resident ones
+ * are promoted to DRAM in the background, when room can be made without I/O.  Returns the
+ * number scheduled (0 without both tiers). */
 int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* ---- stats ---------------------------------------------------------------------------- */
