@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "policy.h"
+#include "slot_list.h"
 
 #define PC_CLASSES 12 /* depth classes: 0, 1, 2-3, 4-7, ... 1024+ */
 #define PC_CTX_EQUAL_TOKENS 32768.0
@@ -60,15 +61,7 @@ static uint8_t pc_class_of(uint32_t depth)
 static void pc_unlink(struct policy *p, uint32_t s)
 {
 	struct pc_list *l = &p->list[p->cls[s]];
-	uint32_t pr = p->prev[s], nx = p->next[s];
-	if (pr != POLICY_NONE)
-		p->next[pr] = nx;
-	else
-		l->head = nx;
-	if (nx != POLICY_NONE)
-		p->prev[nx] = pr;
-	else
-		l->tail = pr;
+	slot_list_unlink(p->prev, p->next, &l->head, &l->tail, s);
 }
 
 static void pc_push(struct policy *p, uint32_t s, const struct policy_block *b)
@@ -80,13 +73,7 @@ static void pc_push(struct policy *p, uint32_t s, const struct policy_block *b)
 	/* cost per full-block-equivalent of bytes: the same for a partial block of the class */
 	p->h[s] = (float)(p->inflation + p->per_class[c]);
 	p->cls[s] = c;
-	p->prev[s] = POLICY_NONE;
-	p->next[s] = l->head;
-	if (l->head != POLICY_NONE)
-		p->prev[l->head] = s;
-	l->head = s;
-	if (l->tail == POLICY_NONE)
-		l->tail = s;
+	slot_list_push(p->prev, p->next, &l->head, &l->tail, s);
 }
 
 static struct policy *pc_create(uint32_t slots, uint64_t capacity_bytes,

@@ -55,6 +55,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "slot_list.h"
 
 #define DN_NEW_BUCKETS	8 /* new blocks in the request: 0, 1, 2-3, 4-7, ..., 64+ */
 #define DN_HIT_BUCKETS	3 /* share seen before: < 30%, 30-80%, >= 80% */
@@ -152,28 +153,14 @@ static double dn_age_lo(uint32_t b)
 static void dn_unlink(struct policy *p, uint32_t s)
 {
 	struct dn_queue *l = &p->q[p->queue_of[s] & ~DN_PARTIAL_BIT];
-	uint32_t pr = p->prev[s], nx = p->next[s];
-	if (pr != POLICY_NONE)
-		p->next[pr] = nx;
-	else
-		l->head = nx;
-	if (nx != POLICY_NONE)
-		p->prev[nx] = pr;
-	else
-		l->tail = pr;
+	slot_list_unlink(p->prev, p->next, &l->head, &l->tail, s);
 }
 
 static void dn_push(struct policy *p, uint32_t s, uint32_t which)
 {
 	struct dn_queue *l = &p->q[which];
 	p->queue_of[s] = (uint8_t)((p->queue_of[s] & DN_PARTIAL_BIT) | which);
-	p->prev[s] = POLICY_NONE;
-	p->next[s] = l->head;
-	if (l->head != POLICY_NONE)
-		p->prev[l->head] = s;
-	l->head = s;
-	if (l->tail == POLICY_NONE)
-		l->tail = s;
+	slot_list_push(p->prev, p->next, &l->head, &l->tail, s);
 }
 
 /* The ghost entry of a sampled key, or NULL if the key is not in the sample. */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "policy.h"
+#include "slot_list.h"
 
 enum { PX_PENDING = 0, PX_PARTIAL = 1, PX_MAIN = 2, PX_LISTS = 3 };
 
@@ -45,28 +46,14 @@ struct policy {
 static void px_unlink(struct policy *p, uint32_t s)
 {
 	struct px_list *l = &p->list[p->list_of[s] & 0x7f];
-	uint32_t pr = p->prev[s], nx = p->next[s];
-	if (pr != POLICY_NONE)
-		p->next[pr] = nx;
-	else
-		l->head = nx;
-	if (nx != POLICY_NONE)
-		p->prev[nx] = pr;
-	else
-		l->tail = pr;
+	slot_list_unlink(p->prev, p->next, &l->head, &l->tail, s);
 }
 
 static void px_push(struct policy *p, uint32_t s, uint8_t which)
 {
 	struct px_list *l = &p->list[which];
 	p->list_of[s] = (uint8_t)((p->list_of[s] & PX_PARTIAL_BIT) | which);
-	p->prev[s] = POLICY_NONE;
-	p->next[s] = l->head;
-	if (l->head != POLICY_NONE)
-		p->prev[l->head] = s;
-	l->head = s;
-	if (l->tail == POLICY_NONE)
-		l->tail = s;
+	slot_list_push(p->prev, p->next, &l->head, &l->tail, s);
 }
 
 /* Files the ended request's blocks.  Pending's head is its deepest block; pushing the

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "slot_list.h"
 
 struct policy {
 	uint32_t *prev;
@@ -34,26 +35,12 @@ struct policy {
 
 static void ru_unlink(struct policy *p, uint32_t s)
 {
-	uint32_t pr = p->prev[s], nx = p->next[s];
-	if (pr != POLICY_NONE)
-		p->next[pr] = nx;
-	else
-		p->head = nx;
-	if (nx != POLICY_NONE)
-		p->prev[nx] = pr;
-	else
-		p->tail = pr;
+	slot_list_unlink(p->prev, p->next, &p->head, &p->tail, s);
 }
 
 static void ru_push(struct policy *p, uint32_t s)
 {
-	p->prev[s] = POLICY_NONE;
-	p->next[s] = p->head;
-	if (p->head != POLICY_NONE)
-		p->prev[p->head] = s;
-	p->head = s;
-	if (p->tail == POLICY_NONE)
-		p->tail = s;
+	slot_list_push(p->prev, p->next, &p->head, &p->tail, s);
 }
 
 static struct policy *ru_create(uint32_t slots, uint64_t capacity_bytes,

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "policy.h"
+#include "slot_list.h"
 
 /* a small-queue block moves to main when hit more than this (the paper's rule) */
 #define S3_PROMOTE_HITS 1
@@ -51,15 +52,7 @@ struct policy {
 static void s3_unlink(struct policy *p, uint32_t s)
 {
 	struct s3_queue *q = &p->q[p->queue[s]];
-	uint32_t pr = p->prev[s], nx = p->next[s];
-	if (pr != POLICY_NONE)
-		p->next[pr] = nx;
-	else
-		q->head = nx;
-	if (nx != POLICY_NONE)
-		p->prev[nx] = pr;
-	else
-		q->tail = pr;
+	slot_list_unlink(p->prev, p->next, &q->head, &q->tail, s);
 	q->bytes -= p->bytes[s];
 	q->count--;
 	p->queue[s] = S3_NONE;
@@ -69,13 +62,7 @@ static void s3_push(struct policy *p, uint32_t s, int which)
 {
 	struct s3_queue *q = &p->q[which];
 	p->queue[s] = (uint8_t)which;
-	p->prev[s] = POLICY_NONE;
-	p->next[s] = q->head;
-	if (q->head != POLICY_NONE)
-		p->prev[q->head] = s;
-	q->head = s;
-	if (q->tail == POLICY_NONE)
-		q->tail = s;
+	slot_list_push(p->prev, p->next, &q->head, &q->tail, s);
 	q->bytes += p->bytes[s];
 	q->count++;
 }
