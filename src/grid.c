@@ -139,10 +139,9 @@ static void maybe_free_slot(kvg_grid *g, uint32_t slot)
 		index_del(&g->ix, slot);
 }
 
-static void drop_dram(kvg_grid *g, uint32_t slot, int in_policy)
+static void drop_dram(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
-	(void)in_policy;
 	pol_remove(g, KVG_TIER_DRAM, slot);
 	arena_release(&g->arena, e->dram);
 	e->dram = SLOT_NONE;
@@ -151,10 +150,9 @@ static void drop_dram(kvg_grid *g, uint32_t slot, int in_policy)
 	g->st.tier[KVG_TIER_DRAM].bytes -= e->len;
 }
 
-static void drop_nvme(kvg_grid *g, uint32_t slot, int in_policy)
+static void drop_nvme(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
-	(void)in_policy;
 	pol_remove(g, KVG_TIER_NVME, slot);
 	uint32_t seg = e->seg;
 	seg_unlink(g, slot);
@@ -193,7 +191,7 @@ static int nvme_evict_one(kvg_grid *g)
 	uint32_t seg = g->ix.e[v].seg;
 	while (g->nv->segs[seg].head != SLOT_NONE) {
 		uint32_t s = g->nv->segs[seg].head;
-		drop_nvme(g, s, s != v);
+		drop_nvme(g, s);
 		g->st.tier[KVG_TIER_NVME].evictions++;
 		maybe_free_slot(g, s);
 	}
@@ -388,7 +386,7 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 				continue;
 			}
 			freed += arena_chunks_for(&g->arena, e->len);
-			drop_dram(g, v, 0);
+			drop_dram(g, v);
 			maybe_free_slot(g, v);
 		}
 		if (nd) {
@@ -396,7 +394,7 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 			for (int i = 0; i < nd; i++) {
 				struct entry *e = &g->ix.e[demote[i]];
 				if ((e->state & E_DRAM) && !e->refs && !e->pins) {
-					drop_dram(g, demote[i], 0);
+					drop_dram(g, demote[i]);
 					maybe_free_slot(g, demote[i]);
 				} else if (e->state & E_DRAM) {
 					struct policy_block b = pblock(g, e);
@@ -424,10 +422,10 @@ static int nvme_evict_entry(kvg_grid *g)
 	uint32_t v = pol_victim(g, KVG_TIER_NVME, nvme_entry_evictable_cb);
 	if (v == POLICY_NONE)
 		return KVG_EFULL;
-	drop_nvme(g, v, 0);
+	drop_nvme(g, v);
 	g->st.tier[KVG_TIER_NVME].evictions++;
 	if (g->ix.e[v].state & E_DRAM)
-		drop_dram(g, v, 1);
+		drop_dram(g, v);
 	maybe_free_slot(g, v);
 	return 0;
 }
@@ -441,7 +439,7 @@ static uint32_t slot_for(kvg_grid *g, const kvg_key *key)
 					   : POLICY_NONE;
 		if (v != POLICY_NONE) {
 			g->st.tier[KVG_TIER_DRAM].evictions++;
-			drop_dram(g, v, 0);
+			drop_dram(g, v);
 			maybe_free_slot(g, v);
 		} else if (!g->nv || nvme_evict_entry(g)) {
 			return SLOT_NONE;
@@ -801,7 +799,7 @@ static void load_nvme_done(struct nvme_op *op, int status)
 		 * may pass (the tier degrades if it does not): the record stays indexed. */
 		if (status == KVG_ECORRUPT && (e->state & E_NVME) && e->seg == op->loc.seg &&
 		    e->off4k == op->loc.off4k)
-			drop_nvme(g, slot, 1);
+			drop_nvme(g, slot);
 	}
 	maybe_free_slot(g, slot);
 	pthread_cond_broadcast(&g->lock_cv);
@@ -1376,9 +1374,9 @@ int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 			continue;
 		struct entry *e = &g->ix.e[s];
 		if (e->state & E_DRAM)
-			drop_dram(g, s, 1);
+			drop_dram(g, s);
 		if (e->state & E_NVME) {
-			drop_nvme(g, s, 1);
+			drop_nvme(g, s);
 			if (!nvme_degraded(g->nv))
 				tomb[ntomb++] = keys[i];
 		}
@@ -1510,7 +1508,7 @@ static void recovered_cb(void *ctx, const struct nvme_recovered *r)
 		if (g->recover_seq[s] > r->hdr.seq)
 			return; /* a newer record of this key is already known */
 		if (g->ix.e[s].state & E_NVME)
-			drop_nvme(g, s, 1);
+			drop_nvme(g, s);
 	} else {
 		s = index_add(&g->ix, &key);
 		if (s == SLOT_NONE)

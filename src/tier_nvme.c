@@ -449,9 +449,8 @@ static void op_finish(struct nvme_op *op)
 			"verification; served as a miss", nv->dir, hex, op->loc.seg,
 			(unsigned long long)op->loc.off4k * KVG_ALIGN);
 	}
-	if (st == 0)
-		__atomic_add_fetch(op->write ? &nv->bytes_written : &nv->bytes_read,
-				   rec_span(op->len), __ATOMIC_RELAXED);
+	if (st == 0 && op->write) /* reads are counted by the grid, per tier */
+		__atomic_add_fetch(&nv->bytes_written, rec_span(op->len), __ATOMIC_RELAXED);
 	op->done(op, st);
 }
 

@@ -110,7 +110,7 @@ struct nvme {
 	uint64_t degraded_until_us;
 	uint64_t io_errors;
 	uint64_t checksum_failures;
-	uint64_t bytes_read, bytes_written;
+	uint64_t bytes_written; /* record spans, headers included */
 	/* op pool */
 	pthread_mutex_t pool_lock;
 	pthread_cond_t pool_cond;
