@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -269,6 +270,23 @@ void kvg_req_free(kvg_req *req);
 int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 
+/*
+ * Zero-copy reads of the DRAM tier, for senders (kvgridd writes a block's pages straight to
+ * its sockets).  kvg_view_get() lends the bytes of a block held in DRAM: iov[0, n) get its
+ * pieces, read-only, in order (adjacent chunks merged), *len its length, and *view a handle
+ * that keeps those bytes valid and unchanged, whatever becomes of the block meanwhile
+ * (eviction, delete, a new store under its key), until kvg_view_release().  A view never
+ * blocks another call: it holds arena chunks, not the block, so while views are out their
+ * chunks are not reusable.  Counts as a DRAM hit, as a load would.
+ * Returns n > 0; 0 if the block may be held elsewhere than in DRAM (on NVMe, or on a remote
+ * grid's servers: load it with kvg_load); KVG_ENOTFOUND; KVG_EBUFSIZE if it has more than
+ * max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
+ */
+typedef struct kvg_view kvg_view;
+int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov, size_t *len,
+		 kvg_view **view);
+void kvg_view_release(kvg_grid *g, kvg_view *view);
+
 /* ---- pin, delete, prefetch ------------------------------------------------------------ */
 
 /* A pinned block is never evicted from the tier it is in.  Pins nest.  Missing keys are
@@ -276,7 +294,8 @@ int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
 int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 
-/* Removes blocks from every tier, waiting for transfers of them to finish first; a block
+/* Removes blocks from every tier, waiting for transfers of them to finish first (views
+ * are not waited for: they keep their bytes, see kvg_view_get()); a block
  * that had an NVMe record gets a tombstone record so that recovery after a crash does not
  * bring it back (best effort: the tombstone may be evicted before the record).  Returns
  * the number removed. */

@@ -85,10 +85,19 @@ static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
 		uint8_t *item = out + NAT_HDR_BYTES;
 		struct lmp_meta meta = {0};
 		size_t len = 0;
-		int rc =
-		    room >= NAT_HDR_BYTES + NAT_ITEM_BYTES
-			? kv_get(c->w->srv, &c->w->keys[i], item, room - NAT_HDR_BYTES, &len, &meta)
-			: KVG_EBUFSIZE;
+		/* from the DRAM arena without a copy, or loaded into the output region */
+		struct iovec iov[64];
+		int niov = conn_view_room(c) - 1; /* and the item's header */
+		if (niov > 64)
+			niov = 64;
+		kvg_view *v = NULL;
+		int rc = room < NAT_HDR_BYTES + NAT_ITEM_BYTES ? KVG_EBUFSIZE
+			 : niov > 0 ? kv_view(c->w->srv, &c->w->keys[i], iov, &niov, &len, &meta, &v)
+				    : 1;
+		if (rc == 1) {
+			v = NULL;
+			rc = kv_get(c->w->srv, &c->w->keys[i], item, room - NAT_HDR_BYTES, &len, &meta);
+		}
 		if (rc == KVG_ECORRUPT)
 			rc = KVG_ENOTFOUND;
 		metrics_add(rc == 0 ? &m->hits : &m->misses, 1);
@@ -109,7 +118,12 @@ static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
 				    .flags = i + 1 < n ? NAT_F_MORE : 0,
 				    .body_len = (uint32_t)(NAT_ITEM_BYTES + len)};
 		nat_hdr_encode(out, &r);
-		conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES + len);
+		if (v) {
+			conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES);
+			conn_emit_view(c, iov, niov, v, len);
+		} else {
+			conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES + len);
+		}
 		conn_push(c);
 	}
 	if (n == 0)

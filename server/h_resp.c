@@ -119,12 +119,46 @@ static void hresp_get_done(struct conn *c, int status)
 		c->closing = 1;
 }
 
-/* One GET reply loaded in place.  A block on NVMe only is loaded without blocking the
- * worker (async: the reply is written when it arrives); MGET items load synchronously. */
+/* Sends a GET's value straight from the DRAM arena: 1 if the reply is queued (a hit, a miss
+ * or an error), 0 if the value must be loaded instead. */
+static int hresp_get_view(struct conn *c, const kvg_key *k, int *ret)
+{
+	struct iovec iov[64];
+	int n = conn_view_room(c) - 2; /* the bulk header and the final CRLF */
+	if (n <= 0 || conn_out_room(c) < RESP_HDR_MAX + 2)
+		return 0;
+	if (n > 64)
+		n = 64;
+	size_t len = 0;
+	kvg_view *v = NULL;
+	int rc = kv_view(c->w->srv, k, iov, &n, &len, NULL, &v);
+	if (rc == 1)
+		return 0;
+	if (rc == KVG_ENOTFOUND || rc == KVG_ECORRUPT) {
+		hresp_count_hit(c, 0);
+		*ret = hresp_nil(c);
+		return 1;
+	}
+	hresp_count_hit(c, 1);
+	char hdr[RESP_HDR_MAX];
+	size_t h = resp_put_bulk_hdr(hdr, sizeof(hdr), len);
+	conn_write(c, hdr, h);
+	conn_emit_view(c, iov, n, v, len); /* room was checked above */
+	conn_write(c, "\r\n", 2);
+	*ret = 0;
+	return 1;
+}
+
+/* One GET reply: sent from the DRAM arena, or loaded in place.  A block on NVMe only is
+ * loaded without blocking the worker (async: the reply is written when it arrives); MGET
+ * items load synchronously. */
 static int hresp_get_one(struct conn *c, const struct resp_arg *key, int may_wait)
 {
 	kvg_key k;
 	hresp_key(c, key, &k);
+	int ret;
+	if (hresp_get_view(c, &k, &ret))
+		return ret;
 	uint8_t *blk = conn_out_tail(c);
 	size_t room = conn_out_room(c);
 	if (room < KV_HDR_BYTES + 2)

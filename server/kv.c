@@ -121,6 +121,40 @@ int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *
 	return rc ? rc : kv_loaded(dst, io.len, len, meta);
 }
 
+int kv_view(struct srv *s, const kvg_key *key, struct iovec *iov, int *n, size_t *len,
+	    struct lmp_meta *meta, kvg_view **view)
+{
+	size_t block_len = 0;
+	int r = kvg_view_get(s->grid, key, iov, *n, &block_len, view);
+	if (r == KVG_ENOTFOUND)
+		return r;
+	if (r <= 0)
+		return 1;
+	/* take the header off the front of the pieces */
+	uint8_t hdr[KV_HDR_BYTES];
+	size_t got = 0;
+	int first = 0;
+	while (got < KV_HDR_BYTES && first < r) {
+		size_t k = iov[first].iov_len < KV_HDR_BYTES - got ? iov[first].iov_len
+								   : KV_HDR_BYTES - got;
+		memcpy(hdr + got, iov[first].iov_base, k);
+		got += k;
+		iov[first].iov_base = (uint8_t *)iov[first].iov_base + k;
+		iov[first].iov_len -= k;
+		if (iov[first].iov_len == 0)
+			first++;
+	}
+	int rc = got == KV_HDR_BYTES ? kv_loaded(hdr, block_len, len, meta) : KVG_ECORRUPT;
+	if (rc) {
+		kvg_view_release(s->grid, *view);
+		*view = NULL;
+		return rc;
+	}
+	memmove(iov, iov + first, sizeof(*iov) * (size_t)(r - first));
+	*n = r - first;
+	return 0;
+}
+
 int kv_on_nvme(struct srv *s, const kvg_key *key)
 {
 	if (!s->cfg.grid.dir[0])

@@ -21,7 +21,9 @@
  * so that lm:// gets fmt, dtype and shape back exactly.  The header is written into the 32
  * bytes in front of the value in the connection's input buffer (bytes of the request already
  * parsed), and a load lands in the output buffer where the reply's own header will be written
- * over it: a value is copied once in each direction, by the grid.
+ * over it: a value is copied once in each direction, by the grid.  A value in DRAM is not
+ * copied at all on its way out: kv_view lends its arena pieces and the reply is sent from
+ * them (conn_emit_view).
  */
 #ifndef KVG_KV_H
 #define KVG_KV_H
@@ -56,6 +58,16 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
  */
 int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
 	   struct lmp_meta *meta);
+
+/*
+ * Lends key's value from the DRAM tier without copying it (kvg_view_get): iov[0, *n) get the
+ * value's pieces (its header stripped; *n is their room on entry), *len its length and meta
+ * (if not NULL) its header.  Returns 0 with *view to release (kvg_view_release) once the
+ * pieces are sent; KVG_ENOTFOUND or KVG_ECORRUPT; or 1 when the block must be loaded
+ * instead with kv_get (on NVMe only, in too many pieces, lent too often).
+ */
+int kv_view(struct srv *s, const kvg_key *key, struct iovec *iov, int *n, size_t *len,
+	    struct lmp_meta *meta, kvg_view **view);
 
 /* Checks a block loaded into dst (block_len bytes, as kv_get) and reads its header. */
 int kv_loaded(const uint8_t *dst, size_t block_len, size_t *len, struct lmp_meta *meta);

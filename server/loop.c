@@ -33,9 +33,31 @@
 #define LOOP_READS_MAX	16	    /* reads per readiness event, so no client starves others */
 #define LOOP_KEEP_BYTES (32u << 20) /* pages of a buffer kept after a large request */
 
+/* Releases the views whose pieces are all sent (all of them with all = 1). */
+static void conn_release_views(struct conn *c, int all)
+{
+	while (c->views_first < c->views_n &&
+	       (all || c->views[c->views_first].iov_last < c->iov_first)) {
+		struct conn_view *v = &c->views[c->views_first++];
+		kvg_view_release(c->w->srv->grid, v->view);
+		c->lent_bytes -= v->bytes;
+	}
+	if (c->views_first == c->views_n)
+		c->views_first = c->views_n = 0;
+}
+
+/* Forgets every queued segment (the peer is gone). */
+static void conn_drop_output(struct conn *c)
+{
+	conn_release_views(c, 1);
+	c->iov_first = c->iov_n = 0;
+	c->out_len = 0;
+}
+
 static void conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
+	conn_drop_output(c);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
@@ -85,6 +107,22 @@ void conn_emit(struct conn *c, uint8_t *p, size_t n)
 		c->out_high = c->out_len;
 }
 
+int conn_emit_view(struct conn *c, const struct iovec *iov, int n, kvg_view *view, size_t bytes)
+{
+	if (n > conn_view_room(c))
+		return -1;
+	memcpy(c->iov + c->iov_n, iov, sizeof(*iov) * (size_t)n);
+	c->iov_n += n;
+	if (n == 0) { /* nothing to send from it */
+		kvg_view_release(c->w->srv->grid, view);
+		return 0;
+	}
+	c->views[c->views_n++] = (struct conn_view){ .view = view, .iov_last = c->iov_n - 1,
+						     .bytes = bytes };
+	c->lent_bytes += bytes;
+	return 0;
+}
+
 int conn_write(struct conn *c, const void *p, size_t n)
 {
 	if (conn_out_room(c) < n || c->iov_n >= CONN_IOV_MAX)
@@ -115,7 +153,9 @@ static int conn_flush(struct conn *c)
 			    (uint8_t *)c->iov[c->iov_first].iov_base + left;
 			c->iov[c->iov_first].iov_len -= left;
 		}
+		conn_release_views(c, 0);
 	}
+	conn_release_views(c, 1);
 	c->iov_first = c->iov_n = 0;
 	c->out_len = 0;
 	if (c->out_high > LOOP_KEEP_BYTES && !c->req) { /* (a load may be writing there) */
@@ -131,14 +171,17 @@ void conn_push(struct conn *c)
 	for (int i = c->iov_first; i < c->iov_n; i++)
 		pending += c->iov[i].iov_len;
 	/* a dead socket is found and closed by the caller's next flush */
-	if (pending >= CONN_PUSH_BYTES && conn_flush(c) < 0)
-		c->iov_first = c->iov_n = 0, c->out_len = 0, c->closing = 1;
+	if (pending >= CONN_PUSH_BYTES && conn_flush(c) < 0) {
+		conn_drop_output(c);
+		c->closing = 1;
+	}
 }
 
 /* Parsing goes on while one more largest reply and its segments fit. */
 static int conn_can_parse(const struct conn *c)
 {
-	return conn_out_room(c) >= c->w->reply_reserve && c->iov_n + 8 <= CONN_IOV_MAX;
+	return conn_out_room(c) >= c->w->reply_reserve && c->iov_n + 8 <= CONN_IOV_MAX &&
+	       c->lent_bytes < c->w->reply_reserve;
 }
 
 static int conn_sniff(struct conn *c)
@@ -396,6 +439,8 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 		c->in_start = c->in_end = CONN_IN_HEADROOM;
 		c->out_len = 0;
 		c->iov_first = c->iov_n = 0;
+		c->views_first = c->views_n = 0;
+		c->lent_bytes = 0;
 		c->events = EPOLLIN;
 		struct epoll_event e = {.events = EPOLLIN, .data.u64 = (uint64_t)(c - w->conns)};
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {

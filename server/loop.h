@@ -33,7 +33,8 @@
 #include "proto_resp.h"
 #include "srv.h"
 
-#define CONN_IOV_MAX	 64
+#define CONN_IOV_MAX	 256
+#define CONN_VIEWS_MAX	 64   /* grid views whose pieces are queued on one connection */
 #define LOOP_KEYS_MAX	 4096 /* keys in one native request */
 #define CONN_IN_HEADROOM 64   /* room in front of the first request for a value header */
 
@@ -53,6 +54,15 @@ struct conn {
 	struct iovec iov[CONN_IOV_MAX];
 	int iov_first, iov_n;	  /* queued segments iov[iov_first, iov_n) */
 	size_t in_high, out_high; /* high-water marks since memory was last handed back */
+	/* grid views lent for queued segments, in order; view i is released once
+	 * iov[views[i].iov_last] has been sent */
+	struct conn_view {
+		kvg_view *view;
+		int iov_last;
+		size_t bytes;
+	} views[CONN_VIEWS_MAX];
+	int views_first, views_n;
+	size_t lent_bytes; /* bytes of the views out: counted against reply_reserve */
 	struct worker *w;
 	/* an asynchronous load in flight (conn_load_async): parsing waits for it */
 	kvg_req *req;
@@ -101,6 +111,18 @@ static inline size_t conn_out_room(const struct conn *c)
 /* Queues out[p, p + n) (which must lie at or after out_len's previous value) for sending and
  * moves out_len past it.  Contiguous segments merge. */
 void conn_emit(struct conn *c, uint8_t *p, size_t n);
+
+/*
+ * Queues n pieces lent by the grid (a value in the DRAM arena, bytes long) after what is
+ * queued, and takes charge of view: it is released once they are sent or the connection
+ * closes.  Returns -1 without queuing or taking anything when there is no room for n more
+ * segments (then copy the value instead).  conn_view_room() is that room.
+ */
+int conn_emit_view(struct conn *c, const struct iovec *iov, int n, kvg_view *view, size_t bytes);
+static inline int conn_view_room(const struct conn *c)
+{
+	return c->views_n < CONN_VIEWS_MAX ? CONN_IOV_MAX - c->iov_n : 0;
+}
 
 /* Starts sending what is queued, if it is CONN_PUSH_BYTES or more, so that a large reply
  * leaves while the next block is being loaded. */

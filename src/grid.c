@@ -139,15 +139,17 @@ static void maybe_free_slot(kvg_grid *g, uint32_t slot)
 		index_del(&g->ix, slot);
 }
 
-static void drop_dram(kvg_grid *g, uint32_t slot)
+/* Returns the chunks freed (none while the block's chunks are lent to a view). */
+static uint32_t drop_dram(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
 	pol_remove(g, KVG_TIER_DRAM, slot);
-	arena_release(&g->arena, e->dram);
+	uint32_t freed = arena_release(&g->arena, e->dram);
 	e->dram = SLOT_NONE;
 	e->state &= ~E_DRAM;
 	g->st.tier[KVG_TIER_DRAM].blocks--;
 	g->st.tier[KVG_TIER_DRAM].bytes -= e->len;
+	return freed;
 }
 
 static void drop_nvme(kvg_grid *g, uint32_t slot)
@@ -385,8 +387,7 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 				freed += arena_chunks_for(&g->arena, e->len);
 				continue;
 			}
-			freed += arena_chunks_for(&g->arena, e->len);
-			drop_dram(g, v);
+			freed += drop_dram(g, v);
 			maybe_free_slot(g, v);
 		}
 		if (nd) {
@@ -1182,6 +1183,54 @@ int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags)
 int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags)
 {
 	return run_sync(g, REQ_LOAD, ios, n, flags);
+}
+
+/* ---- views: zero-copy reads of DRAM ------------------------------------------------------ */
+
+/* A view is the arena chain it lends, as a handle: chunk number + 1 (never NULL). */
+int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov, size_t *len,
+		 kvg_view **view)
+{
+	if (g->remote || !has_dram(g))
+		return 0;
+	pthread_mutex_lock(&g->lock);
+	uint32_t slot = index_find(&g->ix, key);
+	struct entry *e = slot != SLOT_NONE ? &g->ix.e[slot] : NULL;
+	if (!e || !visible(e)) {
+		g->st.loads++;
+		g->st.tier[KVG_TIER_DRAM].misses++;
+		pthread_mutex_unlock(&g->lock);
+		return KVG_ENOTFOUND;
+	}
+	int n = 0; /* not in DRAM: the caller's load will count it */
+	if (e->state & E_DRAM) {
+		if ((n = arena_iov(&g->arena, e->dram, 0, e->len, iov, max_iov)) < 0)
+			n = KVG_EBUFSIZE;
+		else if (arena_lend(&g->arena, e->dram) < 0)
+			n = KVG_EBUSY;
+	}
+	if (n > 0) {
+		struct policy_block b = pblock(g, e);
+		pol_hit(g, KVG_TIER_DRAM, slot, &b);
+		if (e->hits < 255)
+			e->hits++;
+		g->st.loads++;
+		g->st.tier[KVG_TIER_DRAM].hits++;
+		g->st.tier[KVG_TIER_DRAM].bytes_read += e->len;
+		*len = e->len;
+		*view = (kvg_view *)(uintptr_t)((uintptr_t)e->dram + 1);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+void kvg_view_release(kvg_grid *g, kvg_view *view)
+{
+	if (!view)
+		return;
+	pthread_mutex_lock(&g->lock);
+	arena_unlend(&g->arena, (uint32_t)((uintptr_t)view - 1));
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* ---- keys and lookup ------------------------------------------------------------------- */

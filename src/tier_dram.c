@@ -42,9 +42,14 @@ int arena_init(struct arena *a, uint64_t bytes, uint32_t chunk_bytes, int hugepa
 	if (lock && mlock(base, a->bytes) == 0)
 		a->locked = 1;
 	a->next = malloc(sizeof(uint32_t) * a->chunks);
-	if (!a->next) {
+	a->lent = calloc(a->chunks, sizeof(uint16_t));
+	if (!a->next || !a->lent) {
+		free(a->next);
+		free(a->lent);
 		munmap(base, a->bytes);
 		a->base = NULL;
+		a->next = NULL;
+		a->lent = NULL;
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < a->chunks; i++)
@@ -59,6 +64,7 @@ void arena_free_all(struct arena *a)
 	if (a->base)
 		munmap(a->base, a->bytes);
 	free(a->next);
+	free(a->lent);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -75,10 +81,8 @@ uint32_t arena_alloc(struct arena *a, uint32_t n)
 	return first;
 }
 
-uint32_t arena_release(struct arena *a, uint32_t first)
+static uint32_t chain_free(struct arena *a, uint32_t first)
 {
-	if (first == CHUNK_END)
-		return 0;
 	uint32_t n = 1, last = first;
 	while (a->next[last] != CHUNK_END) {
 		last = a->next[last];
@@ -88,6 +92,33 @@ uint32_t arena_release(struct arena *a, uint32_t first)
 	a->free_head = first;
 	a->free_count += n;
 	return n;
+}
+
+uint32_t arena_release(struct arena *a, uint32_t first)
+{
+	if (first == CHUNK_END)
+		return 0;
+	if (a->lent[first]) {
+		a->lent[first] |= ARENA_ORPHAN;
+		return 0;
+	}
+	return chain_free(a, first);
+}
+
+int arena_lend(struct arena *a, uint32_t first)
+{
+	if ((a->lent[first] & ARENA_LEND_MAX) == ARENA_LEND_MAX)
+		return -1;
+	a->lent[first]++;
+	return 0;
+}
+
+uint32_t arena_unlend(struct arena *a, uint32_t first)
+{
+	if (--a->lent[first] != ARENA_ORPHAN)
+		return 0;
+	a->lent[first] = 0;
+	return chain_free(a, first);
 }
 
 /* Walks to the chunk holding byte off of a chain; *in gets the offset inside it. */
@@ -138,12 +169,14 @@ int arena_iov(const struct arena *a, uint32_t first, uint64_t off, size_t len, s
 	uint32_t c = seek(a, first, off, &in);
 	int n = 0;
 	while (len) {
-		if (n == max)
-			return -1;
 		size_t k = a->chunk_bytes - in < len ? a->chunk_bytes - in : len;
-		iov[n].iov_base = a->base + (uint64_t)c * a->chunk_bytes + in;
-		iov[n].iov_len = k;
-		n++;
+		uint8_t *p = a->base + (uint64_t)c * a->chunk_bytes + in;
+		if (n && (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == p)
+			iov[n - 1].iov_len += k; /* adjacent chunks: one piece */
+		else if (n == max)
+			return -1;
+		else
+			iov[n++] = (struct iovec){ .iov_base = p, .iov_len = k };
 		len -= k;
 		in = 0;
 		c = a->next[c];

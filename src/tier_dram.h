@@ -21,11 +21,14 @@ struct arena {
 	uint32_t *next;     /* chain links, CHUNK_END ends a chain */
 	uint32_t free_head;
 	uint32_t free_count;
+	uint16_t *lent;     /* per chain head: views lent (arena_lend); ARENA_ORPHAN: released */
 	int hugepages;      /* MADV_HUGEPAGE was accepted */
 	int locked;         /* mlock succeeded */
 };
 
 #define CHUNK_END UINT32_MAX
+#define ARENA_ORPHAN 0x8000u /* in lent[]: the chain was released while lent */
+#define ARENA_LEND_MAX 0x7fffu
 
 /* Maps and touches the region.  Returns 0 or -errno. */
 int arena_init(struct arena *a, uint64_t bytes, uint32_t chunk_bytes, int hugepages, int lock);
@@ -36,8 +39,16 @@ static inline uint32_t arena_chunks_for(const struct arena *a, uint64_t len)
 }
 /* First chunk of a new chain of n chunks, or CHUNK_END if fewer are free. */
 uint32_t arena_alloc(struct arena *a, uint32_t n);
-/* Returns a whole chain to the free list; the number of chunks freed. */
+/* Returns a whole chain to the free list; the number of chunks freed.  A chain that is lent
+ * is only marked: its last arena_unlend() frees it. */
 uint32_t arena_release(struct arena *a, uint32_t first);
+/*
+ * Lending: a chain's bytes stay valid for a reader outside the grid lock (a socket send),
+ * whatever becomes of the block meanwhile.  arena_lend returns 0, or -1 when the chain is
+ * lent ARENA_LEND_MAX times already; arena_unlend returns the chunks it freed.
+ */
+int arena_lend(struct arena *a, uint32_t first);
+uint32_t arena_unlend(struct arena *a, uint32_t first);
 /* Copy len bytes in or out of a chain, starting off bytes into it. */
 void arena_write(const struct arena *a, uint32_t first, uint64_t off, const void *src, size_t len);
 void arena_read(const struct arena *a, uint32_t first, uint64_t off, void *dst, size_t len);

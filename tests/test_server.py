@@ -256,6 +256,51 @@ def case_slow_reader_backpressure(srv):
     assert bytes(buf) == want * 300
 
 
+def read_bulk(s, buf):
+    """Reads one RESP bulk reply from socket s (buf: bytes already read); returns (value or
+    None, the rest)."""
+    while b"\r\n" not in buf:
+        b = s.recv(1 << 20)
+        assert b, "connection closed early"
+        buf += b
+    head, rest = buf.split(b"\r\n", 1)
+    n = int(head[1:])
+    if n < 0:
+        return None, rest
+    while len(rest) < n + 2:
+        b = s.recv(1 << 20)
+        assert b, "connection closed early"
+        rest += b
+    assert rest[n:n + 2] == b"\r\n"
+    return bytes(rest[:n]), rest[n + 2:]
+
+
+def case_get_sent_from_dram_while_replaced(srv):
+    """GET replies leave straight from the DRAM arena: a client that has asked for a 16 MiB
+    value and reads nothing does not hold up a SET, GET or DEL of that key from another
+    client, and then receives the value exactly as it was when it asked."""
+    v1, v2 = os.urandom(16 << 20), os.urandom(16 << 20)
+    r = srv.redis()
+    r.set("lent", v1)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"*2\r\n$3\r\nGET\r\n$4\r\nlent\r\n" * 3)
+    time.sleep(0.3)
+    t0 = time.time()
+    r.set("lent", v2)
+    assert r.get("lent") == v2
+    assert r.delete("lent") == 1
+    assert r.get("lent") is None
+    assert time.time() - t0 < 5, "a replace waited for a slow reader"
+    buf = b""
+    got = []
+    for _ in range(3):
+        v, buf = read_bulk(s, buf)
+        got.append(v)
+    s.close()
+    assert got[0] == v1, "the first reply is not the value at the time of the GET"
+    assert all(v in (v1, v2, None) for v in got)
+
+
 def case_nvme_async_loads():
     """With a small DRAM tier, values live on NVMe: GETs (RESP and lm://, pipelined) load
     them without blocking the worker, in order, byte for byte; the server restarts with them."""
@@ -454,6 +499,7 @@ def main():
     try:
         case_roundtrip_random_values(srv)
         case_pipelining(srv)
+        case_get_sent_from_dram_while_replaced(srv)
         case_lmcache_redis_pattern(srv)
         case_unknown_and_errors_keep_connection(srv)
         case_lm_golden_bytes(srv)

@@ -1,7 +1,8 @@
 /*
  * test_tier_dram.c - the DRAM tier alone: eviction under tiny capacities (room for three
  * blocks), LRU order by loads and refreshes, capacity never exceeded, pins, blocks larger
- * than the arena, and chunk chains of mixed sizes that never overlap.
+ * than the arena, chunk chains of mixed sizes that never overlap, and views (zero-copy reads)
+ * that outlive their block.
  */
 #include "policy.h"
 #include "t_grid.h"
@@ -300,6 +301,105 @@ static void every_policy_keeps_invariants(void)
 	t_variant = "dram";
 }
 
+/* 1 if the pieces of a view hold exactly len bytes of t_fill(key, salt). */
+static int view_holds(const struct iovec *iov, int n, size_t len, const kvg_key *k,
+		      uint32_t salt)
+{
+	uint8_t *buf = malloc(len + 1);
+	size_t got = 0;
+	for (int i = 0; i < n && buf; i++) {
+		if (got + iov[i].iov_len > len)
+			break;
+		memcpy(buf + got, iov[i].iov_base, iov[i].iov_len);
+		got += iov[i].iov_len;
+	}
+	int ok = buf && got == len && t_verify(buf, len, k, salt);
+	free(buf);
+	return ok;
+}
+
+/* Description: a view lends a block's bytes without copying and counts as a DRAM hit; the
+ * bytes stay as they were while the block is deleted, stored anew under its key and evicted,
+ * and none of those calls waits for the view; the lent chunk is not reused until the view
+ * is released, and is reusable after. */
+static void views_outlive_delete_replace_and_eviction(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[4], miss;
+	CHECK(t_chain(g, 230, 4, k) == 4);
+	CHECK(t_chain(g, 231, 1, &miss) == 1);
+	CHECK_RC(t_store(g, &k[0], 1, LEN, 1), 0);
+	struct iovec iov[4];
+	size_t len = 0;
+	kvg_view *v = NULL, *v2 = NULL;
+	CHECK_RC(kvg_view_get(g, &miss, iov, 4, &len, &v), KVG_ENOTFOUND);
+	uint64_t hits = t_stats(g).tier[KVG_TIER_DRAM].hits;
+	CHECK_RC(kvg_view_get(g, &k[0], iov, 4, &len, &v), 1);
+	CHECK(v && len == LEN && view_holds(iov, 1, LEN, &k[0], 1));
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].hits == hits + 1);
+	/* delete does not wait for the view; a new store under the key gets other chunks */
+	CHECK_RC(kvg_delete(g, &k[0], 1), 1);
+	CHECK_RC(t_store(g, &k[0], 1, LEN, 2), 0);
+	CHECK_RC(t_load(g, &k[0], LEN, 2, NULL), 0);
+	/* two chunks left for new blocks: k1 fits, k2 evicts the new k0 */
+	CHECK_RC(t_store(g, &k[1], 1, LEN, 1), 0);
+	CHECK_RC(t_store(g, &k[2], 1, LEN, 1), 0);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].blocks == 2);
+	CHECK_RC(t_load(g, &k[0], LEN, 2, NULL), KVG_ENOTFOUND);
+	CHECK(view_holds(iov, 1, LEN, &k[0], 1)); /* still the first bytes */
+	/* a second view (a hit: k2 is now the oldest), then its block deleted */
+	struct iovec iov2[4];
+	CHECK_RC(kvg_view_get(g, &k[1], iov2, 4, &len, &v2), 1);
+	CHECK_RC(t_store(g, &k[3], 1, LEN, 1), 0); /* evicts k2 */
+	CHECK_RC(t_load(g, &k[2], LEN, 1, NULL), KVG_ENOTFOUND);
+	CHECK_RC(kvg_delete(g, &k[1], 1), 1);
+	CHECK(view_holds(iov2, 1, LEN, &k[1], 1));
+	CHECK(view_holds(iov, 1, LEN, &k[0], 1));
+	kvg_view_release(g, v2);
+	kvg_view_release(g, v);
+	/* both lent chunks are free again: with k3, three blocks fit without an eviction */
+	uint64_t ev = t_stats(g).tier[KVG_TIER_DRAM].evictions;
+	CHECK_RC(t_store(g, &k[0], 1, LEN, 3), 0);
+	CHECK_RC(t_store(g, &k[1], 1, LEN, 3), 0);
+	struct kvg_stats st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks == 3);
+	CHECK(st.tier[KVG_TIER_DRAM].evictions == ev);
+	CHECK_RC(t_load(g, &k[0], LEN, 3, NULL), 0);
+	CHECK_RC(t_load(g, &k[1], LEN, 3, NULL), 0);
+	CHECK_RC(t_load(g, &k[3], LEN, 1, NULL), 0);
+	kvg_close(g);
+}
+
+/* Description: a block in chunks that are not adjacent comes as several pieces, in order;
+ * with too little iov room the view is refused (KVG_EBUFSIZE) and nothing stays lent. */
+static void views_of_scattered_chunks(void)
+{
+	kvg_grid *g = open_dram(4, 0);
+	CHECK(g);
+	kvg_key k[4];
+	CHECK(t_chain(g, 232, 4, k) == 4);
+	CHECK_RC(t_store(g, k, 3, LEN, 1), 0); /* chunks 0, 1, 2 */
+	CHECK_RC(kvg_delete(g, &k[0], 1), 1);  /* free: 0, 3 */
+	CHECK_RC(kvg_delete(g, &k[1], 1), 1);  /* free: 1, 0, 3 */
+	size_t big = 2 * CHUNK - 100;
+	CHECK_RC(t_store(g, &k[3], 1, big, 1), 0); /* chunks 1 then 0 */
+	struct iovec iov[4];
+	size_t len = 0;
+	kvg_view *v = NULL;
+	CHECK_RC(kvg_view_get(g, &k[3], iov, 1, &len, &v), KVG_EBUFSIZE);
+	CHECK_RC(kvg_view_get(g, &k[3], iov, 4, &len, &v), 2);
+	CHECK(len == big && iov[0].iov_len == CHUNK && iov[1].iov_len == big - CHUNK);
+	CHECK(view_holds(iov, 2, big, &k[3], 1));
+	kvg_view_release(g, v);
+	/* nothing lent any more: deleting everything frees all four chunks */
+	CHECK_RC(kvg_delete(g, &k[2], 1), 1);
+	CHECK_RC(kvg_delete(g, &k[3], 1), 1);
+	CHECK_RC(t_store(g, k, 4, LEN, 4), 0);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 0);
+	kvg_close(g);
+}
+
 int main(void)
 {
 	t_variant = "dram";
@@ -313,5 +413,7 @@ int main(void)
 	RUN(block_larger_than_arena);
 	RUN(hits_and_misses_counted);
 	RUN(every_policy_keeps_invariants);
+	RUN(views_outlive_delete_replace_and_eviction);
+	RUN(views_of_scattered_chunks);
 	T_EXIT();
 }
