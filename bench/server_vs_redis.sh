@@ -3,6 +3,7 @@
 # side by side in one run on loopback: GET and SET of 256 KiB and 1 MiB values with 1, 8 and
 # 32 connections.  Prints, per case, the median throughput and p99 of each server over REPS
 # (default 3) alternating runs, and their ratios; KEEP=1 keeps every run in runs.csv.
+# SIZES, OPS and CONNS narrow the cases (e.g. SIZES=1048576 OPS=get CONNS="8 32").
 #   sh bench/server_vs_redis.sh [requests_per_case]
 # Client and servers share this machine's cores (2 on the project's build machine).
 set -e
@@ -11,7 +12,7 @@ N=${1:-1000}
 T=${KVG_TEST_TMP:-$PWD/build/tmp}/bench-server.$$
 mkdir -p "$T"
 cp build/kvgridd "$T/kvgridd" # a private copy: a rebuild of the tree must not pull it away
-"$T/kvgridd" --port 0 --port-file "$T/port" --dram 3G --threads 2 >"$T/kvgridd.log" 2>&1 &
+"$T/kvgridd" --port 0 --port-file "$T/port" --dram 3G --threads ${KVGRIDD_THREADS:-2} >"$T/kvgridd.log" 2>&1 &
 KPID=$!
 RPID=""
 trap 'kill $KPID $RPID 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
@@ -25,13 +26,13 @@ RPID=$!
 for i in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REPS=${REPS:-3}
 echo "server,op,value_bytes,conns,rep,rps,p50_ms,p99_ms" >"$T/runs.csv"
-for size in 262144 1048576; do
+for size in ${SIZES:-262144 1048576}; do
 	head -c "$size" /dev/urandom >"$T/value"
 	for port in "$KPORT" "$RPORT"; do
 		redis-cli -p "$port" -x set key:__rand_int__ <"$T/value" >/dev/null
 	done
-	for op in get set; do
-		for c in 1 8 32; do
+	for op in ${OPS:-get set}; do
+		for c in ${CONNS:-1 8 32}; do
 			# kvgridd and redis alternate, REPS times: both see the same background load
 			for rep in $(seq 1 "$REPS"); do
 				for port in "$KPORT" "$RPORT"; do

@@ -1,0 +1,365 @@
+/*
+ * resp_load.c - a lean RESP load generator, so that a comparison of two servers measures the
+ * servers and not the client.  redis-benchmark parses every reply through a growing buffer
+ * (several copies of a 1 MiB value); this client reads a value with one recv into a buffer
+ * of its own, as an engine would, and is the same for every server it is pointed at.
+ *
+ *   build/bench/resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS
+ *                         [--threads T] [--keys K] [--discard] [--label NAME]
+ *
+ * CONNS connections, spread over T threads (default 2) with an epoll loop each, each with one
+ * request in flight (as redis-benchmark without -P).  Before timing, K keys (default 16) are
+ * stored with a random value of BYTES; GETs then read them round robin and check each
+ * reply's length and first and last 8 bytes against the stored value (every reply of the
+ * first round is compared whole).  --discard receives values with MSG_TRUNC (the kernel drops
+ * them without a copy): the client then costs almost nothing, and the servers' own cost
+ * decides.  Prints one CSV line: label,op,bytes,conns,rps,gbps,p50_ms,p99_ms,errors.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+struct opts {
+	int port, set, conns, threads, keys, discard;
+	size_t bytes;
+	long requests;
+	const char *label;
+};
+
+struct lconn {
+	int fd;
+	int key;	      /* key of the request in flight */
+	uint64_t t0;	      /* its start, ns */
+	size_t sent, req_len; /* of the request being sent */
+	char hdr[64];	      /* reply header being read */
+	size_t hdr_len;
+	int64_t want;	      /* value bytes (+ CRLF) still to read; -1: reading the header */
+	size_t got;	      /* value bytes read */
+	char cmd[128];	      /* the request's command part */
+	size_t cmd_len;
+	uint8_t *buf;
+	int checked;	      /* the first reply of this connection was compared whole */
+};
+
+struct lthread {
+	const struct opts *o;
+	struct lconn *c;
+	int n;
+	long todo, done, errors;
+	uint64_t *lat;
+	pthread_t tid;
+};
+
+static uint8_t *value;
+static long next_key;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int dial(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("resp_load: connect");
+		exit(1);
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static void start(struct lconn *c, const struct opts *o, int key)
+{
+	char k[32];
+	int kl = snprintf(k, sizeof(k), "kvgrid:load:%d", key);
+	if (o->set)
+		c->cmd_len = (size_t)snprintf(c->cmd, sizeof(c->cmd),
+					      "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, k,
+					      o->bytes);
+	else
+		c->cmd_len = (size_t)snprintf(c->cmd, sizeof(c->cmd), "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n",
+					      kl, k);
+	c->req_len = c->cmd_len + (o->set ? o->bytes + 2 : 0);
+	c->key = key;
+	c->sent = 0;
+	c->hdr_len = 0;
+	c->want = -1;
+	c->got = 0;
+	c->t0 = now_ns();
+}
+
+/* Sends what is left of the request; -1 on error. */
+static int pump_send(struct lconn *c, const struct opts *o)
+{
+	while (c->sent < c->req_len) {
+		struct iovec v[3];
+		int n = 0;
+		size_t off = c->sent;
+		if (off < c->cmd_len)
+			v[n++] = (struct iovec){c->cmd + off, c->cmd_len - off};
+		if (o->set) {
+			size_t vo = off > c->cmd_len ? off - c->cmd_len : 0;
+			if (vo < o->bytes)
+				v[n++] = (struct iovec){value + vo, o->bytes - vo};
+			size_t to = off > c->cmd_len + o->bytes ? off - c->cmd_len - o->bytes : 0;
+			v[n++] = (struct iovec){(char *)"\r\n" + to, 2 - to};
+		}
+		ssize_t r = writev(c->fd, v, n);
+		if (r < 0)
+			return errno == EAGAIN ? 0 : -1;
+		c->sent += (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads what has arrived; 1 when the reply is complete (*ok set), 0 if not yet, -1 on error. */
+static int pump_recv(struct lconn *c, const struct opts *o, int *ok)
+{
+	for (;;) {
+		if (c->want < 0) {
+			ssize_t r = recv(c->fd, c->hdr + c->hdr_len, 1, 0); /* header byte by byte */
+			if (r <= 0)
+				return r < 0 && errno == EAGAIN ? 0 : -1;
+			c->hdr_len++;
+			if (c->hdr_len >= 2 && c->hdr[c->hdr_len - 2] == '\r' &&
+			    c->hdr[c->hdr_len - 1] == '\n') {
+				c->hdr[c->hdr_len - 2] = 0;
+				if (o->set) {
+					*ok = strcmp(c->hdr, "+OK") == 0;
+					return 1;
+				}
+				if (c->hdr[0] != '$' || atol(c->hdr + 1) != (long)o->bytes) {
+					*ok = 0;
+					return 1; /* a miss or an error: counted, not waited for */
+				}
+				c->want = (int64_t)o->bytes + 2;
+			} else if (c->hdr_len == sizeof(c->hdr) - 1) {
+				return -1;
+			}
+			continue;
+		}
+		size_t left = (size_t)c->want - c->got;
+		if (left == 0)
+			break;
+		ssize_t r;
+		if (o->discard && c->checked)
+			r = recv(c->fd, NULL, left, MSG_TRUNC);
+		else
+			r = recv(c->fd, c->buf + c->got, left, 0);
+		if (r <= 0)
+			return r < 0 && errno == EAGAIN ? 0 : -1;
+		c->got += (size_t)r;
+	}
+	*ok = 1;
+	if (!c->checked) {
+		*ok = memcmp(c->buf, value, o->bytes) == 0 && memcmp(c->buf + o->bytes, "\r\n", 2) == 0;
+		c->checked = 1;
+	} else if (!o->discard) {
+		size_t b = o->bytes;
+		*ok = (b < 8 || (memcmp(c->buf, value, 8) == 0 &&
+				 memcmp(c->buf + b - 8, value + b - 8, 8) == 0)) &&
+		      memcmp(c->buf + b, "\r\n", 2) == 0;
+	}
+	return 1;
+}
+
+static void *run(void *arg)
+{
+	struct lthread *t = arg;
+	const struct opts *o = t->o;
+	int ep = epoll_create1(0);
+	long inflight = 0;
+	for (int i = 0; i < t->n && t->done + inflight < t->todo; i++) {
+		struct lconn *c = &t->c[i];
+		start(c, o, (int)(__atomic_fetch_add(&next_key, 1, __ATOMIC_RELAXED) % o->keys));
+		struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &e);
+		inflight++;
+	}
+	struct epoll_event ev[64];
+	while (inflight > 0) {
+		int n = epoll_wait(ep, ev, 64, 10000);
+		if (n <= 0) {
+			fprintf(stderr, "resp_load: no progress for 10 s\n");
+			exit(1);
+		}
+		for (int i = 0; i < n; i++) {
+			struct lconn *c = ev[i].data.ptr;
+			int ok = 0, r = 0;
+			if (pump_send(c, o) < 0)
+				r = -1;
+			if (r == 0 && c->sent == c->req_len)
+				r = pump_recv(c, o, &ok);
+			if (r < 0) {
+				fprintf(stderr, "resp_load: connection lost\n");
+				exit(1);
+			}
+			if (r == 0) {
+				struct epoll_event e = {.events = c->sent < c->req_len ? EPOLLOUT
+										       : EPOLLIN,
+							.data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+				continue;
+			}
+			t->lat[t->done++] = now_ns() - c->t0;
+			t->errors += !ok;
+			inflight--;
+			if (t->done + inflight < t->todo) {
+				start(c, o,
+				      (int)(__atomic_fetch_add(&next_key, 1, __ATOMIC_RELAXED) %
+					    o->keys));
+				inflight++;
+				pump_send(c, o);
+				struct epoll_event e = {
+				    .events = c->sent < c->req_len ? EPOLLOUT : EPOLLIN, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+			}
+		}
+	}
+	close(ep);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Stores every key with the value, on one blocking connection. */
+static void preload(const struct opts *o)
+{
+	struct opts so = *o;
+	so.set = 1;
+	struct lconn c = {.fd = dial(o->port), .buf = malloc(64)};
+	for (int k = 0; k < o->keys; k++) {
+		start(&c, &so, k);
+		int ok = 0, r;
+		while (c.sent < c.req_len)
+			if (pump_send(&c, &so) < 0)
+				exit(1);
+		while ((r = pump_recv(&c, &so, &ok)) == 0)
+			;
+		if (r < 0 || !ok) {
+			fprintf(stderr, "resp_load: preload SET refused (%s)\n", c.hdr);
+			exit(1);
+		}
+	}
+	close(c.fd);
+	free(c.buf);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS "
+			"[--threads T] [--keys K] [--discard] [--label NAME]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.conns = 1, .threads = 2, .keys = 16, .bytes = 1 << 20, .requests = 1000,
+			 .label = "server"};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--discard")) {
+			o.discard = 1;
+			continue;
+		}
+		if (!v)
+			usage();
+		i++;
+		if (!strcmp(a, "-p"))
+			o.port = atoi(v);
+		else if (!strcmp(a, "-t"))
+			o.set = !strcmp(v, "set");
+		else if (!strcmp(a, "-d"))
+			o.bytes = (size_t)atol(v);
+		else if (!strcmp(a, "-c"))
+			o.conns = atoi(v);
+		else if (!strcmp(a, "-n"))
+			o.requests = atol(v);
+		else if (!strcmp(a, "--threads"))
+			o.threads = atoi(v);
+		else if (!strcmp(a, "--keys"))
+			o.keys = atoi(v);
+		else if (!strcmp(a, "--label"))
+			o.label = v;
+		else
+			usage();
+	}
+	if (o.port <= 0 || o.conns < 1 || o.requests < 1 || o.keys < 1 || o.threads < 1 ||
+	    o.bytes < 1)
+		usage();
+	if (o.threads > o.conns)
+		o.threads = o.conns;
+	value = malloc(o.bytes);
+	if (!value)
+		return 1;
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (size_t i = 0; i < o.bytes; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		value[i] = (uint8_t)x;
+	}
+	preload(&o);
+	struct lthread *t = calloc((size_t)o.threads, sizeof(*t));
+	struct lconn *cs = calloc((size_t)o.conns, sizeof(*cs));
+	for (int i = 0; i < o.conns; i++) {
+		cs[i].fd = dial(o.port);
+		cs[i].buf = malloc(o.bytes + 2);
+		if (!cs[i].buf)
+			return 1;
+		memset(cs[i].buf, 0, o.bytes + 2); /* touched before timing */
+	}
+	long per = o.requests / o.threads, rest = o.requests % o.threads;
+	int per_c = o.conns / o.threads, rest_c = o.conns % o.threads, ci = 0;
+	for (int i = 0; i < o.threads; i++) {
+		t[i].o = &o;
+		t[i].c = cs + ci;
+		t[i].n = per_c + (i < rest_c);
+		ci += t[i].n;
+		t[i].todo = per + (i < rest);
+		t[i].lat = malloc(sizeof(uint64_t) * (size_t)(t[i].todo + 1));
+		for (int k = 0; k < t[i].n; k++) /* non-blocking from now on */
+			fcntl(t[i].c[k].fd, F_SETFL, fcntl(t[i].c[k].fd, F_GETFL) | O_NONBLOCK);
+	}
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < o.threads; i++)
+		pthread_create(&t[i].tid, NULL, run, &t[i]);
+	long errors = 0, done = 0;
+	for (int i = 0; i < o.threads; i++) {
+		pthread_join(t[i].tid, NULL);
+		errors += t[i].errors;
+		done += t[i].done;
+	}
+	double secs = (double)(now_ns() - t0) / 1e9;
+	uint64_t *all = malloc(sizeof(uint64_t) * (size_t)done);
+	long k = 0;
+	for (int i = 0; i < o.threads; i++)
+		for (long j = 0; j < t[i].done; j++)
+			all[k++] = t[i].lat[j];
+	qsort(all, (size_t)done, sizeof(uint64_t), cmp_u64);
+	double rps = (double)done / secs;
+	printf("%s,%s,%zu,%d,%.0f,%.3f,%.3f,%.3f,%ld\n", o.label, o.set ? "set" : "get", o.bytes,
+	       o.conns, rps, rps * (double)o.bytes / 1e9, (double)all[done / 2] / 1e6,
+	       (double)all[(size_t)((double)done * 0.99)] / 1e6, errors);
+	return errors ? 3 : 0;
+}
