@@ -6,9 +6,12 @@
  * an operation before HELLO on a server with auth) gets a reply with an error status and the
  * connection goes on; a frame that cannot be delimited closes the connection.
  *
- * GET replies are built in place: each block is loaded where its item header goes, and the
- * 32-byte item header is written over the block's own 32-byte header.
+ * GET replies are sent from the DRAM arena (views), or built in place: a block is loaded
+ * where its item header goes, and the 32-byte item header is written over the block's own
+ * 32-byte header.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv.h"
@@ -71,63 +74,105 @@ static void hnat_hello(struct conn *c, const struct nat_hdr *h, const uint8_t *b
 	hnat_reply(c, h, 0, 24);
 }
 
-/*
- * A GET is answered with one frame per key, in order, all with the request's id; every frame
- * but the last has NAT_F_MORE.  Each frame leaves as soon as its block is loaded, so the
- * client receives block i while the server loads block i + 1.
- */
-static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
+/* Writes the frame of GET item i (of n) whose block is at item (len bytes, from a load) or
+ * in view's pieces; rc is the block's status. */
+static void hnat_get_item(struct conn *c, uint64_t id, int i, int n, uint8_t *item, int rc,
+			  size_t len, const struct lmp_meta *meta, const struct iovec *iov,
+			  int niov, kvg_view *view)
 {
 	struct metrics *m = c->w->srv->metrics;
-	for (int i = 0; i < n; i++) {
-		uint8_t *out = conn_out_tail(c);
+	if (rc == KVG_ECORRUPT)
+		rc = KVG_ENOTFOUND;
+	metrics_add(rc == 0 ? &m->hits : &m->misses, 1);
+	metrics_add(rc == 0 ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index],
+		    1);
+	if (rc)
+		len = 0;
+	nat_put_u32(item, (uint32_t)rc);
+	nat_put_u32(item + 4, (uint32_t)len);
+	nat_put_u32(item + 8, (uint32_t)meta->fmt);
+	nat_put_u32(item + 12, (uint32_t)meta->dtype);
+	for (int d = 0; d < 4; d++)
+		nat_put_u32(item + 16 + 4 * d, (uint32_t)meta->shape[d]);
+	struct nat_hdr r = {.op = NAT_GET,
+			    .id = id,
+			    .status = rc,
+			    .flags = i + 1 < n ? NAT_F_MORE : 0,
+			    .body_len = (uint32_t)(NAT_ITEM_BYTES + len)};
+	uint8_t *out = item - NAT_HDR_BYTES;
+	nat_hdr_encode(out, &r);
+	if (view) {
+		conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES);
+		conn_emit_view(c, iov, niov, view, len); /* the caller left room */
+	} else {
+		conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES + len);
+	}
+	conn_push(c);
+}
+
+static void hnat_get_run(struct conn *c);
+
+/* An asynchronous load of item c->get_next finished: its frame, then the items after it. */
+static void hnat_get_loaded(struct conn *c, int status)
+{
+	struct lmp_meta meta = {0};
+	uint8_t *item = c->io.buf;
+	size_t len = 0;
+	if (status == 0)
+		status = kv_loaded(item, c->io.len, &len, &meta);
+	hnat_get_item(c, c->get_id, (int)c->get_next, (int)c->get_n, item, status, len, &meta,
+		      NULL, 0, NULL);
+	c->get_next++;
+	hnat_get_run(c);
+}
+
+/*
+ * A GET is answered with one frame per key, in order, all with the request's id; every frame
+ * but the last has NAT_F_MORE.  Each frame leaves as soon as its block is ready, so the
+ * client receives block i while the server loads block i + 1.  A block in DRAM is sent from
+ * the arena (a view); one on NVMe only is loaded without blocking the worker: the keys left
+ * wait in c->get_keys, and hnat_get_loaded goes on from there when the block has landed.
+ */
+static void hnat_get_run(struct conn *c)
+{
+	while (c->get_next < c->get_n) {
+		int i = (int)c->get_next, n = (int)c->get_n;
+		const kvg_key *key = &c->get_keys[i];
+		uint8_t *item = conn_out_tail(c) + NAT_HDR_BYTES;
 		size_t room = conn_out_room(c);
-		uint8_t *item = out + NAT_HDR_BYTES;
 		struct lmp_meta meta = {0};
 		size_t len = 0;
-		/* from the DRAM arena without a copy, or loaded into the output region */
 		struct iovec iov[64];
 		int niov = conn_view_room(c) - 1; /* and the item's header */
 		if (niov > 64)
 			niov = 64;
 		kvg_view *v = NULL;
 		int rc = room < NAT_HDR_BYTES + NAT_ITEM_BYTES ? KVG_EBUFSIZE
-			 : niov > 0 ? kv_view(c->w->srv, &c->w->keys[i], iov, &niov, &len, &meta, &v)
+			 : niov > 0 ? kv_view(c->w->srv, key, iov, &niov, &len, &meta, &v)
 				    : 1;
 		if (rc == 1) {
 			v = NULL;
-			rc = kv_get(c->w->srv, &c->w->keys[i], item, room - NAT_HDR_BYTES, &len, &meta);
+			if (kv_on_nvme(c->w->srv, key) &&
+			    conn_load_async(c, key, item, room - NAT_HDR_BYTES, hnat_get_loaded) == 0)
+				return;
+			rc = kv_get(c->w->srv, key, item, room - NAT_HDR_BYTES, &len, &meta);
 		}
-		if (rc == KVG_ECORRUPT)
-			rc = KVG_ENOTFOUND;
-		metrics_add(rc == 0 ? &m->hits : &m->misses, 1);
-		metrics_add(rc == 0 ? &m->tenant_hits[c->tenant->index]
-				    : &m->tenant_misses[c->tenant->index],
-			    1);
-		if (rc)
-			len = 0;
-		nat_put_u32(item, (uint32_t)rc);
-		nat_put_u32(item + 4, (uint32_t)len);
-		nat_put_u32(item + 8, (uint32_t)meta.fmt);
-		nat_put_u32(item + 12, (uint32_t)meta.dtype);
-		for (int d = 0; d < 4; d++)
-			nat_put_u32(item + 16 + 4 * d, (uint32_t)meta.shape[d]);
-		struct nat_hdr r = {.op = NAT_GET,
-				    .id = h->id,
-				    .status = rc,
-				    .flags = i + 1 < n ? NAT_F_MORE : 0,
-				    .body_len = (uint32_t)(NAT_ITEM_BYTES + len)};
-		nat_hdr_encode(out, &r);
-		if (v) {
-			conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES);
-			conn_emit_view(c, iov, niov, v, len);
-		} else {
-			conn_emit(c, out, NAT_HDR_BYTES + NAT_ITEM_BYTES + len);
-		}
-		conn_push(c);
+		hnat_get_item(c, c->get_id, i, n, item, rc, len, &meta, iov, niov, v);
+		c->get_next++;
 	}
+}
+
+static void hnat_get(struct conn *c, const struct nat_hdr *h, int n)
+{
 	if (n == 0)
-		hnat_reply(c, h, 0, 0);
+		return hnat_reply(c, h, 0, 0);
+	if (!c->get_keys && !(c->get_keys = malloc(sizeof(kvg_key) * LOOP_KEYS_MAX)))
+		return hnat_reply(c, h, -ENOMEM, 0);
+	memcpy(c->get_keys, c->w->keys, sizeof(kvg_key) * (size_t)n);
+	c->get_id = h->id;
+	c->get_next = 0;
+	c->get_n = (uint32_t)n;
+	hnat_get_run(c);
 }
 
 /* Checks that the items of a PUT exactly fill its body before anything is stored. */

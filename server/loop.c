@@ -670,6 +670,7 @@ void loop_close(struct worker *ws, uint32_t n)
 				munmap(c->in, c->in_cap);
 			if (c->out)
 				munmap(c->out, c->out_cap);
+			free(c->get_keys);
 		}
 		free(w->conns);
 		if (w->epfd >= 0)
