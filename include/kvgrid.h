@@ -230,6 +230,18 @@ typedef void (*kvg_layer_fn)(kvg_req *req, uint32_t layer, void *arg);
 #define KVG_LOAD_LAYERS 0x1  /* complete layer by layer (needs cfg.layers) */
 #define KVG_LOAD_NOPROMOTE 0x2 /* do not copy NVMe hits to DRAM */
 #define KVG_STORE_NVME 0x4   /* write to NVMe as well, now (write-through for this batch) */
+/*
+ * Session hints, on kvg_store and kvg_load (and the flags of kvg_store_sync/kvg_load_sync):
+ * what the engine or agent framework knows of the session this request belongs to.
+ * KVG_STORE_CONTINUES: the session is open and will likely send another turn (its blocks
+ * are worth keeping); KVG_STORE_LAST: the session has ended, or this is a one-shot call (its
+ * blocks are likely dead).  The grid hands the hint to the eviction policy with every block
+ * of the batch; a policy may learn from it ("density" does: doc/POLICIES.md) or ignore it.
+ * A hint never changes what is stored or returned.  At most one of the two per request
+ * (both: -EINVAL).  A remote grid (cfg.servers) ignores them.
+ */
+#define KVG_STORE_CONTINUES 0x8
+#define KVG_STORE_LAST 0x10
 
 struct kvg_req_opts {
 	uint32_t flags;

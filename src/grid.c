@@ -38,10 +38,24 @@ static int visible(const struct entry *e)
 	return (e->state & (E_DRAM | E_NVME)) && !(e->state & E_FILLING);
 }
 
+/* The session hint a request's flags carry (KVG_STORE_CONTINUES / KVG_STORE_LAST). */
+static uint8_t flags_hint(uint32_t flags)
+{
+	if (flags & KVG_STORE_CONTINUES)
+		return POLICY_HINT_CONTINUES;
+	if (flags & KVG_STORE_LAST)
+		return POLICY_HINT_LAST;
+	return POLICY_HINT_NONE;
+}
+
+/* What a policy is told of a block.  The hint is the one its last store or load carried
+ * (store_one() and load_one() set e->hint from the request first), so that movement
+ * between tiers later on (demotion, promotion) tells the policy the same. */
 static struct policy_block pblock(kvg_grid *g, const struct entry *e)
 {
 	struct policy_block b = { .bytes = e->len, .depth = e->depth,
-				  .parent_slot = POLICY_NONE, .now_us = now_us() };
+				  .parent_slot = POLICY_NONE, .now_us = now_us(),
+				  .hint = e->hint };
 	memcpy(&b.key_hash, e->key.bytes, sizeof(b.key_hash));
 	(void)g;
 	return b;
@@ -632,6 +646,7 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	}
 	if (slot != SLOT_NONE) { /* present or arriving: a refresh */
 		struct entry *e = &g->ix.e[slot];
+		e->hint = flags_hint(r->opts.flags);
 		int want_nvme = g->nv && (g->cfg.durability == KVG_DURABILITY_DURABLE ||
 					  (r->opts.flags & KVG_STORE_NVME));
 		if (want_nvme && (e->state & E_DRAM) && !(e->state & (E_NVME | E_FILLING))) {
@@ -665,6 +680,7 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	struct entry *e = &g->ix.e[slot];
 	e->len = (uint32_t)io->len;
 	e->depth = io->depth;
+	e->hint = flags_hint(r->opts.flags);
 	e->state |= E_FILLING; /* invisible, and not evictable, while we work */
 	int durable = g->nv && g->cfg.durability == KVG_DURABILITY_DURABLE;
 	uint32_t c = CHUNK_END;
@@ -869,6 +885,8 @@ static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		block_done(r, i, KVG_EBUFSIZE);
 		return;
 	}
+	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
+		e->hint = flags_hint(r->opts.flags);
 	struct policy_block b = pblock(g, e);
 	if (e->hits < 255)
 		e->hits++;
@@ -1029,6 +1047,9 @@ static int submit_on(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
 {
 	if (!g || (!ios && n) || !out)
 		return -EINVAL;
+	uint32_t flags = opts ? opts->flags : 0;
+	if ((flags & KVG_STORE_CONTINUES) && (flags & KVG_STORE_LAST))
+		return -EINVAL; /* one word on the session, not two */
 	struct kvg_req *r = req_get(g);
 	if (!r)
 		return g->stop ? KVG_ECLOSED : KVG_EBUSY;

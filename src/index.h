@@ -39,6 +39,7 @@ struct entry {
 	uint16_t refs; /* transfers in flight that read this entry's bytes */
 	uint8_t state;
 	uint8_t hits;  /* saturating count of hits (admission filter) */
+	uint8_t hint;  /* POLICY_HINT_* of the last request that stored or loaded it */
 };
 _Static_assert(sizeof(struct entry) == 76, "index entry size is part of the memory budget");
 

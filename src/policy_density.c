@@ -39,10 +39,11 @@
  * every DN_UPDATE_CALLS calls.  Time is logical (policy calls), never now_us, so the grid and the
  * simulator see the same clock.
  *
- * A continuation hint from the serving layer (is this session going on?) is one more
- * class dimension, learned like the others, so a useless hint only spreads the counts.
- * The grid has no such field yet (doc/POLICIES.md, "Needed from the grid"); the simulator
- * passes one through policy_density_hint() to measure what it would be worth.
+ * A continuation hint from the serving layer (is this session going on?), b->hint, is one
+ * more class dimension, learned like the others, so a useless hint only spreads the counts.
+ * The engine gives it with KVG_STORE_CONTINUES / KVG_STORE_LAST on kvg_store and kvg_load;
+ * the simulator passes the same field (sim_opts.hints).  A request takes the hint of its
+ * first call, and a later call of it that carries one overrides it.
  *
  * Memory: 21 bytes per slot (13 for the queues, 4 of ghost, 4 of seen-filters), which
  * keeps the index under issue 2's 128 bytes per block (123 with two tiers), plus fixed
@@ -59,7 +60,7 @@
 
 #define DN_NEW_BUCKETS	8 /* new blocks in the request: 0, 1, 2-3, 4-7, ..., 64+ */
 #define DN_HIT_BUCKETS	3 /* share seen before: < 30%, 30-80%, >= 80% */
-#define DN_HINTS	3 /* none, "continues", "last" (policy_density_hint()) */
+#define DN_HINTS	3 /* POLICY_HINT_NONE, _CONTINUES, _LAST */
 #define DN_SHAPES	(DN_NEW_BUCKETS * DN_HIT_BUCKETS)
 #define DN_CLASSES	(DN_SHAPES * DN_HINTS)
 #define DN_PENDING	DN_CLASSES	 /* the current request */
@@ -125,7 +126,6 @@ struct policy {
 	uint64_t full_bytes;  /* largest block seen: smaller ones are partial */
 	uint32_t run_n, run_new, run_seen; /* the current request */
 	uint8_t run_hint;		   /* hint of the current request */
-	uint8_t next_hint;		   /* hint for the request that starts next */
 	double filed_n[DN_CLASSES];	   /* blocks filed per class (decayed) */
 	double reuse[DN_CLASSES][DN_AGES]; /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];
@@ -285,7 +285,7 @@ static void dn_end_request(struct policy *p)
 	}
 	p->n_pend = 0;
 	p->run_n = p->run_new = p->run_seen = 0;
-	p->run_hint = p->next_hint;
+	p->run_hint = POLICY_HINT_NONE;
 }
 
 /* At the first call the block size is known, so the capacity in blocks is too: it sizes
@@ -318,6 +318,8 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	if (b->depth == 0 || b->depth != p->last_depth + 1)
 		dn_end_request(p);
 	p->last_depth = b->depth;
+	if (b->hint != POLICY_HINT_NONE && b->hint < DN_HINTS)
+		p->run_hint = b->hint;
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
 	if (p->clock == p->seen_next)
@@ -471,16 +473,6 @@ static uint32_t dn_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 	if (s != POLICY_NONE)
 		dn_unlink(p, s);
 	return s;
-}
-
-/*
- * Simulator hook: the request whose first block comes next has hint h (0 none, 1 "the
- * session continues", 2 "last request of the session").  Stands in for a hint field in
- * struct policy_block until the grid has one.
- */
-void policy_density_hint(struct policy *p, uint8_t h)
-{
-	p->next_hint = h < DN_HINTS ? h : 0;
 }
 
 const struct policy_ops policy_density_ops = {

@@ -17,8 +17,6 @@
 #include "policy.h"
 #include "sim.h"
 
-extern const struct policy_ops policy_density_ops;
-
 void sim_next_use(const struct trace *t, uint32_t *next)
 {
 	uint32_t *last = malloc(sizeof(*last) * (t->n_distinct ? t->n_distinct : 1));
@@ -220,8 +218,6 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 	for (size_t q = 0; q < t->n_reqs; q++) {
 		const struct trace_req *rq = &t->reqs[q];
 		sim_count(t, o, rq, resident, r);
-		if (o->hints && ops == &policy_density_ops)
-			policy_density_hint(p, o->hints[q]);
 		for (uint32_t i = 0; i < rq->n_blocks; i++) {
 			uint32_t j = rq->first + i, s = t->ids[j];
 			struct policy_block pb = {
@@ -230,6 +226,7 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 				.parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
 				.now_us = rq->timestamp_ms * 1000,
 				.key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
+				.hint = o->hints ? o->hints[q] : POLICY_HINT_NONE,
 			};
 			if (resident[s]) {
 				ops->hit(p, s, &pb);

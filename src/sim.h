@@ -32,8 +32,9 @@ struct sim_opts {
 	/* called for each request with its hit tokens, as counted; may be NULL */
 	void (*on_request)(void *arg, size_t index, uint64_t hit_tokens);
 	void *on_request_arg;
-	/* per request: a continuation hint for "density" (0 none, 1 the session continues,
-	 * 2 last request), or NULL.  The grid has no such field yet: simulator only. */
+	/* per request: a session hint (POLICY_HINT_*: 0 none, 1 the session continues, 2 last
+	 * request), or NULL; given to the policy in policy_block.hint with each of the
+	 * request's blocks, as the grid does with KVG_STORE_CONTINUES / KVG_STORE_LAST. */
 	const uint8_t *hints;
 	/* called after each request (progress bars); may be NULL */
 	void (*progress)(void *arg, size_t done, size_t total);
@@ -73,10 +74,5 @@ void sim_next_use(const struct trace *t, uint32_t *next);
  * flipped.  hints has t->n_reqs entries.  Returns 0 or -ENOMEM.
  */
 int sim_continuation_hints(const struct trace *t, double wrong, uint64_t seed, uint8_t *hints);
-
-/* The simulator's hook into "density" (src/policy_density.c): the hint of the request
- * whose first block comes next. */
-struct policy;
-void policy_density_hint(struct policy *p, uint8_t hint);
 
 #endif

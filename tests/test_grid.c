@@ -2,9 +2,10 @@
  * test_grid.c - the grid's behaviour through the public API, swept over DRAM only, NVMe via
  * io_uring and NVMe via psync: longest-prefix lookup, store/load round trips verified byte by
  * byte, per-block statuses of mixed batches, the asynchronous request life cycle (poll, wait
- * with a timeout, done callbacks, a full request pool), refresh, delete, pin counts, prefetch
- * and two grids in one process.
+ * with a timeout, done callbacks, a full request pool), refresh, delete, pin counts, session
+ * hints, prefetch and two grids in one process.
  */
+#include <errno.h>
 #include <pthread.h>
 
 #include "t_grid.h"
@@ -822,6 +823,89 @@ static void write_through_and_admit_on_reuse(void)
 	kvg_close(g);
 }
 
+/* ---- session hints ----------------------------------------------------------------------- */
+
+/* One request of the hint workload: ids [first, first + 4) as raw keys; loads the cached
+ * prefix and stores the rest, as a serving layer would, with flags.  Adds the blocks that
+ * were cached to *hits. */
+static void hint_request(kvg_grid *g, uint64_t first, uint32_t flags, uint8_t *buf,
+			 size_t *hits)
+{
+	kvg_key k[4];
+	struct kvg_io io[4];
+	for (uint32_t i = 0; i < 4; i++) {
+		uint64_t id = first + i;
+		kvg_raw_key(g, &id, sizeof(id), &k[i]);
+	}
+	size_t hit = 0;
+	CHECK_RC(kvg_lookup_keys(g, k, 4, &hit, NULL), 0);
+	for (uint32_t i = 0; i < 4; i++) {
+		io[i] = (struct kvg_io){ .key = k[i], .buf = buf + (size_t)i * 4096, .len = 4096,
+					 .depth = i };
+		if (i >= hit)
+			t_fill(io[i].buf, 4096, &k[i], 1);
+	}
+	if (hit)
+		CHECK_RC(kvg_load_sync(g, io, hit, flags), 0);
+	for (size_t i = 0; i < hit; i++)
+		CHECK(t_verify(io[i].buf, 4096, &k[i], 1));
+	if (hit < 4)
+		CHECK_RC(kvg_store_sync(g, io + hit, 4 - hit, flags), 0);
+	*hits += hit;
+}
+
+/* Blocks hit by the continuations of a workload where requests marked KVG_STORE_LAST are
+ * never read again and those marked KVG_STORE_CONTINUES are, six rounds (48 new blocks)
+ * later, in a DRAM tier of 40 blocks under "density"; hints 0 sends no flags. */
+static void hint_workload_hits(int hints, size_t *hits)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.chunk_bytes = 4096;
+	c.dram_bytes = 40 * 4096;
+	snprintf(c.policy, sizeof(c.policy), "density");
+	kvg_grid *g = open_or_null(&c);
+	CHECK(g);
+	uint8_t *buf = t_alloc(4 * 4096, 0);
+	size_t none = 0;
+	uint32_t cont = hints ? KVG_STORE_CONTINUES : 0, last = hints ? KVG_STORE_LAST : 0;
+	*hits = 0;
+	for (uint64_t r = 0; r < 1000 && !t_failed; r++) {
+		hint_request(g, r * 10, last, buf, &none);
+		hint_request(g, r * 10 + 4, cont, buf, &none);
+		if (r >= 6)
+			hint_request(g, (r - 6) * 10 + 4, cont, buf, hits);
+	}
+	t_free(buf, 0);
+	kvg_close(g);
+}
+
+/* Description: the session hints (KVG_STORE_CONTINUES, KVG_STORE_LAST on kvg_store_sync and
+ * kvg_load_sync) reach the eviction policy: with them "density" keeps the sessions that come
+ * back and hits their continuations, which it cannot tell apart without them; bytes are
+ * verified either way.  Both flags at once are refused. */
+static void session_hints_reach_the_policy(void)
+{
+	if (t_v->nvme)
+		return; /* a DRAM tier of 40 blocks: the order is the policy's alone */
+	size_t plain = 0, hinted = 0;
+	hint_workload_hits(0, &plain);
+	hint_workload_hits(1, &hinted);
+	fprintf(stderr, "continuation blocks hit: %zu without hints, %zu with\n", plain, hinted);
+	CHECK(hinted > 2 * plain + 500);
+	struct kvg_config c;
+	t_config(&c);
+	OPEN(g, &c);
+	kvg_key k;
+	kvg_raw_key(g, "both", 4, &k);
+	uint8_t *buf = t_alloc(4096, 0);
+	struct kvg_io io = { .key = k, .buf = buf, .len = 4096 };
+	CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_CONTINUES | KVG_STORE_LAST), -EINVAL);
+	CHECK_RC(kvg_load_sync(g, &io, 1, KVG_STORE_CONTINUES | KVG_STORE_LAST), -EINVAL);
+	t_free(buf, 0);
+	kvg_close(g);
+}
+
 /* ---- prefetch ---------------------------------------------------------------------------- */
 
 /* Description: with DRAM and NVMe, a block that lives only on NVMe is promoted to DRAM by
@@ -916,6 +1000,7 @@ int main(void)
 	SWEEP(two_grids_at_once);
 	SWEEP(config_of_resolves_defaults);
 	SWEEP(close_waits_for_requests_in_flight);
+	SWEEP(session_hints_reach_the_policy);
 	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
 	T_EXIT();
