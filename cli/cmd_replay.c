@@ -6,6 +6,12 @@
  *
  * --sweep runs the simulator over several capacities and policies and prints the policy
  * table (and an SVG plot with --svg), which is how doc/bench-policy.md is made.
+ *
+ * --hints oracle gives every request a session hint computed from the trace itself
+ * (sim_continuation_hints(): "continues" if a later request reads its last full block, else
+ * "last"), passed with the request's kvg_load/kvg_store as KVG_STORE_CONTINUES or
+ * KVG_STORE_LAST.  It stands for a serving layer that knows whether a session goes on; it
+ * is not something a policy could compute online.  --hints-wrong flips a share of them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +36,9 @@ struct replay_args {
 	const char *dir;
 	const char *svg;
 	const char *engine;
+	const char *hints; /* "none" or "oracle" */
+	double hints_wrong;
+	uint8_t *hint_of;  /* per request, with --hints oracle */
 	uint64_t capacity_blocks;
 	double capacity_pct;
 	uint64_t dram_bytes;
@@ -56,12 +65,18 @@ static void replay_usage(FILE *f)
 		"                     --dram BYTES [--nvme BYTES]] [--block-bytes B] [--dir DIR]\n"
 		"                     [--speed asap|real|NUMx] [--engine grid|sim] [--json] [--no-refs]\n"
 		"                     [--full-blocks] [--skip-bad] [--max-requests N]\n"
+		"                     [--hints none|oracle] [--hints-wrong FRACTION]\n"
 		"       kvgrid replay --trace FILE --sweep 1,2,5,10,20,50 [--policies P,Q,...] [--svg FILE]\n"
-		"                     [--json]   (simulator; capacities in %% of the distinct blocks)\n"
+		"                     [--json] [--hints ...]   (simulator; capacities in %% of the distinct\n"
+		"                     blocks)\n"
 		"Replays each request as a serving system would: lookup of its blocks, load of the\n"
 		"cached prefix, store of the rest.  Reports the prefix-hit-token ratio (cached prefix\n"
 		"tokens / input tokens) and the block hit ratio, next to LRU and Belady (the offline\n"
 		"optimum, computed by the simulator) at the same capacity.\n"
+		"--hints oracle passes each request's session hint (KVG_STORE_CONTINUES if a later\n"
+		"request reads its last full block, else KVG_STORE_LAST) with its load and store: a\n"
+		"serving layer that knows whether the session goes on, not an online policy.\n"
+		"--hints-wrong F flips a share F of those hints (fixed seed).\n"
 		"policies: belady");
 	for (int i = 0; policy_names[i]; i++)
 		fprintf(f, " %s", policy_names[i]);
@@ -153,6 +168,15 @@ static int replay_parse_value(struct replay_args *a, const char *o, const char *
 	} else if (!strcmp(o, "--speed")) {
 		if (parse_speed(v, &a->speed))
 			return cli_usage("replay", "--speed is asap, real or a factor (10x)");
+	} else if (!strcmp(o, "--hints")) {
+		if (strcmp(v, "none") && strcmp(v, "oracle"))
+			return cli_usage("replay", "--hints is none or oracle");
+		a->hints = v;
+	} else if (!strcmp(o, "--hints-wrong")) {
+		char *end;
+		a->hints_wrong = strtod(v, &end);
+		if (end == v || *end || a->hints_wrong < 0 || a->hints_wrong > 1)
+			return cli_usage("replay", "--hints-wrong is a fraction in [0, 1]");
 	} else if (!strcmp(o, "--max-requests")) {
 		a->max_reqs = (size_t)strtoull(v, NULL, 10);
 	} else if (!strcmp(o, "--sweep")) {
@@ -172,6 +196,7 @@ static int replay_parse(int argc, char **argv, struct replay_args *a)
 	a->block_bytes = 4096;
 	a->refs = 1;
 	a->engine = "grid";
+	a->hints = "none";
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -200,6 +225,8 @@ static int replay_parse(int argc, char **argv, struct replay_args *a)
 		return cli_usage("replay", "give one of --capacity-blocks, --capacity-pct, --dram");
 	if (a->nvme_bytes && !a->dir)
 		return cli_usage("replay", "--nvme needs --dir");
+	if (a->hints_wrong > 0 && strcmp(a->hints, "oracle"))
+		return cli_usage("replay", "--hints-wrong needs --hints oracle");
 	return -1;
 }
 
@@ -237,7 +264,7 @@ static uint64_t pct_blocks(const struct trace *t, double pct)
 }
 
 static int run_sim(const struct trace *t, const char *policy, uint64_t cap, int full_blocks,
-		   struct sim_result *r, struct progress *pg)
+		   const uint8_t *hints, struct sim_result *r, struct progress *pg)
 {
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
@@ -248,6 +275,7 @@ static int run_sim(const struct trace *t, const char *policy, uint64_t cap, int 
 		.block_bytes = 4096,
 		.partial_bytes = !full_blocks,
 		.cfg = &cfg,
+		.hints = hints,
 		.progress = pg ? progress_cb : NULL,
 		.progress_arg = pg,
 	};
@@ -279,10 +307,10 @@ static void report_json(const struct replay_args *a, const struct trace *t, uint
 	       "\"distinct_blocks\": %u, \"skipped_lines\": %zu, \"policy\": \"%s\", "
 	       "\"engine\": \"%s\", \"capacity_blocks\": %llu, \"capacity_pct\": %.4f, "
 	       "\"block_bytes\": %llu, \"prefix_hit_token_ratio\": %.6f, "
-	       "\"block_hit_ratio\": %.6f",
+	       "\"block_hit_ratio\": %.6f, \"hints\": \"%s\", \"hints_wrong\": %.4f",
 	       a->trace, t->n_reqs, t->n_ids, t->n_distinct, t->skipped, a->policy, engine,
 	       (unsigned long long)cap, 100.0 * cap / (t->n_distinct ? t->n_distinct : 1),
-	       (unsigned long long)a->block_bytes, ptr, bhr);
+	       (unsigned long long)a->block_bytes, ptr, bhr, a->hints, a->hints_wrong);
 	if (s)
 		printf(", \"hit_tokens\": %llu, \"input_tokens\": %llu, \"evictions\": %llu, "
 		       "\"max_resident_blocks\": %llu",
@@ -327,6 +355,9 @@ static void report_text(const struct replay_args *a, const struct trace *t, uint
 	printf("\ncapacity  %llu blocks (%.2f%% of distinct) of %llu bytes; engine %s\n",
 	       (unsigned long long)cap, 100.0 * cap / (t->n_distinct ? t->n_distinct : 1),
 	       (unsigned long long)a->block_bytes, engine);
+	if (a->hint_of)
+		printf("hints     oracle (from the trace: a serving layer that knows whether a session "
+		       "goes on), %.1f%% flipped\n", 100 * a->hints_wrong);
 	printf("\n%-22s %18s %12s\n", "policy", "prefix-hit-tokens", "block-hits");
 	printf("%-22s %18.4f %12.4f\n", a->policy, ptr, bhr);
 	if (lru && bel) {
@@ -375,7 +406,8 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 	double ptr, bhr;
 	if (is_sim) {
 		struct progress pg = { "simulate", -1 };
-		int rc = run_sim(t, a->policy, cap, a->full_blocks, &s, tty ? &pg : NULL);
+		int rc = run_sim(t, a->policy, cap, a->full_blocks, a->hint_of, &s,
+				 tty ? &pg : NULL);
 		if (rc)
 			return cli_fail("replay", "simulation: %s", kvg_strerror(rc));
 		ptr = s.prefix_hit_token_ratio;
@@ -392,6 +424,7 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 			.block_bytes = (uint32_t)a->block_bytes,
 			.partial_bytes = !a->full_blocks,
 			.speed = a->speed,
+			.hints = a->hint_of,
 			.progress = tty ? progress_cb : NULL,
 			.progress_arg = &pg,
 		};
@@ -406,8 +439,8 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 		if (a->dram_bytes && g.max_index_blocks)
 			cap = g.max_index_blocks;
 	}
-	if (a->refs && (run_sim(t, "lru", cap, a->full_blocks, &lru, NULL) ||
-			run_sim(t, "belady", cap, a->full_blocks, &bel, NULL)))
+	if (a->refs && (run_sim(t, "lru", cap, a->full_blocks, NULL, &lru, NULL) ||
+			run_sim(t, "belady", cap, a->full_blocks, NULL, &bel, NULL)))
 		return cli_fail("replay", "out of memory computing the references");
 	if (a->json)
 		report_json(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g,
@@ -457,7 +490,7 @@ static int replay_sweep(struct replay_args *a, const struct trace *t)
 		for (size_t k = 0; k < a->n_sweep; k++) {
 			struct sim_result r;
 			int rc = run_sim(t, a->policies[p], pct_blocks(t, a->sweep[k]),
-					 a->full_blocks, &r, NULL);
+					 a->full_blocks, a->hint_of, &r, NULL);
 			if (rc)
 				return cli_fail("replay", "simulation: %s", kvg_strerror(rc));
 			ratio[p][k] = r.prefix_hit_token_ratio;
@@ -518,7 +551,16 @@ int cmd_replay(int argc, char **argv)
 	if (!a.json && t.skipped)
 		fprintf(stderr, "kvgrid replay: skipped %zu bad lines (first: line %zu)\n",
 			t.skipped, t.first_bad_line);
+	if (!strcmp(a.hints, "oracle")) {
+		a.hint_of = malloc(t.n_reqs ? t.n_reqs : 1);
+		if (!a.hint_of || sim_continuation_hints(&t, a.hints_wrong, 1, a.hint_of)) {
+			free(a.hint_of);
+			trace_free(&t);
+			return cli_fail("replay", "out of memory computing the hints");
+		}
+	}
 	rc = a.n_sweep ? replay_sweep(&a, &t) : replay_one(&a, &t);
+	free(a.hint_of);
 	trace_free(&t);
 	return rc;
 }

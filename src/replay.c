@@ -54,6 +54,21 @@ static void replay_fill(uint8_t *buf, uint64_t raw_id, uint64_t len)
 	memcpy(buf + 8, &len, 8);
 }
 
+/* The kvg_store/kvg_load flags that carry rq's session hint (opts.hints). */
+static uint32_t replay_flags(const struct replay_ctx *c, const struct trace_req *rq)
+{
+	if (!c->o->hints)
+		return 0;
+	switch (c->o->hints[rq - c->t->reqs]) {
+	case 1:
+		return KVG_STORE_CONTINUES;
+	case 2:
+		return KVG_STORE_LAST;
+	default:
+		return 0;
+	}
+}
+
 /* Loads the cached prefix [0, h) of rq and checks every block's tag. */
 static void replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32_t h,
 			struct replay_result *r)
@@ -67,7 +82,7 @@ static void replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32
 		io->depth = i;
 	}
 	double t0 = replay_now_s();
-	int rc = kvg_load_sync(c->g, c->ios, h, 0);
+	int rc = kvg_load_sync(c->g, c->ios, h, replay_flags(c, rq));
 	c->lat_us[c->n_lat++] = (replay_now_s() - t0) * 1e6;
 	for (uint32_t i = 0; i < h; i++) {
 		struct kvg_io *io = &c->ios[i];
@@ -98,7 +113,7 @@ static void replay_store(struct replay_ctx *c, const struct trace_req *rq, uint3
 		io->depth = i;
 		replay_fill(io->buf, c->t->raw_ids[rq->first + i], io->len);
 	}
-	if (kvg_store_sync(c->g, c->ios, n, 0))
+	if (kvg_store_sync(c->g, c->ios, n, replay_flags(c, rq)))
 		for (uint32_t k = 0; k < n; k++)
 			if (c->ios[k].status)
 				r->store_errors++;

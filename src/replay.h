@@ -4,7 +4,8 @@
  *
  * For each request, in file order: derive one key per hash id (kvg_raw_key of the id's 8
  * bytes), ask kvg_lookup_keys() for the cached prefix, kvg_load_sync() that prefix, then
- * kvg_store_sync() every block after it (a block already present is refreshed).  Counting
+ * kvg_store_sync() every block after it (a block already present is refreshed); both with
+ * the request's session hint, if any, as a serving layer that knows it would pass it.  Counting
  * is the simulator's (sim.h): hit tokens are the cached prefix's, capped at input_length,
  * looked up before the request changes anything.  Payloads are block_bytes per full block
  * (a partial last block in proportion to its tokens) and carry the block's id, which every
@@ -28,6 +29,9 @@ struct replay_opts {
 	int partial_bytes;        /* 1: partial last blocks are stored short (default in CLI) */
 	double speed;             /* 0: as fast as possible; 1: real time; 2: twice as fast */
 	const struct kvg_config *base; /* fields to start from (io backend...); may be NULL */
+	/* per request: a session hint (POLICY_HINT_*: 0 none, 1 continues, 2 last), passed
+	 * as KVG_STORE_CONTINUES / KVG_STORE_LAST with the request's load and store; or NULL */
+	const uint8_t *hints;
 	void (*progress)(void *arg, size_t done, size_t total);
 	void *progress_arg;
 };

@@ -6,8 +6,9 @@
 # number (or skips and counts it with --skip-bad), sweeps capacities into a table and an
 # SVG; on real traffic (a 1,000-request excerpt of Mooncake's trace kept with the tests)
 # matches the simulator with the default candidate never below LRU and nothing above
-# Belady; and, with ../shared/traces present, replays the whole conversation trace through
-# the store with the simulator's hit ratio.
+# Belady; passes session hints (--hints oracle) through kvg_load/kvg_store to the policy with
+# the simulator's figures; and, with ../shared/traces present, replays the whole
+# conversation trace through the store with the simulator's hit ratio.
 set -u
 K=build/kvgrid
 T=tests/data/traces
@@ -110,7 +111,36 @@ assert all(v <= pol["belady"] + 1e-9 for v in pol.values()), pol
 PY
 done
 
-# 9. The whole conversation trace through the store: the same hit ratios as the simulator's.
+# 9. Session hints: --hints oracle passes each request's hint (KVG_STORE_CONTINUES or
+#    KVG_STORE_LAST, computed from the trace) with its load and store.  Through the store
+#    density then gives the simulator's figure with the same hints, which differs from the
+#    figure without them (the flags reach the policy); the report says which hints it used.
+for cap in 5 20; do
+	for e in grid sim; do
+		$K replay --trace $M --capacity-pct $cap --policy density --hints oracle --engine $e \
+			--json >"$TMP/h-$e.json" || no "hints $e/$cap exited $?"
+	done
+	$K replay --trace $M --capacity-pct $cap --policy density --json >"$TMP/h-none.json" ||
+		no "no hints/$cap exited $?"
+	python3 - "$TMP/h-grid.json" "$TMP/h-sim.json" "$TMP/h-none.json" <<'PY' || no "hints at $cap%"
+import json, sys
+g, s, n = (json.load(open(f)) for f in sys.argv[1:])
+assert (g["hints"], g["hints_wrong"], n["hints"]) == ("oracle", 0, "none"), (g, n)
+assert g["prefix_hit_token_ratio"] == s["prefix_hit_token_ratio"], (g, s)
+assert g["prefix_hit_token_ratio"] != n["prefix_hit_token_ratio"], (g, n)
+assert g["verify_failures"] + g["load_errors"] + g["store_errors"] == 0, g
+PY
+done
+$K replay --trace $M --capacity-pct 5 --policy density --hints oracle --hints-wrong 0.1 --json \
+	>"$TMP/hw.json" || no "--hints-wrong exited $?"
+[ "$(json "$TMP/hw.json" "d['hints'], d['hints_wrong']")" = "oracle 0.1" ] ||
+	no "hints_wrong not reported: $(cat "$TMP/hw.json")"
+$K replay --trace $M --capacity-pct 5 --hints-wrong 0.1 2>/dev/null
+[ $? -eq 2 ] || no "--hints-wrong without --hints oracle is not a usage error"
+$K replay --trace $M --capacity-pct 5 --hints maybe 2>/dev/null
+[ $? -eq 2 ] || no "--hints maybe is not a usage error"
+
+# 10. The whole conversation trace through the store: the same hit ratios as the simulator's.
 S=../shared/traces/mooncake_conversation_trace.jsonl
 if [ -r "$S" ]; then
 	for p in lru prefix; do
