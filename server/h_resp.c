@@ -12,7 +12,9 @@
  * There is no expiry: EX/PX options of SET are accepted and ignored, as a cache may drop any
  * key at any time anyway.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv.h"
@@ -149,26 +151,48 @@ static int hresp_get_view(struct conn *c, const kvg_key *k, int *ret)
 	return 1;
 }
 
-/* One GET reply: sent from the DRAM arena, or loaded in place.  A block on NVMe only is
- * loaded without blocking the worker (async: the reply is written when it arrives); MGET
- * items load synchronously. */
-static int hresp_get_one(struct conn *c, const struct resp_arg *key, int may_wait)
+/*
+ * One GET reply: sent from the DRAM arena, or loaded in place.  A block on NVMe only is
+ * loaded without blocking the worker: then 1 is returned and finish(c, status) writes the
+ * reply when the block has landed.  Otherwise 0 (reply queued) or -1 (close).
+ */
+static int hresp_get_key(struct conn *c, const kvg_key *k, void (*finish)(struct conn *, int))
 {
-	kvg_key k;
-	hresp_key(c, key, &k);
 	int ret;
-	if (hresp_get_view(c, &k, &ret))
+	if (hresp_get_view(c, k, &ret))
 		return ret;
 	uint8_t *blk = conn_out_tail(c);
 	size_t room = conn_out_room(c);
 	if (room < KV_HDR_BYTES + 2)
 		return hresp_err_code(c, KVG_EBUFSIZE);
-	if (may_wait && kv_on_nvme(c->w->srv, &k) &&
-	    conn_load_async(c, &k, blk, room - 2, hresp_get_done) == 0)
-		return 0;
+	if (kv_on_nvme(c->w->srv, k) && conn_load_async(c, k, blk, room - 2, finish) == 0)
+		return 1;
 	size_t len = 0;
-	int rc = kv_get(c->w->srv, &k, blk, room - 2, &len, NULL);
+	int rc = kv_get(c->w->srv, k, blk, room - 2, &len, NULL);
 	return hresp_get_reply(c, blk, rc, len + KV_HDR_BYTES);
+}
+
+/* MGET: the items after one that waits for NVMe wait in c->get_keys (salted), and the
+ * reply goes on from hresp_mget_loaded when it has landed. */
+static void hresp_mget_run(struct conn *c);
+
+static void hresp_mget_loaded(struct conn *c, int status)
+{
+	hresp_get_done(c, status);
+	c->get_next++;
+	hresp_mget_run(c);
+}
+
+static void hresp_mget_run(struct conn *c)
+{
+	while (c->get_next < c->get_n && !c->closing) {
+		int r = hresp_get_key(c, &c->get_keys[c->get_next], hresp_mget_loaded);
+		if (r == 1)
+			return;
+		if (r < 0)
+			c->closing = 1;
+		c->get_next++;
+	}
 }
 
 static int hresp_set(struct conn *c, struct resp_cmd *cmd)
@@ -231,12 +255,19 @@ static int hresp_del(struct conn *c, struct resp_cmd *cmd)
 
 static int hresp_mget(struct conn *c, struct resp_cmd *cmd)
 {
-	if (hresp_array(c, cmd->argc - 1))
+	size_t n = cmd->argc - 1;
+	if (n > LOOP_KEYS_MAX)
+		return hresp_error(c, "ERR too many keys");
+	if (!c->get_keys && !(c->get_keys = malloc(sizeof(kvg_key) * LOOP_KEYS_MAX)))
+		return hresp_err_code(c, -ENOMEM);
+	if (hresp_array(c, n))
 		return -1;
-	for (size_t i = 1; i < cmd->argc; i++)
-		if (hresp_get_one(c, &cmd->argv[i], 0))
-			return -1;
-	return 0;
+	for (size_t i = 0; i < n; i++)
+		hresp_key(c, &cmd->argv[i + 1], &c->get_keys[i]);
+	c->get_next = 0;
+	c->get_n = (uint32_t)n;
+	hresp_mget_run(c);
+	return c->closing ? -1 : 0;
 }
 
 static int hresp_info(struct conn *c)
@@ -345,7 +376,10 @@ static int hresp_config(struct conn *c, struct resp_cmd *cmd)
 
 static int hresp_get(struct conn *c, struct resp_cmd *cmd)
 {
-	return hresp_get_one(c, &cmd->argv[1], 1);
+	kvg_key k;
+	hresp_key(c, &cmd->argv[1], &k);
+	int r = hresp_get_key(c, &k, hresp_get_done);
+	return r < 0 ? -1 : 0;
 }
 
 static int hresp_ping(struct conn *c, struct resp_cmd *cmd)

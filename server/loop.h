@@ -68,7 +68,8 @@ struct conn {
 	kvg_req *req;
 	struct kvg_io io;
 	void (*finish)(struct conn *c, int status); /* writes the reply, on the worker */
-	/* a native GET in progress: its salted keys (allocated on first use), id, next item */
+	/* a native GET or RESP MGET in progress: its salted keys (allocated on first use),
+	 * request id, next item and count */
 	kvg_key *get_keys;
 	uint64_t get_id;
 	uint32_t get_next, get_n;

@@ -301,8 +301,15 @@ def case_get_sent_from_dram_while_replaced(srv):
     assert all(v in (v1, v2, None) for v in got)
 
 
+def async_loads(srv):
+    m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read()
+    n = [l for l in m.decode().splitlines() if l.startswith("kvgrid_async_loads_total")]
+    assert n, "no kvgrid_async_loads_total in /metrics"
+    return int(n[0].split()[1])
+
+
 def case_nvme_async_loads():
-    """With a small DRAM tier, values live on NVMe: GETs (RESP and lm://, pipelined) load
+    """With a small DRAM tier, values live on NVMe: GETs and MGETs (RESP and lm://, pipelined) load
     them without blocking the worker, in order, byte for byte; the server restarts with them."""
     d = os.path.join(TMP, "nvme")
     os.makedirs(d, exist_ok=True)
@@ -325,15 +332,17 @@ def case_nvme_async_loads():
             got += b
         s.close()
         assert bytes(got) == want
+        # MGET: items on NVMe only wait asynchronously, one after another, in order
+        before = async_loads(srv)
+        assert r.mget(["nv%d" % i for i in range(40)] + ["nope"]) == vals + [None]
+        assert async_loads(srv) > before
         c = lmclient.LMClient("127.0.0.1", srv.port)
         for i in range(0, 40, 5):
             c.put("lmnv%d" % i, vals[i], fmt=1, dtype=3, shape=(2, 1, 2, i + 1))
         for i in range(0, 40, 5):
             assert c.get("lmnv%d" % i) == (vals[i], 1, 3, (2, 1, 2, i + 1))
         c.close()
-        m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read()
-        n = [l for l in m.decode().splitlines() if l.startswith("kvgrid_async_loads_total")]
-        assert n and int(n[0].split()[1]) > 0, n
+        assert async_loads(srv) > 0
     finally:
         assert srv.stop() == 0
     srv = Server("nvme2", *args)
