@@ -102,7 +102,7 @@ struct kvg_config {
 	/* index, policies and movement between tiers */
 	uint64_t max_blocks;     /* index capacity; 0 = derived from the tier sizes */
 	uint64_t max_value_bytes; /* largest block accepted, default 64 MiB */
-	char policy[32];         /* eviction policy name, default "lru" */
+	char policy[32];         /* eviction policy name, default "density" (doc/POLICIES.md) */
 	int demote_on_evict;     /* DRAM victims are written to NVMe (default 1) */
 	int promote_on_hit;      /* NVMe hits are copied to DRAM (default 1) */
 	int nvme_admit_on_reuse; /* write to NVMe only blocks hit at least once (default 0) */
