@@ -46,8 +46,7 @@ static void conn_release_views(struct conn *c, int all)
 		c->views_first = c->views_n = 0;
 }
 
-/* Forgets every queued segment (the peer is gone). */
-static void conn_drop_output(struct conn *c)
+void conn_drop_output(struct conn *c)
 {
 	conn_release_views(c, 1);
 	c->iov_first = c->iov_n = 0;
@@ -111,14 +110,14 @@ int conn_emit_view(struct conn *c, const struct iovec *iov, int n, kvg_view *vie
 {
 	if (n > conn_view_room(c))
 		return -1;
-	memcpy(c->iov + c->iov_n, iov, sizeof(*iov) * (size_t)n);
-	c->iov_n += n;
 	if (n == 0) { /* nothing to send from it */
 		kvg_view_release(c->w->srv->grid, view);
 		return 0;
 	}
-	c->views[c->views_n++] = (struct conn_view){ .view = view, .iov_last = c->iov_n - 1,
-						     .bytes = bytes };
+	memcpy(c->iov + c->iov_n, iov, sizeof(*iov) * (size_t)n);
+	c->views[c->views_n++] = (struct conn_view){
+	    .view = view, .iov_from = c->iov_n, .iov_last = c->iov_n + n - 1, .bytes = bytes};
+	c->iov_n += n;
 	c->lent_bytes += bytes;
 	return 0;
 }

@@ -58,7 +58,7 @@ struct conn {
 	 * iov[views[i].iov_last] has been sent */
 	struct conn_view {
 		kvg_view *view;
-		int iov_last;
+		int iov_from, iov_last; /* its pieces: iov[iov_from, iov_last] */
 		size_t bytes;
 	} views[CONN_VIEWS_MAX];
 	int views_first, views_n;
@@ -128,6 +128,9 @@ static inline int conn_view_room(const struct conn *c)
 {
 	return c->views_n < CONN_VIEWS_MAX ? CONN_IOV_MAX - c->iov_n : 0;
 }
+
+/* Forgets every queued segment and releases the views (the peer is gone). */
+void conn_drop_output(struct conn *c);
 
 /* Starts sending what is queued, if it is CONN_PUSH_BYTES or more, so that a large reply
  * leaves while the next block is being loaded. */
