@@ -6,6 +6,7 @@
  *
  *   build/bench/resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS
  *                         [--threads T] [--keys K] [--discard] [--label NAME]
+ *   build/bench/resp_load --ceiling -t get|set -d BYTES -c CONNS -n REQUESTS ...
  *
  * CONNS connections, spread over T threads (default 2) with an epoll loop each, each with one
  * request in flight (as redis-benchmark without -P).  Before timing, K keys (default 16) are
@@ -14,6 +15,13 @@
  * first round is compared whole).  --discard receives values with MSG_TRUNC (the kernel drops
  * them without a copy): the client then costs almost nothing, and the servers' own cost
  * decides.  Prints one CSV line: label,op,bytes,conns,rps,gbps,p50_ms,p99_ms,errors.
+ *
+ * --ceiling measures the machine instead of a server: the same load against a server inside
+ * this process that does nothing but parse the requests and answer every GET with one
+ * prebuilt reply from memory (writev of header, value, CRLF), on --threads threads with an
+ * epoll loop each.  No real server can beat it on the same machine and loopback; a server's
+ * throughput over the ceiling's, measured in the same run, is the share of the hardware it
+ * gets.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +72,149 @@ struct lthread {
 
 static uint8_t *value;
 static long next_key;
+
+/* ---- the ceiling: a server that only parses and answers from memory ------------------- */
+
+struct sconn {
+	int fd;
+	int args, state; /* args left in the request; state: 0 array hdr, 1 bulk hdr, 2 data */
+	int64_t skip;	 /* bulk bytes (+ CRLF) left to skip */
+	char line[64];
+	size_t line_len;
+	size_t out_off, out_len; /* of the reply being sent; out_len 0: none */
+};
+
+struct sserver {
+	int lfd;
+	size_t bytes;
+	char hdr[32];
+	size_t hdr_len;
+};
+
+static struct sserver ceil_srv;
+
+/* Consumes input bytes; returns the number of complete requests seen. */
+static int sconn_parse(struct sconn *c, const char *p, size_t n)
+{
+	int done = 0;
+	for (size_t i = 0; i < n;) {
+		if (c->state == 2) {
+			size_t k = (size_t)c->skip < n - i ? (size_t)c->skip : n - i;
+			c->skip -= (int64_t)k;
+			i += k;
+			if (c->skip == 0 && --c->args == 0)
+				done++, c->state = 0;
+			else if (c->skip == 0)
+				c->state = 1;
+			continue;
+		}
+		char ch = p[i++];
+		if (c->line_len < sizeof(c->line) - 1)
+			c->line[c->line_len++] = ch;
+		if (ch != '\n')
+			continue;
+		c->line[c->line_len] = 0;
+		c->line_len = 0;
+		if (c->state == 0) {
+			c->args = atoi(c->line + 1);
+			c->state = 1;
+		} else {
+			c->skip = atol(c->line + 1) + 2;
+			c->state = 2;
+		}
+	}
+	return done;
+}
+
+static void *ceiling_run(void *arg)
+{
+	int set = *(int *)arg;
+	int ep = epoll_create1(0);
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+	epoll_ctl(ep, EPOLL_CTL_ADD, ceil_srv.lfd, &e);
+	char buf[1 << 16];
+	struct epoll_event ev[64];
+	for (;;) {
+		int n = epoll_wait(ep, ev, 64, -1);
+		for (int i = 0; i < n; i++) {
+			struct sconn *c = ev[i].data.ptr;
+			if (!c) {
+				int fd = accept4(ceil_srv.lfd, NULL, NULL, SOCK_NONBLOCK);
+				if (fd < 0)
+					continue;
+				int one = 1;
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				c = calloc(1, sizeof(*c));
+				c->fd = fd;
+				struct epoll_event ce = {.events = EPOLLIN, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
+				continue;
+			}
+			int replies = 0;
+			ssize_t r;
+			while ((r = recv(c->fd, buf, sizeof(buf), 0)) > 0)
+				replies += sconn_parse(c, buf, (size_t)r);
+			if (r == 0) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				close(c->fd);
+				free(c);
+				continue;
+			}
+			/* one request in flight per connection: at most one reply pending */
+			if (replies)
+				c->out_off = 0, c->out_len = set ? 5 : ceil_srv.hdr_len + ceil_srv.bytes + 2;
+			while (c->out_len && c->out_off < c->out_len) {
+				struct iovec v[3];
+				int k = 0;
+				size_t off = c->out_off, hl = set ? 5 : ceil_srv.hdr_len;
+				const char *h = set ? "+OK\r\n" : ceil_srv.hdr;
+				if (off < hl)
+					v[k++] = (struct iovec){(char *)h + off, hl - off};
+				if (!set) {
+					size_t vo = off > hl ? off - hl : 0;
+					if (vo < ceil_srv.bytes)
+						v[k++] = (struct iovec){value + vo, ceil_srv.bytes - vo};
+					size_t to = off > hl + ceil_srv.bytes ? off - hl - ceil_srv.bytes : 0;
+					v[k++] = (struct iovec){(char *)"\r\n" + to, 2 - to};
+				}
+				ssize_t w = writev(c->fd, v, k);
+				if (w <= 0)
+					break;
+				c->out_off += (size_t)w;
+			}
+			if (c->out_len && c->out_off == c->out_len)
+				c->out_len = 0;
+			struct epoll_event ce = {.events = c->out_len ? EPOLLOUT | EPOLLIN : EPOLLIN,
+						 .data.ptr = c};
+			epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ce);
+		}
+	}
+	return NULL;
+}
+
+/* Starts the ceiling server on an ephemeral loopback port; returns the port. */
+static int ceiling_start(int threads, int set, size_t bytes)
+{
+	static int set_arg;
+	set_arg = set;
+	ceil_srv.bytes = bytes;
+	ceil_srv.hdr_len = (size_t)snprintf(ceil_srv.hdr, sizeof(ceil_srv.hdr), "$%zu\r\n", bytes);
+	ceil_srv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t al = sizeof(a);
+	if (bind(ceil_srv.lfd, (struct sockaddr *)&a, sizeof(a)) || listen(ceil_srv.lfd, 512) ||
+	    getsockname(ceil_srv.lfd, (struct sockaddr *)&a, &al)) {
+		perror("resp_load: ceiling server");
+		exit(1);
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_t t;
+		pthread_create(&t, NULL, ceiling_run, &set_arg);
+		pthread_detach(t);
+	}
+	return ntohs(a.sin_port);
+}
 
 static uint64_t now_ns(void)
 {
@@ -270,7 +421,8 @@ static void preload(const struct opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS "
-			"[--threads T] [--keys K] [--discard] [--label NAME]\n");
+			"[--threads T] [--keys K] [--discard] [--label NAME]\n"
+			"       resp_load --ceiling -t get|set -d BYTES -c CONNS -n REQUESTS ...\n");
 	exit(2);
 }
 
@@ -278,10 +430,15 @@ int main(int argc, char **argv)
 {
 	struct opts o = {.conns = 1, .threads = 2, .keys = 16, .bytes = 1 << 20, .requests = 1000,
 			 .label = "server"};
+	int ceiling = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--discard")) {
 			o.discard = 1;
+			continue;
+		}
+		if (!strcmp(a, "--ceiling")) {
+			ceiling = 1;
 			continue;
 		}
 		if (!v)
@@ -306,6 +463,8 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
+	if (ceiling)
+		o.port = 1; /* set below, once the value exists */
 	if (o.port <= 0 || o.conns < 1 || o.requests < 1 || o.keys < 1 || o.threads < 1 ||
 	    o.bytes < 1)
 		usage();
@@ -319,7 +478,10 @@ int main(int argc, char **argv)
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		value[i] = (uint8_t)x;
 	}
-	preload(&o);
+	if (ceiling)
+		o.port = ceiling_start(o.threads, o.set, o.bytes);
+	else
+		preload(&o);
 	struct lthread *t = calloc((size_t)o.threads, sizeof(*t));
 	struct lconn *cs = calloc((size_t)o.conns, sizeof(*cs));
 	for (int i = 0; i < o.conns; i++) {
