@@ -95,8 +95,12 @@ static int hlm_get(struct conn *c, const kvg_key *k)
 	int ret;
 	if (hlm_get_view(c, k, &ret))
 		return ret;
-	if (kv_on_nvme(c->w->srv, k) && conn_load_async(c, k, out + 4, room - 4, hlm_get_done) == 0)
-		return 0;
+	if (kv_on_nvme(c->w->srv, k)) {
+		size_t droom;
+		uint8_t *d = conn_out_direct(c, 4, &droom);
+		if (conn_load_async(c, k, d, droom - 4, hlm_get_done) == 0)
+			return 0;
+	}
 	size_t len = 0;
 	int rc = kv_get(c->w->srv, k, out + 4, room - 4, &len, NULL);
 	return hlm_get_reply(c, out, rc, len + KV_HDR_BYTES);

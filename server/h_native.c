@@ -152,8 +152,10 @@ static void hnat_get_run(struct conn *c)
 				    : 1;
 		if (rc == 1) {
 			v = NULL;
+			size_t droom;
+			uint8_t *d = conn_out_direct(c, NAT_HDR_BYTES, &droom);
 			if (kv_on_nvme(c->w->srv, key) &&
-			    conn_load_async(c, key, item, room - NAT_HDR_BYTES, hnat_get_loaded) == 0)
+			    conn_load_async(c, key, d, droom - NAT_HDR_BYTES, hnat_get_loaded) == 0)
 				return;
 			rc = kv_get(c->w->srv, key, item, room - NAT_HDR_BYTES, &len, &meta);
 		}

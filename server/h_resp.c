@@ -165,8 +165,12 @@ static int hresp_get_key(struct conn *c, const kvg_key *k, void (*finish)(struct
 	size_t room = conn_out_room(c);
 	if (room < KV_HDR_BYTES + 2)
 		return hresp_err_code(c, KVG_EBUFSIZE);
-	if (kv_on_nvme(c->w->srv, k) && conn_load_async(c, k, blk, room - 2, finish) == 0)
-		return 1;
+	if (kv_on_nvme(c->w->srv, k)) {
+		size_t droom;
+		uint8_t *d = conn_out_direct(c, 0, &droom);
+		if (conn_load_async(c, k, d, droom - 2, finish) == 0)
+			return 1;
+	}
 	size_t len = 0;
 	int rc = kv_get(c->w->srv, k, blk, room - 2, &len, NULL);
 	return hresp_get_reply(c, blk, rc, len + KV_HDR_BYTES);

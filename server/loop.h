@@ -146,6 +146,26 @@ void conn_push(struct conn *c);
 int conn_load_async(struct conn *c, const kvg_key *key, uint8_t *dst, size_t cap,
 		    void (*finish)(struct conn *c, int status));
 
+/*
+ * Where an NVMe load into the output region should land: the first address at or after the
+ * tail that leaves `lead` bytes in front of it (for the reply's header) and is aligned for
+ * O_DIRECT, so the device reads straight into it (an unaligned one goes through a bounce
+ * buffer and a copy).  *room is reduced to what is left from there.  The bytes skipped are
+ * never sent: the reply is queued from the returned address on.
+ */
+#define CONN_DIRECT_ALIGN 4096u
+static inline uint8_t *conn_out_direct(struct conn *c, size_t lead, size_t *room)
+{
+	uint8_t *p = conn_out_tail(c) + lead;
+	size_t gap = (CONN_DIRECT_ALIGN - ((uintptr_t)p & (CONN_DIRECT_ALIGN - 1))) &
+		     (CONN_DIRECT_ALIGN - 1);
+	*room = conn_out_room(c);
+	if (*room < lead + gap + CONN_DIRECT_ALIGN)
+		return conn_out_tail(c) + lead;
+	*room -= gap;
+	return p + gap;
+}
+
 /* Copies n bytes to the tail and queues them; -1 if there is no room. */
 int conn_write(struct conn *c, const void *p, size_t n);
 
