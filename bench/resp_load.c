@@ -82,6 +82,7 @@ struct sconn {
 	char line[64];
 	size_t line_len;
 	size_t out_off, out_len; /* of the reply being sent; out_len 0: none */
+	int events;		 /* registered with epoll */
 };
 
 struct sserver {
@@ -146,14 +147,19 @@ static void *ceiling_run(void *arg)
 				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 				c = calloc(1, sizeof(*c));
 				c->fd = fd;
+				c->events = EPOLLIN;
 				struct epoll_event ce = {.events = EPOLLIN, .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
 				continue;
 			}
 			int replies = 0;
 			ssize_t r;
-			while ((r = recv(c->fd, buf, sizeof(buf), 0)) > 0)
+			/* a short read has drained the socket: no second call to learn it */
+			while ((r = recv(c->fd, buf, sizeof(buf), 0)) > 0) {
 				replies += sconn_parse(c, buf, (size_t)r);
+				if ((size_t)r < sizeof(buf))
+					break;
+			}
 			if (r == 0) {
 				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 				close(c->fd);
@@ -184,9 +190,12 @@ static void *ceiling_run(void *arg)
 			}
 			if (c->out_len && c->out_off == c->out_len)
 				c->out_len = 0;
-			struct epoll_event ce = {.events = c->out_len ? EPOLLOUT | EPOLLIN : EPOLLIN,
-						 .data.ptr = c};
-			epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ce);
+			int want = c->out_len ? EPOLLOUT | EPOLLIN : EPOLLIN;
+			if (want != c->events) { /* only when the interest changes */
+				struct epoll_event ce = {.events = (uint32_t)want, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ce);
+				c->events = want;
+			}
 		}
 	}
 	return NULL;

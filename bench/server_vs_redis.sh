@@ -9,7 +9,8 @@
 # from memory) and each server's share of it (nan for redis-benchmark).
 # SIZES, OPS, CONNS and CLIENTS narrow the cases (e.g. SIZES=1048576 OPS=get CONNS="8 32"
 # CLIENTS=resp_load); KVGRIDD_THREADS sets kvgridd's workers (default 2); KEEP=1 keeps
-# every run in runs.csv.
+# every run in runs.csv; DISCARD=1 has resp_load drop values in the kernel (MSG_TRUNC)
+# instead of copying them out, so the servers alone share the cores.
 #   sh bench/server_vs_redis.sh [requests_per_case]
 # Client and servers share this machine's cores (2 on the project's build machine).
 set -e
@@ -31,6 +32,7 @@ redis-server --save '' --appendonly no --port "$RPORT" --bind 127.0.0.1 \
 RPID=$!
 for i in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REPS=${REPS:-3}
+DISCARD_FLAG=""; [ -n "${DISCARD:-}" ] && DISCARD_FLAG=--discard
 echo "client,server,op,value_bytes,conns,rep,rps,p50_ms,p99_ms" >"$T/runs.csv"
 for size in ${SIZES:-262144 1048576}; do
 	head -c "$size" /dev/urandom >"$T/value"
@@ -46,12 +48,12 @@ for size in ${SIZES:-262144 1048576}; do
 						name=kvgridd; [ "$port" = "$RPORT" ] && name=redis
 						if [ "$client" = resp_load ]; then
 							build/bench/resp_load -p "$port" -t "$op" -d "$size" -n "$N" \
-								-c "$c" --keys 16 --label "$name" |
+								-c "$c" --keys 16 --label "$name" $DISCARD_FLAG |
 							awk -F, -v r="$rep" '{ printf "resp_load,%s,%s,%s,%s,%s,%s,%s,%s\n", $1, $2, $3, $4, r, $5, $7, $8 }'
 							# the machine's ceiling: a server that only answers from memory
 							[ "$port" = "$RPORT" ] &&
 							build/bench/resp_load --ceiling -t "$op" -d "$size" -n "$N" \
-								-c "$c" --label ceiling |
+								-c "$c" --label ceiling $DISCARD_FLAG |
 							awk -F, -v r="$rep" '{ printf "resp_load,%s,%s,%s,%s,%s,%s,%s,%s\n", $1, $2, $3, $4, r, $5, $7, $8 }'
 							continue
 						fi
