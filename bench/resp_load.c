@@ -6,7 +6,7 @@
  *
  *   build/bench/resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS
  *                         [--threads T] [--keys K] [--discard] [--label NAME]
- *   build/bench/resp_load --ceiling -t get|set -d BYTES -c CONNS -n REQUESTS ...
+ *   build/bench/resp_load --bare -t get|set -d BYTES -c CONNS -n REQUESTS ...
  *
  * CONNS connections, spread over T threads (default 2) with an epoll loop each, each with one
  * request in flight (as redis-benchmark without -P).  Before timing, K keys (default 16) are
@@ -16,13 +16,13 @@
  * them without a copy): the client then costs almost nothing, and the servers' own cost
  * decides.  Prints one CSV line: label,op,bytes,conns,rps,gbps,p50_ms,p99_ms,errors.
  *
- * --ceiling measures the machine instead of a server: the same load against a server inside
- * this process that does nothing but parse the requests and answer every GET with one
- * prebuilt reply from memory (writev of header, value, CRLF), on --threads threads with an
- * epoll loop each.  No real server can beat it on the same machine and loopback; a server's
- * throughput over the ceiling's, measured in the same run, is the share of the hardware it
- * gets.
- */
+ * --bare runs the same load against a bare server inside this process: it parses the
+ * requests and answers every GET with one prebuilt reply from memory (writev of header, value,
+ * CRLF) and every SET with +OK, on --threads threads with an epoll loop and a listening
+ * socket (SO_REUSEPORT) each.  It does nothing a real server could skip, so it is the
+ * reference for what a RESP server can get from this machine and loopback, measured in the
+ * same run (a real server can still come out a little ahead: scheduling differs between one
+ * process and two). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -73,7 +73,7 @@ struct lthread {
 static uint8_t *value;
 static long next_key;
 
-/* ---- the ceiling: a server that only parses and answers from memory ------------------- */
+/* ---- the bare server: it only parses and answers from memory ------------------------ */
 
 struct sconn {
 	int fd;
@@ -86,13 +86,12 @@ struct sconn {
 };
 
 struct sserver {
-	int lfd;
 	size_t bytes;
 	char hdr[32];
 	size_t hdr_len;
 };
 
-static struct sserver ceil_srv;
+static struct sserver bare_srv;
 
 /* Consumes input bytes; returns the number of complete requests seen. */
 static int sconn_parse(struct sconn *c, const char *p, size_t n)
@@ -127,12 +126,17 @@ static int sconn_parse(struct sconn *c, const char *p, size_t n)
 	return done;
 }
 
-static void *ceiling_run(void *arg)
+struct sthread {
+	int set, lfd;
+};
+
+static void *bare_run(void *arg)
 {
-	int set = *(int *)arg;
+	const struct sthread *st = arg;
+	int set = st->set, lfd = st->lfd;
 	int ep = epoll_create1(0);
 	struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
-	epoll_ctl(ep, EPOLL_CTL_ADD, ceil_srv.lfd, &e);
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &e);
 	char buf[1 << 16];
 	struct epoll_event ev[64];
 	for (;;) {
@@ -140,7 +144,7 @@ static void *ceiling_run(void *arg)
 		for (int i = 0; i < n; i++) {
 			struct sconn *c = ev[i].data.ptr;
 			if (!c) {
-				int fd = accept4(ceil_srv.lfd, NULL, NULL, SOCK_NONBLOCK);
+				int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
 				if (fd < 0)
 					continue;
 				int one = 1;
@@ -168,19 +172,19 @@ static void *ceiling_run(void *arg)
 			}
 			/* one request in flight per connection: at most one reply pending */
 			if (replies)
-				c->out_off = 0, c->out_len = set ? 5 : ceil_srv.hdr_len + ceil_srv.bytes + 2;
+				c->out_off = 0, c->out_len = set ? 5 : bare_srv.hdr_len + bare_srv.bytes + 2;
 			while (c->out_len && c->out_off < c->out_len) {
 				struct iovec v[3];
 				int k = 0;
-				size_t off = c->out_off, hl = set ? 5 : ceil_srv.hdr_len;
-				const char *h = set ? "+OK\r\n" : ceil_srv.hdr;
+				size_t off = c->out_off, hl = set ? 5 : bare_srv.hdr_len;
+				const char *h = set ? "+OK\r\n" : bare_srv.hdr;
 				if (off < hl)
 					v[k++] = (struct iovec){(char *)h + off, hl - off};
 				if (!set) {
 					size_t vo = off > hl ? off - hl : 0;
-					if (vo < ceil_srv.bytes)
-						v[k++] = (struct iovec){value + vo, ceil_srv.bytes - vo};
-					size_t to = off > hl + ceil_srv.bytes ? off - hl - ceil_srv.bytes : 0;
+					if (vo < bare_srv.bytes)
+						v[k++] = (struct iovec){value + vo, bare_srv.bytes - vo};
+					size_t to = off > hl + bare_srv.bytes ? off - hl - bare_srv.bytes : 0;
 					v[k++] = (struct iovec){(char *)"\r\n" + to, 2 - to};
 				}
 				ssize_t w = writev(c->fd, v, k);
@@ -201,28 +205,41 @@ static void *ceiling_run(void *arg)
 	return NULL;
 }
 
-/* Starts the ceiling server on an ephemeral loopback port; returns the port. */
-static int ceiling_start(int threads, int set, size_t bytes)
+/* A listening socket on 127.0.0.1:port (0: any) that shares its port (SO_REUSEPORT). */
+static int bare_listen(int port, int *bound)
 {
-	static int set_arg;
-	set_arg = set;
-	ceil_srv.bytes = bytes;
-	ceil_srv.hdr_len = (size_t)snprintf(ceil_srv.hdr, sizeof(ceil_srv.hdr), "$%zu\r\n", bytes);
-	ceil_srv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t al = sizeof(a);
-	if (bind(ceil_srv.lfd, (struct sockaddr *)&a, sizeof(a)) || listen(ceil_srv.lfd, 512) ||
-	    getsockname(ceil_srv.lfd, (struct sockaddr *)&a, &al)) {
-		perror("resp_load: ceiling server");
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 512) ||
+	    getsockname(fd, (struct sockaddr *)&a, &al)) {
+		perror("resp_load: bare server");
 		exit(1);
 	}
-	for (int i = 0; i < threads; i++) {
+	*bound = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Starts the bare server on an ephemeral loopback port; returns the port.  Each thread
+ * has a listening socket of its own on that port, so the kernel spreads connections. */
+static int bare_start(int threads, int set, size_t bytes)
+{
+	static struct sthread st[64];
+	bare_srv.bytes = bytes;
+	bare_srv.hdr_len = (size_t)snprintf(bare_srv.hdr, sizeof(bare_srv.hdr), "$%zu\r\n", bytes);
+	int port = 0;
+	for (int i = 0; i < threads && i < 64; i++) {
+		st[i].set = set;
+		st[i].lfd = bare_listen(port, &port);
+	}
+	for (int i = 0; i < threads && i < 64; i++) {
 		pthread_t t;
-		pthread_create(&t, NULL, ceiling_run, &set_arg);
+		pthread_create(&t, NULL, bare_run, &st[i]);
 		pthread_detach(t);
 	}
-	return ntohs(a.sin_port);
+	return port;
 }
 
 static uint64_t now_ns(void)
@@ -431,7 +448,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS "
 			"[--threads T] [--keys K] [--discard] [--label NAME]\n"
-			"       resp_load --ceiling -t get|set -d BYTES -c CONNS -n REQUESTS ...\n");
+			"       resp_load --bare -t get|set -d BYTES -c CONNS -n REQUESTS ...\n");
 	exit(2);
 }
 
@@ -439,15 +456,15 @@ int main(int argc, char **argv)
 {
 	struct opts o = {.conns = 1, .threads = 2, .keys = 16, .bytes = 1 << 20, .requests = 1000,
 			 .label = "server"};
-	int ceiling = 0;
+	int bare = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--discard")) {
 			o.discard = 1;
 			continue;
 		}
-		if (!strcmp(a, "--ceiling")) {
-			ceiling = 1;
+		if (!strcmp(a, "--bare")) {
+			bare = 1;
 			continue;
 		}
 		if (!v)
@@ -472,7 +489,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (ceiling)
+	if (bare)
 		o.port = 1; /* set below, once the value exists */
 	if (o.port <= 0 || o.conns < 1 || o.requests < 1 || o.keys < 1 || o.threads < 1 ||
 	    o.bytes < 1)
@@ -487,8 +504,8 @@ int main(int argc, char **argv)
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		value[i] = (uint8_t)x;
 	}
-	if (ceiling)
-		o.port = ceiling_start(o.threads, o.set, o.bytes);
+	if (bare)
+		o.port = bare_start(o.threads, o.set, o.bytes);
 	else
 		preload(&o);
 	struct lthread *t = calloc((size_t)o.threads, sizeof(*t));

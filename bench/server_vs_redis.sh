@@ -5,8 +5,9 @@
 # one recv per value, so the servers' costs decide) and redis-benchmark (whose reply parsing
 # is the bottleneck at 1 MiB).  Prints, per client and case, the median throughput and p99 of
 # each server over REPS (default 3) alternating runs, and their ratios; with resp_load also
-# the machine's ceiling (resp_load --ceiling: a server inside the client that only answers
-# from memory) and each server's share of it (nan for redis-benchmark).
+# a bare server's throughput (resp_load --bare: a server inside the client that only parses
+# and answers from memory: what this machine allows a RESP server) and each server's share
+# of it (nan for redis-benchmark).
 # SIZES, OPS, CONNS and CLIENTS narrow the cases (e.g. SIZES=1048576 OPS=get CONNS="8 32"
 # CLIENTS=resp_load); KVGRIDD_THREADS sets kvgridd's workers (default 2); KEEP=1 keeps
 # every run in runs.csv; DISCARD=1 has resp_load drop values in the kernel (MSG_TRUNC)
@@ -50,10 +51,10 @@ for size in ${SIZES:-262144 1048576}; do
 							build/bench/resp_load -p "$port" -t "$op" -d "$size" -n "$N" \
 								-c "$c" --keys 16 --label "$name" $DISCARD_FLAG |
 							awk -F, -v r="$rep" '{ printf "resp_load,%s,%s,%s,%s,%s,%s,%s,%s\n", $1, $2, $3, $4, r, $5, $7, $8 }'
-							# the machine's ceiling: a server that only answers from memory
+							# the bare server: what this machine allows a RESP server
 							[ "$port" = "$RPORT" ] &&
-							build/bench/resp_load --ceiling -t "$op" -d "$size" -n "$N" \
-								-c "$c" --label ceiling $DISCARD_FLAG |
+							build/bench/resp_load --bare -t "$op" -d "$size" -n "$N" \
+								-c "$c" --label bare $DISCARD_FLAG |
 							awk -F, -v r="$rep" '{ printf "resp_load,%s,%s,%s,%s,%s,%s,%s,%s\n", $1, $2, $3, $4, r, $5, $7, $8 }'
 							continue
 						fi
@@ -80,9 +81,9 @@ for r in rows:
 def med(server, k, f):
     v = [float(r[f]) for r in rows if r["server"] == server and (r["client"], r["op"], r["value_bytes"], r["conns"]) == k]
     return statistics.median(v) if v else float("nan")
-print("client,op,value_bytes,conns,kvgridd_rps,redis_rps,throughput_x,kvgridd_p99_ms,redis_p99_ms,ceiling_rps,kvgridd_of_ceiling,redis_of_ceiling")
+print("client,op,value_bytes,conns,kvgridd_rps,redis_rps,throughput_x,kvgridd_p99_ms,redis_p99_ms,bare_rps,kvgridd_of_bare,redis_of_bare")
 for k in sorted(cases, key=cases.index):
-    kr, rr, cr = med("kvgridd", k, "rps"), med("redis", k, "rps"), med("ceiling", k, "rps")
+    kr, rr, cr = med("kvgridd", k, "rps"), med("redis", k, "rps"), med("bare", k, "rps")
     kp, rp = med("kvgridd", k, "p99_ms"), med("redis", k, "p99_ms")
     print("%s,%s,%s,%s,%.0f,%.0f,%.2f,%.2f,%.2f,%.0f,%.2f,%.2f" % (k + (kr, rr, kr / rr, kp, rp, cr, kr / cr, rr / cr)))
 PY
