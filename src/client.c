@@ -9,8 +9,10 @@
  * (connect, I/O, timeout, protocol) is closed and left out for CLIENT_RETRY_MS; the next call
  * after that tries to reconnect it.  No call waits longer than cfg.timeout_ms per node.
  *
- * Connections.  One TCP connection per node, guarded by that node's mutex, so any number of
- * threads may call in.  A batch for one node travels as few frames as its size allows (one
+ * Connections.  A pool of up to CLIENT_POOL connections per node, each guarded by its own
+ * mutex, so any number of threads may call in (a caller alone always reuses the first).  A
+ * node that refuses an extra connection while others of the pool are up (a server at its
+ * connection limit) is not failed: the caller waits for one of the live ones.  A batch for one node travels as few frames as its size allows (one
  * frame per CLIENT_BATCH_MAX keys, and no PUT frame over the server's frame limit); values go
  * out with writev straight from the caller's buffers and come back with recv straight into
  * them.  Request headers are built in a scratch buffer the node owns, allocated at open: a
@@ -65,6 +67,7 @@ struct client_node {
 	uint64_t gen;		/* bumped when the node fails: older connections are stale */
 	uint64_t frame_max;	/* from HELLO */
 	uint32_t next;		/* round robin over the pool when every connection is busy */
+	uint32_t live;		/* connections of the pool that are connected */
 	struct client_conn conn[CLIENT_POOL];
 };
 
@@ -157,16 +160,28 @@ static int client_recv(int fd, void *buf, size_t len, uint64_t deadline_ms)
 	return 0;
 }
 
-/* Closes a connection that failed and leaves its node out for CLIENT_RETRY_MS; the node's
- * other connections are stale from now on (its generation moves). */
+static void client_conn_close(struct client_conn *n)
+{
+	if (n->fd < 0)
+		return;
+	close(n->fd);
+	n->fd = -1;
+	__atomic_fetch_sub(&n->node->live, 1, __ATOMIC_RELAXED);
+}
+
+/* Leaves a node out for CLIENT_RETRY_MS; its connections are stale from now on (its
+ * generation moves). */
+static void client_node_down(struct client_node *nd)
+{
+	__atomic_fetch_add(&nd->gen, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&nd->down_until_ms, client_now_ms() + CLIENT_RETRY_MS, __ATOMIC_RELAXED);
+}
+
+/* Closes a connection that failed and leaves its node out (client_node_down). */
 static void client_node_fail(struct client_conn *n)
 {
-	if (n->fd >= 0)
-		close(n->fd);
-	n->fd = -1;
-	__atomic_fetch_add(&n->node->gen, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&n->node->down_until_ms, client_now_ms() + CLIENT_RETRY_MS,
-			 __ATOMIC_RELAXED);
+	client_conn_close(n);
+	client_node_down(n->node);
 }
 
 /* Reads a reply header for request (op, id) and checks it belongs to it. */
@@ -188,8 +203,8 @@ static int client_read_hdr(struct client_conn *n, uint8_t op, uint64_t id, uint6
  * scratch + NAT_HDR_BYTES), reads the reply body into reply (cap bytes).  Returns the reply
  * status (0 or an error) with *reply_len set, or a transport error (the node is failed).
  */
-static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
-		       size_t cap, size_t *reply_len, uint64_t deadline)
+static int client_call_raw(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
+			   size_t cap, size_t *reply_len, uint64_t deadline, int *transport)
 {
 	struct nat_hdr h = {.op = op, .id = ++n->next_id, .body_len = body_len};
 	nat_hdr_encode(n->scratch, &h);
@@ -202,12 +217,21 @@ static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uin
 		rc = KVG_EPROTO;
 	if (!rc)
 		rc = client_recv(n->fd, reply, r.body_len, deadline);
-	if (rc) {
-		client_node_fail(n);
+	*transport = rc != 0;
+	if (rc)
 		return rc;
-	}
 	*reply_len = r.body_len;
 	return r.status;
+}
+
+static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
+		       size_t cap, size_t *reply_len, uint64_t deadline)
+{
+	int transport;
+	int rc = client_call_raw(n, op, body_len, reply, cap, reply_len, deadline, &transport);
+	if (transport)
+		client_node_fail(n);
+	return rc;
 }
 
 static int client_connect(struct client *c, struct client_conn *n, uint64_t deadline)
@@ -235,18 +259,20 @@ static int client_connect(struct client *c, struct client_conn *n, uint64_t dead
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	n->fd = fd;
 	n->gen = __atomic_load_n(&n->node->gen, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&n->node->live, 1, __ATOMIC_RELAXED);
 	uint8_t *b = n->scratch + NAT_HDR_BYTES;
 	nat_put_u32(b, NAT_VERSION);
 	nat_put_u32(b + 4, (uint32_t)c->token_len);
 	memcpy(b + 8, c->token, c->token_len);
 	uint8_t rep[64];
 	size_t len = 0;
-	rc =
-	    client_call(n, NAT_HELLO, 8 + (uint32_t)c->token_len, rep, sizeof(rep), &len, deadline);
+	int transport;
+	rc = client_call_raw(n, NAT_HELLO, 8 + (uint32_t)c->token_len, rep, sizeof(rep), &len,
+			     deadline, &transport);
 	if (rc == 0 && len < 24)
 		rc = KVG_EPROTO;
 	if (rc) {
-		client_node_fail(n);
+		client_conn_close(n);
 		return rc;
 	}
 	__atomic_store_n(&n->node->frame_max, nat_get_u64(rep + 16), __ATOMIC_RELAXED);
@@ -277,15 +303,28 @@ static int client_node_get(struct client *c, uint32_t i, uint64_t deadline,
 		n = &nd->conn[__atomic_fetch_add(&nd->next, 1, __ATOMIC_RELAXED) % CLIENT_POOL];
 		pthread_mutex_lock(&n->lock);
 	}
-	if (n->fd >= 0 && n->gen != __atomic_load_n(&nd->gen, __ATOMIC_RELAXED)) {
-		close(n->fd); /* made before the node last failed */
-		n->fd = -1;
-	}
+	if (n->fd >= 0 && n->gen != __atomic_load_n(&nd->gen, __ATOMIC_RELAXED))
+		client_conn_close(n); /* made before the node last failed */
 	int rc = 0;
 	if (n->fd < 0)
 		rc = client_node_up(c, i) ? client_connect(c, n, deadline) : -ECONNREFUSED;
 	if (rc) {
 		pthread_mutex_unlock(&n->lock);
+		if (rc == -ECONNREFUSED && !client_node_up(c, i))
+			return rc;
+		/* the node still serves our other connections (it may be at its connection
+		 * limit): share one of them rather than give the node up */
+		if (__atomic_load_n(&nd->live, __ATOMIC_RELAXED) > 0)
+			for (uint32_t p = 0; p < CLIENT_POOL; p++) {
+				struct client_conn *o = &nd->conn[p];
+				pthread_mutex_lock(&o->lock);
+				if (o->fd >= 0 && o->gen == __atomic_load_n(&nd->gen, __ATOMIC_RELAXED)) {
+					*out = o;
+					return 0;
+				}
+				pthread_mutex_unlock(&o->lock);
+			}
+		client_node_down(nd);
 		return rc;
 	}
 	*out = n;

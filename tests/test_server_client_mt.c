@@ -1,7 +1,9 @@
 /*
  * Description: one libkvgrid client shared by several threads (as grid workers share it)
  * against two real kvgridd servers: concurrent batched stores and loads of distinct blocks
- * all come back byte for byte, and concurrent lookups of a stored chain see all of it.
+ * all come back byte for byte, and concurrent lookups of a stored chain see all of it; the
+ * same against a server at its connection limit, where the threads share what connections
+ * the client has.
  * Runs under ThreadSanitizer too (name ends in _mt).
  */
 #include <pthread.h>
@@ -71,7 +73,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static pid_t start(const char *tmp, const char *name, int *port)
+/* Starts kvgridd; conns_max (NULL: the default) limits its connections. */
+static pid_t start(const char *tmp, const char *name, int *port, const char *conns_max)
 {
 	char pf[600];
 	snprintf(pf, sizeof(pf), "%s/%s.port", tmp, name);
@@ -79,7 +82,12 @@ static pid_t start(const char *tmp, const char *name, int *port)
 	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
 	pid_t pid = fork();
 	if (pid == 0) {
-		execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M", (char *)NULL);
+		if (conns_max)
+			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M", "--threads",
+			      "2", "--conns-max", conns_max, (char *)NULL);
+		else
+			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M",
+			      (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 600; i++) {
@@ -112,7 +120,7 @@ int main(void)
 	mkdir(base ? base : "build/tmp", 0755);
 	mkdir(tmp, 0755);
 	int p1 = 0, p2 = 0;
-	pid_t s1 = start(tmp, "a", &p1), s2 = start(tmp, "b", &p2);
+	pid_t s1 = start(tmp, "a", &p1, NULL), s2 = start(tmp, "b", &p2, NULL);
 	if (s1 < 0 || s2 < 0) {
 		fprintf(stderr, "kvgridd did not start\n");
 		return 1;
@@ -138,6 +146,26 @@ int main(void)
 	kill(s2, SIGTERM);
 	waitpid(s1, NULL, 0);
 	waitpid(s2, NULL, 0);
+	/* a server at its connection limit (one per worker): the client's threads share the
+	 * connections it has instead of giving the node up */
+	int p3 = 0;
+	pid_t s3 = start(tmp, "limited", &p3, "2");
+	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d", p3);
+	if (s3 < 0 || client_open(&cfg, &cl, err, sizeof(err))) {
+		fprintf(stderr, "limited server: %s\n", s3 < 0 ? "did not start" : err);
+		failures++;
+	} else {
+		pthread_t th[THREADS];
+		for (int t = 0; t < THREADS; t++)
+			pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t);
+		for (int t = 0; t < THREADS; t++)
+			pthread_join(th[t], NULL);
+		client_close(cl);
+	}
+	if (s3 > 0) {
+		kill(s3, SIGTERM);
+		waitpid(s3, NULL, 0);
+	}
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;
