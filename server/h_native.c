@@ -11,6 +11,7 @@
  * 32-byte header.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,6 +291,36 @@ static void hnat_stats(struct conn *c, const struct nat_hdr *h)
 	hnat_reply(c, h, 0, 8 + 8 * (uint32_t)k);
 }
 
+/* The server's metrics text; with auth, other tenants' lines are left out. */
+static void hnat_metrics(struct conn *c, const struct nat_hdr *h)
+{
+	struct srv *s = c->w->srv;
+	char *o = (char *)hnat_body(c);
+	size_t room = conn_out_room(c) - NAT_HDR_BYTES;
+	size_t n = metrics_render(s, o, room);
+	if (s->auth) {
+		char mine[SRV_TENANT_NAME_MAX + 16];
+		snprintf(mine, sizeof(mine), "tenant=\"%s\"",
+			 c->tenant->name[0] ? c->tenant->name : "default");
+		size_t w = 0;
+		for (size_t r = 0; r < n;) {
+			char *nl = memchr(o + r, '\n', n - r);
+			size_t len = nl ? (size_t)(nl - (o + r)) + 1 : n - r;
+			char save = o[r + len - 1];
+			o[r + len - 1] = 0; /* for strstr, within the line */
+			int keep = !strstr(o + r, "tenant=\"") || strstr(o + r, mine);
+			o[r + len - 1] = save;
+			if (keep) {
+				memmove(o + w, o + r, len);
+				w += len;
+			}
+			r += len;
+		}
+		n = w;
+	}
+	hnat_reply(c, h, 0, (uint32_t)n);
+}
+
 static int hnat_op_metric(int op)
 {
 	switch (op) {
@@ -321,6 +352,8 @@ static void hnat_dispatch(struct conn *c, const struct nat_hdr *h, uint8_t *b)
 		return hnat_lookup_tokens(c, h, b);
 	if (h->op == NAT_STATS)
 		return hnat_stats(c, h);
+	if (h->op == NAT_METRICS)
+		return hnat_metrics(c, h);
 	uint32_t flags;
 	int n = hnat_keys(c, b, h->body_len, &flags);
 	if (n < 0)

@@ -833,6 +833,21 @@ int client_stats(struct client *c, struct kvg_stats *st)
 	return ok ? 0 : err;
 }
 
+int client_metrics(struct client *c, char *buf, size_t cap, size_t *len)
+{
+	if (cap == 0)
+		return KVG_EBUFSIZE;
+	uint64_t deadline = client_deadline(c);
+	struct client_conn *n = NULL;
+	int rc = client_node_get(c, 0, deadline, &n);
+	if (rc)
+		return rc;
+	rc = client_call(n, NAT_METRICS, 0, (uint8_t *)buf, cap - 1, len, deadline);
+	pthread_mutex_unlock(&n->lock);
+	buf[rc == 0 ? *len : 0] = 0;
+	return rc;
+}
+
 static int client_read_token(const char *path, char *tok, size_t cap, size_t *len)
 {
 	FILE *f = fopen(path, "r");

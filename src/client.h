@@ -26,5 +26,7 @@ int client_load(struct client *c, struct kvg_io *ios, size_t n);
 int client_delete(struct client *c, const kvg_key *keys, size_t n);
 int client_pin(struct client *c, const kvg_key *keys, size_t n, int pin);
 int client_stats(struct client *c, struct kvg_stats *st);
+/* The first node's metrics (Prometheus text, NUL-terminated in buf); 0 or an error. */
+int client_metrics(struct client *c, char *buf, size_t cap, size_t *len);
 
 #endif

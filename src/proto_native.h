@@ -40,7 +40,8 @@ enum nat_op {
 	NAT_PIN = 7,	/* as DELETE */
 	NAT_UNPIN = 8,	/* as DELETE */
 	NAT_STATS = 9,	/* empty -> u32 fields, u32 0, fields x u64 */
-	NAT_OP_MAX = 9
+	NAT_METRICS = 10, /* empty -> the server's metrics, Prometheus text */
+	NAT_OP_MAX = 10
 };
 
 struct nat_hdr {

@@ -403,6 +403,14 @@ def case_auth_and_tenants():
         m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read()
         assert b'kvgrid_tenant_blocks{tenant="bob"}' in m
         assert b"kvgrid_auth_failures_total" in m
+        # kvgrid stats --server with bob's token: bob's tenant figures, nobody else's
+        tok = os.path.join(TMP, "bob.token")
+        with open(tok, "w") as f:
+            f.write("s3cret-b\n")
+        st = kvgrid_stats(srv, "--set", "auth_token_file=" + tok)
+        assert set(st["server"]["tenants"]) == {"bob"}, st["server"]["tenants"]
+        assert st["server"]["tenants"]["bob"]["blocks"] >= 1
+        assert st["server"]["auth_failures"] >= 2
     finally:
         assert srv.stop() == 0
 
@@ -482,8 +490,30 @@ def case_config_file():
     assert p.returncode == 2 and (conf + ":8: threads").encode() in p.stderr, p.stderr
 
 
+KVGRID = os.path.join(ROOT, "build", "kvgrid")
+
+
+def kvgrid_stats(srv, *extra):
+    """`kvgrid stats --server` against srv, as JSON; also checks the text form prints."""
+    base = [KVGRID, "stats", "--server", "127.0.0.1:%d" % srv.port] + list(extra)
+    p = subprocess.run(base, capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert b"latency get" in p.stdout and b"tenant " in p.stdout, p.stdout
+    p = subprocess.run(base + ["--json"], capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    import json
+    return json.loads(p.stdout)
+
+
 def case_metrics_sighup_sigterm(srv):
     srv.redis().get("metrics-miss")
+    # kvgrid stats --server prints what /metrics serves, for a person and as JSON
+    st = kvgrid_stats(srv)
+    assert st["server"]["misses"] >= 1 and st["server"]["requests"]["resp"] >= 1
+    assert st["server"]["latency"]["get"]["count"] >= 1
+    assert st["server"]["latency"]["get"]["p99_le_s"] > 0
+    assert st["server"]["tenants"]["default"]["requests"] >= 1
+    assert st["dram"]["blocks"] >= 1
     m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port).read().decode()
     for name in ['kvgrid_requests_total{proto="resp"}', 'kvgrid_requests_total{proto="lm"}',
                  "kvgrid_misses_total", 'kvgrid_request_duration_seconds_bucket{op="get"',
