@@ -314,8 +314,9 @@ int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* Hint: these blocks will be loaded soon (an agent's session comes back); NVMe-resident ones
- * are promoted to DRAM in the background, when room can be made without I/O.  Returns the
- * number scheduled (0 without both tiers). */
+ * are promoted to DRAM in the background by a grid worker, which makes room as the DRAM
+ * policy decides (its victims are written down to NVMe first).  Returns the number
+ * scheduled (0 without both tiers). */
 int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* ---- stats ---------------------------------------------------------------------------- */

@@ -9,8 +9,13 @@
  * whichever thread finishes their last block: a worker, or an I/O thread for NVMe reads.
  *
  * Tier movement: a store lands in DRAM; a DRAM victim is demoted (written to NVMe) unless it
- * is already there; an NVMe hit is promoted to DRAM when there is room that needs no I/O;
- * close writes DRAM-only blocks back to NVMe so that a reopen finds them.
+ * is already there with a record no older than its last use; an NVMe hit is promoted to
+ * DRAM, at once when room needs no I/O, else by a worker (REQ_PROMOTE, a queue served after
+ * callers' requests) that writes the DRAM policy's victims down first: an I/O thread never
+ * waits on I/O.  A promoted block's NVMe record is written again when it leaves DRAM
+ * (entry.nvme_stale), so that the NVMe tier's write order, which whole-segment eviction
+ * follows, is the order of last use.  Close writes DRAM-only blocks back to NVMe so that a
+ * reopen finds them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -322,7 +327,12 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		e->state &= ~E_DEMOTING;
 		if (placed[i])
 			g->nv->segs[locs[i].seg].inflight--;
+		int renew = placed[i] && rcs[i] == 0 && (e->state & E_NVME) && e->nvme_stale;
+		if (renew) /* the new record replaces the old one, which stays on disk unindexed
+			    * (same key, same bytes) until its segment is reused */
+			drop_nvme(g, slots[i]);
 		if (placed[i] && rcs[i] == 0 && !(e->state & E_NVME)) {
+			e->nvme_stale = 0;
 			e->seg = locs[i].seg;
 			e->off4k = locs[i].off4k;
 			e->gen = locs[i].gen;
@@ -351,10 +361,13 @@ static int dram_evictable_cb(void *ctx, uint32_t slot)
 	return !e->pins && !e->refs && (e->state & E_DRAM) && !(e->state & E_FILLING);
 }
 
+/* A victim that leaves DRAM without I/O: on NVMe already, with a record that need not be
+ * written again (not nvme_stale). */
 static int dram_evictable_nowrite_cb(void *ctx, uint32_t slot)
 {
 	kvg_grid *g = ctx;
-	return dram_evictable_cb(ctx, slot) && (g->ix.e[slot].state & E_NVME);
+	struct entry *e = &g->ix.e[slot];
+	return dram_evictable_cb(ctx, slot) && (e->state & E_NVME) && !e->nvme_stale;
 }
 
 /* Whether a DRAM victim is written down to NVMe: the configuration, then the NVMe
@@ -362,7 +375,9 @@ static int dram_evictable_nowrite_cb(void *ctx, uint32_t slot)
 static int wants_demotion(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
-	if (!g->nv || !g->cfg.demote_on_evict || (e->state & E_NVME) || nvme_degraded(g->nv))
+	if (!g->nv || !g->cfg.demote_on_evict || nvme_degraded(g->nv))
+		return 0;
+	if ((e->state & E_NVME) && !e->nvme_stale)
 		return 0;
 	if (g->cfg.nvme_admit_on_reuse && e->hits == 0)
 		return 0;
@@ -739,16 +754,25 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 
 /* ---- load ------------------------------------------------------------------------------ */
 
+static void promote_later(kvg_grid *g, const kvg_key *key);
+
 /*
  * Copies a verified NVMe block into DRAM when room can be made without I/O and the DRAM
- * policy admits it.  The caller holds a ref on the entry -- so the slot still names the
+ * policy admits it.  When room would take I/O (the DRAM victims are not on NVMe yet: they
+ * would have to be written down, which an I/O thread must not wait for) and may_defer is
+ * set, the promotion is handed to a worker instead (promote_later()).  pre, when not
+ * CHUNK_END, is room a worker already made for pre_len bytes: used if the block still fits
+ * it, else given back.  The caller holds a ref on the entry -- so the slot still names the
  * same key and location -- and this releases it.
  */
-static void promote(kvg_grid *g, uint32_t slot, const void *src)
+static void promote(kvg_grid *g, uint32_t slot, const void *src, int may_defer, uint32_t pre,
+		    uint32_t pre_len)
 {
 	pthread_mutex_lock(&g->lock);
 	struct entry *e = &g->ix.e[slot];
 	uint32_t c = CHUNK_END;
+	int defer = 0;
+	kvg_key key = e->key;
 	int ok = has_dram(g) && !(e->state & (E_DRAM | E_PROMOTING)) && (e->state & E_NVME) &&
 		 e->len <= g->arena.bytes;
 	if (ok && g->pol_ops->admit) { /* the DRAM policy may keep out a block it expects
@@ -757,8 +781,15 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src)
 		ok = g->pol_ops->admit(g->pol[KVG_TIER_DRAM], slot, &b);
 	}
 	if (ok) {
-		c = dram_alloc(g, arena_chunks_for(&g->arena, e->len), 0);
+		uint32_t need = arena_chunks_for(&g->arena, e->len);
+		if (pre != CHUNK_END && need == arena_chunks_for(&g->arena, pre_len)) {
+			c = pre;
+			pre = CHUNK_END;
+		} else {
+			c = dram_alloc(g, need, 0);
+		}
 		e = &g->ix.e[slot];
+		defer = c == CHUNK_END && may_defer;
 		ok = c != CHUNK_END && !(e->state & (E_DRAM | E_PROMOTING)) && (e->state & E_NVME);
 		if (!ok && c != CHUNK_END)
 			arena_release(&g->arena, c);
@@ -772,16 +803,21 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src)
 		e->state &= ~E_PROMOTING;
 		e->dram = c;
 		e->state |= E_DRAM;
+		e->nvme_stale = 1;
 		struct policy_block b = pblock(g, e);
 		pol_insert(g, KVG_TIER_DRAM, slot, &b);
 		g->st.tier[KVG_TIER_DRAM].blocks++;
 		g->st.tier[KVG_TIER_DRAM].bytes += e->len;
 		g->st.tier[KVG_TIER_DRAM].promotions++;
 	}
+	if (pre != CHUNK_END)
+		arena_release(&g->arena, pre);
 	e->refs--;
 	maybe_free_slot(g, slot);
 	pthread_cond_broadcast(&g->lock_cv);
 	pthread_mutex_unlock(&g->lock);
+	if (defer)
+		promote_later(g, &key);
 }
 
 static void load_part_done(struct nvme_op *op, uint32_t part)
@@ -829,8 +865,18 @@ static void load_nvme_done(struct nvme_op *op, int status)
 		if (r->layers && !layered)
 			req_layer_arrived(r, 0, r->layers);
 	}
-	if (do_promote)
-		promote(g, slot, r->ios[i].buf); /* releases the ref */
+	if (do_promote) {
+		/* a prefetch's promotion is on a worker already, with room reserved: promote()
+		 * takes or gives back the chunks (prefetch_one() reads promote_chunk only after
+		 * the request completes) */
+		uint32_t pre = CHUNK_END;
+		if (r->opts.flags & LOAD_PREFETCH) {
+			pre = r->promote_chunk;
+			r->promote_chunk = CHUNK_END;
+		}
+		promote(g, slot, r->ios[i].buf, !(r->opts.flags & LOAD_PREFETCH), pre,
+			r->promote_len); /* releases the ref */
+	}
 	block_done(r, i, status == 0 ? 0 : status == KVG_ECORRUPT ? KVG_ECORRUPT : status);
 }
 
@@ -922,9 +968,13 @@ static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 /* ---- prefetch -------------------------------------------------------------------------- */
 
 /*
- * Promotes an NVMe-only block to DRAM ahead of its load.  Runs on a worker, and loads
- * through a private request straight into load_one(): waiting on the grid's own queue
- * from a worker could take every worker and stall the grid.
+ * Promotes an NVMe-only block to DRAM ahead of its load (kvg_prefetch), or after a load
+ * whose I/O thread could not make room (REQ_PROMOTE).  Runs on a worker, so it may make
+ * room with I/O: DRAM victims, as the DRAM policy picks them, are written down to NVMe
+ * first (dram_alloc with may_write), and the chunks are reserved for the promotion that
+ * follows the read (promote() gives them back if it does not take place).  Loads through a
+ * private request straight into load_one(): waiting on the grid's own queue from a worker
+ * could take every worker and stall the grid.
  */
 static void prefetch_one(kvg_grid *g, const kvg_key *key)
 {
@@ -935,19 +985,29 @@ static void prefetch_one(kvg_grid *g, const kvg_key *key)
 		pthread_mutex_unlock(&g->lock);
 		return;
 	}
-	uint32_t len = e->len;
+	uint32_t len = e->len, c = CHUNK_END;
 	pthread_mutex_unlock(&g->lock);
 	void *buf;
 	if (posix_memalign(&buf, KVG_ALIGN, len ? len : 1))
 		return;
+	pthread_mutex_lock(&g->lock);
+	if (len <= g->arena.bytes)
+		c = dram_alloc(g, arena_chunks_for(&g->arena, len), 1); /* may drop the lock */
+	pthread_mutex_unlock(&g->lock);
 	struct kvg_io io = { .key = *key, .buf = buf, .len = len };
 	struct kvg_req r = { .g = g, .op = REQ_LOAD, .ios = &io, .n = 1, .pending = 2,
-			     .opts = { .flags = LOAD_PREFETCH } };
+			     .opts = { .flags = LOAD_PREFETCH }, .promote_chunk = c,
+			     .promote_len = len };
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	load_one(g, &r, 0); /* promotes on success (LOAD_PREFETCH) */
 	req_put(&r, 0);
 	kvg_req_wait(&r, -1);
+	if (r.promote_chunk != CHUNK_END) { /* no promotion took them (a miss, an error) */
+		pthread_mutex_lock(&g->lock);
+		arena_release(&g->arena, r.promote_chunk);
+		pthread_mutex_unlock(&g->lock);
+	}
 	pthread_mutex_destroy(&r.mu);
 	pthread_cond_destroy(&r.cv);
 	free(buf);
@@ -969,8 +1029,14 @@ static void run_remote(kvg_grid *g, struct kvg_req *r)
 
 static void run_req(kvg_grid *g, struct kvg_req *r)
 {
-	if (r->op == REQ_PREFETCH) {
-		for (size_t i = 0; i < r->n; i++)
+	if (r->op == REQ_PREFETCH || r->op == REQ_PROMOTE) {
+		if (r->op == REQ_PROMOTE) {
+			prefetch_one(g, &r->promote_key);
+			pthread_mutex_lock(&g->qlock);
+			g->promotes_queued--;
+			pthread_mutex_unlock(&g->qlock);
+		}
+		for (size_t i = 0; r->op == REQ_PREFETCH && i < r->n; i++)
 			prefetch_one(g, &r->prefetch_keys[i]);
 		free(r->prefetch_keys);
 		r->prefetch_keys = NULL;
@@ -998,14 +1064,18 @@ static void *worker_main(void *arg)
 	kvg_grid *g = arg;
 	pthread_mutex_lock(&g->qlock);
 	for (;;) {
-		while (!g->qhead && !g->stop)
+		while (!g->qhead && !g->pqhead && !g->stop)
 			pthread_cond_wait(&g->qcv, &g->qlock);
-		if (!g->qhead)
-			break;
-		struct kvg_req *r = g->qhead;
-		g->qhead = r->next;
-		if (!g->qhead)
-			g->qtail = NULL;
+		/* callers' requests first; background promotions when there are none */
+		int user = g->qhead != NULL;
+		struct kvg_req **head = user ? &g->qhead : &g->pqhead;
+		struct kvg_req **tail = user ? &g->qtail : &g->pqtail;
+		if (!*head)
+			break; /* stopping, and both queues are drained */
+		struct kvg_req *r = *head;
+		*head = r->next;
+		if (!*head)
+			*tail = NULL;
 		pthread_mutex_unlock(&g->qlock);
 		run_req(g, r);
 		pthread_mutex_lock(&g->qlock);
@@ -1039,6 +1109,47 @@ static void req_enqueue(kvg_grid *g, struct kvg_req *r)
 	pthread_mutex_unlock(&g->qlock);
 }
 
+/* Deferred promotions queued at most: each holds a request of the pool (at most a quarter
+ * of it) and, when it runs, a worker.  They wait in their own queue, which workers serve
+ * only when callers' requests do not wait. */
+#define PROMOTES_QUEUED_MAX 64
+
+/*
+ * Hands the promotion of key to a worker (see promote()): takes no grid lock and waits for
+ * nothing, so an I/O thread may call it.  Taking the request and queueing it under one hold
+ * of qlock means a close (which sets stop under qlock, then lets the workers drain the
+ * queue) either refuses it or runs it.  A hint: dropped when PROMOTES_QUEUED_MAX are
+ * queued or a quarter of the request pool is not free.
+ */
+static void promote_later(kvg_grid *g, const kvg_key *key)
+{
+	pthread_mutex_lock(&g->qlock);
+	struct kvg_req *r = g->free_reqs;
+	if (!g->stop && r && g->promotes_queued < PROMOTES_QUEUED_MAX &&
+	    g->promotes_queued < g->cfg.req_max / 4) {
+		g->free_reqs = r->next;
+		r->in_use = 1;
+		g->promotes_queued++;
+		r->op = REQ_PROMOTE;
+		r->promote_key = *key;
+		r->n = 1;
+		r->ios = NULL;
+		r->opts = (struct kvg_req_opts){ 0 };
+		r->complete = 0;
+		r->status = 0;
+		r->pending = 1;
+		r->layers = 0;
+		r->next = NULL;
+		if (g->pqtail)
+			g->pqtail->next = r;
+		else
+			g->pqhead = r;
+		g->pqtail = r;
+		pthread_cond_signal(&g->qcv);
+	}
+	pthread_mutex_unlock(&g->qlock);
+}
+
 /* Starts a request: on a worker (queued), or with inline set on the calling thread, which
  * then does the copies and eviction itself (the synchronous calls wait anyway: this saves
  * the hand-off to a worker and back). */
@@ -1057,6 +1168,7 @@ static int submit_on(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
 	r->ios = ios;
 	r->n = n;
 	r->opts = opts ? *opts : (struct kvg_req_opts){ 0 };
+	r->opts.flags &= ~LOAD_PREFETCH; /* internal: its request carries reserved chunks */
 	r->pending = n + 1;
 	r->status = 0;
 	r->complete = 0;

@@ -15,7 +15,9 @@
 #include "tier_dram.h"
 #include "tier_nvme.h"
 
-enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2 };
+/* REQ_PROMOTE: a promotion an I/O thread could not make without I/O, handed to a worker
+ * (promote_later() in grid.c); runs as a prefetch of one key. */
+enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2, REQ_PROMOTE = 3 };
 
 struct kvg_req {
 	kvg_grid *g;
@@ -38,6 +40,10 @@ struct kvg_req {
 	int layer_cb_busy;        /* a thread is making them */
 	uint32_t *layer_count; /* blocks whose layer L has arrived */
 	kvg_key *prefetch_keys; /* REQ_PREFETCH: owned copy */
+	kvg_key promote_key;    /* REQ_PROMOTE: the one key */
+	uint32_t promote_chunk; /* prefetch_one()'s private load: DRAM chunks reserved for the
+				 * promotion (the first; CHUNK_END if none) */
+	uint32_t promote_len;   /* the block length they were reserved for */
 	struct kvg_req *next;
 };
 
@@ -59,12 +65,14 @@ struct kvg_grid {
 	struct client *remote;
 
 	/* requests and workers */
-	pthread_mutex_t qlock; /* guards free_reqs, queue, stop */
+	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
 	pthread_cond_t qcv;
 	struct kvg_req *reqs;
 	struct kvg_req *free_reqs;
 	struct kvg_req *qhead, *qtail;
+	struct kvg_req *pqhead, *pqtail; /* REQ_PROMOTE: served when qhead is empty */
 	int stop;
+	uint32_t promotes_queued; /* REQ_PROMOTE requests queued or running */
 	uint32_t nworkers;
 	pthread_t *workers;
 };

@@ -977,6 +977,61 @@ static void prefetch_promotes_to_dram(void)
 	}
 }
 
+/* The tier of key's block as a lookup sees it, waiting up to 10 s for it to become want
+ * (promotions run in the background). */
+static uint8_t tier_when(kvg_grid *g, const kvg_key *key, uint8_t want)
+{
+	uint8_t tier = KVG_TIER_NONE;
+	uint64_t t0 = t_now_ms();
+	do {
+		size_t hit = 0;
+		if (kvg_lookup_keys(g, key, 1, &hit, &tier) || !hit)
+			tier = KVG_TIER_NONE;
+	} while (tier != want && t_now_ms() - t0 < 10000);
+	return tier;
+}
+
+/* Description: with DRAM full of blocks that are on no other tier, a block hit on NVMe is
+ * still promoted: the I/O thread hands the promotion to a worker, which writes the DRAM
+ * policy's victim down to NVMe to make room.  When the promoted block later leaves DRAM,
+ * its NVMe record is written again (it is used since the old one was written), so that
+ * whole-segment eviction sees its last use.  Every block keeps its bytes throughout. */
+static void promotion_displaces_dram_victims(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 8 * (64 << 10); /* 8 blocks of 60000 bytes, one chunk each */
+	OPEN(g, &c);
+	kvg_key a[8], b[8], cc[8];
+	CHECK(t_chain(g, 70, 8, a) == 8 && t_chain(g, 71, 8, b) == 8 && t_chain(g, 72, 8, cc) == 8);
+	CHECK_RC(t_store(g, a, 8, 60000, 1), 0);
+	CHECK_RC(t_store(g, b, 8, 60000, 2), 0); /* a[] demoted: DRAM holds b[] alone */
+	struct kvg_stats s0 = t_stats(g);
+	CHECK(s0.tier[KVG_TIER_DRAM].demotions == 8);
+	uint8_t tier;
+	CHECK_RC(t_load(g, &a[0], 60000, 1, &tier), 0);
+	CHECK(tier == KVG_TIER_NVME);
+	CHECK(tier_when(g, &a[0], KVG_TIER_DRAM) == KVG_TIER_DRAM);
+	struct kvg_stats s1 = t_stats(g);
+	CHECK(s1.tier[KVG_TIER_DRAM].promotions == 1);
+	CHECK(s1.tier[KVG_TIER_DRAM].demotions == 9); /* b[0], the LRU victim, went down */
+	CHECK(tier_when(g, &b[0], KVG_TIER_NVME) == KVG_TIER_NVME);
+	CHECK_RC(t_load(g, &a[0], 60000, 1, &tier), 0);
+	CHECK(tier == KVG_TIER_DRAM);
+	/* eight new blocks push out b[1..7] and a[0]: all eight are written down, a[0] too */
+	CHECK_RC(t_store(g, cc, 8, 60000, 3), 0);
+	struct kvg_stats s2 = t_stats(g);
+	CHECK(s2.tier[KVG_TIER_DRAM].demotions == 17);
+	/* b[1..7] are new there; a[0]'s new record replaced its old one */
+	CHECK(s2.tier[KVG_TIER_NVME].blocks == s1.tier[KVG_TIER_NVME].blocks + 7);
+	for (int i = 0; i < 8; i++) {
+		CHECK_RC(t_load(g, &a[i], 60000, 1, NULL), 0);
+		CHECK_RC(t_load(g, &b[i], 60000, 2, NULL), 0);
+		CHECK_RC(t_load(g, &cc[i], 60000, 3, NULL), 0);
+	}
+	kvg_close(g);
+}
+
 int main(void)
 {
 	SWEEP(lookup_partial_prefixes);
@@ -1003,5 +1058,6 @@ int main(void)
 	SWEEP(session_hints_reach_the_policy);
 	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
+	SWEEP_NVME(promotion_displaces_dram_victims);
 	T_EXIT();
 }
