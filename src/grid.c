@@ -1893,10 +1893,15 @@ void kvg_close(kvg_grid *g)
 	if (!g)
 		return;
 	stop_workers(g);
-	/* requests still in flight (I/O completions) finish before the tiers go */
-	for (uint32_t i = 0; g->reqs && i < g->cfg.req_max; i++)
-		if (g->reqs[i].in_use && g->reqs[i].pending)
+	/* requests still in flight (I/O completions) finish before the tiers go; in_use is
+	 * qlock's and completion r->mu's (kvg_req_wait), read while I/O threads still run */
+	for (uint32_t i = 0; g->reqs && i < g->cfg.req_max; i++) {
+		pthread_mutex_lock(&g->qlock);
+		int used = g->reqs[i].in_use;
+		pthread_mutex_unlock(&g->qlock);
+		if (used)
 			kvg_req_wait(&g->reqs[i], -1);
+	}
 	if (g->nv && has_dram(g) && g->cfg.demote_on_evict)
 		flush_dram(g);
 	if (g->nv) {
