@@ -1,8 +1,11 @@
 #!/bin/sh
 # Regenerates the figures of doc/bench-policy.md: the policy table of both Mooncake traces
-# (simulator), the same table through the real store for lru, prefix and density, the replay
-# speed of the conversation trace through the store, the cost model's tables, and the SVG
-# plots under doc/.  Needs ../shared/traces; takes about a minute on a 2-core machine.
+# (simulator), the same table through the real store for lru, prefix and density, density
+# with session hints through the store (--hints oracle: a serving layer that knows whether
+# a session goes on, exact or with a share flipped), the two-tier replay (DRAM + NVMe), the
+# replay speed of the conversation trace through the store, the cost model's tables, and
+# the SVG plots under doc/.  Needs ../shared/traces; takes 1.5 to 4 minutes on a 2-core
+# machine.
 #   sh bench/replay_bench.sh [OUT_DIR]     (default: doc)
 set -eu
 cd "$(dirname "$0")/.."
@@ -30,7 +33,30 @@ for t in conversation synthetic; do
 		echo "$row"
 	done
 	echo
+	echo "## $t: density with session hints, through the store (gap closed in brackets)"
+	echo "| hints | 1% | 2% | 5% | 10% | 20% | 50% |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for w in 0 0.05 0.1 0.2; do
+		row="| oracle, $w wrong |"
+		for c in 1 2 5 10 20 50; do
+			r=$($K replay --trace $S/mooncake_${t}_trace.jsonl --capacity-pct $c \
+				--policy density --hints oracle --hints-wrong $w --json | python3 -c \
+				'import json,sys; d=json.load(sys.stdin); print("%.4f (%.1f%%)" % (d["prefix_hit_token_ratio"], 100 * d["gap_closed"]))')
+			row="$row $r |"
+		done
+		echo "$row"
+	done
+	echo
 done
+echo "## two tiers: conversation trace, DRAM 36M + NVMe 256M (4 KiB blocks), through the store"
+TT=$(mktemp -d)
+for p in lru density; do
+	$K replay --trace $S/mooncake_conversation_trace.jsonl --dram 36M --nvme 256M --dir "$TT/$p" \
+		--policy $p --json | python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["tiers"]; print("%s: %.4f (one LRU tier of the %d blocks held: %.4f); hit blocks DRAM %d NVMe %d; promotions %d, demotions %d; NVMe MB read %.0f written %.0f; %.1f s" % (sys.argv[1], d["prefix_hit_token_ratio"], d["capacity_blocks"], d["references"]["lru"]["prefix_hit_token_ratio"], t["dram"]["hit_blocks"], t["nvme"]["hit_blocks"], t["dram"]["promotions"], t["dram"]["demotions"], t["nvme"]["bytes_read"] / 1e6, t["nvme"]["bytes_written"] / 1e6, d["elapsed_s"]))' $p
+	rm -rf "${TT:?}/$p"
+done
+rmdir "$TT"
+echo
 echo "## replay speed through the store: conversation trace, 10% capacity, --speed asap"
 $K replay --trace $S/mooncake_conversation_trace.jsonl --capacity-pct 10 --policy prefix --json |
 	python3 -c 'import json,sys; d=json.load(sys.stdin); print("%(elapsed_s).2f s, %(requests_per_s).0f requests/s, prefix_hit_token_ratio %(prefix_hit_token_ratio).4f, load p50 %(p50).1f us p99 %(p99).1f us" % dict(d, **d["load_latency_us"]))'
