@@ -299,6 +299,28 @@ int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov
 		 kvg_view **view);
 void kvg_view_release(kvg_grid *g, kvg_view *view);
 
+/*
+ * Zero-copy stores into the DRAM tier, for receivers (kvgridd reads a large value from its
+ * socket straight into the arena).  kvg_fill_begin() reserves DRAM room for one block of len
+ * bytes (evicting as a store would): iov[0, n) get the arena pieces to fill, in order, and
+ * *fill describes the reservation.  Nothing is visible until kvg_fill_commit() publishes
+ * the bytes under key, as kvg_store would (a key already present is refreshed and keeps its
+ * bytes, unless replace: then the old block is deleted first, as kvg_delete would); flags
+ * as kvg_store's.  kvg_fill_abort() gives the room back.  Every begun fill must end in one
+ * of the two, before kvg_close.
+ * Returns n > 0; 0 if this grid takes no fills (no DRAM tier, durable or write-through
+ * mode, a remote grid: use kvg_store); KVG_ETOOBIG; KVG_EFULL; KVG_EBUFSIZE if the room
+ * comes in more than max_iov pieces.
+ */
+struct kvg_fill {
+	uint32_t first; /* the reservation (opaque) */
+	uint32_t len;
+};
+int kvg_fill_begin(kvg_grid *g, size_t len, struct iovec *iov, int max_iov, struct kvg_fill *fill);
+int kvg_fill_commit(kvg_grid *g, struct kvg_fill *fill, const kvg_key *key, uint32_t depth,
+		    uint32_t flags, int replace);
+void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill);
+
 /* ---- pin, delete, prefetch ------------------------------------------------------------ */
 
 /* A pinned block is never evicted from the tier it is in.  Pins nest.  Missing keys are

@@ -1366,6 +1366,95 @@ void kvg_view_release(kvg_grid *g, kvg_view *view)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* ---- fills: zero-copy stores into DRAM ---------------------------------------------------- */
+
+int kvg_fill_begin(kvg_grid *g, size_t len, struct iovec *iov, int max_iov, struct kvg_fill *fill)
+{
+	fill->first = CHUNK_END;
+	if (g->remote || !has_dram(g) || g->cfg.write_through ||
+	    (g->nv && g->cfg.durability == KVG_DURABILITY_DURABLE))
+		return 0;
+	if (len > g->cfg.max_value_bytes || len > UINT32_MAX || len > g->arena.bytes)
+		return KVG_ETOOBIG;
+	pthread_mutex_lock(&g->lock);
+	uint32_t c = dram_alloc(g, arena_chunks_for(&g->arena, len), 1);
+	int n = KVG_EFULL;
+	if (c != CHUNK_END && (n = arena_iov(&g->arena, c, 0, len, iov, max_iov)) < 0) {
+		arena_release(&g->arena, c);
+		n = KVG_EBUFSIZE;
+	} else if (c != CHUNK_END) {
+		fill->first = c;
+		fill->len = (uint32_t)len;
+	}
+	if (n < 0)
+		g->st.store_failures++;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill)
+{
+	if (fill->first == CHUNK_END)
+		return;
+	pthread_mutex_lock(&g->lock);
+	arena_release(&g->arena, fill->first);
+	pthread_mutex_unlock(&g->lock);
+	fill->first = CHUNK_END;
+}
+
+/* Publishes a filled reservation: the end of store_one(), without its copy. */
+int kvg_fill_commit(kvg_grid *g, struct kvg_fill *fill, const kvg_key *key, uint32_t depth,
+		    uint32_t flags, int replace)
+{
+	if (fill->first == CHUNK_END)
+		return KVG_EFULL;
+	if (replace)
+		kvg_delete(g, key, 1);
+	pthread_mutex_lock(&g->lock);
+	g->st.stores++;
+	uint32_t slot = index_find(&g->ix, key);
+	if (slot != SLOT_NONE) { /* present or arriving (a store raced us): a refresh */
+		struct entry *e = &g->ix.e[slot];
+		struct policy_block b = pblock(g, e);
+		if (e->state & E_DRAM)
+			pol_hit(g, KVG_TIER_DRAM, slot, &b);
+		else if (e->state & E_NVME)
+			pol_hit(g, KVG_TIER_NVME, slot, &b);
+		arena_release(&g->arena, fill->first);
+		pthread_mutex_unlock(&g->lock);
+		fill->first = CHUNK_END;
+		return 0;
+	}
+	slot = slot_for(g, key);
+	if (slot == SLOT_NONE) {
+		g->st.store_failures++;
+		arena_release(&g->arena, fill->first);
+		pthread_mutex_unlock(&g->lock);
+		fill->first = CHUNK_END;
+		return KVG_EFULL;
+	}
+	struct entry *e = &g->ix.e[slot];
+	e->len = fill->len;
+	e->depth = depth;
+	e->hint = flags_hint(flags);
+	e->dram = fill->first;
+	e->state |= E_DRAM;
+	struct policy_block b = pblock(g, e);
+	pol_insert(g, KVG_TIER_DRAM, slot, &b);
+	g->st.tier[KVG_TIER_DRAM].blocks++;
+	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
+	g->st.tier[KVG_TIER_DRAM].bytes_written += e->len;
+	if (g->nv && (flags & KVG_STORE_NVME)) { /* write-through asked for this block */
+		e->refs++;
+		e->state |= E_DEMOTING;
+		write_back(g, &slot, 1); /* releases our ref */
+	}
+	pthread_cond_broadcast(&g->lock_cv);
+	pthread_mutex_unlock(&g->lock);
+	fill->first = CHUNK_END;
+	return 0;
+}
+
 /* ---- keys and lookup ------------------------------------------------------------------- */
 
 size_t kvg_block_keys(const kvg_grid *g, const uint32_t *tokens, size_t n_tokens,

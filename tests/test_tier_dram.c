@@ -400,6 +400,67 @@ static void views_of_scattered_chunks(void)
 	kvg_close(g);
 }
 
+/* Fills the pieces of a reservation with len bytes of t_fill(key, salt). */
+static void fill_pieces(const struct iovec *iov, int n, size_t len, const kvg_key *k,
+			uint32_t salt)
+{
+	uint8_t *buf = malloc(len);
+	t_fill(buf, len, k, salt);
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(iov[i].iov_base, buf + off, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	free(buf);
+}
+
+/* Description: a fill reserves DRAM room (evicting as a store does), is invisible until
+ * committed, then loads byte for byte; an aborted fill gives its room back; a commit under a
+ * key already present keeps the old bytes unless it replaces them, and gives back its own
+ * room when it does not. */
+static void fills_publish_refresh_replace_and_abort(void)
+{
+	kvg_grid *g = open_dram(3, 0);
+	CHECK(g);
+	kvg_key k[4];
+	CHECK(t_chain(g, 240, 4, k) == 4);
+	struct iovec iov[4];
+	struct kvg_fill f;
+	CHECK_RC(kvg_fill_begin(g, LEN, iov, 4, &f), 1);
+	CHECK(iov[0].iov_len == LEN);
+	fill_pieces(iov, 1, LEN, &k[0], 1);
+	CHECK_RC(t_load(g, &k[0], LEN, 1, NULL), KVG_ENOTFOUND); /* not yet published */
+	CHECK_RC(kvg_fill_commit(g, &f, &k[0], 0, 0, 0), 0);
+	CHECK_RC(t_load(g, &k[0], LEN, 1, NULL), 0);
+	struct kvg_stats st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks == 1 && st.tier[KVG_TIER_DRAM].bytes == LEN);
+	/* an aborted fill: its chunk is free again (k1, k2 then fit beside k0) */
+	CHECK_RC(kvg_fill_begin(g, LEN, iov, 4, &f), 1);
+	kvg_fill_abort(g, &f);
+	CHECK_RC(t_store(g, &k[1], 2, LEN, 1), 0);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 0);
+	/* a full arena: the fill evicts the oldest block (k0) */
+	CHECK_RC(kvg_fill_begin(g, LEN, iov, 4, &f), 1);
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 1);
+	CHECK_RC(t_load(g, &k[0], LEN, 1, NULL), KVG_ENOTFOUND);
+	/* committed under k1, present: a refresh, k1 keeps its bytes, the room comes back */
+	fill_pieces(iov, 1, LEN, &k[1], 2);
+	CHECK_RC(kvg_fill_commit(g, &f, &k[1], 0, 0, 0), 0);
+	CHECK_RC(t_load(g, &k[1], LEN, 1, NULL), 0);
+	CHECK_RC(t_store(g, &k[3], 1, LEN, 1), 0); /* fits in the room given back */
+	CHECK(t_stats(g).tier[KVG_TIER_DRAM].evictions == 1);
+	/* with replace the new bytes win */
+	CHECK_RC(kvg_fill_begin(g, LEN, iov, 4, &f), 1);
+	fill_pieces(iov, 1, LEN, &k[2], 7);
+	CHECK_RC(kvg_fill_commit(g, &f, &k[2], 0, 0, 1), 0);
+	CHECK_RC(t_load(g, &k[2], LEN, 7, NULL), 0);
+	st = t_stats(g);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks == 3 && st.tier[KVG_TIER_DRAM].bytes == 3 * LEN);
+	/* too big for the arena: refused before anything is reserved */
+	CHECK_RC(kvg_fill_begin(g, 4 * CHUNK, iov, 4, &f), KVG_ETOOBIG);
+	kvg_close(g);
+}
+
 int main(void)
 {
 	t_variant = "dram";
@@ -415,5 +476,6 @@ int main(void)
 	RUN(every_policy_keeps_invariants);
 	RUN(views_outlive_delete_replace_and_eviction);
 	RUN(views_of_scattered_chunks);
+	RUN(fills_publish_refresh_replace_and_abort);
 	T_EXIT();
 }
