@@ -505,6 +505,50 @@ static int hresp_dispatch(struct conn *c, struct resp_cmd *cmd, int *op)
 	return k->fn(c, cmd);
 }
 
+ssize_t hresp_try_fill(struct conn *c, uint8_t *p, size_t avail)
+{
+	struct srv *s = c->w->srv;
+	const struct resp_limits lim = {
+	    .args_max = RESP_ARGS_MAX, .bulk_max = s->cfg.value_max, .inline_max = 65536};
+	struct resp_arg key;
+	uint64_t vlen = 0;
+	ssize_t head = resp_peek_set((const char *)p, avail, &lim, &key, &vlen);
+	/* only a value still arriving, large enough to be worth it, from an authenticated
+	 * client (anything else takes the ordinary path and its replies) */
+	if (head <= 0 || vlen < LOOP_FILL_MIN || avail - (size_t)head >= vlen || !c->tenant)
+		return 0;
+	uint64_t t0 = metrics_now_us();
+	kvg_key k;
+	hresp_key(c, &key, &k);
+	if (kv_fill_begin(s, c->tenant, &k, (size_t)vlen, &c->fill))
+		return 0;
+	c->fill.t0_us = t0;
+	kv_fill_put(&c->fill, p + head, avail - (size_t)head);
+	c->fill_state = FILL_VALUE;
+	return (ssize_t)avail;
+}
+
+ssize_t hresp_fill_end(struct conn *c, uint8_t *p, size_t avail)
+{
+	struct srv *s = c->w->srv;
+	if (avail < 2)
+		return 0;
+	c->fill_state = FILL_NONE;
+	if (p[0] != '\r' || p[1] != '\n') {
+		kv_fill_abort(s, &c->fill);
+		metrics_add(&s->metrics->proto_errors, 1);
+		hresp_error(c, "ERR Protocol error: expected '\\r\\n' after the value");
+		return -1;
+	}
+	int rc = kv_fill_commit(s, c->tenant, &c->fill);
+	if (rc == 0)
+		metrics_add(&s->metrics->direct_sets, 1);
+	int r = rc ? hresp_err_code(c, rc) : hresp_simple(c, "OK");
+	metrics_observe(s->metrics, MOP_SET, metrics_now_us() - c->fill.t0_us);
+	metrics_add(&s->metrics->tenant_requests[c->tenant->index], 1);
+	return r < 0 ? -1 : 2;
+}
+
 ssize_t hresp_handle(struct conn *c, uint8_t *p, size_t avail)
 {
 	struct srv *s = c->w->srv;

@@ -61,6 +61,32 @@ static int32_t kv_get_i32(const uint8_t *p)
 			 (uint32_t)p[3] << 24);
 }
 
+/* Enters a stored block in the tenant's ledger and deletes the tenant's oldest blocks while
+ * it is over its quota. */
+static void kv_account(struct srv *s, const struct srv_tenant *t, const kvg_key *key,
+		       size_t bytes)
+{
+	kvg_key victims[KV_VICTIMS_MAX];
+	size_t n = quota_add(s->quota, t->index, key, bytes, t->quota_bytes, victims,
+			     KV_VICTIMS_MAX);
+	for (size_t i = 0; i < n; i++) { /* the tenant's oldest blocks, off the ledger already */
+		pthread_mutex_t *vl = kv_lock_of(&victims[i]);
+		pthread_mutex_lock(vl);
+		kvg_delete(s->grid, &victims[i], 1);
+		pthread_mutex_unlock(vl);
+	}
+}
+
+static void kv_header(uint8_t *h, const struct lmp_meta *meta)
+{
+	kv_put_i32(h, (int32_t)KV_MAGIC);
+	kv_put_i32(h + 4, meta ? 1 : 0);
+	kv_put_i32(h + 8, meta ? meta->fmt : 0);
+	kv_put_i32(h + 12, meta ? meta->dtype : 0);
+	for (int i = 0; i < 4; i++)
+		kv_put_i32(h + 16 + 4 * i, meta ? meta->shape[i] : 0);
+}
+
 int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_t *val, size_t len,
 	   const struct lmp_meta *meta, int replace, uint32_t flags)
 {
@@ -68,12 +94,7 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 	if (len > s->cfg.value_max || (quota && len + KV_HDR_BYTES > quota))
 		return KVG_ETOOBIG;
 	uint8_t *h = val - KV_HDR_BYTES;
-	kv_put_i32(h, (int32_t)KV_MAGIC);
-	kv_put_i32(h + 4, meta ? 1 : 0);
-	kv_put_i32(h + 8, meta ? meta->fmt : 0);
-	kv_put_i32(h + 12, meta ? meta->dtype : 0);
-	for (int i = 0; i < 4; i++)
-		kv_put_i32(h + 16 + 4 * i, meta ? meta->shape[i] : 0);
+	kv_header(h, meta);
 	pthread_mutex_t *lock = kv_lock_of(key);
 	pthread_mutex_lock(lock);
 	if (replace)
@@ -85,16 +106,63 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 		rc = io.status;
 	if (rc != 0)
 		return rc;
-	kvg_key victims[KV_VICTIMS_MAX];
-	size_t n =
-	    quota_add(s->quota, t->index, key, len + KV_HDR_BYTES, quota, victims, KV_VICTIMS_MAX);
-	for (size_t i = 0; i < n; i++) { /* the tenant's oldest blocks, off the ledger already */
-		pthread_mutex_t *vl = kv_lock_of(&victims[i]);
-		pthread_mutex_lock(vl);
-		kvg_delete(s->grid, &victims[i], 1);
-		pthread_mutex_unlock(vl);
-	}
+	kv_account(s, t, key, len + KV_HDR_BYTES);
 	return 0;
+}
+
+int kv_fill_begin(struct srv *s, const struct srv_tenant *t, const kvg_key *key, size_t len,
+		  struct kv_fill *f)
+{
+	uint64_t quota = t->quota_bytes;
+	if (len > s->cfg.value_max || (quota && len + KV_HDR_BYTES > quota))
+		return 1;
+	int n = kvg_fill_begin(s->grid, len + KV_HDR_BYTES, f->iov, KV_FILL_IOV, &f->fill);
+	if (n <= 0)
+		return 1;
+	f->key = *key;
+	f->first = 0;
+	f->n = n;
+	f->len = f->left = len + KV_HDR_BYTES;
+	uint8_t h[KV_HDR_BYTES];
+	kv_header(h, NULL);
+	kv_fill_put(f, h, sizeof(h));
+	return 0;
+}
+
+void kv_fill_put(struct kv_fill *f, const uint8_t *p, size_t n)
+{
+	if (n > f->left)
+		n = f->left;
+	f->left -= n;
+	while (n) {
+		struct iovec *v = &f->iov[f->first];
+		size_t k = v->iov_len < n ? v->iov_len : n;
+		memcpy(v->iov_base, p, k);
+		v->iov_base = (uint8_t *)v->iov_base + k;
+		v->iov_len -= k;
+		p += k;
+		n -= k;
+		if (v->iov_len == 0)
+			f->first++;
+	}
+}
+
+int kv_fill_commit(struct srv *s, const struct srv_tenant *t, struct kv_fill *f)
+{
+	if (f->left)
+		return KVG_EPROTO;
+	pthread_mutex_t *lock = kv_lock_of(&f->key);
+	pthread_mutex_lock(lock);
+	int rc = kvg_fill_commit(s->grid, &f->fill, &f->key, 0, 0, 1);
+	pthread_mutex_unlock(lock);
+	if (rc == 0)
+		kv_account(s, t, &f->key, f->len);
+	return rc;
+}
+
+void kv_fill_abort(struct srv *s, struct kv_fill *f)
+{
+	kvg_fill_abort(s->grid, &f->fill);
 }
 
 int kv_loaded(const uint8_t *dst, size_t block_len, size_t *len, struct lmp_meta *meta)

@@ -69,6 +69,31 @@ int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *
 int kv_view(struct srv *s, const kvg_key *key, struct iovec *iov, int *n, size_t *len,
 	    struct lmp_meta *meta, kvg_view **view);
 
+/*
+ * A value received straight into the DRAM arena (kvg_fill_begin): kvgridd reads a large SET's
+ * value from the socket into iov[first, n), the pieces still to fill, then commits it.
+ */
+#define KV_FILL_IOV 64
+struct kv_fill {
+	struct kvg_fill fill;
+	kvg_key key;
+	size_t len, left; /* value bytes, and those not received yet */
+	struct iovec iov[KV_FILL_IOV];
+	int first, n;
+	uint64_t t0_us; /* when the request began (latency) */
+};
+
+/* Reserves room for a len-byte value of tenant t under key and writes the value header;
+ * 0, or 1 when the value must take the ordinary path (kv_put): too big, over the quota, no
+ * room in DRAM, or a grid that takes no fills. */
+int kv_fill_begin(struct srv *s, const struct srv_tenant *t, const kvg_key *key, size_t len,
+		  struct kv_fill *f);
+/* Copies n received bytes into the value (at most f->left). */
+void kv_fill_put(struct kv_fill *f, const uint8_t *p, size_t n);
+/* Publishes a complete value with Redis replace semantics and the tenant's quota, as kv_put. */
+int kv_fill_commit(struct srv *s, const struct srv_tenant *t, struct kv_fill *f);
+void kv_fill_abort(struct srv *s, struct kv_fill *f);
+
 /* Checks a block loaded into dst (block_len bytes, as kv_get) and reads its header. */
 int kv_loaded(const uint8_t *dst, size_t block_len, size_t *len, struct lmp_meta *meta);
 

@@ -57,6 +57,10 @@ static void conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
 	conn_drop_output(c);
+	if (c->fill_state != FILL_NONE) { /* a value cut short: its room goes back */
+		kv_fill_abort(w->srv, &c->fill);
+		c->fill_state = FILL_NONE;
+	}
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
@@ -75,7 +79,7 @@ static void conn_close(struct conn *c)
 static void conn_set_events(struct conn *c)
 {
 	uint32_t ev = 0;
-	if (!c->closing && c->in_end < c->in_cap)
+	if (!c->closing && (c->in_end < c->in_cap || c->fill_state == FILL_VALUE))
 		ev |= EPOLLIN;
 	if (c->iov_n > c->iov_first || c->more)
 		ev |= EPOLLOUT; /* with `more`: writable at once, so the loop comes back to us */
@@ -230,7 +234,21 @@ static int conn_process(struct conn *c)
 {
 	static const conn_handler_fn handler[] = {NULL, hresp_handle, hlm_handle, hnat_handle};
 	int done = 0;
-	while (!c->closing && !c->req && c->in_end > c->in_start && conn_can_parse(c)) {
+	while (!c->closing && !c->req && c->fill_state != FILL_VALUE && c->in_end > c->in_start &&
+	       conn_can_parse(c)) {
+		if (c->fill_state == FILL_CRLF) {
+			ssize_t r = hresp_fill_end(c, c->in + c->in_start, c->in_end - c->in_start);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				c->closing = 1;
+				break;
+			}
+			metrics_add(&c->w->srv->metrics->requests[c->proto], 1);
+			c->in_start += (size_t)r;
+			done++;
+			continue;
+		}
 		if (c->proto == PROTO_ANY) {
 			int r = conn_sniff(c);
 			if (r == 0)
@@ -244,6 +262,11 @@ static int conn_process(struct conn *c)
 		ssize_t r = handler[c->proto](c, c->in + c->in_start, c->in_end - c->in_start);
 		if (r < 0) {
 			c->closing = 1;
+			break;
+		}
+		if (r == 0 && c->proto == PROTO_RESP &&
+		    (r = hresp_try_fill(c, c->in + c->in_start, c->in_end - c->in_start)) > 0) {
+			c->in_start += (size_t)r; /* the rest of the value goes to the arena */
 			break;
 		}
 		if (r == 0) {
@@ -267,6 +290,55 @@ static int conn_process(struct conn *c)
 /* Reads what the socket has; returns 1 on EOF, -1 on a dead socket. */
 static int conn_read(struct conn *c)
 {
+again:
+	while (c->fill_state == FILL_VALUE) { /* a large value: into the arena */
+		struct kv_fill *f = &c->fill;
+		ssize_t r = readv(c->fd, f->iov + f->first, f->n - f->first);
+		if (r == 0)
+			return 1;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
+		f->left -= (size_t)r;
+		size_t left = (size_t)r;
+		while (left && left >= f->iov[f->first].iov_len)
+			left -= f->iov[f->first++].iov_len;
+		if (left) {
+			f->iov[f->first].iov_base = (uint8_t *)f->iov[f->first].iov_base + left;
+			f->iov[f->first].iov_len -= left;
+		}
+		if (f->left == 0)
+			c->fill_state = FILL_CRLF; /* then the CRLF, and what follows, as usual */
+	}
+	/* At the start of a RESP request, its head is read alone first: if it is a large SET,
+	 * the value goes straight to the arena instead of through the input region.  (Costs
+	 * one more read when the first one fills LOOP_HEAD_BYTES and is not such a SET.) */
+	if (c->proto == PROTO_RESP && c->fill_state == FILL_NONE && c->in_start == c->in_end &&
+	    !c->req && !c->closing && c->tenant && c->in_cap - c->in_end >= LOOP_HEAD_BYTES) {
+		ssize_t r = read(c->fd, c->in + c->in_end, LOOP_HEAD_BYTES);
+		if (r == 0)
+			return 1;
+		if (r < 0) {
+			if (errno == EINTR)
+				goto again;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
+		c->in_end += (size_t)r;
+		if (c->in_end > c->in_high)
+			c->in_high = c->in_end;
+		if ((size_t)r < LOOP_HEAD_BYTES)
+			return 0; /* that is all there is */
+		ssize_t k = hresp_try_fill(c, c->in + c->in_start, c->in_end - c->in_start);
+		if (k > 0) {
+			c->in_start += (size_t)k;
+			conn_compact(c);
+			goto again;
+		}
+	}
 	for (int i = 0; i < LOOP_READS_MAX && c->in_end < c->in_cap; i++) {
 		size_t room = c->in_cap - c->in_end;
 		ssize_t r = read(c->fd, c->in + c->in_end, room);
@@ -440,6 +512,7 @@ static void loop_accept(struct worker *w, int lfd, int proto)
 		c->iov_first = c->iov_n = 0;
 		c->views_first = c->views_n = 0;
 		c->lent_bytes = 0;
+		c->fill_state = FILL_NONE;
 		c->events = EPOLLIN;
 		struct epoll_event e = {.events = EPOLLIN, .data.u64 = (uint64_t)(c - w->conns)};
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
@@ -665,6 +738,8 @@ void loop_close(struct worker *ws, uint32_t n)
 			struct conn *c = &w->conns[k];
 			if (c->fd >= 0)
 				close(c->fd);
+			if (c->fill_state != FILL_NONE)
+				kv_fill_abort(w->srv, &c->fill);
 			if (c->in)
 				munmap(c->in, c->in_cap);
 			if (c->out)

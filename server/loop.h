@@ -29,6 +29,7 @@
 #include <sys/uio.h>
 #include <sys/types.h>
 
+#include "kv.h"
 #include "kvgrid.h"
 #include "proto_resp.h"
 #include "srv.h"
@@ -39,6 +40,10 @@
 #define CONN_IN_HEADROOM 64   /* room in front of the first request for a value header */
 
 struct worker;
+
+enum { FILL_NONE, FILL_VALUE, FILL_CRLF };
+#define LOOP_FILL_MIN (64u << 10) /* smaller values are parsed from the input region */
+#define LOOP_HEAD_BYTES 4096	  /* first read of a RESP request: enough for a SET's head */
 
 struct conn {
 	int fd;		 /* -1: free slot */
@@ -68,6 +73,10 @@ struct conn {
 	kvg_req *req;
 	struct kvg_io io;
 	void (*finish)(struct conn *c, int status); /* writes the reply, on the worker */
+	/* a large SET whose value is read straight into the arena (see hresp_try_fill):
+	 * FILL_VALUE while its bytes arrive, FILL_CRLF until its final CRLF has */
+	uint8_t fill_state;
+	struct kv_fill fill;
 	/* a native GET or RESP MGET in progress: its salted keys (allocated on first use),
 	 * request id, next item and count */
 	kvg_key *get_keys;
@@ -102,6 +111,16 @@ typedef ssize_t (*conn_handler_fn)(struct conn *c, uint8_t *p, size_t avail);
 ssize_t hresp_handle(struct conn *c, uint8_t *p, size_t avail);
 ssize_t hlm_handle(struct conn *c, uint8_t *p, size_t avail);
 ssize_t hnat_handle(struct conn *c, uint8_t *p, size_t avail);
+
+/*
+ * RESP's receive path for large values.  hresp_try_fill looks at an incomplete request: if
+ * it is a plain SET whose value is still arriving, it reserves the value's room in the arena,
+ * moves the bytes already read there, and returns what it consumed (the loop then reads the
+ * rest of the value straight into the arena, FILL_VALUE); else 0.  hresp_fill_end takes the
+ * request's final CRLF (FILL_CRLF) and publishes the value: as a handler's return.
+ */
+ssize_t hresp_try_fill(struct conn *c, uint8_t *p, size_t avail);
+ssize_t hresp_fill_end(struct conn *c, uint8_t *p, size_t avail);
 
 /* Output: free room at the end of the output region. */
 static inline uint8_t *conn_out_tail(struct conn *c)

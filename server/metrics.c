@@ -169,6 +169,7 @@ size_t metrics_render(struct srv *s, char *buf, size_t cap)
 	   (unsigned long long)ld(&m->hits), (unsigned long long)ld(&m->misses),
 	   (unsigned long long)ld(&m->errors));
 	mo(&o, "kvgrid_async_loads_total %llu\n", (unsigned long long)ld(&m->async_loads));
+	mo(&o, "kvgrid_direct_sets_total %llu\n", (unsigned long long)ld(&m->direct_sets));
 	metrics_render_latency(m, &o);
 	metrics_render_grid(s, &o);
 	metrics_render_tenants(s, &o);

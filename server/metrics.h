@@ -24,6 +24,7 @@ struct metrics {
 	uint64_t bytes_in, bytes_out;
 	uint64_t hits, misses, errors;
 	uint64_t async_loads; /* loads from NVMe that did not block a worker */
+	uint64_t direct_sets; /* SET values received straight into the arena */
 	uint64_t lat_count[MOP_COUNT], lat_sum_us[MOP_COUNT];
 	uint64_t lat_bucket[MOP_COUNT][METRICS_BUCKETS];
 	uint64_t tenant_hits[SRV_TENANTS_MAX], tenant_misses[SRV_TENANTS_MAX];

@@ -219,3 +219,70 @@ size_t resp_put_bulk(char *dst, size_t cap, const void *p, size_t len)
 	dst[h + len + 1] = '\n';
 	return h + len + 2;
 }
+
+/* Reads "<c><decimal>\r\n" at buf[*pos, len): 1 with *v, 0 if incomplete, -1 if not that. */
+static int peek_line(const char *buf, size_t len, size_t *pos, char c, uint64_t max, uint64_t *v)
+{
+	size_t i = *pos;
+	if (i >= len)
+		return 0;
+	if (buf[i++] != c)
+		return -1;
+	uint64_t x = 0;
+	size_t digits = 0;
+	for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++, digits++) {
+		x = x * 10 + (uint64_t)(buf[i] - '0');
+		if (x > max || digits > 19)
+			return -1;
+	}
+	if (i >= len)
+		return 0;
+	if (!digits || buf[i] != '\r')
+		return -1;
+	if (i + 1 >= len)
+		return 0;
+	if (buf[i + 1] != '\n')
+		return -1;
+	*pos = i + 2;
+	*v = x;
+	return 1;
+}
+
+ssize_t resp_peek_set(const char *buf, size_t len, const struct resp_limits *lim,
+		      struct resp_arg *key, uint64_t *vlen)
+{
+	size_t pos = 0;
+	uint64_t n;
+	int r;
+	if ((r = peek_line(buf, len, &pos, '*', 3, &n)) <= 0)
+		return r;
+	if (n != 3)
+		return -1;
+	if ((r = peek_line(buf, len, &pos, '$', 3, &n)) <= 0)
+		return r;
+	if (n != 3)
+		return -1;
+	static const char set[] = "SET\r\n";
+	for (int i = 0; i < 5; i++, pos++) {
+		if (pos >= len)
+			return 0;
+		char ch = buf[pos];
+		if (i < 3 && ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		if (ch != set[i])
+			return -1;
+	}
+	uint64_t kl;
+	if ((r = peek_line(buf, len, &pos, '$', lim->bulk_max, &kl)) <= 0)
+		return r;
+	if (len - pos < kl + 2)
+		return 0;
+	if (buf[pos + kl] != '\r' || buf[pos + kl + 1] != '\n')
+		return -1;
+	key->p = (char *)buf + pos;
+	key->len = (size_t)kl;
+	pos += kl + 2;
+	if ((r = peek_line(buf, len, &pos, '$', lim->bulk_max, vlen)) <= 0)
+		return r;
+	return (ssize_t)pos;
+}

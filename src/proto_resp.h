@@ -47,6 +47,16 @@ struct resp_cmd {
 ssize_t resp_parse(char *buf, size_t len, const struct resp_limits *lim, struct resp_cmd *cmd,
 		   const char **why);
 
+/*
+ * Recognises the head of a plain SET, "*3\r\n$3\r\nSET\r\n$<klen>\r\n<key>\r\n$<vlen>\r\n"
+ * (SET in any case), at buf[0, len), before its value has arrived: a receiver can then read
+ * the value where it wants it.  Returns the head's length (> 0) with the key and the value's
+ * length, 0 if buf is a prefix of such a head (or too short to tell), -1 if it is not one.
+ * Lengths are bounded by lim as resp_parse bounds them.
+ */
+ssize_t resp_peek_set(const char *buf, size_t len, const struct resp_limits *lim,
+		      struct resp_arg *key, uint64_t *vlen);
+
 /* Case-insensitive comparison of an argument with a NUL-terminated ASCII word. */
 int resp_arg_is(const struct resp_arg *a, const char *word);
 

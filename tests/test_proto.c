@@ -75,6 +75,34 @@ static void test_resp_rejects(void)
 	CHECK(resp_parse(longline, sizeof(longline), &lim, &cmd, &why) == -1);
 }
 
+/* The head of a plain SET is recognised before its value arrives: every prefix of the head
+ * asks for more, the whole head gives the key and the value's length, and anything that is
+ * not such a head (other commands, other arity, bad lengths) is refused. */
+static void test_resp_peek_set(void)
+{
+	char req[] = "*3\r\n$3\r\nsEt\r\n$3\r\nk\0y\r\n$1048576\r\nVALUE...";
+	size_t head = strlen("*3\r\n$3\r\nsEt\r\n$3\r\n") + 5 + strlen("$1048576\r\n");
+	struct resp_arg key;
+	uint64_t vlen = 0;
+	for (size_t cut = 0; cut < head; cut++)
+		CHECK(resp_peek_set(req, cut, &lim, &key, &vlen) == 0);
+	CHECK(resp_peek_set(req, head, &lim, &key, &vlen) == (ssize_t)head);
+	CHECK(resp_peek_set(req, sizeof(req) - 1, &lim, &key, &vlen) == (ssize_t)head);
+	CHECK(vlen == 1048576 && key.len == 3 && memcmp(key.p, "k\0y", 3) == 0);
+	static const char *const bad[] = {
+	    "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",		   /* not SET */
+	    "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",  /* options follow */
+	    "*3\r\n$4\r\nSETX\r\n",				   /* another command */
+	    "*3\r\n$3\r\nGET\r\n",				   /* another command */
+	    "*3\r\n$3\r\nSET\r\n$1\r\nkX\r\n$1\r\n",	   /* key longer than said */
+	    "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999\r\n", /* over bulk_max */
+	    "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-1\r\n",	   /* negative */
+	    "SET k v\r\n",					   /* inline */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(resp_peek_set(bad[i], strlen(bad[i]), &lim, &key, &vlen) == -1);
+}
+
 static void test_resp_encoders(void)
 {
 	char b[64];
@@ -181,6 +209,7 @@ int main(void)
 	test_resp_pipeline();
 	test_resp_rejects();
 	test_resp_encoders();
+	test_resp_peek_set();
 	test_lm_roundtrip();
 	test_lm_reply_bytes();
 	test_lm_golden_fixtures();
