@@ -803,7 +803,10 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src, int may_defer, 
 		e->state &= ~E_PROMOTING;
 		e->dram = c;
 		e->state |= E_DRAM;
-		e->nvme_stale = 1;
+		/* the rewrite on leaving DRAM keeps a cache's NVMe order fresh; a durable grid's
+		 * NVMe tier holds what was acknowledged, and rewrites would only leave dead
+		 * records behind, filling segments that eviction would then take whole */
+		e->nvme_stale = g->cfg.durability != KVG_DURABILITY_DURABLE;
 		struct policy_block b = pblock(g, e);
 		pol_insert(g, KVG_TIER_DRAM, slot, &b);
 		g->st.tier[KVG_TIER_DRAM].blocks++;

@@ -1032,6 +1032,32 @@ static void promotion_displaces_dram_victims(void)
 	kvg_close(g);
 }
 
+/* Description: in durable mode a promoted block is not written again when it leaves DRAM:
+ * its record already holds what was acknowledged, and rewrites would only leave dead
+ * records that fill segments, which eviction takes whole, acknowledged blocks with them.
+ * Loads that promote and evict over and over write nothing, and every block stays. */
+static void durable_promotions_write_nothing(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 8 * (64 << 10);
+	c.durability = KVG_DURABILITY_DURABLE;
+	OPEN(g, &c);
+	kvg_key k[16];
+	CHECK(t_chain(g, 80, 16, k) == 16);
+	CHECK_RC(t_store(g, k, 16, 60000, 1), 0);
+	struct kvg_stats s0 = t_stats(g);
+	for (int round = 0; round < 4; round++)
+		for (int i = 0; i < 16; i++)
+			CHECK_RC(t_load(g, &k[i], 60000, 1, NULL), 0);
+	struct kvg_stats s1 = t_stats(g);
+	CHECK(s1.tier[KVG_TIER_DRAM].promotions > 0);
+	CHECK(s1.tier[KVG_TIER_DRAM].demotions == s0.tier[KVG_TIER_DRAM].demotions);
+	CHECK(s1.tier[KVG_TIER_NVME].bytes_written == s0.tier[KVG_TIER_NVME].bytes_written);
+	CHECK(s1.tier[KVG_TIER_NVME].blocks == 16);
+	kvg_close(g);
+}
+
 int main(void)
 {
 	SWEEP(lookup_partial_prefixes);
@@ -1059,5 +1085,6 @@ int main(void)
 	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
 	SWEEP_NVME(promotion_displaces_dram_victims);
+	SWEEP_NVME(durable_promotions_write_nothing);
 	T_EXIT();
 }
