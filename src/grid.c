@@ -12,9 +12,9 @@
  * is already there with a record no older than its last use; an NVMe hit is promoted to
  * DRAM, at once when room needs no I/O, else by a worker (REQ_PROMOTE, a queue served after
  * callers' requests) that writes the DRAM policy's victims down first: an I/O thread never
- * waits on I/O.  A promoted block's NVMe record is written again when it leaves DRAM
- * (entry.nvme_stale), so that the NVMe tier's write order, which whole-segment eviction
- * follows, is the order of last use.  Close writes DRAM-only blocks back to NVMe so that a
+ * waits on I/O.  In cache mode a promoted block's NVMe record is written again when it
+ * leaves DRAM (entry.nvme_stale), so that the NVMe tier's write order, which whole-segment
+ * eviction follows, is the order of last use (not in durable mode: see promote()).  Close writes DRAM-only blocks back to NVMe so that a
  * reopen finds them.
  */
 #include <errno.h>

@@ -40,9 +40,9 @@ struct entry {
 	uint8_t state;
 	uint8_t hits;  /* saturating count of hits (admission filter) */
 	uint8_t hint;  /* POLICY_HINT_* of the last request that stored or loaded it */
-	/* 1: promoted, so used since its NVMe record was written; when it leaves DRAM the
-	 * record is written again (demoted as if DRAM-only), so that its place in the NVMe
-	 * tier's write order -- which whole-segment eviction follows -- is its last use */
+	/* 1: promoted (cache mode), so used since its NVMe record was written; when it leaves
+	 * DRAM the record is written again (demoted as if DRAM-only), so that its place in the
+	 * NVMe tier's write order -- which whole-segment eviction follows -- is its last use */
 	uint8_t nvme_stale;
 };
 _Static_assert(sizeof(struct entry) == 76, "index entry size is part of the memory budget");
