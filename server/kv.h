@@ -23,7 +23,8 @@
  * parsed), and a load lands in the output buffer where the reply's own header will be written
  * over it: a value is copied once in each direction, by the grid.  A value in DRAM is not
  * copied at all on its way out: kv_view lends its arena pieces and the reply is sent from
- * them (conn_emit_view).
+ * them (conn_emit_view); a large SET value is not copied on its way in: kv_fill reserves
+ * its arena room and the loop reads it there.
  */
 #ifndef KVG_KV_H
 #define KVG_KV_H
