@@ -287,76 +287,85 @@ static int conn_process(struct conn *c)
 	return done;
 }
 
-/* Reads what the socket has; returns 1 on EOF, -1 on a dead socket. */
-static int conn_read(struct conn *c)
+/* One read of at most max bytes into the input region: the bytes read, 0 at EOF, or -1 with
+ * errno. */
+static ssize_t conn_read_in(struct conn *c, size_t max)
 {
-again:
-	while (c->fill_state == FILL_VALUE) { /* a large value: into the arena */
-		struct kv_fill *f = &c->fill;
-		ssize_t r = readv(c->fd, f->iov + f->first, f->n - f->first);
-		if (r == 0)
-			return 1;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -1;
-		}
-		metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
-		f->left -= (size_t)r;
-		size_t left = (size_t)r;
-		while (left && left >= f->iov[f->first].iov_len)
-			left -= f->iov[f->first++].iov_len;
-		if (left) {
-			f->iov[f->first].iov_base = (uint8_t *)f->iov[f->first].iov_base + left;
-			f->iov[f->first].iov_len -= left;
-		}
-		if (f->left == 0)
-			c->fill_state = FILL_CRLF; /* then the CRLF, and what follows, as usual */
-	}
-	/* At the start of a RESP request, its head is read alone first: if it is a large SET,
-	 * the value goes straight to the arena instead of through the input region.  (Costs
-	 * one more read when the first one fills LOOP_HEAD_BYTES and is not such a SET.) */
-	if (c->proto == PROTO_RESP && c->fill_state == FILL_NONE && c->in_start == c->in_end &&
-	    !c->req && !c->closing && c->tenant && c->in_cap - c->in_end >= LOOP_HEAD_BYTES) {
-		ssize_t r = read(c->fd, c->in + c->in_end, LOOP_HEAD_BYTES);
-		if (r == 0)
-			return 1;
-		if (r < 0) {
-			if (errno == EINTR)
-				goto again;
-			return errno == EAGAIN ? 0 : -1;
-		}
+	ssize_t r;
+	do
+		r = read(c->fd, c->in + c->in_end, max);
+	while (r < 0 && errno == EINTR);
+	if (r > 0) {
 		metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
 		c->in_end += (size_t)r;
 		if (c->in_end > c->in_high)
 			c->in_high = c->in_end;
+	}
+	return r;
+}
+
+/* One read into a large value's arena room (FILL_VALUE); as conn_read_in. */
+static ssize_t conn_read_fill(struct conn *c)
+{
+	struct kv_fill *f = &c->fill;
+	ssize_t r;
+	do
+		r = readv(c->fd, f->iov + f->first, f->n - f->first);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r;
+	metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
+	f->left -= (size_t)r;
+	size_t left = (size_t)r;
+	while (left && left >= f->iov[f->first].iov_len)
+		left -= f->iov[f->first++].iov_len;
+	if (left) {
+		f->iov[f->first].iov_base = (uint8_t *)f->iov[f->first].iov_base + left;
+		f->iov[f->first].iov_len -= left;
+	}
+	if (f->left == 0)
+		c->fill_state = FILL_CRLF; /* then the CRLF, and what follows, as usual */
+	return r;
+}
+
+/*
+ * Reads what the socket has; returns 1 on EOF, -1 on a dead socket.
+ *
+ * At the start of a RESP request its head is read alone first: if it is a large SET, the
+ * value goes straight to the arena (hresp_try_fill) instead of through the input region.
+ * That costs one more read when the first fills LOOP_HEAD_BYTES and is not such a SET.
+ */
+static int conn_read(struct conn *c)
+{
+	ssize_t r;
+	for (;;) {
+		while (c->fill_state == FILL_VALUE)
+			if ((r = conn_read_fill(c)) <= 0)
+				goto out;
+		if (c->proto != PROTO_RESP || c->fill_state != FILL_NONE ||
+		    c->in_start != c->in_end || c->req || c->closing || !c->tenant ||
+		    c->in_cap - c->in_end < LOOP_HEAD_BYTES)
+			break;
+		if ((r = conn_read_in(c, LOOP_HEAD_BYTES)) <= 0)
+			goto out;
 		if ((size_t)r < LOOP_HEAD_BYTES)
 			return 0; /* that is all there is */
 		ssize_t k = hresp_try_fill(c, c->in + c->in_start, c->in_end - c->in_start);
-		if (k > 0) {
-			c->in_start += (size_t)k;
-			conn_compact(c);
-			goto again;
-		}
+		if (k <= 0)
+			break;
+		c->in_start += (size_t)k;
+		conn_compact(c);
 	}
 	for (int i = 0; i < LOOP_READS_MAX && c->in_end < c->in_cap; i++) {
 		size_t room = c->in_cap - c->in_end;
-		ssize_t r = read(c->fd, c->in + c->in_end, room);
-		if (r == 0)
-			return 1;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -1;
-		}
-		metrics_add(&c->w->srv->metrics->bytes_in, (uint64_t)r);
-		c->in_end += (size_t)r;
-		if (c->in_end > c->in_high)
-			c->in_high = c->in_end;
+		if ((r = conn_read_in(c, room)) <= 0)
+			goto out;
 		if ((size_t)r < room)
 			break;
 	}
 	return 0;
+out:
+	return r == 0 ? 1 : errno == EAGAIN ? 0 : -1;
 }
 
 /* One readiness event: read, parse and reply, again while replies leave at once and parsing

@@ -68,15 +68,7 @@ def raw(port, data, read_until_close=True):
     (or before 5 s)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(data)
-    out = b""
-    try:
-        while read_until_close:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-    except socket.timeout:
-        pass
+    out = raw_reply(s) if read_until_close else b""
     s.close()
     return out
 

@@ -73,6 +73,17 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Runs THREADS workers on the client cl, then closes it. */
+static void run_workers(void)
+{
+	pthread_t th[THREADS];
+	for (int t = 0; t < THREADS; t++)
+		pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t);
+	for (int t = 0; t < THREADS; t++)
+		pthread_join(th[t], NULL);
+	client_close(cl);
+}
+
 /* Starts kvgridd; conns_max (NULL: the default) limits its connections. */
 static pid_t start(const char *tmp, const char *name, int *port, const char *conns_max)
 {
@@ -132,12 +143,7 @@ int main(void)
 	char err[256];
 	int rc = client_open(&cfg, &cl, err, sizeof(err));
 	if (rc == 0) {
-		pthread_t th[THREADS];
-		for (int t = 0; t < THREADS; t++)
-			pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t);
-		for (int t = 0; t < THREADS; t++)
-			pthread_join(th[t], NULL);
-		client_close(cl);
+		run_workers();
 	} else {
 		fprintf(stderr, "client_open: %s\n", err);
 		failures++;
@@ -155,12 +161,7 @@ int main(void)
 		fprintf(stderr, "limited server: %s\n", s3 < 0 ? "did not start" : err);
 		failures++;
 	} else {
-		pthread_t th[THREADS];
-		for (int t = 0; t < THREADS; t++)
-			pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t);
-		for (int t = 0; t < THREADS; t++)
-			pthread_join(th[t], NULL);
-		client_close(cl);
+		run_workers();
 	}
 	if (s3 > 0) {
 		kill(s3, SIGTERM);
