@@ -113,6 +113,41 @@ static int hlm_exist(struct conn *c, const kvg_key *k)
 	return hlm_reply(c, rc == 0 && hit == 1 ? LMP_SUCCESS : LMP_FAIL);
 }
 
+ssize_t hlm_try_fill(struct conn *c, uint8_t *p, size_t avail)
+{
+	struct srv *s = c->w->srv;
+	struct lmp_req req;
+	const char *why = NULL;
+	/* a PUT of a large value still arriving, from a connection with a tenant */
+	if (avail < LMP_REQ_BYTES || !c->tenant ||
+	    lmp_decode_req(p, s->cfg.value_max, &req, &why) < 0 || req.command != LMP_PUT ||
+	    (size_t)req.length < LOOP_FILL_MIN || avail - LMP_REQ_BYTES >= (size_t)req.length)
+		return 0;
+	uint64_t t0 = metrics_now_us();
+	kvg_key k;
+	kv_key(s, c->tenant, KV_STRING, req.key, req.key_len, &k);
+	if (kv_fill_begin(s, c->tenant, &k, (size_t)req.length, &req.meta, &c->fill))
+		return 0;
+	c->fill.t0_us = t0;
+	kv_fill_put(&c->fill, p + LMP_REQ_BYTES, avail - LMP_REQ_BYTES);
+	c->fill_state = FILL_VALUE;
+	return (ssize_t)avail;
+}
+
+/* A PUT's value is complete: publish it (a PUT has no reply: a failure is only counted). */
+ssize_t hlm_fill_end(struct conn *c, uint8_t *p, size_t avail)
+{
+	struct srv *s = c->w->srv;
+	c->fill_state = FILL_NONE;
+	if (kv_fill_commit(s, c->tenant, &c->fill))
+		metrics_add(&s->metrics->errors, 1);
+	else
+		metrics_add(&s->metrics->direct_sets, 1);
+	metrics_observe(s->metrics, MOP_SET, metrics_now_us() - c->fill.t0_us);
+	metrics_add(&s->metrics->tenant_requests[c->tenant->index], 1);
+	return 0;
+}
+
 ssize_t hlm_handle(struct conn *c, uint8_t *p, size_t avail)
 {
 	struct srv *s = c->w->srv;

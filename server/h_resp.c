@@ -520,7 +520,7 @@ ssize_t hresp_try_fill(struct conn *c, uint8_t *p, size_t avail)
 	uint64_t t0 = metrics_now_us();
 	kvg_key k;
 	hresp_key(c, &key, &k);
-	if (kv_fill_begin(s, c->tenant, &k, (size_t)vlen, &c->fill))
+	if (kv_fill_begin(s, c->tenant, &k, (size_t)vlen, NULL, &c->fill))
 		return 0;
 	c->fill.t0_us = t0;
 	kv_fill_put(&c->fill, p + head, avail - (size_t)head);

@@ -111,7 +111,7 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 }
 
 int kv_fill_begin(struct srv *s, const struct srv_tenant *t, const kvg_key *key, size_t len,
-		  struct kv_fill *f)
+		  const struct lmp_meta *meta, struct kv_fill *f)
 {
 	uint64_t quota = t->quota_bytes;
 	if (len > s->cfg.value_max || (quota && len + KV_HDR_BYTES > quota))
@@ -124,7 +124,7 @@ int kv_fill_begin(struct srv *s, const struct srv_tenant *t, const kvg_key *key,
 	f->n = n;
 	f->len = f->left = len + KV_HDR_BYTES;
 	uint8_t h[KV_HDR_BYTES];
-	kv_header(h, NULL);
+	kv_header(h, meta);
 	kv_fill_put(f, h, sizeof(h));
 	return 0;
 }

@@ -84,11 +84,11 @@ struct kv_fill {
 	uint64_t t0_us; /* when the request began (latency) */
 };
 
-/* Reserves room for a len-byte value of tenant t under key and writes the value header;
- * 0, or 1 when the value must take the ordinary path (kv_put): too big, over the quota, no
- * room in DRAM, or a grid that takes no fills. */
+/* Reserves room for a len-byte value of tenant t under key and writes the value header
+ * (with meta, may be NULL); 0, or 1 when the value must take the ordinary path (kv_put): too
+ * big, over the quota, no room in DRAM, or a grid that takes no fills. */
 int kv_fill_begin(struct srv *s, const struct srv_tenant *t, const kvg_key *key, size_t len,
-		  struct kv_fill *f);
+		  const struct lmp_meta *meta, struct kv_fill *f);
 /* Copies n received bytes into the value (at most f->left). */
 void kv_fill_put(struct kv_fill *f, const uint8_t *p, size_t n);
 /* Publishes a complete value with Redis replace semantics and the tenant's quota, as kv_put. */

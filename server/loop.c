@@ -230,15 +230,35 @@ static void conn_compact(struct conn *c)
 }
 
 /* Handles the complete requests in the input; returns how many. */
+/* The protocol's receive path for a large value in the pending input (see loop.h). */
+static ssize_t conn_try_fill(struct conn *c)
+{
+	uint8_t *p = c->in + c->in_start;
+	size_t n = c->in_end - c->in_start;
+	if (c->proto == PROTO_RESP)
+		return hresp_try_fill(c, p, n);
+	if (c->proto == PROTO_LM)
+		return hlm_try_fill(c, p, n);
+	return 0;
+}
+
+static ssize_t conn_fill_end(struct conn *c)
+{
+	uint8_t *p = c->in + c->in_start;
+	size_t n = c->in_end - c->in_start;
+	return c->proto == PROTO_RESP ? hresp_fill_end(c, p, n) : hlm_fill_end(c, p, n);
+}
+
 static int conn_process(struct conn *c)
 {
 	static const conn_handler_fn handler[] = {NULL, hresp_handle, hlm_handle, hnat_handle};
 	int done = 0;
-	while (!c->closing && !c->req && c->fill_state != FILL_VALUE && c->in_end > c->in_start &&
-	       conn_can_parse(c)) {
-		if (c->fill_state == FILL_CRLF) {
-			ssize_t r = hresp_fill_end(c, c->in + c->in_start, c->in_end - c->in_start);
-			if (r == 0)
+	/* (a value that is complete may have nothing after it: lm:// publishes it at once) */
+	while (!c->closing && !c->req && c->fill_state != FILL_VALUE &&
+	       (c->in_end > c->in_start || c->fill_state == FILL_DONE) && conn_can_parse(c)) {
+		if (c->fill_state == FILL_DONE) {
+			ssize_t r = conn_fill_end(c);
+			if (r == 0 && c->fill_state == FILL_DONE)
 				break;
 			if (r < 0) {
 				c->closing = 1;
@@ -264,8 +284,7 @@ static int conn_process(struct conn *c)
 			c->closing = 1;
 			break;
 		}
-		if (r == 0 && c->proto == PROTO_RESP &&
-		    (r = hresp_try_fill(c, c->in + c->in_start, c->in_end - c->in_start)) > 0) {
+		if (r == 0 && (r = conn_try_fill(c)) > 0) {
 			c->in_start += (size_t)r; /* the rest of the value goes to the arena */
 			break;
 		}
@@ -324,16 +343,17 @@ static ssize_t conn_read_fill(struct conn *c)
 		f->iov[f->first].iov_len -= left;
 	}
 	if (f->left == 0)
-		c->fill_state = FILL_CRLF; /* then the CRLF, and what follows, as usual */
+		c->fill_state = FILL_DONE; /* then what follows, as usual */
 	return r;
 }
 
 /*
  * Reads what the socket has; returns 1 on EOF, -1 on a dead socket.
  *
- * At the start of a RESP request its head is read alone first: if it is a large SET, the
- * value goes straight to the arena (hresp_try_fill) instead of through the input region.
- * That costs one more read when the first fills LOOP_HEAD_BYTES and is not such a SET.
+ * At the start of a RESP or lm:// request its head is read alone first: if it carries a
+ * large value (a SET, a PUT), the value goes straight to the arena (conn_try_fill) instead
+ * of through the input region.  That costs one more read when the first fills
+ * LOOP_HEAD_BYTES and is not such a request.
  */
 static int conn_read(struct conn *c)
 {
@@ -342,7 +362,7 @@ static int conn_read(struct conn *c)
 		while (c->fill_state == FILL_VALUE)
 			if ((r = conn_read_fill(c)) <= 0)
 				goto out;
-		if (c->proto != PROTO_RESP || c->fill_state != FILL_NONE ||
+		if ((c->proto != PROTO_RESP && c->proto != PROTO_LM) || c->fill_state != FILL_NONE ||
 		    c->in_start != c->in_end || c->req || c->closing || !c->tenant ||
 		    c->in_cap - c->in_end < LOOP_HEAD_BYTES)
 			break;
@@ -350,7 +370,7 @@ static int conn_read(struct conn *c)
 			goto out;
 		if ((size_t)r < LOOP_HEAD_BYTES)
 			return 0; /* that is all there is */
-		ssize_t k = hresp_try_fill(c, c->in + c->in_start, c->in_end - c->in_start);
+		ssize_t k = conn_try_fill(c);
 		if (k <= 0)
 			break;
 		c->in_start += (size_t)k;

@@ -41,7 +41,7 @@
 
 struct worker;
 
-enum { FILL_NONE, FILL_VALUE, FILL_CRLF };
+enum { FILL_NONE, FILL_VALUE, FILL_DONE };
 #define LOOP_FILL_MIN (64u << 10) /* smaller values are parsed from the input region */
 #define LOOP_HEAD_BYTES 4096	  /* first read of a RESP request: enough for a SET's head */
 
@@ -73,8 +73,8 @@ struct conn {
 	kvg_req *req;
 	struct kvg_io io;
 	void (*finish)(struct conn *c, int status); /* writes the reply, on the worker */
-	/* a large SET whose value is read straight into the arena (see hresp_try_fill):
-	 * FILL_VALUE while its bytes arrive, FILL_CRLF until its final CRLF has */
+	/* a large value read straight into the arena (see conn_try_fill): FILL_VALUE while
+	 * its bytes arrive, FILL_DONE until its protocol has finished the request */
 	uint8_t fill_state;
 	struct kv_fill fill;
 	/* a native GET or RESP MGET in progress: its salted keys (allocated on first use),
@@ -113,14 +113,17 @@ ssize_t hlm_handle(struct conn *c, uint8_t *p, size_t avail);
 ssize_t hnat_handle(struct conn *c, uint8_t *p, size_t avail);
 
 /*
- * RESP's receive path for large values.  hresp_try_fill looks at an incomplete request: if
- * it is a plain SET whose value is still arriving, it reserves the value's room in the arena,
- * moves the bytes already read there, and returns what it consumed (the loop then reads the
- * rest of the value straight into the arena, FILL_VALUE); else 0.  hresp_fill_end takes the
- * request's final CRLF (FILL_CRLF) and publishes the value: as a handler's return.
+ * The receive path for large values (RESP SET, lm:// PUT).  X_try_fill looks at an
+ * incomplete request: if it carries a large value still arriving, it reserves the value's
+ * room in the arena (kv_fill_begin), moves the bytes already read there, and returns what it
+ * consumed: the loop then reads the rest of the value straight into the arena (FILL_VALUE);
+ * else 0.  X_fill_end, once the value is complete (FILL_DONE), takes what follows it (RESP:
+ * the final CRLF) and publishes the value: as a handler's return.
  */
 ssize_t hresp_try_fill(struct conn *c, uint8_t *p, size_t avail);
 ssize_t hresp_fill_end(struct conn *c, uint8_t *p, size_t avail);
+ssize_t hlm_try_fill(struct conn *c, uint8_t *p, size_t avail);
+ssize_t hlm_fill_end(struct conn *c, uint8_t *p, size_t avail);
 
 /* Output: free room at the end of the output region. */
 static inline uint8_t *conn_out_tail(struct conn *c)

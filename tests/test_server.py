@@ -356,6 +356,23 @@ def case_large_sets_received_into_dram():
         assert raw_reply(s).startswith(b"-ERR Protocol error")
         s.close()
         assert r.get("cut") is None and r.get("bad") is None
+        # lm:// PUTs take the same path: fmt, dtype and shape come back exactly; a PUT cut
+        # short publishes nothing
+        before = metric(srv, "kvgrid_direct_sets_total")
+        c = lmclient.LMClient("127.0.0.1", srv.port)
+        lmv = [os.urandom(n) for n in (64 << 10, 1 << 20, 5000000)]
+        for i, v in enumerate(lmv):
+            c.put("lmd%d" % i, v, fmt=2, dtype=1, shape=(i + 1, 2, 3, 4))
+        for i, v in enumerate(lmv):
+            assert c.get("lmd%d" % i) == (v, 2, 1, (i + 1, 2, 3, 4))
+        c.close()
+        assert metric(srv, "kvgrid_direct_sets_total") >= before + 2
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(lmclient.pack_request(1, "lmcut", length=16 << 20) + os.urandom(4 << 20))
+        s.close()
+        c = lmclient.LMClient("127.0.0.1", srv.port)
+        assert not c.exists("lmcut")
+        c.close()
         big = [os.urandom(16 << 20) for _ in range(3)]
         for i, v in enumerate(big):
             assert r.set("big%d" % i, v) is True
