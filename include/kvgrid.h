@@ -289,7 +289,8 @@ int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
  * that keeps those bytes valid and unchanged, whatever becomes of the block meanwhile
  * (eviction, delete, a new store under its key), until kvg_view_release().  A view never
  * blocks another call: it holds arena chunks, not the block, so while views are out their
- * chunks are not reusable.  Counts as a DRAM hit, as a load would.
+ * chunks are not reusable.  Counts as a DRAM hit, as a load would.  Release every view
+ * before kvg_close.
  * Returns n > 0; 0 if the block may be held elsewhere than in DRAM (on NVMe, or on a remote
  * grid's servers: load it with kvg_load); KVG_ENOTFOUND; KVG_EBUFSIZE if it has more than
  * max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
