@@ -33,7 +33,7 @@
 #define REPS_MAX 16
 
 struct bench_args {
-	const char *config, *weights, *tier, *dir;
+	const char *config, *weights, *tier, *dir, *server;
 	unsigned long context, bt, threads, reps;
 	int dtype, json;
 };
@@ -55,10 +55,12 @@ static void usage(FILE *f)
 		"usage: kvgrid-llm bench [--config NAME|FILE] --context N [--tier dram|nvme|both] [--json]\n"
 		"                        [--weights FILE|seed:N] [--kv-dtype bf16|fp16|fp32]\n"
 		"                        [--block-tokens B] [--threads T] [--reps R] [--dir DIR]\n"
+		"                        [--server HOST:PORT]\n"
 		"TTFT of an N-token prompt recomputed, and with all but its last block reloaded\n"
 		"from the tier (default nvme; both: one recompute, then DRAM and NVMe, one result\n"
 		"each).  The NVMe grid lives in a fresh directory under DIR (default /var/tmp),\n"
-		"removed at the end.  Config default: demo.\n");
+		"removed at the end.  --server: the grid is a kvgridd (libkvgrid's client, native\n"
+		"protocol; the tier reported is the server's).  Config default: demo.\n");
 }
 
 /* GFLOP/s of C[m][n] = A[m][k] B[n][k]^T on the BLAS's own threads, best of ~0.3 s. */
@@ -128,7 +130,10 @@ static int open_grid(const struct bench_args *a, struct llm_fwd *f, const char *
 	kvg_config_init(&c);
 	llm_link_grid_config(f, &c);
 	uint64_t bytes = (uint64_t)(a->context / a->bt + 2) * llm_fwd_page_bytes(f);
-	if (!strcmp(a->tier, "dram")) {
+	if (a->server) {
+		snprintf(c.servers, sizeof(c.servers), "%s", a->server);
+		c.timeout_ms = 30000;
+	} else if (!strcmp(a->tier, "dram")) {
 		c.dram_bytes = bytes + (64u << 20);
 	} else {
 		c.dram_bytes = 0; /* every hit is a disk read */
@@ -316,7 +321,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		{ "config", 1, 0, 'c' }, { "weights", 1, 0, 'w' }, { "context", 1, 0, 'n' },
 		{ "tier", 1, 0, 'T' }, { "json", 0, 0, 'j' }, { "kv-dtype", 1, 0, 'd' },
 		{ "block-tokens", 1, 0, 'b' }, { "threads", 1, 0, 't' }, { "reps", 1, 0, 'r' },
-		{ "dir", 1, 0, 'D' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+		{ "dir", 1, 0, 'D' }, { "server", 1, 0, 'S' }, { "help", 0, 0, 'h' },
+		{ 0, 0, 0, 0 }
 	};
 	int o;
 	optind = 1;
@@ -327,6 +333,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		case 'w': a->weights = optarg; break;
 		case 'T': a->tier = optarg; break;
 		case 'D': a->dir = optarg; break;
+		case 'S': a->server = optarg; break;
 		case 'j': a->json = 1; break;
 		case 'n': a->context = strtoul(optarg, &end, 10); break;
 		case 'b': a->bt = strtoul(optarg, &end, 10); break;
@@ -346,6 +353,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		return llm_fail(2, "bench", "unexpected argument '%s'", argv[optind]);
 	if (strcmp(a->tier, "dram") && strcmp(a->tier, "nvme") && strcmp(a->tier, "both"))
 		return llm_fail(2, "bench", "--tier must be dram, nvme or both");
+	if (a->server && !strcmp(a->tier, "both"))
+		return llm_fail(2, "bench", "--server takes no --tier both (the server has its tiers)");
 	if (a->bt < 16 || a->bt > 1024)
 		return llm_fail(2, "bench", "--block-tokens must be 16..1024");
 	if (a->context < a->bt + 1 || a->context > (1u << 20))
@@ -407,7 +416,8 @@ int llm_cmd_bench(int argc, char **argv)
 			goto out;
 		}
 		a.tier = tiers[t];
-		if (!strcmp(a.tier, "nvme") && (rc = llm_tmpdir(a.dir, dir, sizeof(dir)))) {
+		if (!a.server && !strcmp(a.tier, "nvme") &&
+		    (rc = llm_tmpdir(a.dir, dir, sizeof(dir)))) {
 			llm_fail(1, "bench", "cannot create a directory under %s: %s",
 				 a.dir ? a.dir : "/var/tmp", strerror(-rc));
 			goto out;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Description: build/kvgrid-llm end to end on the tiny config: `bench` reloads all but the
-# last block from NVMe and from DRAM with bit-identical logits and says so in its JSON;
+# last block from NVMe, from DRAM and from a kvgridd on loopback with bit-identical logits
+# and says so in its JSON;
 # `demo` runs its sessions with hits from both tiers and removes its directory; bad usage
 # gives one clear line and exit 2, a failed run exit 1.
 set -u
@@ -31,6 +32,24 @@ json "$T/bench-nvme.json" 'j["blocks_from_nvme"] == 6 and j["blocks_from_dram"] 
 	fail "nvme bench did not read from NVMe: $(cat "$T/bench-nvme.json")"
 json "$T/bench-dram.json" 'j["blocks_from_dram"] == 6' ||
 	fail "dram bench did not read from DRAM: $(cat "$T/bench-dram.json")"
+
+# the same through a kvgridd on a loopback port: the engine stores and reloads over the
+# native protocol, logits still bit-identical
+if [ -x build/kvgridd ]; then
+	build/kvgridd --port 0 --port-file "$T/kvgridd.port" --dram 64M >"$T/kvgridd.log" 2>&1 &
+	KPID=$!
+	for i in $(seq 1 300); do [ -s "$T/kvgridd.port" ] && break; sleep 0.1; done
+	KPORT=$(cut -d' ' -f1 "$T/kvgridd.port" 2>/dev/null)
+	[ -n "$KPORT" ] || { kill $KPID; fail "kvgridd did not start: $(cat "$T/kvgridd.log")"; }
+	$B bench --config tiny --context 100 --block-tokens 16 --tier dram --reps 2 \
+		--server "127.0.0.1:$KPORT" --json >"$T/bench-server.json" 2>"$T/err"
+	rc=$?
+	kill $KPID
+	wait $KPID 2>/dev/null
+	[ $rc -eq 0 ] || fail "bench --server: $(cat "$T/err")"
+	json "$T/bench-server.json" 'j["logits_bit_identical"] is True and j["cached_tokens"] == 96' ||
+		fail "server: $(cat "$T/bench-server.json")"
+fi
 
 $B demo --config tiny --block-tokens 16 --system-tokens 64 --task-tokens 8 --tool-tokens 20 \
 	--dram 256K --sessions 3 --turns 3 --dir "$T" --json >"$T/demo.json" 2>"$T/err" ||
