@@ -281,7 +281,8 @@ static void print_result(const struct bench_args *a, const struct llm_model *m,
 		       "\"sgemm_engine_shape_gflops\":%.2f,\"prefill_vs_sgemm\":%.3f,"
 		       "\"prefill_gflops_per_core_cpu\":%.2f,\"sgemm_gflops_per_core_cpu\":%.2f,"
 		       "\"reps\":%lu}\n",
-		       m->cfg.name, m->model_id, a->context, a->tier, o->backend, dt, a->bt,
+		       m->cfg.name, m->model_id, a->context, a->server ? "server" : a->tier,
+		       o->backend, dt, a->bt,
 		       m->cfg.layers, m->cfg.kv_heads, m->cfg.head_dim, page_bytes / a->bt, o->cached,
 		       o->suffix, (unsigned long long)o->kv_bytes, o->recompute_ms, o->recompute_cpu_ms,
 		       o->grid_ms, o->grid_min_ms, o->grid_cpu_ms,
@@ -306,7 +307,8 @@ static void print_result(const struct bench_args *a, const struct llm_model *m,
 	       "CPU %.1f s)\n", o->recompute_ms, tps, gfs, 100 * gfs / o->sgemm_gflops,
 	       o->recompute_cpu_ms / 1e3);
 	printf("  reload from %-4s     %10.1f ms  (median of %lu; %zu tokens reloaded = %.1f MiB, "
-	       "%zu computed)\n", a->tier, o->grid_ms, a->reps, o->cached, o->kv_bytes / 1048576.0,
+	       "%zu computed)\n", a->server ? "kvgridd" : a->tier, o->grid_ms, a->reps, o->cached,
+	       o->kv_bytes / 1048576.0,
 	       o->suffix);
 	printf("  speed-up             %10.1f x\n", o->recompute_ms / o->grid_ms);
 	printf("  model: %.1f MiB / %.2f GB/s + suffix %.1f ms = %.1f ms; measured/model %.2f\n",
