@@ -107,6 +107,8 @@ struct kvg_config {
 	int promote_on_hit;      /* NVMe hits are copied to DRAM (default 1) */
 	int nvme_admit_on_reuse; /* write to NVMe only blocks hit at least once (default 0) */
 	int write_through;       /* stores go to NVMe at once as well as DRAM (default 0) */
+	uint64_t dram_free_bytes; /* with NVMe: DRAM kept free by demoting in the background,
+				   * so stores rarely wait for NVMe writes (default 0: off) */
 	uint32_t req_max;        /* asynchronous requests in flight, default 1024 */
 	uint32_t workers;        /* threads that run DRAM copies and callbacks, default 2 */
 

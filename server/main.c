@@ -289,6 +289,9 @@ static void main_defaults(struct srv_config *cfg)
 	cfg->track_blocks = 262144;
 	cfg->drain_ms = 2000;
 	kvg_config_init(&cfg->grid);
+	/* demote in the background, so that a worker's store rarely waits for NVMe: 1/32 of
+	 * DRAM kept free unless dram_free_bytes is set (main_args resolves it) */
+	cfg->grid.dram_free_bytes = UINT64_MAX;
 }
 
 /* Parses argv into cfg; returns 0, 1 for --help, -1 with err. */
@@ -339,6 +342,8 @@ static int main_finish_config(struct srv *s, char *err, size_t err_len)
 		main_add_listen(cfg, cfg->lm_port, PROTO_LM);
 	if (cfg->native_port >= 0)
 		main_add_listen(cfg, cfg->native_port, PROTO_NATIVE);
+	if (cfg->grid.dram_free_bytes == UINT64_MAX)
+		cfg->grid.dram_free_bytes = cfg->grid.dram_bytes / 32;
 	cfg->frame_max = cfg->value_max + (1u << 20);
 	/* a stored block is the value and its 32-byte header */
 	if (cfg->grid.max_value_bytes < cfg->value_max + 4096)

@@ -67,6 +67,7 @@ static const struct field fields[] = {
 	BOOL(promote_on_hit),
 	BOOL(nvme_admit_on_reuse),
 	BOOL(write_through),
+	SIZE(dram_free_bytes, 0, 1ull << 44),
 	U32(req_max, 1, 1u << 20),
 	U32(workers, 1, 256),
 	STR(servers),

@@ -438,6 +438,59 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 	}
 }
 
+/*
+ * Background demotion (cfg.dram_free_bytes): when a store leaves fewer than half of
+ * clean_chunks free, a worker evicts DRAM victims ahead of need, writing the ones that are
+ * not on NVMe yet, until clean_chunks are free; stores then find room without waiting for
+ * NVMe writes.  One REQ_CLEAN at a time, in the background queue; a hint: skipped when the
+ * request pool is empty.  Takes qlock only: call it without the grid lock.
+ */
+static void clean_later(kvg_grid *g)
+{
+	pthread_mutex_lock(&g->qlock);
+	struct kvg_req *r = g->free_reqs;
+	if (!g->stop && r && !g->cleaning) {
+		g->free_reqs = r->next;
+		r->in_use = 1;
+		g->cleaning = 1;
+		r->op = REQ_CLEAN;
+		r->n = 0;
+		r->ios = NULL;
+		r->opts = (struct kvg_req_opts){ 0 };
+		r->complete = 0;
+		r->status = 0;
+		r->pending = 1;
+		r->layers = 0;
+		r->next = NULL;
+		if (g->pqtail)
+			g->pqtail->next = r;
+		else
+			g->pqhead = r;
+		g->pqtail = r;
+		pthread_cond_signal(&g->qcv);
+	}
+	pthread_mutex_unlock(&g->qlock);
+}
+
+/* Whether a store that just took room should start a clean (grid lock held). */
+static int wants_clean(const kvg_grid *g)
+{
+	return g->clean_chunks && g->arena.free_count < g->clean_chunks / 2 + 1;
+}
+
+/* REQ_CLEAN, on a worker: room for clean_chunks is made (dram_alloc evicts and demotes as
+ * for a store) and given straight back. */
+static void dram_clean(kvg_grid *g)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->arena.free_count < g->clean_chunks) {
+		uint32_t c = dram_alloc(g, g->clean_chunks, 1);
+		if (c != CHUNK_END)
+			arena_release(&g->arena, c);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
 static int nvme_entry_evictable_cb(void *ctx, uint32_t slot)
 {
 	kvg_grid *g = ctx;
@@ -717,7 +770,10 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	}
 	e->dram = c;
 	e->refs++;
+	int clean = wants_clean(g);
 	pthread_mutex_unlock(&g->lock);
+	if (clean)
+		clean_later(g);
 	arena_write(&g->arena, c, 0, io->buf, io->len);
 	pthread_mutex_lock(&g->lock);
 	e = &g->ix.e[slot];
@@ -1032,6 +1088,18 @@ static void run_remote(kvg_grid *g, struct kvg_req *r)
 
 static void run_req(kvg_grid *g, struct kvg_req *r)
 {
+	if (r->op == REQ_CLEAN) {
+		dram_clean(g);
+		pthread_mutex_lock(&g->qlock);
+		g->cleaning = 0;
+		pthread_mutex_unlock(&g->qlock);
+		pthread_mutex_lock(&r->mu);
+		r->pending = 1;
+		pthread_mutex_unlock(&r->mu);
+		req_put(r, 0);
+		kvg_req_free(r); /* nobody holds a clean */
+		return;
+	}
 	if (r->op == REQ_PREFETCH || r->op == REQ_PROMOTE) {
 		if (r->op == REQ_PROMOTE) {
 			prefetch_one(g, &r->promote_key);
@@ -1391,7 +1459,10 @@ int kvg_fill_begin(kvg_grid *g, size_t len, struct iovec *iov, int max_iov, stru
 	}
 	if (n < 0)
 		g->st.store_failures++;
+	int clean = n > 0 && wants_clean(g);
 	pthread_mutex_unlock(&g->lock);
+	if (clean)
+		clean_later(g);
 	return n;
 }
 
@@ -1894,6 +1965,10 @@ static int open_local(kvg_grid *g, char *err, size_t err_len)
 	}
 	g->st.index_capacity = g->ix.cap;
 	g->st.index_bytes = index_bytes(&g->ix) + 2ull * g->pol_ops->bytes_per_slot * g->ix.cap;
+	if (g->nv && has_dram(g) && c->demote_on_evict && c->dram_free_bytes) {
+		uint64_t k = (c->dram_free_bytes + g->arena.chunk_bytes - 1) / g->arena.chunk_bytes;
+		g->clean_chunks = (uint32_t)(k < g->arena.chunks / 4 ? k : g->arena.chunks / 4);
+	}
 	return 0;
 }
 

@@ -17,7 +17,7 @@
 
 /* REQ_PROMOTE: a promotion an I/O thread could not make without I/O, handed to a worker
  * (promote_later() in grid.c); runs as a prefetch of one key. */
-enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2, REQ_PROMOTE = 3 };
+enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2, REQ_PROMOTE = 3, REQ_CLEAN = 4 };
 
 struct kvg_req {
 	kvg_grid *g;
@@ -73,6 +73,8 @@ struct kvg_grid {
 	struct kvg_req *pqhead, *pqtail; /* REQ_PROMOTE: served when qhead is empty */
 	int stop;
 	uint32_t promotes_queued; /* REQ_PROMOTE requests queued or running */
+	int cleaning;		  /* a REQ_CLEAN is queued or running (cfg.dram_free_bytes) */
+	uint32_t clean_chunks;	  /* arena chunks cfg.dram_free_bytes keeps free; 0: off */
 	uint32_t nworkers;
 	pthread_t *workers;
 };

@@ -1032,6 +1032,33 @@ static void promotion_displaces_dram_victims(void)
 	kvg_close(g);
 }
 
+/* Description: with dram_free_bytes, a worker demotes in the background: once stores fill
+ * DRAM, it is kept with that much room free (here 4 of 16 chunks) by writing victims down
+ * ahead of need, and every block still loads byte for byte from one tier or the other. */
+static void background_demotion_keeps_dram_free(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 16 * (64 << 10); /* 16 blocks of 60000 bytes, one chunk each */
+	c.dram_free_bytes = 4 * (64 << 10);
+	OPEN(g, &c);
+	kvg_key k[40];
+	CHECK(t_chain(g, 80, 40, k) == 40);
+	for (int j = 0; j < 5; j++)
+		CHECK_RC(t_store(g, k + 8 * j, 8, 60000, 1), 0);
+	struct kvg_stats st = t_stats(g);
+	uint64_t t0 = t_now_ms();
+	while (st.tier[KVG_TIER_DRAM].blocks > 12 && t_now_ms() - t0 < 10000) {
+		usleep(10000);
+		st = t_stats(g);
+	}
+	CHECK(st.tier[KVG_TIER_DRAM].blocks <= 12 && st.tier[KVG_TIER_DRAM].blocks >= 8);
+	CHECK(st.tier[KVG_TIER_DRAM].demotions >= 28);
+	for (int i = 0; i < 40; i++)
+		CHECK_RC(t_load(g, &k[i], 60000, 1, NULL), 0);
+	kvg_close(g);
+}
+
 /* Description: in durable mode a promoted block is not written again when it leaves DRAM:
  * its record already holds what was acknowledged, and rewrites would only leave dead
  * records that fill segments, which eviction takes whole, acknowledged blocks with them.
@@ -1085,6 +1112,7 @@ int main(void)
 	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
 	SWEEP_NVME(promotion_displaces_dram_victims);
+	SWEEP_NVME(background_demotion_keeps_dram_free);
 	SWEEP_NVME(durable_promotions_write_nothing);
 	T_EXIT();
 }
