@@ -5,7 +5,7 @@
  * of its own, as an engine would, and is the same for every server it is pointed at.
  *
  *   build/bench/resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS
- *                         [--threads T] [--keys K] [--discard] [--label NAME]
+ *                         [--threads T] [--keys K] [--discard] [--label NAME] [--prefix P]
  *   build/bench/resp_load --bare -t get|set -d BYTES -c CONNS -n REQUESTS ...
  *
  * CONNS connections, spread over T threads (default 2) with an epoll loop each, each with one
@@ -44,6 +44,7 @@ struct opts {
 	size_t bytes;
 	long requests;
 	const char *label;
+	const char *prefix; /* of the keys, "kvgrid:load" by default */
 };
 
 struct lconn {
@@ -59,6 +60,7 @@ struct lconn {
 	size_t cmd_len;
 	uint8_t *buf;
 	int checked;	      /* the first reply of this connection was compared whole */
+	int wrong_len;	      /* the reply being read is not of the expected length */
 };
 
 struct lthread {
@@ -265,8 +267,10 @@ static int dial(int port)
 
 static void start(struct lconn *c, const struct opts *o, int key)
 {
-	char k[32];
-	int kl = snprintf(k, sizeof(k), "kvgrid:load:%d", key);
+	char k[64];
+	int kl = snprintf(k, sizeof(k), "%s:%d", o->prefix, key);
+	if (kl >= (int)sizeof(k))
+		kl = (int)sizeof(k) - 1; /* a long prefix is cut */
 	if (o->set)
 		c->cmd_len = (size_t)snprintf(c->cmd, sizeof(c->cmd),
 					      "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, k,
@@ -280,6 +284,7 @@ static void start(struct lconn *c, const struct opts *o, int key)
 	c->hdr_len = 0;
 	c->want = -1;
 	c->got = 0;
+	c->wrong_len = 0;
 	c->t0 = now_ns();
 }
 
@@ -323,11 +328,15 @@ static int pump_recv(struct lconn *c, const struct opts *o, int *ok)
 					*ok = strcmp(c->hdr, "+OK") == 0;
 					return 1;
 				}
-				if (c->hdr[0] != '$' || atol(c->hdr + 1) != (long)o->bytes) {
+				long n = c->hdr[0] == '$' ? atol(c->hdr + 1) : -1;
+				if (n < 0) {
 					*ok = 0;
-					return 1; /* a miss or an error: counted, not waited for */
+					return 1; /* a miss or an error: counted */
 				}
-				c->want = (int64_t)o->bytes + 2;
+				/* a value of another length (another writer's key) is read past
+				 * and counted as an error */
+				c->wrong_len = n != (long)o->bytes;
+				c->want = (int64_t)n + 2;
 			} else if (c->hdr_len == sizeof(c->hdr) - 1) {
 				return -1;
 			}
@@ -337,7 +346,7 @@ static int pump_recv(struct lconn *c, const struct opts *o, int *ok)
 		if (left == 0)
 			break;
 		ssize_t r;
-		if (o->discard && c->checked)
+		if ((o->discard && c->checked) || c->wrong_len)
 			r = recv(c->fd, NULL, left, MSG_TRUNC);
 		else
 			r = recv(c->fd, c->buf + c->got, left, 0);
@@ -346,7 +355,9 @@ static int pump_recv(struct lconn *c, const struct opts *o, int *ok)
 		c->got += (size_t)r;
 	}
 	*ok = 1;
-	if (!c->checked) {
+	if (c->wrong_len) {
+		*ok = 0;
+	} else if (!c->checked) {
 		*ok = memcmp(c->buf, value, o->bytes) == 0 && memcmp(c->buf + o->bytes, "\r\n", 2) == 0;
 		c->checked = 1;
 	} else if (!o->discard) {
@@ -381,12 +392,15 @@ static void *run(void *arg)
 		for (int i = 0; i < n; i++) {
 			struct lconn *c = ev[i].data.ptr;
 			int ok = 0, r = 0;
+			errno = 0;
 			if (pump_send(c, o) < 0)
 				r = -1;
 			if (r == 0 && c->sent == c->req_len)
 				r = pump_recv(c, o, &ok);
 			if (r < 0) {
-				fprintf(stderr, "resp_load: connection lost\n");
+				fprintf(stderr, "resp_load: connection lost (%s; reply so far \"%.*s\")\n",
+					errno ? strerror(errno) : "closed by the server", (int)c->hdr_len,
+					c->hdr);
 				exit(1);
 			}
 			if (r == 0) {
@@ -447,7 +461,7 @@ static void preload(const struct opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: resp_load -p PORT -t get|set -d BYTES -c CONNS -n REQUESTS "
-			"[--threads T] [--keys K] [--discard] [--label NAME]\n"
+			"[--threads T] [--keys K] [--discard] [--label NAME] [--prefix KEYS]\n"
 			"       resp_load --bare -t get|set -d BYTES -c CONNS -n REQUESTS ...\n");
 	exit(2);
 }
@@ -455,7 +469,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct opts o = {.conns = 1, .threads = 2, .keys = 16, .bytes = 1 << 20, .requests = 1000,
-			 .label = "server"};
+			 .label = "server", .prefix = "kvgrid:load"};
 	int bare = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -486,6 +500,8 @@ int main(int argc, char **argv)
 			o.keys = atoi(v);
 		else if (!strcmp(a, "--label"))
 			o.label = v;
+		else if (!strcmp(a, "--prefix"))
+			o.prefix = v;
 		else
 			usage();
 	}
