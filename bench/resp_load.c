@@ -54,13 +54,13 @@ struct lconn {
 	size_t sent, req_len; /* of the request being sent */
 	char hdr[64];	      /* reply header being read */
 	size_t hdr_len;
-	int64_t want;	      /* value bytes (+ CRLF) still to read; -1: reading the header */
-	size_t got;	      /* value bytes read */
-	char cmd[128];	      /* the request's command part */
+	int64_t want;  /* value bytes (+ CRLF) still to read; -1: reading the header */
+	size_t got;    /* value bytes read */
+	char cmd[128]; /* the request's command part */
 	size_t cmd_len;
 	uint8_t *buf;
-	int checked;	      /* the first reply of this connection was compared whole */
-	int wrong_len;	      /* the reply being read is not of the expected length */
+	int checked;   /* the first reply of this connection was compared whole */
+	int wrong_len; /* the reply being read is not of the expected length */
 };
 
 struct lthread {
@@ -174,7 +174,8 @@ static void *bare_run(void *arg)
 			}
 			/* one request in flight per connection: at most one reply pending */
 			if (replies)
-				c->out_off = 0, c->out_len = set ? 5 : bare_srv.hdr_len + bare_srv.bytes + 2;
+				c->out_off = 0,
+				c->out_len = set ? 5 : bare_srv.hdr_len + bare_srv.bytes + 2;
 			while (c->out_len && c->out_off < c->out_len) {
 				struct iovec v[3];
 				int k = 0;
@@ -185,8 +186,11 @@ static void *bare_run(void *arg)
 				if (!set) {
 					size_t vo = off > hl ? off - hl : 0;
 					if (vo < bare_srv.bytes)
-						v[k++] = (struct iovec){value + vo, bare_srv.bytes - vo};
-					size_t to = off > hl + bare_srv.bytes ? off - hl - bare_srv.bytes : 0;
+						v[k++] =
+						    (struct iovec){value + vo, bare_srv.bytes - vo};
+					size_t to = off > hl + bare_srv.bytes
+							? off - hl - bare_srv.bytes
+							: 0;
 					v[k++] = (struct iovec){(char *)"\r\n" + to, 2 - to};
 				}
 				ssize_t w = writev(c->fd, v, k);
@@ -272,12 +276,12 @@ static void start(struct lconn *c, const struct opts *o, int key)
 	if (kl >= (int)sizeof(k))
 		kl = (int)sizeof(k) - 1; /* a long prefix is cut */
 	if (o->set)
-		c->cmd_len = (size_t)snprintf(c->cmd, sizeof(c->cmd),
-					      "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, k,
-					      o->bytes);
+		c->cmd_len =
+		    (size_t)snprintf(c->cmd, sizeof(c->cmd),
+				     "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, k, o->bytes);
 	else
-		c->cmd_len = (size_t)snprintf(c->cmd, sizeof(c->cmd), "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n",
-					      kl, k);
+		c->cmd_len = (size_t)snprintf(c->cmd, sizeof(c->cmd),
+					      "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", kl, k);
 	c->req_len = c->cmd_len + (o->set ? o->bytes + 2 : 0);
 	c->key = key;
 	c->sent = 0;
@@ -317,7 +321,8 @@ static int pump_recv(struct lconn *c, const struct opts *o, int *ok)
 {
 	for (;;) {
 		if (c->want < 0) {
-			ssize_t r = recv(c->fd, c->hdr + c->hdr_len, 1, 0); /* header byte by byte */
+			ssize_t r =
+			    recv(c->fd, c->hdr + c->hdr_len, 1, 0); /* header byte by byte */
 			if (r <= 0)
 				return r < 0 && errno == EAGAIN ? 0 : -1;
 			c->hdr_len++;
@@ -358,7 +363,8 @@ static int pump_recv(struct lconn *c, const struct opts *o, int *ok)
 	if (c->wrong_len) {
 		*ok = 0;
 	} else if (!c->checked) {
-		*ok = memcmp(c->buf, value, o->bytes) == 0 && memcmp(c->buf + o->bytes, "\r\n", 2) == 0;
+		*ok = memcmp(c->buf, value, o->bytes) == 0 &&
+		      memcmp(c->buf + o->bytes, "\r\n", 2) == 0;
 		c->checked = 1;
 	} else if (!o->discard) {
 		size_t b = o->bytes;
@@ -398,9 +404,10 @@ static void *run(void *arg)
 			if (r == 0 && c->sent == c->req_len)
 				r = pump_recv(c, o, &ok);
 			if (r < 0) {
-				fprintf(stderr, "resp_load: connection lost (%s; reply so far \"%.*s\")\n",
-					errno ? strerror(errno) : "closed by the server", (int)c->hdr_len,
-					c->hdr);
+				fprintf(stderr,
+					"resp_load: connection lost (%s; reply so far \"%.*s\")\n",
+					errno ? strerror(errno) : "closed by the server",
+					(int)c->hdr_len, c->hdr);
 				exit(1);
 			}
 			if (r == 0) {
@@ -419,8 +426,9 @@ static void *run(void *arg)
 					    o->keys));
 				inflight++;
 				pump_send(c, o);
-				struct epoll_event e = {
-				    .events = c->sent < c->req_len ? EPOLLOUT : EPOLLIN, .data.ptr = c};
+				struct epoll_event e = {.events = c->sent < c->req_len ? EPOLLOUT
+										       : EPOLLIN,
+							.data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
 			}
 		}
@@ -468,8 +476,13 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.conns = 1, .threads = 2, .keys = 16, .bytes = 1 << 20, .requests = 1000,
-			 .label = "server", .prefix = "kvgrid:load"};
+	struct opts o = {.conns = 1,
+			 .threads = 2,
+			 .keys = 16,
+			 .bytes = 1 << 20,
+			 .requests = 1000,
+			 .label = "server",
+			 .prefix = "kvgrid:load"};
 	int bare = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -99,8 +99,8 @@ static void report_latency(const char *op, void *arg)
 static void report_tenant(const char *t, void *arg)
 {
 	struct mreport *r = arg;
-	static const char *const f[] = {"bytes", "blocks", "hits_total", "misses_total",
-					"requests_total", "quota_evictions_total"};
+	static const char *const f[] = {"bytes",	"blocks",	  "hits_total",
+					"misses_total", "requests_total", "quota_evictions_total"};
 	double v[6];
 	char l[160];
 	snprintf(l, sizeof(l), "tenant=\"%s\"", t);
@@ -137,10 +137,14 @@ static int report_server(const struct kvg_config *cfg, int json)
 		free(text);
 		return 1;
 	}
-	static const char *const g[] = {"kvgrid_connections", "kvgrid_connections_total",
-					"kvgrid_connections_refused_total", "kvgrid_hits_total",
-					"kvgrid_misses_total", "kvgrid_errors_total",
-					"kvgrid_async_loads_total", "kvgrid_protocol_errors_total",
+	static const char *const g[] = {"kvgrid_connections",
+					"kvgrid_connections_total",
+					"kvgrid_connections_refused_total",
+					"kvgrid_hits_total",
+					"kvgrid_misses_total",
+					"kvgrid_errors_total",
+					"kvgrid_async_loads_total",
+					"kvgrid_protocol_errors_total",
 					"kvgrid_auth_failures_total"};
 	double v[9], req[3];
 	for (int i = 0; i < 9; i++)
@@ -158,18 +162,20 @@ static int report_server(const struct kvg_config *cfg, int json)
 		       "\"errors\": %.0f, \"async_loads\": %.0f, \"protocol_errors\": %.0f, "
 		       "\"auth_failures\": %.0f, \"requests\": {\"resp\": %.0f, \"lm\": %.0f, "
 		       "\"native\": %.0f}, \"latency\": {",
-		       v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], req[0], req[1], req[2]);
+		       v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], req[0], req[1],
+		       req[2]);
 		mlabels(text, "kvgrid_request_duration_seconds_count", "op", report_latency, &r);
 		printf("}, \"tenants\": {");
 		r.n = 0;
 		mlabels(text, "kvgrid_tenant_requests_total", "tenant", report_tenant, &r);
 		printf("}}");
 	} else {
-		printf("server  %s: connections %.0f open, %.0f total, %.0f refused; requests resp "
-		       "%.0f, lm %.0f, native %.0f; hits %.0f, misses %.0f, errors %.0f; async NVMe "
-		       "loads %.0f; protocol errors %.0f, auth failures %.0f\n",
-		       cfg->servers, v[0], v[1], v[2], req[0], req[1], req[2], v[3], v[4], v[5],
-		       v[6], v[7], v[8]);
+		printf(
+		    "server  %s: connections %.0f open, %.0f total, %.0f refused; requests resp "
+		    "%.0f, lm %.0f, native %.0f; hits %.0f, misses %.0f, errors %.0f; async NVMe "
+		    "loads %.0f; protocol errors %.0f, auth failures %.0f\n",
+		    cfg->servers, v[0], v[1], v[2], req[0], req[1], req[2], v[3], v[4], v[5], v[6],
+		    v[7], v[8]);
 		mlabels(text, "kvgrid_request_duration_seconds_count", "op", report_latency, &r);
 		mlabels(text, "kvgrid_tenant_requests_total", "tenant", report_tenant, &r);
 	}
@@ -179,14 +185,15 @@ static int report_server(const struct kvg_config *cfg, int json)
 
 static void print_tier(const char *name, const struct kvg_tier_stats *t)
 {
-	printf("%-5s %-10s capacity %llu  bytes %llu  blocks %llu  hits %llu  misses %llu  "
-	       "evictions %llu  read %llu  written %llu  checksum_failures %llu  io_errors %llu%s\n",
-	       name, t->backend, (unsigned long long)t->capacity_bytes,
-	       (unsigned long long)t->bytes, (unsigned long long)t->blocks,
-	       (unsigned long long)t->hits, (unsigned long long)t->misses,
-	       (unsigned long long)t->evictions, (unsigned long long)t->bytes_read,
-	       (unsigned long long)t->bytes_written, (unsigned long long)t->checksum_failures,
-	       (unsigned long long)t->io_errors, t->degraded ? "  DEGRADED" : "");
+	printf(
+	    "%-5s %-10s capacity %llu  bytes %llu  blocks %llu  hits %llu  misses %llu  "
+	    "evictions %llu  read %llu  written %llu  checksum_failures %llu  io_errors %llu%s\n",
+	    name, t->backend, (unsigned long long)t->capacity_bytes, (unsigned long long)t->bytes,
+	    (unsigned long long)t->blocks, (unsigned long long)t->hits,
+	    (unsigned long long)t->misses, (unsigned long long)t->evictions,
+	    (unsigned long long)t->bytes_read, (unsigned long long)t->bytes_written,
+	    (unsigned long long)t->checksum_failures, (unsigned long long)t->io_errors,
+	    t->degraded ? "  DEGRADED" : "");
 }
 
 static void json_tier(const char *name, const struct kvg_tier_stats *t, int last)
@@ -215,8 +222,8 @@ int cmd_stats(int argc, char **argv)
 	int json = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			printf("usage: kvgrid stats (--dir DIR | --server HOST:PORT) [--json]\n"
-			       GRIDOPT_HELP);
+			printf("usage: kvgrid stats (--dir DIR | --server HOST:PORT) "
+			       "[--json]\n" GRIDOPT_HELP);
 			return 0;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = 1;

@@ -24,15 +24,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct resp_arg key;
 	uint64_t vlen = 0;
 	ssize_t h = resp_peek_set(buf, size, &lim, &key, &vlen);
-	if (h > (ssize_t)size || (h > 0 && (key.p < buf || key.p + key.len > buf + h ||
-					    vlen > lim.bulk_max)))
+	if (h > (ssize_t)size ||
+	    (h > 0 && (key.p < buf || key.p + key.len > buf + h || vlen > lim.bulk_max)))
 		abort();
 	if (h > 0 && size - (size_t)h >= vlen + 2 && buf[h + vlen] == '\r' &&
 	    buf[h + vlen + 1] == '\n') {
 		const char *why = NULL;
 		ssize_t r = resp_parse(buf, size, &lim, &cmd, &why);
-		if (r != h + (ssize_t)vlen + 2 || cmd.argc != 3 || !resp_arg_is(&cmd.argv[0], "SET") ||
-		    cmd.argv[1].len != key.len || cmd.argv[2].len != vlen)
+		if (r != h + (ssize_t)vlen + 2 || cmd.argc != 3 ||
+		    !resp_arg_is(&cmd.argv[0], "SET") || cmd.argv[1].len != key.len ||
+		    cmd.argv[2].len != vlen)
 			abort();
 	}
 	size_t pos = 0;

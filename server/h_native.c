@@ -85,8 +85,8 @@ static void hnat_get_item(struct conn *c, uint64_t id, int i, int n, uint8_t *it
 	if (rc == KVG_ECORRUPT)
 		rc = KVG_ENOTFOUND;
 	metrics_add(rc == 0 ? &m->hits : &m->misses, 1);
-	metrics_add(rc == 0 ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index],
-		    1);
+	metrics_add(
+	    rc == 0 ? &m->tenant_hits[c->tenant->index] : &m->tenant_misses[c->tenant->index], 1);
 	if (rc)
 		len = 0;
 	nat_put_u32(item, (uint32_t)rc);
@@ -121,8 +121,8 @@ static void hnat_get_loaded(struct conn *c, int status)
 	size_t len = 0;
 	if (status == 0)
 		status = kv_loaded(item, c->io.len, &len, &meta);
-	hnat_get_item(c, c->get_id, (int)c->get_next, (int)c->get_n, item, status, len, &meta,
-		      NULL, 0, NULL);
+	hnat_get_item(c, c->get_id, (int)c->get_next, (int)c->get_n, item, status, len, &meta, NULL,
+		      0, NULL);
 	c->get_next++;
 	hnat_get_run(c);
 }

@@ -63,12 +63,11 @@ static int32_t kv_get_i32(const uint8_t *p)
 
 /* Enters a stored block in the tenant's ledger and deletes the tenant's oldest blocks while
  * it is over its quota. */
-static void kv_account(struct srv *s, const struct srv_tenant *t, const kvg_key *key,
-		       size_t bytes)
+static void kv_account(struct srv *s, const struct srv_tenant *t, const kvg_key *key, size_t bytes)
 {
 	kvg_key victims[KV_VICTIMS_MAX];
-	size_t n = quota_add(s->quota, t->index, key, bytes, t->quota_bytes, victims,
-			     KV_VICTIMS_MAX);
+	size_t n =
+	    quota_add(s->quota, t->index, key, bytes, t->quota_bytes, victims, KV_VICTIMS_MAX);
 	for (size_t i = 0; i < n; i++) { /* the tenant's oldest blocks, off the ledger already */
 		pthread_mutex_t *vl = kv_lock_of(&victims[i]);
 		pthread_mutex_lock(vl);

@@ -362,9 +362,9 @@ static int conn_read(struct conn *c)
 		while (c->fill_state == FILL_VALUE)
 			if ((r = conn_read_fill(c)) <= 0)
 				goto out;
-		if ((c->proto != PROTO_RESP && c->proto != PROTO_LM) || c->fill_state != FILL_NONE ||
-		    c->in_start != c->in_end || c->req || c->closing || !c->tenant ||
-		    c->in_cap - c->in_end < LOOP_HEAD_BYTES)
+		if ((c->proto != PROTO_RESP && c->proto != PROTO_LM) ||
+		    c->fill_state != FILL_NONE || c->in_start != c->in_end || c->req ||
+		    c->closing || !c->tenant || c->in_cap - c->in_end < LOOP_HEAD_BYTES)
 			break;
 		if ((r = conn_read_in(c, LOOP_HEAD_BYTES)) <= 0)
 			goto out;

@@ -42,8 +42,8 @@
 struct worker;
 
 enum { FILL_NONE, FILL_VALUE, FILL_DONE };
-#define LOOP_FILL_MIN (64u << 10) /* smaller values are parsed from the input region */
-#define LOOP_HEAD_BYTES 4096	  /* first read of a RESP request: enough for a SET's head */
+#define LOOP_FILL_MIN	(64u << 10) /* smaller values are parsed from the input region */
+#define LOOP_HEAD_BYTES 4096	    /* first read of a RESP request: enough for a SET's head */
 
 struct conn {
 	int fd;		 /* -1: free slot */
@@ -82,7 +82,7 @@ struct conn {
 	kvg_key *get_keys;
 	uint64_t get_id;
 	uint32_t get_next, get_n;
-	struct conn *done_next;			    /* on the worker's completion list */
+	struct conn *done_next; /* on the worker's completion list */
 };
 
 struct worker {

@@ -12,11 +12,11 @@
  * Connections.  A pool of up to CLIENT_POOL connections per node, each guarded by its own
  * mutex, so any number of threads may call in (a caller alone always reuses the first).  A
  * node that refuses an extra connection while others of the pool are up (a server at its
- * connection limit) is not failed: the caller waits for one of the live ones.  A batch for one node travels as few frames as its size allows (one
- * frame per CLIENT_BATCH_MAX keys, and no PUT frame over the server's frame limit); values go
- * out with writev straight from the caller's buffers and come back with recv straight into
- * them.  Request headers are built in a scratch buffer the node owns, allocated at open: a
- * call allocates nothing.
+ * connection limit) is not failed: the caller waits for one of the live ones.  A batch for one node
+ * travels as few frames as its size allows (one frame per CLIENT_BATCH_MAX keys, and no PUT frame
+ * over the server's frame limit); values go out with writev straight from the caller's buffers and
+ * come back with recv straight into them.  Request headers are built in a scratch buffer the node
+ * owns, allocated at open: a call allocates nothing.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -318,7 +318,8 @@ static int client_node_get(struct client *c, uint32_t i, uint64_t deadline,
 			for (uint32_t p = 0; p < CLIENT_POOL; p++) {
 				struct client_conn *o = &nd->conn[p];
 				pthread_mutex_lock(&o->lock);
-				if (o->fd >= 0 && o->gen == __atomic_load_n(&nd->gen, __ATOMIC_RELAXED)) {
+				if (o->fd >= 0 &&
+				    o->gen == __atomic_load_n(&nd->gen, __ATOMIC_RELAXED)) {
 					*out = o;
 					return 0;
 				}

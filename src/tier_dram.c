@@ -176,7 +176,7 @@ int arena_iov(const struct arena *a, uint32_t first, uint64_t off, size_t len, s
 		else if (n == max)
 			return -1;
 		else
-			iov[n++] = (struct iovec){ .iov_base = p, .iov_len = k };
+			iov[n++] = (struct iovec){.iov_base = p, .iov_len = k};
 		len -= k;
 		in = 0;
 		c = a->next[c];

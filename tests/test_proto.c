@@ -91,13 +91,13 @@ static void test_resp_peek_set(void)
 	CHECK(vlen == 1048576 && key.len == 3 && memcmp(key.p, "k\0y", 3) == 0);
 	static const char *const bad[] = {
 	    "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",		   /* not SET */
-	    "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",  /* options follow */
-	    "*3\r\n$4\r\nSETX\r\n",				   /* another command */
-	    "*3\r\n$3\r\nGET\r\n",				   /* another command */
+	    "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",   /* options follow */
+	    "*3\r\n$4\r\nSETX\r\n",			   /* another command */
+	    "*3\r\n$3\r\nGET\r\n",			   /* another command */
 	    "*3\r\n$3\r\nSET\r\n$1\r\nkX\r\n$1\r\n",	   /* key longer than said */
 	    "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999\r\n", /* over bulk_max */
 	    "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-1\r\n",	   /* negative */
-	    "SET k v\r\n",					   /* inline */
+	    "SET k v\r\n",				   /* inline */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(resp_peek_set(bad[i], strlen(bad[i]), &lim, &key, &vlen) == -1);

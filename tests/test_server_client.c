@@ -411,7 +411,8 @@ static void test_restart(void)
 	for (int round = 0; round < 2; round++) {
 		struct kvg_io ios[8];
 		for (int i = 0; i < 8; i++)
-			ios[i] = (struct kvg_io){.key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i])};
+			ios[i] =
+			    (struct kvg_io){.key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i])};
 		CHECK(client_load(c, ios, 8) == 0);
 		for (int i = 0; i < 8; i++)
 			CHECK(ios[i].status == 0 && ios[i].len == lens[i] &&

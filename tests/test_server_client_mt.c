@@ -94,8 +94,8 @@ static pid_t start(const char *tmp, const char *name, int *port, const char *con
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (conns_max)
-			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M", "--threads",
-			      "2", "--conns-max", conns_max, (char *)NULL);
+			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M",
+			      "--threads", "2", "--conns-max", conns_max, (char *)NULL);
 		else
 			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M",
 			      (char *)NULL);
