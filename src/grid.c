@@ -445,29 +445,46 @@ static uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
  * NVMe writes.  One REQ_CLEAN at a time, in the background queue; a hint: skipped when the
  * request pool is empty.  Takes qlock only: call it without the grid lock.
  */
+/* A request of the pool for background work (REQ_CLEAN, REQ_PROMOTE), set up with nothing
+ * to wait for; NULL when closing or when the pool is empty.  qlock held. */
+static struct kvg_req *bg_take(kvg_grid *g, int op)
+{
+	struct kvg_req *r = g->free_reqs;
+	if (g->stop || !r)
+		return NULL;
+	g->free_reqs = r->next;
+	r->in_use = 1;
+	r->op = op;
+	r->n = 0;
+	r->ios = NULL;
+	r->opts = (struct kvg_req_opts){ 0 };
+	r->complete = 0;
+	r->status = 0;
+	r->pending = 1;
+	r->layers = 0;
+	r->next = NULL;
+	return r;
+}
+
+/* Queues a background request: workers serve it when callers' requests do not wait.
+ * qlock held. */
+static void bg_push(kvg_grid *g, struct kvg_req *r)
+{
+	if (g->pqtail)
+		g->pqtail->next = r;
+	else
+		g->pqhead = r;
+	g->pqtail = r;
+	pthread_cond_signal(&g->qcv);
+}
+
 static void clean_later(kvg_grid *g)
 {
 	pthread_mutex_lock(&g->qlock);
-	struct kvg_req *r = g->free_reqs;
-	if (!g->stop && r && !g->cleaning) {
-		g->free_reqs = r->next;
-		r->in_use = 1;
+	struct kvg_req *r;
+	if (!g->cleaning && (r = bg_take(g, REQ_CLEAN))) {
 		g->cleaning = 1;
-		r->op = REQ_CLEAN;
-		r->n = 0;
-		r->ios = NULL;
-		r->opts = (struct kvg_req_opts){ 0 };
-		r->complete = 0;
-		r->status = 0;
-		r->pending = 1;
-		r->layers = 0;
-		r->next = NULL;
-		if (g->pqtail)
-			g->pqtail->next = r;
-		else
-			g->pqhead = r;
-		g->pqtail = r;
-		pthread_cond_signal(&g->qcv);
+		bg_push(g, r);
 	}
 	pthread_mutex_unlock(&g->qlock);
 }
@@ -1195,28 +1212,13 @@ static void req_enqueue(kvg_grid *g, struct kvg_req *r)
 static void promote_later(kvg_grid *g, const kvg_key *key)
 {
 	pthread_mutex_lock(&g->qlock);
-	struct kvg_req *r = g->free_reqs;
-	if (!g->stop && r && g->promotes_queued < PROMOTES_QUEUED_MAX &&
-	    g->promotes_queued < g->cfg.req_max / 4) {
-		g->free_reqs = r->next;
-		r->in_use = 1;
+	struct kvg_req *r;
+	if (g->promotes_queued < PROMOTES_QUEUED_MAX && g->promotes_queued < g->cfg.req_max / 4 &&
+	    (r = bg_take(g, REQ_PROMOTE))) {
 		g->promotes_queued++;
-		r->op = REQ_PROMOTE;
 		r->promote_key = *key;
 		r->n = 1;
-		r->ios = NULL;
-		r->opts = (struct kvg_req_opts){ 0 };
-		r->complete = 0;
-		r->status = 0;
-		r->pending = 1;
-		r->layers = 0;
-		r->next = NULL;
-		if (g->pqtail)
-			g->pqtail->next = r;
-		else
-			g->pqhead = r;
-		g->pqtail = r;
-		pthread_cond_signal(&g->qcv);
+		bg_push(g, r);
 	}
 	pthread_mutex_unlock(&g->qlock);
 }
