@@ -67,7 +67,7 @@ struct lthread {
 	const struct opts *o;
 	struct lconn *c;
 	int n;
-	long todo, done, errors;
+	long planned, done, errors;
 	uint64_t *lat;
 	pthread_t tid;
 };
@@ -381,7 +381,7 @@ static void *run(void *arg)
 	const struct opts *o = t->o;
 	int ep = epoll_create1(0);
 	long inflight = 0;
-	for (int i = 0; i < t->n && t->done + inflight < t->todo; i++) {
+	for (int i = 0; i < t->n && t->done + inflight < t->planned; i++) {
 		struct lconn *c = &t->c[i];
 		start(c, o, (int)(__atomic_fetch_add(&next_key, 1, __ATOMIC_RELAXED) % o->keys));
 		struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -420,7 +420,7 @@ static void *run(void *arg)
 			t->lat[t->done++] = now_ns() - c->t0;
 			t->errors += !ok;
 			inflight--;
-			if (t->done + inflight < t->todo) {
+			if (t->done + inflight < t->planned) {
 				start(c, o,
 				      (int)(__atomic_fetch_add(&next_key, 1, __ATOMIC_RELAXED) %
 					    o->keys));
@@ -553,8 +553,8 @@ int main(int argc, char **argv)
 		t[i].c = cs + ci;
 		t[i].n = per_c + (i < rest_c);
 		ci += t[i].n;
-		t[i].todo = per + (i < rest);
-		t[i].lat = malloc(sizeof(uint64_t) * (size_t)(t[i].todo + 1));
+		t[i].planned = per + (i < rest);
+		t[i].lat = malloc(sizeof(uint64_t) * (size_t)(t[i].planned + 1));
 		for (int k = 0; k < t[i].n; k++) /* non-blocking from now on */
 			fcntl(t[i].c[k].fd, F_SETFL, fcntl(t[i].c[k].fd, F_GETFL) | O_NONBLOCK);
 	}
