@@ -425,10 +425,7 @@ static void dn_remove(struct policy *p, uint32_t s)
 static uint32_t dn_first_evictable(struct policy *p, uint32_t q, int (*evictable)(void *, uint32_t),
 				   void *ctx)
 {
-	for (uint32_t s = p->q[q].tail; s != POLICY_NONE; s = p->prev[s])
-		if (!evictable || evictable(ctx, s))
-			return s;
-	return POLICY_NONE;
+	return slot_list_oldest(p->prev, p->q[q].tail, evictable, ctx);
 }
 
 /* The class tail of least density at its age (the older one on a tie), if it is clearly

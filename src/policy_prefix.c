@@ -133,12 +133,13 @@ static void px_remove(struct policy *p, uint32_t s)
 static uint32_t px_victim(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
 {
 	static const int order[] = { PX_PARTIAL, PX_MAIN };
-	for (int i = 0; i < 2; i++)
-		for (uint32_t s = p->list[order[i]].tail; s != POLICY_NONE; s = p->prev[s])
-			if (!evictable || evictable(ctx, s)) {
-				px_unlink(p, s);
-				return s;
-			}
+	for (int i = 0; i < 2; i++) {
+		uint32_t s = slot_list_oldest(p->prev, p->list[order[i]].tail, evictable, ctx);
+		if (s != POLICY_NONE) {
+			px_unlink(p, s);
+			return s;
+		}
+	}
 	for (uint32_t s = p->list[PX_PENDING].head; s != POLICY_NONE; s = p->next[s])
 		if (!evictable || evictable(ctx, s)) {
 			px_unlink(p, s);

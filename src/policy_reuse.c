@@ -105,13 +105,10 @@ static void ru_remove(struct policy *p, uint32_t s)
 
 static uint32_t ru_victim(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
 {
-	for (uint32_t s = p->tail; s != POLICY_NONE; s = p->prev[s]) {
-		if (evictable && !evictable(ctx, s))
-			continue;
+	uint32_t s = slot_list_oldest(p->prev, p->tail, evictable, ctx);
+	if (s != POLICY_NONE)
 		ru_unlink(p, s);
-		return s;
-	}
-	return POLICY_NONE;
+	return s;
 }
 
 const struct policy_ops policy_reuse_ops = {

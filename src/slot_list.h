@@ -37,4 +37,15 @@ static inline void slot_list_push(uint32_t *prev, uint32_t *next, uint32_t *head
 		*tail = s;
 }
 
+/* The oldest slot of a list that evictable() accepts (every slot when it is NULL), or
+ * POLICY_NONE; the caller unlinks it. */
+static inline uint32_t slot_list_oldest(const uint32_t *prev, uint32_t tail,
+					int (*evictable)(void *, uint32_t), void *ctx)
+{
+	for (uint32_t s = tail; s != POLICY_NONE; s = prev[s])
+		if (!evictable || evictable(ctx, s))
+			return s;
+	return POLICY_NONE;
+}
+
 #endif
