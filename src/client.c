@@ -632,7 +632,9 @@ static int client_first_error(const struct kvg_io *ios, size_t n)
 	return 0;
 }
 
-int client_store(struct client *c, struct kvg_io *ios, size_t n)
+/* Runs a store or load of n blocks in batches of CLIENT_BATCH_MAX, each split by owner. */
+static int client_batches(struct client *c, struct kvg_io *ios, size_t n,
+			  void (*batch)(struct client *, struct kvg_io *, size_t, const uint8_t *))
 {
 	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
 		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
@@ -641,23 +643,19 @@ int client_store(struct client *c, struct kvg_io *ios, size_t n)
 			owner[j] = (uint8_t)client_owner(c, &ios[base + j].key);
 			ios[base + j].status = 0;
 		}
-		client_store_batch(c, ios + base, m, owner);
+		batch(c, ios + base, m, owner);
 	}
 	return client_first_error(ios, n);
 }
 
+int client_store(struct client *c, struct kvg_io *ios, size_t n)
+{
+	return client_batches(c, ios, n, client_store_batch);
+}
+
 int client_load(struct client *c, struct kvg_io *ios, size_t n)
 {
-	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
-		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
-		uint8_t owner[CLIENT_BATCH_MAX];
-		for (size_t j = 0; j < m; j++) {
-			owner[j] = (uint8_t)client_owner(c, &ios[base + j].key);
-			ios[base + j].status = 0;
-		}
-		client_load_batch(c, ios + base, m, owner);
-	}
-	return client_first_error(ios, n);
+	return client_batches(c, ios, n, client_load_batch);
 }
 
 /*
