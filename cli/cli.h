@@ -23,6 +23,9 @@ int cmd_sim(int argc, char **argv);
 
 /* Parses "123", "4K", "1M", "2G", "1T" (powers of 1024).  0 on success, -1 on bad input. */
 int cli_parse_size(const char *s, uint64_t *out);
+/* Parses a comma-separated list of percentages in (0, 100] into out (at most max); 0, or
+ * -1 if a value is bad, there are too many or none.  s is cut up (strtok). */
+int cli_parse_pcts(char *s, double *out, size_t max, size_t *n);
 /* Prints "kvgrid CMD: msg" on stderr and returns 2 (usage) -- for `return cli_usage(...)`. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "kvgrid CMD: msg" on stderr and returns 1. */

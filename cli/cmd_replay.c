@@ -83,19 +83,6 @@ static void replay_usage(FILE *f)
 	fprintf(f, "\n");
 }
 
-static int parse_list(char *s, double *out, size_t max, size_t *n)
-{
-	*n = 0;
-	for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-		char *end;
-		double v = strtod(tok, &end);
-		if (end == tok || *end || v <= 0 || v > 100 || *n >= max)
-			return -1;
-		out[(*n)++] = v;
-	}
-	return *n ? 0 : -1;
-}
-
 static int parse_policies(struct replay_args *a, const char *s)
 {
 	snprintf(a->policies_buf, sizeof(a->policies_buf), "%s", s);
@@ -181,7 +168,7 @@ static int replay_parse_value(struct replay_args *a, const char *o, const char *
 		a->max_reqs = (size_t)strtoull(v, NULL, 10);
 	} else if (!strcmp(o, "--sweep")) {
 		snprintf(a->sweep_buf, sizeof(a->sweep_buf), "%s", v);
-		if (parse_list(a->sweep_buf, a->sweep, SWEEP_MAX, &a->n_sweep))
+		if (cli_parse_pcts(a->sweep_buf, a->sweep, SWEEP_MAX, &a->n_sweep))
 			return cli_usage("replay", "bad --sweep '%s' (percentages)", v);
 	} else {
 		return cli_usage("replay", "unknown option '%s' (kvgrid replay --help)", o);

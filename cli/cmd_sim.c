@@ -63,19 +63,6 @@ static void sim_usage(FILE *f)
 		   "hw.tier_bw_node.nvme, ... (doc/COSTMODEL.md)\n");
 }
 
-static int sim_parse_list(char *s, double *out, size_t max, size_t *n)
-{
-	*n = 0;
-	for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-		char *end;
-		double v = strtod(tok, &end);
-		if (end == tok || *end || v <= 0 || v > 100 || *n >= max)
-			return -1;
-		out[(*n)++] = v;
-	}
-	return *n ? 0 : -1;
-}
-
 static int sim_parse(int argc, char **argv, struct sim_args *a)
 {
 	char err[512], sweep_buf[256];
@@ -135,7 +122,7 @@ static int sim_parse(int argc, char **argv, struct sim_args *a)
 			a->svg_dir = v;
 		} else if (!strcmp(o, "--sweep")) {
 			snprintf(sweep_buf, sizeof(sweep_buf), "%s", v);
-			if (sim_parse_list(sweep_buf, a->sweep, SIM_SWEEP_MAX, &a->n_sweep))
+			if (cli_parse_pcts(sweep_buf, a->sweep, SIM_SWEEP_MAX, &a->n_sweep))
 				return cli_usage("sim", "bad --sweep '%s'", v);
 		} else if (!strcmp(o, "--policies")) {
 			snprintf(a->policies_buf, sizeof(a->policies_buf), "%s", v);

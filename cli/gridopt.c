@@ -120,6 +120,19 @@ int cli_read_tokens(const char *cmd, const char *path, uint32_t **tokens, size_t
 	return 0;
 }
 
+int cli_parse_pcts(char *s, double *out, size_t max, size_t *n)
+{
+	*n = 0;
+	for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+		char *end;
+		double v = strtod(tok, &end);
+		if (end == tok || *end || v <= 0 || v > 100 || *n >= max)
+			return -1;
+		out[(*n)++] = v;
+	}
+	return *n ? 0 : -1;
+}
+
 int cli_read_file(const char *cmd, const char *path, void **buf, size_t *len)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
