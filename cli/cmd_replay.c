@@ -49,6 +49,7 @@ struct replay_args {
 	int refs;
 	int full_blocks;
 	int skip_bad;
+	uint32_t interleave; /* simulator: requests in flight at once */
 	size_t max_reqs;
 	double sweep[SWEEP_MAX];
 	size_t n_sweep;
@@ -66,6 +67,7 @@ static void replay_usage(FILE *f)
 		"                     [--speed asap|real|NUMx] [--engine grid|sim] [--json] [--no-refs]\n"
 		"                     [--full-blocks] [--skip-bad] [--max-requests N]\n"
 		"                     [--hints none|oracle] [--hints-wrong FRACTION]\n"
+		"                     [--interleave N]   (with --engine sim or --sweep)\n"
 		"       kvgrid replay --trace FILE --sweep 1,2,5,10,20,50 [--policies P,Q,...] [--svg FILE]\n"
 		"                     [--json] [--hints ...]   (simulator; capacities in %% of the distinct\n"
 		"                     blocks)\n"
@@ -77,6 +79,8 @@ static void replay_usage(FILE *f)
 		"request reads its last full block, else KVG_STORE_LAST) with its load and store: a\n"
 		"serving layer that knows whether the session goes on, not an online policy.\n"
 		"--hints-wrong F flips a share F of those hints (fixed seed).\n"
+		"--interleave N keeps N requests in flight and makes their block calls in turn, as\n"
+		"when several engines share one grid (simulator; LRU and Belady too).\n"
 		"policies: belady");
 	for (int i = 0; policy_names[i]; i++)
 		fprintf(f, " %s", policy_names[i]);
@@ -164,6 +168,12 @@ static int replay_parse_value(struct replay_args *a, const char *o, const char *
 		a->hints_wrong = strtod(v, &end);
 		if (end == v || *end || a->hints_wrong < 0 || a->hints_wrong > 1)
 			return cli_usage("replay", "--hints-wrong is a fraction in [0, 1]");
+	} else if (!strcmp(o, "--interleave")) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (end == v || *end || n < 1 || n > 64)
+			return cli_usage("replay", "--interleave is a number of requests, 1 to 64");
+		a->interleave = (uint32_t)n;
 	} else if (!strcmp(o, "--max-requests")) {
 		a->max_reqs = (size_t)strtoull(v, NULL, 10);
 	} else if (!strcmp(o, "--sweep")) {
@@ -214,6 +224,8 @@ static int replay_parse(int argc, char **argv, struct replay_args *a)
 		return cli_usage("replay", "--nvme needs --dir");
 	if (a->hints_wrong > 0 && strcmp(a->hints, "oracle"))
 		return cli_usage("replay", "--hints-wrong needs --hints oracle");
+	if (a->interleave > 1 && !a->n_sweep && strcmp(a->engine, "sim"))
+		return cli_usage("replay", "--interleave needs --engine sim or --sweep");
 	return -1;
 }
 
@@ -250,8 +262,9 @@ static uint64_t pct_blocks(const struct trace *t, double pct)
 	return b ? b : 1;
 }
 
-static int run_sim(const struct trace *t, const char *policy, uint64_t cap, int full_blocks,
-		   const uint8_t *hints, struct sim_result *r, struct progress *pg)
+/* The simulator on t at cap blocks, with a's payload, interleaving and (if hints) hints. */
+static int run_sim(const struct trace *t, const struct replay_args *a, const char *policy,
+		   uint64_t cap, int hints, struct sim_result *r, struct progress *pg)
 {
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
@@ -260,9 +273,10 @@ static int run_sim(const struct trace *t, const char *policy, uint64_t cap, int 
 		.policy = policy,
 		.capacity_blocks = cap,
 		.block_bytes = 4096,
-		.partial_bytes = !full_blocks,
+		.partial_bytes = !a->full_blocks,
 		.cfg = &cfg,
-		.hints = hints,
+		.hints = hints ? a->hint_of : NULL,
+		.interleave = a->interleave,
 		.progress = pg ? progress_cb : NULL,
 		.progress_arg = pg,
 	};
@@ -294,10 +308,12 @@ static void report_json(const struct replay_args *a, const struct trace *t, uint
 	       "\"distinct_blocks\": %u, \"skipped_lines\": %zu, \"policy\": \"%s\", "
 	       "\"engine\": \"%s\", \"capacity_blocks\": %llu, \"capacity_pct\": %.4f, "
 	       "\"block_bytes\": %llu, \"prefix_hit_token_ratio\": %.6f, "
-	       "\"block_hit_ratio\": %.6f, \"hints\": \"%s\", \"hints_wrong\": %.4f",
+	       "\"block_hit_ratio\": %.6f, \"hints\": \"%s\", \"hints_wrong\": %.4f, "
+	       "\"interleave\": %u",
 	       a->trace, t->n_reqs, t->n_ids, t->n_distinct, t->skipped, a->policy, engine,
 	       (unsigned long long)cap, 100.0 * cap / (t->n_distinct ? t->n_distinct : 1),
-	       (unsigned long long)a->block_bytes, ptr, bhr, a->hints, a->hints_wrong);
+	       (unsigned long long)a->block_bytes, ptr, bhr, a->hints, a->hints_wrong,
+	       a->interleave ? a->interleave : 1);
 	if (s)
 		printf(", \"hit_tokens\": %llu, \"input_tokens\": %llu, \"evictions\": %llu, "
 		       "\"max_resident_blocks\": %llu",
@@ -393,8 +409,7 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 	double ptr, bhr;
 	if (is_sim) {
 		struct progress pg = { "simulate", -1 };
-		int rc = run_sim(t, a->policy, cap, a->full_blocks, a->hint_of, &s,
-				 tty ? &pg : NULL);
+		int rc = run_sim(t, a, a->policy, cap, 1, &s, tty ? &pg : NULL);
 		if (rc)
 			return cli_fail("replay", "simulation: %s", kvg_strerror(rc));
 		ptr = s.prefix_hit_token_ratio;
@@ -426,8 +441,8 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 		if (a->dram_bytes && g.max_index_blocks)
 			cap = g.max_index_blocks;
 	}
-	if (a->refs && (run_sim(t, "lru", cap, a->full_blocks, NULL, &lru, NULL) ||
-			run_sim(t, "belady", cap, a->full_blocks, NULL, &bel, NULL)))
+	if (a->refs && (run_sim(t, a, "lru", cap, 0, &lru, NULL) ||
+			run_sim(t, a, "belady", cap, 0, &bel, NULL)))
 		return cli_fail("replay", "out of memory computing the references");
 	if (a->json)
 		report_json(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g,
@@ -476,8 +491,8 @@ static int replay_sweep(struct replay_args *a, const struct trace *t)
 	for (size_t p = 0; p < a->n_policies; p++)
 		for (size_t k = 0; k < a->n_sweep; k++) {
 			struct sim_result r;
-			int rc = run_sim(t, a->policies[p], pct_blocks(t, a->sweep[k]),
-					 a->full_blocks, a->hint_of, &r, NULL);
+			int rc = run_sim(t, a, a->policies[p], pct_blocks(t, a->sweep[k]), 1,
+					 &r, NULL);
 			if (rc)
 				return cli_fail("replay", "simulation: %s", kvg_strerror(rc));
 			ratio[p][k] = r.prefix_hit_token_ratio;

@@ -44,6 +44,7 @@ struct kvg_req {
 	uint32_t promote_chunk; /* prefetch_one()'s private load: DRAM chunks reserved for the
 				 * promotion (the first; CHUNK_END if none) */
 	uint32_t promote_len;   /* the block length they were reserved for */
+	uint64_t seq;           /* names the call to the policies (policy_block.req_id) */
 	struct kvg_req *next;
 };
 
@@ -68,6 +69,7 @@ struct kvg_grid {
 	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
 	pthread_cond_t qcv;
 	struct kvg_req *reqs;
+	uint64_t req_seq; /* last call name given (atomic) */
 	struct kvg_req *free_reqs;
 	struct kvg_req *qhead, *qtail;
 	struct kvg_req *pqhead, *pqtail; /* REQ_PROMOTE: served when qhead is empty */

@@ -35,6 +35,11 @@ struct policy_block {
 	uint64_t now_us;      /* time of the call */
 	uint64_t key_hash;    /* first 8 bytes of the key: names a block across slot reuse */
 	uint8_t hint;         /* POLICY_HINT_*: of the request that touched it last */
+	/* the call this block comes with: calls of one kvg_store/kvg_load share req_id (0 if
+	 * unnamed), which has req_blocks blocks in all; a tier's own movements (promotion,
+	 * demotion) are calls of one block.  Tells interleaved requests apart (policy_req.h). */
+	uint32_t req_blocks;
+	uint64_t req_id;
 };
 
 struct policy;

@@ -12,8 +12,10 @@
  * it would take until then, with the best eviction horizon.  The victim is the block whose
  * class and age give the least density.
  *
- * Requests: as in "prefix", a run of calls whose depth goes 0, 1, 2, ... is one request.
- * Its blocks wait in a pending list; when it ends they are filed together into its class's
+ * Requests: as in "prefix", policy_req.h tells which request a call belongs to (by the
+ * grid's call names, or a run of depths 0, 1, 2, ...), with up to PREQ_RUNS requests open
+ * at once when several engines' calls interleave.  A request's blocks wait in its pending
+ * list; when it ends they are filed together into its class's
  * queue, deepest first, so that a request leaves from its tail and a chain is never cut
  * in the middle (giving a request's blocks different classes, by depth or by their own
  * reuse count, measured worse: heads left before tails).  The class is what the request
@@ -56,6 +58,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "policy_req.h"
 #include "slot_list.h"
 
 #define DN_NEW_BUCKETS	8 /* new blocks in the request: 0, 1, 2-3, 4-7, ..., 64+ */
@@ -63,9 +66,9 @@
 #define DN_HINTS	3 /* POLICY_HINT_NONE, _CONTINUES, _LAST */
 #define DN_SHAPES	(DN_NEW_BUCKETS * DN_HIT_BUCKETS)
 #define DN_CLASSES	(DN_SHAPES * DN_HINTS)
-#define DN_PENDING	DN_CLASSES	 /* the current request */
-#define DN_PARTIAL	(DN_CLASSES + 1) /* partial blocks: evicted first */
-#define DN_QUEUES	(DN_CLASSES + 2)
+#define DN_PENDING	DN_CLASSES		 /* + run: the open requests */
+#define DN_PARTIAL	(DN_CLASSES + PREQ_RUNS) /* partial blocks: evicted first */
+#define DN_QUEUES	(DN_PARTIAL + 1)
 #define DN_AGES		96   /* age buckets, 4 per octave of calls */
 #define DN_PRIOR	64.0 /* pseudo-blocks of the all-class law in each class */
 #define DN_UPDATE_CALLS (1u << 13)
@@ -77,7 +80,7 @@
 #define DN_SEEN_BITS	16	   /* with up to 16 bits per slot of capacity each, */
 #define DN_SEEN_MIN	(1u << 15) /* and at least this many */
 #define DN_SEEN_HASHES	4
-#define DN_PEND_MAX	1024 /* sampled blocks remembered of one request */
+#define DN_PEND_MAX	256 /* sampled blocks remembered of one request */
 #define DN_MARGIN	0.7f /* leave LRU order only for a tail this much less dense */
 #define DN_NOCLASS	0xff
 #define DN_PARTIAL_BIT	0x80
@@ -94,10 +97,17 @@ struct dn_ghost {
 	uint8_t pad;
 };
 
-struct dn_pend { /* a sampled block of the current request, to remember when it ends */
+struct dn_pend { /* a sampled block of an open request, to remember when it ends */
 	uint32_t entry;
 	uint16_t tag;
 	uint8_t partial;
+};
+
+struct dn_run { /* an open request (policy_req.h) */
+	uint32_t n, new_blocks, seen; /* its blocks, new ones, ones seen before */
+	uint8_t hint;
+	uint32_t n_pend;
+	struct dn_pend pend[DN_PEND_MAX];
 };
 
 struct policy {
@@ -115,17 +125,14 @@ struct policy {
 	uint32_t seen_cur;
 	uint32_t seen_next; /* clock at which the older filter is cleared and reused */
 	uint32_t seen_every;
-	struct dn_pend pend[DN_PEND_MAX];
-	uint32_t n_pend;
+	struct preq req;
+	struct dn_run run[PREQ_RUNS];
 	uint64_t capacity_bytes;
 	uint32_t clock; /* policy calls */
 	uint32_t next_update;
 	uint32_t next_decay;
 	uint32_t decay_every; /* 0 until the first call */
-	uint32_t last_depth;  /* depth of the previous call, to see where a request ends */
 	uint64_t full_bytes;  /* largest block seen: smaller ones are partial */
-	uint32_t run_n, run_new, run_seen; /* the current request */
-	uint8_t run_hint;		   /* hint of the current request */
 	double filed_n[DN_CLASSES];	   /* blocks filed per class (decayed) */
 	double reuse[DN_CLASSES][DN_AGES]; /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];
@@ -193,13 +200,13 @@ static void dn_seen_rotate(struct policy *p)
 	p->seen_next = p->clock + p->seen_every;
 }
 
-static uint32_t dn_request_class(const struct policy *p)
+static uint32_t dn_request_class(const struct dn_run *u)
 {
 	uint32_t nb = 0;
-	for (uint32_t x = p->run_new; x && nb < DN_NEW_BUCKETS - 1; x >>= 1)
+	for (uint32_t x = u->new_blocks; x && nb < DN_NEW_BUCKETS - 1; x >>= 1)
 		nb++;
-	uint32_t hb = p->run_seen * 10 < p->run_n * 3 ? 0 : p->run_seen * 10 < p->run_n * 8 ? 1 : 2;
-	return p->run_hint * DN_SHAPES + nb * DN_HIT_BUCKETS + hb;
+	uint32_t hb = u->seen * 10 < u->n * 3 ? 0 : u->seen * 10 < u->n * 8 ? 1 : 2;
+	return u->hint * DN_SHAPES + nb * DN_HIT_BUCKETS + hb;
 }
 
 /*
@@ -262,10 +269,11 @@ static void dn_update(struct policy *p)
 }
 
 /* Files the ended request's blocks into its class, deepest first, and remembers them. */
-static void dn_end_request(struct policy *p)
+static void dn_end_request(struct policy *p, uint32_t run)
 {
-	uint32_t s, c = dn_request_class(p);
-	while ((s = p->q[DN_PENDING].head) != POLICY_NONE) {
+	struct dn_run *u = &p->run[run];
+	uint32_t s, c = dn_request_class(u);
+	while ((s = p->q[DN_PENDING + run].head) != POLICY_NONE) {
 		dn_unlink(p, s);
 		if (p->queue_of[s] & DN_PARTIAL_BIT) {
 			dn_push(p, s, DN_PARTIAL);
@@ -274,18 +282,18 @@ static void dn_end_request(struct policy *p)
 		p->filed[s] = p->clock;
 		dn_push(p, s, c);
 	}
-	for (uint32_t i = 0; i < p->n_pend; i++) {
-		if (p->pend[i].partial)
+	for (uint32_t i = 0; i < u->n_pend; i++) {
+		if (u->pend[i].partial)
 			continue;
-		struct dn_ghost *g = &p->ghost[p->pend[i].entry];
-		g->tag = p->pend[i].tag;
+		struct dn_ghost *g = &p->ghost[u->pend[i].entry];
+		g->tag = u->pend[i].tag;
 		g->time = p->clock;
 		g->cls = (uint8_t)c;
 		p->filed_n[c] += 1;
 	}
-	p->n_pend = 0;
-	p->run_n = p->run_new = p->run_seen = 0;
-	p->run_hint = POLICY_HINT_NONE;
+	u->n_pend = 0;
+	u->n = u->new_blocks = u->seen = 0;
+	u->hint = POLICY_HINT_NONE;
 }
 
 /* At the first call the block size is known, so the capacity in blocks is too: it sizes
@@ -315,11 +323,10 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	if (!p->decay_every)
 		dn_first_call(p, b->bytes);
 	p->clock++;
-	if (b->depth == 0 || b->depth != p->last_depth + 1)
-		dn_end_request(p);
-	p->last_depth = b->depth;
+	uint32_t run = preq_join(&p->req, s, b, dn_end_request, p);
+	struct dn_run *u = &p->run[run];
 	if (b->hint != POLICY_HINT_NONE && b->hint < DN_HINTS)
-		p->run_hint = b->hint;
+		u->hint = b->hint;
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
 	if (p->clock == p->seen_next)
@@ -335,19 +342,19 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 			p->reuse[g->cls][dn_age_bucket(p->clock - g->time)] += 1;
 			g->cls = DN_NOCLASS;
 		}
-		if (p->n_pend < DN_PEND_MAX)
-			p->pend[p->n_pend++] = (struct dn_pend){
+		if (u->n_pend < DN_PEND_MAX)
+			u->pend[u->n_pend++] = (struct dn_pend){
 			    .entry = (uint32_t)(g - p->ghost),
 			    .tag = tag,
 			    .partial = (p->queue_of[s] & DN_PARTIAL_BIT) != 0,
 			};
 	}
-	p->run_n++;
+	u->n++;
 	if (seen)
-		p->run_seen++;
+		u->seen++;
 	else
-		p->run_new++;
-	dn_push(p, s, DN_PENDING);
+		u->new_blocks++;
+	dn_push(p, s, DN_PENDING + run);
 	if (p->clock == p->next_update)
 		dn_update(p);
 }
@@ -401,7 +408,7 @@ static struct policy *dn_create(uint32_t slots, uint64_t capacity_bytes,
 	p->capacity_bytes = capacity_bytes;
 	for (int i = 0; i < DN_QUEUES; i++)
 		p->q[i].head = p->q[i].tail = POLICY_NONE;
-	p->last_depth = UINT32_MAX - 1;
+	preq_init(&p->req);
 	dn_update(p); /* the prior alone: every class alike, so LRU order by filing time */
 	return p;
 }
@@ -454,15 +461,17 @@ static uint32_t dn_least_dense(struct policy *p, int (*evictable)(void *, uint32
 	return s_dens < DN_MARGIN * old_dens ? s : old;
 }
 
-/* Partial blocks first; then the least dense class tail; then the current request from
- * its deepest block (only when the request is larger than the tier). */
+/* Partial blocks first; then the least dense class tail; then the open requests' blocks,
+ * the least recently touched request first, from its deepest (only when the open requests
+ * hold the whole tier). */
 static uint32_t dn_victim(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
 {
 	uint32_t s = dn_first_evictable(p, DN_PARTIAL, evictable, ctx);
 	if (s == POLICY_NONE)
 		s = dn_least_dense(p, evictable, ctx);
-	if (s == POLICY_NONE)
-		for (uint32_t t = p->q[DN_PENDING].head; t != POLICY_NONE; t = p->next[t])
+	uint32_t runs[PREQ_RUNS], n = s == POLICY_NONE ? preq_by_age(&p->req, runs) : 0;
+	for (uint32_t k = 0; k < n && s == POLICY_NONE; k++)
+		for (uint32_t t = p->q[DN_PENDING + runs[k]].head; t != POLICY_NONE; t = p->next[t])
 			if (!evictable || evictable(ctx, t)) {
 				s = t;
 				break;

@@ -9,9 +9,10 @@
  * gets a new hash, so the partial block is dead the moment it is stored (0.8% of them are
  * ever read again on the conversation trace, 5% on the synthetic one).
  *
- * How: the policy sees a request as a run of calls whose depth goes 0, 1, 2, ...; a call
- * that does not continue the run starts the next request.  The current request's blocks
- * wait in a pending list; when it ends they are filed into the main LRU list deepest
+ * How: the grid names the call each block comes with, and policy_req.h tells from that
+ * which request it belongs to, even when several engines' calls interleave (without
+ * names: a run of calls whose depth goes 0, 1, 2, ... is a request).  An open request's
+ * blocks wait in its pending list; when it ends they are filed into the main LRU list deepest
  * first, so that within one request the tail is evicted before the head and a dead chain
  * leaves tail first and all together.  Blocks smaller than the largest block seen are
  * partial and filed into their own list, which is evicted first.  Without depths (all 0)
@@ -23,9 +24,11 @@
 #include <stdlib.h>
 
 #include "policy.h"
+#include "policy_req.h"
 #include "slot_list.h"
 
-enum { PX_PENDING = 0, PX_PARTIAL = 1, PX_MAIN = 2, PX_LISTS = 3 };
+/* lists: partial blocks, the filed blocks, and one pending list per open request */
+enum { PX_PARTIAL = 0, PX_MAIN = 1, PX_PENDING = 2, PX_LISTS = PX_PENDING + PREQ_RUNS };
 
 struct px_list {
 	uint32_t head; /* most recent */
@@ -37,7 +40,7 @@ struct policy {
 	uint32_t *next;
 	uint8_t *list_of; /* PX_* list the slot is on; bit 7: partial */
 	struct px_list list[PX_LISTS];
-	uint32_t last_depth; /* depth of the previous call, to see where a request ends */
+	struct preq req; /* which request a call belongs to */
 	uint64_t full_bytes; /* largest block seen: smaller ones are partial */
 };
 
@@ -58,10 +61,10 @@ static void px_push(struct policy *p, uint32_t s, uint8_t which)
 
 /* Files the ended request's blocks.  Pending's head is its deepest block; pushing the
  * deepest first leaves the shallowest at the head of main, kept longest. */
-static void px_end_request(struct policy *p)
+static void px_end_request(struct policy *p, uint32_t run)
 {
 	uint32_t s;
-	while ((s = p->list[PX_PENDING].head) != POLICY_NONE) {
+	while ((s = p->list[PX_PENDING + run].head) != POLICY_NONE) {
 		px_unlink(p, s);
 		px_push(p, s, (p->list_of[s] & PX_PARTIAL_BIT) ? PX_PARTIAL : PX_MAIN);
 	}
@@ -69,15 +72,13 @@ static void px_end_request(struct policy *p)
 
 static void px_touch(struct policy *p, uint32_t s, const struct policy_block *b, int stored)
 {
-	if (b->depth == 0 || b->depth != p->last_depth + 1)
-		px_end_request(p);
-	p->last_depth = b->depth;
+	uint32_t run = preq_join(&p->req, s, b, px_end_request, p);
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
 	/* only a block stored short is partial; a hit keeps what its store said */
 	if (stored)
 		p->list_of[s] = b->bytes < p->full_bytes ? PX_PARTIAL_BIT : 0;
-	px_push(p, s, PX_PENDING);
+	px_push(p, s, (uint8_t)(PX_PENDING + run));
 }
 
 static struct policy *px_create(uint32_t slots, uint64_t capacity_bytes,
@@ -98,7 +99,7 @@ static struct policy *px_create(uint32_t slots, uint64_t capacity_bytes,
 	}
 	for (int i = 0; i < PX_LISTS; i++)
 		p->list[i].head = p->list[i].tail = POLICY_NONE;
-	p->last_depth = UINT32_MAX - 1;
+	preq_init(&p->req);
 	return p;
 }
 
@@ -128,8 +129,9 @@ static void px_remove(struct policy *p, uint32_t s)
 	px_unlink(p, s);
 }
 
-/* Partial blocks first, then main from its LRU end, then the current request's own blocks
- * from its deepest (only when the request is larger than the tier). */
+/* Partial blocks first, then main from its LRU end, then the open requests' own blocks,
+ * the least recently touched request first, each from its deepest (only when the open
+ * requests hold the whole tier). */
 static uint32_t px_victim(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
 {
 	static const int order[] = { PX_PARTIAL, PX_MAIN };
@@ -140,11 +142,14 @@ static uint32_t px_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 			return s;
 		}
 	}
-	for (uint32_t s = p->list[PX_PENDING].head; s != POLICY_NONE; s = p->next[s])
-		if (!evictable || evictable(ctx, s)) {
-			px_unlink(p, s);
-			return s;
-		}
+	uint32_t order_runs[PREQ_RUNS], n = preq_by_age(&p->req, order_runs);
+	for (uint32_t k = 0; k < n; k++)
+		for (uint32_t s = p->list[PX_PENDING + order_runs[k]].head; s != POLICY_NONE;
+		     s = p->next[s])
+			if (!evictable || evictable(ctx, s)) {
+				px_unlink(p, s);
+				return s;
+			}
 	return POLICY_NONE;
 }
 

@@ -215,10 +215,35 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 	sim_namespace(t, o, &kcfg, &ns);
 	if (!resident || !p)
 		goto out;
-	for (size_t q = 0; q < t->n_reqs; q++) {
+	/* Requests in flight: o->interleave of them (at least 1) have their block calls made
+	 * in turn, one block each, as several engines' requests reach one grid together. */
+	uint32_t width = o->interleave > 1 ? o->interleave : 1;
+	size_t fly[64], cur[64], nfly = 0, next_q = 0, turn = 0;
+	if (width > 64)
+		width = 64;
+	while (next_q < t->n_reqs || nfly) {
+		while (nfly < width && next_q < t->n_reqs) {
+			sim_count(t, o, &t->reqs[next_q], resident, r);
+			fly[nfly] = next_q++;
+			cur[nfly++] = 0;
+		}
+		if (turn >= nfly)
+			turn = 0;
+		size_t q = fly[turn];
 		const struct trace_req *rq = &t->reqs[q];
-		sim_count(t, o, rq, resident, r);
-		for (uint32_t i = 0; i < rq->n_blocks; i++) {
+		uint32_t i = (uint32_t)cur[turn]++;
+		if (cur[turn] >= rq->n_blocks) {
+			fly[turn] = fly[nfly - 1]; /* done: the last in flight takes its turn */
+			cur[turn] = cur[nfly - 1];
+			nfly--;
+			if (o->progress)
+				o->progress(o->progress_arg, next_q - nfly, t->n_reqs);
+		} else {
+			turn++;
+		}
+		if (i >= rq->n_blocks)
+			continue;
+		{
 			uint32_t j = rq->first + i, s = t->ids[j];
 			struct policy_block pb = {
 				.bytes = sim_block_bytes(t, rq, i, o),
@@ -227,6 +252,8 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 				.now_us = rq->timestamp_ms * 1000,
 				.key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
 				.hint = o->hints ? o->hints[q] : POLICY_HINT_NONE,
+				.req_blocks = rq->n_blocks,
+				.req_id = q + 1,
 			};
 			if (resident[s]) {
 				ops->hit(p, s, &pb);
@@ -255,8 +282,6 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 			if (used > r->max_resident)
 				r->max_resident = used;
 		}
-		if (o->progress)
-			o->progress(o->progress_arg, q + 1, t->n_reqs);
 	}
 	rc = 0;
 out:

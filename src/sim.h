@@ -36,6 +36,9 @@ struct sim_opts {
 	 * request), or NULL; given to the policy in policy_block.hint with each of the
 	 * request's blocks, as the grid does with KVG_STORE_CONTINUES / KVG_STORE_LAST. */
 	const uint8_t *hints;
+	/* requests in flight at once (0 or 1: one after the other; at most 64): their block
+	 * calls are made in turn, one block each, as when several engines share a grid */
+	uint32_t interleave;
 	/* called after each request (progress bars); may be NULL */
 	void (*progress)(void *arg, size_t done, size_t total);
 	void *progress_arg;

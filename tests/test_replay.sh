@@ -140,7 +140,28 @@ $K replay --trace $M --capacity-pct 5 --hints-wrong 0.1 2>/dev/null
 $K replay --trace $M --capacity-pct 5 --hints maybe 2>/dev/null
 [ $? -eq 2 ] || no "--hints maybe is not a usage error"
 
-# 10. The whole conversation trace through the store: the same hit ratios as the simulator's.
+# 10. Several engines at once: --interleave N keeps N requests in flight in the simulator
+#     (their block calls in turn, each call named as the grid names it).  One at a time is
+#     the plain replay; with 4 the default still tells the requests apart, so it stays at
+#     or above LRU under the same interleaving.  Outside the simulator it is a usage error.
+$K replay --trace $M --capacity-pct 5 --engine sim --interleave 1 --json >"$TMP/i1.json" ||
+	no "--interleave 1 exited $?"
+$K replay --trace $M --capacity-pct 5 --engine sim --json >"$TMP/i0.json" || no "sim exited $?"
+$K replay --trace $M --capacity-pct 5 --engine sim --interleave 4 --json >"$TMP/i4.json" ||
+	no "--interleave 4 exited $?"
+python3 - "$TMP/i1.json" "$TMP/i0.json" "$TMP/i4.json" <<'PY' || no "--interleave"
+import json, sys
+one, plain, four = (json.load(open(f)) for f in sys.argv[1:])
+assert one["prefix_hit_token_ratio"] == plain["prefix_hit_token_ratio"], (one, plain)
+assert (one["interleave"], four["interleave"]) == (1, 4), (one, four)
+assert four["prefix_hit_token_ratio"] >= four["references"]["lru"]["prefix_hit_token_ratio"], four
+PY
+$K replay --trace $M --capacity-pct 5 --interleave 4 2>/dev/null
+[ $? -eq 2 ] || no "--interleave through the store is not a usage error"
+$K replay --trace $M --capacity-pct 5 --engine sim --interleave 65 2>/dev/null
+[ $? -eq 2 ] || no "--interleave 65 is not a usage error"
+
+# 11. The whole conversation trace through the store: the same hit ratios as the simulator's.
 S=../shared/traces/mooncake_conversation_trace.jsonl
 if [ -r "$S" ]; then
 	for p in lru prefix; do
