@@ -80,7 +80,7 @@
 #define DN_SEEN_BITS	16	   /* with up to 16 bits per slot of capacity each, */
 #define DN_SEEN_MIN	(1u << 15) /* and at least this many */
 #define DN_SEEN_HASHES	4
-#define DN_PEND_MAX	256 /* sampled blocks remembered of one request */
+#define DN_PEND_MAX	256  /* sampled blocks remembered of one request */
 #define DN_MARGIN	0.7f /* leave LRU order only for a tail this much less dense */
 #define DN_NOCLASS	0xff
 #define DN_PARTIAL_BIT	0x80
@@ -103,7 +103,7 @@ struct dn_pend { /* a sampled block of an open request, to remember when it ends
 	uint8_t partial;
 };
 
-struct dn_run { /* an open request (policy_req.h) */
+struct dn_run {			      /* an open request (policy_req.h) */
 	uint32_t n, new_blocks, seen; /* its blocks, new ones, ones seen before */
 	uint8_t hint;
 	uint32_t n_pend;
@@ -131,8 +131,8 @@ struct policy {
 	uint32_t clock; /* policy calls */
 	uint32_t next_update;
 	uint32_t next_decay;
-	uint32_t decay_every; /* 0 until the first call */
-	uint64_t full_bytes;  /* largest block seen: smaller ones are partial */
+	uint32_t decay_every;		   /* 0 until the first call */
+	uint64_t full_bytes;		   /* largest block seen: smaller ones are partial */
 	double filed_n[DN_CLASSES];	   /* blocks filed per class (decayed) */
 	double reuse[DN_CLASSES][DN_AGES]; /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];

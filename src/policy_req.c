@@ -82,7 +82,7 @@ uint32_t preq_join(struct preq *t, uint32_t slot, const struct policy_block *b, 
 	}
 	struct preq_run *u = &t->run[r];
 	if (!u->open)
-		*u = (struct preq_run){ .open = 1 };
+		*u = (struct preq_run){.open = 1};
 	if (new_call) {
 		u->id = b->req_id;
 		u->left = b->req_blocks;
