@@ -906,6 +906,41 @@ static void session_hints_reach_the_policy(void)
 	kvg_close(g);
 }
 
+/* Description: the grid names each call for the policy (policy_block.req_id, req_blocks),
+ * so the blocks of one kvg_store are one request to "prefix" even without depths: filed
+ * together when the next request starts, the last of them first out (a tail before its
+ * head).  Unnamed, each depth-0 block would be a request of its own and the first stored
+ * would go first. */
+static void calls_are_named_for_the_policy(void)
+{
+	if (t_v->nvme)
+		return; /* a DRAM tier of 4 blocks: the order is the policy's alone */
+	struct kvg_config c;
+	t_config(&c);
+	c.chunk_bytes = 4096;
+	c.dram_bytes = 4 * 4096;
+	snprintf(c.policy, sizeof(c.policy), "prefix");
+	OPEN(g, &c);
+	kvg_key k[5];
+	for (int i = 0; i < 5; i++)
+		kvg_raw_key(g, &i, sizeof(i), &k[i]);
+	struct kvg_io io[3];
+	for (int i = 0; i < 3; i++) { /* one call: k0, k1, k2, all at depth 0 */
+		io[i] = (struct kvg_io){ .key = k[i], .buf = t_alloc(4096, 0), .len = 4096 };
+		t_fill(io[i].buf, 4096, &k[i], 7);
+	}
+	CHECK_RC(kvg_store_sync(g, io, 3, 0), 0);
+	for (int i = 0; i < 3; i++)
+		t_free(io[i].buf, 0);
+	CHECK_RC(t_store(g, k + 3, 1, 4096, 7), 0);
+	CHECK_RC(t_store(g, k + 4, 1, 4096, 7), 0); /* needs room: one block goes */
+	CHECK_RC(t_load(g, &k[2], 4096, 7, 0), KVG_ENOTFOUND);
+	for (int i = 0; i < 5; i++)
+		if (i != 2)
+			CHECK_RC(t_load(g, &k[i], 4096, 7, 0), 0);
+	kvg_close(g);
+}
+
 /* ---- prefetch ---------------------------------------------------------------------------- */
 
 /* Description: with DRAM and NVMe, a block that lives only on NVMe is promoted to DRAM by
@@ -1109,6 +1144,7 @@ int main(void)
 	SWEEP(config_of_resolves_defaults);
 	SWEEP(close_waits_for_requests_in_flight);
 	SWEEP(session_hints_reach_the_policy);
+	SWEEP(calls_are_named_for_the_policy);
 	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
 	SWEEP_NVME(promotion_displaces_dram_victims);
