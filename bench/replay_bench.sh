@@ -2,7 +2,8 @@
 # Regenerates the figures of doc/bench-policy.md: the policy table of both Mooncake traces
 # (simulator), the same table through the real store for lru, prefix and density, density
 # with session hints through the store (--hints oracle: a serving layer that knows whether
-# a session goes on, exact or with a share flipped), the two-tier replay (DRAM + NVMe), the
+# a session goes on, exact or with a share flipped), the policies with 4 and 8 requests in
+# flight (simulator, --interleave), the two-tier replay (DRAM + NVMe), the
 # replay speed of the conversation trace through the store, the cost model's tables, and
 # the SVG plots under doc/.  Needs ../shared/traces; takes 1.5 to 4 minutes on a 2-core
 # machine.
@@ -48,11 +49,21 @@ for t in conversation synthetic; do
 	done
 	echo
 done
+for t in conversation synthetic; do
+	for n in 4 8; do
+		echo "## $t: simulator, $n requests in flight (their block calls in turn)"
+		$K replay --trace $S/mooncake_${t}_trace.jsonl --sweep $PCTS \
+			--policies lru,prefix,density,belady --interleave $n
+		echo
+	done
+done
 echo "## two tiers: conversation trace, DRAM 36M + NVMe 256M (4 KiB blocks), through the store"
 TT=$(mktemp -d)
-for p in lru density; do
+for p in lru density density-hints; do
+	h=none
+	[ $p = density-hints ] && h=oracle
 	$K replay --trace $S/mooncake_conversation_trace.jsonl --dram 36M --nvme 256M --dir "$TT/$p" \
-		--policy $p --json | python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["tiers"]; print("%s: %.4f (one LRU tier of the %d blocks held: %.4f); hit blocks DRAM %d NVMe %d; promotions %d, demotions %d; NVMe MB read %.0f written %.0f; %.1f s" % (sys.argv[1], d["prefix_hit_token_ratio"], d["capacity_blocks"], d["references"]["lru"]["prefix_hit_token_ratio"], t["dram"]["hit_blocks"], t["nvme"]["hit_blocks"], t["dram"]["promotions"], t["dram"]["demotions"], t["nvme"]["bytes_read"] / 1e6, t["nvme"]["bytes_written"] / 1e6, d["elapsed_s"]))' $p
+		--policy ${p%-hints} --hints $h --json | python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["tiers"]; print("%s: %.4f (one LRU tier of the %d blocks held: %.4f); hit blocks DRAM %d NVMe %d; promotions %d, demotions %d; NVMe MB read %.0f written %.0f; %.1f s" % (sys.argv[1], d["prefix_hit_token_ratio"], d["capacity_blocks"], d["references"]["lru"]["prefix_hit_token_ratio"], t["dram"]["hit_blocks"], t["nvme"]["hit_blocks"], t["dram"]["promotions"], t["dram"]["demotions"], t["nvme"]["bytes_read"] / 1e6, t["nvme"]["bytes_written"] / 1e6, d["elapsed_s"]))' $p
 	rm -rf "${TT:?}/$p"
 done
 rmdir "$TT"

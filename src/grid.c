@@ -859,8 +859,8 @@ static void promote(kvg_grid *g, uint32_t slot, const void *src, int may_defer, 
 	kvg_key key = e->key;
 	int ok = has_dram(g) && !(e->state & (E_DRAM | E_PROMOTING)) && (e->state & E_NVME) &&
 		 e->len <= g->arena.bytes;
-	if (ok && g->pol_ops->admit) { /* the DRAM policy may keep out a block it expects
-					 * no reuse of */
+	/* the DRAM policy may keep out a block it expects no reuse of */
+	if (ok && g->pol_ops->admit && !g->pol_ops->admit_nvme_only) {
 		struct policy_block b = pblock(g, e);
 		ok = g->pol_ops->admit(g->pol[KVG_TIER_DRAM], slot, &b);
 	}

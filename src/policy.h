@@ -55,6 +55,9 @@ struct policy_ops {
 	uint32_t (*victim)(struct policy *p, int (*evictable)(void *ctx, uint32_t slot), void *ctx);
 	/* optional: 0 to refuse a block this tier is offered (admission filter); NULL admits all */
 	int (*admit)(struct policy *p, uint32_t slot, const struct policy_block *b);
+	/* 1: admit() filters only what is demoted to the NVMe tier; blocks stored by the caller
+	 * and promotions into DRAM are not asked (nor is the simulator's one tier) */
+	uint8_t admit_nvme_only;
 	/* bytes of memory the policy uses per slot (index memory accounting) */
 	uint32_t bytes_per_slot;
 };

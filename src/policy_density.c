@@ -481,6 +481,15 @@ static uint32_t dn_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 	return s;
 }
 
+/* As the NVMe tier's filter: a partial block (its request's last, rewritten when the
+ * session goes on) or one of a session the engine said has ended is not worth a write. */
+static int dn_admit(struct policy *p, uint32_t s, const struct policy_block *b)
+{
+	if (b->hint == POLICY_HINT_LAST)
+		return 0;
+	return !p->full_bytes || b->bytes >= p->full_bytes;
+}
+
 const struct policy_ops policy_density_ops = {
     .name = "density",
     .create = dn_create,
@@ -489,7 +498,8 @@ const struct policy_ops policy_density_ops = {
     .hit = dn_hit,
     .remove = dn_remove,
     .victim = dn_victim,
-    .admit = NULL,
+    .admit = dn_admit,
+    .admit_nvme_only = 1,
     .bytes_per_slot =
 	13 + (DN_GHOST_CAPS * sizeof(struct dn_ghost) >> DN_SAMPLE_BITS) + 2 * DN_SEEN_BITS / 8,
 };

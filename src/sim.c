@@ -259,7 +259,7 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 				ops->hit(p, s, &pb);
 				continue;
 			}
-			if (ops->admit && !ops->admit(p, s, &pb)) {
+			if (ops->admit && !ops->admit_nvme_only && !ops->admit(p, s, &pb)) {
 				r->refused++;
 				continue;
 			}

@@ -825,6 +825,50 @@ static void write_through_and_admit_on_reuse(void)
 
 /* ---- session hints ----------------------------------------------------------------------- */
 
+/* Stores chain keys[0..n) of len-byte blocks (t_fill with salt) in one call with flags. */
+static int store_flags(kvg_grid *g, const kvg_key *keys, int n, size_t len, uint32_t salt,
+		       uint32_t flags)
+{
+	struct kvg_io io[32];
+	for (int i = 0; i < n && i < 32; i++) {
+		io[i] = (struct kvg_io){ .key = keys[i], .buf = t_alloc(len, 0), .len = len,
+					 .depth = (uint32_t)i };
+		t_fill(io[i].buf, len, &keys[i], salt);
+	}
+	int rc = kvg_store_sync(g, io, (size_t)n, flags);
+	for (int i = 0; i < n && i < 32; i++)
+		t_free(io[i].buf, 0);
+	return rc;
+}
+
+/* Description: under "density" the NVMe tier does not take what will not be read: DRAM
+ * victims of a session the engine marked KVG_STORE_LAST are dropped, not written to NVMe,
+ * while those of a session marked KVG_STORE_CONTINUES are demoted and load from NVMe. */
+static void density_keeps_ended_sessions_off_nvme(void)
+{
+	if (!t_v->nvme)
+		return;
+	struct kvg_config c;
+	t_config(&c);
+	c.dram_bytes = 1 << 20; /* 16 chunks of 64 KiB */
+	snprintf(c.policy, sizeof(c.policy), "density");
+	OPEN(g, &c);
+	kvg_key a[6], b[6], x[20];
+	CHECK(t_chain(g, 81, 6, a) == 6);
+	CHECK(t_chain(g, 82, 6, b) == 6);
+	CHECK(t_chain(g, 83, 20, x) == 20);
+	CHECK_RC(store_flags(g, a, 6, 60000, 5, KVG_STORE_LAST), 0);
+	CHECK_RC(store_flags(g, b, 6, 60000, 5, KVG_STORE_CONTINUES), 0);
+	CHECK_RC(store_flags(g, x, 20, 60000, 5, 0), 0); /* pushes a[] and b[] out of DRAM */
+	for (int i = 0; i < 6; i++) {
+		uint8_t tier = 0xff;
+		CHECK_RC(t_load(g, &a[i], 60000, 5, NULL), KVG_ENOTFOUND);
+		CHECK_RC(t_load(g, &b[i], 60000, 5, &tier), 0);
+		CHECK(tier == KVG_TIER_NVME);
+	}
+	kvg_close(g);
+}
+
 /* One request of the hint workload: ids [first, first + 4) as raw keys; loads the cached
  * prefix and stores the rest, as a serving layer would, with flags.  Adds the blocks that
  * were cached to *hits. */
@@ -1145,6 +1189,7 @@ int main(void)
 	SWEEP(close_waits_for_requests_in_flight);
 	SWEEP(session_hints_reach_the_policy);
 	SWEEP(calls_are_named_for_the_policy);
+	SWEEP(density_keeps_ended_sessions_off_nvme);
 	SWEEP_NVME(write_through_and_admit_on_reuse);
 	SWEEP_NVME(prefetch_promotes_to_dram);
 	SWEEP_NVME(promotion_displaces_dram_victims);

@@ -328,6 +328,29 @@ static void test_many_open_requests(void)
 	ops->destroy(p);
 }
 
+/* "density" as the NVMe tier's filter refuses a partial block and a block of a session
+ * the engine said has ended, and takes the others. */
+static void test_density_admits_what_may_be_read(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	const struct policy_ops *ops = policy_find("density");
+	CHECK(ops != NULL && ops->admit != NULL);
+	struct policy *p = ops->create(16, 16 * 4096ull, &cfg);
+	struct policy_block full = { .bytes = 4096, .parent_slot = POLICY_NONE, .key_hash = 1 };
+	ops->insert(p, 0, &full); /* blocks of 4096 bytes are full ones */
+	struct policy_block b = full;
+	CHECK(ops->admit(p, 1, &b) == 1);
+	b.hint = POLICY_HINT_CONTINUES;
+	CHECK(ops->admit(p, 1, &b) == 1);
+	b.hint = POLICY_HINT_LAST;
+	CHECK(ops->admit(p, 1, &b) == 0);
+	b.hint = POLICY_HINT_NONE;
+	b.bytes = 1000;
+	CHECK(ops->admit(p, 1, &b) == 0);
+	ops->destroy(p);
+}
+
 /* "reuse" admits a block only on its second offer. */
 static void test_reuse_admits_on_second_offer(void)
 {
@@ -687,6 +710,7 @@ int main(void)
 	RUN(test_prefix_order);
 	RUN(test_interleaved_requests_kept_apart);
 	RUN(test_many_open_requests);
+	RUN(test_density_admits_what_may_be_read);
 	RUN(test_reuse_admits_on_second_offer);
 	RUN(test_density_learns_dead_ends);
 	RUN(test_density_reads_session_hint);
