@@ -50,6 +50,7 @@ struct replay_args {
 	int full_blocks;
 	int skip_bad;
 	uint32_t interleave; /* simulator: requests in flight at once */
+	uint32_t engines;    /* through the store: engine threads at once */
 	size_t max_reqs;
 	double sweep[SWEEP_MAX];
 	size_t n_sweep;
@@ -68,6 +69,7 @@ static void replay_usage(FILE *f)
 		"                     [--full-blocks] [--skip-bad] [--max-requests N]\n"
 		"                     [--hints none|oracle] [--hints-wrong FRACTION]\n"
 		"                     [--interleave N]   (with --engine sim or --sweep)\n"
+		"                     [--engines N]      (through the store)\n"
 		"       kvgrid replay --trace FILE --sweep 1,2,5,10,20,50 [--policies P,Q,...] [--svg FILE]\n"
 		"                     [--json] [--hints ...]   (simulator; capacities in %% of the distinct\n"
 		"                     blocks)\n"
@@ -81,6 +83,8 @@ static void replay_usage(FILE *f)
 		"--hints-wrong F flips a share F of those hints (fixed seed).\n"
 		"--interleave N keeps N requests in flight and makes their block calls in turn, as\n"
 		"when several engines share one grid (simulator; LRU and Belady too).\n"
+		"--engines N replays through the store from N threads at once, each taking the next\n"
+		"request in order of arrival (the references stay one at a time).\n"
 		"policies: belady");
 	for (int i = 0; policy_names[i]; i++)
 		fprintf(f, " %s", policy_names[i]);
@@ -174,6 +178,12 @@ static int replay_parse_value(struct replay_args *a, const char *o, const char *
 		if (end == v || *end || n < 1 || n > 64)
 			return cli_usage("replay", "--interleave is a number of requests, 1 to 64");
 		a->interleave = (uint32_t)n;
+	} else if (!strcmp(o, "--engines")) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (end == v || *end || n < 1 || n > 64)
+			return cli_usage("replay", "--engines is a number of threads, 1 to 64");
+		a->engines = (uint32_t)n;
 	} else if (!strcmp(o, "--max-requests")) {
 		a->max_reqs = (size_t)strtoull(v, NULL, 10);
 	} else if (!strcmp(o, "--sweep")) {
@@ -226,6 +236,8 @@ static int replay_parse(int argc, char **argv, struct replay_args *a)
 		return cli_usage("replay", "--hints-wrong needs --hints oracle");
 	if (a->interleave > 1 && !a->n_sweep && strcmp(a->engine, "sim"))
 		return cli_usage("replay", "--interleave needs --engine sim or --sweep");
+	if (a->engines > 1 && (a->n_sweep || !strcmp(a->engine, "sim")))
+		return cli_usage("replay", "--engines is for the store (--engine grid)");
 	return -1;
 }
 
@@ -323,12 +335,14 @@ static void report_json(const struct replay_args *a, const struct trace *t, uint
 		printf(", \"hit_tokens\": %llu, \"input_tokens\": %llu, \"elapsed_s\": %.3f, "
 		       "\"requests_per_s\": %.1f, \"load_latency_us\": {\"p50\": %.1f, \"p90\": %.1f,"
 		       " \"p99\": %.1f, \"max\": %.1f}, \"load_errors\": %llu, \"store_errors\": %llu, "
+		       "\"engines\": %u, \"load_lost\": %llu, "
 		       "\"verify_failures\": %llu, \"max_dram_blocks\": %llu, "
 		       "\"max_index_blocks\": %llu, \"tiers\": {\"dram\": ",
 		       (unsigned long long)g->hit_tokens, (unsigned long long)g->input_tokens,
 		       g->elapsed_s, g->elapsed_s > 0 ? g->requests / g->elapsed_s : 0,
 		       g->load_us_p50, g->load_us_p90, g->load_us_p99, g->load_us_max,
 		       (unsigned long long)g->load_errors, (unsigned long long)g->store_errors,
+		       a->engines ? a->engines : 1, (unsigned long long)g->load_lost,
 		       (unsigned long long)g->verify_failures,
 		       (unsigned long long)g->max_dram_blocks,
 		       (unsigned long long)g->max_index_blocks);
@@ -427,6 +441,7 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 			.partial_bytes = !a->full_blocks,
 			.speed = a->speed,
 			.hints = a->hint_of,
+			.engines = a->engines,
 			.progress = tty ? progress_cb : NULL,
 			.progress_arg = &pg,
 		};

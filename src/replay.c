@@ -8,6 +8,7 @@
  * raw id and its length, so a load that returns another block's bytes is caught.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +18,35 @@
 
 #define REPLAY_TAG_BYTES 16 /* raw id (8) + length (8) at the start of every payload */
 
-struct replay_ctx {
+#define REPLAY_ENGINES_MAX 64
+
+/* What the engines of one replay share. */
+struct replay_shared {
 	kvg_grid *g;
 	const struct trace *t;
 	const struct replay_opts *o;
-	kvg_key *keys;       /* one per trace access */
-	struct kvg_io *ios;  /* max_blocks */
-	uint8_t *bufs;       /* max_blocks * block_bytes */
-	uint8_t *tiers;      /* max_blocks */
-	double *lat_us;      /* one per request with a hit */
-	size_t n_lat;
+	kvg_key *keys;	     /* one per trace access */
 	uint32_t max_blocks; /* of one request */
+	size_t next;	     /* next request to take (atomic) */
+	pthread_mutex_t mu;  /* guards done, the progress callback and the maxima */
+	size_t done;
+	uint64_t max_dram_blocks, max_index_blocks;
+	double start;
+};
+
+/* One engine: its own buffers and counts. */
+struct replay_ctx {
+	struct replay_shared *sh;
+	kvg_grid *g;
+	const struct trace *t;
+	const struct replay_opts *o;
+	const kvg_key *keys;
+	struct kvg_io *ios; /* max_blocks */
+	uint8_t *bufs;	    /* max_blocks * block_bytes */
+	uint8_t *tiers;	    /* max_blocks */
+	double *lat_us;	    /* one per request with a hit */
+	size_t n_lat;
+	struct replay_result r;
 };
 
 static double replay_now_s(void)
@@ -69,10 +88,12 @@ static uint32_t replay_flags(const struct replay_ctx *c, const struct trace_req 
 	}
 }
 
-/* Loads the cached prefix [0, h) of rq and checks every block's tag. */
-static void replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32_t h,
-			struct replay_result *r)
+/* Loads the cached prefix [0, h) of rq and checks every block's tag.  Returns how many
+ * blocks from the first loaded. */
+static uint32_t replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32_t h,
+			    struct replay_result *r)
 {
+	uint32_t got = h;
 	for (uint32_t i = 0; i < h; i++) {
 		struct kvg_io *io = &c->ios[i];
 		memset(io, 0, sizeof(*io));
@@ -88,7 +109,12 @@ static void replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32
 		struct kvg_io *io = &c->ios[i];
 		uint64_t id, len;
 		if (rc && io->status) {
-			r->load_errors++;
+			if (got > i)
+				got = i;
+			if (io->status == KVG_ENOTFOUND && c->o->engines > 1)
+				r->load_lost++; /* another engine evicted it since the lookup */
+			else
+				r->load_errors++;
 			continue;
 		}
 		memcpy(&id, io->buf, 8);
@@ -96,6 +122,7 @@ static void replay_load(struct replay_ctx *c, const struct trace_req *rq, uint32
 		if (id != c->t->raw_ids[rq->first + i] || len != io->len)
 			r->verify_failures++;
 	}
+	return got;
 }
 
 /* Stores (or refreshes) blocks [h, n) of rq. */
@@ -125,6 +152,9 @@ static void replay_request(struct replay_ctx *c, const struct trace_req *rq,
 	size_t h = 0;
 	if (kvg_lookup_keys(c->g, &c->keys[rq->first], rq->n_blocks, &h, c->tiers))
 		h = 0;
+	uint32_t got = h ? replay_load(c, rq, (uint32_t)h, r) : 0;
+	if (c->o->engines > 1 && got < h)
+		h = got; /* what the engine has of its prefix: the rest it recomputes and stores */
 	uint64_t tok = (uint64_t)h * c->t->block_tokens;
 	r->hit_tokens += tok < rq->input_length ? tok : rq->input_length;
 	r->hit_blocks += h;
@@ -134,8 +164,6 @@ static void replay_request(struct replay_ctx *c, const struct trace_req *rq,
 	for (size_t i = 0; i < h; i++)
 		if (c->tiers[i] < KVG_TIER_COUNT)
 			r->hit_blocks_tier[c->tiers[i]]++;
-	if (h)
-		replay_load(c, rq, (uint32_t)h, r);
 	if (h < rq->n_blocks)
 		replay_store(c, rq, (uint32_t)h, r);
 }
@@ -154,7 +182,7 @@ static double replay_pct(const double *v, size_t n, double q)
 	return v[i < n ? i : n - 1];
 }
 
-static int replay_open(struct replay_ctx *c, char *err, size_t err_len)
+static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 {
 	const struct replay_opts *o = c->o;
 	struct kvg_config cfg;
@@ -187,26 +215,36 @@ static int replay_open(struct replay_ctx *c, char *err, size_t err_len)
 	return kvg_open(&cfg, &c->g, err, err_len);
 }
 
-static int replay_alloc(struct replay_ctx *c)
+/* Sizes the shared part: the keys of every access and the longest request. */
+static int replay_alloc_shared(struct replay_shared *sh)
 {
-	const struct trace *t = c->t;
+	const struct trace *t = sh->t;
 	for (size_t q = 0; q < t->n_reqs; q++)
-		if (t->reqs[q].n_blocks > c->max_blocks)
-			c->max_blocks = t->reqs[q].n_blocks;
-	size_t mb = c->max_blocks ? c->max_blocks : 1;
-	c->keys = malloc(sizeof(*c->keys) * (t->n_ids ? t->n_ids : 1));
+		if (t->reqs[q].n_blocks > sh->max_blocks)
+			sh->max_blocks = t->reqs[q].n_blocks;
+	sh->keys = malloc(sizeof(*sh->keys) * (t->n_ids ? t->n_ids : 1));
+	return sh->keys ? 0 : -ENOMEM;
+}
+
+static int replay_alloc(struct replay_ctx *c, struct replay_shared *sh)
+{
+	size_t mb = sh->max_blocks ? sh->max_blocks : 1;
+	c->sh = sh;
+	c->g = sh->g;
+	c->t = sh->t;
+	c->o = sh->o;
+	c->keys = sh->keys;
 	c->ios = calloc(mb, sizeof(*c->ios));
 	c->bufs = aligned_alloc(4096, mb * (size_t)c->o->block_bytes);
 	c->tiers = calloc(mb, 1);
-	c->lat_us = malloc(sizeof(double) * (t->n_reqs ? t->n_reqs : 1));
-	if (!c->keys || !c->ios || !c->bufs || !c->tiers || !c->lat_us)
+	c->lat_us = malloc(sizeof(double) * (c->t->n_reqs ? c->t->n_reqs : 1));
+	if (!c->ios || !c->bufs || !c->tiers || !c->lat_us)
 		return -ENOMEM;
 	return 0;
 }
 
 static void replay_free(struct replay_ctx *c)
 {
-	free(c->keys);
 	free(c->ios);
 	free(c->bufs);
 	free(c->tiers);
@@ -225,52 +263,121 @@ static void replay_pace(const struct replay_ctx *c, const struct trace_req *rq, 
 	}
 }
 
+/* An engine: takes the next request until none is left (several engines take them in
+ * order of arrival and run them at once). */
+static void *replay_engine(void *arg)
+{
+	struct replay_ctx *c = arg;
+	struct replay_shared *sh = c->sh;
+	const struct trace *t = c->t;
+	for (;;) {
+		size_t q = __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED);
+		if (q >= t->n_reqs)
+			break;
+		if (c->o->speed > 0)
+			replay_pace(c, &t->reqs[q], sh->start);
+		replay_request(c, &t->reqs[q], &c->r);
+		struct kvg_stats st;
+		kvg_stats_get(c->g, &st);
+		pthread_mutex_lock(&sh->mu);
+		if (st.tier[KVG_TIER_DRAM].blocks > sh->max_dram_blocks)
+			sh->max_dram_blocks = st.tier[KVG_TIER_DRAM].blocks;
+		if (st.index_blocks > sh->max_index_blocks)
+			sh->max_index_blocks = st.index_blocks;
+		sh->done++;
+		if (c->o->progress)
+			c->o->progress(c->o->progress_arg, sh->done, t->n_reqs);
+		pthread_mutex_unlock(&sh->mu);
+	}
+	return NULL;
+}
+
+/* Adds engine counts b into a. */
+static void replay_add(struct replay_result *a, const struct replay_result *b)
+{
+	a->requests += b->requests;
+	a->input_tokens += b->input_tokens;
+	a->hit_tokens += b->hit_tokens;
+	a->blocks += b->blocks;
+	a->hit_blocks += b->hit_blocks;
+	for (int i = 0; i < KVG_TIER_COUNT; i++)
+		a->hit_blocks_tier[i] += b->hit_blocks_tier[i];
+	a->load_errors += b->load_errors;
+	a->load_lost += b->load_lost;
+	a->store_errors += b->store_errors;
+	a->verify_failures += b->verify_failures;
+}
+
 int replay_run(const struct trace *t, const struct replay_opts *o, struct replay_result *res,
 	       char *err, size_t err_len)
 {
-	struct replay_ctx c = { .t = t, .o = o };
+	struct replay_shared sh = { .t = t, .o = o };
+	struct replay_ctx c[REPLAY_ENGINES_MAX];
+	pthread_t th[REPLAY_ENGINES_MAX];
+	uint32_t n = o->engines > 1 ? o->engines : 1, started = 0;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	memset(c, 0, sizeof(c));
 	if (!o->block_bytes || o->block_bytes % 4096) {
 		snprintf(err, err_len, "block bytes must be a positive multiple of 4096");
 		return KVG_ECONFIG;
 	}
-	if ((rc = replay_alloc(&c))) {
+	if (n > REPLAY_ENGINES_MAX) {
+		snprintf(err, err_len, "at most %d engines", REPLAY_ENGINES_MAX);
+		return KVG_ECONFIG;
+	}
+	pthread_mutex_init(&sh.mu, NULL);
+	if ((rc = replay_alloc_shared(&sh))) {
 		snprintf(err, err_len, "out of memory");
 		goto out_free;
 	}
-	if ((rc = replay_open(&c, err, err_len)))
+	if ((rc = replay_open(&sh, err, err_len)))
 		goto out_free;
 	for (size_t j = 0; j < t->n_ids; j++)
-		kvg_raw_key(c.g, &t->raw_ids[j], sizeof(t->raw_ids[j]), &c.keys[j]);
-	double start = replay_now_s();
-	for (size_t q = 0; q < t->n_reqs; q++) {
-		if (o->speed > 0)
-			replay_pace(&c, &t->reqs[q], start);
-		replay_request(&c, &t->reqs[q], res);
-		struct kvg_stats st;
-		kvg_stats_get(c.g, &st);
-		if (st.tier[KVG_TIER_DRAM].blocks > res->max_dram_blocks)
-			res->max_dram_blocks = st.tier[KVG_TIER_DRAM].blocks;
-		if (st.index_blocks > res->max_index_blocks)
-			res->max_index_blocks = st.index_blocks;
-		if (o->progress)
-			o->progress(o->progress_arg, q + 1, t->n_reqs);
+		kvg_raw_key(sh.g, &t->raw_ids[j], sizeof(t->raw_ids[j]), &sh.keys[j]);
+	for (uint32_t e = 0; e < n; e++)
+		if ((rc = replay_alloc(&c[e], &sh))) {
+			snprintf(err, err_len, "out of memory");
+			kvg_close(sh.g);
+			goto out_free;
+		}
+	sh.start = replay_now_s();
+	if (n == 1) {
+		replay_engine(&c[0]);
+	} else {
+		for (; started < n; started++)
+			if (pthread_create(&th[started], NULL, replay_engine, &c[started]))
+				break;
+		if (!started) /* no thread at all: this one is the engine */
+			replay_engine(&c[0]);
+		for (uint32_t e = 0; e < started; e++)
+			pthread_join(th[e], NULL);
 	}
-	res->elapsed_s = replay_now_s() - start;
-	kvg_stats_get(c.g, &res->stats);
-	kvg_close(c.g);
-	qsort(c.lat_us, c.n_lat, sizeof(double), cmp_double);
-	res->load_us_p50 = replay_pct(c.lat_us, c.n_lat, 0.50);
-	res->load_us_p90 = replay_pct(c.lat_us, c.n_lat, 0.90);
-	res->load_us_p99 = replay_pct(c.lat_us, c.n_lat, 0.99);
-	res->load_us_max = c.n_lat ? c.lat_us[c.n_lat - 1] : 0;
+	res->elapsed_s = replay_now_s() - sh.start;
+	kvg_stats_get(sh.g, &res->stats);
+	kvg_close(sh.g);
+	size_t n_lat = 0;
+	for (uint32_t e = 0; e < n; e++) {
+		replay_add(res, &c[e].r);
+		memmove(c[0].lat_us + n_lat, c[e].lat_us, sizeof(double) * c[e].n_lat);
+		n_lat += c[e].n_lat; /* at most one per request in all */
+	}
+	res->max_dram_blocks = sh.max_dram_blocks;
+	res->max_index_blocks = sh.max_index_blocks;
+	qsort(c[0].lat_us, n_lat, sizeof(double), cmp_double);
+	res->load_us_p50 = replay_pct(c[0].lat_us, n_lat, 0.50);
+	res->load_us_p90 = replay_pct(c[0].lat_us, n_lat, 0.90);
+	res->load_us_p99 = replay_pct(c[0].lat_us, n_lat, 0.99);
+	res->load_us_max = n_lat ? c[0].lat_us[n_lat - 1] : 0;
 	res->prefix_hit_token_ratio =
 		res->input_tokens ? (double)res->hit_tokens / res->input_tokens : 0;
 	res->block_hit_ratio = res->blocks ? (double)res->hit_blocks / res->blocks : 0;
 	rc = 0;
 out_free:
-	replay_free(&c);
+	for (uint32_t e = 0; e < n; e++)
+		replay_free(&c[e]);
+	free(sh.keys);
+	pthread_mutex_destroy(&sh.mu);
 	return rc;
 }

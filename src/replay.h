@@ -32,6 +32,9 @@ struct replay_opts {
 	/* per request: a session hint (POLICY_HINT_*: 0 none, 1 continues, 2 last), passed
 	 * as KVG_STORE_CONTINUES / KVG_STORE_LAST with the request's load and store; or NULL */
 	const uint8_t *hints;
+	/* engines replaying at once (0 or 1: one; at most 64): each a thread that takes the
+	 * next request in order of arrival, as several engines sharing one grid */
+	uint32_t engines;
 	void (*progress)(void *arg, size_t done, size_t total);
 	void *progress_arg;
 };
@@ -44,6 +47,8 @@ struct replay_result {
 	uint64_t hit_blocks;
 	uint64_t hit_blocks_tier[KVG_TIER_COUNT]; /* prefix blocks found in each tier */
 	uint64_t load_errors;   /* loads of a looked-up prefix that failed */
+	uint64_t load_lost;     /* with several engines: blocks of a looked-up prefix that
+				 * another engine's store evicted before the load (not errors) */
 	uint64_t store_errors;  /* blocks the grid could not store */
 	uint64_t verify_failures; /* loaded bytes that were not the block's */
 	uint64_t max_dram_blocks; /* most blocks the DRAM tier held after a request */

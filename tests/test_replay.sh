@@ -6,9 +6,11 @@
 # number (or skips and counts it with --skip-bad), sweeps capacities into a table and an
 # SVG; on real traffic (a 1,000-request excerpt of Mooncake's trace kept with the tests)
 # matches the simulator with the default candidate never below LRU and nothing above
-# Belady; passes session hints (--hints oracle) through kvg_load/kvg_store to the policy with
-# the simulator's figures; and, with ../shared/traces present, replays the whole
-# conversation trace through the store with the simulator's hit ratio.
+# Belady; keeps N requests in flight in the simulator (--interleave) and replays from N
+# engine threads through the store (--engines, also under TSan); passes session hints
+# (--hints oracle) through kvg_load/kvg_store to the policy with the simulator's figures;
+# and, with ../shared/traces present, replays the whole conversation trace through the
+# store with the simulator's hit ratio.
 set -u
 K=build/kvgrid
 T=tests/data/traces
@@ -161,7 +163,35 @@ $K replay --trace $M --capacity-pct 5 --interleave 4 2>/dev/null
 $K replay --trace $M --capacity-pct 5 --engine sim --interleave 65 2>/dev/null
 [ $? -eq 2 ] || no "--interleave 65 is not a usage error"
 
-# 11. The whole conversation trace through the store: the same hit ratios as the simulator's.
+# 11. Several engines through the store: --engines 4 replays from 4 threads at once; every
+#     request is replayed once, every loaded byte is right, a prefix block evicted by
+#     another engine between lookup and load is counted as lost (and not as a hit or an
+#     error), and the ratio stays between nothing and Belady's.  Not for the simulator.
+for p in lru density; do
+	$K replay --trace $M --capacity-pct 5 --policy $p --engines 4 --json >"$TMP/e4.json" ||
+		no "--engines 4 $p exited $?"
+	python3 - "$TMP/e4.json" <<'PY' || no "--engines 4 $p"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["engines"] == 4 and d["requests"] == 1000, d
+assert d["verify_failures"] + d["load_errors"] + d["store_errors"] == 0, d
+assert d["load_lost"] >= 0
+assert 0 < d["prefix_hit_token_ratio"] <= d["references"]["belady"]["prefix_hit_token_ratio"], d
+PY
+done
+$K replay --trace $M --capacity-pct 5 --engine sim --engines 4 2>/dev/null
+[ $? -eq 2 ] || no "--engines with the simulator is not a usage error"
+#     Under ThreadSanitizer too (the build make test makes), with DRAM and with NVMe.
+if [ -x build/tsan/kvgrid ]; then
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/kvgrid replay --trace $M \
+		--capacity-pct 5 --engines 4 --json >/dev/null 2>"$TMP/tsan.err" ||
+		no "--engines 4 under TSan: $(head -c 2000 "$TMP/tsan.err")"
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/kvgrid replay --trace $M \
+		--dram 2M --nvme 16M --dir "$TMP/tsan-nvme" --engines 4 --json >/dev/null \
+		2>"$TMP/tsan.err" || no "--engines 4 with NVMe under TSan: $(head -c 2000 "$TMP/tsan.err")"
+fi
+
+# 12. The whole conversation trace through the store: the same hit ratios as the simulator's.
 S=../shared/traces/mooncake_conversation_trace.jsonl
 if [ -r "$S" ]; then
 	for p in lru prefix; do
