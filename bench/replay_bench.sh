@@ -3,10 +3,10 @@
 # (simulator), the same table through the real store for lru, prefix and density, density
 # with session hints through the store (--hints oracle: a serving layer that knows whether
 # a session goes on, exact or with a share flipped), the policies with 4 and 8 requests in
-# flight (simulator, --interleave), the two-tier replay (DRAM + NVMe), the
-# replay speed of the conversation trace through the store, the cost model's tables, and
-# the SVG plots under doc/.  Needs ../shared/traces; takes 1.5 to 4 minutes on a 2-core
-# machine.
+# flight (simulator, --interleave) and from 4 engine threads through the store (--engines),
+# the two-tier replay (DRAM + NVMe, with and without hints), the replay speed of the
+# conversation trace through the store, the cost model's tables, and the SVG plots under
+# doc/.  Needs ../shared/traces; takes 3 to 6 minutes on a 2-core machine.
 #   sh bench/replay_bench.sh [OUT_DIR]     (default: doc)
 set -eu
 cd "$(dirname "$0")/.."
@@ -56,6 +56,22 @@ for t in conversation synthetic; do
 			--policies lru,prefix,density,belady --interleave $n
 		echo
 	done
+done
+for t in conversation synthetic; do
+	echo "## $t: through the store from 4 engine threads at once (--engines 4; varies run to run)"
+	echo "| policy | 1% | 2% | 5% | 10% | 20% | 50% |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for p in lru prefix density; do
+		row="| $p |"
+		for c in 1 2 5 10 20 50; do
+			r=$($K replay --trace $S/mooncake_${t}_trace.jsonl --capacity-pct $c \
+				--policy $p --engines 4 --json --no-refs | python3 -c \
+				'import json,sys; d=json.load(sys.stdin); print("%.4f" % d["prefix_hit_token_ratio"])')
+			row="$row $r |"
+		done
+		echo "$row"
+	done
+	echo
 done
 echo "## two tiers: conversation trace, DRAM 36M + NVMe 256M (4 KiB blocks), through the store"
 TT=$(mktemp -d)
