@@ -481,13 +481,13 @@ static uint32_t dn_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 	return s;
 }
 
-/* As the NVMe tier's filter: a partial block (its request's last, rewritten when the
- * session goes on) or one of a session the engine said has ended is not worth a write. */
+/* As the NVMe tier's filter: a block of a session the engine said has ended is not worth
+ * a write.  (Partial blocks are not refused: "smaller than the largest block seen" tells
+ * a request's last block only where all blocks have one size, and a grid shared by models
+ * or tenants with other block sizes, or kvgridd's RESP values, would never reach NVMe.) */
 static int dn_admit(struct policy *p, uint32_t s, const struct policy_block *b)
 {
-	if (b->hint == POLICY_HINT_LAST)
-		return 0;
-	return !p->full_bytes || b->bytes >= p->full_bytes;
+	return b->hint != POLICY_HINT_LAST;
 }
 
 const struct policy_ops policy_density_ops = {
