@@ -24,8 +24,8 @@
  * the last 4 to 8 capacities of calls (two alternating Bloom filters of key hashes): a
  * request that continues a chain whose blocks were already evicted is classed as a
  * continuation, not as a new request, so the class does not depend on what this cache
- * happened to keep.  Partial blocks (smaller than the largest block seen) are dead and go
- * first, as in "prefix".
+ * happened to keep.  Partial blocks (shorter than the largest block of their request, as in
+ * "prefix") are dead and go first.
  *
  * Caution: the learned densities are noisy, and acting on small differences between them
  * made the hit ratio swing around LRU's at small capacities.  The victim is therefore the
@@ -103,7 +103,10 @@ struct dn_pend { /* a sampled block of an open request, to remember when it ends
 	uint8_t partial;
 };
 
-struct dn_run {			      /* an open request (policy_req.h) */
+/* an open request (policy_req.h) */
+struct dn_run {
+	uint64_t max_bytes;	      /* its largest block: smaller ones it stores are partial */
+	uint8_t first_short;	      /* its first block was stored shorter than any seen */
 	uint32_t n, new_blocks, seen; /* its blocks, new ones, ones seen before */
 	uint8_t hint;
 	uint32_t n_pend;
@@ -111,6 +114,7 @@ struct dn_run {			      /* an open request (policy_req.h) */
 };
 
 struct policy {
+	uint64_t full_bytes; /* largest block seen */
 	uint32_t *prev;
 	uint32_t *next;
 	uint32_t *filed;   /* clock when the block was filed */
@@ -132,7 +136,6 @@ struct policy {
 	uint32_t next_update;
 	uint32_t next_decay;
 	uint32_t decay_every;		   /* 0 until the first call */
-	uint64_t full_bytes;		   /* largest block seen: smaller ones are partial */
 	double filed_n[DN_CLASSES];	   /* blocks filed per class (decayed) */
 	double reuse[DN_CLASSES][DN_AGES]; /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];
@@ -273,6 +276,12 @@ static void dn_end_request(struct policy *p, uint32_t run)
 {
 	struct dn_run *u = &p->run[run];
 	uint32_t s, c = dn_request_class(u);
+	s = p->q[DN_PENDING + run].head;
+	if (u->n == 1 && u->first_short && s != POLICY_NONE) { /* one short block: its last */
+		p->queue_of[s] |= DN_PARTIAL_BIT;
+		if (u->n_pend == 1)
+			u->pend[0].partial = 1;
+	}
 	while ((s = p->q[DN_PENDING + run].head) != POLICY_NONE) {
 		dn_unlink(p, s);
 		if (p->queue_of[s] & DN_PARTIAL_BIT) {
@@ -293,6 +302,8 @@ static void dn_end_request(struct policy *p, uint32_t run)
 	}
 	u->n_pend = 0;
 	u->n = u->new_blocks = u->seen = 0;
+	u->max_bytes = 0;
+	u->first_short = 0;
 	u->hint = POLICY_HINT_NONE;
 }
 
@@ -327,6 +338,10 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	struct dn_run *u = &p->run[run];
 	if (b->hint != POLICY_HINT_NONE && b->hint < DN_HINTS)
 		u->hint = b->hint;
+	if (u->n == 0)
+		u->first_short = stored && b->bytes < p->full_bytes;
+	if (b->bytes > u->max_bytes)
+		u->max_bytes = b->bytes;
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
 	if (p->clock == p->seen_next)
@@ -334,7 +349,7 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	int seen = dn_seen(p, b->key_hash) || !stored;
 	/* only a block stored short is partial; a hit keeps what its store said */
 	if (stored)
-		p->queue_of[s] = b->bytes < p->full_bytes ? DN_PARTIAL_BIT : 0;
+		p->queue_of[s] = b->bytes < u->max_bytes ? DN_PARTIAL_BIT : 0;
 	struct dn_ghost *g = dn_ghost_at(p, b->key_hash);
 	if (g) {
 		uint16_t tag = (uint16_t)b->key_hash;

@@ -14,9 +14,11 @@
  * names: a run of calls whose depth goes 0, 1, 2, ... is a request).  An open request's
  * blocks wait in its pending list; when it ends they are filed into the main LRU list deepest
  * first, so that within one request the tail is evicted before the head and a dead chain
- * leaves tail first and all together.  Blocks smaller than the largest block seen are
- * partial and filed into their own list, which is evicted first.  Without depths (all 0)
- * the policy is plain LRU plus the partial-block rule.
+ * leaves tail first and all together.  A block stored shorter than the largest block of
+ * its own request (of a request of one block: than the largest block seen) is partial and
+ * filed into a list of its own, which is evicted first; comparing within the request keeps
+ * the rule right when models or tenants with other block sizes share the tier.  Without
+ * depths (all 0) the policy is plain LRU plus the partial-block rule.
  *
  * 8 bytes per slot plus a byte of list membership; every call O(1); no allocation after
  * create().
@@ -41,7 +43,10 @@ struct policy {
 	uint8_t *list_of; /* PX_* list the slot is on; bit 7: partial */
 	struct px_list list[PX_LISTS];
 	struct preq req; /* which request a call belongs to */
-	uint64_t full_bytes; /* largest block seen: smaller ones are partial */
+	uint64_t full_bytes;	     /* largest block seen */
+	uint64_t run_max[PREQ_RUNS]; /* largest block of each open request */
+	uint32_t run_n[PREQ_RUNS];   /* blocks of each open request */
+	uint8_t run_first_short[PREQ_RUNS]; /* its first block was stored shorter than any */
 };
 
 #define PX_PARTIAL_BIT 0x80
@@ -63,21 +68,29 @@ static void px_push(struct policy *p, uint32_t s, uint8_t which)
  * deepest first leaves the shallowest at the head of main, kept longest. */
 static void px_end_request(struct policy *p, uint32_t run)
 {
-	uint32_t s;
+	uint32_t s = p->list[PX_PENDING + run].head;
+	if (p->run_n[run] == 1 && p->run_first_short[run] && s != POLICY_NONE)
+		p->list_of[s] |= PX_PARTIAL_BIT; /* one short block: its last */
 	while ((s = p->list[PX_PENDING + run].head) != POLICY_NONE) {
 		px_unlink(p, s);
 		px_push(p, s, (p->list_of[s] & PX_PARTIAL_BIT) ? PX_PARTIAL : PX_MAIN);
 	}
+	p->run_max[run] = 0;
+	p->run_n[run] = 0;
 }
 
 static void px_touch(struct policy *p, uint32_t s, const struct policy_block *b, int stored)
 {
 	uint32_t run = preq_join(&p->req, s, b, px_end_request, p);
+	if (p->run_n[run]++ == 0)
+		p->run_first_short[run] = stored && b->bytes < p->full_bytes;
+	if (b->bytes > p->run_max[run])
+		p->run_max[run] = b->bytes;
 	if (b->bytes > p->full_bytes)
 		p->full_bytes = b->bytes;
 	/* only a block stored short is partial; a hit keeps what its store said */
 	if (stored)
-		p->list_of[s] = b->bytes < p->full_bytes ? PX_PARTIAL_BIT : 0;
+		p->list_of[s] = b->bytes < p->run_max[run] ? PX_PARTIAL_BIT : 0;
 	px_push(p, s, (uint8_t)(PX_PENDING + run));
 }
 

@@ -254,14 +254,49 @@ static void test_prefix_order(void)
 	ops->destroy(p);
 }
 
-/* Inserts block slot of call req (of n blocks in all) at depth. */
-static void named_insert(const struct policy_ops *ops, struct policy *p, uint32_t slot,
-			 uint32_t depth, uint64_t req, uint32_t n)
+/* Inserts block slot of bytes bytes of call req (of n blocks in all) at depth. */
+static void named_insert_bytes(const struct policy_ops *ops, struct policy *p, uint32_t slot,
+			       uint32_t depth, uint64_t req, uint32_t n, uint64_t bytes)
 {
-	struct policy_block b = { .bytes = 4096, .depth = depth, .parent_slot = POLICY_NONE,
+	struct policy_block b = { .bytes = bytes, .depth = depth, .parent_slot = POLICY_NONE,
 				  .key_hash = (slot + 1) * 0x9e3779b97f4a7c15ull, .req_id = req,
 				  .req_blocks = n };
 	ops->insert(p, slot, &b);
+}
+
+static void named_insert(const struct policy_ops *ops, struct policy *p, uint32_t slot,
+			 uint32_t depth, uint64_t req, uint32_t n)
+{
+	named_insert_bytes(ops, p, slot, depth, req, n, 4096);
+}
+
+/* Two models' blocks in one tier (a shared kvgridd): a request's block is partial when it
+ * is shorter than the request's own blocks, not than the other model's, so the smaller
+ * model's chains are not taken for dead ends; its partial last block still goes first. */
+static void test_partial_blocks_per_request(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	static const char *const names[] = { "prefix", "density" };
+	for (int k = 0; k < 2; k++) {
+		const struct policy_ops *ops = policy_find(names[k]);
+		struct policy *p = ops->create(64, 64 * 8192ull, &cfg);
+		CHECK(p != NULL);
+		for (uint32_t d = 0; d < 3; d++) /* model A: 8 KiB blocks */
+			named_insert_bytes(ops, p, d, d, 1, 3, 8192);
+		for (uint32_t d = 0; d < 3; d++) /* model B: 4 KiB blocks, the last partial */
+			named_insert_bytes(ops, p, 10 + d, d, 2, 3, d == 2 ? 1000 : 4096);
+		named_insert_bytes(ops, p, 20, 0, 3, 1, 8192);
+		static const uint32_t want[] = { 12, 2, 1, 0, 11, 10, 20 };
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			uint32_t v = ops->victim(p, NULL, NULL);
+			if (v != want[i])
+				fprintf(stderr, "%s: victim %zu is %u, want %u\n", names[k], i, v,
+					want[i]);
+			CHECK(v == want[i]);
+		}
+		ops->destroy(p);
+	}
 }
 
 /* Two engines' requests whose block calls interleave are still told apart by the calls'
@@ -710,6 +745,7 @@ int main(void)
 	RUN(test_prefix_order);
 	RUN(test_interleaved_requests_kept_apart);
 	RUN(test_many_open_requests);
+	RUN(test_partial_blocks_per_request);
 	RUN(test_density_admits_what_may_be_read);
 	RUN(test_reuse_admits_on_second_offer);
 	RUN(test_density_learns_dead_ends);
