@@ -493,7 +493,9 @@ static void clean_later(kvg_grid *g)
 {
 	pthread_mutex_lock(&g->qlock);
 	struct kvg_req *r;
-	if (!g->cleaning && (r = bg_take(g, REQ_CLEAN))) {
+	if (g->cleaning) {
+		g->clean_again = 1; /* the running clean may have passed this store's room */
+	} else if ((r = bg_take(g, REQ_CLEAN))) {
 		g->cleaning = 1;
 		bg_push(g, r);
 	}
@@ -1117,10 +1119,19 @@ static void run_remote(kvg_grid *g, struct kvg_req *r)
 static void run_req(kvg_grid *g, struct kvg_req *r)
 {
 	if (r->op == REQ_CLEAN) {
-		dram_clean(g);
-		pthread_mutex_lock(&g->qlock);
-		g->cleaning = 0;
-		pthread_mutex_unlock(&g->qlock);
+		/* a store that asked while this ran took room after it: clean again, or the
+		 * last stores of a burst would leave DRAM short of dram_free_bytes */
+		for (;;) {
+			dram_clean(g);
+			pthread_mutex_lock(&g->qlock);
+			int again = g->clean_again && !g->stop;
+			g->clean_again = 0;
+			if (!again)
+				g->cleaning = 0;
+			pthread_mutex_unlock(&g->qlock);
+			if (!again)
+				break;
+		}
 		pthread_mutex_lock(&r->mu);
 		r->pending = 1;
 		pthread_mutex_unlock(&r->mu);

@@ -76,6 +76,7 @@ struct kvg_grid {
 	int stop;
 	uint32_t promotes_queued; /* REQ_PROMOTE requests queued or running */
 	int cleaning;		  /* a REQ_CLEAN is queued or running (cfg.dram_free_bytes) */
+	int clean_again;	  /* a store wanted one while it ran: it runs once more */
 	uint32_t clean_chunks;	  /* arena chunks cfg.dram_free_bytes keeps free; 0: off */
 	uint32_t nworkers;
 	pthread_t *workers;

@@ -1112,8 +1112,10 @@ static void promotion_displaces_dram_victims(void)
 }
 
 /* Description: with dram_free_bytes, a worker demotes in the background: once stores fill
- * DRAM, it is kept with that much room free (here 4 of 16 chunks) by writing victims down
- * ahead of need, and every block still loads byte for byte from one tier or the other. */
+ * DRAM, a store that leaves less than half of that room free (here 4 of 16 chunks) starts
+ * a clean that writes victims down ahead of need until it is free again, so DRAM ends the
+ * burst with at least 3 chunks free, even when the last stores ran during a clean; every
+ * block still loads byte for byte from one tier or the other. */
 static void background_demotion_keeps_dram_free(void)
 {
 	struct kvg_config c;
@@ -1127,12 +1129,17 @@ static void background_demotion_keeps_dram_free(void)
 		CHECK_RC(t_store(g, k + 8 * j, 8, 60000, 1), 0);
 	struct kvg_stats st = t_stats(g);
 	uint64_t t0 = t_now_ms();
-	while (st.tier[KVG_TIER_DRAM].blocks > 12 && t_now_ms() - t0 < 10000) {
+	while (st.tier[KVG_TIER_DRAM].blocks > 13 && t_now_ms() - t0 < 10000) {
 		usleep(10000);
 		st = t_stats(g);
 	}
-	CHECK(st.tier[KVG_TIER_DRAM].blocks <= 12 && st.tier[KVG_TIER_DRAM].blocks >= 8);
-	CHECK(st.tier[KVG_TIER_DRAM].demotions >= 28);
+	if (st.tier[KVG_TIER_DRAM].blocks > 13 || st.tier[KVG_TIER_DRAM].blocks < 8)
+		fprintf(stderr, "DRAM holds %llu blocks after %llu ms, %llu demotions\n",
+			(unsigned long long)st.tier[KVG_TIER_DRAM].blocks,
+			(unsigned long long)(t_now_ms() - t0),
+			(unsigned long long)st.tier[KVG_TIER_DRAM].demotions);
+	CHECK(st.tier[KVG_TIER_DRAM].blocks <= 13 && st.tier[KVG_TIER_DRAM].blocks >= 8);
+	CHECK(st.tier[KVG_TIER_DRAM].demotions >= 27);
 	for (int i = 0; i < 40; i++)
 		CHECK_RC(t_load(g, &k[i], 60000, 1, NULL), 0);
 	kvg_close(g);
