@@ -16,23 +16,30 @@ OUT=${1:-doc}
 [ -r $S/mooncake_conversation_trace.jsonl ] || { echo "no $S: nothing to do"; exit 77; }
 [ -x $K ] || make $K
 PCTS=1,2,5,10,20,50
-for t in conversation synthetic; do
-	echo "## $t: simulator"
-	$K replay --trace $S/mooncake_${t}_trace.jsonl --sweep $PCTS --svg "$OUT/policy-$t.svg"
-	echo
-	echo "## $t: through the store (DRAM tier of N blocks of 4 KiB)"
+# A table of lru, prefix and density through the store on trace $1 at the six capacities,
+# with more replay options after it.
+store_table() {
+	tr=$1
+	shift
 	echo "| policy | 1% | 2% | 5% | 10% | 20% | 50% |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for p in lru prefix density; do
 		row="| $p |"
 		for c in 1 2 5 10 20 50; do
-			r=$($K replay --trace $S/mooncake_${t}_trace.jsonl --capacity-pct $c \
-				--policy $p --json --no-refs | python3 -c \
+			r=$($K replay --trace $S/mooncake_${tr}_trace.jsonl --capacity-pct $c \
+				--policy $p "$@" --json --no-refs | python3 -c \
 				'import json,sys; d=json.load(sys.stdin); print("%.4f" % d["prefix_hit_token_ratio"])')
 			row="$row $r |"
 		done
 		echo "$row"
 	done
+}
+for t in conversation synthetic; do
+	echo "## $t: simulator"
+	$K replay --trace $S/mooncake_${t}_trace.jsonl --sweep $PCTS --svg "$OUT/policy-$t.svg"
+	echo
+	echo "## $t: through the store (DRAM tier of N blocks of 4 KiB)"
+	store_table $t
 	echo
 	echo "## $t: density with session hints, through the store (gap closed in brackets)"
 	echo "| hints | 1% | 2% | 5% | 10% | 20% | 50% |"
@@ -59,18 +66,7 @@ for t in conversation synthetic; do
 done
 for t in conversation synthetic; do
 	echo "## $t: through the store from 4 engine threads at once (--engines 4; varies run to run)"
-	echo "| policy | 1% | 2% | 5% | 10% | 20% | 50% |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for p in lru prefix density; do
-		row="| $p |"
-		for c in 1 2 5 10 20 50; do
-			r=$($K replay --trace $S/mooncake_${t}_trace.jsonl --capacity-pct $c \
-				--policy $p --engines 4 --json --no-refs | python3 -c \
-				'import json,sys; d=json.load(sys.stdin); print("%.4f" % d["prefix_hit_token_ratio"])')
-			row="$row $r |"
-		done
-		echo "$row"
-	done
+	store_table $t --engines 4
 	echo
 done
 echo "## two tiers: conversation trace, DRAM 36M + NVMe 256M (4 KiB blocks), through the store"

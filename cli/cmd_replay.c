@@ -124,6 +124,17 @@ static int parse_speed(const char *s, double *speed)
 }
 
 /* One option that takes a value.  -1 when it was taken, else the exit status (2). */
+/* A whole number from 1 to 64 into *out: 0, or -1 if v is not one. */
+static int parse_1_64(const char *v, uint32_t *out)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+	if (end == v || *end || n < 1 || n > 64)
+		return -1;
+	*out = (uint32_t)n;
+	return 0;
+}
+
 static int replay_parse_value(struct replay_args *a, const char *o, const char *v)
 {
 	if (!strcmp(o, "--trace")) {
@@ -173,17 +184,11 @@ static int replay_parse_value(struct replay_args *a, const char *o, const char *
 		if (end == v || *end || a->hints_wrong < 0 || a->hints_wrong > 1)
 			return cli_usage("replay", "--hints-wrong is a fraction in [0, 1]");
 	} else if (!strcmp(o, "--interleave")) {
-		char *end;
-		unsigned long n = strtoul(v, &end, 10);
-		if (end == v || *end || n < 1 || n > 64)
+		if (parse_1_64(v, &a->interleave))
 			return cli_usage("replay", "--interleave is a number of requests, 1 to 64");
-		a->interleave = (uint32_t)n;
 	} else if (!strcmp(o, "--engines")) {
-		char *end;
-		unsigned long n = strtoul(v, &end, 10);
-		if (end == v || *end || n < 1 || n > 64)
+		if (parse_1_64(v, &a->engines))
 			return cli_usage("replay", "--engines is a number of threads, 1 to 64");
-		a->engines = (uint32_t)n;
 	} else if (!strcmp(o, "--max-requests")) {
 		a->max_reqs = (size_t)strtoull(v, NULL, 10);
 	} else if (!strcmp(o, "--sweep")) {

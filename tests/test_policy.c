@@ -270,6 +270,18 @@ static void named_insert(const struct policy_ops *ops, struct policy *p, uint32_
 	named_insert_bytes(ops, p, slot, depth, req, n, 4096);
 }
 
+/* The next n victims of p are want[0..n), in that order. */
+static void check_victims(const struct policy_ops *ops, struct policy *p, const uint32_t *want,
+			  size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = ops->victim(p, NULL, NULL);
+		if (v != want[i])
+			fprintf(stderr, "%s: victim %zu is %u, want %u\n", ops->name, i, v, want[i]);
+		CHECK(v == want[i]);
+	}
+}
+
 /* Two models' blocks in one tier (a shared kvgridd): a request's block is partial when it
  * is shorter than the request's own blocks, not than the other model's, so the smaller
  * model's chains are not taken for dead ends; its partial last block still goes first. */
@@ -288,13 +300,7 @@ static void test_partial_blocks_per_request(void)
 			named_insert_bytes(ops, p, 10 + d, d, 2, 3, d == 2 ? 1000 : 4096);
 		named_insert_bytes(ops, p, 20, 0, 3, 1, 8192);
 		static const uint32_t want[] = { 12, 2, 1, 0, 11, 10, 20 };
-		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-			uint32_t v = ops->victim(p, NULL, NULL);
-			if (v != want[i])
-				fprintf(stderr, "%s: victim %zu is %u, want %u\n", names[k], i, v,
-					want[i]);
-			CHECK(v == want[i]);
-		}
+		check_victims(ops, p, want, sizeof(want) / sizeof(want[0]));
 		ops->destroy(p);
 	}
 }
@@ -324,13 +330,7 @@ static void test_interleaved_requests_kept_apart(void)
 		named_insert(ops, p, 23, 3, 4, 2);
 		named_insert(ops, p, 30, 0, 5, 1);
 		static const uint32_t want[] = { 2, 1, 0, 12, 11, 10, 23, 22, 21, 20, 30 };
-		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-			uint32_t v = ops->victim(p, NULL, NULL);
-			if (v != want[i])
-				fprintf(stderr, "%s: victim %zu is %u, want %u\n", names[k], i, v,
-					want[i]);
-			CHECK(v == want[i]);
-		}
+		check_victims(ops, p, want, sizeof(want) / sizeof(want[0]));
 		CHECK(ops->victim(p, NULL, NULL) == POLICY_NONE);
 		ops->destroy(p);
 	}
