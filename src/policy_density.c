@@ -106,7 +106,7 @@ struct dn_pend { /* a sampled block of an open request, to remember when it ends
 /* an open request (policy_req.h) */
 struct dn_run {
 	uint64_t max_bytes;	      /* its largest block: smaller ones it stores are partial */
-	uint8_t first_short;	      /* its first block was stored shorter than any seen */
+	uint64_t first_bytes;	      /* its first block's bytes, if it stored it */
 	uint32_t n, new_blocks, seen; /* its blocks, new ones, ones seen before */
 	uint8_t hint;
 	uint32_t n_pend;
@@ -114,7 +114,7 @@ struct dn_run {
 };
 
 struct policy {
-	uint64_t full_bytes; /* largest block seen */
+	struct psize sizes; /* of the blocks stored */
 	uint32_t *prev;
 	uint32_t *next;
 	uint32_t *filed;   /* clock when the block was filed */
@@ -277,7 +277,8 @@ static void dn_end_request(struct policy *p, uint32_t run)
 	struct dn_run *u = &p->run[run];
 	uint32_t s, c = dn_request_class(u);
 	s = p->q[DN_PENDING + run].head;
-	if (u->n == 1 && u->first_short && s != POLICY_NONE) { /* one short block: its last */
+	if (u->n == 1 && u->first_bytes && s != POLICY_NONE &&
+	    psize_short(&p->sizes, u->first_bytes)) { /* one short block: its last */
 		p->queue_of[s] |= DN_PARTIAL_BIT;
 		if (u->n_pend == 1)
 			u->pend[0].partial = 1;
@@ -303,7 +304,7 @@ static void dn_end_request(struct policy *p, uint32_t run)
 	u->n_pend = 0;
 	u->n = u->new_blocks = u->seen = 0;
 	u->max_bytes = 0;
-	u->first_short = 0;
+	u->first_bytes = 0;
 	u->hint = POLICY_HINT_NONE;
 }
 
@@ -339,11 +340,11 @@ static void dn_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 	if (b->hint != POLICY_HINT_NONE && b->hint < DN_HINTS)
 		u->hint = b->hint;
 	if (u->n == 0)
-		u->first_short = stored && b->bytes < p->full_bytes;
+		u->first_bytes = stored ? b->bytes : 0;
 	if (b->bytes > u->max_bytes)
 		u->max_bytes = b->bytes;
-	if (b->bytes > p->full_bytes)
-		p->full_bytes = b->bytes;
+	if (stored)
+		psize_note(&p->sizes, b->bytes);
 	if (p->clock == p->seen_next)
 		dn_seen_rotate(p);
 	int seen = dn_seen(p, b->key_hash) || !stored;

@@ -15,9 +15,9 @@
  * blocks wait in its pending list; when it ends they are filed into the main LRU list deepest
  * first, so that within one request the tail is evicted before the head and a dead chain
  * leaves tail first and all together.  A block stored shorter than the largest block of
- * its own request (of a request of one block: than the largest block seen) is partial and
- * filed into a list of its own, which is evicted first; comparing within the request keeps
- * the rule right when models or tenants with other block sizes share the tier.  Without
+ * its own request (of a request of one block: of a rare size, psize_short()) is partial
+ * and filed into a list of its own, which is evicted first; comparing within the request
+ * keeps the rule right when models or tenants with other block sizes share the tier.  Without
  * depths (all 0) the policy is plain LRU plus the partial-block rule.
  *
  * 8 bytes per slot plus a byte of list membership; every call O(1); no allocation after
@@ -43,10 +43,10 @@ struct policy {
 	uint8_t *list_of; /* PX_* list the slot is on; bit 7: partial */
 	struct px_list list[PX_LISTS];
 	struct preq req; /* which request a call belongs to */
-	uint64_t full_bytes;	     /* largest block seen */
+	struct psize sizes;	     /* of the blocks stored */
 	uint64_t run_max[PREQ_RUNS]; /* largest block of each open request */
 	uint32_t run_n[PREQ_RUNS];   /* blocks of each open request */
-	uint8_t run_first_short[PREQ_RUNS]; /* its first block was stored shorter than any */
+	uint64_t run_first_bytes[PREQ_RUNS]; /* its first block's bytes, if it stored it */
 };
 
 #define PX_PARTIAL_BIT 0x80
@@ -69,7 +69,8 @@ static void px_push(struct policy *p, uint32_t s, uint8_t which)
 static void px_end_request(struct policy *p, uint32_t run)
 {
 	uint32_t s = p->list[PX_PENDING + run].head;
-	if (p->run_n[run] == 1 && p->run_first_short[run] && s != POLICY_NONE)
+	if (p->run_n[run] == 1 && p->run_first_bytes[run] && s != POLICY_NONE &&
+	    psize_short(&p->sizes, p->run_first_bytes[run]))
 		p->list_of[s] |= PX_PARTIAL_BIT; /* one short block: its last */
 	while ((s = p->list[PX_PENDING + run].head) != POLICY_NONE) {
 		px_unlink(p, s);
@@ -83,11 +84,11 @@ static void px_touch(struct policy *p, uint32_t s, const struct policy_block *b,
 {
 	uint32_t run = preq_join(&p->req, s, b, px_end_request, p);
 	if (p->run_n[run]++ == 0)
-		p->run_first_short[run] = stored && b->bytes < p->full_bytes;
+		p->run_first_bytes[run] = stored ? b->bytes : 0;
 	if (b->bytes > p->run_max[run])
 		p->run_max[run] = b->bytes;
-	if (b->bytes > p->full_bytes)
-		p->full_bytes = b->bytes;
+	if (stored)
+		psize_note(&p->sizes, b->bytes);
 	/* only a block stored short is partial; a hit keeps what its store said */
 	if (stored)
 		p->list_of[s] = b->bytes < p->run_max[run] ? PX_PARTIAL_BIT : 0;

@@ -109,3 +109,47 @@ uint32_t preq_by_age(const struct preq *t, uint32_t out[PREQ_RUNS])
 	}
 	return n;
 }
+
+static int psize_common(const struct psize *z, uint32_t i)
+{
+	return z->count[i] >= 2 && (uint64_t)z->count[i] * 64 >= z->total;
+}
+
+void psize_note(struct psize *z, uint64_t bytes)
+{
+	uint32_t at = 0;
+	for (uint32_t i = 0; i < PSIZE_SLOTS; i++) {
+		if (z->count[i] && z->bytes[i] == bytes) {
+			at = i;
+			break;
+		}
+		if (z->count[i] < z->count[at])
+			at = i; /* else the least counted size gives way */
+	}
+	if (!z->count[at] || z->bytes[at] != bytes) {
+		z->bytes[at] = bytes;
+		z->count[at] = 0;
+	}
+	z->count[at]++;
+	if (++z->total >= 4096) {
+		z->total = 0;
+		for (uint32_t i = 0; i < PSIZE_SLOTS; i++) {
+			z->count[i] /= 2;
+			z->total += z->count[i];
+		}
+	}
+}
+
+int psize_short(const struct psize *z, uint64_t bytes)
+{
+	uint64_t largest = 0;
+	for (uint32_t i = 0; i < PSIZE_SLOTS; i++) {
+		if (!psize_common(z, i))
+			continue;
+		if (z->bytes[i] == bytes)
+			return 0;
+		if (z->bytes[i] > largest)
+			largest = z->bytes[i];
+	}
+	return bytes < largest;
+}

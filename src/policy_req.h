@@ -61,4 +61,24 @@ uint32_t preq_join(struct preq *t, uint32_t slot, const struct policy_block *b, 
  * how many. */
 uint32_t preq_by_age(const struct preq *t, uint32_t out[PREQ_RUNS]);
 
+/*
+ * Block sizes, for telling a partial block when its request has no other block to compare
+ * with (a one-block call: a RESP SET of one chunk).  Full blocks of a model come in one
+ * size, over and over; partial ones in sizes spread over a range.  A size that two stores
+ * and at least 1/64 of recent ones had is common; a block is short when its size is not
+ * common and below the largest common one.  Two models (or tenants) with other block
+ * sizes sharing a tier both have common sizes, so neither is taken for partial blocks of
+ * the other.
+ */
+#define PSIZE_SLOTS 16
+
+struct psize {
+	uint64_t bytes[PSIZE_SLOTS];
+	uint32_t count[PSIZE_SLOTS]; /* stores of that size, halved every 4096 stores */
+	uint32_t total;
+};
+
+void psize_note(struct psize *z, uint64_t bytes); /* a block of bytes was stored */
+int psize_short(const struct psize *z, uint64_t bytes);
+
 #endif

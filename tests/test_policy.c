@@ -336,6 +336,32 @@ static void test_interleaved_requests_kept_apart(void)
 	}
 }
 
+/* One block a call (RESP SETs of one chunk each), two models' sizes in turn: neither size
+ * is taken for partial blocks of the other, so they leave in LRU order; a block of a rare,
+ * shorter size goes first. */
+static void test_partial_one_block_calls(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	static const char *const names[] = { "prefix", "density" };
+	for (int k = 0; k < 2; k++) {
+		const struct policy_ops *ops = policy_find(names[k]);
+		struct policy *p = ops->create(64, 64 * 8192ull, &cfg);
+		CHECK(p != NULL);
+		uint32_t want[22];
+		want[0] = 50;
+		for (uint32_t i = 0; i < 20; i++) {
+			named_insert_bytes(ops, p, i, 0, i + 1, 1, i % 2 ? 4096 : 8192);
+			want[i + 1] = i;
+		}
+		named_insert_bytes(ops, p, 50, 0, 100, 1, 1000);
+		named_insert_bytes(ops, p, 51, 0, 101, 1, 8192);
+		want[21] = 51;
+		check_victims(ops, p, want, 22);
+		ops->destroy(p);
+	}
+}
+
 /* More requests open at once than the tracker keeps: the least recently touched is filed
  * to make room, and every block stays evictable exactly once. */
 static void test_many_open_requests(void)
@@ -746,6 +772,7 @@ int main(void)
 	RUN(test_interleaved_requests_kept_apart);
 	RUN(test_many_open_requests);
 	RUN(test_partial_blocks_per_request);
+	RUN(test_partial_one_block_calls);
 	RUN(test_density_admits_what_may_be_read);
 	RUN(test_reuse_admits_on_second_offer);
 	RUN(test_density_learns_dead_ends);
