@@ -49,9 +49,9 @@
  *
  * Memory: 21 bytes per slot (13 for the queues, 4 of ghost, 4 of seen-filters), which
  * keeps the index under issue 2's 128 bytes per block (123 with two tiers), plus fixed
- * tables (~116 KiB, 33 of it for open requests).  insert/hit/remove are O(1) (a filter is cleared every 4 capacities
- * of calls: O(1) amortised); victim() looks at the tails of the class queues (24 without
- * hints, 72 with).  No allocation after create().
+ * tables (~116 KiB, 33 of it for open requests).  insert/hit/remove are O(1) (a filter is
+ * cleared every 4 capacities of calls: O(1) amortised); victim() looks at the tails of the
+ * class queues (24 without hints, 72 with).  No allocation after create().
  */
 #include <math.h>
 #include <stdlib.h>
