@@ -455,21 +455,30 @@ static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io
 	return nf;
 }
 
+/* Groups blocks [0, m) by owning node: order[start[i] .. start[i + 1]) are node i's, in
+ * batch order (a counting sort). */
+static void client_by_node(const struct client *c, const uint8_t *owner, size_t m,
+			   uint16_t *order, uint16_t *start)
+{
+	uint16_t fill[CLIENT_NODES_MAX];
+	memset(start, 0, sizeof(uint16_t) * (CLIENT_NODES_MAX + 1));
+	for (size_t j = 0; j < m; j++)
+		start[owner[j] + 1]++;
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		start[i + 1] = (uint16_t)(start[i + 1] + start[i]);
+	memcpy(fill, start, sizeof(fill));
+	for (size_t j = 0; j < m; j++)
+		order[fill[owner[j]]++] = (uint16_t)j;
+}
+
 /*
  * Stores one batch spread over nodes: every node's frames go out first, then the replies
  * are read, so the nodes store in parallel.  Nodes are locked in ascending order.
  */
 static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner)
 {
-	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = {0};
-	for (size_t j = 0; j < m; j++)
-		start[owner[j] + 1]++;
-	for (uint32_t i = 0; i < c->n_nodes; i++)
-		start[i + 1] = (uint16_t)(start[i + 1] + start[i]);
-	uint16_t fill[CLIENT_NODES_MAX];
-	memcpy(fill, start, sizeof(fill));
-	for (size_t j = 0; j < m; j++)
-		order[fill[owner[j]]++] = (uint16_t)j;
+	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1];
+	client_by_node(c, owner, m, order, start);
 	struct client_frame f[CLIENT_BATCH_MAX];
 	size_t nf = 0;
 	struct client_conn *held[CLIENT_NODES_MAX] = {NULL};
@@ -592,15 +601,8 @@ static void client_get_finish(struct client_conn *n, struct kvg_io *ios, const u
  */
 static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner)
 {
-	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1] = {0};
-	for (size_t j = 0; j < m; j++)
-		start[owner[j] + 1]++;
-	for (uint32_t i = 0; i < c->n_nodes; i++)
-		start[i + 1] = (uint16_t)(start[i + 1] + start[i]);
-	uint16_t fill[CLIENT_NODES_MAX];
-	memcpy(fill, start, sizeof(fill));
-	for (size_t j = 0; j < m; j++)
-		order[fill[owner[j]]++] = (uint16_t)j;
+	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1];
+	client_by_node(c, owner, m, order, start);
 	uint64_t deadline = client_deadline(c), ids[CLIENT_NODES_MAX];
 	struct client_conn *sent[CLIENT_NODES_MAX] = {NULL};
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
