@@ -56,25 +56,26 @@ static uint8_t flags_hint(uint32_t flags)
 /* What a policy is told of a block.  The hint is the one its last store or load carried
  * (store_one() and load_one() set e->hint from the request first), so that movement
  * between tiers later on (demotion, promotion) tells the policy the same. */
-/* What the policies are told of e.  The call is one of its own (a tier's movement, a
- * single-key call) unless pblock_req() names it after the request it serves. */
-static struct policy_block pblock(kvg_grid *g, const struct entry *e)
+/* What the policies are told of e, as a block of call req_id of req_blocks blocks. */
+static struct policy_block pblock_of(const struct entry *e, uint64_t req_id, uint32_t req_blocks)
 {
 	struct policy_block b = { .bytes = e->len, .depth = e->depth,
 				  .parent_slot = POLICY_NONE, .now_us = now_us(),
-				  .hint = e->hint, .req_blocks = 1,
-				  .req_id = __atomic_add_fetch(&g->req_seq, 1, __ATOMIC_RELAXED) };
+				  .hint = e->hint, .req_blocks = req_blocks, .req_id = req_id };
 	memcpy(&b.key_hash, e->key.bytes, sizeof(b.key_hash));
 	return b;
 }
 
-/* pblock() for a block of request r: its blocks are one call to the policies. */
-static struct policy_block pblock_req(kvg_grid *g, const struct entry *e, const struct kvg_req *r)
+/* pblock_of() for a call of its own (a tier's movement, a single-key call). */
+static struct policy_block pblock(kvg_grid *g, const struct entry *e)
 {
-	struct policy_block b = pblock(g, e);
-	b.req_id = r->seq;
-	b.req_blocks = r->n < UINT32_MAX ? (uint32_t)r->n : UINT32_MAX;
-	return b;
+	return pblock_of(e, __atomic_add_fetch(&g->req_seq, 1, __ATOMIC_RELAXED), 1);
+}
+
+/* pblock_of() for a block of request r: its blocks are one call to the policies. */
+static struct policy_block pblock_req(const struct entry *e, const struct kvg_req *r)
+{
+	return pblock_of(e, r->seq, r->n < UINT32_MAX ? (uint32_t)r->n : UINT32_MAX);
 }
 
 /* ---- policy membership (locked) ---------------------------------------------------- */
@@ -674,7 +675,7 @@ static void store_nvme_done(struct nvme_op *op, int status)
 		e->gen = op->loc.gen;
 		e->state |= E_NVME;
 		seg_link(g, slot);
-		struct policy_block b = pblock_req(g, e, r);
+		struct policy_block b = pblock_req(e, r);
 		pol_insert(g, KVG_TIER_NVME, slot, &b);
 		g->st.tier[KVG_TIER_NVME].blocks++;
 		g->st.tier[KVG_TIER_NVME].bytes += e->len;
@@ -759,7 +760,7 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 			block_done(r, i, ok ? 0 : KVG_EFULL);
 			return;
 		}
-		struct policy_block b = pblock_req(g, e, r);
+		struct policy_block b = pblock_req(e, r);
 		if (e->state & E_DRAM)
 			pol_hit(g, KVG_TIER_DRAM, slot, &b);
 		else if (e->state & E_NVME)
@@ -808,7 +809,7 @@ static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	pthread_mutex_lock(&g->lock);
 	e = &g->ix.e[slot];
 	e->state |= E_DRAM;
-	struct policy_block b = pblock_req(g, e, r);
+	struct policy_block b = pblock_req(e, r);
 	if (i > 0 && io->depth && r->ios[i - 1].depth + 1 == io->depth)
 		b.parent_slot = index_find(&g->ix, &r->ios[i - 1].key); /* chain in one batch */
 	pol_insert(g, KVG_TIER_DRAM, slot, &b);
@@ -1022,7 +1023,7 @@ static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	}
 	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
 		e->hint = flags_hint(r->opts.flags);
-	struct policy_block b = pblock_req(g, e, r);
+	struct policy_block b = pblock_req(e, r);
 	if (e->hits < 255)
 		e->hits++;
 	e->refs++;
