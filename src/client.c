@@ -457,8 +457,8 @@ static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io
 
 /* Groups blocks [0, m) by owning node: order[start[i] .. start[i + 1]) are node i's, in
  * batch order (a counting sort). */
-static void client_by_node(const struct client *c, const uint8_t *owner, size_t m,
-			   uint16_t *order, uint16_t *start)
+static void client_by_node(const struct client *c, const uint8_t *owner, size_t m, uint16_t *order,
+			   uint16_t *start)
 {
 	uint16_t fill[CLIENT_NODES_MAX];
 	memset(start, 0, sizeof(uint16_t) * (CLIENT_NODES_MAX + 1));
