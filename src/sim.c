@@ -243,45 +243,43 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 		}
 		if (i >= rq->n_blocks)
 			continue;
-		{
-			uint32_t j = rq->first + i, s = t->ids[j];
-			struct policy_block pb = {
-				.bytes = sim_block_bytes(t, rq, i, o),
-				.depth = i,
-				.parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
-				.now_us = rq->timestamp_ms * 1000,
-				.key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
-				.hint = o->hints ? o->hints[q] : POLICY_HINT_NONE,
-				.req_blocks = rq->n_blocks,
-				.req_id = q + 1,
-			};
-			if (resident[s]) {
-				ops->hit(p, s, &pb);
-				continue;
-			}
-			if (ops->admit && !ops->admit_nvme_only && !ops->admit(p, s, &pb)) {
-				r->refused++;
-				continue;
-			}
-			while (used >= cap) {
-				uint32_t v = ops->victim(p, NULL, NULL);
-				if (v == POLICY_NONE || !resident[v])
-					break; /* a broken policy: stop rather than loop */
-				resident[v] = 0;
-				used--;
-				r->evictions++;
-			}
-			if (used >= cap) {
-				rc = -EFAULT;
-				goto out;
-			}
-			ops->insert(p, s, &pb);
-			resident[s] = 1;
-			used++;
-			r->inserts++;
-			if (used > r->max_resident)
-				r->max_resident = used;
+		uint32_t j = rq->first + i, s = t->ids[j];
+		struct policy_block pb = {
+			.bytes = sim_block_bytes(t, rq, i, o),
+			.depth = i,
+			.parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
+			.now_us = rq->timestamp_ms * 1000,
+			.key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
+			.hint = o->hints ? o->hints[q] : POLICY_HINT_NONE,
+			.req_blocks = rq->n_blocks,
+			.req_id = q + 1,
+		};
+		if (resident[s]) {
+			ops->hit(p, s, &pb);
+			continue;
 		}
+		if (ops->admit && !ops->admit_nvme_only && !ops->admit(p, s, &pb)) {
+			r->refused++;
+			continue;
+		}
+		while (used >= cap) {
+			uint32_t v = ops->victim(p, NULL, NULL);
+			if (v == POLICY_NONE || !resident[v])
+				break; /* a broken policy: stop rather than loop */
+			resident[v] = 0;
+			used--;
+			r->evictions++;
+		}
+		if (used >= cap) {
+			rc = -EFAULT;
+			goto out;
+		}
+		ops->insert(p, s, &pb);
+		resident[s] = 1;
+		used++;
+		r->inserts++;
+		if (used > r->max_resident)
+			r->max_resident = used;
 	}
 	rc = 0;
 out:
