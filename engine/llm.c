@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "kvgrid.h"
+#include "path.h"
 #include "safetensors.h"
 
 double llm_now_ms(void)
@@ -89,8 +90,9 @@ int llm_tmpdir(const char *base, char *out, size_t len)
 {
 	if (!base)
 		base = "/var/tmp";
-	if (mkdir(base, 0755) && errno != EEXIST)
-		return -errno;
+	int rc = mkdir_parents(base);
+	if (rc)
+		return rc;
 	if ((size_t)snprintf(out, len, "%s/kvgrid-llm-XXXXXX", base) >= len)
 		return -ENAMETOOLONG;
 	return mkdtemp(out) ? 0 : -errno;

@@ -1,32 +1,34 @@
 #!/bin/sh
 # Installs, from Debian's packages, whatever the build, tests and benchmarks need and the
-# machine lacks.  Cheap when everything is there: it only tests for files.
+# machine lacks.  It asks dpkg which packages are installed, not whether some header exists:
+# another package may ship a file of the same name (libblas-dev installs a cblas.h of its
+# own, without OpenBLAS's symbols).  Cheap when everything is there: one dpkg-query.
+#   sh scripts/deps.sh          the build and `make demo`
+#   sh scripts/deps.sh test     plus what `make test` needs
+#   sh scripts/deps.sh bench    plus what `make bench` needs
 set -e
+want="liburing-dev libssl-dev libxxhash-dev libopenblas-pthread-dev pkg-config gcc make \
+libc6-dev python3"
+case "${1:-}" in
+test) want="$want clang libclang-rt-14-dev redis-server redis-tools python3-redis" ;;
+bench) want="$want fio redis-server redis-tools" ;;
+"") ;;
+*) echo "deps: unknown set '$1' (use: test, bench or nothing)" >&2; exit 2 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps: not a Debian system (no dpkg-query); install the equivalents of:" >&2
+	echo "deps:   $want" >&2
+	exit 0
+fi
+# dpkg-query -W prints one line per package it knows; a package it does not know is an
+# error on stderr and no line, so both unknown and not-installed count as missing.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $want 2>/dev/null |
+	awk '$2 == "ii" { print $1 }')
 need=""
-have() { [ -e "$1" ]; }
-have /usr/include/liburing.h || need="$need liburing-dev"
-have /usr/include/openssl/sha.h || need="$need libssl-dev"
-have /usr/include/xxhash.h || need="$need libxxhash-dev"
-have /usr/include/x86_64-linux-gnu/cblas.h || have /usr/include/cblas.h || \
-	have /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h || need="$need libopenblas-dev"
-command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
-command -v cc >/dev/null 2>&1 || need="$need gcc"
-command -v make >/dev/null 2>&1 || need="$need make"
-command -v python3 >/dev/null 2>&1 || need="$need python3"
-if [ "${1:-}" = "test" ]; then
-	command -v clang >/dev/null 2>&1 || need="$need clang"
-	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || \
-		need="$need libclang-rt-14-dev"
-	command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
-	command -v redis-cli >/dev/null 2>&1 || need="$need redis-tools"
-	PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-	$PY -c 'import redis' >/dev/null 2>&1 || need="$need python3-redis"
-fi
-if [ "${1:-}" = "bench" ]; then
-	command -v fio >/dev/null 2>&1 || need="$need fio"
-	command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
-	command -v redis-benchmark >/dev/null 2>&1 || need="$need redis-tools"
-fi
+for p in $want; do
+	case " $(echo $installed) " in *" $p "*) ;; *) need="$need $p" ;; esac
+done
 [ -z "$need" ] && exit 0
 echo "deps: installing$need"
 SUDO=""

@@ -28,6 +28,7 @@
 #include <xxhash.h>
 
 #include "index.h"
+#include "path.h"
 #include "tier_nvme.h"
 
 #define CKPT_MAGIC 0x3154504b4347564bull /* "KVGCKPT1" */
@@ -952,9 +953,9 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 
 static int open_dir(struct nvme *nv, char *err, size_t err_len)
 {
-	if (mkdir(nv->dir, 0755) < 0 && errno != EEXIST)
-		return errf(err, err_len, -errno, "dir %s: cannot create: %s", nv->dir,
-			    strerror(errno));
+	int rc = mkdir_parents(nv->dir);
+	if (rc)
+		return errf(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
 	nv->dir_fd = open(nv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (nv->dir_fd < 0)
 		return errf(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));

@@ -45,6 +45,17 @@ $K bench --dir "$T" --tier nvme --block-bytes 1M --queue-depth 4 --seconds 1 --s
 	--json > "$T/bn" || fail "bench nvme"
 grep -q '"errors": 0' "$T/bn" || fail "bench nvme errors: $(cat "$T/bn")"
 [ -z "$(ls "$T" | grep kvgrid-bench)" ] || fail "bench left its files"
+# every command that opens a grid creates --dir with its parents, bench included
+$K bench --dir "$T/new/a/b" --tier nvme --block-bytes 64K --queue-depth 2 --seconds 1 \
+	--size 16M --json >"$T/bn2" 2>"$T/err" || fail "bench --dir of a new path: $(cat "$T/err")"
+[ -d "$T/new/a/b" ] || fail "bench did not create --dir"
+$K put --dir "$T/new2/x/y" --key k --in "$T/blob" >/dev/null 2>"$T/err" ||
+	fail "put --dir of a new path: $(cat "$T/err")"
+$K stats --dir "$T/new3/z" >/dev/null 2>"$T/err" || fail "stats --dir of a new path: $(cat "$T/err")"
+touch "$T/afile"
+$K put --dir "$T/afile/g" --key k --in "$T/blob" >/dev/null 2>"$T/err" &&
+	fail "put under a file succeeded"
+grep -q "Not a directory" "$T/err" || fail "put under a file: $(cat "$T/err")"
 
 expect_usage() { # expected-exit, args...
 	want=$1; shift
