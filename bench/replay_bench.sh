@@ -10,6 +10,7 @@
 #   sh bench/replay_bench.sh [OUT_DIR]     (default: doc)
 set -eu
 cd "$(dirname "$0")/.."
+. bench/build.sh
 K=build/kvgrid
 S=../shared/traces
 OUT=${1:-doc}
