@@ -9,8 +9,8 @@
 # Belady; keeps N requests in flight in the simulator (--interleave) and replays from N
 # engine threads through the store (--engines, also under TSan); passes session hints
 # (--hints oracle) through kvg_load/kvg_store to the policy with the simulator's figures;
-# and, with ../shared/traces present, replays the whole conversation trace through the
-# store with the simulator's hit ratio.
+# and replays the whole conversation trace (tests/data/traces, or the directory in
+# KVG_TRACES) through the store with the simulator's hit ratio.
 set -u
 K=build/kvgrid
 T=tests/data/traces
@@ -192,7 +192,7 @@ if [ -x build/tsan/kvgrid ]; then
 fi
 
 # 12. The whole conversation trace through the store: the same hit ratios as the simulator's.
-S=../shared/traces/mooncake_conversation_trace.jsonl
+S=${KVG_TRACES:-$T}/mooncake_conversation_trace.jsonl
 if [ -r "$S" ]; then
 	for p in lru prefix; do
 		$K replay --trace $S --capacity-pct 10 --policy $p --json >"$TMP/c.json" ||
@@ -206,6 +206,6 @@ if [ -r "$S" ]; then
 		echo "conversation $p: $(json "$TMP/c.json" "d['prefix_hit_token_ratio'], d['elapsed_s']")"
 	done
 else
-	echo "(../shared/traces absent: the conversation replay is skipped)"
+	echo "(no $S: the whole conversation replay is skipped; KVG_TRACES names the directory)"
 fi
 exit $fail
