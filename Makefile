@@ -5,6 +5,7 @@
 #   tools/*.c   -> build/libkvgrid-tools.a (trace, simulator, replay, cost model), linked
 #                  by the CLI and the tests; not part of libkvgrid
 #   cli/*.c     -> build/kvgrid          server/*.c -> build/kvgridd
+#   server/proto_*.c (RESP and lm:// codecs) -> also build/libkvgridd-proto.a, for the tests
 #   engine/*.c  -> build/kvgrid-llm (engine/main.c holds main; the rest is the engine library)
 #   tests/test_*.c -> build/tests/test_*  (test_engine_*.c also link the engine library)
 #   bench/*.c   -> build/bench/*          fuzz/fuzz_*.c -> build/fuzz/fuzz_* (clang)
@@ -35,6 +36,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOLS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/*.c))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 SRV_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard server/*.c))
+SRV_PROTO_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard server/proto_*.c))
 ENG_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out engine/main.c,$(wildcard engine/*.c)))
 ENG_MAIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/main.c))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -59,14 +61,18 @@ $(BUILD)/libkvgrid.a: $(LIB_OBJ)
 $(BUILD)/libkvgrid.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# The library sees include/ and src/ only, so it cannot grow a dependency on tools/.
+# The library sees include/ and src/ only, so it cannot grow a dependency on tools/ or server/.
 $(BUILD)/cli/%.o $(BUILD)/tests/%.o: CFLAGS += -Itools
+$(BUILD)/tests/%.o: CFLAGS += -Iserver
 
 $(BUILD)/libkvgrid-tools.a: $(TOOLS_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/kvgrid: $(CLI_OBJ) $(BUILD)/libkvgrid-tools.a $(BUILD)/libkvgrid.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libkvgridd-proto.a: $(SRV_PROTO_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/kvgridd: $(SRV_OBJ) $(BUILD)/libkvgrid.a
 	$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(BUILD)/libkvgrid.a $(LIBS)
@@ -78,7 +84,8 @@ $(BUILD)/tests/test_engine%: $(BUILD)/tests/test_engine%.o $(ENG_LIB_OBJ) $(BUIL
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BLAS_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid-tools.a $(BUILD)/libkvgrid.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid-tools.a $(BUILD)/libkvgridd-proto.a \
+		$(BUILD)/libkvgrid.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
