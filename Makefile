@@ -61,6 +61,11 @@ $(BUILD)/libkvgrid.a: $(LIB_OBJ)
 $(BUILD)/libkvgrid.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# An archive goes stale when a source leaves its folder, though no object is newer; the
+# folder's own time (it changes when a file is added, removed or renamed) is a prerequisite.
+$(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so: private .EXTRA_PREREQS := src
+$(BUILD)/libkvgrid-tools.a: private .EXTRA_PREREQS := tools
+
 # The library sees include/ and src/ only, so it cannot grow a dependency on tools/ or server/.
 $(BUILD)/cli/%.o $(BUILD)/tests/%.o: CFLAGS += -Itools
 $(BUILD)/tests/%.o: CFLAGS += -Iserver
