@@ -88,6 +88,19 @@ $K replay --trace $T/chat_small.jsonl --sweep 20,50,100 --policies lru,prefix,be
 	--svg "$TMP/sweep.svg" >"$TMP/sweep.txt" || no "sweep exited $?"
 [ "$(grep -c '^| \(lru\|prefix\|belady\) |' "$TMP/sweep.txt")" = 3 ] || no "sweep table: $(cat "$TMP/sweep.txt")"
 [ "$(grep -c '<polyline' "$TMP/sweep.svg")" = 3 ] || no "sweep svg lines"
+# the y axis (linear) is labelled at round numbers: equal steps of 1, 2 or 5 times a power of
+# ten, each label a whole multiple of the step (not 0.0981, 0.196 ...)
+python3 - "$TMP/sweep.svg" <<'PY' || no "sweep svg: y ticks are not at round numbers"
+import math, re, sys
+svg = open(sys.argv[1]).read()
+ys = [float(v) for v in re.findall(r"text-anchor='end' font-size='11'>([^<]*)<", svg)]
+assert len(ys) >= 3, ys
+steps = {round(b - a, 12) for a, b in zip(ys, ys[1:])}
+assert len(steps) == 1, ("unequal steps", ys)
+st = steps.pop(); m = st / 10 ** math.floor(math.log10(st))
+assert any(abs(m - k) < 1e-9 for k in (1, 2, 5)), ("step not 1-2-5", st, ys)
+assert all(abs(y / st - round(y / st)) < 1e-9 for y in ys), ("label off the step", ys)
+PY
 
 # 8. Real traffic (the first 1,000 requests of Mooncake's conversation trace, stored with
 #    the tests): through the store lru and prefix give the simulator's figures, prefix is
