@@ -13,6 +13,7 @@
  * loads it when it matches the segment headers and deletes it before any new write, so a
  * crash always falls back to scanning the segments' record headers.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +34,7 @@
 
 #define CKPT_MAGIC 0x3154504b4347564bull /* "KVGCKPT1" */
 #define GROUP_MAX_BYTES (8u << 20)
-#define RETRIES_MAX 16
+#define SCAN_WINDOW_BYTES (1u << 20) /* recovery reads segments a megabyte at a time */
 
 uint64_t nvme_now_us(void)
 {
@@ -356,48 +357,28 @@ static int check_header(struct nvme_op *op)
 	    h.payload_len != op->len || (h.flags & REC_F_TOMBSTONE) ||
 	    memcmp(h.grid_id, op->nv->grid_id, 16))
 		return KVG_ECORRUPT;
-	if (h.parts > 1) {
-		uint64_t c = XXH3_64bits(op->hdr + 128, (size_t)h.parts * 8);
-		if (c != h.payload_csum)
-			return KVG_ECORRUPT;
-	}
+	if (rec_parts_check(op->hdr, &h))
+		return KVG_ECORRUPT;
 	if (op->layered && h.parts != op->parts)
 		return KVG_ECORRUPT; /* written under another layout: cannot verify by layer */
 	op->parts = h.parts;
 	return 0;
 }
 
-/* XXH3-64 of payload bytes [off, off+len), wherever they landed (buffer, then tail). */
-static uint64_t payload_csum(struct nvme_op *op, uint64_t off, uint64_t len)
-{
-	uint8_t *base = op->read_into;
-	uint64_t main_len = op->len - op->tail_bytes;
-	if (off + len <= main_len)
-		return XXH3_64bits(base + off, len);
-	XXH3_state_t st;
-	XXH3_INITSTATE(&st);
-	XXH3_64bits_reset(&st);
-	if (off < main_len)
-		XXH3_64bits_update(&st, base + off, main_len - off);
-	uint64_t toff = off > main_len ? off - main_len : 0;
-	XXH3_64bits_update(&st, op->tail + toff, off + len - main_len - toff);
-	return XXH3_64bits_digest(&st);
-}
-
+/* Part p against the header's checksums, wherever its bytes landed (buffer, then tail).
+ * Only after check_header() passed: the header block's fields are then trusted. */
 static int verify_part(struct nvme_op *op, uint32_t p)
 {
-	uint64_t pb = op->len / op->parts;
-	uint64_t want;
-	memcpy(&want, op->hdr + 128 + 8 * p, 8);
-	return payload_csum(op, p * pb, pb) == want ? 0 : KVG_ECORRUPT;
+	uint64_t main_len = op->len - op->tail_bytes;
+	struct iovec payload[2] = {
+		{op->read_into, main_len},
+		{op->tail, op->tail_bytes},
+	};
+	return rec_part_verify(op->hdr, (const struct rec_hdr *)op->hdr, p, payload, 2);
 }
 
 static int verify_all(struct nvme_op *op)
 {
-	if (op->parts == 1) {
-		struct rec_hdr *h = (struct rec_hdr *)op->hdr;
-		return payload_csum(op, 0, op->len) == h->payload_csum ? 0 : KVG_ECORRUPT;
-	}
 	for (uint32_t p = 0; p < op->parts; p++)
 		if (verify_part(op, p))
 			return KVG_ECORRUPT;
@@ -575,36 +556,7 @@ static int build_write(struct nvme_op *op)
 		op->src[0].iov_len = op->len;
 		op->srccnt = 1;
 	}
-	/* checksums over the logical payload */
-	uint64_t pb = op->len / parts;
-	int si = 0;
-	uint64_t soff = 0;
-	for (uint32_t p = 0; p < parts; p++) {
-		XXH3_state_t st;
-		XXH3_INITSTATE(&st);
-		XXH3_64bits_reset(&st);
-		uint64_t need = pb;
-		while (need) {
-			uint64_t k = op->src[si].iov_len - soff;
-			if (k > need)
-				k = need;
-			XXH3_64bits_update(&st, (uint8_t *)op->src[si].iov_base + soff, k);
-			need -= k;
-			soff += k;
-			if (soff == op->src[si].iov_len) {
-				si++;
-				soff = 0;
-			}
-		}
-		uint64_t c = XXH3_64bits_digest(&st);
-		if (parts == 1)
-			h->payload_csum = c;
-		else
-			memcpy(op->hdr + 128 + 8 * p, &c, 8);
-	}
-	if (parts > 1)
-		h->payload_csum = XXH3_64bits(op->hdr + 128, (size_t)parts * 8);
-	rec_hdr_seal(h);
+	rec_hdr_seal_payload(op->hdr, op->src, op->srccnt); /* checksums of the logical payload */
 
 	op->nvec = 0;
 	vec_add(op, op->hdr, REC_HDR_BYTES);
@@ -757,86 +709,40 @@ static int seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
 }
 
 /*
- * A window of a segment read ahead while scanning: small records are parsed from memory a
- * megabyte at a time; large ones cost one 4 KiB read of their header each.
+ * Walks one segment's records (record.c's scanner, headers only), reporting the good ones;
+ * returns how many.  Appending resumes where the last good record ends.
  */
-struct scan_win {
-	uint8_t *buf;
-	uint64_t start, len, cap;
-};
-
-static const uint8_t *scan_at(struct nvme *nv, int fd, struct scan_win *w, uint64_t off,
-			      int ahead)
-{
-	if (off >= w->start && off + REC_HDR_BYTES <= w->start + w->len)
-		return w->buf + (off - w->start);
-	uint64_t want = ahead ? w->cap : REC_HDR_BYTES;
-	if (off + want > nv->seg_bytes)
-		want = nv->seg_bytes - off;
-	ssize_t n = pread(fd, w->buf, want, (off_t)off);
-	if (n < (ssize_t)REC_HDR_BYTES) {
-		w->len = 0;
-		return NULL;
-	}
-	w->start = off;
-	w->len = (uint64_t)n;
-	return w->buf;
-}
-
-static int scan_good(struct nvme *nv, struct segment *s, const uint8_t *raw, uint64_t off,
-		     struct rec_hdr *h)
-{
-	return rec_hdr_check(raw, REC_HDR_BYTES, h) == 0 && h->generation == s->gen &&
-	       !memcmp(h->grid_id, nv->grid_id, 16) && off + rec_span(h->payload_len) <= nv->seg_bytes;
-}
-
-/* Walks one segment's records, reporting the good ones; returns how many. */
 static uint64_t seg_scan(struct nvme *nv, uint32_t i,
 			 void (*cb)(void *, const struct nvme_recovered *), void *ctx,
 			 uint64_t *bad)
 {
 	struct segment *s = &nv->segs[i];
-	struct scan_win w = { .cap = 1 << 20 };
-	if (posix_memalign((void **)&w.buf, KVG_ALIGN, w.cap))
+	struct rec_scan sc;
+	uint8_t *buf;
+	if (posix_memalign((void **)&buf, KVG_ALIGN, SCAN_WINDOW_BYTES))
 		return 0;
-	uint64_t off = SEG_HDR_BYTES, found = 0, end = SEG_HDR_BYTES, last_span = 0;
-	while (off + REC_HDR_BYTES <= nv->seg_bytes) {
-		struct rec_hdr h;
-		const uint8_t *raw = scan_at(nv, s->fd, &w, off, last_span < (256u << 10));
-		if (!raw)
-			break;
-		if (scan_good(nv, s, raw, off, &h)) {
-			struct nvme_recovered r = { .hdr = h };
-			r.loc.seg = i;
-			r.loc.off4k = (uint32_t)(off / KVG_ALIGN);
-			r.loc.gen = (uint32_t)s->gen;
-			cb(ctx, &r);
-			if (h.seq >= nv->seq)
-				nv->seq = h.seq + 1;
-			found++;
-			last_span = rec_span(h.payload_len);
-			off += last_span;
-			end = off;
+	rec_scan_init(&sc, REC_SCAN_INDEX, rec_read_fd, &s->fd, nv->seg_bytes, s->gen,
+		      nv->grid_id, buf, SCAN_WINDOW_BYTES);
+	uint64_t found = 0, end = SEG_HDR_BYTES;
+	int item;
+	/* a read error ends the log like the end of the file: what follows is not indexed */
+	while ((item = rec_scan_next(&sc)) > 0) {
+		if (item == REC_ITEM_GAP) { /* damage with good records after it */
+			(*bad)++;
 			continue;
 		}
-		/* not a record of this generation: the end of the log, or damage.  Look on,
-		 * a 4 KiB step at a time, for a good header before deciding it is the end. */
-		uint64_t next = 0;
-		for (uint64_t o = off + KVG_ALIGN; o + REC_HDR_BYTES <= nv->seg_bytes && !next;
-		     o += KVG_ALIGN) {
-			raw = scan_at(nv, s->fd, &w, o, 1);
-			if (!raw)
-				break;
-			if (scan_good(nv, s, raw, o, &h))
-				next = o;
-		}
-		if (!next)
-			break;
-		(*bad)++;
-		off = next;
-		last_span = 0;
+		assert(item == REC_ITEM_RECORD); /* INDEX mode reports no damaged records */
+		struct nvme_recovered r = {.hdr = sc.hdr};
+		r.loc.seg = i;
+		r.loc.off4k = (uint32_t)(sc.off / KVG_ALIGN);
+		r.loc.gen = (uint32_t)s->gen;
+		cb(ctx, &r);
+		if (sc.hdr.seq >= nv->seq)
+			nv->seq = sc.hdr.seq + 1;
+		found++;
+		end = sc.off + sc.bytes;
 	}
-	free(w.buf);
+	free(buf);
 	s->write_off = end;
 	return found;
 }
