@@ -1,5 +1,6 @@
 /*
- * record.h - the on-disk format of the NVMe tier: segment files and block records.
+ * record.h - the on-disk format of the NVMe tier: segment files and block records, and the
+ * rules every reader of them follows (header checks, part checksums, the record scanner).
  *
  * The tier's directory holds fixed-size segment files "seg-NNNNNNNN.kvg" and, after a clean
  * close, "index.ckpt" (a checkpoint of the index; its layout is in tier_nvme_ckpt.c).  A segment
