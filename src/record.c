@@ -215,8 +215,7 @@ static int scan_at(struct rec_scan *s, uint64_t off, const uint8_t **raw)
 
 /* The slot at pos joins the gap: a header of an earlier generation is free space, a magic
  * that does not decode may be the remains of a record. */
-static void gap_extend(struct rec_scan *s, const uint8_t *raw, int decodes,
-		       const struct rec_hdr *h)
+static void gap_extend(struct rec_scan *s, const uint8_t *raw, int decodes, const struct rec_hdr *h)
 {
 	uint32_t magic;
 	memcpy(&magic, raw, sizeof(magic));

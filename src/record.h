@@ -52,13 +52,13 @@
 
 #include "kvgrid.h"
 
-#define KVG_ALIGN 4096u
-#define SEG_MAGIC 0x313047455347564bull /* "KVGSEG01" read as a little-endian u64 */
-#define SEG_HDR_BYTES 4096u
-#define REC_MAGIC 0x5247564bu /* "KVGR" */
-#define REC_HDR_BYTES 4096u
+#define KVG_ALIGN	4096u
+#define SEG_MAGIC	0x313047455347564bull /* "KVGSEG01" read as a little-endian u64 */
+#define SEG_HDR_BYTES	4096u
+#define REC_MAGIC	0x5247564bu /* "KVGR" */
+#define REC_HDR_BYTES	4096u
 #define REC_F_TOMBSTONE 0x1
-#define REC_PARTS_MAX ((REC_HDR_BYTES - 128) / 8) /* 496 */
+#define REC_PARTS_MAX	((REC_HDR_BYTES - 128) / 8) /* 496 */
 
 struct seg_hdr {
 	uint64_t magic;
@@ -71,9 +71,10 @@ struct seg_hdr {
 	uint64_t hdr_csum;
 };
 _Static_assert(sizeof(struct seg_hdr) == 128, "segment header is 128 bytes on disk");
-_Static_assert(offsetof(struct seg_hdr, generation) == 16 && offsetof(struct seg_hdr, grid_id) == 24 &&
-		       offsetof(struct seg_hdr, seg_bytes) == 40 &&
-		       offsetof(struct seg_hdr, hdr_csum) == 120,
+_Static_assert(offsetof(struct seg_hdr, generation) == 16 &&
+		   offsetof(struct seg_hdr, grid_id) == 24 &&
+		   offsetof(struct seg_hdr, seg_bytes) == 40 &&
+		   offsetof(struct seg_hdr, hdr_csum) == 120,
 	       "segment header fields sit where the diagram says");
 
 /* the fixed part of the record header block; the part checksums follow it at byte 128 */
@@ -94,9 +95,10 @@ struct rec_hdr {
 };
 _Static_assert(sizeof(struct rec_hdr) == 128, "record header is 128 bytes on disk");
 _Static_assert(offsetof(struct rec_hdr, seq) == 16 && offsetof(struct rec_hdr, key) == 24 &&
-		       offsetof(struct rec_hdr, payload_len) == 56 &&
-		       offsetof(struct rec_hdr, grid_id) == 72 && offsetof(struct rec_hdr, parts) == 92 &&
-		       offsetof(struct rec_hdr, hdr_csum) == 120,
+		   offsetof(struct rec_hdr, payload_len) == 56 &&
+		   offsetof(struct rec_hdr, grid_id) == 72 &&
+		   offsetof(struct rec_hdr, parts) == 92 &&
+		   offsetof(struct rec_hdr, hdr_csum) == 120,
 	       "record header fields sit where the diagram says");
 #define REC_PART_CSUM_OFF 128u /* the part checksums, in the header block */
 _Static_assert(REC_PART_CSUM_OFF + 8 * REC_PARTS_MAX <= REC_HDR_BYTES,
@@ -191,7 +193,7 @@ enum rec_item {
 	REC_ITEM_END = 0, /* no more records: off is where the log ends, why says if damaged */
 	REC_ITEM_RECORD,  /* a good record: hdr, blk, off, bytes (its span) */
 	REC_ITEM_DAMAGED, /* VERIFY: a record that fails a check: hdr, blk, off, bytes, why */
-	REC_ITEM_GAP,     /* slots without a good header, followed by a record: off, bytes, why */
+	REC_ITEM_GAP,	  /* slots without a good header, followed by a record: off, bytes, why */
 };
 
 struct rec_scan {
@@ -206,11 +208,11 @@ struct rec_scan {
 	size_t buf_len;
 
 	/* the item rec_scan_next returned last */
-	uint64_t off;	     /* where it starts */
-	uint64_t bytes;	     /* how long it is (END: from off to end) */
-	struct rec_hdr hdr;  /* RECORD, DAMAGED */
-	const uint8_t *blk;  /* RECORD, DAMAGED: its 4096-byte header block, until the next call */
-	const char *why;     /* DAMAGED, GAP, END: a static string; END: NULL if the log ends clean */
+	uint64_t off;	    /* where it starts */
+	uint64_t bytes;	    /* how long it is (END: from off to end) */
+	struct rec_hdr hdr; /* RECORD, DAMAGED */
+	const uint8_t *blk; /* RECORD, DAMAGED: its 4096-byte header block, until the next call */
+	const char *why; /* DAMAGED, GAP, END: a static string; END: NULL if the log ends clean */
 
 	/* totals over the scan */
 	uint64_t bytes_read; /* bytes of the image read (headers, and payloads in VERIFY) */

@@ -407,8 +407,8 @@ static int verify_part(struct nvme_op *op, uint32_t p)
 {
 	uint64_t main_len = op->len - op->tail_bytes;
 	struct iovec payload[2] = {
-		{op->read_into, main_len},
-		{op->tail, op->tail_bytes},
+	    {op->read_into, main_len},
+	    {op->tail, op->tail_bytes},
 	};
 	return rec_part_verify(op->hdr, (const struct rec_hdr *)op->hdr, p, payload, 2);
 }

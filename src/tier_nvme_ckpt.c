@@ -52,7 +52,7 @@
 
 #include "tier_nvme_int.h"
 
-#define CKPT_MAGIC 0x3154504b4347564bull /* "KVGCKPT1" */
+#define CKPT_MAGIC	 0x3154504b4347564bull /* "KVGCKPT1" */
 #define CKPT_ENTRIES_MAX (1ull << 32)
 
 struct ckpt_head {
@@ -65,10 +65,11 @@ struct ckpt_head {
 	uint64_t seg_bytes;
 };
 _Static_assert(sizeof(struct ckpt_head) == 56, "checkpoint header is 56 bytes on disk");
-_Static_assert(offsetof(struct ckpt_head, nsegs) == 12 && offsetof(struct ckpt_head, grid_id) == 16 &&
-		       offsetof(struct ckpt_head, entries) == 32 &&
-		       offsetof(struct ckpt_head, seq) == 40 &&
-		       offsetof(struct ckpt_head, seg_bytes) == 48,
+_Static_assert(offsetof(struct ckpt_head, nsegs) == 12 &&
+		   offsetof(struct ckpt_head, grid_id) == 16 &&
+		   offsetof(struct ckpt_head, entries) == 32 &&
+		   offsetof(struct ckpt_head, seq) == 40 &&
+		   offsetof(struct ckpt_head, seg_bytes) == 48,
 	       "checkpoint header fields sit where the diagram says");
 
 struct ckpt_seg {
@@ -84,10 +85,10 @@ _Static_assert(SEG_FREE == 0, "a free segment is state 0 on disk");
 
 _Static_assert(sizeof(struct nvme_ckpt_ent) == 52, "checkpoint entry is 52 bytes on disk");
 _Static_assert(offsetof(struct nvme_ckpt_ent, loc) == 32 &&
-		       offsetof(struct nvme_ckpt_ent, loc.off4k) == 36 &&
-		       offsetof(struct nvme_ckpt_ent, loc.gen) == 40 &&
-		       offsetof(struct nvme_ckpt_ent, len) == 44 &&
-		       offsetof(struct nvme_ckpt_ent, depth) == 48,
+		   offsetof(struct nvme_ckpt_ent, loc.off4k) == 36 &&
+		   offsetof(struct nvme_ckpt_ent, loc.gen) == 40 &&
+		   offsetof(struct nvme_ckpt_ent, len) == 44 &&
+		   offsetof(struct nvme_ckpt_ent, depth) == 48,
 	       "checkpoint entry fields sit where the diagram says");
 
 static int ckpt_path(const struct nvme *nv, char *buf, size_t len)
@@ -179,8 +180,8 @@ static void ckpt_apply(struct nvme *nv, const struct ckpt *ck,
 	nv->seq = ck->h.seq;
 }
 
-int nvme_ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
-		   void *ctx, uint64_t *count)
+int nvme_ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *), void *ctx,
+		   uint64_t *count)
 {
 	char path[4200];
 	ckpt_path(nv, path, sizeof(path));
@@ -212,8 +213,11 @@ int nvme_ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent *)
 	char *fbuf = malloc(1 << 20); /* per call: two grids may close at once */
 	if (fbuf)
 		setvbuf(f, fbuf, _IOFBF, 1 << 20);
-	struct ckpt_head h = {.magic = CKPT_MAGIC, .format = KVG_FORMAT_VERSION,
-			      .nsegs = nv->nsegs, .seq = nv->seq, .seg_bytes = nv->seg_bytes};
+	struct ckpt_head h = {.magic = CKPT_MAGIC,
+			      .format = KVG_FORMAT_VERSION,
+			      .nsegs = nv->nsegs,
+			      .seq = nv->seq,
+			      .seg_bytes = nv->seg_bytes};
 	memcpy(h.grid_id, nv->grid_id, 16);
 	/* count first: the header carries the number of entries */
 	struct nvme_ckpt_ent e;
@@ -227,7 +231,8 @@ int nvme_ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent *)
 	int ok = fwrite(&h, sizeof(h), 1, f) == 1;
 	XXH3_64bits_update(&st, &h, sizeof(h));
 	for (uint32_t i = 0; i < nv->nsegs && ok; i++) {
-		struct ckpt_seg s = {.gen = nv->segs[i].gen, .write_off = nv->segs[i].write_off,
+		struct ckpt_seg s = {.gen = nv->segs[i].gen,
+				     .write_off = nv->segs[i].write_off,
 				     .state = nv->segs[i].state};
 		ok = fwrite(&s, sizeof(s), 1, f) == 1;
 		XXH3_64bits_update(&st, &s, sizeof(s));

@@ -27,8 +27,8 @@ void nvme_pool_fini(struct nvme *nv);
 /* Loads index.ckpt if it is whole and agrees with every segment header, reporting its
  * entries to cb and their number in *count: 0, -ENOENT (none), or KVG_ECORRUPT (unusable:
  * nothing of it was applied). */
-int nvme_ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
-		   void *ctx, uint64_t *count);
+int nvme_ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *), void *ctx,
+		   uint64_t *count);
 /* Writes index.ckpt of the entries next yields (0 = end; it is walked twice), durably and
  * atomically: 0 or -errno (then no checkpoint is left). */
 int nvme_ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent *), void *ctx);

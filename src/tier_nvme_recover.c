@@ -46,7 +46,8 @@ static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 			nv->dir);
 	}
 	if (getrandom(nv->grid_id, 16, 0) != 16)
-		return errf(err, err_len, -EIO, "%s: no random bytes for the grid id%s", nv->dir, "");
+		return errf(err, err_len, -EIO, "%s: no random bytes for the grid id%s", nv->dir,
+			    "");
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s/grid.id.tmp", nv->dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -78,8 +79,8 @@ static uint64_t seg_scan(struct nvme *nv, uint32_t i,
 	uint8_t *buf;
 	if (posix_memalign((void **)&buf, KVG_ALIGN, SCAN_WINDOW_BYTES))
 		return 0;
-	rec_scan_init(&sc, REC_SCAN_INDEX, rec_read_fd, &s->fd, nv->seg_bytes, s->gen,
-		      nv->grid_id, buf, SCAN_WINDOW_BYTES);
+	rec_scan_init(&sc, REC_SCAN_INDEX, rec_read_fd, &s->fd, nv->seg_bytes, s->gen, nv->grid_id,
+		      buf, SCAN_WINDOW_BYTES);
 	uint64_t found = 0, end = SEG_HDR_BYTES;
 	int item;
 	/* a read error ends the log like the end of the file: what follows is not indexed */
@@ -108,19 +109,27 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 {
 	const char *name = "psync";
 	switch (cfg->io_backend) {
-	case KVG_IO_URING: name = "uring"; break;
-	case KVG_IO_PSYNC: name = "psync"; break;
-	case KVG_IO_FAULT: name = "fault"; break;
-	default: name = io_uring_usable() ? "uring" : "psync"; break;
+	case KVG_IO_URING:
+		name = "uring";
+		break;
+	case KVG_IO_PSYNC:
+		name = "psync";
+		break;
+	case KVG_IO_FAULT:
+		name = "fault";
+		break;
+	default:
+		name = io_uring_usable() ? "uring" : "psync";
+		break;
 	}
 	nv->ops = io_find(name);
 	if (!nv->ops)
 		return errf(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in%s", name, "");
 	struct io_config ic = {
-		.queue_depth = cfg->queue_depth,
-		.threads = cfg->io_threads,
-		.fault_plan = cfg->fault_plan,
-		.fault_inner = io_uring_usable() ? "uring" : "psync",
+	    .queue_depth = cfg->queue_depth,
+	    .threads = cfg->io_threads,
+	    .fault_plan = cfg->fault_plan,
+	    .fault_inner = io_uring_usable() ? "uring" : "psync",
 	};
 	if (!strcmp(name, "psync") && !ic.threads)
 		ic.threads = cfg->queue_depth < 16 ? cfg->queue_depth : 16;
@@ -156,8 +165,8 @@ static int open_dir(struct nvme *nv, char *err, size_t err_len)
 	return 0;
 }
 
-static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
-		   void *ctx, uint64_t *blocks)
+static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *), void *ctx,
+		   uint64_t *blocks)
 {
 	uint64_t n = 0, bad = 0;
 	int rc = nvme_ckpt_load(nv, cb, ctx, &n);
@@ -174,7 +183,8 @@ static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recover
 			if (nvme_seg_read_header(nv, i, &gen)) {
 				s->state = SEG_FREE;
 				s->write_off = SEG_HDR_BYTES;
-				continue; /* new, foreign or damaged: reused with a new generation */
+				continue; /* new, foreign or damaged: reused with a new generation
+					   */
 			}
 			s->gen = gen;
 			uint64_t found = seg_scan(nv, i, cb, ctx, &bad);
@@ -182,8 +192,9 @@ static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recover
 			n += found;
 		}
 		if (bad)
-			log_msg(nv->log, LOG_WARN, "%s: %llu damaged records skipped while scanning",
-				nv->dir, (unsigned long long)bad);
+			log_msg(nv->log, LOG_WARN,
+				"%s: %llu damaged records skipped while scanning", nv->dir,
+				(unsigned long long)bad);
 	}
 	/* from here on a crash must rescan: the checkpoint no longer describes the disk */
 	nvme_ckpt_drop(nv);
@@ -212,8 +223,9 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	pthread_cond_init(&nv->pool_cond, NULL);
 	int rc;
 	if (nv->nsegs < 2) {
-		rc = errf(err, err_len, KVG_ECONFIG,
-			  "nvme_bytes must hold at least two segments of segment_bytes%s%s", "", "");
+		rc =
+		    errf(err, err_len, KVG_ECONFIG,
+			 "nvme_bytes must hold at least two segments of segment_bytes%s%s", "", "");
 		goto out_free;
 	}
 	if ((rc = open_dir(nv, err, err_len)))
@@ -266,8 +278,9 @@ void nvme_close(struct nvme *nv, int (*next)(void *ctx, struct nvme_ckpt_ent *e)
 	if (next && nv->io) {
 		int rc = nvme_ckpt_write(nv, next, ctx);
 		if (rc)
-			log_msg(nv->log, LOG_WARN, "%s: checkpoint not written (%s); next open scans",
-				nv->dir, strerror(-rc));
+			log_msg(nv->log, LOG_WARN,
+				"%s: checkpoint not written (%s); next open scans", nv->dir,
+				strerror(-rc));
 	}
 	for (uint32_t i = 0; nv->segs && i < nv->nsegs; i++)
 		if (nv->segs[i].fd >= 0)
