@@ -1,11 +1,12 @@
 """Description: tenants stay apart for keys of every length over RESP.  kvgridd (on an ephemeral
-127.0.0.1 port, --auth-file with tenants alice and bob) derives a key from a short inline buffer
-or, for a key longer than the buffer's room, from the key's own hash (server/kv.c, kv_key: room =
-SRV_TENANT_NAME_MAX + 2 + 1024 - len(tenant) - 2, so 1083 bytes for "alice").  For keys of 1000
-and 1024 bytes, one under the room, exactly the room, one and two over it, and 2, 4, 4 KiB + 1
-and 16 KiB: alice's keys are invisible to bob (EXISTS 0, GET nil, MGET nil, DEL 0), bob's SET of
-the same key name is his own and leaves alice's value alone, and alice reads hers back byte for
-byte.  lm:// has no authentication (doc/SERVER.md): on this server it sees none of it.
+127.0.0.1 port, --auth-file with tenants alice and carol: names of one length, so that their
+inline rooms agree) derives a key from a short inline buffer or, for a key longer than the
+buffer's room, from the key's own hash (server/kv.c, kv_key: room = SRV_TENANT_NAME_MAX + 2 +
+1024 - len(tenant) - 2, so 1083 bytes for both).  For keys of 1000 and 1024 bytes, one under the
+room, exactly the room, one and two over it, and 2, 4, 4 KiB + 1 and 16 KiB: alice's keys are
+invisible to carol (EXISTS 0, GET nil, MGET nil, DEL 0), carol's SET of the same key name is her
+own and leaves alice's value alone, and alice reads hers back byte for byte.  lm:// has no
+authentication (doc/SERVER.md): on this server it sees none of it.
 """
 import os
 import signal
@@ -72,14 +73,14 @@ def main():
     os.makedirs(TMP, exist_ok=True)
     auth = os.path.join(TMP, "auth")
     with open(auth, "w") as f:
-        f.write("# token tenant\ntok-alice alice\ntok-bob bob\n")
+        f.write("# token tenant\ntok-alice alice\ntok-carol carol\n")
     room = inline_room("alice")
     sizes = [1000, 1024, room - 1, room, room + 1, room + 2, 2048, 4096, 4097, 16384]
     proc, port = start(auth)
     try:
         alice = redis.Redis(host="127.0.0.1", port=port, username="alice", password="tok-alice",
                             socket_timeout=5)
-        bob = redis.Redis(host="127.0.0.1", port=port, username="bob", password="tok-bob",
+        carol = redis.Redis(host="127.0.0.1", port=port, username="carol", password="tok-carol",
                           socket_timeout=5)
         keys = [key_of(n, 0) for n in sizes]
         vals = {k: os.urandom(100 + len(k)) + b"alice:%d" % len(k) for k in keys}
@@ -89,32 +90,32 @@ def main():
         for k in keys:
             n = len(k)
             where = "inline" if n <= room else "long-key branch"
-            if bob.exists(k) != 0:
-                fail("bob sees alice's %d-byte key (%s, room %d): EXISTS 1; tenants must never "
+            if carol.exists(k) != 0:
+                fail("carol sees alice's %d-byte key (%s, room %d): EXISTS 1; tenants must never "
                      "see each other's keys" % (n, where, room))
-            got = bob.get(k)
+            got = carol.get(k)
             if got is not None:
-                fail("bob's GET of alice's %d-byte key (%s, room %d) returned %d bytes%s; a "
+                fail("carol's GET of alice's %d-byte key (%s, room %d) returned %d bytes%s; a "
                      "tenant must never read another's data" %
                      (n, where, room, len(got), " (alice's value)" if got == vals[k] else ""))
-        if bob.mget(keys) != [None] * len(keys):
-            fail("bob's MGET of alice's long keys returned values; tenants must stay apart")
-        if bob.delete(*keys) != 0:
-            fail("bob's DEL removed alice's keys; tenants must stay apart")
-        # bob writes the same key names: his own values, alice's unchanged
+        if carol.mget(keys) != [None] * len(keys):
+            fail("carol's MGET of alice's long keys returned values; tenants must stay apart")
+        if carol.delete(*keys) != 0:
+            fail("carol's DEL removed alice's keys; tenants must stay apart")
+        # carol writes the same key names: his own values, alice's unchanged
         for k in keys:
-            if bob.set(k, b"bob:%d" % len(k)) is not True:
-                fail("bob's SET of a %d-byte key was refused" % len(k))
+            if carol.set(k, b"carol:%d" % len(k)) is not True:
+                fail("carol's SET of a %d-byte key was refused" % len(k))
         for k in keys:
             n = len(k)
             got = alice.get(k)
             if got != vals[k]:
-                fail("alice's %d-byte key (%s) read back %s after bob's SET of the same name; "
+                fail("alice's %d-byte key (%s) read back %s after carol's SET of the same name; "
                      "another tenant overwrote it" %
                      (n, "inline" if n <= room else "long-key branch",
                       "nil" if got is None else "%d different bytes" % len(got)))
-            if bob.get(k) != b"bob:%d" % n:
-                fail("bob's own %d-byte key did not read back his value" % n)
+            if carol.get(k) != b"carol:%d" % n:
+                fail("carol's own %d-byte key did not read back his value" % n)
         # two long keys of one tenant that differ only in their last byte stay apart
         a, b = key_of(8192, 1), key_of(8192, 1)[:-1] + b"\xfe"
         alice.set(a, b"A")
