@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "kvgrid.h"
 
 enum field_type { F_U32, F_SIZE, F_BOOL, F_STR, F_ENUM };
@@ -107,13 +108,6 @@ void kvg_config_init(struct kvg_config *c)
 	c->log_level = 1;
 }
 
-static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b)
-{
-	if (err && len)
-		snprintf(err, len, fmt, a, b);
-	return KVG_ECONFIG;
-}
-
 static int parse_u64(const char *s, int sizes, uint64_t *out);
 
 int kvg_parse_size(const char *s, uint64_t *out)
@@ -159,7 +153,7 @@ static int set_field(struct kvg_config *c, const struct field *f, const char *v,
 	switch (f->type) {
 	case F_STR:
 		if (strlen(v) >= f->str_size)
-			return fail(err, len, "%s: value too long", f->name, NULL);
+			return err_set(err, len, KVG_ECONFIG, "%s: value too long", f->name);
 		strcpy(base, v);
 		return 0;
 	case F_BOOL:
@@ -169,7 +163,8 @@ static int set_field(struct kvg_config *c, const struct field *f, const char *v,
 			 !strcmp(v, "off"))
 			*(int *)base = 0;
 		else
-			return fail(err, len, "%s: expected a boolean, got '%s'", f->name, v);
+			return err_set(err, len, KVG_ECONFIG, "%s: expected a boolean, got '%s'",
+				       f->name, v);
 		return 0;
 	case F_ENUM:
 		for (uint32_t i = 0; f->names[i]; i++)
@@ -177,13 +172,14 @@ static int set_field(struct kvg_config *c, const struct field *f, const char *v,
 				*(uint32_t *)base = i;
 				return 0;
 			}
-		return fail(err, len, "%s: unknown value '%s'", f->name, v);
+		return err_set(err, len, KVG_ECONFIG, "%s: unknown value '%s'", f->name, v);
 	case F_U32:
 	case F_SIZE:
 		if (parse_u64(v, f->type == F_SIZE, &n))
-			return fail(err, len, "%s: expected a number, got '%s'", f->name, v);
+			return err_set(err, len, KVG_ECONFIG, "%s: expected a number, got '%s'",
+				       f->name, v);
 		if (n < f->min || n > f->max)
-			return fail(err, len, "%s: %s is out of range", f->name, v);
+			return err_set(err, len, KVG_ECONFIG, "%s: %s is out of range", f->name, v);
 		if (f->type == F_U32)
 			*(uint32_t *)base = (uint32_t)n;
 		else
@@ -197,11 +193,11 @@ int kvg_config_set(struct kvg_config *c, const char *name, const char *value, ch
 		   size_t err_len)
 {
 	if (!name || !value)
-		return fail(err, err_len, "missing name or value%s%s", "", "");
+		return err_set(err, err_len, KVG_ECONFIG, "missing name or value");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (!strcmp(fields[i].name, name))
 			return set_field(c, &fields[i], value, err, err_len);
-	return fail(err, err_len, "unknown setting '%s'%s", name, "");
+	return err_set(err, err_len, KVG_ECONFIG, "unknown setting '%s'", name);
 }
 
 static char *trim(char *s)

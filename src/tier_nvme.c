@@ -27,6 +27,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "err.h"
 #include "index.h"
 #include "path.h"
 #include "tier_nvme.h"
@@ -40,13 +41,6 @@ uint64_t nvme_now_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int errf(char *err, size_t len, int rc, const char *fmt, const char *a, const char *b)
-{
-	if (err && len)
-		snprintf(err, len, fmt, a, b);
-	return rc;
 }
 
 /* ---- segments ------------------------------------------------------------------------ */
@@ -719,7 +713,7 @@ static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 			nv->dir);
 	}
 	if (getrandom(nv->grid_id, 16, 0) != 16)
-		return errf(err, err_len, -EIO, "%s: no random bytes for the grid id%s", nv->dir, "");
+		return err_set(err, err_len, -EIO, "%s: no random bytes for the grid id", nv->dir);
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s/grid.id.tmp", nv->dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -727,13 +721,13 @@ static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 		int e = -errno;
 		if (fd >= 0)
 			close(fd);
-		return errf(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
-			    strerror(e ? -e : EIO));
+		return err_set(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
+			       strerror(e ? -e : EIO));
 	}
 	close(fd);
 	if (rename(tmp, path) < 0)
-		return errf(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
-			    strerror(errno));
+		return err_set(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
+			       strerror(errno));
 	fsync(nv->dir_fd);
 	return 0;
 }
@@ -933,7 +927,7 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 	}
 	nv->ops = io_find(name);
 	if (!nv->ops)
-		return errf(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in%s", name, "");
+		return err_set(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in", name);
 	struct io_config ic = {
 		.queue_depth = cfg->queue_depth,
 		.threads = cfg->io_threads,
@@ -944,7 +938,7 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 		ic.threads = cfg->queue_depth < 16 ? cfg->queue_depth : 16;
 	int rc = nv->ops->create(&ic, &nv->io);
 	if (rc)
-		return errf(err, len, rc, "io backend %s: %s", name, strerror(-rc));
+		return err_set(err, len, rc, "io backend %s: %s", name, strerror(-rc));
 	snprintf(nv->backend, sizeof(nv->backend), "%s", name);
 	if (cfg->io_backend == KVG_IO_AUTO && strcmp(name, "uring"))
 		log_msg(nv->log, LOG_WARN, "io_uring unavailable here; using %s", name);
@@ -955,22 +949,23 @@ static int open_dir(struct nvme *nv, char *err, size_t err_len)
 {
 	int rc = mkdir_parents(nv->dir);
 	if (rc)
-		return errf(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
+		return err_set(err, err_len, rc, "dir %s: cannot create: %s", nv->dir,
+			       strerror(-rc));
 	nv->dir_fd = open(nv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (nv->dir_fd < 0)
-		return errf(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
+		return err_set(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
 	if (access(nv->dir, W_OK) < 0)
-		return errf(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
-			    strerror(errno));
+		return err_set(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
+			       strerror(errno));
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/LOCK", nv->dir);
 	nv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (nv->lock_fd < 0)
-		return errf(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
-			    strerror(errno));
+		return err_set(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
+			       strerror(errno));
 	if (flock(nv->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return errf(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)%s",
-			    nv->dir, "");
+		return err_set(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)",
+			       nv->dir);
 	return 0;
 }
 
@@ -1033,8 +1028,8 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	pthread_cond_init(&nv->pool_cond, NULL);
 	int rc;
 	if (nv->nsegs < 2) {
-		rc = errf(err, err_len, KVG_ECONFIG,
-			  "nvme_bytes must hold at least two segments of segment_bytes%s%s", "", "");
+		rc = err_set(err, err_len, KVG_ECONFIG,
+			     "nvme_bytes must hold at least two segments of segment_bytes");
 		goto out_free;
 	}
 	if ((rc = open_dir(nv, err, err_len)))
@@ -1052,8 +1047,8 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	for (uint32_t i = 0; i < nv->nsegs; i++) {
 		int created = 0;
 		if ((rc = seg_open_file(nv, i, &created))) {
-			errf(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
-			     strerror(-rc));
+			err_set(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
+				strerror(-rc));
 			goto out_free;
 		}
 		nv->segs[i].head = SLOT_NONE;
