@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "err.h"
 #include "kvgrid.h"
 
@@ -200,56 +201,15 @@ int kvg_config_set(struct kvg_config *c, const char *name, const char *value, ch
 	return err_set(err, err_len, KVG_ECONFIG, "unknown setting '%s'", name);
 }
 
-static char *trim(char *s)
+static int config_conf_set(void *ctx, const char *name, const char *value, char *why,
+			   size_t why_len)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
+	return kvg_config_set(ctx, name, value, why, why_len);
 }
 
 int kvg_config_load(struct kvg_config *c, const char *path, char *err, size_t err_len)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
-		if (err)
-			snprintf(err, err_len, "%s: %s", path, strerror(e));
-		return -e;
-	}
-	char line[8192], why[512];
-	int lineno = 0, rc = 0;
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		size_t n = strlen(line);
-		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
-			snprintf(why, sizeof(why), "line too long");
-			rc = KVG_ECONFIG;
-			break;
-		}
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		char *s = trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			snprintf(why, sizeof(why), "expected 'name = value'");
-			rc = KVG_ECONFIG;
-			break;
-		}
-		*eq = 0;
-		rc = kvg_config_set(c, trim(s), trim(eq + 1), why, sizeof(why));
-		if (rc)
-			break;
-	}
-	fclose(f);
-	if (rc && err)
-		snprintf(err, err_len, "%s:%d: %s", path, lineno, why);
-	return rc;
+	return conf_load(path, config_conf_set, c, err, err_len);
 }
 
 static uint32_t dtype_bytes(uint32_t dtype)
