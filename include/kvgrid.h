@@ -69,8 +69,24 @@ enum kvg_tier { KVG_TIER_DRAM = 0, KVG_TIER_NVME = 1, KVG_TIER_COUNT = 2, KVG_TI
  * Everything a grid is opened with.  Fill it with kvg_config_init() (defaults that work:
  * DRAM only, 1 GiB), then set fields directly, with kvg_config_set("name", "value") or from
  * a file with kvg_config_load().  Strings are copied into the struct.
+ *
+ * Growing without breaking programs: the struct starts with its size in bytes, which
+ * kvg_config_init() sets to sizeof(struct kvg_config) as the program was compiled, so the
+ * library always knows which fields the program has.  Fields are only ever appended; none
+ * moves, shrinks or changes meaning within an ABI version (KVG_VERSION_MAJOR).  So:
+ *   - a program built against an older, smaller struct opens a grid with a newer library:
+ *     the fields it does not have take their defaults;
+ *   - a program built against a newer, larger struct runs on an older library as long as
+ *     the fields that library does not know are left zero (as kvg_config_init leaves them
+ *     there); a non-zero one is refused by kvg_open() with KVG_ECONFIG, never ignored.
+ * This is the size-field pattern of Linux's clone3()/openat2() structs, chosen over an
+ * opaque handle with getters and setters because programs (and kvgrid's own tools) set
+ * these fields directly, and over reserved words because a size tells "field unknown to the
+ * program: use the default" apart from "field set to zero", which reserved room cannot.
  */
 struct kvg_config {
+	uint32_t size; /* bytes of this struct as the program knows it: set by kvg_config_init */
+
 	/* namespace: what makes KV reusable (see doc/KEYS.md) */
 	char model_id[KVG_NAME_MAX]; /* e.g. "meta-llama/Llama-3.1-8B" */
 	char tenant[KVG_NAME_MAX];   /* tenant salt; "" is the default tenant */
@@ -121,13 +137,26 @@ struct kvg_config {
 	int log_level;       /* 0 errors, 1 warnings (default), 2 info, 3 debug */
 };
 
+/*
+ * Fills the first size bytes of cfg with the defaults (zero past the fields this library
+ * knows) and sets cfg->size = size.  size is what the program was compiled with; programs
+ * call the kvg_config_init() below, which passes it, and bindings from other languages pass
+ * their own.  Returns 0, or KVG_ECONFIG (cfg untouched) if cfg is NULL or size is smaller
+ * than the size field itself.
+ */
+int kvg_config_init_size(struct kvg_config *cfg, size_t size);
+
 /* Fills cfg with the defaults.  Never fails. */
-void kvg_config_init(struct kvg_config *cfg);
+static inline void kvg_config_init(struct kvg_config *cfg)
+{
+	(void)kvg_config_init_size(cfg, sizeof(*cfg));
+}
 
 /*
  * Sets one field by name, as a config file or command line would ("dram_bytes", "4G").
- * Sizes accept K, M, G, T suffixes (powers of 1024).  Returns 0, or KVG_ECONFIG with a
- * one-line reason written to err (which may be NULL).
+ * Sizes accept K, M, G, T suffixes (powers of 1024).  Only fields within cfg->size are
+ * known (cfg comes from kvg_config_init).  Returns 0, or KVG_ECONFIG with a one-line reason
+ * written to err (which may be NULL).
  */
 int kvg_config_set(struct kvg_config *cfg, const char *name, const char *value, char *err,
 		   size_t err_len);
@@ -151,15 +180,22 @@ typedef struct kvg_grid kvg_grid;
 
 /*
  * Opens a grid: allocates and touches the DRAM arena, opens or creates the NVMe directory
- * and recovers its index.  *out is owned by the caller until kvg_close().  Returns 0,
- * KVG_ECONFIG (with a reason in err), or -errno.
+ * and recovers its index.  cfg (initialised by kvg_config_init) is copied: cfg->size bytes
+ * of it are read, fields beyond them take their defaults.  *out is owned by the caller
+ * until kvg_close().  Returns 0, KVG_ECONFIG (with a reason in err: a bad value, cfg->size
+ * unset, or a field this library does not know set to non-zero), or -errno.
  */
 int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err_len);
 
 /* Waits for requests in flight, makes the NVMe tier's index durable and frees everything. */
 void kvg_close(kvg_grid *g);
 
-/* The configuration the grid runs with (defaults resolved).  Valid until kvg_close(). */
+/*
+ * The configuration the grid runs with (defaults resolved).  Valid until kvg_close().  Its
+ * size is the one kvg_open() was given, capped at the library's own, so a copy of it opens
+ * another grid; a program built against a newer kvgrid.h than the library reads only the
+ * fields within size.
+ */
 const struct kvg_config *kvg_config_of(const kvg_grid *g);
 
 /* ---- keys ----------------------------------------------------------------------------- */
