@@ -113,6 +113,11 @@ test: $(DEPS_OK)
 demo: all
 	@sh scripts/demo.sh
 
+# Records the ABI of the plain build as the baseline tests/test_abi.sh compares against
+# (abi/, see scripts/abi.sh).  Run it for a deliberate change of the ABI, and commit abi/.
+abi-baseline: all
+	@sh scripts/abi.sh baseline
+
 bench: benches
 	@sh scripts/deps.sh bench
 	@sh bench/run.sh
@@ -141,5 +146,5 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all tests benches test demo bench crash-test fuzz install clean
+.PHONY: all tests benches test demo abi-baseline bench crash-test fuzz install clean
 .SECONDARY:
