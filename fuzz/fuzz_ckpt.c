@@ -117,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ck, pristine, len);
 	for (size_t k = 0; k + 3 <= size; k += 3) {
 		size_t off = (size_t)(data[k] | data[k + 1] << 8);
-		/* Known and reported (doc/notes/issue-3.md): the loader allocates the entry count
+		/* Known: the loader allocates the entry count
 		 * read from the header before checking it against the file's size, so a count
 		 * near 2^32 asks for ~200 GB.  Until it is bounded, patches leave the count's top
 		 * five bytes alone (counts below 2^24) so that the rest keeps being explored. */
