@@ -135,7 +135,8 @@ demo: all
 	@sh scripts/demo.sh
 
 # Records the ABI of the plain build as the baseline tests/test_abi.sh compares against
-# (abi/, see scripts/abi.sh).  Run it for a deliberate change of the ABI, and commit abi/.
+# (tests/abi/, see scripts/abi.sh).  Run it for a deliberate change of the ABI, and commit
+# tests/abi/ with that change.
 abi-baseline: all
 	@sh scripts/abi.sh baseline
 

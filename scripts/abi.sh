@@ -1,15 +1,17 @@
 #!/bin/sh
-# abi.sh - libkvgrid.so's ABI against the baseline committed in abi/, so that a break is a
-# deliberate, visible change and never an accident of a refactor.
-#   sh scripts/abi.sh check      compare build/libkvgrid.so.MAJOR with abi/ (tests/test_abi.sh)
-#   sh scripts/abi.sh baseline   rewrite abi/ from it (`make abi-baseline`), then commit abi/
-# The baseline:
-#   abi/libkvgrid.symbols  every exported symbol, "NAME@@VERSION TYPE", sorted: compared
-#                          exactly, with nm (binutils), always.
-#   abi/libkvgrid.abi      abidw's description of the library (functions, their parameter
-#                          and return types, the layout of every struct they reach),
-#                          without file paths or source lines; compared with abidiff when
-#                          abigail-tools is installed.
+# abi.sh - libkvgrid.so's ABI against the baseline committed in tests/abi/, so that a break
+# is a deliberate, visible change and never an accident of a refactor.
+#   sh scripts/abi.sh check      compare build/libkvgrid.so.MAJOR with tests/abi/
+#                                (tests/test_abi.sh)
+#   sh scripts/abi.sh baseline   rewrite tests/abi/ from it (`make abi-baseline`); then
+#                                commit tests/abi/
+# The baseline (in tests/, not in a top-level abi/, which git would confuse with the branch):
+#   tests/abi/libkvgrid.symbols  every exported symbol, "NAME@@VERSION TYPE", sorted:
+#                                compared exactly, with nm (binutils), always.
+#   tests/abi/libkvgrid.abi      abidw's description of the library (functions, their
+#                                parameter and return types, the layout of every public
+#                                struct they reach), without file paths or source lines;
+#                                compared with abidiff when abigail-tools is installed.
 # Only the plain build (build/, gcc -O2 -g) is compared: the sanitizer builds live in
 # build/asan and build/tsan and are never looked at.
 # check exits 0 when both match, 1 with an explanation when they do not, 77 when there is
@@ -19,8 +21,8 @@ set -u
 cd "$(dirname "$0")/.."
 major=$(sed -n 's/^#define KVG_VERSION_MAJOR \([0-9]*\).*/\1/p' include/kvgrid.h)
 lib=build/libkvgrid.so.$major
-syms=abi/libkvgrid.symbols
-xml=abi/libkvgrid.abi
+syms=tests/abi/libkvgrid.symbols
+xml=tests/abi/libkvgrid.abi
 
 symbols() { # the exported symbols of $1, one "NAME@@VERSION TYPE" per line
 	nm -D --defined-only --with-symbol-versions "$1" | awk '{ print $3, $2 }' | LC_ALL=C sort
@@ -37,7 +39,7 @@ have_abigail() { command -v abidw >/dev/null 2>&1 && command -v abidiff >/dev/nu
 
 baseline() {
 	[ -e "$lib" ] || { echo "abi: $lib not built (run make)" >&2; exit 1; }
-	mkdir -p abi
+	mkdir -p tests/abi
 	symbols "$lib" >"$syms"
 	echo "abi: wrote $syms ($(wc -l <"$syms") symbols)"
 	if have_abigail; then
@@ -45,18 +47,18 @@ baseline() {
 	else
 		echo "abi: abidw not installed (Debian: abigail-tools); $xml left as it was" >&2
 	fi
-	echo "abi: review 'git diff abi/' and commit it with the change that needs it"
+	echo "abi: review 'git diff tests/abi/' and commit it with the change that needs it"
 }
 
 explain() { # what to do about a difference
 	cat <<MSG
-abi: libkvgrid.so no longer matches the committed baseline (abi/).
+abi: libkvgrid.so no longer matches the committed baseline (tests/abi/).
 abi:  - removed or changed symbols or types break programs built against kvgrid.h: undo
 abi:    the change, or make it a new ABI on purpose (KVG_VERSION_MAJOR + 1, a new SONAME).
 abi:  - added functions are compatible: put them in a new version node of
 abi:    src/libkvgrid.map (KVGRID_1.1 ...), raise KVG_VERSION_MINOR;
 abi:  - fields appended to struct kvg_config are compatible by design (its size field).
-abi: Either way, record the new ABI with 'make abi-baseline' and commit abi/ with it.
+abi: Either way, record the new ABI with 'make abi-baseline' and commit tests/abi/ with it.
 MSG
 }
 
@@ -89,7 +91,8 @@ check() {
 			if [ $((rc & 8)) -ne 0 ]; then
 				echo "abi: abidiff: INCOMPATIBLE change of the ABI:"
 			else
-				echo "abi: abidiff: change of the ABI (review it; compatible only if additive):"
+				echo "abi: abidiff: change of the ABI" \
+					"(review it; compatible only if additive):"
 			fi
 			sed 's/^/abi:   /' "$tmp/abidiff.txt"
 		elif [ $((rc & 3)) -ne 0 ]; then
@@ -97,7 +100,10 @@ check() {
 			sed 's/^/abi:   /' "$tmp/abidiff.txt"
 		fi
 	fi
-	[ $bad -eq 0 ] && { echo "abi: $lib matches abi/ ($(wc -l <"$syms") symbols)"; exit 0; }
+	if [ $bad -eq 0 ]; then
+		echo "abi: $lib matches tests/abi/ ($(wc -l <"$syms") symbols)"
+		exit 0
+	fi
 	explain
 	exit 1
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Description: libkvgrid.so keeps its ABI.  The plain build's exported symbols and their
-# versions match abi/libkvgrid.symbols exactly, and abidiff (abigail-tools) finds no change
-# against abi/libkvgrid.abi (scripts/abi.sh says how the baseline is made and read); the
+# versions match tests/abi/libkvgrid.symbols exactly, and abidiff (abigail-tools) finds no change
+# against tests/abi/libkvgrid.abi (scripts/abi.sh says how the baseline is made and read); the
 # library's file names and SONAME follow KVG_VERSION_MAJOR; and a program built against
 # kvgrid.h alone, linked with -lkvgrid, loads libkvgrid.so.MAJOR, checks kvg_version() and
 # opens, stores into and loads from a grid, with a config made by kvg_config_init.
@@ -19,7 +19,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 	fail "build/libkvgrid.so.$major does not point to $lib"
 [ "$(readlink build/libkvgrid.so)" = "libkvgrid.so.$major" ] ||
 	fail "build/libkvgrid.so does not point to libkvgrid.so.$major"
-readelf -d "$lib" | grep -q "SONAME.*\[libkvgrid\.so\.$major\]" || fail "SONAME is not libkvgrid.so.$major"
+readelf -d "$lib" | grep -q "SONAME.*\[libkvgrid\.so\.$major\]" ||
+	fail "SONAME is not libkvgrid.so.$major"
 
 sh scripts/abi.sh check || exit 1
 
