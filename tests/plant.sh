@@ -26,8 +26,8 @@ cd "$(dirname "$0")/.."
 # bug NAME FILE SED-EXPRESSION TESTS PROMISE
 #   FILE   path in the tree; SED-EXPRESSION one s/// that must match exactly one line there
 #   TESTS  test_x (C, build/tests/test_x), test_x.sh or test_x.py, space separated
-# Several of these target src/grid.c-adjacent files being split (src/tier_nvme.c): when a
-# split moves a line, only FILE (and perhaps the expression) of its row changes.
+# When a change moves a targeted line, only FILE (and perhaps the expression) of its row
+# changes: the script refuses until it is retargeted.
 table() {
 	bug durable-ack-before-sync src/tier_nvme.c \
 	    's|r->rw_flags = op->write && op->nv->durable ? RWF_DSYNC : 0;|r->rw_flags = 0;|' \
@@ -53,10 +53,10 @@ table() {
 	    's|conn_emit(c, out, LMP_REPLY_BYTES + len);|conn_emit(c, out, LMP_REPLY_BYTES + len - 1);|' \
 	    "test_server_nvme_get.py" \
 	    "an lm:// GET of a loaded block sends exactly the bytes its reply announces"
-	bug recovery-drops-last-record src/tier_nvme.c \
-	    's|^\t\t\tcb(ctx, &r);$|\t\t\t{ uint64_t nx = off + rec_span(h.payload_len); struct rec_hdr h2; const uint8_t *r2 = nx + REC_HDR_BYTES <= nv->seg_bytes ? scan_at(nv, s->fd, \&w, nx, 1) : NULL; if (r2 \&\& scan_good(nv, s, r2, nx, \&h2)) cb(ctx, \&r); }|' \
+	bug recovery-drops-last-record src/tier_nvme_recover.c \
+	    's|^\t\tend = sc.off + sc.bytes;$|\t\tend = sc.off;|' \
 	    "test_tier_nvme test_crash.sh" \
-	    "recovery after a crash finds every record a segment holds, its last one too"
+	    "recovery after a crash keeps every record a segment holds, its last one too"
 	bug keys-not-chained src/key.c \
 	    's|put(&b, (parent ? parent : &zero)->bytes, KVG_KEY_BYTES);|put(\&b, zero.bytes, KVG_KEY_BYTES);|' \
 	    "test_key test_key_vectors.py" \
