@@ -905,6 +905,10 @@ static int client_parse_servers(struct client *c, const char *list, char *err, s
 
 int client_open(const struct kvg_config *cfg, struct client **out, char *err, size_t err_len)
 {
+	/* err may be NULL (err_len 0): every write to it and every read of it is guarded */
+	int has_err = err && err_len;
+	if (has_err)
+		err[0] = 0;
 	struct client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -948,7 +952,7 @@ int client_open(const struct kvg_config *cfg, struct client **out, char *err, si
 	if (!rc && !reached)
 		rc = last;
 	if (rc) {
-		if (!err[0] || rc != KVG_ECONFIG)
+		if (has_err && (!err[0] || rc != KVG_ECONFIG))
 			snprintf(err, err_len, "servers %s: %s", cfg->servers, kvg_strerror(rc));
 		client_close(c);
 		return rc;

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -375,6 +378,38 @@ static void test_grid_remote(void)
 	server_stop(&s, SIGTERM);
 }
 
+/* A port nothing listens on: bound, then closed again. */
+static int dead_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* kvg_open with servers none of which answers fails with an error, also when the caller
+ * passes no error buffer (err NULL, err_len 0, as the header allows). */
+static void test_open_unreachable_no_err(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	cfg.timeout_ms = 500;
+	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d", dead_port());
+	kvg_grid *g = NULL;
+	int rc = kvg_open(&cfg, &g, NULL, 0);
+	CHECK(rc < 0 && g == NULL);
+	char err[128];
+	memset(err, 'x', sizeof(err)); /* a caller's buffer need not start empty */
+	rc = kvg_open(&cfg, &g, err, sizeof(err));
+	CHECK(rc < 0 && g == NULL && strstr(err, "servers 127.0.0.1:") == err);
+}
+
 /* With an NVMe directory, what was stored survives SIGTERM and a restart. */
 static void test_restart(void)
 {
@@ -445,6 +480,7 @@ int main(void)
 	test_auth_and_tenants();
 	test_sharding();
 	test_grid_remote();
+	test_open_unreachable_no_err();
 	test_restart();
 	for (int i = 0; i < NBLK; i++)
 		free(vals[i]);
