@@ -1574,16 +1574,6 @@ void kvg_raw_key(const kvg_grid *g, const void *raw, size_t len, kvg_key *key)
 	key_raw(g->cfg.hash, &g->ns, raw, len, key);
 }
 
-void kvg_key_hex(const kvg_key *key, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < KVG_KEY_BYTES; i++) {
-		hex[2 * i] = digits[key->bytes[i] >> 4];
-		hex[2 * i + 1] = digits[key->bytes[i] & 15];
-	}
-	hex[2 * KVG_KEY_BYTES] = 0;
-}
-
 /* Consecutive present keys from keys[0], the lock held. */
 static size_t present_run(kvg_grid *g, const kvg_key *keys, size_t n, uint8_t *tiers)
 {
