@@ -129,26 +129,25 @@ static uint32_t pol_victim(kvg_grid *g, int t, int (*ok)(void *, uint32_t))
 static void seg_link(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
-	struct segment *s = &g->nv->segs[e->seg];
+	uint32_t head = nvme_seg_head(g->nv, e->seg);
 	e->sprev = SLOT_NONE;
-	e->snext = s->head;
-	if (s->head != SLOT_NONE)
-		g->ix.e[s->head].sprev = slot;
-	s->head = slot;
-	s->live++;
+	e->snext = head;
+	if (head != SLOT_NONE)
+		g->ix.e[head].sprev = slot;
+	nvme_seg_set_head(g->nv, e->seg, slot);
+	nvme_seg_live(g->nv, e->seg, +1);
 }
 
 static void seg_unlink(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
-	struct segment *s = &g->nv->segs[e->seg];
 	if (e->sprev != SLOT_NONE)
 		g->ix.e[e->sprev].snext = e->snext;
 	else
-		s->head = e->snext;
+		nvme_seg_set_head(g->nv, e->seg, e->snext);
 	if (e->snext != SLOT_NONE)
 		g->ix.e[e->snext].sprev = e->sprev;
-	s->live--;
+	nvme_seg_live(g->nv, e->seg, -1);
 	e->snext = e->sprev = SLOT_NONE;
 }
 
@@ -156,9 +155,7 @@ static void seg_unlink(kvg_grid *g, uint32_t slot)
  * (entries can leave one by one when the index, not the disk, is full). */
 static void seg_maybe_free(kvg_grid *g, uint32_t seg)
 {
-	struct segment *s = &g->nv->segs[seg];
-	if (s->live == 0 && s->inflight == 0 && s->state == SEG_SEALED)
-		nvme_seg_free(g->nv, seg);
+	nvme_seg_release(g->nv, seg);
 }
 
 /* ---- dropping copies (locked) -------------------------------------------------------- */
@@ -202,7 +199,7 @@ static int seg_evictable(kvg_grid *g, uint32_t seg)
 {
 	if (!nvme_seg_evictable(g->nv, seg))
 		return 0;
-	for (uint32_t s = g->nv->segs[seg].head; s != SLOT_NONE; s = g->ix.e[s].snext)
+	for (uint32_t s = nvme_seg_head(g->nv, seg); s != SLOT_NONE; s = g->ix.e[s].snext)
 		if (g->ix.e[s].pins || g->ix.e[s].refs)
 			return 0;
 	return 1;
@@ -222,8 +219,7 @@ static int nvme_evict_one(kvg_grid *g)
 	if (v == POLICY_NONE)
 		return KVG_EFULL;
 	uint32_t seg = g->ix.e[v].seg;
-	while (g->nv->segs[seg].head != SLOT_NONE) {
-		uint32_t s = g->nv->segs[seg].head;
+	for (uint32_t s; (s = nvme_seg_head(g->nv, seg)) != SLOT_NONE;) {
 		drop_nvme(g, s);
 		g->st.tier[KVG_TIER_NVME].evictions++;
 		maybe_free_slot(g, s);
@@ -308,7 +304,7 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		rcs[i] = nvme_place(g, e->len, &locs[i]);
 		placed[i] = rcs[i] == 0;
 		if (placed[i])
-			g->nv->segs[locs[i].seg].inflight++;
+			nvme_seg_io(g->nv, locs[i].seg, +1);
 	}
 	pthread_mutex_unlock(&g->lock);
 	for (int i = 0; i < n; i++) {
@@ -338,7 +334,7 @@ static void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		e->refs--;
 		e->state &= ~E_DEMOTING;
 		if (placed[i])
-			g->nv->segs[locs[i].seg].inflight--;
+			nvme_seg_io(g->nv, locs[i].seg, -1);
 		int renew = placed[i] && rcs[i] == 0 && (e->state & E_NVME) && e->nvme_stale;
 		if (renew) /* the new record replaces the old one, which stays on disk unindexed
 			    * (same key, same bytes) until its segment is reused */
@@ -667,7 +663,7 @@ static void store_nvme_done(struct nvme_op *op, int status)
 	size_t i = op->arg_idx;
 	pthread_mutex_lock(&g->lock);
 	struct entry *e = &g->ix.e[slot];
-	g->nv->segs[op->loc.seg].inflight--;
+	nvme_seg_io(g->nv, op->loc.seg, -1);
 	e->refs--;
 	if (status == 0) {
 		e->seg = op->loc.seg;
@@ -704,7 +700,7 @@ static void store_to_nvme(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 		block_done(r, i, rc == -ENOSPC ? KVG_EFULL : rc);
 		return;
 	}
-	g->nv->segs[loc.seg].inflight++;
+	nvme_seg_io(g->nv, loc.seg, +1);
 	struct entry *e = &g->ix.e[slot];
 	e->state |= E_FILLING;
 	e->refs++;
@@ -925,7 +921,7 @@ static void load_nvme_done(struct nvme_op *op, int status)
 	int layered = op->layered;
 	pthread_mutex_lock(&g->lock);
 	struct entry *e = &g->ix.e[slot];
-	g->nv->segs[op->loc.seg].inflight--;
+	nvme_seg_io(g->nv, op->loc.seg, -1);
 	seg_maybe_free(g, op->loc.seg);
 	int do_promote = status == 0 && has_dram(g) &&
 			 ((g->cfg.promote_on_hit && !(r->opts.flags & KVG_LOAD_NOPROMOTE)) ||
@@ -1036,7 +1032,7 @@ static void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	if (has_dram(g))
 		g->st.tier[KVG_TIER_DRAM].misses++;
 	pol_hit(g, KVG_TIER_NVME, slot, &b);
-	g->nv->segs[e->seg].inflight++;
+	nvme_seg_io(g->nv, e->seg, +1);
 	struct nvme_loc loc = { e->seg, e->off4k, e->gen };
 	uint32_t len = e->len, L = r->layers;
 	pthread_mutex_unlock(&g->lock);
@@ -1682,7 +1678,7 @@ static void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
 	for (int i = 0; i < n; i++) {
 		placed[i] = nvme_place(g, 0, &locs[i]) == 0;
 		if (placed[i])
-			g->nv->segs[locs[i].seg].inflight++;
+			nvme_seg_io(g->nv, locs[i].seg, +1);
 	}
 	pthread_mutex_unlock(&g->lock);
 	for (int i = 0; i < n; i++) {
@@ -1702,7 +1698,7 @@ static void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
 	pthread_mutex_lock(&g->lock);
 	for (int i = 0; i < n; i++)
 		if (placed[i]) {
-			g->nv->segs[locs[i].seg].inflight--;
+			nvme_seg_io(g->nv, locs[i].seg, -1);
 			seg_maybe_free(g, locs[i].seg);
 		}
 	pthread_mutex_unlock(&g->lock);
@@ -1799,13 +1795,7 @@ void kvg_stats_get(kvg_grid *g, struct kvg_stats *st)
 	d->capacity_bytes = g->arena.bytes;
 	snprintf(d->backend, sizeof(d->backend), "%s", has_dram(g) ? "arena" : "none");
 	if (g->nv) {
-		n->capacity_bytes = (uint64_t)g->nv->nsegs * g->nv->seg_bytes;
-		n->checksum_failures = __atomic_load_n(&g->nv->checksum_failures, __ATOMIC_RELAXED);
-		n->io_errors = __atomic_load_n(&g->nv->io_errors, __ATOMIC_RELAXED);
-		n->bytes_written = __atomic_load_n(&g->nv->bytes_written, __ATOMIC_RELAXED);
-		n->degraded = nvme_degraded(g->nv);
-		snprintf(n->backend, sizeof(n->backend), "%.6s%s", g->nv->backend,
-			 g->nv->direct ? "" : "-buf");
+		nvme_stats(g->nv, n);
 	} else {
 		snprintf(n->backend, sizeof(n->backend), "none");
 	}
@@ -1977,7 +1967,7 @@ static int open_local(kvg_grid *g, char *err, size_t err_len)
 		g->st.recovered_blocks = g->st.tier[KVG_TIER_NVME].blocks;
 		log_msg(&g->log, LOG_INFO, "%s: recovered %llu blocks in %.3f s (%s)", c->dir,
 			(unsigned long long)g->st.recovered_blocks, g->st.recovery_us / 1e6,
-			g->nv->backend);
+			nvme_backend(g->nv));
 	}
 	g->st.index_capacity = g->ix.cap;
 	g->st.index_bytes = index_bytes(&g->ix) + 2ull * g->pol_ops->bytes_per_slot * g->ix.cap;
