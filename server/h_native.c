@@ -254,6 +254,20 @@ static void hnat_lookup_tokens(struct conn *c, const struct nat_hdr *h, uint8_t 
 	hnat_reply(c, h, rc, rc ? 0 : 8);
 }
 
+/* LOOKUP: consecutive hits; with NAT_LOOKUP_F_TIERS, each hit's tier too, written straight
+ * into the reply (a request is only served with room for its largest reply). */
+static void hnat_lookup(struct conn *c, const struct nat_hdr *h, int n, uint32_t flags)
+{
+	uint8_t *o = hnat_body(c);
+	int tiers = (flags & NAT_LOOKUP_F_TIERS) != 0;
+	size_t hits = 0;
+	int r =
+	    kvg_lookup_keys(c->w->srv->grid, c->w->keys, (size_t)n, &hits, tiers ? o + 8 : NULL);
+	nat_put_u32(o, (uint32_t)hits);
+	nat_put_u32(o + 4, tiers ? NAT_LOOKUP_F_TIERS : 0);
+	hnat_reply(c, h, r, r ? 0 : 8 + (tiers ? (uint32_t)hits : 0));
+}
+
 static void hnat_stats(struct conn *c, const struct nat_hdr *h)
 {
 	struct kvg_stats st;
@@ -360,18 +374,17 @@ static void hnat_dispatch(struct conn *c, const struct nat_hdr *h, uint8_t *b)
 		return hnat_reply(c, h, KVG_EPROTO, 0);
 	if (h->op == NAT_GET)
 		return hnat_get(c, h, n);
-	int r = 0;
-	size_t hits = 0;
 	if (h->op == NAT_LOOKUP)
-		r = kv_lookup(s, c->w->keys, (size_t)n, &hits);
-	else if (h->op == NAT_DELETE)
+		return hnat_lookup(c, h, n, flags);
+	int r = 0;
+	if (h->op == NAT_DELETE)
 		r = kv_delete(s, c->w->keys, (size_t)n);
 	else if (h->op == NAT_PIN)
 		r = kvg_pin(s->grid, c->w->keys, (size_t)n);
 	else
 		r = kvg_unpin(s->grid, c->w->keys, (size_t)n);
 	uint8_t *o = hnat_body(c);
-	nat_put_u32(o, (uint32_t)(h->op == NAT_LOOKUP ? hits : (size_t)(r > 0 ? r : 0)));
+	nat_put_u32(o, (uint32_t)(r > 0 ? r : 0));
 	nat_put_u32(o + 4, 0);
 	hnat_reply(c, h, r < 0 ? r : 0, r < 0 ? 0 : 8);
 }

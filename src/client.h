@@ -20,8 +20,14 @@ int client_open(const struct kvg_config *cfg, struct client **out, char *err, si
 void client_close(struct client *c);
 /* count of consecutive keys present from keys[0] */
 int client_lookup_keys(struct client *c, const kvg_key *keys, size_t n, size_t *hit_blocks);
+/* the same, and tiers (may be NULL) receives the tier of each of the first *hit_blocks keys,
+ * as kvg_lookup_keys; KVG_TIER_NONE where the server is too old to say */
+int client_lookup_tiers(struct client *c, const kvg_key *keys, size_t n, size_t *hit_blocks,
+			uint8_t *tiers);
 /* per-block status in ios[i].status; returns 0 or the first error */
 int client_store(struct client *c, struct kvg_io *ios, size_t n);
+/* as client_store; flags as kvg_store's (KVG_STORE_NVME travels, hints do not) */
+int client_store_flags(struct client *c, struct kvg_io *ios, size_t n, uint32_t flags);
 int client_load(struct client *c, struct kvg_io *ios, size_t n);
 int client_delete(struct client *c, const kvg_key *keys, size_t n);
 int client_pin(struct client *c, const kvg_key *keys, size_t n, int pin);

@@ -29,10 +29,14 @@
 #define NAT_ITEM_BYTES	   32  /* a GET reply's per-block header */
 #define NAT_F_MORE	   0x1 /* reply flag: more frames of this reply follow */
 #define NAT_PUT_ITEM_BYTES 40  /* a PUT request's per-block header: key, len, flags */
+/* LOOKUP request flag: also answer each hit's tier (enum kvg_tier), one byte each.  The
+ * reply's flags say whether they follow: a server older than the flag ignores it and
+ * answers the 8 bytes alone, with flags 0. */
+#define NAT_LOOKUP_F_TIERS 0x1
 
 enum nat_op {
 	NAT_HELLO = 1,	/* u32 version, u32 token_len, token -> u32 version, u32 0, u64 value_max */
-	NAT_LOOKUP = 2, /* u32 n, u32 flags, n keys -> u32 hits, u32 0 */
+	NAT_LOOKUP = 2, /* u32 n, u32 flags, n keys -> u32 hits, u32 flags[, hits x u8 tier] */
 	NAT_LOOKUP_TOKENS = 3, /* u32 n, u32 flags, n u32 tokens -> u64 hit tokens */
 	NAT_GET = 4,	       /* u32 n, u32 flags, n keys -> n frames of (item header, payload) */
 	NAT_PUT = 5,	/* u32 n, u32 flags, n x (key, u32 len, u32 flags, payload) -> n x i32 */
