@@ -321,6 +321,13 @@ static void test_sharding(void)
 			per_node[owner[i]]++;
 	}
 	CHECK(per_node[0] > 0 && per_node[1] > 0 && per_node[2] > 0);
+	/* every node answers the tiers of its own hits, each in its key's place */
+	uint8_t tiers[NBLK];
+	memset(tiers, 77, sizeof(tiers));
+	size_t hits = 0;
+	CHECK(client_lookup_tiers(c, keys, NBLK, &hits, tiers) == 0 && hits == NBLK);
+	for (int i = 0; i < NBLK; i++)
+		CHECK(tiers[i] == KVG_TIER_DRAM);
 	server_stop(&s[1], SIGKILL);
 	int kept = 0, lost = 0, wrong = 0;
 	for (int i = 0; i < NBLK; i++) {
@@ -344,6 +351,38 @@ out:
 	client_close(c);
 	for (int n = 0; n < started; n++)
 		server_stop(&s[n], SIGTERM);
+}
+
+/*
+ * What a local grid answers, a remote one answers too (keys[2] stored, keys[3] not): the
+ * tier of each hit; pin, unpin and delete count the keys they acted on, not the keys
+ * asked; a miss leaves no tier; a buffer too small learns the size needed; views and
+ * fills, which a remote grid has not, answer the documented 0.
+ */
+static void remote_contract(kvg_grid *g)
+{
+	uint8_t tiers[2] = {77, 77};
+	size_t hits = 0;
+	CHECK(kvg_lookup_keys(g, &keys[2], 2, &hits, tiers) == 0 && hits == 1);
+	CHECK(tiers[0] == KVG_TIER_DRAM && tiers[1] == 77);
+	CHECK(kvg_pin(g, &keys[2], 2) == 1);
+	CHECK(kvg_unpin(g, &keys[2], 2) == 1);
+	CHECK(kvg_unpin(g, &keys[2], 2) == 0); /* no pin left to take off */
+	static uint8_t buf[4 << 20];
+	struct kvg_io miss = {.key = keys[3], .buf = buf, .len = sizeof(buf), .tier = 9};
+	CHECK(kvg_load_sync(g, &miss, 1, 0) == KVG_ENOTFOUND && miss.tier == KVG_TIER_NONE);
+	struct kvg_io small = {.key = keys[2], .buf = buf, .len = lens[2] - 1};
+	CHECK(kvg_load_sync(g, &small, 1, 0) == KVG_EBUFSIZE && small.len == lens[2]);
+	struct iovec iov[4];
+	size_t len = 0;
+	kvg_view *view = NULL;
+	CHECK(kvg_view_get(g, &keys[2], iov, 4, &len, &view) == 0 && view == NULL);
+	struct kvg_fill fill;
+	CHECK(kvg_fill_begin(g, 4096, iov, 4, &fill) == 0);
+	CHECK(kvg_fill_commit(g, &fill, &keys[4], 0, 0, 0) == KVG_EFULL);
+	CHECK(kvg_prefetch(g, &keys[2], 1) == 0);
+	CHECK(kvg_delete(g, &keys[2], 2) == 1);
+	CHECK(kvg_lookup_keys(g, &keys[2], 1, &hits, tiers) == 0 && hits == 0);
 }
 
 /* A grid opened with cfg.servers stores and loads through the public API. */
@@ -371,6 +410,7 @@ static void test_grid_remote(void)
 		CHECK(back.len == lens[2] && memcmp(buf, vals[2], lens[2]) == 0);
 		size_t hits = 0;
 		CHECK(kvg_lookup_keys(g, &keys[2], 2, &hits, NULL) == 0 && hits == 1);
+		remote_contract(g);
 		kvg_close(g);
 	} else {
 		fprintf(stderr, "kvg_open(servers): %s\n", err);
