@@ -63,8 +63,11 @@ static void pol_remove(kvg_grid *g, int t, uint32_t slot)
 static uint32_t pol_victim(kvg_grid *g, int t, int (*ok)(void *, uint32_t))
 {
 	uint32_t v = g->pol_ops->victim(g->pol[t], ok, g);
-	if (v != POLICY_NONE)
+	if (v != POLICY_NONE) {
+		/* a policy only ever names a member of its order */
+		KVG_ASSERT((g->ix.e[v].state & (E_USED | pol_bit(t))) == (E_USED | pol_bit(t)));
 		g->ix.e[v].state &= ~pol_bit(t);
+	}
 	return v;
 }
 
@@ -73,6 +76,8 @@ static uint32_t pol_victim(kvg_grid *g, int t, int (*ok)(void *, uint32_t))
 void seg_link(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
+	KVG_ASSERT_LOCKED(&g->lock);
+	KVG_ASSERT((e->state & E_NVME) && e->seg != SLOT_NONE); /* its record is there */
 	uint32_t head = nvme_seg_head(g->nv, e->seg);
 	e->sprev = SLOT_NONE;
 	e->snext = head;
@@ -85,6 +90,9 @@ void seg_link(kvg_grid *g, uint32_t slot)
 static void seg_unlink(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
+	KVG_ASSERT(e->seg != SLOT_NONE);
+	/* a member: either it has a predecessor, or it is the head */
+	KVG_ASSERT(e->sprev != SLOT_NONE || nvme_seg_head(g->nv, e->seg) == slot);
 	if (e->sprev != SLOT_NONE)
 		g->ix.e[e->sprev].snext = e->snext;
 	else
@@ -115,6 +123,8 @@ void maybe_free_slot(kvg_grid *g, uint32_t slot)
 uint32_t drop_dram(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
+	KVG_ASSERT_LOCKED(&g->lock);
+	KVG_ASSERT((e->state & E_DRAM) && e->dram != SLOT_NONE);
 	pol_remove(g, KVG_TIER_DRAM, slot);
 	uint32_t freed = arena_release(&g->arena, e->dram);
 	e->dram = SLOT_NONE;
@@ -127,6 +137,8 @@ uint32_t drop_dram(kvg_grid *g, uint32_t slot)
 void drop_nvme(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
+	KVG_ASSERT_LOCKED(&g->lock);
+	KVG_ASSERT(e->state & E_NVME);
 	pol_remove(g, KVG_TIER_NVME, slot);
 	uint32_t seg = e->seg;
 	seg_unlink(g, slot);
@@ -174,6 +186,7 @@ static int nvme_evict_one(kvg_grid *g)
 
 int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc)
 {
+	KVG_ASSERT_LOCKED(&g->lock);
 	for (;;) {
 		int rc = nvme_reserve(g->nv, len, loc);
 		if (rc != -ENOSPC)
@@ -265,8 +278,12 @@ void write_back(kvg_grid *g, const uint32_t *slots, int n)
 	struct nvme_loc locs[64];
 	int rcs[64], placed[64];
 	struct wait_all w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, rcs};
+	KVG_ASSERT(n <= 64);
 	for (int i = 0; i < n; i++) {
 		struct entry *e = &g->ix.e[slots[i]];
+		/* the caller's ref keeps it, and E_DEMOTING marks the write it asked for */
+		KVG_ASSERT(e->refs > 0 &&
+			   (e->state & (E_DRAM | E_DEMOTING)) == (E_DRAM | E_DEMOTING));
 		rcs[i] = nvme_place(g, e->len, &locs[i]);
 		placed[i] = rcs[i] == 0;
 		if (placed[i])
@@ -407,6 +424,7 @@ static int wants_demotion(kvg_grid *g, uint32_t slot)
  */
 uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 {
+	KVG_ASSERT_LOCKED(&g->lock);
 	for (;;) {
 		uint32_t c = arena_alloc(&g->arena, n);
 		if (c != CHUNK_END)
@@ -454,6 +472,7 @@ uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 /* A free index slot for key, evicting if the index is full; SLOT_NONE if impossible. */
 uint32_t slot_for(kvg_grid *g, const kvg_key *key)
 {
+	KVG_ASSERT_LOCKED(&g->lock);
 	uint32_t s = index_add(&g->ix, key);
 	while (s == SLOT_NONE) {
 		uint32_t v =

@@ -18,13 +18,12 @@
 /* ---- open and recovery ------------------------------------------------------------------- */
 
 /*
- * A good record found while recovering.  The newest record of a key (by seq) wins; a
+ * A good record found while recovering (locked).  The newest record of a key (by seq) wins; a
  * tombstone wins like any record and is remembered (a slot with no tier) until recovery
  * ends, so that an older copy found later in another segment stays deleted.
  */
-static void recovered_cb(void *ctx, const struct nvme_recovered *r)
+static void recovered_add(kvg_grid *g, const struct nvme_recovered *r)
 {
-	kvg_grid *g = ctx;
 	kvg_key key;
 	memcpy(key.bytes, r->hdr.key, KVG_KEY_BYTES);
 	uint32_t s = index_find(&g->ix, &key);
@@ -53,6 +52,15 @@ static void recovered_cb(void *ctx, const struct nvme_recovered *r)
 	pol_insert(g, KVG_TIER_NVME, s, &b);
 	g->st.tier[KVG_TIER_NVME].blocks++;
 	g->st.tier[KVG_TIER_NVME].bytes += e->len;
+}
+
+static void recovered_cb(void *ctx, const struct nvme_recovered *r)
+{
+	kvg_grid *g = ctx;
+	/* no other thread sees the grid yet: the lock is for the functions that assert it */
+	pthread_mutex_lock(&g->lock);
+	recovered_add(g, r);
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* After recovery: the slots that only remembered a deletion go. */

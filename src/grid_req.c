@@ -28,6 +28,7 @@ struct kvg_req *req_get(kvg_grid *g)
 	pthread_mutex_lock(&g->qlock);
 	struct kvg_req *r = g->stop ? NULL : g->free_reqs;
 	if (r) {
+		KVG_ASSERT(!r->in_use); /* the free list holds free requests only */
 		g->free_reqs = r->next;
 		r->in_use = 1;
 	}
@@ -39,6 +40,7 @@ struct kvg_req *req_get(kvg_grid *g)
 static void req_release(kvg_grid *g, struct kvg_req *r)
 {
 	pthread_mutex_lock(&g->qlock);
+	KVG_ASSERT(r->in_use); /* released once */
 	r->in_use = 0;
 	r->next = g->free_reqs;
 	g->free_reqs = r;
@@ -181,6 +183,7 @@ void req_put(struct kvg_req *r, int status)
 	pthread_mutex_lock(&r->mu);
 	if (status && !r->status)
 		r->status = status;
+	KVG_ASSERT(r->pending > 0 && !r->complete); /* a unit finishes once */
 	int last = --r->pending == 0;
 	while (last && r->layer_cb_busy) /* a layer callback is still reporting */
 		pthread_cond_wait(&r->cv, &r->mu);
@@ -208,6 +211,7 @@ void req_put(struct kvg_req *r, int status)
 
 void block_done(struct kvg_req *r, size_t i, int status)
 {
+	KVG_ASSERT(i < r->n);
 	r->ios[i].status = status;
 	if (r->op == REQ_LOAD && r->layers && status) {
 		/* a failed block's layers never arrive: record the error first, so that layer
