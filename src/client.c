@@ -546,6 +546,9 @@ static int client_get_items(struct client_conn *n, struct kvg_io *ios, const uin
 		} else if (st == 0) {
 			rc = client_recv(n->fd, io->buf, len, deadline);
 			io->len = len;
+			io->tier = nat_flags_tier(h.flags) < KVG_TIER_COUNT
+				       ? nat_flags_tier(h.flags)
+				       : KVG_TIER_NONE;
 		} else if (st == KVG_EBUFSIZE && k > 1) {
 			retry[idx[q]] = 1; /* the server's reply room ran out: ask for it alone */
 		}

@@ -355,9 +355,9 @@ out:
 
 /*
  * What a local grid answers, a remote one answers too (keys[2] stored, keys[3] not): the
- * tier of each hit; pin, unpin and delete count the keys they acted on, not the keys
- * asked; a miss leaves no tier; a buffer too small learns the size needed; views and
- * fills, which a remote grid has not, answer the documented 0.
+ * tier of each hit and of each load; pin, unpin and delete count the keys they acted on, not the
+ * keys asked; a miss leaves no tier; a buffer too small learns the size needed; views and fills,
+ * which a remote grid has not, answer the documented 0.
  */
 static void remote_contract(kvg_grid *g)
 {
@@ -371,6 +371,8 @@ static void remote_contract(kvg_grid *g)
 	static uint8_t buf[4 << 20];
 	struct kvg_io miss = {.key = keys[3], .buf = buf, .len = sizeof(buf), .tier = 9};
 	CHECK(kvg_load_sync(g, &miss, 1, 0) == KVG_ENOTFOUND && miss.tier == KVG_TIER_NONE);
+	struct kvg_io hit = {.key = keys[2], .buf = buf, .len = sizeof(buf), .tier = 9};
+	CHECK(kvg_load_sync(g, &hit, 1, 0) == 0 && hit.tier == KVG_TIER_DRAM);
 	struct kvg_io small = {.key = keys[2], .buf = buf, .len = lens[2] - 1};
 	CHECK(kvg_load_sync(g, &small, 1, 0) == KVG_EBUFSIZE && small.len == lens[2]);
 	struct iovec iov[4];
@@ -486,12 +488,17 @@ static void test_restart(void)
 	for (int round = 0; round < 2; round++) {
 		struct kvg_io ios[8];
 		for (int i = 0; i < 8; i++)
-			ios[i] =
-			    (struct kvg_io){.key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i])};
+			ios[i] = (struct kvg_io){
+			    .key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i]), .tier = 9};
 		CHECK(client_load(c, ios, 8) == 0);
-		for (int i = 0; i < 8; i++)
+		int from_nvme = 0;
+		for (int i = 0; i < 8; i++) {
 			CHECK(ios[i].status == 0 && ios[i].len == lens[i] &&
 			      !memcmp(bufs[i], vals[i], lens[i]));
+			CHECK(ios[i].tier == KVG_TIER_DRAM || ios[i].tier == KVG_TIER_NVME);
+			from_nvme += ios[i].tier == KVG_TIER_NVME;
+		}
+		CHECK(round > 0 || from_nvme > 0); /* the server says where it found them */
 	}
 	for (int i = 0; i < 8; i++)
 		CHECK(load_one(c, i) == 1);
