@@ -4,7 +4,7 @@
  * A grid opened with cfg.servers set forwards every operation here instead of to local tiers,
  * so that an engine switches between embedded and remote by configuration alone.  Keys are
  * derived locally exactly as for an embedded grid; the server applies the tenant's salt.
- * Calls are synchronous and thread-safe; grid.c runs them on its worker threads to provide
+ * Calls are synchronous and thread-safe; grid_remote.c runs them on the grid's workers to provide
  * the asynchronous API.  Keys are sharded over the servers by rendezvous hashing.
  */
 #ifndef KVG_CLIENT_H
