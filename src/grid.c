@@ -209,24 +209,30 @@ int kvg_fill_commit(kvg_grid *g, struct kvg_fill *fill, const kvg_key *key, uint
 
 int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n)
 {
-	return g->ops->pin(g, keys, n, 1);
+	if (!g || (!keys && n))
+		return -EINVAL;
+	return n ? g->ops->pin(g, keys, n, 1) : 0;
 }
 
 int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n)
 {
-	return g->ops->pin(g, keys, n, 0);
+	if (!g || (!keys && n))
+		return -EINVAL;
+	return n ? g->ops->pin(g, keys, n, 0) : 0;
 }
 
 int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 {
-	return g->ops->del(g, keys, n);
+	if (!g || (!keys && n))
+		return -EINVAL;
+	return n ? g->ops->del(g, keys, n) : 0;
 }
 
 int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n)
 {
-	if (!n)
-		return 0;
-	return g->ops->prefetch(g, keys, n);
+	if (!g || (!keys && n))
+		return -EINVAL;
+	return n ? g->ops->prefetch(g, keys, n) : 0;
 }
 
 void kvg_stats_get(kvg_grid *g, struct kvg_stats *st)

@@ -73,7 +73,7 @@ extern const struct grid_ops grid_local_ops;  /* grid_block.c */
 extern const struct grid_ops grid_remote_ops; /* grid_remote.c */
 
 /* REQ_PROMOTE: a promotion an I/O thread could not make without I/O, handed to a worker
- * (promote_later() in grid.c); runs as a prefetch of one key. */
+ * (promote_later() in grid_req.c); runs as a prefetch of one key. */
 enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2, REQ_PROMOTE = 3, REQ_CLEAN = 4 };
 
 struct kvg_req {
