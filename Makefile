@@ -1,8 +1,11 @@
 # kvgrid build.  `make` builds the library, the CLI, the server and the reference engine;
 # `make test` runs every test (then again under ASan+UBSan, and the threaded ones under TSan);
 # `make demo` runs the main job on an embedded default.  Sources are found by directory:
-#   src/*.c     -> build/libkvgrid.a, build/libkvgrid.so
+#   src/*.c     -> build/libkvgrid.a, build/libkvgrid.so   (the embedded grid only)
+#   tools/*.c   -> build/libkvgrid-tools.a (trace, simulator, replay, cost model), linked
+#                  by the CLI and the tests; not part of libkvgrid
 #   cli/*.c     -> build/kvgrid          server/*.c -> build/kvgridd
+#   server/proto_*.c (RESP and lm:// codecs) -> also build/libkvgridd-proto.a, for the tests
 #   engine/*.c  -> build/kvgrid-llm (engine/main.c holds main; the rest is the engine library)
 #   tests/test_*.c -> build/tests/test_*  (test_engine_*.c also link the engine library)
 #   bench/*.c   -> build/bench/*          fuzz/fuzz_*.c -> build/fuzz/fuzz_* (clang)
@@ -30,8 +33,10 @@ BLAS_LIBS = -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
 
 LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOLS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/*.c))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 SRV_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard server/*.c))
+SRV_PROTO_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard server/proto_*.c))
 ENG_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out engine/main.c,$(wildcard engine/*.c)))
 ENG_MAIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/main.c))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -46,7 +51,7 @@ $(DEPS_OK): scripts/deps.sh
 	@sh scripts/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard include/*.h src/*.h cli/*.h server/*.h engine/*.h)
+$(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard include/*.h src/*.h tools/*.h cli/*.h server/*.h engine/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter engine/% tests/test_engine% bench/%,$<),$(BLAS_CFLAGS)) -c $< -o $@
 
@@ -56,8 +61,23 @@ $(BUILD)/libkvgrid.a: $(LIB_OBJ)
 $(BUILD)/libkvgrid.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/kvgrid: $(CLI_OBJ) $(BUILD)/libkvgrid.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkvgrid.a $(LIBS)
+# An archive goes stale when a source leaves its folder, though no object is newer; the
+# folder's own time (it changes when a file is added, removed or renamed) is a prerequisite.
+$(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so: private .EXTRA_PREREQS := src
+$(BUILD)/libkvgrid-tools.a: private .EXTRA_PREREQS := tools
+
+# The library sees include/ and src/ only, so it cannot grow a dependency on tools/ or server/.
+$(BUILD)/cli/%.o $(BUILD)/tests/%.o: CFLAGS += -Itools
+$(BUILD)/tests/%.o: CFLAGS += -Iserver
+
+$(BUILD)/libkvgrid-tools.a: $(TOOLS_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/kvgrid: $(CLI_OBJ) $(BUILD)/libkvgrid-tools.a $(BUILD)/libkvgrid.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libkvgridd-proto.a: $(SRV_PROTO_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/kvgridd: $(SRV_OBJ) $(BUILD)/libkvgrid.a
 	$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(BUILD)/libkvgrid.a $(LIBS)
@@ -69,7 +89,8 @@ $(BUILD)/tests/test_engine%: $(BUILD)/tests/test_engine%.o $(ENG_LIB_OBJ) $(BUIL
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BLAS_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid-tools.a $(BUILD)/libkvgridd-proto.a \
+		$(BUILD)/libkvgrid.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

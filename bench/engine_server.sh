@@ -6,6 +6,7 @@
 #   sh bench/engine_server.sh [context_tokens] [reps]
 set -e
 cd "$(dirname "$0")/.."
+. bench/build.sh
 CTX=${1:-16384}
 REPS=${2:-3}
 T=${KVG_TEST_TMP:-$PWD/build/tmp}/bench-engine-server.$$

@@ -8,6 +8,7 @@
 #   CONTEXTS="1024 2048" CONFIG=small sh bench/engine_ttft.sh     (a quick look)
 set -eu
 cd "$(dirname "$0")/.."
+. bench/build.sh
 CONTEXTS=${CONTEXTS:-"1024 2048 4096 8192 16384 32768"}
 CONFIG=${CONFIG:-demo}
 OUT=${OUT:-build/bench-engine}

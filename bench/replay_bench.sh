@@ -6,14 +6,35 @@
 # flight (simulator, --interleave) and from 4 engine threads through the store (--engines),
 # the two-tier replay (DRAM + NVMe, with and without hints), the replay speed of the
 # conversation trace through the store, the cost model's tables, and the SVG plots under
-# doc/.  Needs ../shared/traces; takes 3 to 6 minutes on a 2-core machine.
-#   sh bench/replay_bench.sh [OUT_DIR]     (default: doc)
+# doc/.  Takes 3 to 6 minutes on a 2-core machine.
+usage() {
+	cat <<'USAGE'
+usage: sh bench/replay_bench.sh [OUT_DIR]      (default OUT_DIR: doc)
+Replays both Mooncake traces (simulator and store), prints the tables of
+doc/bench-policy.md and writes the SVG plots into OUT_DIR.
+The traces are read from $KVG_TRACES (default tests/data/traces):
+  mooncake_conversation_trace.jsonl, mooncake_synthetic_trace.jsonl
+USAGE
+}
+case "${1:-}" in
+-h | --help) usage; exit 0 ;;
+-*) usage >&2; exit 2 ;;
+esac
 set -eu
+S=${KVG_TRACES:-}
+case $S in "" | /*) ;; *) S=$PWD/$S ;; esac
 cd "$(dirname "$0")/.."
+. bench/build.sh
 K=build/kvgrid
-S=../shared/traces
+S=${S:-tests/data/traces}
 OUT=${1:-doc}
-[ -r $S/mooncake_conversation_trace.jsonl ] || { echo "no $S: nothing to do"; exit 77; }
+for t in conversation synthetic; do
+	[ -r "$S/mooncake_${t}_trace.jsonl" ] || {
+		echo "replay_bench: no $S/mooncake_${t}_trace.jsonl (set KVG_TRACES to the directory" \
+			"holding the Mooncake traces; see tests/data/traces/README.md): skipped" >&2
+		exit 77
+	}
+done
 [ -x $K ] || make $K
 PCTS=1,2,5,10,20,50
 # A table of lru, prefix and density through the store on trace $1 at the six capacities,

@@ -8,6 +8,7 @@
 # Usage: sh bench/run.sh [DIR] [SECONDS] [ROUNDS]    (DIR on the disk under test)
 set -e
 cd "$(dirname "$0")/.."
+. bench/build.sh
 DIR=${1:-build/benchdir}
 SECS=${2:-6}
 ROUNDS=${3:-2}

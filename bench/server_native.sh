@@ -3,6 +3,7 @@
 #   sh bench/server_native.sh [block_MiB] [blocks_per_call] [seconds_per_round]
 set -e
 cd "$(dirname "$0")/.."
+. bench/build.sh
 T=${KVG_TEST_TMP:-$PWD/build/tmp}/bench-native.$$
 mkdir -p "$T"
 cp build/kvgridd "$T/kvgridd"

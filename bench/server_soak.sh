@@ -4,6 +4,7 @@
 #   [NVME=1] sh bench/server_soak.sh [clients] [seconds] [block_KiB]
 set -e
 cd "$(dirname "$0")/.."
+. bench/build.sh
 T=${KVG_TEST_TMP:-$PWD/build/tmp}/bench-soak.$$
 mkdir -p "$T"
 cp build/kvgridd "$T/kvgridd"

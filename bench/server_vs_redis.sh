@@ -16,6 +16,7 @@
 # Client and servers share this machine's cores (2 on the project's build machine).
 set -e
 cd "$(dirname "$0")/.."
+. bench/build.sh
 N=${1:-1000}
 T=${KVG_TEST_TMP:-$PWD/build/tmp}/bench-server.$$
 mkdir -p "$T"

@@ -1,6 +1,6 @@
 /*
  * cmd_sim.c - `kvgrid sim`: turns cached prefixes into time, energy and money with the
- * cost model (src/costmodel.h, doc/COSTMODEL.md).
+ * cost model (tools/costmodel.h, doc/COSTMODEL.md).
  *
  * Three uses: one request (--context, --cached); a trace replayed in the simulator at one
  * capacity (per-request TTFT with and without the grid, GPU-seconds and energy avoided,

@@ -227,8 +227,6 @@ int cmd_stats(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = 1;
-		} else if (!strcmp(argv[i], "--server") && i + 1 < argc) {
-			snprintf(c.servers, sizeof(c.servers), "%s", argv[++i]);
 		} else {
 			return cli_usage("stats", "unknown or incomplete option '%s' (--help)",
 					 argv[i]);

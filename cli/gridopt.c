@@ -24,9 +24,15 @@ int gridopt_parse(const char *cmd, int *argc, char **argv, struct kvg_config *c)
 	} map[] = {
 		{ "--dir", "dir" },         { "--dram", "dram_bytes" }, { "--nvme", "nvme_bytes" },
 		{ "--tenant", "tenant" },   { "--model", "model_id" },  { "--backend", "io_backend" },
-		{ "--policy", "policy" },
+		{ "--policy", "policy" },   { "--server", "servers" },
+		{ "--auth-file", "auth_token_file" },
 	};
 	int out = 1;
+	/* a token is never an argument, so that ps does not show it: a file, named by a flag or
+	 * by the environment (the flag wins) */
+	const char *auth = getenv("KVGRID_AUTH_FILE");
+	if (auth && *auth && set(cmd, c, "auth_token_file", auth))
+		return 2;
 	for (int i = 1; i < *argc; i++) {
 		const char *a = argv[i];
 		int used = 0;
@@ -76,7 +82,10 @@ kvg_grid *gridopt_open(const char *cmd, const struct kvg_config *c)
 	char err[600] = "";
 	int rc = kvg_open(c, &g, err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "kvgrid %s: %s\n", cmd, err[0] ? err : kvg_strerror(rc));
+		fprintf(stderr, "kvgrid %s: %s%s\n", cmd, err[0] ? err : kvg_strerror(rc),
+			rc == KVG_EAUTH && !c->auth_token_file[0]
+				? " (give the token's file: --auth-file FILE or KVGRID_AUTH_FILE)"
+				: "");
 		return NULL;
 	}
 	return g;

@@ -1,7 +1,8 @@
 /*
  * gridopt.h - the options every grid-opening subcommand shares:
  *   --dir DIR  --dram BYTES  --nvme BYTES  --config FILE  --set NAME=VALUE  --tenant T
- *   --model ID  --backend uring|psync|fault  --durable
+ *   --model ID  --backend uring|psync|fault  --durable  --server HOST:PORT[,...]
+ *   --auth-file FILE (or KVGRID_AUTH_FILE in the environment)
  * gridopt_parse() consumes the ones it knows from argv and leaves the rest in place.
  */
 #ifndef KVG_GRIDOPT_H
@@ -15,7 +16,10 @@
 	"  --nvme BYTES       NVMe tier capacity\n"                                           \
 	"  --config FILE      settings file (name = value lines)\n"                           \
 	"  --set NAME=VALUE   any setting (see doc/CONFIG.md); repeatable\n"                   \
-	"  --tenant T  --model ID  --backend uring|psync  --durable\n"
+	"  --tenant T  --model ID  --backend uring|psync  --durable\n"                         \
+	"  --server H:P[,H:P] use kvgridd servers instead of a local grid\n"                  \
+	"  --auth-file FILE   the servers' token: first word of FILE's first line\n"         \
+	"                     (or KVGRID_AUTH_FILE=FILE; a token is never an argument)\n"
 
 /*
  * Parses shared options out of argv (compacting it; *argc updated) into cfg, which the

@@ -28,6 +28,11 @@ $(B)/libkvgrid-fuzz.a: $(LIB_OBJ)
 $(B)/libserver-fuzz.a: $(SRV_OBJ)
 	rm -f $@ && ar rcs $@ $^ $(if $^,,$(B)/obj/empty.o)
 
+# Rebuilt when a source joins or leaves its folder (the folder's time), not only when an
+# object is newer: a module that moved must leave its old archive.
+$(B)/libkvgrid-fuzz.a: private .EXTRA_PREREQS := src
+$(B)/libserver-fuzz.a: private .EXTRA_PREREQS := server
+
 $(B)/obj/empty.o:
 	@mkdir -p $(dir $@)
 	echo 'int kvg_fuzz_empty_archive;' | $(CC) -x c -c - -o $@

@@ -1,5 +1,5 @@
 /*
- * fuzz_fault_plan.c - libFuzzer target: the fault backend's plan parser (io_fault.c).
+ * fuzz_fault_plan.c - libFuzzer target: the fault backend's plan parser (io_fault_plan.c).
  * Any string must be accepted or refused with a reason, never crash or read out of bounds.
  */
 #include <errno.h>

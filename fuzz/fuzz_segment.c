@@ -1,6 +1,6 @@
 /*
- * fuzz_segment.c - libFuzzer target: fsck's segment scanner (fsck_segment), the decoder the
- * tier's recovery mirrors, over a whole segment image.
+ * fuzz_segment.c - libFuzzer target: fsck's segment check (fsck_segment) over a whole segment
+ * image, and with it the record scanner of record.c that the tier's recovery walks too.
  *
  * Random bytes almost never carry valid checksums, so to reach deep the target first repairs
  * what the first input byte asks for: bit 0 seals the segment header, bit 1 seals every

@@ -124,7 +124,7 @@ int kvg_parse_size(const char *s, uint64_t *out)
 static int parse_u64(const char *s, int sizes, uint64_t *out)
 {
 	char *end;
-	if (!*s || *s == '-' || isspace((unsigned char)*s))
+	if (!*s || *s == '-' || *s == '+' || isspace((unsigned char)*s)) /* strtoull takes signs */
 		return -1;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 0);

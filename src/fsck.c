@@ -1,14 +1,10 @@
 /*
  * fsck.c - see fsck.h.
  *
- * A segment is scanned like the tier's recovery scans it: from the first record, one record
- * at a time while headers are good and of the segment's generation, and, after anything that
- * does not decode, at every following 4096-byte boundary until a good header turns up again.
- * The bytes skipped that way form a damaged region when a good record follows them; when
- * nothing follows they are the segment's free space (zeros, or records of an earlier
- * generation) -- unless one of them still carries a record magic, the remains of a damaged
- * last record.  A last record whose header is wiped out entirely is indistinguishable from
- * free space: recovery never indexes it, so it can only ever be a miss.
+ * A segment's records are walked by the same scanner the tier's recovery uses (record.c, in
+ * its VERIFY mode: every payload and part checksum is checked too); this file keeps only
+ * fsck's policy: the segment header's verdict, counting and reporting what the scanner finds,
+ * the newest record per key, and the repairs.
  *
  * Payloads are hashed as they stream through one scratch buffer, so fsck's memory does not
  * grow with block size; only the table of keys (newest sequence number per key) grows with
@@ -24,8 +20,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
 
 #include "fsck.h"
 
@@ -38,51 +32,6 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/*
- * Streams the payload after the header at off and checks it: 0 good, 1 mismatch or cut
- * short, -errno.  Layered records (parts > 1) check every part against the header's array.
- */
-static int payload_verify(fsck_read_fn rd, void *rctx, uint64_t off, const struct rec_hdr *h,
-			  const uint8_t *hdr_blk, uint8_t *chunk, size_t chunk_len,
-			  struct fsck_report *rep)
-{
-	uint64_t len = h->payload_len, part_len = h->parts > 1 ? len / h->parts : len;
-	uint64_t pos = 0, in_part = 0;
-	uint32_t part = 0;
-	XXH3_state_t st;
-
-	if (len == 0)
-		return 0;
-	XXH3_64bits_reset(&st);
-	while (pos < len) {
-		ssize_t n = rd(rctx, chunk, (size_t)min_u64(chunk_len, len - pos),
-			       off + REC_HDR_BYTES + pos);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return 1;
-		rep->bytes_checked += (uint64_t)n;
-		for (size_t i = 0; i < (size_t)n;) {
-			size_t take = (size_t)min_u64((uint64_t)n - i, part_len - in_part);
-			XXH3_64bits_update(&st, chunk + i, take);
-			i += take;
-			in_part += take;
-			if (in_part < part_len)
-				continue;
-			uint64_t want = h->payload_csum;
-			if (h->parts > 1)
-				memcpy(&want, hdr_blk + 128 + 8 * (size_t)part, 8);
-			if (XXH3_64bits_digest(&st) != want)
-				return 1;
-			part++;
-			in_part = 0;
-			XXH3_64bits_reset(&st);
-		}
-		pos += (uint64_t)n;
-	}
-	return 0;
-}
-
 static void visit_corrupt(const struct fsck_visit *v, struct fsck_report *rep, uint64_t off,
 			  uint64_t bytes, const char *why)
 {
@@ -91,35 +40,6 @@ static void visit_corrupt(const struct fsck_visit *v, struct fsck_report *rep, u
 	rep->bytes_corrupt += bytes;
 	if (v && v->corrupt)
 		v->corrupt(v->ctx, off, bytes, why);
-}
-
-/*
- * Checks the record whose good header h sits at off (end: where the segment's bytes end).
- * Returns NULL if it is good, else why not; *next is where scanning continues.
- */
-static const char *record_check(fsck_read_fn rd, void *rctx, const struct seg_hdr *sh,
-				const uint8_t *grid_id, const struct rec_hdr *h, const uint8_t *blk,
-				uint64_t off, uint64_t end, uint8_t *chunk, size_t chunk_len,
-				struct fsck_report *rep, uint64_t *next, int *err)
-{
-	uint64_t span = rec_span(h->payload_len);
-
-	*next = off + KVG_ALIGN; /* resync unless the header's length can be trusted */
-	if (h->generation > sh->generation)
-		return "record from a later generation than its segment";
-	if (span > end - off)
-		return "record runs past the end of the segment";
-	*next = off + span;
-	if (grid_id && memcmp(h->grid_id, grid_id, 16))
-		return "record of another grid";
-	if (h->parts > 1 && XXH3_64bits(blk + 128, (size_t)h->parts * 8) != h->payload_csum)
-		return "damaged part checksums";
-	int rc = payload_verify(rd, rctx, off, h, blk, chunk, chunk_len, rep);
-	if (rc < 0) {
-		*err = rc;
-		return "unreadable payload";
-	}
-	return rc ? "payload checksum mismatch" : NULL;
 }
 
 static int all_zero(const uint8_t *p, size_t len)
@@ -178,8 +98,9 @@ int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t
 {
 	uint8_t *blk = buf, *chunk = (uint8_t *)buf + KVG_ALIGN;
 	size_t chunk_len = buf_len - KVG_ALIGN;
-	uint64_t off = SEG_HDR_BYTES, end, gap = 0;
-	int gap_magic = 0, err = 0;
+	struct rec_scan sc;
+	uint64_t end;
+	int item;
 	ssize_t n;
 
 	*why = NULL;
@@ -193,51 +114,25 @@ int fsck_segment(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const uint8_t
 	if ((*why = seg_header_verdict(blk, (size_t)n, grid_id, seg_id, sh)))
 		return KVG_ECORRUPT;
 
+	/* the records: the scanner judges, fsck counts and reports */
 	end = min_u64(file_bytes, sh->seg_bytes);
-	while (off + REC_HDR_BYTES <= end) {
-		struct rec_hdr h;
-		uint32_t magic;
-
-		n = rd(rctx, blk, REC_HDR_BYTES, off);
-		if (n < 0)
-			return (int)n;
-		if (n < (ssize_t)REC_HDR_BYTES)
-			break;
-		rep->bytes_checked += REC_HDR_BYTES;
-		if (rec_hdr_check(blk, REC_HDR_BYTES, &h) || h.generation < sh->generation) {
-			memcpy(&magic, blk, sizeof(magic));
-			if (magic == REC_MAGIC && h.generation < sh->generation &&
-			    !rec_hdr_check(blk, REC_HDR_BYTES, &h))
-				rep->stale++;
-			else if (magic == REC_MAGIC)
-				gap_magic = 1;
-			if (!gap)
-				gap = off;
-			off += KVG_ALIGN;
+	rec_scan_init(&sc, REC_SCAN_VERIFY, rd, rctx, end, sh->generation, grid_id, buf, buf_len);
+	while ((item = rec_scan_next(&sc)) > 0) {
+		if (item != REC_ITEM_RECORD) {
+			visit_corrupt(v, rep, sc.off, sc.bytes, sc.why);
 			continue;
 		}
-		if (gap)
-			visit_corrupt(v, rep, gap, off - gap, "damaged record header");
-		gap = 0;
-		gap_magic = 0;
-
-		uint64_t next;
-		const char *bad = record_check(rd, rctx, sh, grid_id, &h, blk, off, end, chunk,
-					       chunk_len, rep, &next, &err);
-		if (err)
-			return err;
-		if (bad) {
-			visit_corrupt(v, rep, off, next - off, bad);
-		} else {
-			rep->good++;
-			rep->checked++;
-			if (v && v->good)
-				v->good(v->ctx, &h, off);
-		}
-		off = next;
+		rep->good++;
+		rep->checked++;
+		if (v && v->good)
+			v->good(v->ctx, &sc.hdr, sc.off);
 	}
-	if (gap && gap_magic)
-		visit_corrupt(v, rep, gap, end - gap, "damaged record at the end of the log");
+	rep->bytes_checked += sc.bytes_read;
+	rep->stale += sc.stale;
+	if (item < 0)
+		return item;
+	if (sc.why) /* the log ends in the remains of a record */
+		visit_corrupt(v, rep, sc.off, sc.bytes, sc.why);
 	if (file_bytes != sh->seg_bytes) {
 		rep->segments_bad++;
 		visit_corrupt(v, rep, end,
@@ -329,27 +224,6 @@ static void kt_count(const struct key_table *t, struct fsck_report *rep)
 
 /* ---- the directory --------------------------------------------------------------------- */
 
-struct file_ctx {
-	int fd;
-};
-
-static ssize_t file_read(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	struct file_ctx *f = ctx;
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(f->fd, (char *)buf + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 /* What fsck_dir learns about the segment being scanned. */
 struct seg_scan {
 	const struct fsck_opts *opts;
@@ -407,10 +281,9 @@ static void scan_corrupt(void *ctx, uint64_t off, uint64_t bytes, const char *wh
 static int copy_range(int src, int dst, uint64_t from, uint64_t to, uint64_t len, void *buf,
 		      size_t buf_len)
 {
-	struct file_ctx f = {src};
 	while (len) {
 		size_t n = (size_t)min_u64(len, buf_len);
-		ssize_t got = file_read(&f, buf, n, from);
+		ssize_t got = rec_read_fd(&src, buf, n, from);
 		if (got < 0)
 			return (int)got;
 		if ((size_t)got != n)
@@ -444,8 +317,7 @@ static int seg_rewrite(int dir_fd, const char *name, int src, const struct seg_h
 		rc = copy_range(src, fd, 0, 0, SEG_HDR_BYTES, buf, buf_len);
 	for (size_t i = 0; !rc && i < s->n_good; i++) {
 		struct rec_hdr h;
-		struct file_ctx f = {src};
-		if (file_read(&f, buf, REC_HDR_BYTES, s->good_off[i]) != REC_HDR_BYTES ||
+		if (rec_read_fd(&src, buf, REC_HDR_BYTES, s->good_off[i]) != REC_HDR_BYTES ||
 		    rec_hdr_check(buf, REC_HDR_BYTES, &h)) {
 			rc = -EIO; /* it was good a moment ago: someone is writing the directory */
 			break;
@@ -555,8 +427,7 @@ static int fsck_one(int dir_fd, const char *name, const uint8_t *grid_id, const 
 		rc = 0;
 		goto out_close;
 	}
-	struct file_ctx f = {fd};
-	rc = fsck_segment(file_read, &f, (uint64_t)st.st_size, grid_id, id, &sh, &v, rep, buf,
+	rc = fsck_segment(rec_read_fd, &fd, (uint64_t)st.st_size, grid_id, id, &sh, &v, rep, buf,
 			  FSCK_BUF_BYTES, &why);
 	if (s.err) {
 		rc = s.err;

@@ -46,8 +46,8 @@ struct fsck_report {
 
 #define FSCK_SEG_UNUSED 1
 
-/* Reads up to len bytes at off of a segment image: bytes read (short at its end) or -errno. */
-typedef ssize_t (*fsck_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+/* Reads up to len bytes at off of a segment image: the scanner's reader (record.h). */
+typedef rec_read_fn fsck_read_fn;
 
 /* What a segment scan reports, record by record.  Any callback may be NULL. */
 struct fsck_visit {

@@ -20,10 +20,11 @@
  * stops accepting work, waits for the operations in flight, then writes the old bytes back,
  * newest first.  When the log exceeds undo_max bytes its oldest entries are forgotten, which
  * models a disk that wrote its cache back on its own: still a legal crash outcome.
+ *
+ * The plan's grammar and its parser are in io_fault_plan.c; this file is the backend.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,32 +33,9 @@
 #include <unistd.h>
 
 #include "io_fault.h"
+#include "io_fault_plan.h"
 #include "kvgrid.h"
 #include "record.h"
-
-enum fault_kind { FK_FAIL, FK_SHORT, FK_TEAR, FK_FLIP, FK_POWERCUT, FK_DELAY };
-#define OP_ANY		 3
-#define FAULT_RULES_MAX	 16
-#define UNDO_MAX_DEFAULT (64ull << 20)
-
-struct fault_rule {
-	int kind;	/* enum fault_kind */
-	int op;		/* enum io_op or OP_ANY */
-	uint64_t first; /* 1-based range of the op's count, inclusive */
-	uint64_t last;
-	double prob; /* > 0: each matching operation with this probability instead */
-	int err;     /* FK_FAIL: positive errno; FK_DELAY: milliseconds */
-};
-
-struct fault_plan {
-	uint64_t seed;
-	uint64_t undo_max;
-	char inner[8]; /* "uring", "psync" or "" (the caller's choice) */
-	int cut_mixed; /* cutmode=mixed: unsynced writes lost, kept or torn */
-	int cut_exit;  /* exit=N: the process dies with status N once the power cut is done */
-	int n_rules;
-	struct fault_rule rules[FAULT_RULES_MAX];
-};
 
 /* One write whose previous bytes are kept until an fsync makes it durable. */
 struct undo {
@@ -116,256 +94,6 @@ struct io_backend {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct io_backend *reg_head;
 static struct io_fault_counts reg_dead_totals; /* counts of destroyed backends */
-
-/* ---- the plan ------------------------------------------------------------------------- */
-
-static int say(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int say(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-	if (err && err_len) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int parse_op(const char *s, size_t n, int *op)
-{
-	static const char *const names[] = {"read", "write", "fsync", "any"};
-	for (int i = 0; i < 4; i++)
-		if (strlen(names[i]) == n && !strncmp(s, names[i], n)) {
-			*op = i;
-			return 0;
-		}
-	return -1;
-}
-
-static int parse_u64(const char *s, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-	if (n == 0 || n > 19)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* "N", "N+", "N-M" or a probability "0.25" into the rule. */
-static int parse_when(const char *s, size_t n, struct fault_rule *r)
-{
-	const char *dot = memchr(s, '.', n);
-	if (dot) {
-		char buf[32];
-		char *end;
-		if (n >= sizeof(buf))
-			return -1;
-		memcpy(buf, s, n);
-		buf[n] = 0;
-		r->prob = strtod(buf, &end);
-		if (*end || !(r->prob > 0.0 && r->prob <= 1.0))
-			return -1;
-		r->first = 1;
-		r->last = UINT64_MAX;
-		return 0;
-	}
-	if (n > 1 && s[n - 1] == '+') {
-		r->last = UINT64_MAX;
-		return parse_u64(s, n - 1, &r->first) || r->first == 0 ? -1 : 0;
-	}
-	const char *dash = memchr(s, '-', n);
-	if (dash) {
-		if (parse_u64(s, (size_t)(dash - s), &r->first) ||
-		    parse_u64(dash + 1, n - (size_t)(dash - s) - 1, &r->last))
-			return -1;
-		return r->first == 0 || r->last < r->first ? -1 : 0;
-	}
-	if (parse_u64(s, n, &r->first) || r->first == 0)
-		return -1;
-	r->last = r->first;
-	return 0;
-}
-
-static int parse_errno(const char *s, size_t n, int *err)
-{
-	static const struct {
-		const char *name;
-		int err;
-	} names[] = {{"EIO", EIO},	 {"ENOSPC", ENOSPC}, {"EINTR", EINTR},
-		     {"EAGAIN", EAGAIN}, {"EROFS", EROFS},   {"EDQUOT", EDQUOT},
-		     {"ENOMEM", ENOMEM}, {"EBADF", EBADF},   {"EINVAL", EINVAL}};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
-			*err = names[i].err;
-			return 0;
-		}
-	uint64_t v;
-	if (parse_u64(s, n, &v) || v == 0 || v > 4095)
-		return -1;
-	*err = (int)v;
-	return 0;
-}
-
-/* Splits "a:b:c" (length n) into at most 3 fields; returns the count, or -1 for more. */
-static int split3(const char *s, size_t n, const char *f[3], size_t fn[3])
-{
-	int k = 0;
-	size_t start = 0;
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != ':')
-			continue;
-		if (k == 3)
-			return -1;
-		f[k] = s + start;
-		fn[k++] = i - start;
-		start = i + 1;
-	}
-	return k;
-}
-
-/* One "name=value" clause; value has length vn. */
-/* A clause that sets the plan rather than adding a rule: 1 if name is one (then *rc is set). */
-static int parse_setting(struct fault_plan *p, const char *name, size_t nn, const char *v,
-			 size_t vn, char *err, size_t err_len, int *rc)
-{
-	uint64_t n;
-	*rc = 0;
-#define IS(lit) (nn == sizeof(lit) - 1 && !strncmp(name, lit, nn))
-	if (IS("seed")) {
-		if (parse_u64(v, vn, &p->seed))
-			*rc = say(err, err_len, "fault plan: bad seed");
-	} else if (IS("undo_max")) {
-		if (parse_u64(v, vn, &n) || n > (1ull << 20))
-			*rc = say(err, err_len, "fault plan: undo_max is MiB, 0..1048576");
-		else
-			p->undo_max = n << 20;
-	} else if (IS("inner")) {
-		if (vn == 5 && (!strncmp(v, "uring", 5) || !strncmp(v, "psync", 5))) {
-			memcpy(p->inner, v, 5);
-			p->inner[5] = 0;
-		} else {
-			*rc = say(err, err_len, "fault plan: inner is uring or psync");
-		}
-	} else if (IS("exit")) {
-		if (parse_u64(v, vn, &n) || n > 255)
-			*rc = say(err, err_len, "fault plan: exit is a status, 0..255");
-		else
-			p->cut_exit = (int)n;
-	} else if (IS("cutmode")) {
-		if ((vn == 4 && !strncmp(v, "drop", 4)) || (vn == 5 && !strncmp(v, "mixed", 5)))
-			p->cut_mixed = vn == 5;
-		else
-			*rc = say(err, err_len, "fault plan: cutmode is drop or mixed");
-	} else {
-		return 0;
-	}
-#undef IS
-	return 1;
-}
-
-static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const char *v, size_t vn,
-			char *err, size_t err_len)
-{
-	const char *f[3];
-	size_t fn[3];
-	struct fault_rule r = {0};
-	int k;
-
-	if (parse_setting(p, name, nn, v, vn, err, err_len, &k))
-		return k;
-#define IS(lit) (nn == sizeof(lit) - 1 && !strncmp(name, lit, nn))
-	if (IS("fail"))
-		r.kind = FK_FAIL;
-	else if (IS("short"))
-		r.kind = FK_SHORT;
-	else if (IS("tear"))
-		r.kind = FK_TEAR;
-	else if (IS("flip"))
-		r.kind = FK_FLIP;
-	else if (IS("powercut"))
-		r.kind = FK_POWERCUT;
-	else if (IS("delay"))
-		r.kind = FK_DELAY;
-	else
-		return say(err, err_len, "fault plan: unknown clause '%.*s'", (int)nn, name);
-#undef IS
-	k = split3(v, vn, f, fn);
-	if (k < 1)
-		return say(err, err_len, "fault plan: too many fields in a clause");
-	if (r.kind == FK_POWERCUT && k == 1) { /* "powercut=N": at the Nth fsync */
-		r.op = IO_FSYNC;
-		f[1] = f[0];
-		fn[1] = fn[0];
-		k = 2;
-	} else if (k < 2 || parse_op(f[0], fn[0], &r.op)) {
-		return say(err, err_len, "fault plan: expected OP:WHEN (OP read|write|fsync|any)");
-	}
-	if (parse_when(f[1], fn[1], &r))
-		return say(err, err_len, "fault plan: WHEN is N, N+, N-M or a probability");
-	if (r.kind == FK_FAIL) {
-		if (k != 3 || parse_errno(f[2], fn[2], &r.err))
-			return say(err, err_len, "fault plan: fail=OP:WHEN:ERRNO (EIO, ENOSPC...)");
-	} else if (r.kind == FK_DELAY) {
-		uint64_t ms;
-		if (k != 3 || parse_u64(f[2], fn[2], &ms) || ms > 60000)
-			return say(err, err_len, "fault plan: delay=OP:WHEN:MS (MS 0..60000)");
-		r.err = (int)ms;
-	} else if (k != 2) {
-		return say(err, err_len, "fault plan: too many fields");
-	}
-	if ((r.kind == FK_TEAR && r.op != IO_WRITE) || (r.kind == FK_FLIP && r.op != IO_READ) ||
-	    (r.kind == FK_SHORT && r.op == IO_FSYNC))
-		return say(err, err_len,
-			   "fault plan: tear is for writes, flip for reads, short for "
-			   "reads and writes");
-	if (p->n_rules == FAULT_RULES_MAX)
-		return say(err, err_len, "fault plan: more than %d rules", FAULT_RULES_MAX);
-	p->rules[p->n_rules++] = r;
-	return 0;
-}
-
-static int plan_parse(const char *s, struct fault_plan *p, char *err, size_t err_len)
-{
-	memset(p, 0, sizeof(*p));
-	p->seed = 1;
-	p->undo_max = UNDO_MAX_DEFAULT;
-	if (!s)
-		return 0;
-	while (*s) {
-		while (*s == ' ' || *s == '\t' || *s == ';')
-			s++;
-		if (!*s)
-			break;
-		const char *end = s;
-		while (*end && *end != ';')
-			end++;
-		const char *eq = memchr(s, '=', (size_t)(end - s));
-		if (!eq)
-			return say(err, err_len, "fault plan: expected name=value");
-		const char *v = eq + 1;
-		const char *ve = end;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		int rc = parse_clause(p, s, (size_t)(eq - s), v, (size_t)(ve - v), err, err_len);
-		if (rc)
-			return rc;
-		s = end;
-	}
-	return 0;
-}
-
-int io_fault_plan_check(const char *plan, char *err, size_t err_len)
-{
-	struct fault_plan p;
-	return plan_parse(plan, &p, err, err_len);
-}
 
 /* ---- counters ------------------------------------------------------------------------- */
 
@@ -869,7 +597,7 @@ int io_fault_create_over(const struct io_ops *inner, const struct io_config *cfg
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	rc = plan_parse(cfg->fault_plan, &b->plan, NULL, 0);
+	rc = io_fault_plan_parse(cfg->fault_plan, &b->plan, NULL, 0);
 	if (rc)
 		goto out_free;
 	b->rng = b->plan.seed;
@@ -907,7 +635,7 @@ static int fault_create(const struct io_config *cfg, struct io_backend **out)
 {
 	const char *name = cfg->fault_inner && *cfg->fault_inner ? cfg->fault_inner : "psync";
 	struct fault_plan plan;
-	if (plan_parse(cfg->fault_plan, &plan, NULL, 0))
+	if (io_fault_plan_parse(cfg->fault_plan, &plan, NULL, 0))
 		return -EINVAL;
 	if (plan.inner[0]) /* the plan's choice wins: tests sweep both backends */
 		name = plan.inner;

@@ -9,45 +9,31 @@
  * done(0) -- or, for a layered read, part by part, each part reported only once verified.
  * Anything that does not verify is KVG_ECORRUPT: a miss, never bytes.
  *
- * Recovery: a clean close leaves index.ckpt (every entry, every segment's generation); open
- * loads it when it matches the segment headers and deletes it before any new write, so a
- * crash always falls back to scanning the segments' record headers.
+ * This file holds the tier's running state: segments and their space, the op pool, and the
+ * transfers.  Opening (recovery included) and closing are in tier_nvme_recover.c, the
+ * checkpoint a clean close leaves in tier_nvme_ckpt.c; the on-disk rules in record.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
 
 #include "index.h"
-#include "path.h"
 #include "kvg_assert.h"
-#include "tier_nvme_impl.h"
+#include "path.h"
+#include "tier_nvme_int.h"
 
-#define CKPT_MAGIC 0x3154504b4347564bull /* "KVGCKPT1" */
 #define GROUP_MAX_BYTES (8u << 20)
-#define RETRIES_MAX 16
 
 uint64_t nvme_now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int errf(char *err, size_t len, int rc, const char *fmt, const char *a, const char *b)
-{
-	if (err && len)
-		snprintf(err, len, fmt, a, b);
-	return rc;
 }
 
 /* ---- segments ------------------------------------------------------------------------ */
@@ -79,7 +65,25 @@ static int seg_write_header(struct nvme *nv, uint32_t i)
 	return rc;
 }
 
-static int seg_open_file(struct nvme *nv, uint32_t i, int *created)
+/* Reads a segment's header: 0 and its generation, or KVG_ECORRUPT (new, foreign, bad). */
+int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
+{
+	uint8_t *buf;
+	if (posix_memalign((void **)&buf, KVG_ALIGN, SEG_HDR_BYTES))
+		return -ENOMEM;
+	struct seg_hdr h;
+	ssize_t n = pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
+	int rc = n == SEG_HDR_BYTES ? seg_hdr_check(buf, SEG_HDR_BYTES, &h) : KVG_ECORRUPT;
+	if (!rc && (h.seg_id != i || memcmp(h.grid_id, nv->grid_id, 16) ||
+		    h.seg_bytes != nv->seg_bytes))
+		rc = KVG_ECORRUPT;
+	if (!rc)
+		*gen = h.generation;
+	free(buf);
+	return rc;
+}
+
+int nvme_seg_open_file(struct nvme *nv, uint32_t i, int *created)
 {
 	char path[4200];
 	seg_path(nv, i, path, sizeof(path));
@@ -295,6 +299,40 @@ static void op_fini(struct nvme_op *op)
 	pthread_mutex_destroy(&op->lock);
 }
 
+int nvme_pool_init(struct nvme *nv, const struct kvg_config *cfg)
+{
+	/* a write's pieces: one per arena chunk of the largest block, plus slack */
+	uint64_t chunk = cfg->chunk_bytes ? cfg->chunk_bytes : KVG_ALIGN;
+	nv->max_src = (uint32_t)(cfg->max_value_bytes / chunk) + 4;
+	if (nv->max_src < 16)
+		nv->max_src = 16;
+	nv->max_vec = (uint32_t)(cfg->max_value_bytes / GROUP_MAX_BYTES) + 8;
+	if (nv->max_vec < nv->max_src * 2 + 4)
+		nv->max_vec = nv->max_src * 2 + 4;
+	if (nv->max_vec < REC_PARTS_MAX + 2)
+		nv->max_vec = REC_PARTS_MAX + 2;
+	nv->pool_size = cfg->queue_depth * (cfg->io_threads ? cfg->io_threads : 1) + 16;
+	nv->pool = calloc(nv->pool_size, sizeof(struct nvme_op));
+	if (!nv->pool)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < nv->pool_size; i++) {
+		int rc = op_init(nv, &nv->pool[i]);
+		if (rc)
+			return rc; /* nvme_pool_fini() frees what was made */
+		nv->pool[i].next_free = nv->free_ops;
+		nv->free_ops = &nv->pool[i];
+	}
+	return 0;
+}
+
+void nvme_pool_fini(struct nvme *nv)
+{
+	for (uint32_t i = 0; nv->pool && i < nv->pool_size; i++)
+		op_fini(&nv->pool[i]);
+	free(nv->pool);
+	nv->pool = NULL;
+}
+
 struct nvme_op *nvme_op_get(struct nvme *nv)
 {
 	pthread_mutex_lock(&nv->pool_lock);
@@ -409,48 +447,28 @@ static int check_header(struct nvme_op *op)
 	    h.payload_len != op->len || (h.flags & REC_F_TOMBSTONE) ||
 	    memcmp(h.grid_id, op->nv->grid_id, 16))
 		return KVG_ECORRUPT;
-	if (h.parts > 1) {
-		uint64_t c = XXH3_64bits(op->hdr + 128, (size_t)h.parts * 8);
-		if (c != h.payload_csum)
-			return KVG_ECORRUPT;
-	}
+	if (rec_parts_check(op->hdr, &h))
+		return KVG_ECORRUPT;
 	if (op->layered && h.parts != op->parts)
 		return KVG_ECORRUPT; /* written under another layout: cannot verify by layer */
 	op->parts = h.parts;
 	return 0;
 }
 
-/* XXH3-64 of payload bytes [off, off+len), wherever they landed (buffer, then tail). */
-static uint64_t payload_csum(struct nvme_op *op, uint64_t off, uint64_t len)
-{
-	uint8_t *base = op->read_into;
-	uint64_t main_len = op->len - op->tail_bytes;
-	if (off + len <= main_len)
-		return XXH3_64bits(base + off, len);
-	XXH3_state_t st;
-	XXH3_INITSTATE(&st);
-	XXH3_64bits_reset(&st);
-	if (off < main_len)
-		XXH3_64bits_update(&st, base + off, main_len - off);
-	uint64_t toff = off > main_len ? off - main_len : 0;
-	XXH3_64bits_update(&st, op->tail + toff, off + len - main_len - toff);
-	return XXH3_64bits_digest(&st);
-}
-
+/* Part p against the header's checksums, wherever its bytes landed (buffer, then tail).
+ * Only after check_header() passed: the header block's fields are then trusted. */
 static int verify_part(struct nvme_op *op, uint32_t p)
 {
-	uint64_t pb = op->len / op->parts;
-	uint64_t want;
-	memcpy(&want, op->hdr + 128 + 8 * p, 8);
-	return payload_csum(op, p * pb, pb) == want ? 0 : KVG_ECORRUPT;
+	uint64_t main_len = op->len - op->tail_bytes;
+	struct iovec payload[2] = {
+	    {op->read_into, main_len},
+	    {op->tail, op->tail_bytes},
+	};
+	return rec_part_verify(op->hdr, (const struct rec_hdr *)op->hdr, p, payload, 2);
 }
 
 static int verify_all(struct nvme_op *op)
 {
-	if (op->parts == 1) {
-		struct rec_hdr *h = (struct rec_hdr *)op->hdr;
-		return payload_csum(op, 0, op->len) == h->payload_csum ? 0 : KVG_ECORRUPT;
-	}
 	for (uint32_t p = 0; p < op->parts; p++)
 		if (verify_part(op, p))
 			return KVG_ECORRUPT;
@@ -628,36 +646,7 @@ static int build_write(struct nvme_op *op)
 		op->src[0].iov_len = op->len;
 		op->srccnt = 1;
 	}
-	/* checksums over the logical payload */
-	uint64_t pb = op->len / parts;
-	int si = 0;
-	uint64_t soff = 0;
-	for (uint32_t p = 0; p < parts; p++) {
-		XXH3_state_t st;
-		XXH3_INITSTATE(&st);
-		XXH3_64bits_reset(&st);
-		uint64_t need = pb;
-		while (need) {
-			uint64_t k = op->src[si].iov_len - soff;
-			if (k > need)
-				k = need;
-			XXH3_64bits_update(&st, (uint8_t *)op->src[si].iov_base + soff, k);
-			need -= k;
-			soff += k;
-			if (soff == op->src[si].iov_len) {
-				si++;
-				soff = 0;
-			}
-		}
-		uint64_t c = XXH3_64bits_digest(&st);
-		if (parts == 1)
-			h->payload_csum = c;
-		else
-			memcpy(op->hdr + 128 + 8 * p, &c, 8);
-	}
-	if (parts > 1)
-		h->payload_csum = XXH3_64bits(op->hdr + 128, (size_t)parts * 8);
-	rec_hdr_seal(h);
+	rec_hdr_seal_payload(op->hdr, op->src, op->srccnt); /* checksums of the logical payload */
 
 	op->nvec = 0;
 	vec_add(op, op->hdr, REC_HDR_BYTES);
@@ -737,493 +726,4 @@ void nvme_submit(struct nvme *nv, struct nvme_op *op)
 	pthread_mutex_unlock(&op->lock);
 	for (uint32_t g = 0; g < win; g++)
 		group_issue(op, &op->req[g], g);
-}
-
-/* ---- open, recovery, checkpoint, close ------------------------------------------------ */
-
-struct ckpt_head {
-	uint64_t magic;
-	uint32_t format;
-	uint32_t nsegs;
-	uint8_t grid_id[16];
-	uint64_t entries;
-	uint64_t seq;
-	uint64_t seg_bytes;
-};
-
-struct ckpt_seg {
-	uint64_t gen;
-	uint64_t write_off;
-	uint32_t state;
-	uint32_t pad;
-};
-
-static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/grid.id", nv->dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, nv->grid_id, 16);
-		close(fd);
-		if (n == 16)
-			return 0;
-		log_msg(nv->log, LOG_WARN, "%s: grid.id unreadable; treating the directory as new",
-			nv->dir);
-	}
-	if (getrandom(nv->grid_id, 16, 0) != 16)
-		return errf(err, err_len, -EIO, "%s: no random bytes for the grid id%s", nv->dir, "");
-	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s/grid.id.tmp", nv->dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, nv->grid_id, 16) != 16 || fsync(fd) < 0) {
-		int e = -errno;
-		if (fd >= 0)
-			close(fd);
-		return errf(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
-			    strerror(e ? -e : EIO));
-	}
-	close(fd);
-	if (rename(tmp, path) < 0)
-		return errf(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
-			    strerror(errno));
-	fsync(nv->dir_fd);
-	return 0;
-}
-
-/* Reads a segment's header: 0 and its generation, or KVG_ECORRUPT (new, foreign, bad). */
-static int seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
-{
-	uint8_t *buf;
-	if (posix_memalign((void **)&buf, KVG_ALIGN, SEG_HDR_BYTES))
-		return -ENOMEM;
-	struct seg_hdr h;
-	ssize_t n = pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
-	int rc = n == SEG_HDR_BYTES ? seg_hdr_check(buf, SEG_HDR_BYTES, &h) : KVG_ECORRUPT;
-	if (!rc && (h.seg_id != i || memcmp(h.grid_id, nv->grid_id, 16) ||
-		    h.seg_bytes != nv->seg_bytes))
-		rc = KVG_ECORRUPT;
-	if (!rc)
-		*gen = h.generation;
-	free(buf);
-	return rc;
-}
-
-/*
- * A window of a segment read ahead while scanning: small records are parsed from memory a
- * megabyte at a time; large ones cost one 4 KiB read of their header each.
- */
-struct scan_win {
-	uint8_t *buf;
-	uint64_t start, len, cap;
-};
-
-static const uint8_t *scan_at(struct nvme *nv, int fd, struct scan_win *w, uint64_t off,
-			      int ahead)
-{
-	if (off >= w->start && off + REC_HDR_BYTES <= w->start + w->len)
-		return w->buf + (off - w->start);
-	uint64_t want = ahead ? w->cap : REC_HDR_BYTES;
-	if (off + want > nv->seg_bytes)
-		want = nv->seg_bytes - off;
-	ssize_t n = pread(fd, w->buf, want, (off_t)off);
-	if (n < (ssize_t)REC_HDR_BYTES) {
-		w->len = 0;
-		return NULL;
-	}
-	w->start = off;
-	w->len = (uint64_t)n;
-	return w->buf;
-}
-
-static int scan_good(struct nvme *nv, struct segment *s, const uint8_t *raw, uint64_t off,
-		     struct rec_hdr *h)
-{
-	return rec_hdr_check(raw, REC_HDR_BYTES, h) == 0 && h->generation == s->gen &&
-	       !memcmp(h->grid_id, nv->grid_id, 16) && off + rec_span(h->payload_len) <= nv->seg_bytes;
-}
-
-/* Walks one segment's records, reporting the good ones; returns how many. */
-static uint64_t seg_scan(struct nvme *nv, uint32_t i,
-			 void (*cb)(void *, const struct nvme_recovered *), void *ctx,
-			 uint64_t *bad)
-{
-	struct segment *s = &nv->segs[i];
-	struct scan_win w = { .cap = 1 << 20 };
-	if (posix_memalign((void **)&w.buf, KVG_ALIGN, w.cap))
-		return 0;
-	uint64_t off = SEG_HDR_BYTES, found = 0, end = SEG_HDR_BYTES, last_span = 0;
-	while (off + REC_HDR_BYTES <= nv->seg_bytes) {
-		struct rec_hdr h;
-		const uint8_t *raw = scan_at(nv, s->fd, &w, off, last_span < (256u << 10));
-		if (!raw)
-			break;
-		if (scan_good(nv, s, raw, off, &h)) {
-			struct nvme_recovered r = { .hdr = h };
-			r.loc.seg = i;
-			r.loc.off4k = (uint32_t)(off / KVG_ALIGN);
-			r.loc.gen = (uint32_t)s->gen;
-			cb(ctx, &r);
-			if (h.seq >= nv->seq)
-				nv->seq = h.seq + 1;
-			found++;
-			last_span = rec_span(h.payload_len);
-			off += last_span;
-			end = off;
-			continue;
-		}
-		/* not a record of this generation: the end of the log, or damage.  Look on,
-		 * a 4 KiB step at a time, for a good header before deciding it is the end. */
-		uint64_t next = 0;
-		for (uint64_t o = off + KVG_ALIGN; o + REC_HDR_BYTES <= nv->seg_bytes && !next;
-		     o += KVG_ALIGN) {
-			raw = scan_at(nv, s->fd, &w, o, 1);
-			if (!raw)
-				break;
-			if (scan_good(nv, s, raw, o, &h))
-				next = o;
-		}
-		if (!next)
-			break;
-		(*bad)++;
-		off = next;
-		last_span = 0;
-	}
-	free(w.buf);
-	s->write_off = end;
-	return found;
-}
-
-static int ckpt_path(const struct nvme *nv, char *buf, size_t len)
-{
-	return snprintf(buf, len, "%s/index.ckpt", nv->dir);
-}
-
-/* Loads index.ckpt if it is whole and agrees with every segment header. */
-static int ckpt_load(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
-		     void *ctx, uint64_t *count)
-{
-	char path[4200];
-	ckpt_path(nv, path, sizeof(path));
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -ENOENT;
-	int rc = KVG_ECORRUPT;
-	struct ckpt_head h;
-	struct ckpt_seg *segs = NULL;
-	struct nvme_ckpt_ent *ents = NULL;
-	struct stat fst;
-	if (fstat(fileno(f), &fst) < 0)
-		goto out;
-	if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != CKPT_MAGIC ||
-	    h.format != KVG_FORMAT_VERSION || h.nsegs != nv->nsegs ||
-	    h.seg_bytes != nv->seg_bytes || memcmp(h.grid_id, nv->grid_id, 16) ||
-	    h.entries > (1ull << 32))
-		goto out;
-	/* the counts must fit the file before anything is allocated for them */
-	if ((uint64_t)fst.st_size != sizeof(h) + (uint64_t)h.nsegs * sizeof(struct ckpt_seg) +
-					 h.entries * sizeof(struct nvme_ckpt_ent) + 8)
-		goto out;
-	segs = calloc(h.nsegs, sizeof(*segs));
-	ents = malloc(sizeof(*ents) * (h.entries ? h.entries : 1));
-	if (!segs || !ents)
-		goto out;
-	uint64_t csum_want;
-	if (fread(segs, sizeof(*segs), h.nsegs, f) != h.nsegs ||
-	    fread(ents, sizeof(*ents), h.entries, f) != h.entries ||
-	    fread(&csum_want, 8, 1, f) != 1)
-		goto out;
-	XXH3_state_t st;
-	XXH3_INITSTATE(&st);
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, &h, sizeof(h));
-	XXH3_64bits_update(&st, segs, sizeof(*segs) * h.nsegs);
-	XXH3_64bits_update(&st, ents, sizeof(*ents) * h.entries);
-	if (XXH3_64bits_digest(&st) != csum_want)
-		goto out;
-	for (uint32_t i = 0; i < nv->nsegs; i++) {
-		if (segs[i].state == SEG_FREE)
-			continue;
-		uint64_t gen;
-		if (seg_read_header(nv, i, &gen) || gen != segs[i].gen)
-			goto out;
-	}
-	for (uint32_t i = 0; i < nv->nsegs; i++) {
-		nv->segs[i].gen = segs[i].gen;
-		nv->segs[i].write_off = segs[i].write_off;
-		nv->segs[i].state = segs[i].state == SEG_FREE ? SEG_FREE : SEG_SEALED;
-	}
-	for (uint64_t k = 0; k < h.entries; k++) {
-		struct nvme_recovered r = { 0 };
-		if (ents[k].loc.seg >= nv->nsegs)
-			continue;
-		r.hdr.magic = REC_MAGIC;
-		memcpy(r.hdr.key, ents[k].key.bytes, KVG_KEY_BYTES);
-		r.hdr.payload_len = ents[k].len;
-		r.hdr.depth = ents[k].depth;
-		r.hdr.seq = k; /* a checkpoint holds one entry per key */
-		r.loc = ents[k].loc;
-		cb(ctx, &r);
-	}
-	nv->seq = h.seq;
-	*count = h.entries;
-	rc = 0;
-out:
-	free(segs);
-	free(ents);
-	fclose(f);
-	return rc;
-}
-
-static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err, size_t len)
-{
-	const char *name = "psync";
-	switch (cfg->io_backend) {
-	case KVG_IO_URING: name = "uring"; break;
-	case KVG_IO_PSYNC: name = "psync"; break;
-	case KVG_IO_FAULT: name = "fault"; break;
-	default: name = io_uring_usable() ? "uring" : "psync"; break;
-	}
-	nv->ops = io_find(name);
-	if (!nv->ops)
-		return errf(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in%s", name, "");
-	struct io_config ic = {
-		.queue_depth = cfg->queue_depth,
-		.threads = cfg->io_threads,
-		.fault_plan = cfg->fault_plan,
-		.fault_inner = io_uring_usable() ? "uring" : "psync",
-	};
-	if (!strcmp(name, "psync") && !ic.threads)
-		ic.threads = cfg->queue_depth < 16 ? cfg->queue_depth : 16;
-	int rc = nv->ops->create(&ic, &nv->io);
-	if (rc)
-		return errf(err, len, rc, "io backend %s: %s", name, strerror(-rc));
-	snprintf(nv->backend, sizeof(nv->backend), "%s", name);
-	if (cfg->io_backend == KVG_IO_AUTO && strcmp(name, "uring"))
-		log_msg(nv->log, LOG_WARN, "io_uring unavailable here; using %s", name);
-	return 0;
-}
-
-static int open_dir(struct nvme *nv, char *err, size_t err_len)
-{
-	int rc = mkdir_parents(nv->dir);
-	if (rc)
-		return errf(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
-	nv->dir_fd = open(nv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (nv->dir_fd < 0)
-		return errf(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
-	if (access(nv->dir, W_OK) < 0)
-		return errf(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
-			    strerror(errno));
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/LOCK", nv->dir);
-	nv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (nv->lock_fd < 0)
-		return errf(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
-			    strerror(errno));
-	if (flock(nv->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return errf(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)%s",
-			    nv->dir, "");
-	return 0;
-}
-
-static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *),
-		   void *ctx, uint64_t *blocks)
-{
-	uint64_t n = 0, bad = 0, foreign = 0;
-	int rc = ckpt_load(nv, cb, ctx, &n);
-	char path[4200];
-	ckpt_path(nv, path, sizeof(path));
-	if (rc == 0) {
-		log_msg(nv->log, LOG_INFO, "%s: index loaded from checkpoint (%llu blocks)",
-			nv->dir, (unsigned long long)n);
-	} else {
-		if (rc != -ENOENT)
-			log_msg(nv->log, LOG_WARN, "%s: checkpoint unusable; scanning segments",
-				nv->dir);
-		for (uint32_t i = 0; i < nv->nsegs; i++) {
-			struct segment *s = &nv->segs[i];
-			uint64_t gen;
-			if (seg_read_header(nv, i, &gen)) {
-				s->state = SEG_FREE;
-				s->write_off = SEG_HDR_BYTES;
-				continue; /* new, foreign or damaged: reused with a new generation */
-			}
-			s->gen = gen;
-			uint64_t found = seg_scan(nv, i, cb, ctx, &bad);
-			s->state = found ? SEG_SEALED : SEG_FREE;
-			n += found;
-		}
-		if (bad || foreign)
-			log_msg(nv->log, LOG_WARN, "%s: %llu damaged records skipped while scanning",
-				nv->dir, (unsigned long long)bad);
-	}
-	/* from here on a crash must rescan: the checkpoint no longer describes the disk */
-	if (unlink(path) == 0)
-		fsync(nv->dir_fd);
-	*blocks = n;
-	return 0;
-}
-
-int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
-	      void (*cb)(void *ctx, const struct nvme_recovered *r), void *ctx, char *err,
-	      size_t err_len)
-{
-	struct nvme *nv = calloc(1, sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	snprintf(nv->dir, sizeof(nv->dir), "%s", cfg->dir);
-	nv->log = log;
-	nv->dir_fd = nv->lock_fd = -1;
-	nv->direct = 1;
-	nv->durable = cfg->durability == KVG_DURABILITY_DURABLE;
-	nv->seg_bytes = cfg->segment_bytes & ~(uint64_t)(KVG_ALIGN - 1);
-	nv->nsegs = (uint32_t)(cfg->nvme_bytes / nv->seg_bytes);
-	nv->io_error_limit = cfg->io_error_limit;
-	nv->retry_ms = cfg->degraded_retry_ms;
-	nv->open_seg = SLOT_NONE;
-	pthread_mutex_init(&nv->pool_lock, NULL);
-	pthread_cond_init(&nv->pool_cond, NULL);
-	int rc;
-	if (nv->nsegs < 2) {
-		rc = errf(err, err_len, KVG_ECONFIG,
-			  "nvme_bytes must hold at least two segments of segment_bytes%s%s", "", "");
-		goto out_free;
-	}
-	if ((rc = open_dir(nv, err, err_len)))
-		goto out_free;
-	if ((rc = grid_id_load(nv, err, err_len)))
-		goto out_free;
-	nv->segs = calloc(nv->nsegs, sizeof(struct segment));
-	if (!nv->segs) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	for (uint32_t i = 0; i < nv->nsegs; i++)
-		nv->segs[i].fd = -1;
-	int any_created = 0;
-	for (uint32_t i = 0; i < nv->nsegs; i++) {
-		int created = 0;
-		if ((rc = seg_open_file(nv, i, &created))) {
-			errf(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
-			     strerror(-rc));
-			goto out_free;
-		}
-		nv->segs[i].head = SLOT_NONE;
-		nv->segs[i].write_off = SEG_HDR_BYTES;
-		any_created |= created;
-	}
-	if (any_created)
-		fsync(nv->dir_fd); /* new segment files' names are durable before any record */
-	if ((rc = pick_backend(nv, cfg, err, err_len)))
-		goto out_free;
-	/* a write's pieces: one per arena chunk of the largest block, plus slack */
-	nv->max_src = (uint32_t)(cfg->max_value_bytes / (cfg->chunk_bytes ? cfg->chunk_bytes : KVG_ALIGN)) + 4;
-	if (nv->max_src < 16)
-		nv->max_src = 16;
-	nv->max_vec = (uint32_t)(cfg->max_value_bytes / GROUP_MAX_BYTES) + 8;
-	if (nv->max_vec < nv->max_src * 2 + 4)
-		nv->max_vec = nv->max_src * 2 + 4;
-	if (nv->max_vec < REC_PARTS_MAX + 2)
-		nv->max_vec = REC_PARTS_MAX + 2;
-	nv->pool_size = cfg->queue_depth * (cfg->io_threads ? cfg->io_threads : 1) + 16;
-	nv->pool = calloc(nv->pool_size, sizeof(struct nvme_op));
-	if (!nv->pool) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	for (uint32_t i = 0; i < nv->pool_size; i++) {
-		if ((rc = op_init(nv, &nv->pool[i])))
-			goto out_free;
-		nv->pool[i].next_free = nv->free_ops;
-		nv->free_ops = &nv->pool[i];
-	}
-	*out = nv;
-	uint64_t blocks;
-	recover(nv, cb, ctx, &blocks);
-	return 0;
-out_free:
-	nvme_close(nv, NULL, NULL);
-	return rc;
-}
-
-static int ckpt_write(struct nvme *nv, int (*next)(void *, struct nvme_ckpt_ent *), void *ctx)
-{
-	char path[4200], tmp[4300];
-	ckpt_path(nv, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "wb");
-	if (!f)
-		return -errno;
-	char *fbuf = malloc(1 << 20); /* per call: two grids may close at once */
-	if (fbuf)
-		setvbuf(f, fbuf, _IOFBF, 1 << 20);
-	struct ckpt_head h = { .magic = CKPT_MAGIC, .format = KVG_FORMAT_VERSION,
-			       .nsegs = nv->nsegs, .seq = nv->seq, .seg_bytes = nv->seg_bytes };
-	memcpy(h.grid_id, nv->grid_id, 16);
-	/* count first: the header carries the number of entries */
-	struct nvme_ckpt_ent e;
-	uint64_t count = 0;
-	while (next(ctx, &e))
-		count++;
-	h.entries = count;
-	XXH3_state_t st;
-	XXH3_INITSTATE(&st);
-	XXH3_64bits_reset(&st);
-	int ok = fwrite(&h, sizeof(h), 1, f) == 1;
-	XXH3_64bits_update(&st, &h, sizeof(h));
-	for (uint32_t i = 0; i < nv->nsegs && ok; i++) {
-		struct ckpt_seg s = { .gen = nv->segs[i].gen, .write_off = nv->segs[i].write_off,
-				      .state = nv->segs[i].state };
-		ok = fwrite(&s, sizeof(s), 1, f) == 1;
-		XXH3_64bits_update(&st, &s, sizeof(s));
-	}
-	uint64_t written = 0;
-	while (ok && written < count && next(ctx, &e)) {
-		ok = fwrite(&e, sizeof(e), 1, f) == 1;
-		XXH3_64bits_update(&st, &e, sizeof(e));
-		written++;
-	}
-	uint64_t c = XXH3_64bits_digest(&st);
-	ok = ok && written == count && fwrite(&c, 8, 1, f) == 1 && fflush(f) == 0 &&
-	     fsync(fileno(f)) == 0;
-	fclose(f);
-	free(fbuf);
-	if (!ok || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -EIO;
-	}
-	fsync(nv->dir_fd);
-	return 0;
-}
-
-void nvme_close(struct nvme *nv, int (*next)(void *ctx, struct nvme_ckpt_ent *e), void *ctx)
-{
-	if (!nv)
-		return;
-	if (nv->io)
-		nv->ops->destroy(nv->io);
-	for (uint32_t i = 0; nv->segs && i < nv->nsegs; i++)
-		if (nv->segs[i].fd >= 0 && nv->durable)
-			fdatasync(nv->segs[i].fd);
-	if (next && nv->io) {
-		int rc = ckpt_write(nv, next, ctx);
-		if (rc)
-			log_msg(nv->log, LOG_WARN, "%s: checkpoint not written (%s); next open scans",
-				nv->dir, strerror(-rc));
-	}
-	for (uint32_t i = 0; nv->segs && i < nv->nsegs; i++)
-		if (nv->segs[i].fd >= 0)
-			close(nv->segs[i].fd);
-	for (uint32_t i = 0; nv->pool && i < nv->pool_size; i++)
-		op_fini(&nv->pool[i]);
-	free(nv->pool);
-	free(nv->segs);
-	if (nv->lock_fd >= 0)
-		close(nv->lock_fd);
-	if (nv->dir_fd >= 0)
-		close(nv->dir_fd);
-	pthread_mutex_destroy(&nv->pool_lock);
-	pthread_cond_destroy(&nv->pool_cond);
-	free(nv);
 }

@@ -5,7 +5,9 @@
  * Space and segment state are guarded by the grid lock (the caller holds it for every
  * function marked "locked"); I/O runs through an io backend and completes on its threads.
  * struct nvme is opaque: the grid asks the functions below, never the fields.
- * The record format is in record.h; doc/ARCHITECTURE.md shows the flow.
+ * The record format is in record.h; doc/ARCHITECTURE.md shows the flow.  The code is in
+ * tier_nvme.c (segments, transfers), tier_nvme_recover.c (open, recovery, close) and
+ * tier_nvme_ckpt.c (the checkpoint).
  */
 #ifndef KVG_TIER_NVME_H
 #define KVG_TIER_NVME_H
@@ -76,19 +78,21 @@ struct nvme_recovered {
 	struct nvme_loc loc;
 };
 
-/* The tier: opaque outside tier_nvme*.c (its fields are in tier_nvme_impl.h). */
+/* The tier: opaque outside tier_nvme*.c (its fields are in tier_nvme_int.h). */
 struct nvme;
 
 /*
  * Opens or creates the tier in cfg->dir and recovers it: cb is called for every good record
- * (newest per key decided by the caller through hdr.seq).  recovered_blocks and recovery_us
- * are reported through *nv.  Returns 0, KVG_ECONFIG (reason in err) or -errno.
+ * (newest per key decided by the caller through hdr.seq; tombstones included).  The caller
+ * counts the blocks it keeps and times the open.  Returns 0, KVG_ECONFIG (reason in err) or
+ * -errno.
  */
 int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	      void (*cb)(void *ctx, const struct nvme_recovered *r), void *ctx, char *err,
 	      size_t err_len);
 
-/* A checkpoint entry, as the grid reports it at close. */
+/* A checkpoint entry, as the grid reports it at close: written to disk as it is (layout and
+ * size asserts in tier_nvme_ckpt.c). */
 struct nvme_ckpt_ent {
 	kvg_key key;
 	struct nvme_loc loc;

@@ -9,7 +9,7 @@
  * SWEEP(fn) runs fn once per variant; a variant the machine cannot run (no io_uring) is
  * reported as skipped.  t_config() fills a small configuration for the variant (sizes that
  * keep a test to seconds) and gives it a fresh scratch directory; t_done() removes it.
- * Known core bugs are checked only with KVG_TEST_KNOWN_BUGS=1 (doc/notes/bugs-core.md).
+ * Known core bugs are checked only with KVG_TEST_KNOWN_BUGS=1.
  */
 #ifndef KVG_T_GRID_H
 #define KVG_T_GRID_H

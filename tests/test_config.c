@@ -111,12 +111,12 @@ static void set_unknown_name(void)
 	CHECK_RC(kvg_config_set(&c, "layers", NULL, err, sizeof(err)), KVG_ECONFIG);
 }
 
-/* Description: bad numbers ("12Q", "-1", "", " 5", "1.5G", "0x", "5 ", too large for 64 bits,
+/* Description: bad numbers ("12Q", "-1", "+1", "", " 5", "1.5G", "0x", "5 ", too large for 64 bits,
  * a size overflowing with its suffix) are refused with the setting's name in the reason,
  * and the field keeps its value; likewise bad booleans and unknown enum names. */
 static void set_bad_values(void)
 {
-	static const char *const bad_sizes[] = { "12Q", "-1", "", " 5", "1.5G", "0x", "5 ", "4GG",
+	static const char *const bad_sizes[] = { "12Q", "-1", "+1", "", " 5", "1.5G", "0x", "5 ", "4GG",
 						 "99999999999999999999", "17179869184T", "G" };
 	struct kvg_config c;
 	kvg_config_init(&c);

@@ -213,7 +213,7 @@ static void store_load_round_trips(void)
 }
 
 /* Description: a zero-byte block can be stored, is found by lookup, and loads with length 0;
- * with KVG_TEST_KNOWN_BUGS=1 also from an unaligned buffer (bugs-core.md #9: UBSan). */
+ * with KVG_TEST_KNOWN_BUGS=1 also from an unaligned buffer (UBSan). */
 static void zero_byte_block(void)
 {
 	struct kvg_config c;
@@ -989,7 +989,7 @@ static void calls_are_named_for_the_policy(void)
 
 /* Description: with DRAM and NVMe, a block that lives only on NVMe is promoted to DRAM by
  * kvg_prefetch, after which it loads from DRAM, and a load issued right after the prefetch
- * completes within 10 s (no deadlock: bugs-core.md #1).  Swept over (workers, prefetch
+ * completes within 10 s (no deadlock).  Swept over (workers, prefetch
  * calls): (3, 1), (2, 2) and (1, 1). */
 static void prefetch_promotes_to_dram(void)
 {

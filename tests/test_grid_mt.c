@@ -22,7 +22,7 @@
 #endif
 
 /* A way to set a variant aside under ThreadSanitizer while a reported race is open (none
- * now: bugs-core.md #6 and #7 were fixed in 0c9984f). */
+ * now). */
 static int nvme_skipped_here(void)
 {
 	(void)T_TSAN;
@@ -336,7 +336,7 @@ static void *demo_loader(void *arg)
 /* Description: loads of blocks while they are being demoted from DRAM to NVMe (a DRAM tier
  * of four 1 MiB blocks, one thread storing new blocks, two loading the oldest block still in
  * DRAM) neither hang the grid nor fail: every load verifies or misses, and afterwards every
- * block loads (bugs-core.md #11: a load during a demotion called the policy's hit() on a
+ * block loads (a load during a demotion called the policy's hit() on a
  * block its victim() had removed, corrupting the list; the grid spun in victim()). */
 static void loads_during_demotion(void)
 {

@@ -108,7 +108,7 @@ static void index_bytes_per_block(void)
 /* Description: a grid reports its index memory in the stats (index and the policies of
  * both tiers), under 128 bytes per block of capacity (issue 2) with LRU and with the default
  * policy; the other policies' figures are printed, and held to the same bound only with
- * KVG_TEST_KNOWN_BUGS=1 (bugs-core.md #12). */
+ * KVG_TEST_KNOWN_BUGS=1. */
 static void grid_index_bytes_per_block(void)
 {
 	struct kvg_config def;
@@ -194,7 +194,7 @@ static void full_index_of_pinned_blocks(void)
 
 /* Description: an NVMe-only grid whose index fills while every block sits in the open
  * segment (small blocks, index smaller than a segment's worth) keeps accepting stores by
- * evicting (bugs-core.md #5). */
+ * evicting. */
 static void full_index_in_open_segment(void)
 {
 	struct kvg_config c;
@@ -214,8 +214,7 @@ static void full_index_in_open_segment(void)
 
 /* Description: when the index (5 blocks) is smaller than what the tier holds (4 segments of
  * 9 records), storing 60 blocks one after another keeps the 5 newest: each of them loads,
- * and the tier's space is reused (segments emptied by index evictions are reclaimed:
- * bugs-core.md #13). */
+ * and the tier's space is reused (segments emptied by index evictions are reclaimed). */
 static void full_index_keeps_the_newest_blocks(void)
 {
 	struct kvg_config c;

@@ -100,7 +100,7 @@ static int setup_blocks(kvg_grid *g, kvg_key *k, struct kvg_io *ios, size_t n, s
 
 /* Description: a KVG_LOAD_LAYERS load of 4 blocks calls layer_done once per layer, in order
  * 0..7, and when it is called for layer L, layer L of every block already holds the right
- * bytes; all of them before the request completes (bugs-core.md #10); then layers_ready
+ * bytes; all of them before the request completes; then layers_ready
  * is 8 and all bytes verify. */
 static void layer_callbacks_in_order(void)
 {
@@ -237,7 +237,7 @@ static void plain_load_calls_no_layer_callback(void)
  * (an error, KVG_ENOTFOUND: layer L has not arrived for every block), the request fails
  * with KVG_ENOTFOUND, and the present block verifies.  Repeated 200 times: a wait must
  * never return 0 for a failed request, or an engine would read a layer that never came
- * (bugs-core.md #4). */
+ *. */
 static void missing_block_ends_layer_waits(void)
 {
 	struct kvg_config c;
@@ -282,7 +282,7 @@ static void missing_block_ends_layer_waits(void)
  * layers 0-4 returns 0 with that layer verified, or the request's error once it has failed;
  * the wait for layer 5 and the request fail with KVG_ECORRUPT (never 0); one checksum
  * failure is counted, and the block is a miss afterwards; layers_ready never counts layer 5,
- * which never arrived (bugs-core.md #4). */
+ * which never arrived. */
 static void corrupt_layer_stops_at_that_layer(void)
 {
 	struct kvg_config c;

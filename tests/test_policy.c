@@ -5,9 +5,10 @@
  * input_length, looked up before the request stores anything), LRU and Belady give the
  * hand-computed answers on small traces, "prefix" evicts partial blocks first and chain
  * tails before heads, "density" learns which class of request is read again and reads the
- * session hint of struct policy_block (which the simulator fills from sim_opts.hints).  With
- * ../shared/traces present, the simulator reproduces the reference hit ratios published
- * in ../shared/traces/README.md, "prefix" and "density" are never below LRU, and
+ * session hint of struct policy_block (which the simulator fills from sim_opts.hints).  On
+ * the whole Mooncake traces (tests/data/traces, or the directory in KVG_TRACES), the
+ * simulator reproduces the reference hit ratios of tests/data/traces/README.md, "prefix"
+ * and "density" are never below LRU, and
  * "density" given exact continuation hints closes half the gap to Belady on the
  * conversation trace.
  */
@@ -596,13 +597,13 @@ static void test_continuation_hints(void)
 	CHECK(h[0] == 2 && h[1] == 1 && h[2] == 0);
 }
 
-/* ---- the shared Mooncake traces ------------------------------------------------------ */
+/* ---- the whole Mooncake traces ------------------------------------------------------- */
 
 static int load_shared(const char *name, struct trace *t)
 {
 	char path[512], err[512];
 	const char *base = getenv("KVG_TRACES");
-	snprintf(path, sizeof(path), "%s/%s", base ? base : "../shared/traces", name);
+	snprintf(path, sizeof(path), "%s/%s", base ? base : "tests/data/traces", name);
 	if (access(path, R_OK))
 		return 77;
 	if (trace_load(path, NULL, t, err, sizeof(err))) {
@@ -617,13 +618,14 @@ static uint64_t pct_blocks(const struct trace *t, double pct)
 	return (uint64_t)((double)t->n_distinct * pct / 100.0 + 0.5);
 }
 
-/* The published references (../shared/traces/README.md), to 4 decimals. */
+/* The reference hit ratios (tests/data/traces/README.md), to 4 decimals. */
 static void test_reproduces_published_references(void)
 {
 	struct trace t;
 	int rc = load_shared("mooncake_conversation_trace.jsonl", &t);
 	if (rc == 77) {
-		fprintf(stderr, "skip: ../shared/traces absent\n");
+		fprintf(stderr, "skip: no mooncake_conversation_trace.jsonl in KVG_TRACES or "
+				"tests/data/traces\n");
 		return;
 	}
 	CHECK(rc == 0);

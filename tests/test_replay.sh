@@ -9,8 +9,8 @@
 # Belady; keeps N requests in flight in the simulator (--interleave) and replays from N
 # engine threads through the store (--engines, also under TSan); passes session hints
 # (--hints oracle) through kvg_load/kvg_store to the policy with the simulator's figures;
-# and, with ../shared/traces present, replays the whole conversation trace through the
-# store with the simulator's hit ratio.
+# and replays the whole conversation trace (tests/data/traces, or the directory in
+# KVG_TRACES) through the store with the simulator's hit ratio.
 set -u
 K=build/kvgrid
 T=tests/data/traces
@@ -88,6 +88,19 @@ $K replay --trace $T/chat_small.jsonl --sweep 20,50,100 --policies lru,prefix,be
 	--svg "$TMP/sweep.svg" >"$TMP/sweep.txt" || no "sweep exited $?"
 [ "$(grep -c '^| \(lru\|prefix\|belady\) |' "$TMP/sweep.txt")" = 3 ] || no "sweep table: $(cat "$TMP/sweep.txt")"
 [ "$(grep -c '<polyline' "$TMP/sweep.svg")" = 3 ] || no "sweep svg lines"
+# the y axis (linear) is labelled at round numbers: equal steps of 1, 2 or 5 times a power of
+# ten, each label a whole multiple of the step (not 0.0981, 0.196 ...)
+python3 - "$TMP/sweep.svg" <<'PY' || no "sweep svg: y ticks are not at round numbers"
+import math, re, sys
+svg = open(sys.argv[1]).read()
+ys = [float(v) for v in re.findall(r"text-anchor='end' font-size='11'>([^<]*)<", svg)]
+assert len(ys) >= 3, ys
+steps = {round(b - a, 12) for a, b in zip(ys, ys[1:])}
+assert len(steps) == 1, ("unequal steps", ys)
+st = steps.pop(); m = st / 10 ** math.floor(math.log10(st))
+assert any(abs(m - k) < 1e-9 for k in (1, 2, 5)), ("step not 1-2-5", st, ys)
+assert all(abs(y / st - round(y / st)) < 1e-9 for y in ys), ("label off the step", ys)
+PY
 
 # 8. Real traffic (the first 1,000 requests of Mooncake's conversation trace, stored with
 #    the tests): through the store lru and prefix give the simulator's figures, prefix is
@@ -192,7 +205,7 @@ if [ -x build/tsan/kvgrid ]; then
 fi
 
 # 12. The whole conversation trace through the store: the same hit ratios as the simulator's.
-S=../shared/traces/mooncake_conversation_trace.jsonl
+S=${KVG_TRACES:-$T}/mooncake_conversation_trace.jsonl
 if [ -r "$S" ]; then
 	for p in lru prefix; do
 		$K replay --trace $S --capacity-pct 10 --policy $p --json >"$TMP/c.json" ||
@@ -206,6 +219,6 @@ if [ -r "$S" ]; then
 		echo "conversation $p: $(json "$TMP/c.json" "d['prefix_hit_token_ratio'], d['elapsed_s']")"
 	done
 else
-	echo "(../shared/traces absent: the conversation replay is skipped)"
+	echo "(no $S: the whole conversation replay is skipped; KVG_TRACES names the directory)"
 fi
 exit $fail

@@ -433,7 +433,7 @@ static void delete_removes_both_copies(void)
 
 /* Description: a deleted block stays deleted after a crash: a copy of the directory taken
  * after kvg_delete returned (no close, so recovery scans the segments) does not bring it
- * back (bugs-core.md #15: deletes write a tombstone). */
+ * back (deletes write a tombstone). */
 static void delete_survives_a_crash(void)
 {
 	struct kvg_config c;
@@ -522,7 +522,7 @@ static void restart_keeps_dram_blocks(void)
 }
 
 /* Description: kvg_close writes back many DRAM-only blocks (100, more than the NVMe tier's
- * op pool at queue_depth 16) without hanging (bugs-core.md #2), and a reopen finds them
+ * op pool at queue_depth 16) without hanging, and a reopen finds them
  * all; a 60 s watchdog turns a hang into a failure. */
 static void on_alarm(int sig)
 {
@@ -560,7 +560,7 @@ static void close_flushes_many_dram_blocks(void)
 
 /* Description: a block larger than 32 DRAM chunks (2 MiB + 1 in 64 KiB chunks) stored in
  * DRAM is written to NVMe at close and found after reopen; also with KVG_STORE_NVME it is on
- * NVMe at once (bugs-core.md #3). */
+ * NVMe at once. */
 static void restart_keeps_large_dram_block(void)
 {
 	struct kvg_config c;

@@ -1,6 +1,7 @@
 /*
- * sim_svg.c - SVG line charts (see sim_svg.h).  A fixed 720x420 canvas: axes with five
- * ticks each (decades on a log axis), one polyline with dots per series, and a legend.
+ * sim_svg.c - SVG line charts (see sim_svg.h).  A fixed 720x420 canvas: axes with ticks
+ * at round numbers (steps of 1, 2 or 5 times a power of ten, four to eight of them; decades
+ * on a log axis), one polyline with dots per series, and a legend.
  * Colours come from a short palette chosen to stay apart when printed in grey.
  */
 #include <errno.h>
@@ -51,6 +52,41 @@ static double svg_y(const struct svg_scale *s, double y)
 	return SVG_T + h - (s->y1 > s->y0 ? (y - s->y0) / (s->y1 - s->y0) : 0.5) * h;
 }
 
+/* The tick step for [lo, hi]: 1, 2 or 5 times a power of ten, giving 4 to 8 intervals. */
+static double svg_step(double lo, double hi)
+{
+	double span = hi - lo;
+	if (!(span > 0))
+		return 1;
+	double p = pow(10, floor(log10(span / 4)));
+	static const double mult[] = { 1, 2, 5, 10 };
+	for (int i = 0; i < 4; i++)
+		if (span / (mult[i] * p) <= 8)
+			return mult[i] * p;
+	return 10 * p;
+}
+
+/* Widens [*lo, *hi] to whole multiples of its tick step. */
+static void svg_round_range(double *lo, double *hi)
+{
+	double st = svg_step(*lo, *hi);
+	*lo = floor(*lo / st + 1e-9) * st;
+	*hi = ceil(*hi / st - 1e-9) * st;
+}
+
+/* Draws the ticks of [lo, hi] at round numbers: tick(value) for each. */
+#define SVG_FOR_TICKS(v, lo, hi)                                                          \
+	for (double st_ = svg_step(lo, hi), v = ceil((lo) / st_ - 1e-9) * st_;             \
+	     v <= (hi) + st_ * 1e-6; v += st_)
+
+/* A tick's label: the value with its float noise removed (0.30000000000000004 is 0.3). */
+static double svg_tick_value(double v, double lo, double hi)
+{
+	double st = svg_step(lo, hi);
+	double r = round(v / st) * st;
+	return fabs(r) < st * 1e-6 ? 0 : r;
+}
+
 static void svg_range(const struct svg_chart *c, const struct svg_series *ser, size_t n,
 		      struct svg_scale *s)
 {
@@ -81,7 +117,10 @@ static void svg_range(const struct svg_chart *c, const struct svg_series *ser, s
 	} else {
 		s->y0 = s->y0 > 0 ? 0 : s->y0;
 		s->y1 = s->y1 * 1.05 + (s->y1 == 0);
+		svg_round_range(&s->y0, &s->y1);
 	}
+	if (!c->x_log)
+		svg_round_range(&s->x0, &s->x1);
 	if (c->x_log) {
 		s->x0 = pow(10, floor(log10(s->x0)));
 		s->x1 = pow(10, ceil(log10(s->x1)));
@@ -93,13 +132,13 @@ static void svg_axes(FILE *f, const struct svg_chart *c, const struct svg_scale 
 	int x_l = SVG_L, x_r = SVG_W - SVG_R, y_t = SVG_T, y_b = SVG_H - SVG_B;
 	fprintf(f, "<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#444'/>\n",
 		x_l, y_t, x_r - x_l, y_b - y_t);
-	for (int i = 0; i <= 4; i++) {
-		double y = s->y0 + (s->y1 - s->y0) * i / 4;
+	SVG_FOR_TICKS(y, s->y0, s->y1)
+	{
 		double py = svg_y(s, y);
 		fprintf(f, "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' stroke='#ddd'/>\n", x_l, x_r,
 			py, py);
-		fprintf(f, "<text x='%d' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n",
-			x_l - 6, py + 4, y);
+		fprintf(f, "<text x='%d' y='%.1f' text-anchor='end' font-size='11'>%g</text>\n",
+			x_l - 6, py + 4, svg_tick_value(y, s->y0, s->y1));
 	}
 	if (s->x_log) {
 		for (double x = s->x0; x <= s->x1 * 1.0001; x *= 10) {
@@ -110,12 +149,13 @@ static void svg_axes(FILE *f, const struct svg_chart *c, const struct svg_scale 
 				   "</text>\n", px, y_b + 16, x);
 		}
 	} else {
-		for (int i = 0; i <= 4; i++) {
-			double x = s->x0 + (s->x1 - s->x0) * i / 4, px = svg_x(s, x);
+		SVG_FOR_TICKS(x, s->x0, s->x1)
+		{
+			double px = svg_x(s, x);
 			fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#ddd'/>\n", px,
 				px, y_t, y_b);
-			fprintf(f, "<text x='%.1f' y='%d' text-anchor='middle' font-size='11'>%.3g"
-				   "</text>\n", px, y_b + 16, x);
+			fprintf(f, "<text x='%.1f' y='%d' text-anchor='middle' font-size='11'>%g"
+				   "</text>\n", px, y_b + 16, svg_tick_value(x, s->x0, s->x1));
 		}
 	}
 	fprintf(f, "<text x='%d' y='22' font-size='15' font-weight='bold'>", x_l);

@@ -7,6 +7,8 @@
  * Belady keeps an indexed max-heap of resident blocks keyed by the position of their next
  * access; a block that would be used later than every resident one is not stored at all
  * (bypass), which is what the optimum does when it may choose.
+ * An analysis tool, not part of libkvgrid: it reaches into the library through two of its
+ * module headers only, policy.h (the policies, by name) and key.h (the grid's key hash).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -172,7 +174,7 @@ static uint64_t sim_block_bytes(const struct trace *t, const struct trace_req *r
 	return b ? b : 1;
 }
 
-/* The namespace `kvgrid replay` opens its grid with (src/replay.c: the config, model
+/* The namespace `kvgrid replay` opens its grid with (tools/replay.c: the config, model
  * "kvgrid-replay", the trace's block size), so that key_hash below is the grid's. */
 static void sim_namespace(const struct trace *t, const struct sim_opts *o,
 			  struct kvg_config *cfg, kvg_key *ns)
