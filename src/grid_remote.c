@@ -26,7 +26,28 @@ static void remote_close(kvg_grid *g)
 	g->remote = NULL;
 }
 
-/* A store or load batch as one client call; each block then ends as a local one would. */
+/*
+ * Stores the blocks the grid's own limit accepts (cfg.max_value_bytes, what a local grid
+ * checks), in runs between the ones it refuses with KVG_ETOOBIG: the limit is this grid's
+ * configuration, whatever the servers would take.
+ */
+static void remote_store(kvg_grid *g, struct kvg_req *r)
+{
+	uint64_t max = g->cfg.max_value_bytes < UINT32_MAX ? g->cfg.max_value_bytes : UINT32_MAX;
+	size_t from = 0;
+	for (size_t i = 0; i <= r->n; i++) {
+		int too_big = i < r->n && r->ios[i].len > max;
+		if (i < r->n && !too_big)
+			continue;
+		if (i > from)
+			client_store_flags(g->remote, r->ios + from, i - from, r->opts.flags);
+		if (too_big)
+			r->ios[i].status = KVG_ETOOBIG;
+		from = i + 1;
+	}
+}
+
+/* A store or load batch as client calls; each block then ends as a local one would. */
 static void remote_run(kvg_grid *g, struct kvg_req *r)
 {
 	int load = r->op == REQ_LOAD;
@@ -35,7 +56,7 @@ static void remote_run(kvg_grid *g, struct kvg_req *r)
 	if (load)
 		client_load(g->remote, r->ios, r->n);
 	else
-		client_store_flags(g->remote, r->ios, r->n, r->opts.flags);
+		remote_store(g, r);
 	for (size_t i = 0; i < r->n; i++) {
 		if (load && r->layers && r->ios[i].status == 0)
 			req_layer_arrived(r, 0, r->layers);
