@@ -1,7 +1,10 @@
 # kvgrid build.  `make` builds the library, the CLI, the server and the reference engine;
 # `make test` runs every test (then again under ASan+UBSan, and the threaded ones under TSan);
 # `make demo` runs the main job on an embedded default.  Sources are found by directory:
-#   src/*.c     -> build/libkvgrid.a, build/libkvgrid.so   (the embedded grid only)
+#   src/*.c     -> build/libkvgrid.a, build/libkvgrid.so.MAJOR.MINOR.PATCH (the embedded
+#                  grid only; SONAME libkvgrid.so.MAJOR, with the libkvgrid.so.MAJOR and
+#                  libkvgrid.so links); the .so exports only include/kvgrid.h's KVG_API
+#                  functions, with the symbol versions of src/libkvgrid.map
 #   tools/*.c   -> build/libkvgrid-tools.a (trace, simulator, replay, cost model), linked
 #                  by the CLI and the tests; not part of libkvgrid
 #   cli/*.c     -> build/kvgrid          server/*.c -> build/kvgridd
@@ -16,7 +19,8 @@ PREFIX ?= /usr/local
 SAN ?=
 OPT ?= -O2
 CFLAGS_BASE = -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread
+	-Wno-missing-field-initializers -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Isrc \
+	-pthread
 # gcc's snprintf truncation warnings depend on the optimisation level; our truncation is
 # deliberate (error messages, bounded paths).  clang has no such warning.
 ifeq ($(findstring clang,$(CC)),)
@@ -30,6 +34,18 @@ CFLAGS += $(CFLAGS_BASE)
 LIBS = -luring -lcrypto -lxxhash -lpthread -lm
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIBS = -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
+
+# The version is the header's (KVG_VERSION_*); MAJOR is the ABI version and the SONAME's.
+VERSION_PART = $(shell sed -n 's/^\#define KVG_VERSION_$(1) \([0-9]*\).*/\1/p' include/kvgrid.h)
+VERSION_MAJOR := $(call VERSION_PART,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+SONAME := libkvgrid.so.$(VERSION_MAJOR)
+LIB_SO := $(BUILD)/libkvgrid.so.$(VERSION)
+LIB_MAP := src/libkvgrid.map
+# -z defs: a missing library is a link error, not a load error (sanitizer runtimes are
+# resolved from the program, so not under SAN)
+SO_LDFLAGS = -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(LIB_MAP) \
+	$(if $(SAN),,-Wl,-z,defs)
 
 LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -58,12 +74,18 @@ $(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard include/*.h src/*.h tools/*.h cli/*.h se
 $(BUILD)/libkvgrid.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libkvgrid.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+$(LIB_SO): $(LIB_OBJ) $(LIB_MAP)
+	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+
+$(BUILD)/$(SONAME): $(LIB_SO)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/libkvgrid.so: $(BUILD)/$(SONAME)
+	ln -sf $(notdir $<) $@
 
 # An archive goes stale when a source leaves its folder, though no object is newer; the
 # folder's own time (it changes when a file is added, removed or renamed) is a prerequisite.
-$(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so: private .EXTRA_PREREQS := src
+$(BUILD)/libkvgrid.a $(LIB_SO): private .EXTRA_PREREQS := src
 $(BUILD)/libkvgrid-tools.a: private .EXTRA_PREREQS := tools
 
 # The library sees include/ and src/ only, so it cannot grow a dependency on tools/ or server/.
@@ -112,6 +134,12 @@ test: $(DEPS_OK)
 demo: all
 	@sh scripts/demo.sh
 
+# Records the ABI of the plain build as the baseline tests/test_abi.sh compares against
+# (tests/abi/, see scripts/abi.sh).  Run it for a deliberate change of the ABI, and commit
+# tests/abi/ with that change.
+abi-baseline: all
+	@sh scripts/abi.sh baseline
+
 bench: benches
 	@sh scripts/deps.sh bench
 	@sh bench/run.sh
@@ -128,14 +156,17 @@ install: all
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/kvgrid.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libkvgrid.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libkvgrid.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(LIB_SO)) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libkvgrid.so
 	install -m 755 $(BUILD)/kvgrid $(DESTDIR)$(PREFIX)/bin/
 	for b in kvgridd kvgrid-llm; do [ ! -f $(BUILD)/$$b ] || \
 		install -m 755 $(BUILD)/$$b $(DESTDIR)$(PREFIX)/bin/; done
-	sed -e 's|@PREFIX@|$(PREFIX)|' kvgrid.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvgrid.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' kvgrid.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvgrid.pc
 
 clean:
 	rm -rf build
 
-.PHONY: all tests benches test demo bench crash-test fuzz install clean
+.PHONY: all tests benches test demo abi-baseline bench crash-test fuzz install clean
 .SECONDARY:

@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "bigmem.h"
+#include "conf.h"
+#include "err.h"
+#include "kvgrid.h"
 
 static const struct llm_config builtin[] = {
 	/* name        layers hidden heads kv hd  ffn   vocab  theta    eps   tie */
@@ -61,12 +64,7 @@ int llm_config_check(const struct llm_config *c, char *err, size_t err_len)
 		why = "rope_theta must be > 1";
 	else if (!(c->norm_eps > 0.0f) || c->norm_eps > 1.0f)
 		why = "norm_eps must be in (0, 1]";
-	if (why) {
-		if (err)
-			snprintf(err, err_len, "%s", why);
-		return -EINVAL;
-	}
-	return 0;
+	return why ? err_set(err, err_len, -EINVAL, "%s", why) : 0;
 }
 
 static int set_u32(uint32_t *dst, const char *v)
@@ -137,64 +135,23 @@ static const char *config_set(struct llm_config *c, const char *k, const char *v
 	return "unknown key";
 }
 
-static char *trim(char *s)
+static int model_conf_set(void *ctx, const char *name, const char *value, char *why, size_t why_len)
 {
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = 0;
-	return s;
+	const char *bad = config_set(ctx, name, value);
+	return bad ? err_set(why, why_len, -EINVAL, "%s: %s", name, bad) : 0;
 }
 
 int llm_config_load(const char *path, struct llm_config *cfg, char *err, size_t err_len)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int rc = -errno;
-		if (err)
-			snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-		return rc;
-	}
 	struct llm_config c = { .rope_theta = 10000.0f, .norm_eps = 1e-5f };
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	snprintf(c.name, sizeof(c.name), "%.*s", (int)sizeof(c.name) - 1, base);
-	char line[512], why[200];
-	int rc = 0, lineno = 0;
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		char *s = trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			snprintf(why, sizeof(why), "expected 'key = value'");
-			rc = -EINVAL;
-			break;
-		}
-		*eq = 0;
-		char *k = trim(s), *v = trim(eq + 1);
-		const char *bad = config_set(&c, k, v);
-		if (bad) {
-			snprintf(why, sizeof(why), "%s: %s", k, bad);
-			rc = -EINVAL;
-			break;
-		}
-	}
-	fclose(f);
-	if (rc) {
-		if (err)
-			snprintf(err, err_len, "%s:%d: %s", path, lineno, why);
-		return rc;
-	}
-	if ((rc = llm_config_check(&c, why, sizeof(why)))) {
-		if (err)
-			snprintf(err, err_len, "%s: %s", path, why);
-		return rc;
-	}
+	int rc = conf_load(path, model_conf_set, &c, err, err_len);
+	if (rc)
+		return rc == KVG_ECONFIG ? -EINVAL : rc; /* this module's errors are -errno */
+	char why[200];
+	if ((rc = llm_config_check(&c, why, sizeof(why))))
+		return err_set(err, err_len, rc, "%s: %s", path, why);
 	*cfg = c;
 	return 0;
 }

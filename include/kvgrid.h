@@ -29,9 +29,34 @@
 extern "C" {
 #endif
 
-#define KVG_VERSION_MAJOR 0
-#define KVG_VERSION_MINOR 1
+/*
+ * Versions.  KVG_VERSION_MAJOR is the ABI version: the number in the library's SONAME
+ * (libkvgrid.so.1), raised only by a change that could break a program built against an
+ * older header, which then needs rebuilding.  MINOR grows with compatible additions: new
+ * functions (in a new symbol version node, KVGRID_1.1 and so on, so that a program using
+ * them fails to load on an older library instead of failing later) or fields appended to
+ * struct kvg_config.  PATCH counts fixes.  These macros give the header's version;
+ * kvg_version() gives the version of the library actually loaded.
+ */
+#define KVG_VERSION_MAJOR 1
+#define KVG_VERSION_MINOR 0
+#define KVG_VERSION_PATCH 0
+#define KVG_VERSION_NUMBER (KVG_VERSION_MAJOR * 10000 + KVG_VERSION_MINOR * 100 + KVG_VERSION_PATCH)
 #define KVG_FORMAT_VERSION 1 /* key derivation and on-disk record format */
+
+/* Marks the library's exported functions; everything else in libkvgrid.so is hidden. */
+#if defined(__GNUC__) || defined(__clang__)
+#define KVG_API __attribute__((visibility("default")))
+#else
+#define KVG_API
+#endif
+
+/*
+ * The version of the loaded library as "MAJOR.MINOR.PATCH", a static string; also stores
+ * each part where the pointer is not NULL.  A program may check at start-up that the major
+ * version is the one it was built with (KVG_VERSION_MAJOR).  Never fails; any thread.
+ */
+KVG_API const char *kvg_version(int *major, int *minor, int *patch);
 
 /* ---- errors -------------------------------------------------------------------------- */
 
@@ -52,7 +77,7 @@ extern "C" {
 #define KVG_ELAST (KVG_EBASE - 12)
 
 /* Returns a static string for any value returned by this library (0, -errno, KVG_E*). */
-const char *kvg_strerror(int err);
+KVG_API const char *kvg_strerror(int err);
 
 /* ---- configuration -------------------------------------------------------------------- */
 
@@ -69,8 +94,24 @@ enum kvg_tier { KVG_TIER_DRAM = 0, KVG_TIER_NVME = 1, KVG_TIER_COUNT = 2, KVG_TI
  * Everything a grid is opened with.  Fill it with kvg_config_init() (defaults that work:
  * DRAM only, 1 GiB), then set fields directly, with kvg_config_set("name", "value") or from
  * a file with kvg_config_load().  Strings are copied into the struct.
+ *
+ * Growing without breaking programs: the struct starts with its size in bytes, which
+ * kvg_config_init() sets to sizeof(struct kvg_config) as the program was compiled, so the
+ * library always knows which fields the program has.  Fields are only ever appended; none
+ * moves, shrinks or changes meaning within an ABI version (KVG_VERSION_MAJOR).  So:
+ *   - a program built against an older, smaller struct opens a grid with a newer library:
+ *     the fields it does not have take their defaults;
+ *   - a program built against a newer, larger struct runs on an older library as long as
+ *     the fields that library does not know are left zero (as kvg_config_init leaves them
+ *     there); a non-zero one is refused by kvg_open() with KVG_ECONFIG, never ignored.
+ * This is the size-field pattern of Linux's clone3()/openat2() structs, chosen over an
+ * opaque handle with getters and setters because programs (and kvgrid's own tools) set
+ * these fields directly, and over reserved words because a size tells "field unknown to the
+ * program: use the default" apart from "field set to zero", which reserved room cannot.
  */
 struct kvg_config {
+	uint32_t size; /* bytes of this struct as the program knows it: set by kvg_config_init */
+
 	/* namespace: what makes KV reusable (see doc/KEYS.md) */
 	char model_id[KVG_NAME_MAX]; /* e.g. "meta-llama/Llama-3.1-8B" */
 	char tenant[KVG_NAME_MAX];   /* tenant salt; "" is the default tenant */
@@ -121,29 +162,42 @@ struct kvg_config {
 	int log_level;       /* 0 errors, 1 warnings (default), 2 info, 3 debug */
 };
 
+/*
+ * Fills the first size bytes of cfg with the defaults (zero past the fields this library
+ * knows) and sets cfg->size = size.  size is what the program was compiled with; programs
+ * call the kvg_config_init() below, which passes it, and bindings from other languages pass
+ * their own.  Returns 0, or KVG_ECONFIG (cfg untouched) if cfg is NULL or size is smaller
+ * than the size field itself.
+ */
+KVG_API int kvg_config_init_size(struct kvg_config *cfg, size_t size);
+
 /* Fills cfg with the defaults.  Never fails. */
-void kvg_config_init(struct kvg_config *cfg);
+static inline void kvg_config_init(struct kvg_config *cfg)
+{
+	(void)kvg_config_init_size(cfg, sizeof(*cfg));
+}
 
 /*
  * Sets one field by name, as a config file or command line would ("dram_bytes", "4G").
- * Sizes accept K, M, G, T suffixes (powers of 1024).  Returns 0, or KVG_ECONFIG with a
- * one-line reason written to err (which may be NULL).
+ * Sizes accept K, M, G, T suffixes (powers of 1024).  Only fields within cfg->size are
+ * known (cfg comes from kvg_config_init).  Returns 0, or KVG_ECONFIG with a one-line reason
+ * written to err (which may be NULL).
  */
-int kvg_config_set(struct kvg_config *cfg, const char *name, const char *value, char *err,
-		   size_t err_len);
+KVG_API int kvg_config_set(struct kvg_config *cfg, const char *name, const char *value, char *err,
+			   size_t err_len);
 
 /*
  * Reads "name = value" lines ('#' starts a comment) from path into cfg.  Returns 0, -errno
  * if the file cannot be read, or KVG_ECONFIG with "path:line: reason" in err.
  */
-int kvg_config_load(struct kvg_config *cfg, const char *path, char *err, size_t err_len);
+KVG_API int kvg_config_load(struct kvg_config *cfg, const char *path, char *err, size_t err_len);
 
 /* Parses a size as settings do: "123", "4K", "1M", "2GiB", "1T" (powers of 1024).  Returns 0,
  * or KVG_ECONFIG for anything else (signs, garbage, overflow). */
-int kvg_parse_size(const char *s, uint64_t *out);
+KVG_API int kvg_parse_size(const char *s, uint64_t *out);
 
 /* Bytes of one full block's KV for the configured layout (0 if the layout is unset). */
-uint64_t kvg_config_block_bytes(const struct kvg_config *cfg);
+KVG_API uint64_t kvg_config_block_bytes(const struct kvg_config *cfg);
 
 /* ---- the grid ------------------------------------------------------------------------- */
 
@@ -151,16 +205,23 @@ typedef struct kvg_grid kvg_grid;
 
 /*
  * Opens a grid: allocates and touches the DRAM arena, opens or creates the NVMe directory
- * and recovers its index.  *out is owned by the caller until kvg_close().  Returns 0,
- * KVG_ECONFIG (with a reason in err), or -errno.
+ * and recovers its index.  cfg (initialised by kvg_config_init) is copied: cfg->size bytes
+ * of it are read, fields beyond them take their defaults.  *out is owned by the caller
+ * until kvg_close().  Returns 0, KVG_ECONFIG (with a reason in err: a bad value, cfg->size
+ * unset, or a field this library does not know set to non-zero), or -errno.
  */
-int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err_len);
+KVG_API int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err_len);
 
 /* Waits for requests in flight, makes the NVMe tier's index durable and frees everything. */
-void kvg_close(kvg_grid *g);
+KVG_API void kvg_close(kvg_grid *g);
 
-/* The configuration the grid runs with (defaults resolved).  Valid until kvg_close(). */
-const struct kvg_config *kvg_config_of(const kvg_grid *g);
+/*
+ * The configuration the grid runs with (defaults resolved).  Valid until kvg_close().  Its
+ * size is the one kvg_open() was given, capped at the library's own, so a copy of it opens
+ * another grid; a program built against a newer kvgrid.h than the library reads only the
+ * fields within size.
+ */
+KVG_API const struct kvg_config *kvg_config_of(const kvg_grid *g);
 
 /* ---- keys ----------------------------------------------------------------------------- */
 
@@ -175,17 +236,17 @@ typedef struct kvg_key {
  * start of a context).  Writes at most max_keys keys, one per full block, and returns how
  * many it wrote.  Deterministic across processes, runs and machines (doc/KEYS.md).
  */
-size_t kvg_block_keys(const kvg_grid *g, const uint32_t *tokens, size_t n_tokens,
-		      const kvg_key *parent, kvg_key *keys, size_t max_keys);
+KVG_API size_t kvg_block_keys(const kvg_grid *g, const uint32_t *tokens, size_t n_tokens,
+			      const kvg_key *parent, kvg_key *keys, size_t max_keys);
 
 /*
  * A key for an engine's own block hash or any byte string (vLLM, SGLang, LMCache names):
  * H(format, namespace, "raw", bytes).  Tenants stay apart through the namespace.
  */
-void kvg_raw_key(const kvg_grid *g, const void *raw, size_t len, kvg_key *key);
+KVG_API void kvg_raw_key(const kvg_grid *g, const void *raw, size_t len, kvg_key *key);
 
 /* Writes the key as 64 lowercase hex digits and a NUL into hex (65 bytes). */
-void kvg_key_hex(const kvg_key *key, char *hex);
+KVG_API void kvg_key_hex(const kvg_key *key, char *hex);
 
 /* ---- lookup --------------------------------------------------------------------------- */
 
@@ -193,15 +254,15 @@ void kvg_key_hex(const kvg_key *key, char *hex);
  * Length in tokens of the longest prefix of tokens whose blocks are all present, in any
  * tier (a multiple of block_tokens).  Returns 0 and sets *hit_tokens, or an error.
  */
-int kvg_lookup(kvg_grid *g, const uint32_t *tokens, size_t n_tokens, size_t *hit_tokens);
+KVG_API int kvg_lookup(kvg_grid *g, const uint32_t *tokens, size_t n_tokens, size_t *hit_tokens);
 
 /*
  * Count of consecutive keys from keys[0] that are present.  tiers, when not NULL, receives
  * the tier of each of the first *hit_blocks keys (enum kvg_tier; KVG_TIER_NONE from a
  * remote grid's server too old to say).
  */
-int kvg_lookup_keys(kvg_grid *g, const kvg_key *keys, size_t n_keys, size_t *hit_blocks,
-		    uint8_t *tiers);
+KVG_API int kvg_lookup_keys(kvg_grid *g, const kvg_key *keys, size_t n_keys, size_t *hit_blocks,
+			    uint8_t *tiers);
 
 /* ---- asynchronous store and load ------------------------------------------------------ */
 
@@ -258,32 +319,32 @@ struct kvg_req_opts {
  * *out is the request handle, owned by the caller until kvg_req_free().  opts may be NULL.
  * Returns 0, KVG_EBUSY when req_max requests are in flight, or an error.
  */
-int kvg_store(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
-	      kvg_req **out);
+KVG_API int kvg_store(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
+		      kvg_req **out);
 
 /* Starts loading n blocks into their bufs; as kvg_store(). */
-int kvg_load(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
-	     kvg_req **out);
+KVG_API int kvg_load(kvg_grid *g, struct kvg_io *ios, size_t n, const struct kvg_req_opts *opts,
+		     kvg_req **out);
 
 /* KVG_EINPROGRESS while running; then 0 if every block succeeded, else the first error. */
-int kvg_req_poll(kvg_req *req);
+KVG_API int kvg_req_poll(kvg_req *req);
 
 /* Waits up to timeout_ms (-1: forever) for the request; returns as kvg_req_poll(). */
-int kvg_req_wait(kvg_req *req, int timeout_ms);
+KVG_API int kvg_req_wait(kvg_req *req, int timeout_ms);
 
 /* Layers of a KVG_LOAD_LAYERS request that have fully arrived, for every block. */
-uint32_t kvg_req_layers_ready(kvg_req *req);
+KVG_API uint32_t kvg_req_layers_ready(kvg_req *req);
 
 /* Waits up to timeout_ms until layer `layer` has arrived; 0, an error, or KVG_EINPROGRESS. */
-int kvg_req_wait_layer(kvg_req *req, uint32_t layer, int timeout_ms);
+KVG_API int kvg_req_wait_layer(kvg_req *req, uint32_t layer, int timeout_ms);
 
 /* Releases a request.  Waits for it first if it is still running. */
-void kvg_req_free(kvg_req *req);
+KVG_API void kvg_req_free(kvg_req *req);
 
 /* Synchronous conveniences: store/load one batch on the calling thread and wait for its
  * I/O.  Return as kvg_req_wait(). */
-int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
-int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
+KVG_API int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
+KVG_API int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
 
 /*
  * Zero-copy reads of the DRAM tier, for senders (kvgridd writes a block's pages straight to
@@ -299,9 +360,9 @@ int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);
  * max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
  */
 typedef struct kvg_view kvg_view;
-int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov, size_t *len,
-		 kvg_view **view);
-void kvg_view_release(kvg_grid *g, kvg_view *view);
+KVG_API int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov,
+			 size_t *len, kvg_view **view);
+KVG_API void kvg_view_release(kvg_grid *g, kvg_view *view);
 
 /*
  * Zero-copy stores into the DRAM tier, for receivers (kvgridd reads a large value from its
@@ -320,31 +381,32 @@ struct kvg_fill {
 	uint32_t first; /* the reservation (opaque) */
 	uint32_t len;
 };
-int kvg_fill_begin(kvg_grid *g, size_t len, struct iovec *iov, int max_iov, struct kvg_fill *fill);
-int kvg_fill_commit(kvg_grid *g, struct kvg_fill *fill, const kvg_key *key, uint32_t depth,
-		    uint32_t flags, int replace);
-void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill);
+KVG_API int kvg_fill_begin(kvg_grid *g, size_t len, struct iovec *iov, int max_iov,
+			   struct kvg_fill *fill);
+KVG_API int kvg_fill_commit(kvg_grid *g, struct kvg_fill *fill, const kvg_key *key, uint32_t depth,
+			    uint32_t flags, int replace);
+KVG_API void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill);
 
 /* ---- pin, delete, prefetch ------------------------------------------------------------ */
 
 /* A pinned block is never evicted from the tier it is in.  Pins nest.  Missing keys are
  * skipped; returns the number of keys pinned (or unpinned), or on a remote grid an error
  * when no server it asked could be reached. */
-int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
-int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
+KVG_API int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
+KVG_API int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* Removes blocks from every tier, waiting for transfers of them to finish first (views
  * are not waited for: they keep their bytes, see kvg_view_get()); a block
  * that had an NVMe record gets a tombstone record so that recovery after a crash does not
  * bring it back (best effort: the tombstone may be evicted before the record).  Returns
  * the number removed (on a remote grid, an error if no server it asked could be reached). */
-int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n);
+KVG_API int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* Hint: these blocks will be loaded soon (an agent's session comes back); NVMe-resident ones
  * are promoted to DRAM in the background by a grid worker, which makes room as the DRAM
  * policy decides (its victims are written down to NVMe first).  Returns the number
  * scheduled (0 without both tiers, and on a remote grid). */
-int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
+KVG_API int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* ---- stats ---------------------------------------------------------------------------- */
 
@@ -379,7 +441,7 @@ struct kvg_stats {
 };
 
 /* Copies the current counters.  Never fails on an open grid. */
-void kvg_stats_get(kvg_grid *g, struct kvg_stats *st);
+KVG_API void kvg_stats_get(kvg_grid *g, struct kvg_stats *st);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,8 @@ set -e
 want="liburing-dev libssl-dev libxxhash-dev libopenblas-pthread-dev pkg-config gcc make \
 libc6-dev python3"
 case "${1:-}" in
-test) want="$want clang libclang-rt-14-dev redis-server redis-tools python3-redis" ;;
+test) want="$want clang libclang-rt-14-dev redis-server redis-tools python3-redis \
+abigail-tools" ;;
 bench) want="$want fio redis-server redis-tools" ;;
 "") ;;
 *) echo "deps: unknown set '$1' (use: test, bench or nothing)" >&2; exit 2 ;;

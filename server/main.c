@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "loop.h"
 #include "metrics.h"
 #include "quota.h"
@@ -173,48 +174,14 @@ static int main_set(struct srv_config *cfg, const char *name, const char *v, cha
 	return bad ? -1 : 0;
 }
 
-static char *main_trim(char *s)
+static int main_conf_set(void *ctx, const char *name, const char *value, char *why, size_t why_len)
 {
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = 0;
-	return s;
+	return main_set(ctx, name, value, why, why_len) ? KVG_ECONFIG : 0;
 }
 
 static int main_load_config(struct srv_config *cfg, const char *path, char *err, size_t err_len)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, err_len, "%.256s: %s", path, strerror(errno));
-		return -1;
-	}
-	char line[2048], why[512];
-	int lineno = 0, rc = 0;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		char *s = main_trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			snprintf(err, err_len, "%.256s:%d: expected 'name = value'", path, lineno);
-			rc = -1;
-			break;
-		}
-		*eq = 0;
-		why[0] = 0;
-		if (main_set(cfg, main_trim(s), main_trim(eq + 1), why, sizeof(why))) {
-			snprintf(err, err_len, "%.256s:%d: %.400s", path, lineno, why);
-			rc = -1;
-		}
-	}
-	fclose(f);
-	return rc;
+	return conf_load(path, main_conf_set, cfg, err, err_len) ? -1 : 0;
 }
 
 /* Auth file: "token [tenant [quota]]" per line; a token without a tenant is the default

@@ -4,6 +4,11 @@
  * One table names every field once; kvg_config_set(), the config file parser and the CLI's
  * --set all go through it, so a name means the same everywhere.  Parsing is strict: unknown
  * names, bad numbers, trailing garbage and out-of-range values are refused with one line.
+ *
+ * The struct is part of the ABI and grows only at its end (kvgrid.h says why): every
+ * function here reads or writes a field only when it lies within cfg->size, and
+ * config_import() is the one place where a program's struct, of whatever size, becomes the
+ * library's own.  A field appended later needs only its line in fields[] and its default.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -12,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
+#include "config.h"
+#include "err.h"
 #include "kvgrid.h"
 
 enum field_type { F_U32, F_SIZE, F_BOOL, F_STR, F_ENUM };
@@ -20,7 +28,7 @@ struct field {
 	const char *name;
 	enum field_type type;
 	size_t off;
-	size_t str_size;     /* F_STR: buffer size */
+	size_t size;         /* bytes of the field in the struct (F_STR: its buffer) */
 	uint64_t min, max;   /* F_U32, F_SIZE */
 	const char *const *names; /* F_ENUM: NULL-terminated; the value is the position */
 };
@@ -31,11 +39,16 @@ static const char *const backend_names[] = { "auto", "uring", "psync", "fault", 
 static const char *const durability_names[] = { "cache", "durable", NULL };
 
 #define OFF(f) offsetof(struct kvg_config, f)
-#define U32(n, lo, hi) { #n, F_U32, OFF(n), 0, lo, hi, NULL }
-#define SIZE(n, lo, hi) { #n, F_SIZE, OFF(n), 0, lo, hi, NULL }
-#define BOOL(n) { #n, F_BOOL, OFF(n), 0, 0, 1, NULL }
-#define STR(n) { #n, F_STR, OFF(n), sizeof(((struct kvg_config *)0)->n), 0, 0, NULL }
-#define ENUM(n, t) { #n, F_ENUM, OFF(n), 0, 0, 0, t }
+#define SZ(f) sizeof(((struct kvg_config *)0)->f)
+#define U32(n, lo, hi) { #n, F_U32, OFF(n), SZ(n), lo, hi, NULL }
+#define SIZE(n, lo, hi) { #n, F_SIZE, OFF(n), SZ(n), lo, hi, NULL }
+#define BOOL(n) { #n, F_BOOL, OFF(n), SZ(n), 0, 1, NULL }
+#define STR(n) { #n, F_STR, OFF(n), SZ(n), 0, 0, NULL }
+#define ENUM(n, t) { #n, F_ENUM, OFF(n), SZ(n), 0, 0, t }
+
+/* set_field() stores F_U32 and F_ENUM as uint32_t and F_BOOL as int, whichever the field
+ * is declared as (log_level is an int) */
+_Static_assert(sizeof(int) == sizeof(uint32_t), "config fields of 4 bytes");
 
 static const struct field fields[] = {
 	STR(model_id),
@@ -77,9 +90,10 @@ static const struct field fields[] = {
 	U32(log_level, 0, 3),
 };
 
-void kvg_config_init(struct kvg_config *c)
+static void config_defaults(struct kvg_config *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->size = sizeof(*c);
 	strcpy(c->model_id, "unspecified");
 	c->dtype = KVG_DTYPE_BF16;
 	c->block_tokens = 256;
@@ -107,11 +121,59 @@ void kvg_config_init(struct kvg_config *c)
 	c->log_level = 1;
 }
 
-static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b)
+/* ---- the struct's size: programs built against other versions of kvgrid.h ------------- */
+
+#define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
+
+int kvg_config_init_size(struct kvg_config *c, size_t size)
 {
-	if (err && len)
-		snprintf(err, len, fmt, a, b);
-	return KVG_ECONFIG;
+	if (!c || size < sizeof(c->size) || size > UINT32_MAX)
+		return KVG_ECONFIG;
+	struct kvg_config d;
+	config_defaults(&d);
+	size_t known = size < sizeof(d) ? size : sizeof(d);
+	memcpy(c, &d, known);
+	memset((char *)c + known, 0, size - known); /* fields of a newer kvgrid.h: left zero */
+	c->size = (uint32_t)size;
+	return 0;
+}
+
+/* True when the whole field lies within the first size bytes of the struct. */
+static int field_within(const struct field *f, size_t size)
+{
+	return f->off + f->size <= size;
+}
+
+int config_import(struct kvg_config *dst, const struct kvg_config *src, char *err,
+		  size_t err_len)
+{
+	size_t size = src->size; /* every version of the struct starts with it */
+	if (size < sizeof(src->size))
+		return err_set(err, err_len, KVG_ECONFIG,
+			       "struct kvg_config: size is %zu: not set by kvg_config_init()",
+			       size);
+	if (size > sizeof(*dst)) {
+		const unsigned char *tail = (const unsigned char *)src;
+		for (size_t i = sizeof(*dst); i < size; i++)
+			if (tail[i])
+				return err_set(err, err_len, KVG_ECONFIG,
+					       "struct kvg_config: the program's has %zu bytes and "
+					       "sets byte %zu, past the %zu this libkvgrid knows "
+					       "(built against a newer kvgrid.h?)",
+					       size, i, sizeof(*dst));
+		size = sizeof(*dst);
+	}
+	config_defaults(dst);
+	memcpy(dst, src, size);
+	/* a field cut by size is one the program does not have: its default stands */
+	struct kvg_config d;
+	config_defaults(&d);
+	for (size_t i = 0; i < FIELD_COUNT; i++)
+		if (fields[i].off < size && !field_within(&fields[i], size))
+			memcpy((char *)dst + fields[i].off, (char *)&d + fields[i].off,
+			       fields[i].size);
+	dst->size = (uint32_t)size;
+	return 0;
 }
 
 static int parse_u64(const char *s, int sizes, uint64_t *out);
@@ -158,8 +220,8 @@ static int set_field(struct kvg_config *c, const struct field *f, const char *v,
 	uint64_t n;
 	switch (f->type) {
 	case F_STR:
-		if (strlen(v) >= f->str_size)
-			return fail(err, len, "%s: value too long", f->name, NULL);
+		if (strlen(v) >= f->size)
+			return err_set(err, len, KVG_ECONFIG, "%s: value too long", f->name);
 		strcpy(base, v);
 		return 0;
 	case F_BOOL:
@@ -169,7 +231,8 @@ static int set_field(struct kvg_config *c, const struct field *f, const char *v,
 			 !strcmp(v, "off"))
 			*(int *)base = 0;
 		else
-			return fail(err, len, "%s: expected a boolean, got '%s'", f->name, v);
+			return err_set(err, len, KVG_ECONFIG, "%s: expected a boolean, got '%s'",
+				       f->name, v);
 		return 0;
 	case F_ENUM:
 		for (uint32_t i = 0; f->names[i]; i++)
@@ -177,13 +240,14 @@ static int set_field(struct kvg_config *c, const struct field *f, const char *v,
 				*(uint32_t *)base = i;
 				return 0;
 			}
-		return fail(err, len, "%s: unknown value '%s'", f->name, v);
+		return err_set(err, len, KVG_ECONFIG, "%s: unknown value '%s'", f->name, v);
 	case F_U32:
 	case F_SIZE:
 		if (parse_u64(v, f->type == F_SIZE, &n))
-			return fail(err, len, "%s: expected a number, got '%s'", f->name, v);
+			return err_set(err, len, KVG_ECONFIG, "%s: expected a number, got '%s'",
+				       f->name, v);
 		if (n < f->min || n > f->max)
-			return fail(err, len, "%s: %s is out of range", f->name, v);
+			return err_set(err, len, KVG_ECONFIG, "%s: %s is out of range", f->name, v);
 		if (f->type == F_U32)
 			*(uint32_t *)base = (uint32_t)n;
 		else
@@ -197,63 +261,29 @@ int kvg_config_set(struct kvg_config *c, const char *name, const char *value, ch
 		   size_t err_len)
 {
 	if (!name || !value)
-		return fail(err, err_len, "missing name or value%s%s", "", "");
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (!strcmp(fields[i].name, name))
-			return set_field(c, &fields[i], value, err, err_len);
-	return fail(err, err_len, "unknown setting '%s'%s", name, "");
+		return err_set(err, err_len, KVG_ECONFIG, "missing name or value");
+	for (size_t i = 0; i < FIELD_COUNT; i++) {
+		if (strcmp(fields[i].name, name))
+			continue;
+		if (!field_within(&fields[i], c->size))
+			return err_set(err, err_len, KVG_ECONFIG,
+				       "%s: not in this program's struct kvg_config (%u bytes)%s",
+				       name, c->size,
+				       c->size ? "" : ": call kvg_config_init() first");
+		return set_field(c, &fields[i], value, err, err_len);
+	}
+	return err_set(err, err_len, KVG_ECONFIG, "unknown setting '%s'", name);
 }
 
-static char *trim(char *s)
+static int config_conf_set(void *ctx, const char *name, const char *value, char *why,
+			   size_t why_len)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
+	return kvg_config_set(ctx, name, value, why, why_len);
 }
 
 int kvg_config_load(struct kvg_config *c, const char *path, char *err, size_t err_len)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
-		if (err)
-			snprintf(err, err_len, "%s: %s", path, strerror(e));
-		return -e;
-	}
-	char line[8192], why[512];
-	int lineno = 0, rc = 0;
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		size_t n = strlen(line);
-		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
-			snprintf(why, sizeof(why), "line too long");
-			rc = KVG_ECONFIG;
-			break;
-		}
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		char *s = trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			snprintf(why, sizeof(why), "expected 'name = value'");
-			rc = KVG_ECONFIG;
-			break;
-		}
-		*eq = 0;
-		rc = kvg_config_set(c, trim(s), trim(eq + 1), why, sizeof(why));
-		if (rc)
-			break;
-	}
-	fclose(f);
-	if (rc && err)
-		snprintf(err, err_len, "%s:%d: %s", path, lineno, why);
-	return rc;
+	return conf_load(path, config_conf_set, c, err, err_len);
 }
 
 static uint32_t dtype_bytes(uint32_t dtype)

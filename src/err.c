@@ -1,9 +1,29 @@
 /*
- * err.c - names for every value the library returns.
+ * err.c - names for every value the library returns, and the one formatter of reasons
+ * into callers' (err, err_len) buffers (err.h).
  */
+#include "err.h"
+
+#include <stdio.h>
 #include <string.h>
 
 #include "kvgrid.h"
+
+int err_vset(char *err, size_t err_len, int rc, const char *fmt, va_list ap)
+{
+	if (err && err_len)
+		vsnprintf(err, err_len, fmt, ap);
+	return rc;
+}
+
+int err_set(char *err, size_t err_len, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(err, err_len, rc, fmt, ap);
+	va_end(ap);
+	return rc;
+}
 
 const char *kvg_strerror(int err)
 {

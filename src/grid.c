@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "grid.h"
 #include "key.h"
 
@@ -73,8 +74,8 @@ int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err
 	kvg_grid *g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
-	g->cfg = *cfg;
-	int rc = validate(&g->cfg, err, err_len);
+	int rc = config_import(&g->cfg, cfg, err, err_len);
+	rc = rc ? rc : validate(&g->cfg, err, err_len);
 	if (rc) {
 		free(g);
 		return rc;

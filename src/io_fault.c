@@ -32,6 +32,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "io_fault.h"
 #include "io_fault_plan.h"
 #include "kvgrid.h"

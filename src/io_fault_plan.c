@@ -6,28 +6,14 @@
  * threaded backend that applies the result.  Grammar in doc/DURABILITY.md.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "io.h"
 #include "io_fault.h"
 #include "io_fault_plan.h"
-
-static int say(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int say(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-	if (err && err_len) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static int parse_op(const char *s, size_t n, int *op)
 {
@@ -135,10 +121,10 @@ static int parse_setting(struct fault_plan *p, const char *name, size_t nn, cons
 #define IS(lit) (nn == sizeof(lit) - 1 && !strncmp(name, lit, nn))
 	if (IS("seed")) {
 		if (parse_u64(v, vn, &p->seed))
-			*rc = say(err, err_len, "fault plan: bad seed");
+			*rc = err_set(err, err_len, -EINVAL, "fault plan: bad seed");
 	} else if (IS("undo_max")) {
 		if (parse_u64(v, vn, &n) || n > (1ull << 20))
-			*rc = say(err, err_len, "fault plan: undo_max is MiB, 0..1048576");
+			*rc = err_set(err, err_len, -EINVAL, "fault plan: undo_max is MiB, 0..1048576");
 		else
 			p->undo_max = n << 20;
 	} else if (IS("inner")) {
@@ -146,18 +132,18 @@ static int parse_setting(struct fault_plan *p, const char *name, size_t nn, cons
 			memcpy(p->inner, v, 5);
 			p->inner[5] = 0;
 		} else {
-			*rc = say(err, err_len, "fault plan: inner is uring or psync");
+			*rc = err_set(err, err_len, -EINVAL, "fault plan: inner is uring or psync");
 		}
 	} else if (IS("exit")) {
 		if (parse_u64(v, vn, &n) || n > 255)
-			*rc = say(err, err_len, "fault plan: exit is a status, 0..255");
+			*rc = err_set(err, err_len, -EINVAL, "fault plan: exit is a status, 0..255");
 		else
 			p->cut_exit = (int)n;
 	} else if (IS("cutmode")) {
 		if ((vn == 4 && !strncmp(v, "drop", 4)) || (vn == 5 && !strncmp(v, "mixed", 5)))
 			p->cut_mixed = vn == 5;
 		else
-			*rc = say(err, err_len, "fault plan: cutmode is drop or mixed");
+			*rc = err_set(err, err_len, -EINVAL, "fault plan: cutmode is drop or mixed");
 	} else {
 		return 0;
 	}
@@ -190,39 +176,39 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 	else if (IS("delay"))
 		r.kind = FK_DELAY;
 	else
-		return say(err, err_len, "fault plan: unknown clause '%.*s'", (int)nn, name);
+		return err_set(err, err_len, -EINVAL, "fault plan: unknown clause '%.*s'", (int)nn, name);
 #undef IS
 	k = split3(v, vn, f, fn);
 	if (k < 1)
-		return say(err, err_len, "fault plan: too many fields in a clause");
+		return err_set(err, err_len, -EINVAL, "fault plan: too many fields in a clause");
 	if (r.kind == FK_POWERCUT && k == 1) { /* "powercut=N": at the Nth fsync */
 		r.op = IO_FSYNC;
 		f[1] = f[0];
 		fn[1] = fn[0];
 		k = 2;
 	} else if (k < 2 || parse_op(f[0], fn[0], &r.op)) {
-		return say(err, err_len, "fault plan: expected OP:WHEN (OP read|write|fsync|any)");
+		return err_set(err, err_len, -EINVAL, "fault plan: expected OP:WHEN (OP read|write|fsync|any)");
 	}
 	if (parse_when(f[1], fn[1], &r))
-		return say(err, err_len, "fault plan: WHEN is N, N+, N-M or a probability");
+		return err_set(err, err_len, -EINVAL, "fault plan: WHEN is N, N+, N-M or a probability");
 	if (r.kind == FK_FAIL) {
 		if (k != 3 || parse_errno(f[2], fn[2], &r.err))
-			return say(err, err_len, "fault plan: fail=OP:WHEN:ERRNO (EIO, ENOSPC...)");
+			return err_set(err, err_len, -EINVAL, "fault plan: fail=OP:WHEN:ERRNO (EIO, ENOSPC...)");
 	} else if (r.kind == FK_DELAY) {
 		uint64_t ms;
 		if (k != 3 || parse_u64(f[2], fn[2], &ms) || ms > 60000)
-			return say(err, err_len, "fault plan: delay=OP:WHEN:MS (MS 0..60000)");
+			return err_set(err, err_len, -EINVAL, "fault plan: delay=OP:WHEN:MS (MS 0..60000)");
 		r.err = (int)ms;
 	} else if (k != 2) {
-		return say(err, err_len, "fault plan: too many fields");
+		return err_set(err, err_len, -EINVAL, "fault plan: too many fields");
 	}
 	if ((r.kind == FK_TEAR && r.op != IO_WRITE) || (r.kind == FK_FLIP && r.op != IO_READ) ||
 	    (r.kind == FK_SHORT && r.op == IO_FSYNC))
-		return say(err, err_len,
+		return err_set(err, err_len, -EINVAL,
 			   "fault plan: tear is for writes, flip for reads, short for "
 			   "reads and writes");
 	if (p->n_rules == FAULT_RULES_MAX)
-		return say(err, err_len, "fault plan: more than %d rules", FAULT_RULES_MAX);
+		return err_set(err, err_len, -EINVAL, "fault plan: more than %d rules", FAULT_RULES_MAX);
 	p->rules[p->n_rules++] = r;
 	return 0;
 }
@@ -244,7 +230,7 @@ int io_fault_plan_parse(const char *s, struct fault_plan *p, char *err, size_t e
 			end++;
 		const char *eq = memchr(s, '=', (size_t)(end - s));
 		if (!eq)
-			return say(err, err_len, "fault plan: expected name=value");
+			return err_set(err, err_len, -EINVAL, "fault plan: expected name=value");
 		const char *v = eq + 1;
 		const char *ve = end;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "index.h"
 #include "kvg_assert.h"
 #include "path.h"

@@ -19,18 +19,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "index.h"
 #include "path.h"
 #include "tier_nvme_int.h"
 
 #define SCAN_WINDOW_BYTES (1u << 20) /* recovery reads segments a megabyte at a time */
-
-static int errf(char *err, size_t len, int rc, const char *fmt, const char *a, const char *b)
-{
-	if (err && len)
-		snprintf(err, len, fmt, a, b);
-	return rc;
-}
 
 static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 {
@@ -46,8 +40,7 @@ static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 			nv->dir);
 	}
 	if (getrandom(nv->grid_id, 16, 0) != 16)
-		return errf(err, err_len, -EIO, "%s: no random bytes for the grid id%s", nv->dir,
-			    "");
+		return err_set(err, err_len, -EIO, "%s: no random bytes for the grid id", nv->dir);
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s/grid.id.tmp", nv->dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -55,12 +48,12 @@ static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 		int e = -errno;
 		if (fd >= 0)
 			close(fd);
-		return errf(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
+		return err_set(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
 			    strerror(e ? -e : EIO));
 	}
 	close(fd);
 	if (rename(tmp, path) < 0)
-		return errf(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
+		return err_set(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
 			    strerror(errno));
 	fsync(nv->dir_fd);
 	return 0;
@@ -124,7 +117,7 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 	}
 	nv->ops = io_find(name);
 	if (!nv->ops)
-		return errf(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in%s", name, "");
+		return err_set(err, len, KVG_ECONFIG, "io_backend: '%s' is not built in", name);
 	struct io_config ic = {
 	    .queue_depth = cfg->queue_depth,
 	    .threads = cfg->io_threads,
@@ -135,7 +128,7 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 		ic.threads = cfg->queue_depth < 16 ? cfg->queue_depth : 16;
 	int rc = nv->ops->create(&ic, &nv->io);
 	if (rc)
-		return errf(err, len, rc, "io backend %s: %s", name, strerror(-rc));
+		return err_set(err, len, rc, "io backend %s: %s", name, strerror(-rc));
 	snprintf(nv->backend, sizeof(nv->backend), "%s", name);
 	if (cfg->io_backend == KVG_IO_AUTO && strcmp(name, "uring"))
 		log_msg(nv->log, LOG_WARN, "io_uring unavailable here; using %s", name);
@@ -146,22 +139,21 @@ static int open_dir(struct nvme *nv, char *err, size_t err_len)
 {
 	int rc = mkdir_parents(nv->dir);
 	if (rc)
-		return errf(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
+		return err_set(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
 	nv->dir_fd = open(nv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (nv->dir_fd < 0)
-		return errf(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
+		return err_set(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
 	if (access(nv->dir, W_OK) < 0)
-		return errf(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
+		return err_set(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
 			    strerror(errno));
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/LOCK", nv->dir);
 	nv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (nv->lock_fd < 0)
-		return errf(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
+		return err_set(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
 			    strerror(errno));
 	if (flock(nv->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return errf(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)%s",
-			    nv->dir, "");
+		return err_set(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)", nv->dir);
 	return 0;
 }
 
@@ -224,8 +216,8 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	int rc;
 	if (nv->nsegs < 2) {
 		rc =
-		    errf(err, err_len, KVG_ECONFIG,
-			 "nvme_bytes must hold at least two segments of segment_bytes%s%s", "", "");
+		    err_set(err, err_len, KVG_ECONFIG,
+			 "nvme_bytes must hold at least two segments of segment_bytes");
 		goto out_free;
 	}
 	if ((rc = open_dir(nv, err, err_len)))
@@ -243,7 +235,7 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	for (uint32_t i = 0; i < nv->nsegs; i++) {
 		int created = 0;
 		if ((rc = nvme_seg_open_file(nv, i, &created))) {
-			errf(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
+			err_set(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
 			     strerror(-rc));
 			goto out_free;
 		}

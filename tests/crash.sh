@@ -2,15 +2,22 @@
 # crash.sh - the kill harness: `sh tests/crash.sh [KILLS]` (make crash-test runs 200).
 #
 # Runs `kvgrid stress` on an NVMe-backed grid and kills it with SIGKILL at a random moment
-# (during recovery, a verification pass or the workload) -- every third time with a power cut
+# (during recovery, a verification pass or the workload) or, two runs in three, with a power cut
 # of the fault backend at a random write instead (io_backend=fault, cutmode=mixed: unsynced
-# writes lost, kept or torn, and the process gone at once) -- KILLS times, alternating between a
+# writes lost, kept or torn, and the process gone at once).  A plain SIGKILL keeps the page
+# cache, so only a power cut shows a durable store acknowledged before its sync: runs 1, 5, 7
+# and 11 are power cuts of the durable grid, so such a bug fails within the first dozen kills
+# (a durable grid with too few blocks left unacknowledged for its cut to land among new
+# writes is started afresh first, since durable runs never delete).
+# KILLS times in all, alternating between a
 # durable grid (with its log of acknowledged stores) and a cache-mode grid, and between the
 # automatic I/O backend (io_uring where it works) and psync.  Before every run it
 # reopens the grid with `kvgrid stress --verify-only`, which loads every block: any wrong byte
 # fails the harness (exit 3 from stress), and so does, in durable mode, any acknowledged block
 # that is missing (exit 4).  Every CRASH_FSCK_EVERY kills it runs `kvgrid fsck` (read-only,
-# then --repair) and verifies again, so a repair that threw away good data would be caught.
+# then --repair, then read-only again, which must find no damage at all: a repair that only
+# claimed its repairs fails here) and verifies again, so a repair that threw away good data
+# would be caught.
 #
 # Prints one line per kill with CRASH_VERBOSE=1, and always a summary whose last line is
 #   crash: KILLS kills, WRONG wrong bytes, LOST acknowledged blocks lost, ...
@@ -27,7 +34,8 @@ tmp=${KVG_TEST_TMP:-$PWD/build/tmp}
 every=${CRASH_FSCK_EVERY:-10}
 max_ms=${CRASH_MAX_MS:-800}
 base=$tmp/crash.$$
-opts="--keys 384 --block-bytes 48K --dram 4M --nvme 64M --segment 2M --threads 3 ${CRASH_OPTS:-}"
+keys=384 cut_max=150
+opts="--keys $keys --block-bytes 48K --dram 4M --nvme 64M --segment 2M --threads 3 ${CRASH_OPTS:-}"
 
 [ -x "$bin" ] || { echo "crash.sh: $bin not built (make)"; exit 77; }
 mkdir -p "$base" || exit 1
@@ -45,7 +53,7 @@ fail() {
 rnd() { od -An -N2 -tu2 /dev/urandom | tr -d ' \n'; }
 json() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | tail -n 1; }
 
-wrong=0 lost=0 verified=0 acked=0 acks=0 corrupt=0 cuts=0 repaired=0 fscks=0 in_verify=0 early=0
+fresh=0 wrong=0 lost=0 verified=0 acked=0 acks=0 corrupt=0 cuts=0 repaired=0 fscks=0 in_verify=0 early=0
 i=0
 while [ $i -lt "$kills" ]; do
 	i=$((i + 1))
@@ -58,16 +66,29 @@ while [ $i -lt "$kills" ]; do
 	"$bin" stress --dir "$dir" $opts $flag --verify-only --json >"$base/verify.json" 2>>"$log"
 	rc=$?
 	[ $rc -eq 3 ] && { wrong=$((wrong + 1)); fail "kill $i ($mode): a wrong byte was served"; }
-	[ $rc -eq 4 ] && { lost=$((lost + 1)); fail "kill $i ($mode): acknowledged blocks lost"; }
+	[ $rc -eq 4 ] && { lost=$((lost + 1)); fail "kill $i ($mode): acknowledged blocks lost" \
+	    "after the last $(eval echo \${last_$mode:-?}) of this grid: a durable store, once" \
+	    "acknowledged, must survive a kill and a power cut"; }
 	[ $rc -ne 0 ] && fail "kill $i ($mode): verify-only exited $rc"
 	verified=$((verified + $(json present "$base/verify.json")))
 
-	# run, and kill at a random moment -- every third run by a power cut of the fault backend
-	# at a random write instead: unsynced writes lost, kept or torn, the process gone at once
+	# run, and kill at a random moment -- or, except every third run, by a power cut of the
+	# fault backend at a random write: unsynced writes lost, kept or torn, the process gone at
+	# once.  Durable runs (odd i) are cut at 1, 5, 7, 11, ... and killed at 3, 9, ...; cache
+	# runs cut at 2, 4, 8, 10, ... and killed at 6, 12, ...
 	how=kill
-	if [ $((i % 3)) -eq 0 ]; then
+	if [ $((i % 3)) -ne 0 ]; then
 		how=powercut
-		plan="seed=$(rnd);cutmode=mixed;exit=5;powercut=write:$(( $(rnd) % 150 + 1 ))"
+		# durable runs never delete, and a block already present is not written again: with
+		# fewer than cut_max blocks left unacknowledged, a durable run may write too little for
+		# its cut to come, and a cut among no new writes shows no missing sync.  The grid has
+		# just passed its check: start a fresh one, so that the cut lands among new writes.
+		if [ $mode = durable ] && [ -f "$dir/stress.acks" ] &&
+		    [ $((keys - $(sort -u "$dir/stress.acks" | wc -l))) -lt $cut_max ]; then
+			rm -rf "$dir"
+			fresh=$((fresh + 1))
+		fi
+		plan="seed=$(rnd);cutmode=mixed;exit=5;powercut=write:$(( $(rnd) % cut_max + 1 ))"
 		set -- --set io_backend=fault --set "fault_plan=$plan"
 	else
 		set -- --set io_backend=$backend
@@ -87,6 +108,7 @@ while [ $i -lt "$kills" ]; do
 		[ $rc -eq 0 ] || fail "kill $i ($mode): stress exited $rc before the kill"
 		early=$((early + 1))
 	fi
+	eval "last_$mode=\$how"
 	[ "${CRASH_VERBOSE:-0}" = 1 ] && echo "kill $i ($mode, $backend, $how): exit $rc"
 
 	if [ $((i % every)) -eq 0 ]; then
@@ -98,7 +120,16 @@ while [ $i -lt "$kills" ]; do
 			corrupt=$((corrupt + $(json corrupt "$base/fsck.json")))
 			"$bin" fsck --dir "$d" --repair --json --quiet >"$base/fsck.json" 2>>"$log" ||
 				fail "fsck --repair of $d left damage"
-			repaired=$((repaired + $(json repaired "$base/fsck.json")))
+			fixed=$(json repaired "$base/fsck.json")
+			repaired=$((repaired + fixed))
+			# trust no repair count: a read-only pass afterwards must find nothing
+			"$bin" fsck --dir "$d" --json --quiet >"$base/fsck.after.json" 2>>"$log"
+			rc=$?
+			left=$(json corrupt "$base/fsck.after.json")
+			[ $rc -eq 0 ] && [ "${left:-x}" = 0 ] ||
+				fail "kill $i: fsck --repair of $d claimed $fixed repairs, but a read-only" \
+				    "fsck afterwards still finds ${left:-?} damaged records (exit $rc):" \
+				    "a repair must leave no damage behind"
 			fscks=$((fscks + 1))
 		done
 	fi
@@ -120,6 +151,7 @@ done
 
 echo "crash: blocks verified after reopening: $verified"
 echo "crash: durable stores acknowledged: ${acks:-0} (of ${acked:-0} distinct blocks), every one checked after every kill"
+echo "crash: durable grids started afresh for a power cut among new writes: $fresh"
 echo "crash: fsck runs: $fscks; damaged records found (torn by kills and power cuts): $corrupt; repaired: $repaired"
 [ $early -gt 0 ] && echo "crash: $early runs ended before their kill"
 echo "crash: $kills kills ($cuts of them power cuts), $wrong wrong bytes, $lost acknowledged blocks lost"

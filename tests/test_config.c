@@ -432,6 +432,90 @@ static void block_bytes_of_layouts(void)
 	CHECK(kvg_config_block_bytes(&c) == 1ull << 20);
 }
 
+/* Description: a program built against an older kvgrid.h, whose struct kvg_config ends
+ * before dir, opens a grid: it sets what its struct has, the fields it lacks take their
+ * defaults, and kvg_config_set refuses names past its size.  The struct is allocated at
+ * its exact size, so a read past it fails under ASan. */
+#define OLD_FIELD(buf, f, out) memcpy(&(out), (buf) + offsetof(struct kvg_config, f), sizeof(out))
+
+static void open_with_smaller_struct(void)
+{
+	size_t size = offsetof(struct kvg_config, dir);
+	unsigned char *old = malloc(size); /* fields are read at their offsets: no c->f past it */
+	struct kvg_config *c = (struct kvg_config *)old;
+	CHECK(c);
+	CHECK_RC(kvg_config_init_size(c, size), 0);
+	uint32_t got_size, block_tokens;
+	uint64_t dram_bytes;
+	OLD_FIELD(old, size, got_size);
+	OLD_FIELD(old, block_tokens, block_tokens);
+	OLD_FIELD(old, dram_bytes, dram_bytes);
+	CHECK(got_size == size && block_tokens == 256 && dram_bytes == 1ull << 30);
+	char err[256] = "";
+	int rc = kvg_config_set(c, "dram_bytes", "32M", err, sizeof(err));
+	int rc_dir = kvg_config_set(c, "dir", "/tmp", err, sizeof(err));
+	kvg_grid *g = NULL;
+	int rc_open = rc ? rc : kvg_open(c, &g, err, sizeof(err));
+	free(c);
+	CHECK_RC(rc, 0);
+	CHECK_RC(rc_dir, KVG_ECONFIG);
+	CHECK(strstr(err, "dir: not in this program's struct kvg_config") != NULL);
+	CHECK_RC(rc_open, 0);
+	const struct kvg_config *run = kvg_config_of(g);
+	CHECK(run->size == size);
+	CHECK(run->dram_bytes == 32ull << 20);
+	CHECK(run->dir[0] == 0 && run->req_max == 1024 && run->workers == 2);
+	CHECK(run->timeout_ms == 5000 && run->log_level == 1);
+	kvg_close(g);
+
+	/* a size that cuts a field: the cut field is one the program does not have */
+	size = offsetof(struct kvg_config, model_id) + 3;
+	c = (struct kvg_config *)calloc(1, size);
+	CHECK(c);
+	CHECK_RC(kvg_config_init_size(c, size), 0);
+	rc = kvg_open(c, &g, err, sizeof(err));
+	free(c);
+	CHECK_RC(rc, 0);
+	CHECK(!strcmp(kvg_config_of(g)->model_id, "unspecified"));
+	kvg_close(g);
+}
+
+/* Description: a program built against a newer kvgrid.h, whose struct kvg_config is
+ * larger, opens a grid while the fields this library does not know are zero (as
+ * kvg_config_init leaves them); a non-zero one is refused with KVG_ECONFIG and a reason
+ * naming the struct, never ignored.  A size of 0 (not initialised) is refused too. */
+static void open_with_larger_struct(void)
+{
+	size_t size = sizeof(struct kvg_config) + 64;
+	struct kvg_config *c = malloc(size);
+	CHECK(c);
+	memset(c, 0x5a, size);
+	CHECK_RC(kvg_config_init_size(c, size), 0);
+	CHECK(c->size == size);
+	c->dram_bytes = 32ull << 20;
+	char err[256] = "";
+	kvg_grid *g = NULL;
+	int rc = kvg_open(c, &g, err, sizeof(err));
+	if (rc == 0) {
+		CHECK(kvg_config_of(g)->size == sizeof(struct kvg_config));
+		kvg_close(g);
+	}
+	((unsigned char *)c)[size - 1] = 1;
+	int rc_newer = kvg_open(c, &g, err, sizeof(err));
+	c->size = 0;
+	char err0[256] = "";
+	int rc_zero = kvg_open(c, &g, err0, sizeof(err0));
+	free(c);
+	CHECK_RC(rc, 0);
+	CHECK_RC(rc_newer, KVG_ECONFIG);
+	CHECK(strstr(err, "struct kvg_config") && strstr(err, "newer kvgrid.h"));
+	CHECK_RC(rc_zero, KVG_ECONFIG);
+	CHECK(strstr(err0, "kvg_config_init") != NULL);
+	CHECK_RC(kvg_config_init_size(NULL, sizeof(struct kvg_config)), KVG_ECONFIG);
+	struct kvg_config small;
+	CHECK_RC(kvg_config_init_size(&small, 2), KVG_ECONFIG);
+}
+
 int main(void)
 {
 	RUN(defaults);
@@ -454,5 +538,7 @@ int main(void)
 	RUN(open_with_null_arguments);
 	RUN(strerror_names_everything);
 	RUN(block_bytes_of_layouts);
+	RUN(open_with_smaller_struct);
+	RUN(open_with_larger_struct);
 	T_EXIT();
 }

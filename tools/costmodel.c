@@ -16,7 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf.h"
 #include "costmodel.h"
+#include "kvgrid.h"
 
 static const struct cm_model cm_models[] = {
 	{ "llama-3.1-8b", 32, 32, 8, 128, 128, 0, 8.03e9, 2, 1 },
@@ -126,50 +128,23 @@ int cm_set(struct cm_model *m, struct cm_hw *h, const char *name, const char *va
 	return -EINVAL;
 }
 
-static char *cm_trim(char *s)
+struct cm_conf {
+	struct cm_model *m;
+	struct cm_hw *h;
+};
+
+static int cm_conf_set(void *ctx, const char *name, const char *value, char *why, size_t why_len)
 {
-	while (*s == ' ' || *s == '\t')
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = 0;
-	return s;
+	struct cm_conf *cc = ctx;
+	return cm_set(cc->m, cc->h, name, value, why, why_len);
 }
 
 int cm_load_file(struct cm_model *m, struct cm_hw *h, const char *path, char *err,
 		 size_t err_len)
 {
-	char line[512], why[200];
-	int lineno = 0, rc = 0;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		rc = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-		return rc;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		char *s = cm_trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			snprintf(err, err_len, "%s:%d: expected 'name = value'", path, lineno);
-			rc = -EINVAL;
-			break;
-		}
-		*eq = 0;
-		if (cm_set(m, h, cm_trim(s), cm_trim(eq + 1), why, sizeof(why))) {
-			snprintf(err, err_len, "%s:%d: %s", path, lineno, why);
-			rc = -EINVAL;
-			break;
-		}
-	}
-	fclose(f);
-	return rc;
+	struct cm_conf cc = {m, h};
+	int rc = conf_load(path, cm_conf_set, &cc, err, err_len);
+	return rc == KVG_ECONFIG ? -EINVAL : rc; /* this module's errors are -errno */
 }
 
 int cm_check(const struct cm_model *m, const struct cm_hw *h, char *err, size_t err_len)
