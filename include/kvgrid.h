@@ -258,7 +258,8 @@ KVG_API int kvg_lookup(kvg_grid *g, const uint32_t *tokens, size_t n_tokens, siz
 
 /*
  * Count of consecutive keys from keys[0] that are present.  tiers, when not NULL, receives
- * the tier of each of the first *hit_blocks keys (enum kvg_tier).
+ * the tier of each of the first *hit_blocks keys (enum kvg_tier; KVG_TIER_NONE from a
+ * remote grid's server too old to say).
  */
 KVG_API int kvg_lookup_keys(kvg_grid *g, const kvg_key *keys, size_t n_keys, size_t *hit_blocks,
 			    uint8_t *tiers);
@@ -389,7 +390,8 @@ KVG_API void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill);
 /* ---- pin, delete, prefetch ------------------------------------------------------------ */
 
 /* A pinned block is never evicted from the tier it is in.  Pins nest.  Missing keys are
- * skipped; returns the number of keys pinned (or unpinned). */
+ * skipped; returns the number of keys pinned (or unpinned), or on a remote grid an error
+ * when no server it asked could be reached. */
 KVG_API int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
 KVG_API int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 
@@ -397,13 +399,13 @@ KVG_API int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
  * are not waited for: they keep their bytes, see kvg_view_get()); a block
  * that had an NVMe record gets a tombstone record so that recovery after a crash does not
  * bring it back (best effort: the tombstone may be evicted before the record).  Returns
- * the number removed. */
+ * the number removed (on a remote grid, an error if no server it asked could be reached). */
 KVG_API int kvg_delete(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* Hint: these blocks will be loaded soon (an agent's session comes back); NVMe-resident ones
  * are promoted to DRAM in the background by a grid worker, which makes room as the DRAM
  * policy decides (its victims are written down to NVMe first).  Returns the number
- * scheduled (0 without both tiers). */
+ * scheduled (0 without both tiers, and on a remote grid). */
 KVG_API int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
 
 /* ---- stats ---------------------------------------------------------------------------- */

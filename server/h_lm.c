@@ -102,7 +102,7 @@ static int hlm_get(struct conn *c, const kvg_key *k)
 			return 0;
 	}
 	size_t len = 0;
-	int rc = kv_get(c->w->srv, k, out + 4, room - 4, &len, NULL);
+	int rc = kv_get(c->w->srv, k, out + 4, room - 4, &len, NULL, NULL);
 	return hlm_get_reply(c, out, rc, len + KV_HDR_BYTES);
 }
 

@@ -76,10 +76,10 @@ static void hnat_hello(struct conn *c, const struct nat_hdr *h, const uint8_t *b
 }
 
 /* Writes the frame of GET item i (of n) whose block is at item (len bytes, from a load) or
- * in view's pieces; rc is the block's status. */
+ * in view's pieces; rc is the block's status, tier where the grid found it. */
 static void hnat_get_item(struct conn *c, uint64_t id, int i, int n, uint8_t *item, int rc,
 			  size_t len, const struct lmp_meta *meta, const struct iovec *iov,
-			  int niov, kvg_view *view)
+			  int niov, kvg_view *view, uint8_t tier)
 {
 	struct metrics *m = c->w->srv->metrics;
 	if (rc == KVG_ECORRUPT)
@@ -98,7 +98,8 @@ static void hnat_get_item(struct conn *c, uint64_t id, int i, int n, uint8_t *it
 	struct nat_hdr r = {.op = NAT_GET,
 			    .id = id,
 			    .status = rc,
-			    .flags = i + 1 < n ? NAT_F_MORE : 0,
+			    .flags =
+				(uint16_t)((i + 1 < n ? NAT_F_MORE : 0) | nat_tier_flags(rc, tier)),
 			    .body_len = (uint32_t)(NAT_ITEM_BYTES + len)};
 	uint8_t *out = item - NAT_HDR_BYTES;
 	nat_hdr_encode(out, &r);
@@ -122,7 +123,7 @@ static void hnat_get_loaded(struct conn *c, int status)
 	if (status == 0)
 		status = kv_loaded(item, c->io.len, &len, &meta);
 	hnat_get_item(c, c->get_id, (int)c->get_next, (int)c->get_n, item, status, len, &meta, NULL,
-		      0, NULL);
+		      0, NULL, c->io.tier);
 	c->get_next++;
 	hnat_get_run(c);
 }
@@ -148,6 +149,7 @@ static void hnat_get_run(struct conn *c)
 		if (niov > 64)
 			niov = 64;
 		kvg_view *v = NULL;
+		uint8_t tier = KVG_TIER_DRAM; /* a view lends DRAM */
 		int rc = room < NAT_HDR_BYTES + NAT_ITEM_BYTES ? KVG_EBUFSIZE
 			 : niov > 0 ? kv_view(c->w->srv, key, iov, &niov, &len, &meta, &v)
 				    : 1;
@@ -158,9 +160,9 @@ static void hnat_get_run(struct conn *c)
 			if (kv_on_nvme(c->w->srv, key) &&
 			    conn_load_async(c, key, d, droom - NAT_HDR_BYTES, hnat_get_loaded) == 0)
 				return;
-			rc = kv_get(c->w->srv, key, item, room - NAT_HDR_BYTES, &len, &meta);
+			rc = kv_get(c->w->srv, key, item, room - NAT_HDR_BYTES, &len, &meta, &tier);
 		}
-		hnat_get_item(c, c->get_id, i, n, item, rc, len, &meta, iov, niov, v);
+		hnat_get_item(c, c->get_id, i, n, item, rc, len, &meta, iov, niov, v, tier);
 		c->get_next++;
 	}
 }
@@ -252,6 +254,20 @@ static void hnat_lookup_tokens(struct conn *c, const struct nat_hdr *h, uint8_t 
 	int rc = kv_lookup(s, c->w->keys, nk, &hits);
 	nat_put_u64(hnat_body(c), (uint64_t)hits * bt);
 	hnat_reply(c, h, rc, rc ? 0 : 8);
+}
+
+/* LOOKUP: consecutive hits; with NAT_LOOKUP_F_TIERS, each hit's tier too, written straight
+ * into the reply (a request is only served with room for its largest reply). */
+static void hnat_lookup(struct conn *c, const struct nat_hdr *h, int n, uint32_t flags)
+{
+	uint8_t *o = hnat_body(c);
+	int tiers = (flags & NAT_LOOKUP_F_TIERS) != 0;
+	size_t hits = 0;
+	int r =
+	    kvg_lookup_keys(c->w->srv->grid, c->w->keys, (size_t)n, &hits, tiers ? o + 8 : NULL);
+	nat_put_u32(o, (uint32_t)hits);
+	nat_put_u32(o + 4, tiers ? NAT_LOOKUP_F_TIERS : 0);
+	hnat_reply(c, h, r, r ? 0 : 8 + (tiers ? (uint32_t)hits : 0));
 }
 
 static void hnat_stats(struct conn *c, const struct nat_hdr *h)
@@ -360,18 +376,17 @@ static void hnat_dispatch(struct conn *c, const struct nat_hdr *h, uint8_t *b)
 		return hnat_reply(c, h, KVG_EPROTO, 0);
 	if (h->op == NAT_GET)
 		return hnat_get(c, h, n);
-	int r = 0;
-	size_t hits = 0;
 	if (h->op == NAT_LOOKUP)
-		r = kv_lookup(s, c->w->keys, (size_t)n, &hits);
-	else if (h->op == NAT_DELETE)
+		return hnat_lookup(c, h, n, flags);
+	int r = 0;
+	if (h->op == NAT_DELETE)
 		r = kv_delete(s, c->w->keys, (size_t)n);
 	else if (h->op == NAT_PIN)
 		r = kvg_pin(s->grid, c->w->keys, (size_t)n);
 	else
 		r = kvg_unpin(s->grid, c->w->keys, (size_t)n);
 	uint8_t *o = hnat_body(c);
-	nat_put_u32(o, (uint32_t)(h->op == NAT_LOOKUP ? hits : (size_t)(r > 0 ? r : 0)));
+	nat_put_u32(o, (uint32_t)(r > 0 ? r : 0));
 	nat_put_u32(o + 4, 0);
 	hnat_reply(c, h, r < 0 ? r : 0, r < 0 ? 0 : 8);
 }

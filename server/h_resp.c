@@ -172,7 +172,7 @@ static int hresp_get_key(struct conn *c, const kvg_key *k, void (*finish)(struct
 			return 1;
 	}
 	size_t len = 0;
-	int rc = kv_get(c->w->srv, k, blk, room - 2, &len, NULL);
+	int rc = kv_get(c->w->srv, k, blk, room - 2, &len, NULL, NULL);
 	return hresp_get_reply(c, blk, rc, len + KV_HDR_BYTES);
 }
 

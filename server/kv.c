@@ -179,10 +179,12 @@ int kv_loaded(const uint8_t *dst, size_t block_len, size_t *len, struct lmp_meta
 }
 
 int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
-	   struct lmp_meta *meta)
+	   struct lmp_meta *meta, uint8_t *tier)
 {
 	struct kvg_io io = {.key = *key, .buf = dst, .len = cap};
 	int rc = kvg_load_sync(s->grid, &io, 1, 0);
+	if (tier)
+		*tier = io.tier;
 	if (rc == 0)
 		rc = io.status;
 	return rc ? rc : kv_loaded(dst, io.len, len, meta);

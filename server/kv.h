@@ -54,11 +54,11 @@ int kv_put(struct srv *s, const struct srv_tenant *t, const kvg_key *key, uint8_
 
 /*
  * Loads key into dst (cap bytes).  On 0 the value is at dst + KV_HDR_BYTES, *len long, and
- * meta (if not NULL) holds what was stored with it.  KVG_ENOTFOUND on a miss, KVG_EBUFSIZE if
- * cap is too small.
+ * meta (if not NULL) holds what was stored with it, tier (if not NULL) where the grid found
+ * it.  KVG_ENOTFOUND on a miss, KVG_EBUFSIZE if cap is too small.
  */
 int kv_get(struct srv *s, const kvg_key *key, uint8_t *dst, size_t cap, size_t *len,
-	   struct lmp_meta *meta);
+	   struct lmp_meta *meta, uint8_t *tier);
 
 /*
  * Lends key's value from the DRAM tier without copying it (kvg_view_get): iov[0, *n) get the

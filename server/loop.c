@@ -626,6 +626,9 @@ static int loop_worker_init(struct srv *s, struct worker *w, int id)
 int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 {
 	uint32_t n = s->cfg.threads;
+	int has_err = err && err_len; /* err may be NULL (err_len 0) */
+	if (has_err)
+		err[0] = 0;
 	struct worker *ws = calloc(n, sizeof(*ws));
 	if (!ws)
 		return -ENOMEM;
@@ -667,7 +670,7 @@ int loop_open(struct srv *s, struct worker **out, char *err, size_t err_len)
 		}
 	}
 	if (rc) {
-		if (!err[0])
+		if (has_err && !err[0])
 			snprintf(err, err_len, "cannot start workers: %s", strerror(-rc));
 		loop_close(ws, n);
 		return rc;

@@ -366,13 +366,13 @@ static uint64_t client_deadline(const struct client *c)
 
 /* Sends one PUT frame of the m items idx[] of ios (body bytes of body); *id is its id. */
 static int client_put_send(struct client_conn *n, const struct kvg_io *ios, const uint16_t *idx,
-			   size_t m, uint64_t body, uint64_t *id, uint64_t deadline)
+			   size_t m, uint64_t body, uint32_t flags, uint64_t *id, uint64_t deadline)
 {
 	uint8_t *b = n->scratch;
 	struct nat_hdr h = {.op = NAT_PUT, .id = ++n->next_id, .body_len = (uint32_t)body};
 	nat_hdr_encode(b, &h);
 	nat_put_u32(b + NAT_HDR_BYTES, (uint32_t)m);
-	nat_put_u32(b + NAT_HDR_BYTES + 4, 0);
+	nat_put_u32(b + NAT_HDR_BYTES + 4, flags);
 	int cnt = 0;
 	n->iov[cnt++] = (struct iovec){b, NAT_HDR_BYTES + 8};
 	uint8_t *item = b + NAT_HDR_BYTES + 8;
@@ -425,8 +425,8 @@ struct client_frame {
  * compacted in place).  Returns the frames sent; stops at the first error (*err).
  */
 static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io *ios,
-				uint16_t *order, size_t from, size_t to, struct client_frame *f,
-				uint64_t deadline, int *err)
+				uint16_t *order, size_t from, size_t to, uint32_t flags,
+				struct client_frame *f, uint64_t deadline, int *err)
 {
 	uint64_t frame_max = __atomic_load_n(&n->node->frame_max, __ATOMIC_RELAXED);
 	size_t end = from;
@@ -444,8 +444,8 @@ static size_t client_store_send(struct client_conn *n, uint32_t i, struct kvg_io
 			f[nf] = (struct client_frame){.first = (uint16_t)first,
 						      .count = (uint16_t)(q - first),
 						      .node = (uint8_t)i};
-			*err = client_put_send(n, ios, order + first, q - first, body, &f[nf].id,
-					       deadline);
+			*err = client_put_send(n, ios, order + first, q - first, body, flags,
+					       &f[nf].id, deadline);
 			nf++;
 			first = q;
 			body = 8;
@@ -475,7 +475,8 @@ static void client_by_node(const struct client *c, const uint8_t *owner, size_t 
  * Stores one batch spread over nodes: every node's frames go out first, then the replies
  * are read, so the nodes store in parallel.  Nodes are locked in ascending order.
  */
-static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner)
+static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner,
+			       uint32_t flags)
 {
 	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1];
 	client_by_node(c, owner, m, order, start);
@@ -490,7 +491,7 @@ static void client_store_batch(struct client *c, struct kvg_io *ios, size_t m, c
 		int rc = client_node_get(c, i, deadline, &held[i]);
 		if (!rc)
 			nf += client_store_send(held[i], i, ios, order, start[i], start[i + 1],
-						f + nf, deadline, &rc);
+						flags, f + nf, deadline, &rc);
 		if (rc) {
 			failed[i] = rc;
 			for (size_t q = start[i]; q < start[i + 1]; q++)
@@ -541,9 +542,13 @@ static int client_get_items(struct client_conn *n, struct kvg_io *ios, const uin
 		if (st == 0 && len > io->len) {
 			st = KVG_EBUFSIZE; /* ours is too small: drain the bytes */
 			rc = client_recv(n->fd, NULL, len, deadline);
+			io->len = len; /* the size needed, as a local grid answers */
 		} else if (st == 0) {
 			rc = client_recv(n->fd, io->buf, len, deadline);
 			io->len = len;
+			io->tier = nat_flags_tier(h.flags) < KVG_TIER_COUNT
+				       ? nat_flags_tier(h.flags)
+				       : KVG_TIER_NONE;
 		} else if (st == KVG_EBUFSIZE && k > 1) {
 			retry[idx[q]] = 1; /* the server's reply room ran out: ask for it alone */
 		}
@@ -599,7 +604,8 @@ static void client_get_finish(struct client_conn *n, struct kvg_io *ios, const u
  * every owning node first, then the replies are read node by node, so the nodes work in
  * parallel.  Nodes are locked in ascending order, so concurrent callers cannot deadlock.
  */
-static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner)
+static void client_load_batch(struct client *c, struct kvg_io *ios, size_t m, const uint8_t *owner,
+			      uint32_t flags)
 {
 	uint16_t order[CLIENT_BATCH_MAX], start[CLIENT_NODES_MAX + 1];
 	client_by_node(c, owner, m, order, start);
@@ -635,8 +641,9 @@ static int client_first_error(const struct kvg_io *ios, size_t n)
 }
 
 /* Runs a store or load of n blocks in batches of CLIENT_BATCH_MAX, each split by owner. */
-static int client_batches(struct client *c, struct kvg_io *ios, size_t n,
-			  void (*batch)(struct client *, struct kvg_io *, size_t, const uint8_t *))
+static int client_batches(struct client *c, struct kvg_io *ios, size_t n, uint32_t flags,
+			  void (*batch)(struct client *, struct kvg_io *, size_t, const uint8_t *,
+					uint32_t))
 {
 	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
 		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
@@ -645,28 +652,53 @@ static int client_batches(struct client *c, struct kvg_io *ios, size_t n,
 			owner[j] = (uint8_t)client_owner(c, &ios[base + j].key);
 			ios[base + j].status = 0;
 		}
-		batch(c, ios + base, m, owner);
+		batch(c, ios + base, m, owner, flags);
 	}
 	return client_first_error(ios, n);
 }
 
 int client_store(struct client *c, struct kvg_io *ios, size_t n)
 {
-	return client_batches(c, ios, n, client_store_batch);
+	return client_store_flags(c, ios, n, 0);
+}
+
+int client_store_flags(struct client *c, struct kvg_io *ios, size_t n, uint32_t flags)
+{
+	/* only write-through travels: session hints are not part of the protocol */
+	return client_batches(c, ios, n, flags & KVG_STORE_NVME, client_store_batch);
 }
 
 int client_load(struct client *c, struct kvg_io *ios, size_t n)
 {
-	return client_batches(c, ios, n, client_load_batch);
+	return client_batches(c, ios, n, 0, client_load_batch);
+}
+
+/*
+ * Reads a LOOKUP reply's tiers (rep, len bytes, count hits) into tiers[idx[q]]: the hits'
+ * tiers when the server sent them, KVG_TIER_NONE ("present, tier unknown") when it predates
+ * NAT_LOOKUP_F_TIERS.  Returns 0 or KVG_EPROTO.
+ */
+static int client_lookup_reply(const uint8_t *rep, size_t len, uint32_t count, const uint16_t *idx,
+			       uint8_t *tiers)
+{
+	int sent = (nat_get_u32(rep + 4) & NAT_LOOKUP_F_TIERS) != 0;
+	if (len != 8 + (sent ? (size_t)count : 0))
+		return KVG_EPROTO;
+	for (uint32_t q = 0; tiers && q < count; q++) {
+		uint8_t t = sent ? rep[8 + q] : KVG_TIER_NONE;
+		tiers[idx[q]] = t < KVG_TIER_COUNT ? t : KVG_TIER_NONE;
+	}
+	return 0;
 }
 
 /*
  * One key operation (LOOKUP, DELETE, PIN, UNPIN) on the m keys owned by node i.  Returns
  * the count the server answered, or an error.  *first_miss (LOOKUP only) is set to the
- * batch index of the node's first missing key, or m if all are present.
+ * batch index of the node's first missing key, or m if all are present; tiers (LOOKUP
+ * only, may be NULL) receives the tier of each of the node's hits, by batch index.
  */
 static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_key *keys, size_t m,
-			    const uint8_t *owner, size_t *first_miss)
+			    const uint8_t *owner, size_t *first_miss, uint8_t *tiers)
 {
 	uint64_t deadline = client_deadline(c);
 	struct client_conn *n = NULL;
@@ -683,20 +715,24 @@ static int client_keys_node(struct client *c, uint32_t i, uint8_t op, const kvg_
 		idx[k++] = (uint16_t)j;
 	}
 	nat_put_u32(b, (uint32_t)k);
-	nat_put_u32(b + 4, 0);
-	uint8_t rep[8];
+	nat_put_u32(b + 4, op == NAT_LOOKUP && tiers ? NAT_LOOKUP_F_TIERS : 0);
+	uint8_t rep[8 + CLIENT_BATCH_MAX];
 	size_t len = 0;
 	rc =
 	    client_call(n, op, 8 + (uint32_t)(k * KVG_KEY_BYTES), rep, sizeof(rep), &len, deadline);
 	pthread_mutex_unlock(&n->lock);
-	if (rc == 0 && len != 8)
+	uint32_t count = rc == 0 && len >= 8 ? nat_get_u32(rep) : 0;
+	if (rc == 0 && (len < 8 || count > k))
+		rc = KVG_EPROTO;
+	if (rc == 0 && op == NAT_LOOKUP)
+		rc = client_lookup_reply(rep, len, count, idx, tiers);
+	else if (rc == 0 && len != 8)
 		rc = KVG_EPROTO;
 	if (rc)
 		return rc;
-	uint32_t count = nat_get_u32(rep);
 	if (first_miss)
 		*first_miss = count < k ? idx[count] : m;
-	return (int)(count > k ? k : count);
+	return (int)count;
 }
 
 static void client_owners(struct client *c, const kvg_key *keys, size_t m, uint8_t *owner,
@@ -711,6 +747,12 @@ static void client_owners(struct client *c, const kvg_key *keys, size_t m, uint8
 
 int client_lookup_keys(struct client *c, const kvg_key *keys, size_t n, size_t *hit_blocks)
 {
+	return client_lookup_tiers(c, keys, n, hit_blocks, NULL);
+}
+
+int client_lookup_tiers(struct client *c, const kvg_key *keys, size_t n, size_t *hit_blocks,
+			uint8_t *tiers)
+{
 	*hit_blocks = 0;
 	for (size_t base = 0; base < n; base += CLIENT_BATCH_MAX) {
 		size_t m = n - base < CLIENT_BATCH_MAX ? n - base : CLIENT_BATCH_MAX;
@@ -723,7 +765,8 @@ int client_lookup_keys(struct client *c, const kvg_key *keys, size_t n, size_t *
 				continue;
 			size_t miss = m;
 			/* an unreachable node holds nothing we can use: its keys are misses */
-			int rc = client_keys_node(c, i, NAT_LOOKUP, keys + base, m, owner, &miss);
+			int rc = client_keys_node(c, i, NAT_LOOKUP, keys + base, m, owner, &miss,
+						  tiers ? tiers + base : NULL);
 			if (rc < 0) {
 				miss = 0;
 				while (miss < m && owner[miss] != i)
@@ -750,7 +793,7 @@ static int client_count_op(struct client *c, uint8_t op, const kvg_key *keys, si
 		for (uint32_t i = 0; i < c->n_nodes; i++) {
 			if (!(used & (1ull << i)))
 				continue;
-			int rc = client_keys_node(c, i, op, keys + base, m, owner, NULL);
+			int rc = client_keys_node(c, i, op, keys + base, m, owner, NULL, NULL);
 			if (rc < 0 && !err)
 				err = rc;
 			else if (rc > 0)
@@ -905,6 +948,10 @@ static int client_parse_servers(struct client *c, const char *list, char *err, s
 
 int client_open(const struct kvg_config *cfg, struct client **out, char *err, size_t err_len)
 {
+	/* err may be NULL (err_len 0): every write to it and every read of it is guarded */
+	int has_err = err && err_len;
+	if (has_err)
+		err[0] = 0;
 	struct client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -948,7 +995,7 @@ int client_open(const struct kvg_config *cfg, struct client **out, char *err, si
 	if (!rc && !reached)
 		rc = last;
 	if (rc) {
-		if (!err[0] || rc != KVG_ECONFIG)
+		if (has_err && (!err[0] || rc != KVG_ECONFIG))
 			snprintf(err, err_len, "servers %s: %s", cfg->servers, kvg_strerror(rc));
 		client_close(c);
 		return rc;

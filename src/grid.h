@@ -1,22 +1,79 @@
 /*
- * grid.h - the grid object behind kvgrid.h: the index, the tiers, their policies, the
- * request pool and the worker threads.  Private to the library; exposed to its own tests
- * and tools only through this header.
+ * grid.h - the grid object behind kvgrid.h, private to the library.  Its files:
+ *
+ *   grid.c         the public API: argument checks, open and close, then one call through
+ *                  g->ops, the backend chosen once at open (local tiers or kvgridd servers)
+ *   grid_req.c     the request pool, the workers and their queues, completion and waits
+ *   grid_block.c   the local backend's block paths: store, load, views, fills, lookup,
+ *                  pin, delete, prefetch, stats
+ *   grid_move.c    movement between tiers: policy membership, eviction, demotion (NVMe
+ *                  writes of DRAM copies), promotion, background cleaning, tombstones
+ *   grid_open.c    the local backend's open (recovery of the NVMe index), close (write-back
+ *                  of DRAM-only blocks, checkpoint)
+ *   grid_remote.c  the remote backend, over client.c
+ *
+ * Locking, for all of them: g->lock guards the index, the policies, arena allocation, the
+ * NVMe tier's space and the counters (st).  It is held across no copy and no record I/O;
+ * the one exception is a segment rollover: nvme_reserve() writes (and, durable, syncs) the
+ * new segment's 4 KiB header under it, once per segment_bytes of records.  g->qlock guards
+ * the request pool and the queues; r->mu guards one request's completion state.  Order:
+ * g->lock, then qlock or r->mu; never the other way.  A function named do_x or documented
+ * "locked" expects g->lock held; the others take what they need.
  */
 #ifndef KVG_GRID_H
 #define KVG_GRID_H
 
 #include <pthread.h>
+#include <string.h>
 
 #include "client.h"
 #include "index.h"
 #include "log.h"
 #include "policy.h"
 #include "tier_dram.h"
+#include "kvg_assert.h"
 #include "tier_nvme.h"
 
+struct kvg_req;
+
+/*
+ * A grid's backend, chosen once by kvg_open (cfg.servers set: remote), as an event loop
+ * picks its poller once.  Every public call checks its arguments in grid.c, then makes one
+ * call here; no function tests which backend it runs on.  The two must answer alike for the
+ * same contents (include/kvgrid.h is the contract); where a remote grid cannot do what a
+ * local one does, the header says what it answers instead.
+ */
+struct grid_ops {
+	const char *name;
+	/* sets up the backend's state in g (cfg validated, locks and log ready) */
+	int (*open)(kvg_grid *g, char *err, size_t err_len);
+	/* after the workers stopped and every request finished */
+	void (*close)(kvg_grid *g);
+	/* the blocks of a REQ_STORE or REQ_LOAD request: each ends with block_done() */
+	void (*run)(kvg_grid *g, struct kvg_req *r);
+	int (*lookup_keys)(kvg_grid *g, const kvg_key *keys, size_t n, size_t *hit_blocks,
+			   uint8_t *tiers);
+	int (*pin)(kvg_grid *g, const kvg_key *keys, size_t n, int pin);
+	int (*del)(kvg_grid *g, const kvg_key *keys, size_t n);
+	int (*prefetch)(kvg_grid *g, const kvg_key *keys, size_t n);
+	void (*stats)(kvg_grid *g, struct kvg_stats *st);
+	/* zero-copy DRAM access; NULL when the backend has none (the calls then answer 0, as
+	 * kvgrid.h documents for a remote grid) */
+	int (*view_get)(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov,
+			size_t *len, kvg_view **view);
+	void (*view_release)(kvg_grid *g, kvg_view *view);
+	int (*fill_begin)(kvg_grid *g, size_t len, struct iovec *iov, int max_iov,
+			  struct kvg_fill *fill);
+	int (*fill_commit)(kvg_grid *g, struct kvg_fill *fill, const kvg_key *key, uint32_t depth,
+			   uint32_t flags);
+	void (*fill_abort)(kvg_grid *g, struct kvg_fill *fill);
+};
+
+extern const struct grid_ops grid_local_ops;  /* grid_block.c */
+extern const struct grid_ops grid_remote_ops; /* grid_remote.c */
+
 /* REQ_PROMOTE: a promotion an I/O thread could not make without I/O, handed to a worker
- * (promote_later() in grid.c); runs as a prefetch of one key. */
+ * (promote_later() in grid_req.c); runs as a prefetch of one key. */
 enum req_op { REQ_STORE = 0, REQ_LOAD = 1, REQ_PREFETCH = 2, REQ_PROMOTE = 3, REQ_CLEAN = 4 };
 
 struct kvg_req {
@@ -27,8 +84,8 @@ struct kvg_req {
 	struct kvg_req_opts opts;
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t cv;
-	size_t pending;     /* blocks not finished, +1 while the dispatcher runs */
-	int status;         /* first error */
+	size_t pending; /* blocks not finished, +1 while the dispatcher runs */
+	int status;	/* first error */
 	int complete;
 	int in_use;
 	int free_in_callback; /* kvg_req_free() was called from the done callback */
@@ -37,14 +94,14 @@ struct kvg_req {
 	uint32_t layers;
 	uint32_t layers_ready;
 	uint32_t layers_reported; /* layer_done callbacks made */
-	int layer_cb_busy;        /* a thread is making them */
-	uint32_t *layer_count; /* blocks whose layer L has arrived */
-	kvg_key *prefetch_keys; /* REQ_PREFETCH: owned copy */
-	kvg_key promote_key;    /* REQ_PROMOTE: the one key */
-	uint32_t promote_chunk; /* prefetch_one()'s private load: DRAM chunks reserved for the
-				 * promotion (the first; CHUNK_END if none) */
-	uint32_t promote_len;   /* the block length they were reserved for */
-	uint64_t seq;           /* names the call to the policies (policy_block.req_id) */
+	int layer_cb_busy;	  /* a thread is making them */
+	uint32_t *layer_count;	  /* blocks whose layer L has arrived */
+	kvg_key *prefetch_keys;	  /* REQ_PREFETCH: owned copy */
+	kvg_key promote_key;	  /* REQ_PROMOTE: the one key */
+	uint32_t promote_chunk;	  /* prefetch_one()'s private load: DRAM chunks reserved for the
+				   * promotion (the first; CHUNK_END if none) */
+	uint32_t promote_len;	  /* the block length they were reserved for */
+	uint64_t seq;		  /* names the call to the policies (policy_block.req_id) */
 	struct kvg_req *next;
 };
 
@@ -54,16 +111,17 @@ struct kvg_grid {
 	kvg_key ns;
 	uint64_t block_bytes; /* of the layout; 0 if unset */
 
-	pthread_mutex_t lock; /* guards ix, arena allocation, pol, nv's space, st */
+	pthread_mutex_t lock;	/* guards ix, arena allocation, pol, nv's space, st */
 	pthread_cond_t lock_cv; /* signalled when refs drop (close, delete) */
 	struct index ix;
 	struct arena arena;
 	struct nvme *nv;
+	const struct grid_ops *ops; /* chosen at open, never changes */
 	const struct policy_ops *pol_ops;
 	struct policy *pol[KVG_TIER_COUNT];
 	struct kvg_stats st;
 	uint64_t *recover_seq; /* during open only */
-	struct client *remote;
+	struct client *remote; /* the remote backend's connections (grid_remote.c) */
 
 	/* requests and workers */
 	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
@@ -81,5 +139,122 @@ struct kvg_grid {
 	uint32_t nworkers;
 	pthread_t *workers;
 };
+
+/* internal load flag, beside the public KVG_LOAD_*: promote whatever promote_on_hit says */
+#define LOAD_PREFETCH 0x80000000u
+
+static inline uint64_t now_us(void)
+{
+	return nvme_now_us();
+}
+
+static inline int has_dram(const kvg_grid *g)
+{
+	return g->arena.chunks > 0;
+}
+
+/* Present for lookups and loads: in a tier, and not still being stored. */
+static inline int visible(const struct entry *e)
+{
+	return (e->state & (E_DRAM | E_NVME)) && !(e->state & E_FILLING);
+}
+
+/* An entry's transfer references: a ref keeps its slot, key and bytes from going. */
+static inline void entry_ref(struct entry *e)
+{
+	KVG_ASSERT(e->state & E_USED);
+	KVG_ASSERT(e->refs < UINT16_MAX);
+	e->refs++;
+}
+
+static inline void entry_unref(struct entry *e)
+{
+	KVG_ASSERT(e->refs > 0); /* never below zero */
+	e->refs--;
+}
+
+/* The session hint a request's flags carry (KVG_STORE_CONTINUES / KVG_STORE_LAST). */
+static inline uint8_t flags_hint(uint32_t flags)
+{
+	if (flags & KVG_STORE_CONTINUES)
+		return POLICY_HINT_CONTINUES;
+	if (flags & KVG_STORE_LAST)
+		return POLICY_HINT_LAST;
+	return POLICY_HINT_NONE;
+}
+
+/* What the policies are told of e, as a block of call req_id of req_blocks blocks.  The
+ * hint is the one its last store or load carried (store_one() and load_one() set e->hint
+ * first), so that movement between tiers later on tells the policy the same. */
+static inline struct policy_block pblock_of(const struct entry *e, uint64_t req_id,
+					    uint32_t req_blocks)
+{
+	struct policy_block b = {.bytes = e->len,
+				 .depth = e->depth,
+				 .parent_slot = POLICY_NONE,
+				 .now_us = now_us(),
+				 .hint = e->hint,
+				 .req_blocks = req_blocks,
+				 .req_id = req_id};
+	memcpy(&b.key_hash, e->key.bytes, sizeof(b.key_hash));
+	return b;
+}
+
+/* pblock_of() for a call of its own (a tier's movement, a single-key call). */
+static inline struct policy_block pblock(kvg_grid *g, const struct entry *e)
+{
+	return pblock_of(e, __atomic_add_fetch(&g->req_seq, 1, __ATOMIC_RELAXED), 1);
+}
+
+/* pblock_of() for a block of request r: its blocks are one call to the policies. */
+static inline struct policy_block pblock_req(const struct entry *e, const struct kvg_req *r)
+{
+	return pblock_of(e, r->seq, r->n < UINT32_MAX ? (uint32_t)r->n : UINT32_MAX);
+}
+
+/* ---- grid_req.c: requests and workers ----------------------------------------------- */
+
+int grid_workers_start(kvg_grid *g);
+void grid_workers_stop(kvg_grid *g); /* drains both queues, then joins */
+void grid_reqs_drain(kvg_grid *g);   /* waits for requests still in flight */
+void grid_reqs_free(kvg_grid *g);
+struct kvg_req *req_get(kvg_grid *g); /* NULL when closing or the pool is empty */
+void req_enqueue(kvg_grid *g, struct kvg_req *r);
+void req_put(struct kvg_req *r, int status);
+void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count);
+void block_done(struct kvg_req *r, size_t i, int status);
+void clean_later(kvg_grid *g);
+void promote_later(kvg_grid *g, const kvg_key *key);
+
+/* ---- grid_move.c: movement between tiers (all "locked" unless said) ---------------- */
+
+void pol_insert(kvg_grid *g, int t, uint32_t slot, const struct policy_block *b);
+void pol_hit(kvg_grid *g, int t, uint32_t slot, const struct policy_block *b);
+void seg_link(kvg_grid *g, uint32_t slot);
+void seg_maybe_free(kvg_grid *g, uint32_t seg);
+void maybe_free_slot(kvg_grid *g, uint32_t slot);
+uint32_t drop_dram(kvg_grid *g, uint32_t slot);
+void drop_nvme(kvg_grid *g, uint32_t slot);
+int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc);
+uint32_t parts_for(const kvg_grid *g, uint64_t len);
+void write_back(kvg_grid *g, const uint32_t *slots, int n);	/* drops and retakes g->lock */
+void write_tombstones(kvg_grid *g, const kvg_key *keys, int n); /* g->lock not held */
+uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write);
+int wants_clean(const kvg_grid *g);
+void dram_clean(kvg_grid *g); /* g->lock not held */
+uint32_t slot_for(kvg_grid *g, const kvg_key *key);
+void promote(kvg_grid *g, uint32_t slot, const void *src, int may_defer, uint32_t pre,
+	     uint32_t pre_len);			    /* g->lock not held */
+void prefetch_one(kvg_grid *g, const kvg_key *key); /* g->lock not held; on a worker */
+
+/* ---- grid_block.c and grid_open.c: the local backend --------------------------------- */
+
+void load_one(kvg_grid *g, struct kvg_req *r, size_t i);
+int grid_local_open(kvg_grid *g, char *err, size_t err_len);
+void grid_local_close(kvg_grid *g);
+
+/* ---- grid.c ------------------------------------------------------------------------------ */
+
+int grid_cfg_err(char *err, size_t len, const char *msg);
 
 #endif

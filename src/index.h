@@ -2,7 +2,7 @@
  * index.h - the grid's index: every block the grid holds, in any tier, by key.
  *
  * A fixed array of entries (slots) sized at open, and a chained hash table of slot numbers;
- * no allocation after index_init().  The caller (grid.c) holds the grid lock around every
+ * no allocation after index_init().  The caller (grid_*.c) holds the grid lock around every
  * call and owns the meaning of the state bits.  76 bytes per entry plus 4 per bucket; the
  * policies add their own per-slot bytes (doc/ARCHITECTURE.md sums them).
  */

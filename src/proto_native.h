@@ -29,10 +29,29 @@
 #define NAT_ITEM_BYTES	   32  /* a GET reply's per-block header */
 #define NAT_F_MORE	   0x1 /* reply flag: more frames of this reply follow */
 #define NAT_PUT_ITEM_BYTES 40  /* a PUT request's per-block header: key, len, flags */
+/* LOOKUP request flag: also answer each hit's tier (enum kvg_tier), one byte each.  The
+ * reply's flags say whether they follow: a server older than the flag ignores it and
+ * answers the 8 bytes alone, with flags 0. */
+#define NAT_LOOKUP_F_TIERS 0x1
+/* GET reply frames: bits 8-15 of the header's flags hold the tier the block was found in,
+ * plus one (0: not said, as from an older server, or a miss). */
+#define NAT_F_TIER_SHIFT 8
+
+static inline uint16_t nat_tier_flags(int status, uint8_t tier)
+{
+	return status == 0 && tier < 255 ? (uint16_t)((tier + 1u) << NAT_F_TIER_SHIFT) : 0;
+}
+
+/* The tier a GET reply frame's flags tell (enum kvg_tier), or 255 (KVG_TIER_NONE). */
+static inline uint8_t nat_flags_tier(uint16_t flags)
+{
+	unsigned t = flags >> NAT_F_TIER_SHIFT;
+	return t ? (uint8_t)(t - 1) : 255;
+}
 
 enum nat_op {
 	NAT_HELLO = 1,	/* u32 version, u32 token_len, token -> u32 version, u32 0, u64 value_max */
-	NAT_LOOKUP = 2, /* u32 n, u32 flags, n keys -> u32 hits, u32 0 */
+	NAT_LOOKUP = 2, /* u32 n, u32 flags, n keys -> u32 hits, u32 flags[, hits x u8 tier] */
 	NAT_LOOKUP_TOKENS = 3, /* u32 n, u32 flags, n u32 tokens -> u64 hit tokens */
 	NAT_GET = 4,	       /* u32 n, u32 flags, n keys -> n frames of (item header, payload) */
 	NAT_PUT = 5,	/* u32 n, u32 flags, n x (key, u32 len, u32 flags, payload) -> n x i32 */

@@ -24,6 +24,8 @@
 
 #include "err.h"
 #include "index.h"
+#include "kvg_assert.h"
+#include "path.h"
 #include "tier_nvme_int.h"
 
 #define GROUP_MAX_BYTES (8u << 20)
@@ -175,6 +177,58 @@ int nvme_seg_evictable(const struct nvme *nv, uint32_t seg)
 {
 	const struct segment *s = &nv->segs[seg];
 	return s->inflight == 0 && nv->open_seg != seg;
+}
+
+uint32_t nvme_seg_head(const struct nvme *nv, uint32_t seg)
+{
+	KVG_ASSERT(seg < nv->nsegs);
+	return nv->segs[seg].head;
+}
+
+void nvme_seg_set_head(struct nvme *nv, uint32_t seg, uint32_t slot)
+{
+	KVG_ASSERT(seg < nv->nsegs);
+	nv->segs[seg].head = slot;
+}
+
+void nvme_seg_live(struct nvme *nv, uint32_t seg, int delta)
+{
+	KVG_ASSERT(seg < nv->nsegs);
+	struct segment *s = &nv->segs[seg];
+	KVG_ASSERT(delta > 0 || s->live > 0); /* never below zero */
+	s->live += (uint32_t)delta;
+}
+
+void nvme_seg_io(struct nvme *nv, uint32_t seg, int delta)
+{
+	KVG_ASSERT(seg < nv->nsegs);
+	struct segment *s = &nv->segs[seg];
+	/* (not the segment's state: a checkpoint that passes its checksum may still index a
+	 * record in a segment it calls free; the read then fails verification: a miss) */
+	KVG_ASSERT(delta > 0 || s->inflight > 0);
+	s->inflight += (uint32_t)delta;
+}
+
+void nvme_seg_release(struct nvme *nv, uint32_t seg)
+{
+	const struct segment *s = &nv->segs[seg];
+	if (s->live == 0 && s->inflight == 0 && s->state == SEG_SEALED)
+		nvme_seg_free(nv, seg);
+}
+
+void nvme_stats(struct nvme *nv, struct kvg_tier_stats *ts)
+{
+	ts->capacity_bytes = (uint64_t)nv->nsegs * nv->seg_bytes;
+	ts->checksum_failures = __atomic_load_n(&nv->checksum_failures, __ATOMIC_RELAXED);
+	ts->io_errors = __atomic_load_n(&nv->io_errors, __ATOMIC_RELAXED);
+	ts->bytes_written = __atomic_load_n(&nv->bytes_written, __ATOMIC_RELAXED);
+	ts->degraded = nvme_degraded(nv);
+	snprintf(ts->backend, sizeof(ts->backend), "%.6s%s", nv->backend, nv->direct ? "" : "-buf");
+}
+
+const char *nvme_backend(const struct nvme *nv)
+{
+	return nv->backend;
 }
 
 int nvme_degraded(struct nvme *nv)

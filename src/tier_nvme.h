@@ -4,6 +4,7 @@
  *
  * Space and segment state are guarded by the grid lock (the caller holds it for every
  * function marked "locked"); I/O runs through an io backend and completes on its threads.
+ * struct nvme is opaque: the grid asks the functions below, never the fields.
  * The record format is in record.h; doc/ARCHITECTURE.md shows the flow.  The code is in
  * tier_nvme.c (segments, transfers), tier_nvme_recover.c (open, recovery, close) and
  * tier_nvme_ckpt.c (the checkpoint).
@@ -24,18 +25,6 @@ struct nvme_loc {
 	uint32_t seg;
 	uint32_t off4k;
 	uint32_t gen; /* low 32 bits of the segment generation */
-};
-
-enum seg_state { SEG_FREE = 0, SEG_OPEN = 1, SEG_SEALED = 2, SEG_BAD = 3 };
-
-struct segment {
-	int fd;
-	uint64_t gen;
-	uint64_t write_off; /* bytes used, records end here */
-	uint32_t state;
-	uint32_t live;      /* entries whose record is here (grid keeps the list) */
-	uint32_t inflight;  /* reads and writes in flight */
-	uint32_t head;      /* first entry slot of the segment's list (grid's) */
 };
 
 /* One record transfer.  The caller fills the public part; the tier owns the rest. */
@@ -89,40 +78,8 @@ struct nvme_recovered {
 	struct nvme_loc loc;
 };
 
-struct nvme {
-	char dir[4096];
-	int dir_fd;
-	int lock_fd;
-	uint8_t grid_id[16];
-	struct log *log;
-	const struct io_ops *ops;
-	struct io_backend *io;
-	int direct;            /* files opened with O_DIRECT */
-	int durable;
-	uint64_t seg_bytes;
-	uint32_t nsegs;
-	struct segment *segs;
-	uint32_t open_seg;     /* appending here, SLOT_NONE if none */
-	uint64_t seq;          /* next record sequence number */
-	uint64_t bytes_used;   /* sum of live record spans (approximate capacity use) */
-	/* error accounting (atomics) */
-	uint32_t io_errors_recent;
-	uint32_t io_error_limit;
-	uint32_t retry_ms;
-	uint64_t degraded_until_us;
-	uint64_t io_errors;
-	uint64_t checksum_failures;
-	uint64_t bytes_written; /* record spans, headers included */
-	/* op pool */
-	pthread_mutex_t pool_lock;
-	pthread_cond_t pool_cond;
-	struct nvme_op *pool;
-	struct nvme_op *free_ops;
-	uint32_t pool_size;
-	uint32_t max_vec;
-	uint32_t max_src;
-	char backend[16];
-};
+/* The tier: opaque outside tier_nvme*.c (its fields are in tier_nvme_int.h). */
+struct nvme;
 
 /*
  * Opens or creates the tier in cfg->dir and recovers it: cb is called for every good record
@@ -154,6 +111,24 @@ void nvme_seg_free(struct nvme *nv, uint32_t seg);
 int nvme_seg_evictable(const struct nvme *nv, uint32_t seg);
 /* 1 while the tier rests after repeated errors */
 int nvme_degraded(struct nvme *nv);
+
+/*
+ * Segment accounting for the grid.  Each segment has a list of the index entries whose
+ * record it holds: the grid links them (through entry.snext/sprev), the tier keeps the head
+ * and the count of live entries, so that it frees a sealed segment no entry uses any more.
+ * I/O in flight on a segment (nvme_seg_io) keeps it from being freed or reused.  All locked.
+ */
+uint32_t nvme_seg_head(const struct nvme *nv, uint32_t seg);	/* SLOT_NONE: empty */
+void nvme_seg_set_head(struct nvme *nv, uint32_t seg, uint32_t slot);
+void nvme_seg_live(struct nvme *nv, uint32_t seg, int delta);	/* +1 linked, -1 unlinked */
+void nvme_seg_io(struct nvme *nv, uint32_t seg, int delta);	/* +1 started, -1 ended */
+/* Frees the segment if it is sealed, with no live entry and no I/O in flight. */
+void nvme_seg_release(struct nvme *nv, uint32_t seg);
+
+/* The tier's own figures for kvg_stats (capacity, error counters, backend, degraded). */
+void nvme_stats(struct nvme *nv, struct kvg_tier_stats *ts);
+/* The I/O backend's name ("uring", "psync", "fault"), for log lines. */
+const char *nvme_backend(const struct nvme *nv);
 
 /* Takes an op from the pool (waits if all are in flight); puts it back. */
 struct nvme_op *nvme_op_get(struct nvme *nv);

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -318,6 +321,13 @@ static void test_sharding(void)
 			per_node[owner[i]]++;
 	}
 	CHECK(per_node[0] > 0 && per_node[1] > 0 && per_node[2] > 0);
+	/* every node answers the tiers of its own hits, each in its key's place */
+	uint8_t tiers[NBLK];
+	memset(tiers, 77, sizeof(tiers));
+	size_t hits = 0;
+	CHECK(client_lookup_tiers(c, keys, NBLK, &hits, tiers) == 0 && hits == NBLK);
+	for (int i = 0; i < NBLK; i++)
+		CHECK(tiers[i] == KVG_TIER_DRAM);
 	server_stop(&s[1], SIGKILL);
 	int kept = 0, lost = 0, wrong = 0;
 	for (int i = 0; i < NBLK; i++) {
@@ -341,6 +351,40 @@ out:
 	client_close(c);
 	for (int n = 0; n < started; n++)
 		server_stop(&s[n], SIGTERM);
+}
+
+/*
+ * What a local grid answers, a remote one answers too (keys[2] stored, keys[3] not): the
+ * tier of each hit and of each load; pin, unpin and delete count the keys they acted on, not the
+ * keys asked; a miss leaves no tier; a buffer too small learns the size needed; views and fills,
+ * which a remote grid has not, answer the documented 0.
+ */
+static void remote_contract(kvg_grid *g)
+{
+	uint8_t tiers[2] = {77, 77};
+	size_t hits = 0;
+	CHECK(kvg_lookup_keys(g, &keys[2], 2, &hits, tiers) == 0 && hits == 1);
+	CHECK(tiers[0] == KVG_TIER_DRAM && tiers[1] == 77);
+	CHECK(kvg_pin(g, &keys[2], 2) == 1);
+	CHECK(kvg_unpin(g, &keys[2], 2) == 1);
+	CHECK(kvg_unpin(g, &keys[2], 2) == 0); /* no pin left to take off */
+	static uint8_t buf[4 << 20];
+	struct kvg_io miss = {.key = keys[3], .buf = buf, .len = sizeof(buf), .tier = 9};
+	CHECK(kvg_load_sync(g, &miss, 1, 0) == KVG_ENOTFOUND && miss.tier == KVG_TIER_NONE);
+	struct kvg_io hit = {.key = keys[2], .buf = buf, .len = sizeof(buf), .tier = 9};
+	CHECK(kvg_load_sync(g, &hit, 1, 0) == 0 && hit.tier == KVG_TIER_DRAM);
+	struct kvg_io small = {.key = keys[2], .buf = buf, .len = lens[2] - 1};
+	CHECK(kvg_load_sync(g, &small, 1, 0) == KVG_EBUFSIZE && small.len == lens[2]);
+	struct iovec iov[4];
+	size_t len = 0;
+	kvg_view *view = NULL;
+	CHECK(kvg_view_get(g, &keys[2], iov, 4, &len, &view) == 0 && view == NULL);
+	struct kvg_fill fill;
+	CHECK(kvg_fill_begin(g, 4096, iov, 4, &fill) == 0);
+	CHECK(kvg_fill_commit(g, &fill, &keys[4], 0, 0, 0) == KVG_EFULL);
+	CHECK(kvg_prefetch(g, &keys[2], 1) == 0);
+	CHECK(kvg_delete(g, &keys[2], 2) == 1);
+	CHECK(kvg_lookup_keys(g, &keys[2], 1, &hits, tiers) == 0 && hits == 0);
 }
 
 /* A grid opened with cfg.servers stores and loads through the public API. */
@@ -368,11 +412,44 @@ static void test_grid_remote(void)
 		CHECK(back.len == lens[2] && memcmp(buf, vals[2], lens[2]) == 0);
 		size_t hits = 0;
 		CHECK(kvg_lookup_keys(g, &keys[2], 2, &hits, NULL) == 0 && hits == 1);
+		remote_contract(g);
 		kvg_close(g);
 	} else {
 		fprintf(stderr, "kvg_open(servers): %s\n", err);
 	}
 	server_stop(&s, SIGTERM);
+}
+
+/* A port nothing listens on: bound, then closed again. */
+static int dead_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* kvg_open with servers none of which answers fails with an error, also when the caller
+ * passes no error buffer (err NULL, err_len 0, as the header allows). */
+static void test_open_unreachable_no_err(void)
+{
+	struct kvg_config cfg;
+	kvg_config_init(&cfg);
+	cfg.timeout_ms = 500;
+	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d", dead_port());
+	kvg_grid *g = NULL;
+	int rc = kvg_open(&cfg, &g, NULL, 0);
+	CHECK(rc < 0 && g == NULL);
+	char err[128];
+	memset(err, 'x', sizeof(err)); /* a caller's buffer need not start empty */
+	rc = kvg_open(&cfg, &g, err, sizeof(err));
+	CHECK(rc < 0 && g == NULL && strstr(err, "servers 127.0.0.1:") == err);
 }
 
 /* With an NVMe directory, what was stored survives SIGTERM and a restart. */
@@ -411,12 +488,17 @@ static void test_restart(void)
 	for (int round = 0; round < 2; round++) {
 		struct kvg_io ios[8];
 		for (int i = 0; i < 8; i++)
-			ios[i] =
-			    (struct kvg_io){.key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i])};
+			ios[i] = (struct kvg_io){
+			    .key = keys[i], .buf = bufs[i], .len = sizeof(bufs[i]), .tier = 9};
 		CHECK(client_load(c, ios, 8) == 0);
-		for (int i = 0; i < 8; i++)
+		int from_nvme = 0;
+		for (int i = 0; i < 8; i++) {
 			CHECK(ios[i].status == 0 && ios[i].len == lens[i] &&
 			      !memcmp(bufs[i], vals[i], lens[i]));
+			CHECK(ios[i].tier == KVG_TIER_DRAM || ios[i].tier == KVG_TIER_NVME);
+			from_nvme += ios[i].tier == KVG_TIER_NVME;
+		}
+		CHECK(round > 0 || from_nvme > 0); /* the server says where it found them */
 	}
 	for (int i = 0; i < 8; i++)
 		CHECK(load_one(c, i) == 1);
@@ -445,6 +527,7 @@ int main(void)
 	test_auth_and_tenants();
 	test_sharding();
 	test_grid_remote();
+	test_open_unreachable_no_err();
 	test_restart();
 	for (int i = 0; i < NBLK; i++)
 		free(vals[i]);
