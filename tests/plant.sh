@@ -54,7 +54,7 @@ table() {
 	    "test_server_nvme_get.py" \
 	    "an lm:// GET of a loaded block sends exactly the bytes its reply announces"
 	bug recovery-drops-last-record src/tier_nvme_recover.c \
-	    's|^\t\tend = sc.off + sc.bytes;$|\t\tend = sc.off;|' \
+	    's|^\t\tcb(ctx, &r);$|\t\t{ static struct nvme_recovered pend[4096]; static char has[4096]; if (!found) has[i % 4096] = 0; if (has[i % 4096]) cb(ctx, \&pend[i % 4096]); pend[i % 4096] = r; has[i % 4096] = 1; }|' \
 	    "test_tier_nvme test_crash.sh" \
 	    "recovery after a crash keeps every record a segment holds, its last one too"
 	bug keys-not-chained src/key.c \

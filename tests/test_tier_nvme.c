@@ -655,6 +655,60 @@ static void crash_copy_recovers_by_scan(void)
 	t_rmdir(copy);
 }
 
+/* Description: after a crash (a copy taken with no checkpoint), new blocks are appended after
+ * every recovered record: stores into the recovered grid, then a clean reopen, find the
+ * blocks from before the crash, the last of them too, and the new ones, byte for byte.  (A
+ * recovery that set the append point at the start of the last record would let the first new
+ * store overwrite it: an acknowledged block lost.) */
+static void stores_after_a_crash_keep_the_last_record(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.durability = KVG_DURABILITY_DURABLE;
+	enum { N = 5, LEN = 30000 };
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%.4000s.copy", t_dir);
+	kvg_key k[N], more[N];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 131, N, k) == N);
+		CHECK(t_chain(g, 132, N, more) == N);
+		for (int i = 0; i < N; i++)
+			CHECK_RC(t_store(g, &k[i], 1, LEN, 12), 0);
+		int rc = sh("cp -r '%s' '%s'", t_dir, copy);
+		kvg_close(g);
+		CHECK(rc == 0);
+	}
+	CHECK(!file_exists(copy, "index.ckpt"));
+	struct kvg_config cc = c;
+	snprintf(cc.dir, sizeof(cc.dir), "%.4000s", copy);
+	int lost = -1, lost_new = -1;
+	for (int pass = 0; pass < 2; pass++) {
+		kvg_grid *g = open_or_null(&cc);
+		if (!g)
+			break;
+		if (pass == 0) /* the recovered grid's first stores */
+			for (int i = 0; i < N; i++)
+				if (t_store(g, &more[i], 1, LEN, 13))
+					lost_new = N;
+		lost = lost_new = 0;
+		for (int i = 0; i < N; i++) {
+			lost += t_load(g, &k[i], LEN, 12, NULL) != 0;
+			lost_new += t_load(g, &more[i], LEN, 13, NULL) != 0;
+		}
+		kvg_close(g);
+		if (lost || lost_new)
+			break;
+	}
+	t_rmdir(copy);
+	if (lost || lost_new)
+		fprintf(stderr, "after a crash and new stores: %d of %d blocks from before the crash "
+				"and %d of %d new ones lost (durable stores must survive)\n",
+			lost, N, lost_new, N);
+	CHECK(lost == 0);
+	CHECK(lost_new == 0);
+}
+
 /* Description: after the tier has cycled through its segments (evictions, segments reused
  * under new generations), a clean reopen (checkpoint) recovers exactly the blocks present
  * before, and a scan (checkpoint removed) recovers at least those; every block either path
@@ -1046,6 +1100,7 @@ int main(void)
 	SWEEP_NVME(close_flushes_many_dram_blocks);
 	SWEEP_NVME(restart_keeps_large_dram_block);
 	SWEEP_NVME(crash_copy_recovers_by_scan);
+	SWEEP_NVME(stores_after_a_crash_keep_the_last_record);
 	SWEEP_NVME(flipped_payload_byte_is_a_miss);
 	SWEEP_NVME(flipped_header_byte_is_not_recovered);
 	SWEEP_NVME(damaged_segment_header_loses_one_segment);
