@@ -1,336 +1,32 @@
 /*
  * client.c - libkvgrid's client of kvgridd servers over the native protocol (see client.h,
- * proto_native.h and doc/PROTOCOL.md).
+ * proto_native.h and doc/PROTOCOL.md): open and close, sharding, and the batched calls.
+ * A node's connections (connect, HELLO, framing, timeouts, failure) are client_conn.c's.
  *
  * Nodes and sharding.  cfg.servers names one or more nodes.  Each key belongs to the node
  * with the highest rendezvous score XXH64(key, seed of "host:port") among the nodes that are
  * up, so a node that goes away moves only its own keys (to their second-best node, where
  * they miss until stored again) and every other key stays where it was.  A node that fails
- * (connect, I/O, timeout, protocol) is closed and left out for CLIENT_RETRY_MS; the next call
- * after that tries to reconnect it.  No call waits longer than cfg.timeout_ms per node.
+ * is left out for a while (client_conn.c), then tried again.
  *
- * Connections.  A pool of up to CLIENT_POOL connections per node, each guarded by its own
- * mutex, so any number of threads may call in (a caller alone always reuses the first).  A
- * node that refuses an extra connection while others of the pool are up (a server at its
- * connection limit) is not failed: the caller waits for one of the live ones.  A batch for one node
- * travels as few frames as its size allows (one frame per CLIENT_BATCH_MAX keys, and no PUT frame
- * over the server's frame limit); values go out with writev straight from the caller's buffers and
- * come back with recv straight into them.  Request headers are built in a scratch buffer the node
- * owns, allocated at open: a call allocates nothing.
+ * Batches.  A call is cut into batches of CLIENT_BATCH_MAX keys, each grouped by owning
+ * node.  A batch for one node travels as few frames as its size allows (one frame per
+ * CLIENT_BATCH_MAX keys, and no PUT frame over the server's frame limit); values go out with
+ * writev straight from the caller's buffers and come back with recv straight into them.
+ * Request headers are built in the connection's scratch buffer: a call allocates nothing.
+ *
+ * Threads and locking.  Every call of client.h may run on any thread; client_open() and
+ * client_close() must not overlap any other call.  A call holds at most one connection per
+ * node, taken with client_node_get() (locked) and unlocked before it returns; a call that
+ * holds several takes them in ascending node order, so concurrent callers cannot deadlock.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
-#include <fcntl.h>
 #include <xxhash.h>
 
-#include "client.h"
-#include "proto_native.h"
-
-#define CLIENT_NODES_MAX     64
-#define CLIENT_BATCH_MAX     1024 /* keys per frame */
-#define CLIENT_RETRY_MS	     1000
-#define CLIENT_POOL	     4 /* connections per node: the grid's workers call in concurrently */
-#define CLIENT_TOKEN_MAX     256
-#define CLIENT_SCRATCH_BYTES (NAT_HDR_BYTES + 8 + CLIENT_BATCH_MAX * NAT_PUT_ITEM_BYTES + 64)
-#define CLIENT_IOV_MAX	     (2 * CLIENT_BATCH_MAX + 2)
-
-struct client_node;
-
-/* One connection of a node's pool. */
-struct client_conn {
-	pthread_mutex_t lock; /* guards everything below */
-	struct client_node *node;
-	int fd;	      /* -1: not connected */
-	uint64_t gen; /* the node's generation when this connection was made */
-	uint64_t next_id;
-	uint8_t *scratch;  /* CLIENT_SCRATCH_BYTES */
-	struct iovec *iov; /* CLIENT_IOV_MAX */
-};
-
-/* A server.  Fields other than the pool are written with atomics (or before any call). */
-struct client_node {
-	char host[256];
-	char port[16];
-	uint64_t seed;		/* rendezvous seed: XXH64 of "host:port" */
-	uint64_t down_until_ms; /* 0: up, or not tried yet */
-	uint64_t gen;		/* bumped when the node fails: older connections are stale */
-	uint64_t frame_max;	/* from HELLO */
-	uint32_t next;		/* round robin over the pool when every connection is busy */
-	uint32_t live;		/* connections of the pool that are connected */
-	struct client_conn conn[CLIENT_POOL];
-};
-
-struct client {
-	struct client_node node[CLIENT_NODES_MAX];
-	uint32_t n_nodes;
-	int timeout_ms;
-	char token[CLIENT_TOKEN_MAX];
-	size_t token_len;
-};
-
-static uint64_t client_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Waits until fd is ready for events or the deadline passes: 0, KVG_ETIMEDOUT, -errno. */
-static int client_wait(int fd, short events, uint64_t deadline_ms)
-{
-	for (;;) {
-		uint64_t now = client_now_ms();
-		if (now >= deadline_ms)
-			return KVG_ETIMEDOUT;
-		struct pollfd p = {.fd = fd, .events = events};
-		int r = poll(&p, 1, (int)(deadline_ms - now));
-		if (r > 0)
-			return (p.revents & (POLLERR | POLLNVAL)) && !(p.revents & events) ? -EPIPE
-											   : 0;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-/* Sends all of iov (modified in place). */
-static int client_sendv(int fd, struct iovec *iov, int cnt, uint64_t deadline_ms)
-{
-	while (cnt > 0) {
-		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)(cnt > 1024 ? 1024 : cnt)};
-		ssize_t r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			int rc = client_wait(fd, POLLOUT, deadline_ms);
-			if (rc)
-				return rc;
-			continue;
-		}
-		size_t left = (size_t)r;
-		while (cnt > 0 && left >= iov->iov_len) {
-			left -= iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + left;
-			iov->iov_len -= left;
-		}
-	}
-	return 0;
-}
-
-/* Receives exactly len bytes into buf (NULL: discard them). */
-static int client_recv(int fd, void *buf, size_t len, uint64_t deadline_ms)
-{
-	uint8_t sink[4096];
-	while (len > 0) {
-		uint8_t *dst = buf ? buf : sink;
-		size_t want = buf ? len : (len < sizeof(sink) ? len : sizeof(sink));
-		ssize_t r = recv(fd, dst, want, MSG_DONTWAIT);
-		if (r == 0)
-			return -ECONNRESET;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			int rc = client_wait(fd, POLLIN, deadline_ms);
-			if (rc)
-				return rc;
-			continue;
-		}
-		if (buf)
-			buf = (uint8_t *)buf + r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
-static void client_conn_close(struct client_conn *n)
-{
-	if (n->fd < 0)
-		return;
-	close(n->fd);
-	n->fd = -1;
-	__atomic_fetch_sub(&n->node->live, 1, __ATOMIC_RELAXED);
-}
-
-/* Leaves a node out for CLIENT_RETRY_MS; its connections are stale from now on (its
- * generation moves). */
-static void client_node_down(struct client_node *nd)
-{
-	__atomic_fetch_add(&nd->gen, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&nd->down_until_ms, client_now_ms() + CLIENT_RETRY_MS, __ATOMIC_RELAXED);
-}
-
-/* Closes a connection that failed and leaves its node out (client_node_down). */
-static void client_node_fail(struct client_conn *n)
-{
-	client_conn_close(n);
-	client_node_down(n->node);
-}
-
-/* Reads a reply header for request (op, id) and checks it belongs to it. */
-static int client_read_hdr(struct client_conn *n, uint8_t op, uint64_t id, uint64_t deadline,
-			   struct nat_hdr *h)
-{
-	uint8_t b[NAT_HDR_BYTES];
-	int rc = client_recv(n->fd, b, sizeof(b), deadline);
-	if (rc)
-		return rc;
-	const char *why;
-	if (nat_hdr_decode(b, UINT32_MAX, 0, h, &why) < 0 || h->op != op || h->id != id)
-		return KVG_EPROTO;
-	return 0;
-}
-
-/*
- * One request with a small reply: sends header + body (body_len bytes already written at
- * scratch + NAT_HDR_BYTES), reads the reply body into reply (cap bytes).  Returns the reply
- * status (0 or an error) with *reply_len set, or a transport error (the node is failed).
- */
-static int client_call_raw(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
-			   size_t cap, size_t *reply_len, uint64_t deadline, int *transport)
-{
-	struct nat_hdr h = {.op = op, .id = ++n->next_id, .body_len = body_len};
-	nat_hdr_encode(n->scratch, &h);
-	struct iovec iov = {.iov_base = n->scratch, .iov_len = NAT_HDR_BYTES + body_len};
-	struct nat_hdr r;
-	int rc = client_sendv(n->fd, &iov, 1, deadline);
-	if (!rc)
-		rc = client_read_hdr(n, op, h.id, deadline, &r);
-	if (!rc && r.body_len > cap)
-		rc = KVG_EPROTO;
-	if (!rc)
-		rc = client_recv(n->fd, reply, r.body_len, deadline);
-	*transport = rc != 0;
-	if (rc)
-		return rc;
-	*reply_len = r.body_len;
-	return r.status;
-}
-
-static int client_call(struct client_conn *n, uint8_t op, uint32_t body_len, uint8_t *reply,
-		       size_t cap, size_t *reply_len, uint64_t deadline)
-{
-	int transport;
-	int rc = client_call_raw(n, op, body_len, reply, cap, reply_len, deadline, &transport);
-	if (transport)
-		client_node_fail(n);
-	return rc;
-}
-
-static int client_connect(struct client *c, struct client_conn *n, uint64_t deadline)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo(n->node->host, n->node->port, &hints, &ai))
-		return -EHOSTUNREACH;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int rc = fd < 0 ? -errno : 0;
-	if (!rc && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
-		rc = -errno;
-	freeaddrinfo(ai);
-	if (!rc)
-		rc = client_wait(fd, POLLOUT, deadline);
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	if (!rc && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr))
-		rc = soerr ? -soerr : -errno;
-	if (rc) {
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	n->fd = fd;
-	n->gen = __atomic_load_n(&n->node->gen, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&n->node->live, 1, __ATOMIC_RELAXED);
-	uint8_t *b = n->scratch + NAT_HDR_BYTES;
-	nat_put_u32(b, NAT_VERSION);
-	nat_put_u32(b + 4, (uint32_t)c->token_len);
-	memcpy(b + 8, c->token, c->token_len);
-	uint8_t rep[64];
-	size_t len = 0;
-	int transport;
-	rc = client_call_raw(n, NAT_HELLO, 8 + (uint32_t)c->token_len, rep, sizeof(rep), &len,
-			     deadline, &transport);
-	if (rc == 0 && len < 24)
-		rc = KVG_EPROTO;
-	if (rc) {
-		client_conn_close(n);
-		return rc;
-	}
-	__atomic_store_n(&n->node->frame_max, nat_get_u64(rep + 16), __ATOMIC_RELAXED);
-	__atomic_store_n(&n->node->down_until_ms, 0, __ATOMIC_RELAXED);
-	return 0;
-}
-
-static int client_node_up(struct client *c, uint32_t i)
-{
-	/* a racy read is fine: it only steers keys, and a wrong guess costs one miss */
-	return __atomic_load_n(&c->node[i].down_until_ms, __ATOMIC_RELAXED) <= client_now_ms();
-}
-
-/*
- * Takes a connection of node i's pool (a free one if any, else waits for one), connected:
- * returns 0 with *out locked, or an error with nothing held.
- */
-static int client_node_get(struct client *c, uint32_t i, uint64_t deadline,
-			   struct client_conn **out)
-{
-	struct client_node *nd = &c->node[i];
-	struct client_conn *n = NULL;
-	/* the lowest free one: a caller alone always reuses the first connection */
-	for (uint32_t p = 0; p < CLIENT_POOL && !n; p++)
-		if (pthread_mutex_trylock(&nd->conn[p].lock) == 0)
-			n = &nd->conn[p];
-	if (!n) {
-		n = &nd->conn[__atomic_fetch_add(&nd->next, 1, __ATOMIC_RELAXED) % CLIENT_POOL];
-		pthread_mutex_lock(&n->lock);
-	}
-	if (n->fd >= 0 && n->gen != __atomic_load_n(&nd->gen, __ATOMIC_RELAXED))
-		client_conn_close(n); /* made before the node last failed */
-	int rc = 0;
-	if (n->fd < 0)
-		rc = client_node_up(c, i) ? client_connect(c, n, deadline) : -ECONNREFUSED;
-	if (rc) {
-		pthread_mutex_unlock(&n->lock);
-		if (rc == -ECONNREFUSED && !client_node_up(c, i))
-			return rc;
-		/* the node still serves our other connections (it may be at its connection
-		 * limit): share one of them rather than give the node up */
-		if (__atomic_load_n(&nd->live, __ATOMIC_RELAXED) > 0)
-			for (uint32_t p = 0; p < CLIENT_POOL; p++) {
-				struct client_conn *o = &nd->conn[p];
-				pthread_mutex_lock(&o->lock);
-				if (o->fd >= 0 &&
-				    o->gen == __atomic_load_n(&nd->gen, __ATOMIC_RELAXED)) {
-					*out = o;
-					return 0;
-				}
-				pthread_mutex_unlock(&o->lock);
-			}
-		client_node_down(nd);
-		return rc;
-	}
-	*out = n;
-	return 0;
-}
+#include "client_int.h"
 
 /* The node that owns key: highest rendezvous score among the nodes that are up. */
 static uint32_t client_owner(struct client *c, const kvg_key *key)
@@ -357,11 +53,6 @@ static uint32_t client_owner(struct client *c, const kvg_key *key)
 			}
 		}
 	return best;
-}
-
-static uint64_t client_deadline(const struct client *c)
-{
-	return client_now_ms() + (uint64_t)c->timeout_ms;
 }
 
 /* Sends one PUT frame of the m items idx[] of ios (body bytes of body); *id is its id. */
@@ -965,20 +656,8 @@ int client_open(const struct kvg_config *cfg, struct client **out, char *err, si
 	}
 	for (uint32_t i = 0; !rc && i < c->n_nodes; i++) {
 		c->node[i].frame_max = 1u << 20;
-		for (int p = 0; !rc && p < CLIENT_POOL; p++) {
-			struct client_conn *n = &c->node[i].conn[p];
-			n->node = &c->node[i];
-			n->fd = -1;
-			n->iov = malloc(CLIENT_IOV_MAX * sizeof(*n->iov));
-			n->scratch = n->iov ? malloc(CLIENT_SCRATCH_BYTES) : NULL;
-			if (!n->scratch) {
-				free(n->iov);
-				n->iov = NULL;
-				rc = -ENOMEM;
-			} else {
-				pthread_mutex_init(&n->lock, NULL);
-			}
-		}
+		for (int p = 0; !rc && p < CLIENT_POOL; p++)
+			rc = client_conn_init(&c->node[i].conn[p], &c->node[i]);
 	}
 	/* reach at least one node now, so that a wrong address or token fails the open */
 	int reached = 0, last = 0;
@@ -1014,11 +693,7 @@ void client_close(struct client *c)
 			if (!n->scratch)
 				goto out_free; /* this one and the ones after it were never set up
 						*/
-			if (n->fd >= 0)
-				close(n->fd);
-			pthread_mutex_destroy(&n->lock);
-			free(n->scratch);
-			free(n->iov);
+			client_conn_free(n);
 		}
 	}
 out_free:
