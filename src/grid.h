@@ -116,6 +116,7 @@ struct kvg_grid {
 	struct index ix;
 	struct arena arena;
 	struct nvme *nv;
+	struct nvme_space nvme_space; /* decided at open (validate): cfg.nvme_bytes is its capacity */
 	const struct grid_ops *ops; /* chosen at open, never changes */
 	const struct policy_ops *pol_ops;
 	struct policy *pol[KVG_TIER_COUNT];
