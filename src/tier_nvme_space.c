@@ -8,8 +8,9 @@
  *   - nvme_bytes set: refused (one line naming the free space and the setting) when it is
  *     larger than that room; nothing on disk is touched.
  *   - nvme_bytes 0 (the default): NVME_AUTO_SHARE of that room, at most NVME_AUTO_MAX_BYTES,
- *     never less than the segments already on disk nor than two segments when they fit,
- *     never more than the room.
+ *     at least two segments, never more than the room -- except that a directory that
+ *     holds segments keeps them (and two at least) however full the filesystem: it must
+ *     open again and serve what it holds.  An empty one refused when two do not fit.
  * The result is rounded down to whole segments.
  */
 #include <dirent.h>
@@ -122,8 +123,6 @@ int nvme_space(const struct kvg_config *cfg, struct nvme_space *sp, char *err, s
 	}
 	sp->automatic = 1;
 	uint64_t cap = room / NVME_AUTO_SHARE;
-	if (cap < (uint64_t)extent * seg)
-		cap = (uint64_t)extent * seg; /* what is on disk stays indexable */
 	if (cap < 2 * seg)
 		cap = 2 * seg;
 	if (cap > NVME_AUTO_MAX_BYTES)
@@ -131,6 +130,10 @@ int nvme_space(const struct kvg_config *cfg, struct nvme_space *sp, char *err, s
 	cap = seg ? cap / seg * seg : 0;
 	if (cap > fit)
 		cap = fit;
+	if (cap < (uint64_t)extent * seg)
+		cap = (uint64_t)extent * seg; /* what is on disk stays indexable */
+	if (cap < 2 * seg && extent)
+		cap = 2 * seg; /* a full filesystem: the second is made only if room appears */
 	if (cap < 2 * seg)
 		return err_set(err, err_len, KVG_ECONFIG,
 			       "dir %s: only %s free on its filesystem, less than the NVMe tier's "
