@@ -40,6 +40,7 @@ static const char main_usage[] =
     "  --metrics-port P    Prometheus /metrics over HTTP (default: off; 0: any free)\n"
     "  --dir DIR           NVMe tier directory (default: DRAM only)\n"
     "  --dram SIZE         DRAM arena (default 1G); --nvme SIZE: NVMe tier capacity\n"
+    "                      (default: half the free space on its filesystem, at most 16G)\n"
     "  --threads N         worker threads (default 2)\n"
     "  --conns-max N       connections (default 1024)\n"
     "  --value-max SIZE    largest value (default 64M)\n"
