@@ -483,9 +483,10 @@ int main(int argc, char **argv)
 	if (gc->dir[0] && !gc->servers[0])
 		srv_log("kvgridd: NVMe tier in %s: capacity %llu MiB (%s)", gc->dir,
 			(unsigned long long)(gc->nvme_bytes >> 20),
-			s.cfg.grid.nvme_bytes ? "nvme_bytes"
-					      : "automatic: half the room on its filesystem, at most "
-						"16 GiB; set nvme_bytes (--nvme) to choose");
+			s.cfg.grid.nvme_bytes
+			    ? "nvme_bytes"
+			    : "automatic: half the room on its filesystem, at most "
+			      "16 GiB; set nvme_bytes (--nvme) to choose");
 	rc = quota_open(s.cfg.track_blocks, SRV_TENANTS_MAX, &s.quota);
 	if (rc) {
 		srv_log("kvgridd: cannot allocate the tenant ledger: %s", kvg_strerror(rc));

@@ -102,8 +102,9 @@ int nvme_space(const struct kvg_config *cfg, struct nvme_space *sp, char *err, s
 	memset(sp, 0, sizeof(*sp));
 	int rc = fs_free(cfg->dir, &sp->free_bytes);
 	if (rc)
-		return err_set(err, err_len, rc, "dir %s: cannot read its filesystem's free space: %s",
-			       cfg->dir, strerror(-rc));
+		return err_set(err, err_len, rc,
+			       "dir %s: cannot read its filesystem's free space: %s", cfg->dir,
+			       strerror(-rc));
 	segs_held(cfg->dir, &sp->held_bytes, &extent);
 	uint64_t room = sp->free_bytes + sp->held_bytes;
 	uint64_t fit = seg ? room / seg * seg : 0; /* the most that can be had, whole segments */
@@ -115,7 +116,8 @@ int nvme_space(const struct kvg_config *cfg, struct nvme_space *sp, char *err, s
 				       cfg->dir, fmt_bytes(cfg->nvme_bytes, a, sizeof(a)),
 				       fmt_bytes(sp->free_bytes, b, sizeof(b)),
 				       sp->held_bytes ? " (plus " : "",
-				       sp->held_bytes ? fmt_bytes(sp->held_bytes, c, sizeof(c)) : "",
+				       sp->held_bytes ? fmt_bytes(sp->held_bytes, c, sizeof(c))
+						      : "",
 				       sp->held_bytes ? " in its segments)" : "",
 				       (unsigned long long)(fit >> 20));
 		sp->capacity_bytes = cfg->nvme_bytes;

@@ -215,8 +215,8 @@ static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 	if (o->policy)
 		snprintf(cfg.policy, sizeof(cfg.policy), "%s", o->policy);
 	/* index: every block of the trace could be indexed at once, plus room to spare */
-	uint64_t tier_blocks = cfg.dram_bytes / o->block_bytes +
-			       (cfg.dir[0] ? nvme_max(&cfg) / o->block_bytes : 0);
+	uint64_t tier_blocks =
+	    cfg.dram_bytes / o->block_bytes + (cfg.dir[0] ? nvme_max(&cfg) / o->block_bytes : 0);
 	uint64_t want = (tier_blocks < c->t->n_distinct ? tier_blocks : c->t->n_distinct);
 	cfg.max_blocks = want + c->max_blocks + 1024;
 	return kvg_open(&cfg, &c->g, err, err_len);
