@@ -16,7 +16,7 @@ mkdir -p "$M"
 SRV=""
 cleanup() {
 	[ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
-	mountpoint -q "$M" && umount "$M"
+	umount "$M" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
