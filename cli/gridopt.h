@@ -13,7 +13,7 @@
 #define GRIDOPT_HELP                                                                      \
 	"  --dir DIR          NVMe tier directory (created if missing)\n"                     \
 	"  --dram BYTES       DRAM arena size (K/M/G suffixes)\n"                             \
-	"  --nvme BYTES       NVMe tier capacity\n"                                           \
+	"  --nvme BYTES       NVMe tier capacity (default: half the free space, at most 16G)\n" \
 	"  --config FILE      settings file (name = value lines)\n"                           \
 	"  --set NAME=VALUE   any setting (see doc/CONFIG.md); repeatable\n"                   \
 	"  --tenant T  --model ID  --backend uring|psync  --durable\n"                         \

@@ -130,7 +130,11 @@ struct kvg_config {
 
 	/* NVMe tier */
 	char dir[4096];          /* directory of segment files; "" disables the tier */
-	uint64_t nvme_bytes;     /* capacity of the tier on disk */
+	uint64_t nvme_bytes;     /* capacity of the tier on disk; 0 (default): automatic, half of
+				  * the free space on dir's filesystem plus what the grid's
+				  * segment files hold, at most 16 GiB (doc/CONFIG.md).  A set
+				  * value over that room is refused at open.  Disk is taken a
+				  * segment at a time as the tier fills. */
 	uint64_t segment_bytes;  /* size of one segment file, default 256 MiB */
 	uint32_t io_backend;     /* enum kvg_io_backend */
 	uint32_t queue_depth;    /* in-flight I/Os per ring, default 64 */

@@ -40,6 +40,7 @@ static const char main_usage[] =
     "  --metrics-port P    Prometheus /metrics over HTTP (default: off; 0: any free)\n"
     "  --dir DIR           NVMe tier directory (default: DRAM only)\n"
     "  --dram SIZE         DRAM arena (default 1G); --nvme SIZE: NVMe tier capacity\n"
+    "                      (default: half the free space on its filesystem, at most 16G)\n"
     "  --threads N         worker threads (default 2)\n"
     "  --conns-max N       connections (default 1024)\n"
     "  --value-max SIZE    largest value (default 64M)\n"
@@ -478,6 +479,14 @@ int main(int argc, char **argv)
 		srv_log("kvgridd: cannot open the grid: %s (%s)", err, kvg_strerror(rc));
 		return 1;
 	}
+	const struct kvg_config *gc = kvg_config_of(s.grid);
+	if (gc->dir[0] && !gc->servers[0])
+		srv_log("kvgridd: NVMe tier in %s: capacity %llu MiB (%s)", gc->dir,
+			(unsigned long long)(gc->nvme_bytes >> 20),
+			s.cfg.grid.nvme_bytes
+			    ? "nvme_bytes"
+			    : "automatic: half the room on its filesystem, at most "
+			      "16 GiB; set nvme_bytes (--nvme) to choose");
 	rc = quota_open(s.cfg.track_blocks, SRV_TENANTS_MAX, &s.quota);
 	if (rc) {
 		srv_log("kvgridd: cannot allocate the tenant ledger: %s", kvg_strerror(rc));

@@ -101,7 +101,7 @@ static void config_defaults(struct kvg_config *c)
 	c->dram_bytes = 1ull << 30;
 	c->chunk_bytes = 256 << 10;
 	c->hugepages = 1;
-	c->nvme_bytes = 16ull << 30;
+	c->nvme_bytes = 0; /* automatic: half the room on dir's filesystem, at most 16 GiB */
 	c->segment_bytes = 256ull << 20;
 	c->io_backend = KVG_IO_AUTO;
 	c->queue_depth = 64;

@@ -28,6 +28,19 @@ int grid_cfg_err(char *err, size_t len, const char *msg)
 	return KVG_ECONFIG;
 }
 
+/* A local grid's NVMe capacity: cfg.nvme_bytes, checked against the filesystem, or, when 0,
+ * decided from it (tier_nvme_space.c); cfg.nvme_bytes then holds the capacity in effect. */
+static int size_nvme(kvg_grid *g, char *err, size_t len)
+{
+	struct kvg_config *c = &g->cfg;
+	if (!c->dir[0] || c->servers[0])
+		return 0;
+	int rc = nvme_space(c, &g->nvme_space, err, len);
+	if (!rc)
+		c->nvme_bytes = g->nvme_space.capacity_bytes;
+	return rc;
+}
+
 static int validate(struct kvg_config *c, char *err, size_t len)
 {
 	if (c->block_tokens < 16 || c->block_tokens > 1024)
@@ -38,14 +51,20 @@ static int validate(struct kvg_config *c, char *err, size_t len)
 		return grid_cfg_err(err, len, "no tier: set dram_bytes, dir, or servers");
 	if (c->dram_bytes && c->dram_bytes < c->chunk_bytes)
 		return grid_cfg_err(err, len, "dram_bytes is smaller than one chunk");
-	if (c->dir[0] && c->segment_bytes % KVG_ALIGN)
+	if (c->dir[0] && (!c->segment_bytes || c->segment_bytes % KVG_ALIGN))
 		return grid_cfg_err(err, len, "segment_bytes must be a multiple of 4096");
-	if (c->dir[0] && c->nvme_bytes < 2 * c->segment_bytes)
+	if (c->dir[0] && c->nvme_bytes && c->nvme_bytes < 2 * c->segment_bytes)
 		return grid_cfg_err(err, len, "nvme_bytes must hold at least two segments");
 	if (!policy_find(c->policy))
 		return grid_cfg_err(err, len, "policy: unknown name");
 	if (c->layers > 4096 || (c->layers && c->layers > REC_PARTS_MAX && c->dir[0]))
 		return grid_cfg_err(err, len, "layers: more than the record format's 496 parts");
+	return 0;
+}
+
+/* Limits derived from the tier sizes in effect (after size_nvme). */
+static void derive_limits(struct kvg_config *c)
+{
 	if (!c->max_blocks) {
 		uint64_t m = (c->dram_bytes / c->chunk_bytes) + 64;
 		if (c->dir[0])
@@ -54,7 +73,6 @@ static int validate(struct kvg_config *c, char *err, size_t len)
 	}
 	if (c->max_blocks >= UINT32_MAX)
 		c->max_blocks = UINT32_MAX - 1;
-	return 0;
 }
 
 static void grid_free(kvg_grid *g)
@@ -76,10 +94,12 @@ int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err
 		return -ENOMEM;
 	int rc = config_import(&g->cfg, cfg, err, err_len);
 	rc = rc ? rc : validate(&g->cfg, err, err_len);
+	rc = rc ? rc : size_nvme(g, err, err_len);
 	if (rc) {
 		free(g);
 		return rc;
 	}
+	derive_limits(&g->cfg);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->lock_cv, NULL);
 	pthread_mutex_init(&g->qlock, NULL);

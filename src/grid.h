@@ -116,6 +116,8 @@ struct kvg_grid {
 	struct index ix;
 	struct arena arena;
 	struct nvme *nv;
+	/* the NVMe tier's room, decided at open: cfg.nvme_bytes is then its capacity */
+	struct nvme_space nvme_space;
 	const struct grid_ops *ops; /* chosen at open, never changes */
 	const struct policy_ops *pol_ops;
 	struct policy *pol[KVG_TIER_COUNT];

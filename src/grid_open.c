@@ -111,6 +111,11 @@ int grid_local_open(kvg_grid *g, char *err, size_t err_len)
 		log_msg(&g->log, LOG_INFO, "%s: recovered %llu blocks in %.3f s (%s)", c->dir,
 			(unsigned long long)g->st.recovered_blocks, g->st.recovery_us / 1e6,
 			nvme_backend(g->nv));
+		log_msg(&g->log, LOG_INFO,
+			"%s: NVMe capacity %llu MiB (%s); %llu MiB free on its filesystem", c->dir,
+			(unsigned long long)(c->nvme_bytes >> 20),
+			g->nvme_space.automatic ? "automatic" : "nvme_bytes",
+			(unsigned long long)(g->nvme_space.free_bytes >> 20));
 	}
 	g->st.index_capacity = g->ix.cap;
 	g->st.index_bytes = index_bytes(&g->ix) + 2ull * g->pol_ops->bytes_per_slot * g->ix.cap;

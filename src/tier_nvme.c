@@ -73,7 +73,7 @@ int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
 	if (posix_memalign((void **)&buf, KVG_ALIGN, SEG_HDR_BYTES))
 		return -ENOMEM;
 	struct seg_hdr h;
-	ssize_t n = pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
+	ssize_t n = nv->segs[i].fd < 0 ? 0 : pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
 	int rc = n == SEG_HDR_BYTES ? seg_hdr_check(buf, SEG_HDR_BYTES, &h) : KVG_ECORRUPT;
 	if (!rc && (h.seg_id != i || memcmp(h.grid_id, nv->grid_id, 16) ||
 		    h.seg_bytes != nv->seg_bytes))
@@ -84,39 +84,92 @@ int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
 	return rc;
 }
 
-int nvme_seg_open_file(struct nvme *nv, uint32_t i, int *created)
+/* Takes seg_bytes of disk for a new segment file; an old short one is extended. */
+static int seg_preallocate(int fd, uint64_t bytes)
+{
+	int rc = posix_fallocate(fd, 0, (off_t)bytes);
+	if (rc == EOPNOTSUPP || rc == EINVAL) /* no preallocation here: a sparse file then */
+		rc = ftruncate(fd, (off_t)bytes) < 0 ? errno : 0;
+	return -rc;
+}
+
+int nvme_seg_open_file(struct nvme *nv, uint32_t i, int create)
 {
 	char path[4200];
 	seg_path(nv, i, path, sizeof(path));
-	int flags = O_RDWR | O_CREAT | O_CLOEXEC | (nv->direct ? O_DIRECT : 0);
-	int fd = open(path, flags, 0644);
+	int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+	int fd = open(path, flags | (nv->direct ? O_DIRECT : 0), 0644);
 	if (fd < 0 && errno == EINVAL && nv->direct) {
 		nv->direct = 0; /* tmpfs and friends: say so once, go on buffered */
 		log_msg(nv->log, LOG_WARN, "%s: O_DIRECT unavailable, using buffered I/O", nv->dir);
-		fd = open(path, flags & ~O_DIRECT, 0644);
+		fd = open(path, flags, 0644);
 	}
 	if (fd < 0)
 		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (!rc && (uint64_t)st.st_size < nv->seg_bytes)
+		rc = seg_preallocate(fd, nv->seg_bytes);
+	if (rc && !create && st.st_size == 0) {
 		close(fd);
-		return e;
+		unlink(path); /* an empty file left by a creation cut short: not made */
+		return -ENOENT;
 	}
-	*created = st.st_size == 0;
-	if ((uint64_t)st.st_size < nv->seg_bytes) {
-		int rc = posix_fallocate(fd, 0, nv->seg_bytes);
-		if (rc && rc != EOPNOTSUPP && rc != EINVAL) {
-			close(fd);
-			return -rc;
-		}
-		if (rc && ftruncate(fd, nv->seg_bytes) < 0) {
-			rc = -errno;
-			close(fd);
-			return rc;
-		}
+	if (rc && !create) { /* a short old file: its records are still read, in place */
+		log_msg(nv->log, LOG_WARN, "%s: segment %u is short and cannot grow: %s", nv->dir,
+			i, strerror(-rc));
+		rc = 0;
 	}
+	if (rc) {
+		close(fd);
+		unlink(path); /* no partial file left behind: the segment stays uncreated */
+		return rc;
+	}
+	if (create)
+		fsync(nv->dir_fd); /* the new name is durable before any record in it */
 	nv->segs[i].fd = fd;
+	return 0;
+}
+
+/*
+ * A free segment to append to (locked): one whose file exists, else the lowest one not made
+ * yet, made now -- disk is taken as the tier fills.  -ENOSPC when none is free, or when the
+ * filesystem has no room for another file: the caller then evicts and reuses a segment.
+ */
+static int seg_pick(struct nvme *nv, uint32_t *out)
+{
+	uint32_t unmade = SLOT_NONE;
+	for (uint32_t i = 0; i < nv->nsegs; i++) {
+		const struct segment *s = &nv->segs[i];
+		if (s->state != SEG_FREE || s->inflight)
+			continue;
+		if (s->fd >= 0) {
+			*out = i;
+			return 0;
+		}
+		if (unmade == SLOT_NONE)
+			unmade = i;
+	}
+	if (unmade == SLOT_NONE)
+		return -ENOSPC;
+	int rc = nvme_seg_open_file(nv, unmade, 1);
+	if (rc == -ENOSPC || rc == -EDQUOT) {
+		if (!nv->fs_full)
+			log_msg(nv->log, LOG_WARN,
+				"%s: filesystem full: segment %u not created; the NVMe tier evicts "
+				"to stay within the segments it has",
+				nv->dir, unmade);
+		nv->fs_full = 1;
+		return -ENOSPC;
+	}
+	if (rc) {
+		__atomic_add_fetch(&nv->io_errors, 1, __ATOMIC_RELAXED);
+		log_msg(nv->log, LOG_ERR, "%s: segment %u: cannot create: %s", nv->dir, unmade,
+			strerror(-rc));
+		return rc;
+	}
+	nv->fs_full = 0;
+	*out = unmade;
 	return 0;
 }
 
@@ -136,14 +189,12 @@ int nvme_reserve(struct nvme *nv, uint64_t len, struct nvme_loc *loc)
 		}
 		nv->open_seg = SLOT_NONE;
 		uint32_t i;
-		for (i = 0; i < nv->nsegs; i++)
-			if (nv->segs[i].state == SEG_FREE && nv->segs[i].inflight == 0)
-				break;
-		if (i == nv->nsegs)
-			return -ENOSPC;
+		int rc = seg_pick(nv, &i);
+		if (rc)
+			return rc;
 		s = &nv->segs[i];
 		s->gen++;
-		int rc = seg_write_header(nv, i);
+		rc = seg_write_header(nv, i);
 		if (rc) {
 			__atomic_add_fetch(&nv->io_errors, 1, __ATOMIC_RELAXED);
 			log_msg(nv->log, LOG_ERR, "segment %u: header write failed: %s", i,
@@ -715,6 +766,8 @@ void nvme_submit(struct nvme *nv, struct nvme_op *op)
 	op->cb_running = 0;
 	op->finish_deferred = 0;
 	int rc = op->write ? build_write(op) : build_read(op);
+	if (!rc && nv->segs[op->loc.seg].fd < 0)
+		rc = KVG_ECORRUPT; /* a segment never made holds nothing: a miss */
 	if (rc) {
 		op->status = rc;
 		op->done(op, rc);

@@ -82,6 +82,27 @@ struct nvme_recovered {
 struct nvme;
 
 /*
+ * The disk the tier may take (tier_nvme_space.c).  Segment files are created as the tier
+ * first writes to them, so this is a bound the filesystem must be able to honour: its free
+ * space plus what the grid's segment files already hold ("room").  nvme_bytes 0 asks for
+ * NVME_AUTO_SHARE of the room, at most NVME_AUTO_MAX_BYTES.
+ */
+#define NVME_AUTO_SHARE	    2		  /* automatic capacity: half of the room */
+#define NVME_AUTO_MAX_BYTES (16ull << 30) /* and at most this, the former fixed default */
+
+struct nvme_space {
+	uint64_t capacity_bytes; /* the tier's capacity: whole segments */
+	uint64_t free_bytes;	 /* free on the filesystem of cfg->dir */
+	uint64_t held_bytes;	 /* allocated to the segment files already in cfg->dir */
+	int automatic;		 /* 1: cfg->nvme_bytes was 0 */
+};
+
+/* Decides the capacity for cfg (cfg->dir, nvme_bytes, segment_bytes) and creates nothing.
+ * Returns 0, KVG_ECONFIG (a set nvme_bytes over the room, or a room under two segments: the
+ * one-line reason in err) or -errno (the free space cannot be read). */
+int nvme_space(const struct kvg_config *cfg, struct nvme_space *sp, char *err, size_t err_len);
+
+/*
  * Opens or creates the tier in cfg->dir and recovers it: cb is called for every good record
  * (newest per key decided by the caller through hdr.seq; tombstones included).  The caller
  * counts the blocks it keeps and times the open.  Returns 0, KVG_ECONFIG (reason in err) or

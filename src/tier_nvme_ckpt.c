@@ -21,7 +21,9 @@
  *  ckpt_head
  *   0  magic      u64  "KVGCKPT1"
  *   8  format     u32  KVG_FORMAT_VERSION
- *  12  nsegs      u32  segments of the tier: must match the configuration
+ *  12  nsegs      u32  segments of the tier when it was written: an automatic capacity
+ *                      may differ at the next open (records past the new count are
+ *                      dropped, segments past the old count start free)
  *  16  grid_id    16B  must match dir/grid.id
  *  32  entries    u64  entries after the segment table (at most 2^32)
  *  40  seq        u64  the next record sequence number
@@ -115,7 +117,7 @@ static int ckpt_read(const struct nvme *nv, FILE *f, struct ckpt *ck)
 	if (fstat(fileno(f), &fst) < 0)
 		return KVG_ECORRUPT;
 	if (fread(h, sizeof(*h), 1, f) != 1 || h->magic != CKPT_MAGIC ||
-	    h->format != KVG_FORMAT_VERSION || h->nsegs != nv->nsegs ||
+	    h->format != KVG_FORMAT_VERSION || h->nsegs == 0 || h->nsegs > (1u << 24) ||
 	    h->seg_bytes != nv->seg_bytes || memcmp(h->grid_id, nv->grid_id, 16) ||
 	    h->entries > CKPT_ENTRIES_MAX)
 		return KVG_ECORRUPT;
@@ -145,7 +147,7 @@ static int ckpt_read(const struct nvme *nv, FILE *f, struct ckpt *ck)
  * otherwise the segment was reused (or damaged) after the checkpoint was written. */
 static int ckpt_agrees(struct nvme *nv, const struct ckpt *ck)
 {
-	for (uint32_t i = 0; i < nv->nsegs; i++) {
+	for (uint32_t i = 0; i < nv->nsegs && i < ck->h.nsegs; i++) {
 		if (ck->segs[i].state == SEG_FREE)
 			continue;
 		uint64_t gen;
@@ -160,6 +162,11 @@ static void ckpt_apply(struct nvme *nv, const struct ckpt *ck,
 		       void (*cb)(void *, const struct nvme_recovered *), void *ctx)
 {
 	for (uint32_t i = 0; i < nv->nsegs; i++) {
+		if (i >= ck->h.nsegs) { /* the capacity grew: free, its old generation kept */
+			uint64_t gen;
+			nv->segs[i].gen = nvme_seg_read_header(nv, i, &gen) ? 0 : gen;
+			continue;
+		}
 		nv->segs[i].gen = ck->segs[i].gen;
 		nv->segs[i].write_off = ck->segs[i].write_off;
 		nv->segs[i].state = ck->segs[i].state == SEG_FREE ? SEG_FREE : SEG_SEALED;

@@ -32,6 +32,7 @@ struct nvme {
 	char dir[4096];
 	int dir_fd;
 	int lock_fd;
+	int dir_made; /* this open created dir (undone if the open fails) */
 	uint8_t grid_id[16];
 	struct log *log;
 	const struct io_ops *ops;
@@ -40,8 +41,9 @@ struct nvme {
 	int durable;
 	uint64_t seg_bytes;
 	uint32_t nsegs;
-	struct segment *segs;
+	struct segment *segs; /* fd -1: a segment whose file is not made yet (free) */
 	uint32_t open_seg;   /* appending here, SLOT_NONE if none */
+	int fs_full;	     /* the last segment file could not be made for lack of room */
 	uint64_t seq;	     /* next record sequence number */
 	uint64_t bytes_used; /* sum of live record spans (approximate capacity use) */
 	/* error accounting (atomics) */
@@ -65,9 +67,10 @@ struct nvme {
 
 /* tier_nvme.c */
 
-/* Opens (creating and sizing if need be) segment file i into nv->segs[i].fd; *created is 1
- * for a new file.  0 or -errno. */
-int nvme_seg_open_file(struct nvme *nv, uint32_t i, int *created);
+/* Opens segment file i into nv->segs[i].fd: an existing one (-ENOENT when there is none; a
+ * short one is extended if it can be), or with create a new one, preallocated to seg_bytes
+ * and removed again if that fails (-ENOSPC: no room).  0 or -errno. */
+int nvme_seg_open_file(struct nvme *nv, uint32_t i, int create);
 /* Reads segment i's header: 0 and its generation, or KVG_ECORRUPT (new, foreign, bad). */
 int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen);
 /* Sizes and fills the op pool from cfg; 0 or -ENOMEM (then nvme_pool_fini cleans up). */

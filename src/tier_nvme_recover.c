@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -135,8 +136,26 @@ static int pick_backend(struct nvme *nv, const struct kvg_config *cfg, char *err
 	return 0;
 }
 
+/* An open that fails leaves the disk as it found it: a directory it made goes again, with
+ * the LOCK and grid.id it put there.  A directory that existed keeps its files. */
+static void undo_dir(struct nvme *nv)
+{
+	if (!nv->dir_made)
+		return;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/grid.id.tmp", nv->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/grid.id", nv->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/LOCK", nv->dir);
+	unlink(path);
+	rmdir(nv->dir); /* only if empty: anything else put there stays */
+}
+
 static int open_dir(struct nvme *nv, char *err, size_t err_len)
 {
+	struct stat st;
+	nv->dir_made = stat(nv->dir, &st) < 0 && errno == ENOENT;
 	int rc = mkdir_parents(nv->dir);
 	if (rc)
 		return err_set(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
@@ -231,20 +250,17 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	}
 	for (uint32_t i = 0; i < nv->nsegs; i++)
 		nv->segs[i].fd = -1;
-	int any_created = 0;
+	/* the segment files there are; the others are made when first written to */
 	for (uint32_t i = 0; i < nv->nsegs; i++) {
-		int created = 0;
-		if ((rc = nvme_seg_open_file(nv, i, &created))) {
-			err_set(err, err_len, rc, "dir %s: cannot open a segment: %s", nv->dir,
-			     strerror(-rc));
-			goto out_free;
-		}
 		nv->segs[i].head = SLOT_NONE;
 		nv->segs[i].write_off = SEG_HDR_BYTES;
-		any_created |= created;
+		rc = nvme_seg_open_file(nv, i, 0);
+		if (rc && rc != -ENOENT) {
+			err_set(err, err_len, rc, "dir %s: cannot open segment %u: %s", nv->dir, i,
+				strerror(-rc));
+			goto out_free;
+		}
 	}
-	if (any_created)
-		fsync(nv->dir_fd); /* new segment files' names are durable before any record */
 	if ((rc = pick_backend(nv, cfg, err, err_len)))
 		goto out_free;
 	if ((rc = nvme_pool_init(nv, cfg)))
@@ -254,6 +270,8 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	recover(nv, cb, ctx, &blocks);
 	return 0;
 out_free:
+	if (nv->lock_fd >= 0 || nv->dir_fd >= 0)
+		undo_dir(nv);
 	nvme_close(nv, NULL, NULL);
 	return rc;
 }

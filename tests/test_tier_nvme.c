@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "policy.h"
 #include "t_grid.h"
@@ -1078,6 +1079,120 @@ static void directory_in_use_is_refused(void)
 	kvg_close(g3);
 }
 
+/* The segment files in dir. */
+static int seg_files(const char *dir)
+{
+	char cmd[4300];
+	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '^seg-.*\\.kvg$'", dir);
+	FILE *p = popen(cmd, "r");
+	int n = -1;
+	if (p && fscanf(p, "%d", &n) != 1)
+		n = -1;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+/* Description: segment files are made when the tier first writes to them, not at open: an
+ * opened grid has none, one store makes one, and a reopen finds the block and makes no
+ * more (the other 15 segments of the 64 MiB tier cost no disk). */
+static void segments_are_made_when_first_written(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	OPEN(g, &c);
+	CHECK(seg_files(c.dir) == 0);
+	kvg_key k[1];
+	CHECK(t_chain(g, 301, 1, k) == 1);
+	CHECK_RC(t_store(g, k, 1, 100000, 7), 0);
+	CHECK(seg_files(c.dir) == 1);
+	kvg_close(g);
+	OPEN(g2, &c);
+	CHECK_RC(t_load(g2, &k[0], 100000, 7, NULL), 0);
+	CHECK(seg_files(c.dir) == 1);
+	kvg_close(g2);
+}
+
+/* Description: a segment file removed while the grid was closed costs only its blocks: the
+ * checkpoint no longer agrees, the scan takes the missing segment as free, blocks elsewhere
+ * load, its blocks are misses, and the tier writes there again. */
+static void missing_segment_file_is_free(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.nvme_bytes = 8 << 20;
+	c.segment_bytes = 1 << 20;
+	OPEN(g, &c);
+	enum { N = 20, LEN = 100000 }; /* 9 per segment: segments 0, 1 and 2 */
+	kvg_key k[N];
+	CHECK(t_chain(g, 302, N, k) == N);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_store(g, &k[i], 1, LEN, 5), 0);
+	kvg_close(g);
+	CHECK(seg_files(c.dir) == 3);
+	CHECK(sh("rm -f '%s/%s'", c.dir, "seg-00000001.kvg") == 0);
+	OPEN(g2, &c);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_load(g2, &k[i], LEN, 5, NULL), i >= 9 && i < 18 ? KVG_ENOTFOUND : 0);
+	kvg_key more[N];
+	CHECK(t_chain(g2, 303, N, more) == N);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_store(g2, &more[i], 1, LEN, 6), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_load(g2, &more[i], LEN, 6, NULL), 0);
+	CHECK(t_stats(g2).tier[KVG_TIER_NVME].checksum_failures == 0);
+	kvg_close(g2);
+}
+
+/* Description: nvme_bytes 0 (the default) is an automatic capacity: whole segments, at most
+ * 16 GiB and no more than the filesystem's free space; stats and kvg_config_of report it. */
+static void automatic_capacity_fits_the_filesystem(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	c.nvme_bytes = 0;
+	struct statvfs v;
+	CHECK(statvfs(t_dir, &v) == 0);
+	uint64_t free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+	OPEN(g, &c);
+	uint64_t cap = t_stats(g).tier[KVG_TIER_NVME].capacity_bytes;
+	CHECK(cap >= 2 * c.segment_bytes);
+	CHECK(cap % c.segment_bytes == 0);
+	CHECK(cap <= 16ull << 30);
+	CHECK(cap <= free_bytes);
+	CHECK(kvg_config_of(g)->nvme_bytes == cap);
+	CHECK(seg_files(c.dir) == 0);
+	kvg_close(g);
+}
+
+/* Description: a set nvme_bytes larger than the filesystem's free space is refused at open
+ * with one line naming nvme_bytes and the free space, and leaves nothing behind: no
+ * directory where there was none, no new file where there was one. */
+static void nvme_bytes_over_free_space_is_refused(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	char base[4096];
+	snprintf(base, sizeof(base), "%s", c.dir);
+	snprintf(c.dir, sizeof(c.dir), "%s/new/sub", base);
+	c.nvme_bytes = 1ull << 50; /* a PiB */
+	kvg_grid *g = NULL;
+	char err[512] = "";
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), KVG_ECONFIG);
+	CHECK(g == NULL);
+	CHECK(strstr(err, "nvme_bytes 1024 TiB exceeds the ") && strstr(err, " free on its "));
+	CHECK(strstr(err, "at most") && !strchr(err, '\n'));
+	struct stat st;
+	CHECK(stat(c.dir, &st) < 0 && errno == ENOENT);
+	snprintf(c.dir, sizeof(c.dir), "%s", base);
+	c.nvme_bytes = 8 << 20;
+	OPEN(g2, &c);
+	kvg_close(g2);
+	c.nvme_bytes = 1ull << 50;
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), KVG_ECONFIG);
+	CHECK(seg_files(c.dir) == 0);
+}
+
 int main(void)
 {
 	SWEEP_NVME(overflow_demotes_to_nvme);
@@ -1108,5 +1223,9 @@ int main(void)
 	SWEEP_NVME(read_error_keeps_the_block);
 	SWEEP_NVME(read_bit_flip_is_a_miss);
 	SWEEP_NVME(directory_in_use_is_refused);
+	SWEEP_NVME(segments_are_made_when_first_written);
+	SWEEP_NVME(missing_segment_file_is_free);
+	SWEEP_NVME(automatic_capacity_fits_the_filesystem);
+	SWEEP_NVME(nvme_bytes_over_free_space_is_refused);
 	T_EXIT();
 }

@@ -182,6 +182,13 @@ static double replay_pct(const double *v, size_t n, double q)
 	return v[i < n ? i : n - 1];
 }
 
+/* The most the NVMe tier may hold: nvme_bytes, or, when 0 (decided at open from the free
+ * space), the automatic capacity's bound. */
+static uint64_t nvme_max(const struct kvg_config *cfg)
+{
+	return cfg->nvme_bytes ? cfg->nvme_bytes : 16ull << 30;
+}
+
 static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 {
 	const struct replay_opts *o = c->o;
@@ -200,7 +207,7 @@ static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 			cfg.nvme_bytes = o->nvme_bytes;
 		/* the NVMe tier evicts a whole segment at a time: keep segments small next to the
 		 * tier (at least 64 of them, of at least 1 MiB) so that eviction stays fine-grained */
-		while (cfg.segment_bytes > (1u << 20) && cfg.nvme_bytes < 64 * cfg.segment_bytes)
+		while (cfg.segment_bytes > (1u << 20) && nvme_max(&cfg) < 64 * cfg.segment_bytes)
 			cfg.segment_bytes /= 2;
 	} else {
 		cfg.dir[0] = 0;
@@ -208,8 +215,8 @@ static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 	if (o->policy)
 		snprintf(cfg.policy, sizeof(cfg.policy), "%s", o->policy);
 	/* index: every block of the trace could be indexed at once, plus room to spare */
-	uint64_t tier_blocks = cfg.dram_bytes / o->block_bytes +
-			       (cfg.dir[0] ? cfg.nvme_bytes / o->block_bytes : 0);
+	uint64_t tier_blocks =
+	    cfg.dram_bytes / o->block_bytes + (cfg.dir[0] ? nvme_max(&cfg) / o->block_bytes : 0);
 	uint64_t want = (tier_blocks < c->t->n_distinct ? tier_blocks : c->t->n_distinct);
 	cfg.max_blocks = want + c->max_blocks + 1024;
 	return kvg_open(&cfg, &c->g, err, err_len);
