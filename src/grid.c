@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "err.h"
 #include "grid.h"
 #include "key.h"
 
@@ -19,13 +20,6 @@
 const struct kvg_config *kvg_config_of(const kvg_grid *g)
 {
 	return &g->cfg;
-}
-
-int grid_cfg_err(char *err, size_t len, const char *msg)
-{
-	if (err && len)
-		snprintf(err, len, "%s", msg);
-	return KVG_ECONFIG;
 }
 
 /* A local grid's NVMe capacity: cfg.nvme_bytes, checked against the filesystem, or, when 0,
@@ -44,21 +38,21 @@ static int size_nvme(kvg_grid *g, char *err, size_t len)
 static int validate(struct kvg_config *c, char *err, size_t len)
 {
 	if (c->block_tokens < 16 || c->block_tokens > 1024)
-		return grid_cfg_err(err, len, "block_tokens must be between 16 and 1024");
+		return err_set(err, len, KVG_ECONFIG, "block_tokens must be between 16 and 1024");
 	if (c->chunk_bytes < KVG_ALIGN || c->chunk_bytes % KVG_ALIGN)
-		return grid_cfg_err(err, len, "chunk_bytes must be a multiple of 4096");
+		return err_set(err, len, KVG_ECONFIG, "chunk_bytes must be a multiple of 4096");
 	if (!c->dram_bytes && !c->dir[0] && !c->servers[0])
-		return grid_cfg_err(err, len, "no tier: set dram_bytes, dir, or servers");
+		return err_set(err, len, KVG_ECONFIG, "no tier: set dram_bytes, dir, or servers");
 	if (c->dram_bytes && c->dram_bytes < c->chunk_bytes)
-		return grid_cfg_err(err, len, "dram_bytes is smaller than one chunk");
+		return err_set(err, len, KVG_ECONFIG, "dram_bytes is smaller than one chunk");
 	if (c->dir[0] && (!c->segment_bytes || c->segment_bytes % KVG_ALIGN))
-		return grid_cfg_err(err, len, "segment_bytes must be a multiple of 4096");
+		return err_set(err, len, KVG_ECONFIG, "segment_bytes must be a multiple of 4096");
 	if (c->dir[0] && c->nvme_bytes && c->nvme_bytes < 2 * c->segment_bytes)
-		return grid_cfg_err(err, len, "nvme_bytes must hold at least two segments");
+		return err_set(err, len, KVG_ECONFIG, "nvme_bytes must hold at least two segments");
 	if (!policy_find(c->policy))
-		return grid_cfg_err(err, len, "policy: unknown name");
+		return err_set(err, len, KVG_ECONFIG, "policy: unknown name");
 	if (c->layers > 4096 || (c->layers && c->layers > REC_PARTS_MAX && c->dir[0]))
-		return grid_cfg_err(err, len, "layers: more than the record format's 496 parts");
+		return err_set(err, len, KVG_ECONFIG, "layers: more than the record format's 496 parts");
 	return 0;
 }
 

@@ -255,8 +255,4 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i);
 int grid_local_open(kvg_grid *g, char *err, size_t err_len);
 void grid_local_close(kvg_grid *g);
 
-/* ---- grid.c ------------------------------------------------------------------------------ */
-
-int grid_cfg_err(char *err, size_t len, const char *msg);
-
 #endif

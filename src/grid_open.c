@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "grid.h"
 
 /* ---- open and recovery ------------------------------------------------------------------- */
@@ -78,13 +79,13 @@ int grid_local_open(kvg_grid *g, char *err, size_t err_len)
 	const struct kvg_config *c = &g->cfg;
 	int rc = index_init(&g->ix, (uint32_t)c->max_blocks);
 	if (rc)
-		return grid_cfg_err(err, err_len, "out of memory for the index"), rc;
+		return err_set(err, err_len, rc, "out of memory for the index");
 	g->pol_ops = policy_find(c->policy);
 	for (int t = 0; t < KVG_TIER_COUNT; t++) {
 		uint64_t cap = t == KVG_TIER_DRAM ? c->dram_bytes : c->nvme_bytes;
 		g->pol[t] = g->pol_ops->create((uint32_t)c->max_blocks, cap, c);
 		if (!g->pol[t])
-			return grid_cfg_err(err, err_len, "out of memory for the policy"), -ENOMEM;
+			return err_set(err, err_len, -ENOMEM, "out of memory for the policy");
 	}
 	if (c->dram_bytes) {
 		rc = arena_init(&g->arena, c->dram_bytes, c->chunk_bytes, c->hugepages, c->mlock);
