@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 	static char payload[64];
 	struct kvg_io *ios = calloc(nb, sizeof(struct kvg_io));
 	for (size_t i = 0; i < nb; i++)
-		ios[i] = (struct kvg_io){ .key = keys[i], .buf = payload, .len = sizeof(payload) };
+		ios[i] = (struct kvg_io){.key = keys[i], .buf = payload, .len = sizeof(payload)};
 	if (kvg_store_sync(g, ios, nb, 0)) {
 		fprintf(stderr, "lookup: store failed\n");
 		return 1;

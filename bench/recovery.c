@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 	memset(buf, 7, bb);
 	enum { BATCH = 256 };
 	struct kvg_io io[4][BATCH];
-	kvg_req *req[4] = { 0 };
+	kvg_req *req[4] = {0};
 	double t0 = now_s();
 	uint64_t done = 0;
 	for (uint64_t k = 0; k < n; k += BATCH) {
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
 		uint64_t m = n - k < BATCH ? n - k : BATCH;
 		for (uint64_t j = 0; j < m; j++) {
 			uint64_t id = k + j;
-			io[s][j] = (struct kvg_io){ .buf = buf, .len = bb };
+			io[s][j] = (struct kvg_io){.buf = buf, .len = bb};
 			kvg_raw_key(g, &id, sizeof(id), &io[s][j].key);
 		}
 		while (kvg_store(g, io[s], m, NULL, &req[s]))

@@ -103,11 +103,11 @@ static int submit_slot(kvg_grid *g, struct slot *s, size_t block, int load, uint
 	}
 	if (!load)
 		*next_key += s->batch - 1;
-	struct kvg_req_opts o = { .done = slot_done, .arg = s };
+	struct kvg_req_opts o = {.done = slot_done, .arg = s};
 	s->start_ns = now_ns();
 	int rc;
-	while ((rc = load ? kvg_load(g, s->io, s->batch, &o, &s->req) :
-			    kvg_store(g, s->io, s->batch, &o, &s->req)) == KVG_EBUSY)
+	while ((rc = load ? kvg_load(g, s->io, s->batch, &o, &s->req)
+			  : kvg_store(g, s->io, s->batch, &o, &s->req)) == KVG_EBUSY)
 		usleep(50);
 	if (rc)
 		s->req = NULL;
@@ -120,8 +120,12 @@ static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block,
 {
 	size_t lat_cap = 1 << 20, nlat = 0;
 	uint64_t *lat = malloc(sizeof(uint64_t) * lat_cap);
-	struct done_queue q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-				calloc(qd + 1, sizeof(uint32_t)), 0, 0, qd + 1 };
+	struct done_queue q = {PTHREAD_MUTEX_INITIALIZER,
+			       PTHREAD_COND_INITIALIZER,
+			       calloc(qd + 1, sizeof(uint32_t)),
+			       0,
+			       0,
+			       qd + 1};
 	if (!lat || !q.ring)
 		return -ENOMEM;
 	uint64_t rng = 0x9e3779b97f4a7c15ull, t0 = now_ns(), deadline = t0 + (uint64_t)(secs * 1e9);
@@ -143,8 +147,8 @@ static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block,
 		s->req = NULL;
 		if (rc) {
 			if (getenv("KVG_BENCH_DEBUG") && errors < 5)
-				fprintf(stderr, "bench: %s of key %s failed: %s\n", load ? "load" : "store",
-					"?", kvg_strerror(rc));
+				fprintf(stderr, "bench: %s of key %s failed: %s\n",
+					load ? "load" : "store", "?", kvg_strerror(rc));
 			errors++;
 		} else {
 			bytes += block * s->batch;
@@ -206,7 +210,7 @@ static double memcpy_gbps(size_t region, size_t block, uint32_t threads, double 
 	if (threads > 16)
 		threads = 16;
 	for (uint32_t i = 0; i < threads; i++) {
-		a[i] = (struct mc_arg){ src, region, block, NULL, secs, 0 };
+		a[i] = (struct mc_arg){src, region, block, NULL, secs, 0};
 		if (posix_memalign((void **)&a[i].dst, 4096, block))
 			return 0;
 		memset(a[i].dst, 0, block);
@@ -227,14 +231,16 @@ static double memcpy_gbps(size_t region, size_t block, uint32_t threads, double 
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kvgrid bench --dir DIR --tier dram|nvme --block-bytes N --queue-depth Q\n"
-		"                    --seconds S [--json] [--size BYTES] [--batch B]\n"
-		"  stores new blocks for S/2 seconds, then loads random resident ones for S/2,\n"
-		"  Q requests in flight; files are created under DIR and removed.  --size is the\n"
-		"  tier's capacity (default: DRAM 1 GiB, NVMe 4 GiB).  The NVMe tier is written\n"
-		"  over once before timing (steady state, as fio's laid-out file); --fresh skips it.\n"
-		"  --batch B: the Q blocks in flight go as requests of B blocks (default 1).\n" GRIDOPT_HELP);
+	fprintf(
+	    f,
+	    "usage: kvgrid bench --dir DIR --tier dram|nvme --block-bytes N --queue-depth Q\n"
+	    "                    --seconds S [--json] [--size BYTES] [--batch B]\n"
+	    "  stores new blocks for S/2 seconds, then loads random resident ones for S/2,\n"
+	    "  Q requests in flight; files are created under DIR and removed.  --size is the\n"
+	    "  tier's capacity (default: DRAM 1 GiB, NVMe 4 GiB).  The NVMe tier is written\n"
+	    "  over once before timing (steady state, as fio's laid-out file); --fresh skips it.\n"
+	    "  --batch B: the Q blocks in flight go as requests of B blocks (default "
+	    "1).\n" GRIDOPT_HELP);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -265,10 +271,12 @@ int cmd_bench(int argc, char **argv)
 				return cli_usage("bench", "--block-bytes: bad size '%s'", v);
 		} else if (!strcmp(a, "--queue-depth")) {
 			if (cli_parse_size(argv[++i], &qd) || qd == 0 || qd > 1024)
-				return cli_usage("bench", "--queue-depth: expected 1..1024, got '%s'", v);
+				return cli_usage("bench",
+						 "--queue-depth: expected 1..1024, got '%s'", v);
 		} else if (!strcmp(a, "--batch")) {
 			if (cli_parse_size(argv[++i], &batch) || batch == 0 || batch > BATCH_MAX)
-				return cli_usage("bench", "--batch: expected 1..%d, got '%s'", BATCH_MAX, v);
+				return cli_usage("bench", "--batch: expected 1..%d, got '%s'",
+						 BATCH_MAX, v);
 		} else if (!strcmp(a, "--seconds")) {
 			char *end;
 			secs = strtod(argv[++i], &end);
@@ -323,7 +331,7 @@ int cmd_bench(int argc, char **argv)
 		slots[i].batch = (uint32_t)batch;
 	}
 	uint64_t next = 0;
-	struct phase w = { 0 }, r = { 0 };
+	struct phase w = {0}, r = {0};
 	if (nvme && precondition) {
 		/* write the tier once, as fio lays out its file: steady state, not fresh extents */
 		struct phase pre;
@@ -339,7 +347,8 @@ int cmd_bench(int argc, char **argv)
 	run_phase(g, slots, (uint32_t)nslots, block, secs / 2, 1, &next, next - resident, next, &r);
 	struct kvg_stats st;
 	kvg_stats_get(g, &st);
-	double mc = nvme ? 0 : memcpy_gbps(c.dram_bytes, block, c.workers, secs / 4 < 2 ? secs / 4 : 2);
+	double mc =
+	    nvme ? 0 : memcpy_gbps(c.dram_bytes, block, c.workers, secs / 4 < 2 ? secs / 4 : 2);
 	const char *backend = st.tier[nvme].backend;
 	kvg_close(g);
 	if (nvme) {
@@ -353,18 +362,19 @@ int cmd_bench(int argc, char **argv)
 	free(slots);
 	if (json) {
 		printf("{\"tier\": \"%s\", \"backend\": \"%s\", \"block_bytes\": %llu, "
-		       "\"queue_depth\": %llu, \"batch\": %llu, \"seconds\": %.1f, \"write_gbps\": %.3f, "
+		       "\"queue_depth\": %llu, \"batch\": %llu, \"seconds\": %.1f, \"write_gbps\": "
+		       "%.3f, "
 		       "\"read_gbps\": %.3f, \"write_p50_us\": %.1f, \"write_p99_us\": %.1f, "
 		       "\"read_p50_us\": %.1f, \"read_p99_us\": %.1f, \"writes\": %llu, "
 		       "\"reads\": %llu, \"errors\": %llu",
 		       tier, backend, (unsigned long long)block, (unsigned long long)qd,
-		       (unsigned long long)batch, secs,
-		       w.gbps, r.gbps, w.p50_us, w.p99_us, r.p50_us, r.p99_us,
-		       (unsigned long long)w.ops, (unsigned long long)r.ops,
+		       (unsigned long long)batch, secs, w.gbps, r.gbps, w.p50_us, w.p99_us,
+		       r.p50_us, r.p99_us, (unsigned long long)w.ops, (unsigned long long)r.ops,
 		       (unsigned long long)(w.errors + r.errors));
 		if (!nvme)
 			printf(", \"memcpy_gbps\": %.3f, \"memcpy_threads\": %u, "
-			       "\"read_vs_memcpy\": %.3f", mc, c.workers, mc > 0 ? r.gbps / mc : 0);
+			       "\"read_vs_memcpy\": %.3f",
+			       mc, c.workers, mc > 0 ? r.gbps / mc : 0);
 		printf("}\n");
 	} else {
 		printf("%s tier (%s), %llu-byte blocks, queue depth %llu\n", tier, backend,

@@ -17,11 +17,11 @@
 #include "cli.h"
 #include "gridopt.h"
 
-#define SESSIONS 4
-#define TURNS 4
+#define SESSIONS      4
+#define TURNS	      4
 #define SYSTEM_BLOCKS 4
-#define TURN_BLOCKS 2
-#define BATCH 4
+#define TURN_BLOCKS   2
+#define BATCH	      4
 
 static double now_s(void)
 {
@@ -92,9 +92,11 @@ int cmd_demo(int argc, char **argv)
 		return 2;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			printf("usage: kvgrid demo [--dir DIR] [--dram BYTES]\n"
-			       "  stores a multi-session conversation's KV (Llama-3.1-8B layout), overflows\n"
-			       "  DRAM into NVMe, reopens, loads every block back and verifies it.\n");
+			printf(
+			    "usage: kvgrid demo [--dir DIR] [--dram BYTES]\n"
+			    "  stores a multi-session conversation's KV (Llama-3.1-8B layout), "
+			    "overflows\n"
+			    "  DRAM into NVMe, reopens, loads every block back and verifies it.\n");
 			return 0;
 		}
 		return cli_usage("demo", "unknown option '%s' (--help)", argv[i]);
@@ -114,8 +116,9 @@ int cmd_demo(int argc, char **argv)
 	c.block_tokens = 256;
 	size_t bb = kvg_config_block_bytes(&c);
 	printf("kvgrid demo: %d sessions x %d turns sharing a %d-token system prompt; "
-	       "Llama-3.1-8B KV, %zu MiB a block\n  DRAM %llu MiB, NVMe %s\n", SESSIONS, TURNS,
-	       SYSTEM_BLOCKS * 256, bb >> 20, (unsigned long long)(c.dram_bytes >> 20), c.dir);
+	       "Llama-3.1-8B KV, %zu MiB a block\n  DRAM %llu MiB, NVMe %s\n",
+	       SESSIONS, TURNS, SYSTEM_BLOCKS * 256, bb >> 20,
+	       (unsigned long long)(c.dram_bytes >> 20), c.dir);
 	int rc = 1;
 	kvg_grid *g = gridopt_open("demo", &c);
 	if (!g)
@@ -137,8 +140,8 @@ int cmd_demo(int argc, char **argv)
 			reused += hit;
 			for (size_t b = hit; b < n; b++) {
 				fill(buf, bb / 8, &keys[b]);
-				struct kvg_io io = { .key = keys[b], .buf = buf, .len = bb,
-						     .depth = (uint32_t)b };
+				struct kvg_io io = {
+				    .key = keys[b], .buf = buf, .len = bb, .depth = (uint32_t)b};
 				if (kvg_store_sync(g, &io, 1, 0)) {
 					fprintf(stderr, "kvgrid demo: store failed: %s\n",
 						kvg_strerror(io.status));
@@ -177,8 +180,8 @@ int cmd_demo(int argc, char **argv)
 			struct kvg_io io[BATCH];
 			size_t k = nall - i < BATCH ? nall - i : BATCH;
 			for (size_t j = 0; j < k; j++)
-				io[j] = (struct kvg_io){ .key = all[i + j], .buf = buf + j * (bb / 8),
-							 .len = bb };
+				io[j] = (struct kvg_io){
+				    .key = all[i + j], .buf = buf + j * (bb / 8), .len = bb};
 			double a = now_s();
 			kvg_load_sync(g, io, k, 0);
 			double el = now_s() - a;
@@ -208,7 +211,8 @@ int cmd_demo(int argc, char **argv)
 	       st.tier[0].bytes / (double)(1 << 30), td > 0 ? nd * (double)bb / td / 1e9 : 0);
 	printf("  %-6s %8llu %10.2f %14.2f\n", "NVMe", (unsigned long long)st.tier[1].blocks,
 	       st.tier[1].bytes / (double)(1 << 30), tn > 0 ? nn * (double)bb / tn / 1e9 : 0);
-	printf("\n  recovery: %llu blocks in %.1f ms (%s); loaded %zu blocks from NVMe, %zu from DRAM\n",
+	printf("\n  recovery: %llu blocks in %.1f ms (%s); loaded %zu blocks from NVMe, %zu from "
+	       "DRAM\n",
 	       (unsigned long long)rec_blocks, rec_ms, st.tier[1].backend, nn, nd);
 	printf("  verified %zu loads: %zu wrong 64-bit words, %zu misses\n", nn + nd, bad, miss);
 	rc = bad || miss ? 1 : 0;

@@ -19,15 +19,16 @@ int cmd_get(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
 			printf("usage: kvgrid get --dir DIR --key STRING [--out FILE]\n"
-			       "  writes the block to FILE (default stdout); exit 1 on a miss.\n"
-			       GRIDOPT_HELP);
+			       "  writes the block to FILE (default stdout); exit 1 on a "
+			       "miss.\n" GRIDOPT_HELP);
 			return 0;
 		} else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
 			key = argv[++i];
 		} else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
 			out = argv[++i];
 		} else {
-			return cli_usage("get", "unknown or incomplete option '%s' (--help)", argv[i]);
+			return cli_usage("get", "unknown or incomplete option '%s' (--help)",
+					 argv[i]);
 		}
 	}
 	if (!key)
@@ -41,7 +42,7 @@ int cmd_get(int argc, char **argv)
 		kvg_close(g);
 		return cli_fail("get", "out of memory");
 	}
-	struct kvg_io io = { .buf = buf, .len = cap };
+	struct kvg_io io = {.buf = buf, .len = cap};
 	kvg_raw_key(g, key, strlen(key), &io.key);
 	int rc = kvg_load_sync(g, &io, 1, 0);
 	kvg_close(g);

@@ -20,9 +20,10 @@ int cmd_lookup(int argc, char **argv)
 	int show_keys = 0, json = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			printf("usage: kvgrid lookup --dir DIR --tokens FILE [--keys] [--json]\n"
-			       "  prints the cached prefix length in tokens and, with --keys, each\n"
-			       "  block's key and the tier holding it.\n" GRIDOPT_HELP);
+			printf(
+			    "usage: kvgrid lookup --dir DIR --tokens FILE [--keys] [--json]\n"
+			    "  prints the cached prefix length in tokens and, with --keys, each\n"
+			    "  block's key and the tier holding it.\n" GRIDOPT_HELP);
 			return 0;
 		} else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
 			tokens = argv[++i];
@@ -54,7 +55,8 @@ int cmd_lookup(int argc, char **argv)
 	if (!rc) {
 		if (json)
 			printf("{\"tokens\": %zu, \"blocks\": %zu, \"hit_blocks\": %zu, "
-			       "\"hit_tokens\": %zu}\n", ntok, nb, hit, hit * c.block_tokens);
+			       "\"hit_tokens\": %zu}\n",
+			       ntok, nb, hit, hit * c.block_tokens);
 		else
 			printf("%zu of %zu tokens cached (%zu of %zu full blocks)\n",
 			       hit * c.block_tokens, ntok, hit, nb);

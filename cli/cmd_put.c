@@ -35,7 +35,8 @@ int cmd_put(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--in") && i + 1 < argc) {
 			in = argv[++i];
 		} else {
-			return cli_usage("put", "unknown or incomplete option '%s' (--help)", argv[i]);
+			return cli_usage("put", "unknown or incomplete option '%s' (--help)",
+					 argv[i]);
 		}
 	}
 	if (!key == !tokens)
@@ -59,15 +60,16 @@ int cmd_put(int argc, char **argv)
 	int rc = 0;
 	size_t nblocks = 1;
 	if (key) {
-		struct kvg_io io = { .buf = buf, .len = len };
+		struct kvg_io io = {.buf = buf, .len = len};
 		kvg_raw_key(g, key, strlen(key), &io.key);
 		rc = kvg_store_sync(g, &io, 1, 0);
 	} else {
 		nblocks = ntok / c.block_tokens;
 		if (!nblocks || len % nblocks) {
 			rc = -1;
-			fprintf(stderr, "kvgrid put: %zu bytes do not split evenly over %zu blocks\n",
-				len, nblocks);
+			fprintf(stderr,
+				"kvgrid put: %zu bytes do not split evenly over %zu blocks\n", len,
+				nblocks);
 		} else {
 			kvg_key *keys = calloc(nblocks, sizeof(kvg_key));
 			struct kvg_io *ios = calloc(nblocks, sizeof(struct kvg_io));

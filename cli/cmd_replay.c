@@ -27,7 +27,7 @@
 #include "sim_svg.h"
 #include "trace.h"
 
-#define SWEEP_MAX 32
+#define SWEEP_MAX    32
 #define POLICIES_MAX 16
 
 struct replay_args {
@@ -38,7 +38,7 @@ struct replay_args {
 	const char *engine;
 	const char *hints; /* "none" or "oracle" */
 	double hints_wrong;
-	uint8_t *hint_of;  /* per request, with --hints oracle */
+	uint8_t *hint_of; /* per request, with --hints oracle */
 	uint64_t capacity_blocks;
 	double capacity_pct;
 	uint64_t dram_bytes;
@@ -62,30 +62,35 @@ struct replay_args {
 
 static void replay_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kvgrid replay --trace FILE [--policy P] [--capacity-blocks N | --capacity-pct X |\n"
-		"                     --dram BYTES [--nvme BYTES]] [--block-bytes B] [--dir DIR]\n"
-		"                     [--speed asap|real|NUMx] [--engine grid|sim] [--json] [--no-refs]\n"
-		"                     [--full-blocks] [--skip-bad] [--max-requests N]\n"
-		"                     [--hints none|oracle] [--hints-wrong FRACTION]\n"
-		"                     [--interleave N]   (with --engine sim or --sweep)\n"
-		"                     [--engines N]      (through the store)\n"
-		"       kvgrid replay --trace FILE --sweep 1,2,5,10,20,50 [--policies P,Q,...] [--svg FILE]\n"
-		"                     [--json] [--hints ...]   (simulator; capacities in %% of the distinct\n"
-		"                     blocks)\n"
-		"Replays each request as a serving system would: lookup of its blocks, load of the\n"
-		"cached prefix, store of the rest.  Reports the prefix-hit-token ratio (cached prefix\n"
-		"tokens / input tokens) and the block hit ratio, next to LRU and Belady (the offline\n"
-		"optimum, computed by the simulator) at the same capacity.\n"
-		"--hints oracle passes each request's session hint (KVG_STORE_CONTINUES if a later\n"
-		"request reads its last full block, else KVG_STORE_LAST) with its load and store: a\n"
-		"serving layer that knows whether the session goes on, not an online policy.\n"
-		"--hints-wrong F flips a share F of those hints (fixed seed).\n"
-		"--interleave N keeps N requests in flight and makes their block calls in turn, as\n"
-		"when several engines share one grid (simulator; LRU and Belady too).\n"
-		"--engines N replays through the store from N threads at once, each taking the next\n"
-		"request in order of arrival (the references stay one at a time).\n"
-		"policies: belady");
+	fprintf(
+	    f,
+	    "usage: kvgrid replay --trace FILE [--policy P] [--capacity-blocks N | --capacity-pct "
+	    "X |\n"
+	    "                     --dram BYTES [--nvme BYTES]] [--block-bytes B] [--dir DIR]\n"
+	    "                     [--speed asap|real|NUMx] [--engine grid|sim] [--json] "
+	    "[--no-refs]\n"
+	    "                     [--full-blocks] [--skip-bad] [--max-requests N]\n"
+	    "                     [--hints none|oracle] [--hints-wrong FRACTION]\n"
+	    "                     [--interleave N]   (with --engine sim or --sweep)\n"
+	    "                     [--engines N]      (through the store)\n"
+	    "       kvgrid replay --trace FILE --sweep 1,2,5,10,20,50 [--policies P,Q,...] [--svg "
+	    "FILE]\n"
+	    "                     [--json] [--hints ...]   (simulator; capacities in %% of the "
+	    "distinct\n"
+	    "                     blocks)\n"
+	    "Replays each request as a serving system would: lookup of its blocks, load of the\n"
+	    "cached prefix, store of the rest.  Reports the prefix-hit-token ratio (cached prefix\n"
+	    "tokens / input tokens) and the block hit ratio, next to LRU and Belady (the offline\n"
+	    "optimum, computed by the simulator) at the same capacity.\n"
+	    "--hints oracle passes each request's session hint (KVG_STORE_CONTINUES if a later\n"
+	    "request reads its last full block, else KVG_STORE_LAST) with its load and store: a\n"
+	    "serving layer that knows whether the session goes on, not an online policy.\n"
+	    "--hints-wrong F flips a share F of those hints (fixed seed).\n"
+	    "--interleave N keeps N requests in flight and makes their block calls in turn, as\n"
+	    "when several engines share one grid (simulator; LRU and Belady too).\n"
+	    "--engines N replays through the store from N threads at once, each taking the next\n"
+	    "request in order of arrival (the references stay one at a time).\n"
+	    "policies: belady");
 	for (int i = 0; policy_names[i]; i++)
 		fprintf(f, " %s", policy_names[i]);
 	fprintf(f, "\n");
@@ -287,15 +292,15 @@ static int run_sim(const struct trace *t, const struct replay_args *a, const cha
 	kvg_config_init(&cfg);
 	cfg.block_tokens = t->block_tokens;
 	struct sim_opts o = {
-		.policy = policy,
-		.capacity_blocks = cap,
-		.block_bytes = 4096,
-		.partial_bytes = !a->full_blocks,
-		.cfg = &cfg,
-		.hints = hints ? a->hint_of : NULL,
-		.interleave = a->interleave,
-		.progress = pg ? progress_cb : NULL,
-		.progress_arg = pg,
+	    .policy = policy,
+	    .capacity_blocks = cap,
+	    .block_bytes = 4096,
+	    .partial_bytes = !a->full_blocks,
+	    .cfg = &cfg,
+	    .hints = hints ? a->hint_of : NULL,
+	    .interleave = a->interleave,
+	    .progress = pg ? progress_cb : NULL,
+	    .progress_arg = pg,
 	};
 	return sim_run(t, &o, r);
 }
@@ -337,20 +342,21 @@ static void report_json(const struct replay_args *a, const struct trace *t, uint
 		       (unsigned long long)s->hit_tokens, (unsigned long long)s->input_tokens,
 		       (unsigned long long)s->evictions, (unsigned long long)s->max_resident);
 	if (g) {
-		printf(", \"hit_tokens\": %llu, \"input_tokens\": %llu, \"elapsed_s\": %.3f, "
-		       "\"requests_per_s\": %.1f, \"load_latency_us\": {\"p50\": %.1f, \"p90\": %.1f,"
-		       " \"p99\": %.1f, \"max\": %.1f}, \"load_errors\": %llu, \"store_errors\": %llu, "
-		       "\"engines\": %u, \"load_lost\": %llu, "
-		       "\"verify_failures\": %llu, \"max_dram_blocks\": %llu, "
-		       "\"max_index_blocks\": %llu, \"tiers\": {\"dram\": ",
-		       (unsigned long long)g->hit_tokens, (unsigned long long)g->input_tokens,
-		       g->elapsed_s, g->elapsed_s > 0 ? g->requests / g->elapsed_s : 0,
-		       g->load_us_p50, g->load_us_p90, g->load_us_p99, g->load_us_max,
-		       (unsigned long long)g->load_errors, (unsigned long long)g->store_errors,
-		       a->engines ? a->engines : 1, (unsigned long long)g->load_lost,
-		       (unsigned long long)g->verify_failures,
-		       (unsigned long long)g->max_dram_blocks,
-		       (unsigned long long)g->max_index_blocks);
+		printf(
+		    ", \"hit_tokens\": %llu, \"input_tokens\": %llu, \"elapsed_s\": %.3f, "
+		    "\"requests_per_s\": %.1f, \"load_latency_us\": {\"p50\": %.1f, \"p90\": %.1f,"
+		    " \"p99\": %.1f, \"max\": %.1f}, \"load_errors\": %llu, \"store_errors\": "
+		    "%llu, "
+		    "\"engines\": %u, \"load_lost\": %llu, "
+		    "\"verify_failures\": %llu, \"max_dram_blocks\": %llu, "
+		    "\"max_index_blocks\": %llu, \"tiers\": {\"dram\": ",
+		    (unsigned long long)g->hit_tokens, (unsigned long long)g->input_tokens,
+		    g->elapsed_s, g->elapsed_s > 0 ? g->requests / g->elapsed_s : 0, g->load_us_p50,
+		    g->load_us_p90, g->load_us_p99, g->load_us_max,
+		    (unsigned long long)g->load_errors, (unsigned long long)g->store_errors,
+		    a->engines ? a->engines : 1, (unsigned long long)g->load_lost,
+		    (unsigned long long)g->verify_failures, (unsigned long long)g->max_dram_blocks,
+		    (unsigned long long)g->max_index_blocks);
 		print_tier_json(&g->stats.tier[KVG_TIER_DRAM], g->hit_blocks_tier[KVG_TIER_DRAM]);
 		printf(", \"nvme\": ");
 		print_tier_json(&g->stats.tier[KVG_TIER_NVME], g->hit_blocks_tier[KVG_TIER_NVME]);
@@ -378,8 +384,10 @@ static void report_text(const struct replay_args *a, const struct trace *t, uint
 	       (unsigned long long)cap, 100.0 * cap / (t->n_distinct ? t->n_distinct : 1),
 	       (unsigned long long)a->block_bytes, engine);
 	if (a->hint_of)
-		printf("hints     oracle (from the trace: a serving layer that knows whether a session "
-		       "goes on), %.1f%% flipped\n", 100 * a->hints_wrong);
+		printf("hints     oracle (from the trace: a serving layer that knows whether a "
+		       "session "
+		       "goes on), %.1f%% flipped\n",
+		       100 * a->hints_wrong);
 	printf("\n%-22s %18s %12s\n", "policy", "prefix-hit-tokens", "block-hits");
 	printf("%-22s %18.4f %12.4f\n", a->policy, ptr, bhr);
 	if (lru && bel) {
@@ -393,7 +401,7 @@ static void report_text(const struct replay_args *a, const struct trace *t, uint
 	}
 	if (!g)
 		return;
-	static const char *const names[] = { "dram", "nvme" };
+	static const char *const names[] = {"dram", "nvme"};
 	printf("\n%-6s %12s %12s %14s %14s %10s %10s\n", "tier", "hit-blocks", "evictions",
 	       "bytes-read", "bytes-written", "promoted", "demoted");
 	for (int i = 0; i < KVG_TIER_COUNT; i++) {
@@ -404,13 +412,13 @@ static void report_text(const struct replay_args *a, const struct trace *t, uint
 		       (unsigned long long)s->promotions, (unsigned long long)s->demotions);
 	}
 	printf("\nload latency per request with a hit (us): p50 %.1f  p90 %.1f  p99 %.1f  "
-	       "max %.1f\n", g->load_us_p50, g->load_us_p90, g->load_us_p99, g->load_us_max);
+	       "max %.1f\n",
+	       g->load_us_p50, g->load_us_p90, g->load_us_p99, g->load_us_max);
 	printf("replayed in %.2f s (%.0f requests/s, %.0f block accesses/s); errors: load %llu, "
-	       "store %llu, verify %llu\n", g->elapsed_s,
-	       g->elapsed_s > 0 ? g->requests / g->elapsed_s : 0,
-	       g->elapsed_s > 0 ? g->blocks / g->elapsed_s : 0,
-	       (unsigned long long)g->load_errors, (unsigned long long)g->store_errors,
-	       (unsigned long long)g->verify_failures);
+	       "store %llu, verify %llu\n",
+	       g->elapsed_s, g->elapsed_s > 0 ? g->requests / g->elapsed_s : 0,
+	       g->elapsed_s > 0 ? g->blocks / g->elapsed_s : 0, (unsigned long long)g->load_errors,
+	       (unsigned long long)g->store_errors, (unsigned long long)g->verify_failures);
 }
 
 static int replay_one(const struct replay_args *a, const struct trace *t)
@@ -427,7 +435,7 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 	const char *engine = is_sim ? "sim" : "grid";
 	double ptr, bhr;
 	if (is_sim) {
-		struct progress pg = { "simulate", -1 };
+		struct progress pg = {"simulate", -1};
 		int rc = run_sim(t, a, a->policy, cap, 1, &s, tty ? &pg : NULL);
 		if (rc)
 			return cli_fail("replay", "simulation: %s", kvg_strerror(rc));
@@ -435,20 +443,20 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 		bhr = s.block_hit_ratio;
 	} else {
 		char err[256] = "";
-		struct progress pg = { "replay", -1 };
+		struct progress pg = {"replay", -1};
 		struct replay_opts o = {
-			.policy = a->policy,
-			.capacity_blocks = a->dram_bytes ? 0 : cap,
-			.dram_bytes = a->dram_bytes,
-			.nvme_bytes = a->nvme_bytes,
-			.dir = a->dir,
-			.block_bytes = (uint32_t)a->block_bytes,
-			.partial_bytes = !a->full_blocks,
-			.speed = a->speed,
-			.hints = a->hint_of,
-			.engines = a->engines,
-			.progress = tty ? progress_cb : NULL,
-			.progress_arg = &pg,
+		    .policy = a->policy,
+		    .capacity_blocks = a->dram_bytes ? 0 : cap,
+		    .dram_bytes = a->dram_bytes,
+		    .nvme_bytes = a->nvme_bytes,
+		    .dir = a->dir,
+		    .block_bytes = (uint32_t)a->block_bytes,
+		    .partial_bytes = !a->full_blocks,
+		    .speed = a->speed,
+		    .hints = a->hint_of,
+		    .engines = a->engines,
+		    .progress = tty ? progress_cb : NULL,
+		    .progress_arg = &pg,
 		};
 		int rc = replay_run(t, &o, &g, err, sizeof(err));
 		if (rc)
@@ -465,11 +473,11 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 			run_sim(t, a, "belady", cap, 0, &bel, NULL)))
 		return cli_fail("replay", "out of memory computing the references");
 	if (a->json)
-		report_json(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g,
-			    a->refs ? &lru : NULL, a->refs ? &bel : NULL, is_sim ? &s : NULL);
+		report_json(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g, a->refs ? &lru : NULL,
+			    a->refs ? &bel : NULL, is_sim ? &s : NULL);
 	else
-		report_text(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g,
-			    a->refs ? &lru : NULL, a->refs ? &bel : NULL);
+		report_text(a, t, cap, engine, ptr, bhr, is_sim ? NULL : &g, a->refs ? &lru : NULL,
+			    a->refs ? &bel : NULL);
 	return 0;
 }
 
@@ -483,12 +491,12 @@ static int write_sweep_svg(const struct replay_args *a, const double (*ratio)[SW
 	snprintf(title, sizeof(title), "Prefix-hit-token ratio vs capacity: %s",
 		 base ? base + 1 : a->trace);
 	for (size_t p = 0; p < a->n_policies; p++) {
-		ser[p] = (struct svg_series){ a->policies[p], a->sweep, ratio[p], a->n_sweep,
-					      !strcmp(a->policies[p], "lru") ||
-						      !strcmp(a->policies[p], "belady") };
+		ser[p] = (struct svg_series){a->policies[p], a->sweep, ratio[p], a->n_sweep,
+					     !strcmp(a->policies[p], "lru") ||
+						 !strcmp(a->policies[p], "belady")};
 	}
-	struct svg_chart c = { title, "capacity (% of distinct blocks)", "prefix-hit-token ratio",
-			       1, 0, 0 };
+	struct svg_chart c = {
+	    title, "capacity (% of distinct blocks)", "prefix-hit-token ratio", 1, 0, 0};
 	FILE *f = fopen(a->svg, "w");
 	if (!f)
 		return cli_fail("replay", "%s: %s", a->svg, strerror(errno));
@@ -511,8 +519,8 @@ static int replay_sweep(struct replay_args *a, const struct trace *t)
 	for (size_t p = 0; p < a->n_policies; p++)
 		for (size_t k = 0; k < a->n_sweep; k++) {
 			struct sim_result r;
-			int rc = run_sim(t, a, a->policies[p], pct_blocks(t, a->sweep[k]), 1,
-					 &r, NULL);
+			int rc =
+			    run_sim(t, a, a->policies[p], pct_blocks(t, a->sweep[k]), 1, &r, NULL);
 			if (rc)
 				return cli_fail("replay", "simulation: %s", kvg_strerror(rc));
 			ratio[p][k] = r.prefix_hit_token_ratio;
@@ -565,7 +573,7 @@ int cmd_replay(int argc, char **argv)
 	if (!a.policy)
 		a.policy = defaults.policy;
 	struct trace t;
-	struct trace_opts to = { .skip_bad = a.skip_bad, .max_reqs = a.max_reqs };
+	struct trace_opts to = {.skip_bad = a.skip_bad, .max_reqs = a.max_reqs};
 	char err[512];
 	rc = trace_load(a.trace, &to, &t, err, sizeof(err));
 	if (rc)

@@ -21,10 +21,10 @@
 #include "sim_svg.h"
 #include "trace.h"
 
-#define SIM_SWEEP_MAX 16
+#define SIM_SWEEP_MAX	 16
 #define SIM_POLICIES_MAX 8
 
-static const char *const tier_names[CM_TIERS] = { "dram", "nvme", "net" };
+static const char *const tier_names[CM_TIERS] = {"dram", "nvme", "net"};
 
 struct sim_args {
 	struct cm_model m;
@@ -104,7 +104,10 @@ static int sim_parse(int argc, char **argv, struct sim_args *a)
 			if (cm_set(&a->m, &a->h, buf, eq + 1, err, sizeof(err)))
 				return cli_usage("sim", "--set: %s", err);
 		} else if (!strcmp(o, "--tier")) {
-			int t = !strcmp(v, "dram") ? 0 : !strcmp(v, "nvme") ? 1 : !strcmp(v, "net") ? 2 : -1;
+			int t = !strcmp(v, "dram")   ? 0
+				: !strcmp(v, "nvme") ? 1
+				: !strcmp(v, "net")  ? 2
+						     : -1;
 			if (t < 0)
 				return cli_usage("sim", "--tier is dram, nvme or net");
 			a->tier = (enum cm_tier)t;
@@ -152,23 +155,22 @@ static int sim_parse(int argc, char **argv, struct sim_args *a)
 
 /* ---- break-even table ------------------------------------------------------------------ */
 
-static const double contexts[] = { 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072 };
+static const double contexts[] = {1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072};
 #define N_CONTEXTS (sizeof(contexts) / sizeof(contexts[0]))
 
 static void print_profiles(const struct sim_args *a)
 {
-	printf("model %s: %u layers, KV %.1f KiB/token, %.3g active params, %u GPU(s)\n",
-	       a->m.name, a->m.layers, cm_kv_bytes_per_token(&a->m) / 1024, a->m.active_params,
-	       a->m.gpus);
+	printf("model %s: %u layers, KV %.1f KiB/token, %.3g active params, %u GPU(s)\n", a->m.name,
+	       a->m.layers, cm_kv_bytes_per_token(&a->m) / 1024, a->m.active_params, a->m.gpus);
 	printf("hw %s: %.0f TFLOP/s bf16 at MFU %.2f, %.0f W, $%.2f/GPU-hour; tier %s at "
-	       "%.1f GB/s\n", a->h.name, a->h.flops / 1e12, a->h.mfu, a->h.gpu_power_w,
-	       a->h.gpu_cost_hour, tier_names[a->tier], cm_tier_bw(&a->m, &a->h, a->tier) / 1e9);
+	       "%.1f GB/s\n",
+	       a->h.name, a->h.flops / 1e12, a->h.mfu, a->h.gpu_power_w, a->h.gpu_cost_hour,
+	       tier_names[a->tier], cm_tier_bw(&a->m, &a->h, a->tier) / 1e9);
 }
 
 static void print_breakeven(const struct sim_args *a)
 {
-	printf("\n%10s %14s %14s %18s\n", "context", "prefill (s)", "KV (GB)",
-	       "break-even (GB/s)");
+	printf("\n%10s %14s %14s %18s\n", "context", "prefill (s)", "KV (GB)", "break-even (GB/s)");
 	for (size_t i = 0; i < N_CONTEXTS; i++)
 		printf("%10.0f %14.3f %14.3f %18.2f\n", contexts[i],
 		       cm_prefill_s(&a->m, &a->h, 0, contexts[i]),
@@ -181,8 +183,8 @@ static void json_breakeven(const struct sim_args *a)
 	printf("\"breakeven\": [");
 	for (size_t i = 0; i < N_CONTEXTS; i++)
 		printf("%s{\"context\": %.0f, \"prefill_s\": %.6f, \"kv_bytes\": %.0f, "
-		       "\"bw_bytes_per_s\": %.0f}", i ? ", " : "", contexts[i],
-		       cm_prefill_s(&a->m, &a->h, 0, contexts[i]),
+		       "\"bw_bytes_per_s\": %.0f}",
+		       i ? ", " : "", contexts[i], cm_prefill_s(&a->m, &a->h, 0, contexts[i]),
 		       contexts[i] * cm_kv_bytes_per_token(&a->m),
 		       cm_breakeven_bw(&a->m, &a->h, contexts[i]));
 	printf("]");
@@ -197,9 +199,9 @@ static int sim_one_request(const struct sim_args *a)
 	if (a->json) {
 		printf("{\"model\": \"%s\", \"hw\": \"%s\", \"tier\": \"%s\", \"context\": %.0f, "
 		       "\"cached\": %.0f, \"ttft_recompute_s\": %.6f, \"ttft_grid_s\": %.6f, "
-		       "\"load_s\": %.6f, \"ttft_reduction\": %.4f, ", a->m.name, a->h.name,
-		       tier_names[a->tier], a->context, a->cached, base, grid, load,
-		       base > 0 ? 1 - grid / base : 0);
+		       "\"load_s\": %.6f, \"ttft_reduction\": %.4f, ",
+		       a->m.name, a->h.name, tier_names[a->tier], a->context, a->cached, base, grid,
+		       load, base > 0 ? 1 - grid / base : 0);
 		json_breakeven(a);
 		printf("}\n");
 		return 0;
@@ -207,8 +209,8 @@ static int sim_one_request(const struct sim_args *a)
 	print_profiles(a);
 	printf("\nrequest of %.0f tokens, %.0f cached in %s:\n", a->context, a->cached,
 	       tier_names[a->tier]);
-	printf("  TTFT recompute %.4f s, with the grid %.4f s (load %.4f s): %.1f%% less\n",
-	       base, grid, load, base > 0 ? 100 * (1 - grid / base) : 0);
+	printf("  TTFT recompute %.4f s, with the grid %.4f s (load %.4f s): %.1f%% less\n", base,
+	       grid, load, base > 0 ? 100 * (1 - grid / base) : 0);
 	print_breakeven(a);
 	return 0;
 }
@@ -243,13 +245,13 @@ static int run_trace(struct trace_run *r, const char *policy, double pct)
 	kvg_config_init(&cfg);
 	cfg.block_tokens = r->t->block_tokens;
 	memset(&r->tot, 0, sizeof(r->tot));
-	struct sim_opts o = { .policy = policy,
-			      .capacity_blocks = sim_pct_blocks(r->t, pct),
-			      .block_bytes = 4096,
-			      .partial_bytes = 1,
-			      .cfg = &cfg,
-			      .on_request = on_request,
-			      .on_request_arg = r };
+	struct sim_opts o = {.policy = policy,
+			     .capacity_blocks = sim_pct_blocks(r->t, pct),
+			     .block_bytes = 4096,
+			     .partial_bytes = 1,
+			     .cfg = &cfg,
+			     .on_request = on_request,
+			     .on_request_arg = r};
 	return sim_run(r->t, &o, &r->res);
 }
 
@@ -308,9 +310,8 @@ static int write_ttft_svg(const struct sim_args *a, double *base, double *grid, 
 	snprintf(title, sizeof(title), "TTFT distribution: %s on %s, %.3g%% capacity", a->m.name,
 		 a->h.name, a->capacity_pct);
 	snprintf(with, sizeof(with), "grid (%s, %s)", policy, tier_names[a->tier]);
-	struct svg_series s[2] = { { "recompute only", x[0], y, PTS, 1 },
-				   { with, x[1], y, PTS, 0 } };
-	struct svg_chart c = { title, "TTFT (s)", "share of requests", 1, 0, 1 };
+	struct svg_series s[2] = {{"recompute only", x[0], y, PTS, 1}, {with, x[1], y, PTS, 0}};
+	struct svg_chart c = {title, "TTFT (s)", "share of requests", 1, 0, 1};
 	return write_svg(a->svg_dir, "ttft-dist.svg", &c, s, 2);
 }
 
@@ -327,13 +328,15 @@ static void trace_report_json(const struct sim_args *a, const struct trace_run *
 	double n = r->tot.requests ? (double)r->tot.requests : 1;
 	printf("{\"model\": \"%s\", \"hw\": \"%s\", \"tier\": \"%s\", \"trace\": \"%s\", "
 	       "\"policy\": \"%s\", \"capacity_pct\": %g, \"capacity_bytes\": %.0f, "
-	       "\"requests\": %llu, \"prefix_hit_token_ratio\": %.6f, ", a->m.name, a->h.name,
-	       tier_names[a->tier], a->trace, p->policy, a->capacity_pct, p->cap_bytes,
-	       (unsigned long long)r->tot.requests, r->res.prefix_hit_token_ratio);
+	       "\"requests\": %llu, \"prefix_hit_token_ratio\": %.6f, ",
+	       a->m.name, a->h.name, tier_names[a->tier], a->trace, p->policy, a->capacity_pct,
+	       p->cap_bytes, (unsigned long long)r->tot.requests, r->res.prefix_hit_token_ratio);
 	printf("\"ttft_recompute_s\": {\"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, "
-	       "\"p99\": %.6f}, ", r->tot.ttft_s_base / n, p->base_q[0], p->base_q[1], p->base_q[2]);
+	       "\"p99\": %.6f}, ",
+	       r->tot.ttft_s_base / n, p->base_q[0], p->base_q[1], p->base_q[2]);
 	printf("\"ttft_grid_s\": {\"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, "
-	       "\"p99\": %.6f}, ", r->tot.ttft_s_grid / n, p->grid_q[0], p->grid_q[1], p->grid_q[2]);
+	       "\"p99\": %.6f}, ",
+	       r->tot.ttft_s_grid / n, p->grid_q[0], p->grid_q[1], p->grid_q[2]);
 	printf("\"gpu_s_recompute\": %.3f, \"gpu_s_grid\": %.3f, \"gpu_s_avoided\": %.3f, "
 	       "\"energy_avoided_kwh\": %.4f, \"load_bytes\": %.0f, "
 	       "\"cost_per_mtok_recompute\": %.5f, \"cost_per_mtok_grid\": %.5f, ",
@@ -350,8 +353,8 @@ static void trace_report_text(const struct sim_args *a, const struct trace_run *
 	const struct cm_totals *t = &r->tot;
 	print_profiles(a);
 	printf("trace %s: %llu requests over %.0f s; policy %s at %g%% capacity (%.1f GB of KV)\n",
-	       a->trace, (unsigned long long)t->requests, p->duration_s, p->policy,
-	       a->capacity_pct, p->cap_bytes / 1e9);
+	       a->trace, (unsigned long long)t->requests, p->duration_s, p->policy, a->capacity_pct,
+	       p->cap_bytes / 1e9);
 	printf("prefix-hit-token ratio %.4f\n\n", r->res.prefix_hit_token_ratio);
 	printf("%-16s %10s %10s %10s %10s\n", "TTFT (s)", "mean", "p50", "p90", "p99");
 	printf("%-16s %10.4f %10.4f %10.4f %10.4f\n", "recompute only", t->ttft_s_base / n,
@@ -359,8 +362,8 @@ static void trace_report_text(const struct sim_args *a, const struct trace_run *
 	printf("%-16s %10.4f %10.4f %10.4f %10.4f\n", "with the grid", t->ttft_s_grid / n,
 	       p->grid_q[0], p->grid_q[1], p->grid_q[2]);
 	printf("\nGPU-seconds of prefill: %.0f recompute only, %.0f with the grid "
-	       "(%.0f avoided, %.1f%%)\n", t->gpu_s_base, t->gpu_s_grid,
-	       t->gpu_s_base - t->gpu_s_grid,
+	       "(%.0f avoided, %.1f%%)\n",
+	       t->gpu_s_base, t->gpu_s_grid, t->gpu_s_base - t->gpu_s_grid,
 	       t->gpu_s_base > 0 ? 100 * (1 - t->gpu_s_grid / t->gpu_s_base) : 0);
 	printf("energy avoided: %.2f kWh (GPU %.0f W, less %.1f GB read from %s)\n", p->kwh,
 	       a->h.gpu_power_w, t->load_bytes / 1e9, tier_names[a->tier]);
@@ -371,9 +374,9 @@ static void trace_report_text(const struct sim_args *a, const struct trace_run *
 
 static int sim_trace(const struct sim_args *a, const struct trace *t)
 {
-	struct trace_report p = { .policy = a->policy ? a->policy : "lru" };
-	struct trace_run r = { .a = a, .t = t };
-	static const double q[3] = { 0.5, 0.9, 0.99 };
+	struct trace_report p = {.policy = a->policy ? a->policy : "lru"};
+	struct trace_run r = {.a = a, .t = t};
+	static const double q[3] = {0.5, 0.9, 0.99};
 	size_t n = t->n_reqs ? t->n_reqs : 1;
 	int rc = 1;
 	r.ttft_base = malloc(n * sizeof(double));
@@ -413,7 +416,7 @@ static int sim_sweep(struct sim_args *a, const struct trace *t)
 {
 	static double cost[SIM_POLICIES_MAX + 1][SIM_SWEEP_MAX];
 	static double hit[SIM_POLICIES_MAX][SIM_SWEEP_MAX];
-	struct trace_run r = { .a = a, .t = t };
+	struct trace_run r = {.a = a, .t = t};
 	size_t n = t->n_reqs ? t->n_reqs : 1;
 	if (!a->n_policies) {
 		a->policies[a->n_policies++] = "lru";
@@ -446,8 +449,8 @@ static int sim_sweep(struct sim_args *a, const struct trace *t)
 		cost[a->n_policies][k] = base;
 	if (a->json) {
 		printf("{\"model\": \"%s\", \"hw\": \"%s\", \"tier\": \"%s\", \"trace\": \"%s\", "
-		       "\"cost_per_mtok_recompute\": %.6f, \"capacity_pct\": [", a->m.name, a->h.name,
-		       tier_names[a->tier], a->trace, base);
+		       "\"cost_per_mtok_recompute\": %.6f, \"capacity_pct\": [",
+		       a->m.name, a->h.name, tier_names[a->tier], a->trace, base);
 		for (size_t k = 0; k < a->n_sweep; k++)
 			printf("%s%g", k ? ", " : "", a->sweep[k]);
 		printf("], \"policies\": {");
@@ -483,16 +486,16 @@ static int sim_sweep(struct sim_args *a, const struct trace *t)
 		return 0;
 	struct svg_series s[SIM_POLICIES_MAX + 1];
 	for (size_t p = 0; p <= a->n_policies; p++)
-		s[p] = (struct svg_series){ p < a->n_policies ? a->policies[p] : "recompute only",
-					    a->sweep, cost[p], a->n_sweep, 0 };
+		s[p] = (struct svg_series){p < a->n_policies ? a->policies[p] : "recompute only",
+					   a->sweep, cost[p], a->n_sweep, 0};
 	for (size_t p = 0; p < a->n_policies; p++)
 		s[p].dashed = !strcmp(a->policies[p], "lru") || !strcmp(a->policies[p], "belady");
 	s[a->n_policies].dashed = 1;
 	char title[160];
 	snprintf(title, sizeof(title), "Prefill cost vs capacity: %s on %s (%s tier)", a->m.name,
 		 a->h.name, tier_names[a->tier]);
-	struct svg_chart c = { title, "capacity (% of distinct blocks)",
-			       "$ per million input tokens", 1, 0, 0 };
+	struct svg_chart c = {
+	    title, "capacity (% of distinct blocks)", "$ per million input tokens", 1, 0, 0};
 	return write_svg(a->svg_dir, "cost-capacity.svg", &c, s, a->n_policies + 1);
 }
 

@@ -22,10 +22,9 @@ int gridopt_parse(const char *cmd, int *argc, char **argv, struct kvg_config *c)
 	static const struct {
 		const char *flag, *name;
 	} map[] = {
-		{ "--dir", "dir" },         { "--dram", "dram_bytes" }, { "--nvme", "nvme_bytes" },
-		{ "--tenant", "tenant" },   { "--model", "model_id" },  { "--backend", "io_backend" },
-		{ "--policy", "policy" },   { "--server", "servers" },
-		{ "--auth-file", "auth_token_file" },
+	    {"--dir", "dir"},	    {"--dram", "dram_bytes"}, {"--nvme", "nvme_bytes"},
+	    {"--tenant", "tenant"}, {"--model", "model_id"},  {"--backend", "io_backend"},
+	    {"--policy", "policy"}, {"--server", "servers"},  {"--auth-file", "auth_token_file"},
 	};
 	int out = 1;
 	/* a token is never an argument, so that ps does not show it: a file, named by a flag or
@@ -84,8 +83,8 @@ kvg_grid *gridopt_open(const char *cmd, const struct kvg_config *c)
 	if (rc) {
 		fprintf(stderr, "kvgrid %s: %s%s\n", cmd, err[0] ? err : kvg_strerror(rc),
 			rc == KVG_EAUTH && !c->auth_token_file[0]
-				? " (give the token's file: --auth-file FILE or KVGRID_AUTH_FILE)"
-				: "");
+			    ? " (give the token's file: --auth-file FILE or KVGRID_AUTH_FILE)"
+			    : "");
 		return NULL;
 	}
 	return g;

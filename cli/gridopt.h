@@ -10,15 +10,15 @@
 
 #include "kvgrid.h"
 
-#define GRIDOPT_HELP                                                                      \
-	"  --dir DIR          NVMe tier directory (created if missing)\n"                     \
-	"  --dram BYTES       DRAM arena size (K/M/G suffixes)\n"                             \
-	"  --nvme BYTES       NVMe tier capacity (default: half the free space, at most 16G)\n" \
-	"  --config FILE      settings file (name = value lines)\n"                           \
-	"  --set NAME=VALUE   any setting (see doc/CONFIG.md); repeatable\n"                   \
-	"  --tenant T  --model ID  --backend uring|psync  --durable\n"                         \
-	"  --server H:P[,H:P] use kvgridd servers instead of a local grid\n"                  \
-	"  --auth-file FILE   the servers' token: first word of FILE's first line\n"         \
+#define GRIDOPT_HELP                                                                               \
+	"  --dir DIR          NVMe tier directory (created if missing)\n"                          \
+	"  --dram BYTES       DRAM arena size (K/M/G suffixes)\n"                                  \
+	"  --nvme BYTES       NVMe tier capacity (default: half the free space, at most 16G)\n"    \
+	"  --config FILE      settings file (name = value lines)\n"                                \
+	"  --set NAME=VALUE   any setting (see doc/CONFIG.md); repeatable\n"                       \
+	"  --tenant T  --model ID  --backend uring|psync  --durable\n"                             \
+	"  --server H:P[,H:P] use kvgridd servers instead of a local grid\n"                       \
+	"  --auth-file FILE   the servers' token: first word of FILE's first line\n"               \
 	"                     (or KVGRID_AUTH_FILE=FILE; a token is never an argument)\n"
 
 /*
@@ -29,7 +29,6 @@ int gridopt_parse(const char *cmd, int *argc, char **argv, struct kvg_config *cf
 
 /* Opens the grid or prints "kvgrid CMD: reason" and returns NULL. */
 kvg_grid *gridopt_open(const char *cmd, const struct kvg_config *cfg);
-
 
 /* Reads whitespace-separated decimal token ids ("-" is stdin).  0, or 1 after an error line. */
 int cli_read_tokens(const char *cmd, const char *path, uint32_t **tokens, size_t *n);

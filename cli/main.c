@@ -14,16 +14,16 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } cmds[] = {
-	{ "put", cmd_put, "store a file as a block (by key string or token file)" },
-	{ "get", cmd_get, "load a block into a file" },
-	{ "lookup", cmd_lookup, "longest cached prefix of a token file" },
-	{ "stats", cmd_stats, "counters of a grid, per tier" },
-	{ "fsck", cmd_fsck, "verify every block on disk, report and repair" },
-	{ "bench", cmd_bench, "store/load throughput and latency of a tier" },
-	{ "demo", cmd_demo, "store, overflow, reopen and verify a synthetic conversation" },
-	{ "stress", cmd_stress, "threads storing and verifying blocks (crash testing)" },
-	{ "replay", cmd_replay, "replay a Mooncake trace through the grid" },
-	{ "sim", cmd_sim, "TTFT, energy and cost model of a replay" },
+    {"put", cmd_put, "store a file as a block (by key string or token file)"},
+    {"get", cmd_get, "load a block into a file"},
+    {"lookup", cmd_lookup, "longest cached prefix of a token file"},
+    {"stats", cmd_stats, "counters of a grid, per tier"},
+    {"fsck", cmd_fsck, "verify every block on disk, report and repair"},
+    {"bench", cmd_bench, "store/load throughput and latency of a tier"},
+    {"demo", cmd_demo, "store, overflow, reopen and verify a synthetic conversation"},
+    {"stress", cmd_stress, "threads storing and verifying blocks (crash testing)"},
+    {"replay", cmd_replay, "replay a Mooncake trace through the grid"},
+    {"sim", cmd_sim, "TTFT, energy and cost model of a replay"},
 };
 
 static void usage(FILE *f)

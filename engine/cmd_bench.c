@@ -40,7 +40,8 @@ struct bench_args {
 
 struct bench_out {
 	double sgemm_gflops, sgemm_engine_gflops, sgemm_core_gflops;
-	double recompute_ms, recompute_cpu_ms, grid_cpu_ms, grid_ms, grid_min_ms, suffix_ms, read_gbps, write_gbps;
+	double recompute_ms, recompute_cpu_ms, grid_cpu_ms, grid_ms, grid_min_ms, suffix_ms,
+	    read_gbps, write_gbps;
 	double lookup_ms, layer_wait_ms, max_diff, flops;
 	size_t cached, suffix;
 	uint64_t kv_bytes;
@@ -52,7 +53,8 @@ struct bench_out {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: kvgrid-llm bench [--config NAME|FILE] --context N [--tier dram|nvme|both] [--json]\n"
+		"usage: kvgrid-llm bench [--config NAME|FILE] --context N [--tier dram|nvme|both] "
+		"[--json]\n"
 		"                        [--weights FILE|seed:N] [--kv-dtype bf16|fp16|fp32]\n"
 		"                        [--block-tokens B] [--threads T] [--reps R] [--dir DIR]\n"
 		"                        [--server HOST:PORT]\n"
@@ -67,7 +69,8 @@ static void usage(FILE *f)
 static double sgemm_rate(int m, int n, int k, int threads)
 {
 	openblas_set_num_threads(threads); /* the engine runs it single-threaded on its pool */
-	float *a = calloc((size_t)m * k, 4), *b = calloc((size_t)n * k, 4), *c = calloc((size_t)m * n, 4);
+	float *a = calloc((size_t)m * k, 4), *b = calloc((size_t)n * k, 4),
+	      *c = calloc((size_t)m * n, 4);
 	double best = 0;
 	if (a && b && c) {
 		for (size_t i = 0; i < (size_t)m * k; i++)
@@ -77,8 +80,8 @@ static double sgemm_rate(int m, int n, int k, int threads)
 		double end = llm_now_ms() + 300;
 		while (llm_now_ms() < end) {
 			double t0 = llm_now_ms();
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k,
-				    0.0f, c, n);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b,
+				    k, 0.0f, c, n);
 			double gf = 2.0 * m * n * k / ((llm_now_ms() - t0) / 1e3) / 1e9;
 			best = gf > best ? gf : best;
 		}
@@ -95,7 +98,8 @@ static double sgemm_rate(int m, int n, int k, int threads)
 static double sgemm_core_rate(void)
 {
 	int n = 1024;
-	float *a = calloc((size_t)n * n, 4), *b = calloc((size_t)n * n, 4), *c = calloc((size_t)n * n, 4);
+	float *a = calloc((size_t)n * n, 4), *b = calloc((size_t)n * n, 4),
+	      *c = calloc((size_t)n * n, 4);
 	double best = 0;
 	if (a && b && c) {
 		openblas_set_num_threads(1);
@@ -103,10 +107,11 @@ static double sgemm_core_rate(void)
 		while (llm_now_ms() < end) {
 			struct timespec t0, t1;
 			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n,
-				    0.0f, c, n);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b,
+				    n, 0.0f, c, n);
 			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-			double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+			double s =
+			    (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 			best = fmax(best, 2.0 * n * n * n / s / 1e9);
 		}
 	}
@@ -123,8 +128,8 @@ static double cpu_ms(void)
 	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
-static int open_grid(const struct bench_args *a, struct llm_fwd *f, const char *dir,
-		     kvg_grid **g, char *err, size_t err_len)
+static int open_grid(const struct bench_args *a, struct llm_fwd *f, const char *dir, kvg_grid **g,
+		     char *err, size_t err_len)
 {
 	struct kvg_config c;
 	kvg_config_init(&c);
@@ -185,7 +190,8 @@ static double read_rate(kvg_grid *g, struct llm_fwd *f, const uint32_t *tok, siz
 			}
 			double t0 = llm_now_ms();
 			rc = kvg_load_sync(g, io, nb, KVG_LOAD_NOPROMOTE);
-			r[k] = (double)nb * llm_fwd_page_bytes(f) / ((llm_now_ms() - t0) / 1e3) / 1e9;
+			r[k] =
+			    (double)nb * llm_fwd_page_bytes(f) / ((llm_now_ms() - t0) / 1e3) / 1e9;
 		}
 		rate = rc ? rc : llm_median(r, 3);
 	}
@@ -263,53 +269,56 @@ static void print_result(const struct bench_args *a, const struct llm_model *m,
 			 const struct bench_out *o, size_t page_bytes)
 {
 	double pred = o->kv_bytes / (o->read_gbps * 1e9) * 1e3 + o->suffix_ms;
-	double tps = a->context / (o->recompute_ms / 1e3), gfs = o->flops / (o->recompute_ms / 1e3) / 1e9;
-	const char *dt = a->dtype == KVG_DTYPE_BF16 ? "bf16" : a->dtype == KVG_DTYPE_FP16 ? "fp16" : "fp32";
+	double tps = a->context / (o->recompute_ms / 1e3),
+	       gfs = o->flops / (o->recompute_ms / 1e3) / 1e9;
+	const char *dt = a->dtype == KVG_DTYPE_BF16   ? "bf16"
+			 : a->dtype == KVG_DTYPE_FP16 ? "fp16"
+						      : "fp32";
 	if (a->json) {
-		printf("{\"config\":\"%s\",\"model_id\":\"%s\",\"context\":%lu,\"tier\":\"%s\","
-		       "\"backend\":\"%s\",\"kv_dtype\":\"%s\",\"block_tokens\":%lu,\"layers\":%u,"
-		       "\"kv_heads\":%u,\"head_dim\":%u,\"kv_bytes_per_token\":%zu,"
-		       "\"cached_tokens\":%zu,\"suffix_tokens\":%zu,\"kv_bytes\":%llu,"
-		       "\"ttft_recompute_ms\":%.3f,\"recompute_cpu_ms\":%.3f,\"ttft_grid_ms\":%.3f,"
-		       "\"ttft_grid_min_ms\":%.3f,\"grid_cpu_ms\":%.3f,"
-		       "\"speedup\":%.2f,\"max_abs_logit_diff\":%.9g,\"logits_bit_identical\":%s,"
-		       "\"first_token_recompute\":%u,\"first_token_grid\":%u,"
-		       "\"read_gbps\":%.6g,\"write_gbps\":%.6g,\"suffix_prefill_ms\":%.3f,"
-		       "\"predicted_grid_ms\":%.3f,\"grid_vs_predicted\":%.3f,\"lookup_ms\":%.3f,"
-		       "\"layer_wait_ms\":%.3f,\"blocks_from_dram\":%u,\"blocks_from_nvme\":%u,"
-		       "\"prefill_tokens_per_s\":%.1f,\"prefill_gflops\":%.2f,\"sgemm_gflops\":%.2f,"
-		       "\"sgemm_engine_shape_gflops\":%.2f,\"prefill_vs_sgemm\":%.3f,"
-		       "\"prefill_gflops_per_core_cpu\":%.2f,\"sgemm_gflops_per_core_cpu\":%.2f,"
-		       "\"reps\":%lu}\n",
-		       m->cfg.name, m->model_id, a->context, a->server ? "server" : a->tier,
-		       o->backend, dt, a->bt,
-		       m->cfg.layers, m->cfg.kv_heads, m->cfg.head_dim, page_bytes / a->bt, o->cached,
-		       o->suffix, (unsigned long long)o->kv_bytes, o->recompute_ms, o->recompute_cpu_ms,
-		       o->grid_ms, o->grid_min_ms, o->grid_cpu_ms,
-		       o->recompute_ms / o->grid_ms, o->max_diff,
-		       o->identical ? "true" : "false", o->tok_recompute, o->tok_grid, o->read_gbps,
-		       o->write_gbps, o->suffix_ms, pred, o->grid_ms / pred, o->lookup_ms,
-		       o->layer_wait_ms, o->from[KVG_TIER_DRAM], o->from[KVG_TIER_NVME], tps, gfs,
-		       o->sgemm_gflops, o->sgemm_engine_gflops, gfs / o->sgemm_gflops,
-		       o->flops / (o->recompute_cpu_ms / 1e3) / 1e9, o->sgemm_core_gflops, a->reps);
+		printf(
+		    "{\"config\":\"%s\",\"model_id\":\"%s\",\"context\":%lu,\"tier\":\"%s\","
+		    "\"backend\":\"%s\",\"kv_dtype\":\"%s\",\"block_tokens\":%lu,\"layers\":%u,"
+		    "\"kv_heads\":%u,\"head_dim\":%u,\"kv_bytes_per_token\":%zu,"
+		    "\"cached_tokens\":%zu,\"suffix_tokens\":%zu,\"kv_bytes\":%llu,"
+		    "\"ttft_recompute_ms\":%.3f,\"recompute_cpu_ms\":%.3f,\"ttft_grid_ms\":%.3f,"
+		    "\"ttft_grid_min_ms\":%.3f,\"grid_cpu_ms\":%.3f,"
+		    "\"speedup\":%.2f,\"max_abs_logit_diff\":%.9g,\"logits_bit_identical\":%s,"
+		    "\"first_token_recompute\":%u,\"first_token_grid\":%u,"
+		    "\"read_gbps\":%.6g,\"write_gbps\":%.6g,\"suffix_prefill_ms\":%.3f,"
+		    "\"predicted_grid_ms\":%.3f,\"grid_vs_predicted\":%.3f,\"lookup_ms\":%.3f,"
+		    "\"layer_wait_ms\":%.3f,\"blocks_from_dram\":%u,\"blocks_from_nvme\":%u,"
+		    "\"prefill_tokens_per_s\":%.1f,\"prefill_gflops\":%.2f,\"sgemm_gflops\":%.2f,"
+		    "\"sgemm_engine_shape_gflops\":%.2f,\"prefill_vs_sgemm\":%.3f,"
+		    "\"prefill_gflops_per_core_cpu\":%.2f,\"sgemm_gflops_per_core_cpu\":%.2f,"
+		    "\"reps\":%lu}\n",
+		    m->cfg.name, m->model_id, a->context, a->server ? "server" : a->tier,
+		    o->backend, dt, a->bt, m->cfg.layers, m->cfg.kv_heads, m->cfg.head_dim,
+		    page_bytes / a->bt, o->cached, o->suffix, (unsigned long long)o->kv_bytes,
+		    o->recompute_ms, o->recompute_cpu_ms, o->grid_ms, o->grid_min_ms,
+		    o->grid_cpu_ms, o->recompute_ms / o->grid_ms, o->max_diff,
+		    o->identical ? "true" : "false", o->tok_recompute, o->tok_grid, o->read_gbps,
+		    o->write_gbps, o->suffix_ms, pred, o->grid_ms / pred, o->lookup_ms,
+		    o->layer_wait_ms, o->from[KVG_TIER_DRAM], o->from[KVG_TIER_NVME], tps, gfs,
+		    o->sgemm_gflops, o->sgemm_engine_gflops, gfs / o->sgemm_gflops,
+		    o->flops / (o->recompute_cpu_ms / 1e3) / 1e9, o->sgemm_core_gflops, a->reps);
 		return;
 	}
 	printf("model %s (%u layers, %u kv heads x %u, %s KV: %zu bytes/token), context %lu\n",
 	       m->cfg.name, m->cfg.layers, m->cfg.kv_heads, m->cfg.head_dim, dt, page_bytes / a->bt,
 	       a->context);
 	printf("  BLAS sgemm           %8.1f GFLOP/s (1024^3), %.1f at the engine's FFN shape; "
-	       "%.1f per core-second of CPU\n", o->sgemm_gflops, o->sgemm_engine_gflops,
-	       o->sgemm_core_gflops);
+	       "%.1f per core-second of CPU\n",
+	       o->sgemm_gflops, o->sgemm_engine_gflops, o->sgemm_core_gflops);
 	printf("  prefill              %8.1f GFLOP per core-second of CPU (%.0f%% of sgemm's)\n",
 	       o->flops / (o->recompute_cpu_ms / 1e3) / 1e9,
 	       100 * o->flops / (o->recompute_cpu_ms / 1e3) / 1e9 / o->sgemm_core_gflops);
 	printf("  recompute            %10.1f ms  (%.0f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm; "
-	       "CPU %.1f s)\n", o->recompute_ms, tps, gfs, 100 * gfs / o->sgemm_gflops,
-	       o->recompute_cpu_ms / 1e3);
+	       "CPU %.1f s)\n",
+	       o->recompute_ms, tps, gfs, 100 * gfs / o->sgemm_gflops, o->recompute_cpu_ms / 1e3);
 	printf("  reload from %-4s     %10.1f ms  (median of %lu; %zu tokens reloaded = %.1f MiB, "
-	       "%zu computed)\n", a->server ? "kvgridd" : a->tier, o->grid_ms, a->reps, o->cached,
-	       o->kv_bytes / 1048576.0,
-	       o->suffix);
+	       "%zu computed)\n",
+	       a->server ? "kvgridd" : a->tier, o->grid_ms, a->reps, o->cached,
+	       o->kv_bytes / 1048576.0, o->suffix);
 	printf("  speed-up             %10.1f x\n", o->recompute_ms / o->grid_ms);
 	printf("  model: %.1f MiB / %.2f GB/s + suffix %.1f ms = %.1f ms; measured/model %.2f\n",
 	       o->kv_bytes / 1048576.0, o->read_gbps, o->suffix_ms, pred, o->grid_ms / pred);
@@ -319,34 +328,64 @@ static void print_result(const struct bench_args *a, const struct llm_model *m,
 
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
-	static const struct option opts[] = {
-		{ "config", 1, 0, 'c' }, { "weights", 1, 0, 'w' }, { "context", 1, 0, 'n' },
-		{ "tier", 1, 0, 'T' }, { "json", 0, 0, 'j' }, { "kv-dtype", 1, 0, 'd' },
-		{ "block-tokens", 1, 0, 'b' }, { "threads", 1, 0, 't' }, { "reps", 1, 0, 'r' },
-		{ "dir", 1, 0, 'D' }, { "server", 1, 0, 'S' }, { "help", 0, 0, 'h' },
-		{ 0, 0, 0, 0 }
-	};
+	static const struct option opts[] = {{"config", 1, 0, 'c'},
+					     {"weights", 1, 0, 'w'},
+					     {"context", 1, 0, 'n'},
+					     {"tier", 1, 0, 'T'},
+					     {"json", 0, 0, 'j'},
+					     {"kv-dtype", 1, 0, 'd'},
+					     {"block-tokens", 1, 0, 'b'},
+					     {"threads", 1, 0, 't'},
+					     {"reps", 1, 0, 'r'},
+					     {"dir", 1, 0, 'D'},
+					     {"server", 1, 0, 'S'},
+					     {"help", 0, 0, 'h'},
+					     {0, 0, 0, 0}};
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		char *end = NULL;
 		switch (o) {
-		case 'c': a->config = optarg; break;
-		case 'w': a->weights = optarg; break;
-		case 'T': a->tier = optarg; break;
-		case 'D': a->dir = optarg; break;
-		case 'S': a->server = optarg; break;
-		case 'j': a->json = 1; break;
-		case 'n': a->context = strtoul(optarg, &end, 10); break;
-		case 'b': a->bt = strtoul(optarg, &end, 10); break;
-		case 't': a->threads = strtoul(optarg, &end, 10); break;
-		case 'r': a->reps = strtoul(optarg, &end, 10); break;
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'w':
+			a->weights = optarg;
+			break;
+		case 'T':
+			a->tier = optarg;
+			break;
+		case 'D':
+			a->dir = optarg;
+			break;
+		case 'S':
+			a->server = optarg;
+			break;
+		case 'j':
+			a->json = 1;
+			break;
+		case 'n':
+			a->context = strtoul(optarg, &end, 10);
+			break;
+		case 'b':
+			a->bt = strtoul(optarg, &end, 10);
+			break;
+		case 't':
+			a->threads = strtoul(optarg, &end, 10);
+			break;
+		case 'r':
+			a->reps = strtoul(optarg, &end, 10);
+			break;
 		case 'd':
 			if ((a->dtype = llm_parse_dtype(optarg)) < 0)
 				return llm_fail(2, "bench", "unknown --kv-dtype '%s'", optarg);
 			break;
-		case 'h': usage(stdout); return -1;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			usage(stderr);
+			return 2;
 		}
 		if (end && *end)
 			return llm_fail(2, "bench", "not a number: '%s'", optarg);
@@ -356,11 +395,13 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 	if (strcmp(a->tier, "dram") && strcmp(a->tier, "nvme") && strcmp(a->tier, "both"))
 		return llm_fail(2, "bench", "--tier must be dram, nvme or both");
 	if (a->server && !strcmp(a->tier, "both"))
-		return llm_fail(2, "bench", "--server takes no --tier both (the server has its tiers)");
+		return llm_fail(2, "bench",
+				"--server takes no --tier both (the server has its tiers)");
 	if (a->bt < 16 || a->bt > 1024)
 		return llm_fail(2, "bench", "--block-tokens must be 16..1024");
 	if (a->context < a->bt + 1 || a->context > (1u << 20))
-		return llm_fail(2, "bench", "--context must be more than one block (%lu) and at most 1M",
+		return llm_fail(2, "bench",
+				"--context must be more than one block (%lu) and at most 1M",
 				a->bt);
 	if (!a->reps || a->reps > REPS_MAX)
 		return llm_fail(2, "bench", "--reps must be 1..%d", REPS_MAX);
@@ -369,8 +410,12 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 
 int llm_cmd_bench(int argc, char **argv)
 {
-	struct bench_args a = { .config = "demo", .tier = "nvme", .bt = 256, .threads = 2,
-				.reps = 5, .dtype = KVG_DTYPE_BF16 };
+	struct bench_args a = {.config = "demo",
+			       .tier = "nvme",
+			       .bt = 256,
+			       .threads = 2,
+			       .reps = 5,
+			       .dtype = KVG_DTYPE_BF16};
 	int rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
@@ -378,12 +423,14 @@ int llm_cmd_bench(int argc, char **argv)
 	struct llm_model m;
 	struct llm_fwd *f = NULL;
 	kvg_grid *g = NULL;
-	struct bench_out o = { 0 };
+	struct bench_out o = {0};
 	llm_catch_signals();
 	if ((rc = llm_load_model(&m, a.config, a.weights, err, sizeof(err))))
 		return llm_fail(1, "bench", "%s", err);
-	struct llm_fwd_opts fo = { .kv_dtype = (uint32_t)a.dtype, .block_tokens = (uint32_t)a.bt,
-				   .max_ctx = (uint32_t)a.context, .threads = (uint32_t)a.threads };
+	struct llm_fwd_opts fo = {.kv_dtype = (uint32_t)a.dtype,
+				  .block_tokens = (uint32_t)a.bt,
+				  .max_ctx = (uint32_t)a.context,
+				  .threads = (uint32_t)a.threads};
 	uint32_t *tok = calloc(a.context, sizeof(*tok));
 	float *ref = calloc(m.cfg.vocab, sizeof(float)), *lg = calloc(m.cfg.vocab, sizeof(float));
 	int status = 1;
@@ -392,8 +439,8 @@ int llm_cmd_bench(int argc, char **argv)
 		goto out;
 	}
 	o.sgemm_gflops = sgemm_rate(1024, 1024, 1024, (int)a.threads);
-	o.sgemm_engine_gflops = sgemm_rate((int)a.bt, (int)(2 * m.cfg.ffn), (int)m.cfg.hidden,
-					   (int)a.threads);
+	o.sgemm_engine_gflops =
+	    sgemm_rate((int)a.bt, (int)(2 * m.cfg.ffn), (int)m.cfg.hidden, (int)a.threads);
 	o.sgemm_core_gflops = sgemm_core_rate();
 	llm_random_tokens(tok, a.context, m.cfg.vocab, 1234, 0);
 	llm_fwd_prefill(f, tok, 0, a.bt, NULL, NULL, lg); /* warm-up: threads, caches */
@@ -408,7 +455,7 @@ int llm_cmd_bench(int argc, char **argv)
 		goto out;
 	}
 	/* one recompute, then each tier asked for: "both" is dram then nvme */
-	const char *tiers[2] = { a.tier, NULL };
+	const char *tiers[2] = {a.tier, NULL};
 	if (!strcmp(a.tier, "both"))
 		tiers[0] = "dram", tiers[1] = "nvme";
 	for (int t = 0; t < 2 && tiers[t]; t++) {

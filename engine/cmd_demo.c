@@ -50,23 +50,27 @@ struct demo_sum {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kvgrid-llm demo [--config NAME|FILE] [--sessions S] [--turns T]\n"
-		"                       [--system-tokens N] [--task-tokens N] [--tool-tokens N]\n"
-		"                       [--reply-tokens N] [--dram BYTES] [--dir DIR] [--json]\n"
-		"S agent sessions share a system prompt of N tokens; each turn appends the reply and a\n"
-		"tool result.  Every request runs recomputed and through the grid (DRAM tier of BYTES\n"
-		"in front of NVMe in a fresh directory under DIR, default /var/tmp, removed after).\n"
-		"Defaults: demo config, 4 sessions, 3 turns, 2048 system, 128 task, 320 tool, 8 reply\n"
-		"tokens, 128-token blocks (1 MiB), 16M DRAM.\n");
+	fprintf(
+	    f,
+	    "usage: kvgrid-llm demo [--config NAME|FILE] [--sessions S] [--turns T]\n"
+	    "                       [--system-tokens N] [--task-tokens N] [--tool-tokens N]\n"
+	    "                       [--reply-tokens N] [--dram BYTES] [--dir DIR] [--json]\n"
+	    "S agent sessions share a system prompt of N tokens; each turn appends the reply and "
+	    "a\n"
+	    "tool result.  Every request runs recomputed and through the grid (DRAM tier of BYTES\n"
+	    "in front of NVMe in a fresh directory under DIR, default /var/tmp, removed after).\n"
+	    "Defaults: demo config, 4 sessions, 3 turns, 2048 system, 128 task, 320 tool, 8 reply\n"
+	    "tokens, 128-token blocks (1 MiB), 16M DRAM.\n");
 }
 
 static int parse_size(const char *s, unsigned long long *out)
 {
 	char *end;
 	unsigned long long v = strtoull(s, &end, 10);
-	int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 :
-		    *end == 'G' || *end == 'g' ? 30 : 0;
+	int shift = *end == 'K' || *end == 'k'	 ? 10
+		    : *end == 'M' || *end == 'm' ? 20
+		    : *end == 'G' || *end == 'g' ? 30
+						 : 0;
 	if (end == s || *s == '-' || (shift && end[1]) || (!shift && *end))
 		return -1;
 	*out = v << shift;
@@ -76,35 +80,62 @@ static int parse_size(const char *s, unsigned long long *out)
 static int parse_args(int argc, char **argv, struct demo_args *a)
 {
 	static const struct option opts[] = {
-		{ "config", 1, 0, 'c' }, { "weights", 1, 0, 'w' }, { "sessions", 1, 0, 's' },
-		{ "turns", 1, 0, 't' }, { "system-tokens", 1, 0, 'S' }, { "task-tokens", 1, 0, 'k' },
-		{ "tool-tokens", 1, 0, 'o' }, { "reply-tokens", 1, 0, 'r' }, { "dram", 1, 0, 'm' },
-		{ "dir", 1, 0, 'D' }, { "json", 0, 0, 'j' }, { "block-tokens", 1, 0, 'b' },
-		{ "threads", 1, 0, 'T' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
-	};
+	    {"config", 1, 0, 'c'},	{"weights", 1, 0, 'w'},	      {"sessions", 1, 0, 's'},
+	    {"turns", 1, 0, 't'},	{"system-tokens", 1, 0, 'S'}, {"task-tokens", 1, 0, 'k'},
+	    {"tool-tokens", 1, 0, 'o'}, {"reply-tokens", 1, 0, 'r'},  {"dram", 1, 0, 'm'},
+	    {"dir", 1, 0, 'D'},		{"json", 0, 0, 'j'},	      {"block-tokens", 1, 0, 'b'},
+	    {"threads", 1, 0, 'T'},	{"help", 0, 0, 'h'},	      {0, 0, 0, 0}};
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		unsigned long *num = NULL;
 		switch (o) {
-		case 'c': a->config = optarg; break;
-		case 'w': a->weights = optarg; break;
-		case 'D': a->dir = optarg; break;
-		case 'j': a->json = 1; break;
-		case 's': num = &a->sessions; break;
-		case 't': num = &a->turns; break;
-		case 'S': num = &a->system; break;
-		case 'k': num = &a->task; break;
-		case 'o': num = &a->tool; break;
-		case 'r': num = &a->reply; break;
-		case 'b': num = &a->bt; break;
-		case 'T': num = &a->threads; break;
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'w':
+			a->weights = optarg;
+			break;
+		case 'D':
+			a->dir = optarg;
+			break;
+		case 'j':
+			a->json = 1;
+			break;
+		case 's':
+			num = &a->sessions;
+			break;
+		case 't':
+			num = &a->turns;
+			break;
+		case 'S':
+			num = &a->system;
+			break;
+		case 'k':
+			num = &a->task;
+			break;
+		case 'o':
+			num = &a->tool;
+			break;
+		case 'r':
+			num = &a->reply;
+			break;
+		case 'b':
+			num = &a->bt;
+			break;
+		case 'T':
+			num = &a->threads;
+			break;
 		case 'm':
 			if (parse_size(optarg, &a->dram))
 				return llm_fail(2, "demo", "--dram: bad size '%s'", optarg);
 			break;
-		case 'h': usage(stdout); return -1;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			usage(stderr);
+			return 2;
 		}
 		if (num) {
 			char *end;
@@ -131,8 +162,8 @@ static size_t tool_len(const struct demo_args *a, size_t s, size_t t)
 	return v ? v : 1;
 }
 
-static int open_grid(const struct demo_args *a, struct llm_fwd *f, const char *dir,
-		     kvg_grid **g, char *err, size_t len)
+static int open_grid(const struct demo_args *a, struct llm_fwd *f, const char *dir, kvg_grid **g,
+		     char *err, size_t len)
 {
 	struct kvg_config c;
 	kvg_config_init(&c);
@@ -152,16 +183,18 @@ static void print_header(const struct demo_args *a, const struct llm_model *m,
 	double ws = (double)(a->system + a->sessions * per_session) / bt * pb / 1048576.0;
 	struct kvg_stats ks;
 	kvg_stats_get(g, &ks);
-	printf("kvgrid-llm demo: %lu agent sessions x %lu turns, sharing a %lu-token system prompt\n",
-	       a->sessions, a->turns, a->system);
+	printf(
+	    "kvgrid-llm demo: %lu agent sessions x %lu turns, sharing a %lu-token system prompt\n",
+	    a->sessions, a->turns, a->system);
 	printf("  model %s: %u layers, %u heads, %u KV heads x %u (GQA), bf16 KV %.3g KiB/token;"
-	       " %u-token blocks of %.3g MiB\n", m->cfg.name, m->cfg.layers, m->cfg.heads,
-	       m->cfg.kv_heads, m->cfg.head_dim, (double)pb / bt / 1024, (unsigned)bt,
-	       pb / 1048576.0);
+	       " %u-token blocks of %.3g MiB\n",
+	       m->cfg.name, m->cfg.layers, m->cfg.heads, m->cfg.kv_heads, m->cfg.head_dim,
+	       (double)pb / bt / 1024, (unsigned)bt, pb / 1048576.0);
 	printf("  grid: DRAM %.3g MiB in front of NVMe (%s, %s); KV working set about %.3g MiB\n",
 	       a->dram / 1048576.0, ks.tier[KVG_TIER_NVME].backend, kvg_config_of(g)->dir, ws);
-	printf("  each request runs twice: full recompute, then through the grid (set-up %.1f s)\n\n",
-	       setup_ms / 1e3);
+	printf(
+	    "  each request runs twice: full recompute, then through the grid (set-up %.1f s)\n\n",
+	    setup_ms / 1e3);
 	printf("%4s %4s %4s %7s %17s %11s %11s %8s %7s\n", "req", "sess", "turn", "context",
 	       "cached (DRAM/NVMe)", "recompute", "with grid", "speedup", "logits");
 	fflush(stdout);
@@ -177,9 +210,9 @@ static void print_row(size_t i, size_t s, size_t t, const struct demo_row *r)
 	else
 		snprintf(logits, sizeof(logits), "%.0e", r->max_diff);
 	printf("%s%4zu %4c %4zu %7zu %17s %8.0f ms %8.0f ms %7.1fx %7s%s\n",
-	       isatty(STDOUT_FILENO) ? "\033[K" : "", i + 1, (int)('A' + s % 26),
-	       t + 1, r->ctx, cached, r->ttft_recompute, r->ttft_grid, r->ttft_recompute / r->ttft_grid,
-	       logits, r->same_token ? "" : " (first token differs)");
+	       isatty(STDOUT_FILENO) ? "\033[K" : "", i + 1, (int)('A' + s % 26), t + 1, r->ctx,
+	       cached, r->ttft_recompute, r->ttft_grid, r->ttft_recompute / r->ttft_grid, logits,
+	       r->same_token ? "" : " (first token differs)");
 	fflush(stdout);
 }
 
@@ -278,17 +311,21 @@ static void print_summary(const struct demo_args *a, struct demo_row *rows, stru
 		printf("  TTFT with grid:  median %7.0f ms   p99 %7.0f ms\n", gr50, gr99);
 		printf("  speed-up:        %.1fx at the median, %.1fx over all requests' TTFT\n",
 		       re50 / gr50, s->sum_recompute / s->sum_grid);
-		printf("  in CPU time:     recompute %.1f s, with grid %.1f s for all prefills: %.1fx "
-		       "(unaffected by other processes' load)\n", s->cpu_recompute / 1e3,
-		       s->cpu_grid / 1e3, s->cpu_recompute / s->cpu_grid);
+		printf(
+		    "  in CPU time:     recompute %.1f s, with grid %.1f s for all prefills: %.1fx "
+		    "(unaffected by other processes' load)\n",
+		    s->cpu_recompute / 1e3, s->cpu_grid / 1e3, s->cpu_recompute / s->cpu_grid);
 		printf("  prefill avoided: %zu of %zu prompt tokens (%.0f%%), blocks from DRAM %u, "
-		       "from NVMe %u\n", s->cached, s->tokens, 100.0 * s->cached / s->tokens,
-		       s->from[KVG_TIER_DRAM], s->from[KVG_TIER_NVME]);
-		printf("  grid now: DRAM %llu blocks (%llu evicted), NVMe %llu blocks, %.0f MiB read\n",
+		       "from NVMe %u\n",
+		       s->cached, s->tokens, 100.0 * s->cached / s->tokens, s->from[KVG_TIER_DRAM],
+		       s->from[KVG_TIER_NVME]);
+		printf("  grid now: DRAM %llu blocks (%llu evicted), NVMe %llu blocks, %.0f MiB "
+		       "read\n",
 		       (unsigned long long)d->blocks, (unsigned long long)d->evictions,
 		       (unsigned long long)nv->blocks, nv->bytes_read / 1048576.0);
 		printf("  first token with the grid = recompute's in %zu of %zu requests; logits "
-		       "\"exact\" = bit-identical\n", s->same, s->rows);
+		       "\"exact\" = bit-identical\n",
+		       s->same, s->rows);
 	}
 	free(re), free(gr);
 }
@@ -307,14 +344,18 @@ static int run_all(const struct demo_args *a, struct llm_fwd *f, struct llm_link
 				break;
 			}
 			size_t add = t ? tool_len(a, se, t) : a->task;
-			/* turn 0: system + task; later: previous reply (already there) + tool result */
+			/* turn 0: system + task; later: previous reply (already there) + tool
+			 * result */
 			llm_random_tokens(ctx[se] + len[se], add, m->cfg.vocab, 77 + se, 1000 + t);
 			len[se] += add;
 			struct demo_row *r = &rows[s->rows];
-			if (!a->json && isatty(STDOUT_FILENO)) { /* progress, overwritten by the row */
-				printf("  ... request %zu/%lu: session %c, %zu tokens, recomputing and "
-				       "then with the grid\r", s->rows + 1, a->sessions * a->turns,
-				       (int)('A' + se % 26), len[se]);
+			if (!a->json &&
+			    isatty(STDOUT_FILENO)) { /* progress, overwritten by the row */
+				printf("  ... request %zu/%lu: session %c, %zu tokens, recomputing "
+				       "and "
+				       "then with the grid\r",
+				       s->rows + 1, a->sessions * a->turns, (int)('A' + se % 26),
+				       len[se]);
 				fflush(stdout);
 			}
 			rc = run_request(a, f, lk, ctx[se], len[se], ref, lg, r);
@@ -341,9 +382,16 @@ static int run_all(const struct demo_args *a, struct llm_fwd *f, struct llm_link
 
 int llm_cmd_demo(int argc, char **argv)
 {
-	struct demo_args a = { .config = "demo", .sessions = 4, .turns = 3, .system = 2048,
-			       .task = 128, .tool = 320, .reply = 8, .bt = 128, .threads = 2,
-			       .dram = 16ull << 20 };
+	struct demo_args a = {.config = "demo",
+			      .sessions = 4,
+			      .turns = 3,
+			      .system = 2048,
+			      .task = 128,
+			      .tool = 320,
+			      .reply = 8,
+			      .bt = 128,
+			      .threads = 2,
+			      .dram = 16ull << 20};
 	int rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
@@ -358,12 +406,14 @@ int llm_cmd_demo(int argc, char **argv)
 	uint32_t **ctx = calloc(a.sessions, sizeof(*ctx));
 	size_t *len = calloc(a.sessions, sizeof(*len));
 	struct demo_row *rows = calloc(a.sessions * a.turns, sizeof(*rows));
-	struct demo_sum s = { 0 };
+	struct demo_sum s = {0};
 	int status = 1;
 	if ((rc = llm_load_model(&m, a.config, a.weights, err, sizeof(err))))
 		return llm_fail(1, "demo", "%s", err);
-	struct llm_fwd_opts fo = { .kv_dtype = KVG_DTYPE_BF16, .block_tokens = (uint32_t)a.bt,
-				   .max_ctx = (uint32_t)max_ctx, .threads = (uint32_t)a.threads };
+	struct llm_fwd_opts fo = {.kv_dtype = KVG_DTYPE_BF16,
+				  .block_tokens = (uint32_t)a.bt,
+				  .max_ctx = (uint32_t)max_ctx,
+				  .threads = (uint32_t)a.threads};
 	if (!ctx || !len || !rows || llm_fwd_create(&m, &fo, &f, err, sizeof(err))) {
 		llm_fail(1, "demo", "%s", f ? "out of memory" : err);
 		goto out;
@@ -390,7 +440,8 @@ int llm_cmd_demo(int argc, char **argv)
 	rc = run_all(&a, f, lk, ctx, len, rows, &s);
 	s.wall_ms = llm_now_ms() - t1;
 	if (rc) {
-		llm_fail(1, "demo", rc == -EINTR ? "interrupted" : "request failed: %s", kvg_strerror(rc));
+		llm_fail(1, "demo", rc == -EINTR ? "interrupted" : "request failed: %s",
+			 kvg_strerror(rc));
 		goto out;
 	}
 	print_summary(&a, rows, &s, g);

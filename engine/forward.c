@@ -52,18 +52,18 @@ struct llm_fwd {
 	size_t pages_bytes;
 	float *act; /* one mapping for every float buffer below */
 	size_t act_bytes;
-	float *x;         /* [max_ctx][hidden]: residual of the positions being prefilled */
-	float *h;         /* [bt][hidden] */
-	float *qkv;       /* [bt][dq + 2*dkv] */
-	float *qh;        /* [heads][bt][head_dim]: queries, head-major for attention */
-	float *oh;        /* [heads][bt][head_dim]: attention output, head-major */
-	float *att;       /* [bt][dq] */
-	float *gu;        /* [bt][2*ffn] */
-	float *kf, *vf;   /* [max_ctx][dkv]: K and V widened from the cache, this layer */
-	float *rope_cos;  /* [max_ctx][head_dim/2] */
+	float *x;	 /* [max_ctx][hidden]: residual of the positions being prefilled */
+	float *h;	 /* [bt][hidden] */
+	float *qkv;	 /* [bt][dq + 2*dkv] */
+	float *qh;	 /* [heads][bt][head_dim]: queries, head-major for attention */
+	float *oh;	 /* [heads][bt][head_dim]: attention output, head-major */
+	float *att;	 /* [bt][dq] */
+	float *gu;	 /* [bt][2*ffn] */
+	float *kf, *vf;	 /* [max_ctx][dkv]: K and V widened from the cache, this layer */
+	float *rope_cos; /* [max_ctx][head_dim/2] */
 	float *rope_sin;
-	float *hl;        /* [hidden]: last token after the final norm */
-	float *scratch;   /* per worker: scores [group*bt][ATTN_TILE], max and sum [group*bt] */
+	float *hl;	/* [hidden]: last token after the final norm */
+	float *scratch; /* per worker: scores [group*bt][ATTN_TILE], max and sum [group*bt] */
 	size_t scratch_floats;
 	struct llm_pool *pool;
 };
@@ -86,14 +86,16 @@ static inline float exp_s(float x)
 	x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
 	float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
 	float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
-	float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666667f + r * (0.0416666667f +
-			r * (0.00833333333f + r * 0.00138888889f)))));
+	float p =
+	    1.0f + r * (1.0f + r * (0.5f + r * (0.166666667f +
+						r * (0.0416666667f +
+						     r * (0.00833333333f + r * 0.00138888889f)))));
 	return p * llm_bits_f32((uint32_t)((int32_t)n + 127) << 23);
 }
 
 static inline v4f v4_splat(float v)
 {
-	return (v4f){ v, v, v, v };
+	return (v4f){v, v, v, v};
 }
 
 static inline v4f v4_select(v4i mask, v4f a, v4f b)
@@ -107,8 +109,10 @@ static inline v4f exp_v4(v4f x)
 	x = v4_select(x > v4_splat(88.0f), v4_splat(88.0f), x);
 	v4f n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
 	v4f r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
-	v4f p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666667f + r * (0.0416666667f +
-			r * (0.00833333333f + r * 0.00138888889f)))));
+	v4f p =
+	    1.0f + r * (1.0f + r * (0.5f + r * (0.166666667f +
+						r * (0.0416666667f +
+						     r * (0.00833333333f + r * 0.00138888889f)))));
 	v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
 	return p * (v4f)e;
 }
@@ -156,7 +160,7 @@ static float max_row(const float *s, uint32_t n)
 /* ---- the layer's pieces ----------------------------------------------------------------- */
 
 static void rmsnorm(float *out, const float *x, uint32_t rows, uint32_t d, const float *w,
-		   float eps)
+		    float eps)
 {
 	for (uint32_t i = 0; i < rows; i++) {
 		const float *xi = x + (size_t)i * d;
@@ -235,7 +239,7 @@ static void widen_page(void *arg, uint32_t page, uint32_t worker)
 /* Widens positions [0, end) of a layer from the pages, a page per work item. */
 static void kv_widen_prefix(struct llm_fwd *f, uint32_t layer, size_t end)
 {
-	struct widen_job j = { f, layer, end };
+	struct widen_job j = {f, layer, end};
 	if (end)
 		llm_pool_run(f->pool, (uint32_t)((end + f->bt - 1) / f->bt), widen_page, &j);
 }
@@ -265,12 +269,13 @@ static void attn_head(void *arg, uint32_t g, uint32_t worker)
 	memset(o, 0, (size_t)rows * hd * sizeof(float));
 	for (size_t t0 = 0; t0 < j->c1; t0 += ATTN_TILE) {
 		uint32_t tn = (uint32_t)(j->c1 - t0 < ATTN_TILE ? j->c1 - t0 : ATTN_TILE);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)tn, (int)hd, scale,
-			    q, (int)hd, f->kf + t0 * f->dkv + (size_t)g * hd, (int)f->dkv, 0.0f, s,
-			    ATTN_TILE);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)tn, (int)hd,
+			    scale, q, (int)hd, f->kf + t0 * f->dkv + (size_t)g * hd, (int)f->dkv,
+			    0.0f, s, ATTN_TILE);
 		for (uint32_t r = 0; r < rows; r++) {
 			float *sr = s + (size_t)r * ATTN_TILE;
-			long see = (long)(j->c0 + r % nc) + 1 - (long)t0; /* keys this row may see */
+			long see =
+			    (long)(j->c0 + r % nc) + 1 - (long)t0; /* keys this row may see */
 			uint32_t cnt = see <= 0 ? 0 : (see > (long)tn ? tn : (uint32_t)see);
 			if (cnt) {
 				float m_new = max_row(sr, cnt);
@@ -285,9 +290,9 @@ static void attn_head(void *arg, uint32_t g, uint32_t worker)
 			}
 			memset(sr + cnt, 0, (tn - cnt) * sizeof(float));
 		}
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)hd, (int)tn, 1.0f,
-			    s, ATTN_TILE, f->vf + t0 * f->dkv + (size_t)g * hd, (int)f->dkv, 1.0f, o,
-			    (int)hd);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)hd, (int)tn,
+			    1.0f, s, ATTN_TILE, f->vf + t0 * f->dkv + (size_t)g * hd, (int)f->dkv,
+			    1.0f, o, (int)hd);
 	}
 	for (uint32_t r = 0; r < rows; r++) {
 		float inv = 1.0f / sum[r];
@@ -302,14 +307,14 @@ static void attention(struct llm_fwd *f, size_t c0, uint32_t nc)
 	uint32_t hd = f->c.head_dim;
 	for (uint32_t h = 0; h < f->c.heads; h++)
 		for (uint32_t i = 0; i < nc; i++)
-			memcpy(f->qh + ((size_t)h * nc + i) * hd, f->qkv + (size_t)i * f->dqkv + h * hd,
-			       hd * sizeof(float));
-	struct attn_job job = { .f = f, .c0 = c0, .c1 = c0 + nc, .nc = nc };
+			memcpy(f->qh + ((size_t)h * nc + i) * hd,
+			       f->qkv + (size_t)i * f->dqkv + h * hd, hd * sizeof(float));
+	struct attn_job job = {.f = f, .c0 = c0, .c1 = c0 + nc, .nc = nc};
 	llm_pool_run(f->pool, f->c.kv_heads, attn_head, &job);
 	for (uint32_t h = 0; h < f->c.heads; h++)
 		for (uint32_t i = 0; i < nc; i++)
-			memcpy(f->att + (size_t)i * f->dq + h * hd, f->oh + ((size_t)h * nc + i) * hd,
-			       hd * sizeof(float));
+			memcpy(f->att + (size_t)i * f->dq + h * hd,
+			       f->oh + ((size_t)h * nc + i) * hd, hd * sizeof(float));
 }
 
 static void swiglu(float *gu, uint32_t rows, uint32_t ffn)
@@ -338,17 +343,19 @@ static void gemm_part(void *arg, uint32_t item, uint32_t worker)
 	struct gemm_job *j = arg;
 	int n0 = (int)item * j->part, n1 = n0 + j->part < j->n ? n0 + j->part : j->n;
 	if (n1 > n0)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, n1 - n0, j->k, 1.0f, j->a,
-			    j->lda, j->w + (size_t)n0 * j->ldw, j->ldw, j->beta, j->c + n0, j->ldc);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, n1 - n0, j->k, 1.0f,
+			    j->a, j->lda, j->w + (size_t)n0 * j->ldw, j->ldw, j->beta, j->c + n0,
+			    j->ldc);
 }
 
 /* C[m][n] = A[m][k] W[n][k]^T + beta C, split by columns of C across the pool. */
-static void gemm_nt(struct llm_fwd *f, int m, int n, int k, const float *a, int lda,
-		    const float *w, int ldw, float beta, float *c, int ldc)
+static void gemm_nt(struct llm_fwd *f, int m, int n, int k, const float *a, int lda, const float *w,
+		    int ldw, float beta, float *c, int ldc)
 {
 	uint32_t parts = llm_pool_threads(f->pool);
-	struct gemm_job j = { m, n, k, lda, ldw, ldc, n, a, w, c, beta };
-	/* below these sizes one call beats a hand-off; decode (m = 1) splits to read weights on both cores */
+	struct gemm_job j = {m, n, k, lda, ldw, ldc, n, a, w, c, beta};
+	/* below these sizes one call beats a hand-off; decode (m = 1) splits to read weights on
+	 * both cores */
 	if (parts > 1 && ((double)m * n * k >= 4e6 || (double)n * k >= 1e6)) {
 		j.part = ((n + (int)parts - 1) / (int)parts + 15) & ~15;
 		llm_pool_run(f->pool, parts, gemm_part, &j);
@@ -412,8 +419,8 @@ int llm_fwd_prefill(struct llm_fwd *f, const uint32_t *tokens, size_t start, siz
 	}
 	if (logits) {
 		rmsnorm(f->hl, f->x + (n - 1) * d, 1, d, f->m->norm, f->c.norm_eps);
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)f->c.vocab, (int)d, 1.0f, f->m->lm_head,
-			    (int)d, f->hl, 1, 0.0f, logits, 1);
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)f->c.vocab, (int)d, 1.0f,
+			    f->m->lm_head, (int)d, f->hl, 1, 0.0f, logits, 1);
 	}
 	return 0;
 }
@@ -476,12 +483,21 @@ int llm_fwd_create(const struct llm_model *m, const struct llm_fwd_opts *o, stru
 	size_t d = f->c.hidden, bt = f->bt, ctx = f->max_ctx, hd = f->c.head_dim;
 	f->scratch_floats = (size_t)f->group * bt * (ATTN_TILE + 2);
 	f->scratch_floats = (f->scratch_floats + 15) & ~(size_t)15; /* 64-byte apart */
-	size_t sizes[] = { ctx * d, bt * d, bt * f->dqkv, f->c.heads * bt * hd,
-			   f->c.heads * bt * hd, bt * f->dq, bt * 2 * (size_t)f->c.ffn,
-			   ctx * f->dkv, ctx * f->dkv, ctx * hd / 2, ctx * hd / 2, d,
-			   threads * f->scratch_floats };
-	float **ptrs[] = { &f->x, &f->h, &f->qkv, &f->qh, &f->oh, &f->att, &f->gu, &f->kf, &f->vf,
-			   &f->rope_cos, &f->rope_sin, &f->hl, &f->scratch };
+	size_t sizes[] = {ctx * d,
+			  bt * d,
+			  bt * f->dqkv,
+			  f->c.heads * bt * hd,
+			  f->c.heads * bt * hd,
+			  bt * f->dq,
+			  bt * 2 * (size_t)f->c.ffn,
+			  ctx * f->dkv,
+			  ctx * f->dkv,
+			  ctx * hd / 2,
+			  ctx * hd / 2,
+			  d,
+			  threads * f->scratch_floats};
+	float **ptrs[] = {&f->x,  &f->h,  &f->qkv,	&f->qh,	      &f->oh, &f->att,	  &f->gu,
+			  &f->kf, &f->vf, &f->rope_cos, &f->rope_sin, &f->hl, &f->scratch};
 	size_t total = 0;
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		total += (sizes[i] + 15) & ~(size_t)15;

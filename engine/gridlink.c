@@ -20,13 +20,13 @@ struct llm_link {
 	kvg_grid *g;
 	struct llm_fwd *f;
 	size_t max_blocks;
-	kvg_key *keys;          /* [max_blocks] */
-	uint8_t *tiers;         /* [max_blocks] */
-	struct kvg_io *load_io; /* [max_blocks] */
+	kvg_key *keys;		    /* [max_blocks] */
+	uint8_t *tiers;		    /* [max_blocks] */
+	struct kvg_io *load_io;	    /* [max_blocks] */
 	struct kvg_io *store_io[2]; /* [max_blocks] each */
 	kvg_req *store_req[2];
 	kvg_req *load_req; /* the load of the request being prefilled */
-	double wait_ms;    /* this prefill's time in kvg_req_wait_layer */
+	double wait_ms;	   /* this prefill's time in kvg_req_wait_layer */
 };
 
 static double now_ms(void)
@@ -57,9 +57,11 @@ int llm_link_create(kvg_grid *g, struct llm_fwd *f, struct llm_link **out, char 
 	    gc->head_dim != want.head_dim || gc->block_tokens != want.block_tokens ||
 	    kvg_config_block_bytes(gc) != llm_fwd_page_bytes(f)) {
 		if (err)
-			snprintf(err, err_len, "the grid's KV layout (dtype %u, %u layers, %u kv heads "
-				 "of %u, %u-token blocks) is not the engine's", gc->dtype, gc->layers,
-				 gc->kv_heads, gc->head_dim, gc->block_tokens);
+			snprintf(err, err_len,
+				 "the grid's KV layout (dtype %u, %u layers, %u kv heads "
+				 "of %u, %u-token blocks) is not the engine's",
+				 gc->dtype, gc->layers, gc->kv_heads, gc->head_dim,
+				 gc->block_tokens);
 		return -EINVAL;
 	}
 	struct llm_link *lk = calloc(1, sizeof(*lk));
@@ -119,7 +121,8 @@ static void store_blocks(struct llm_link *lk, int which, size_t from, size_t to,
 	}
 	int rc;
 	while ((rc = kvg_store(lk->g, io, to - from, NULL, &lk->store_req[which])) == KVG_EBUSY) {
-		struct timespec ts = { 0, 200000 }; /* the grid's request pool is full: let it drain */
+		struct timespec ts = {0,
+				      200000}; /* the grid's request pool is full: let it drain */
 		nanosleep(&ts, NULL);
 	}
 	if (rc)
@@ -151,10 +154,10 @@ static size_t start_load(struct llm_link *lk, size_t hit)
 		b->len = llm_fwd_page_bytes(lk->f);
 		b->depth = (uint32_t)i;
 	}
-	struct kvg_req_opts o = { .flags = KVG_LOAD_LAYERS };
+	struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
 	int rc;
 	while ((rc = kvg_load(lk->g, lk->load_io, hit, &o, &lk->load_req)) == KVG_EBUSY) {
-		struct timespec ts = { 0, 200000 };
+		struct timespec ts = {0, 200000};
 		nanosleep(&ts, NULL);
 	}
 	if (rc) {
@@ -190,7 +193,8 @@ int llm_link_prefill(struct llm_link *lk, const uint32_t *tokens, size_t n, floa
 	st->ctx_tokens = n;
 	if (!n || n > llm_fwd_max_ctx(lk->f))
 		return -EINVAL;
-	llm_link_flush(lk); /* the pages are about to be rewritten (normally a no-op: decode waits) */
+	llm_link_flush(
+	    lk); /* the pages are about to be rewritten (normally a no-op: decode waits) */
 	double t0 = now_ms();
 	size_t full = n / bt, usable = (n - 1) / bt, hit = 0;
 	kvg_block_keys(lk->g, tokens, n, NULL, lk->keys, full);

@@ -34,17 +34,17 @@ struct llm_link;
 
 /* What the last request did. */
 struct llm_link_stats {
-	size_t ctx_tokens;      /* prompt length */
-	size_t cached_tokens;   /* loaded from the grid */
-	size_t computed_tokens; /* prefilled */
+	size_t ctx_tokens;		      /* prompt length */
+	size_t cached_tokens;		      /* loaded from the grid */
+	size_t computed_tokens;		      /* prefilled */
 	uint32_t blocks_from[KVG_TIER_COUNT]; /* loaded blocks, by the tier that served them */
 	uint32_t stored_blocks;
 	uint32_t load_fallbacks; /* loads cut short by a failed block (rest recomputed) */
-	double lookup_ms;        /* keys + lookup */
-	double ttft_ms;          /* request start to first-token logits */
-	double layer_wait_ms;    /* time the prefill spent waiting for layers to arrive */
+	double lookup_ms;	 /* keys + lookup */
+	double ttft_ms;		 /* request start to first-token logits */
+	double layer_wait_ms;	 /* time the prefill spent waiting for layers to arrive */
 	double decode_ms;
-	double store_wait_ms;    /* waiting for this request's stores at its end */
+	double store_wait_ms; /* waiting for this request's stores at its end */
 };
 
 /*

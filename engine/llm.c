@@ -44,8 +44,10 @@ int llm_load_model(struct llm_model *m, const char *config, const char *weights,
 	int rc = llm_config_by_name(config, &cfg);
 	if (rc == -ENOENT) {
 		if (!strchr(config, '/') && !strchr(config, '.')) {
-			snprintf(err, err_len, "unknown config '%s' (built-in: tiny, small, demo, "
-				 "tinyllama-1.1b, llama-3.2-1b, llama-3.1-8b; or a file)", config);
+			snprintf(err, err_len,
+				 "unknown config '%s' (built-in: tiny, small, demo, "
+				 "tinyllama-1.1b, llama-3.2-1b, llama-3.1-8b; or a file)",
+				 config);
 			return -ENOENT;
 		}
 		rc = llm_config_load(config, &cfg, err, err_len);

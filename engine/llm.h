@@ -46,8 +46,8 @@ int llm_tmpdir(const char *base, char *out, size_t len);
 void llm_rmtree(const char *path);
 
 /*
- * After llm_catch_signals(), the first SIGINT, SIGTERM, SIGHUP or SIGPIPE sets llm_interrupted (and puts the
- * default action back, so a second one ends the process): long runs check it between
+ * After llm_catch_signals(), the first SIGINT, SIGTERM, SIGHUP or SIGPIPE sets llm_interrupted (and
+ * puts the default action back, so a second one ends the process): long runs check it between
  * requests and leave through their clean-up, removing their grid directory.
  */
 extern volatile int llm_interrupted;

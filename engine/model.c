@@ -22,18 +22,18 @@
 #include "kvgrid.h"
 
 static const struct llm_config builtin[] = {
-	/* name        layers hidden heads kv hd  ffn   vocab  theta    eps   tie */
-	{ "tiny", 2, 64, 4, 2, 16, 160, 512, 10000.0f, 1e-5f, 0 },
-	{ "small", 4, 256, 8, 4, 32, 704, 4096, 10000.0f, 1e-5f, 0 },
-	{ "demo", 8, 512, 8, 4, 64, 1536, 32000, 500000.0f, 1e-5f, 0 },
-	{ "tinyllama-1.1b", 22, 2048, 32, 4, 64, 5632, 32000, 10000.0f, 1e-5f, 0 },
-	{ "llama-3.2-1b", 16, 2048, 32, 8, 64, 8192, 128256, 500000.0f, 1e-5f, 1 },
-	{ "llama-3.1-8b", 32, 4096, 32, 8, 128, 14336, 128256, 500000.0f, 1e-5f, 0 },
+    /* name        layers hidden heads kv hd  ffn   vocab  theta    eps   tie */
+    {"tiny", 2, 64, 4, 2, 16, 160, 512, 10000.0f, 1e-5f, 0},
+    {"small", 4, 256, 8, 4, 32, 704, 4096, 10000.0f, 1e-5f, 0},
+    {"demo", 8, 512, 8, 4, 64, 1536, 32000, 500000.0f, 1e-5f, 0},
+    {"tinyllama-1.1b", 22, 2048, 32, 4, 64, 5632, 32000, 10000.0f, 1e-5f, 0},
+    {"llama-3.2-1b", 16, 2048, 32, 8, 64, 8192, 128256, 500000.0f, 1e-5f, 1},
+    {"llama-3.1-8b", 32, 4096, 32, 8, 128, 14336, 128256, 500000.0f, 1e-5f, 0},
 };
 #define BUILTIN_COUNT (sizeof(builtin) / sizeof(builtin[0]))
 
-const char *const llm_config_names[] = { "tiny", "small", "demo", "tinyllama-1.1b",
-					  "llama-3.2-1b", "llama-3.1-8b", NULL };
+const char *const llm_config_names[] = {"tiny",		"small",	"demo", "tinyllama-1.1b",
+					"llama-3.2-1b", "llama-3.1-8b", NULL};
 
 int llm_config_by_name(const char *name, struct llm_config *cfg)
 {
@@ -96,17 +96,18 @@ static const char *config_set(struct llm_config *c, const char *k, const char *v
 		const char *key;
 		size_t off;
 	} u32s[] = {
-		{ "layers", offsetof(struct llm_config, layers) },
-		{ "hidden", offsetof(struct llm_config, hidden) },
-		{ "heads", offsetof(struct llm_config, heads) },
-		{ "kv_heads", offsetof(struct llm_config, kv_heads) },
-		{ "head_dim", offsetof(struct llm_config, head_dim) },
-		{ "ffn", offsetof(struct llm_config, ffn) },
-		{ "vocab", offsetof(struct llm_config, vocab) },
+	    {"layers", offsetof(struct llm_config, layers)},
+	    {"hidden", offsetof(struct llm_config, hidden)},
+	    {"heads", offsetof(struct llm_config, heads)},
+	    {"kv_heads", offsetof(struct llm_config, kv_heads)},
+	    {"head_dim", offsetof(struct llm_config, head_dim)},
+	    {"ffn", offsetof(struct llm_config, ffn)},
+	    {"vocab", offsetof(struct llm_config, vocab)},
 	};
 	for (size_t i = 0; i < sizeof(u32s) / sizeof(u32s[0]); i++)
 		if (!strcmp(k, u32s[i].key))
-			return set_u32((uint32_t *)((char *)c + u32s[i].off), v) ? "not a number" : NULL;
+			return set_u32((uint32_t *)((char *)c + u32s[i].off), v) ? "not a number"
+										 : NULL;
 	if (!strcmp(k, "rope_theta"))
 		return set_float(&c->rope_theta, v) ? "not a number" : NULL;
 	if (!strcmp(k, "norm_eps"))
@@ -143,7 +144,7 @@ static int model_conf_set(void *ctx, const char *name, const char *value, char *
 
 int llm_config_load(const char *path, struct llm_config *cfg, char *err, size_t err_len)
 {
-	struct llm_config c = { .rope_theta = 10000.0f, .norm_eps = 1e-5f };
+	struct llm_config c = {.rope_theta = 10000.0f, .norm_eps = 1e-5f};
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	snprintf(c.name, sizeof(c.name), "%.*s", (int)sizeof(c.name) - 1, base);
 	int rc = conf_load(path, model_conf_set, &c, err, err_len);
@@ -171,8 +172,7 @@ double llm_config_prefill_flops(const struct llm_config *c, uint64_t start, uint
 	return c->layers * (linear + attn) + 2.0 * c->hidden * (double)c->vocab;
 }
 
-int llm_model_alloc(struct llm_model *m, const struct llm_config *cfg, char *err,
-		    size_t err_len)
+int llm_model_alloc(struct llm_model *m, const struct llm_config *cfg, char *err, size_t err_len)
 {
 	memset(m, 0, sizeof(*m));
 	int rc = llm_config_check(cfg, err, err_len);
@@ -236,8 +236,8 @@ static void fill_const(float *dst, uint64_t n, float v)
 		dst[i] = v;
 }
 
-int llm_model_init_seed(struct llm_model *m, const struct llm_config *cfg, uint64_t seed,
-			char *err, size_t err_len)
+int llm_model_init_seed(struct llm_model *m, const struct llm_config *cfg, uint64_t seed, char *err,
+			size_t err_len)
 {
 	int rc = llm_model_alloc(m, cfg, err, err_len);
 	if (rc)

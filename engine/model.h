@@ -21,10 +21,10 @@ struct llm_config {
 	char name[LLM_NAME_MAX];
 	uint32_t layers;
 	uint32_t hidden;   /* width of the residual stream */
-	uint32_t heads;    /* query heads */
+	uint32_t heads;	   /* query heads */
 	uint32_t kv_heads; /* key/value heads; heads is a multiple of it (GQA) */
 	uint32_t head_dim; /* even (rotary pairs) */
-	uint32_t ffn;      /* SwiGLU inner width */
+	uint32_t ffn;	   /* SwiGLU inner width */
 	uint32_t vocab;
 	float rope_theta;
 	float norm_eps;
@@ -33,21 +33,21 @@ struct llm_config {
 
 struct llm_layer_weights {
 	float *attn_norm; /* [hidden] */
-	float *wqkv;      /* [d_q + 2*kv_dim][hidden]: Wq rows, then Wk, then Wv */
-	float *wo;        /* [hidden][d_q] */
+	float *wqkv;	  /* [d_q + 2*kv_dim][hidden]: Wq rows, then Wk, then Wv */
+	float *wo;	  /* [hidden][d_q] */
 	float *ffn_norm;  /* [hidden] */
-	float *wgu;       /* [2*ffn][hidden]: W_gate rows, then W_up */
-	float *wdown;     /* [hidden][ffn] */
+	float *wgu;	  /* [2*ffn][hidden]: W_gate rows, then W_up */
+	float *wdown;	  /* [hidden][ffn] */
 };
 
 struct llm_model {
 	struct llm_config cfg;
-	char model_id[128]; /* names the weights: the grid's namespace uses it */
-	float *embed;       /* [vocab][hidden] */
-	float *norm;        /* [hidden] */
-	float *lm_head;     /* [vocab][hidden]; equals embed when tied */
+	char model_id[128];		 /* names the weights: the grid's namespace uses it */
+	float *embed;			 /* [vocab][hidden] */
+	float *norm;			 /* [hidden] */
+	float *lm_head;			 /* [vocab][hidden]; equals embed when tied */
 	struct llm_layer_weights *layer; /* [layers] */
-	float *mem;         /* owns every tensor above */
+	float *mem;			 /* owns every tensor above */
 	size_t mem_bytes;
 };
 
@@ -88,16 +88,15 @@ uint64_t llm_config_layer_params(const struct llm_config *c);
 double llm_config_prefill_flops(const struct llm_config *c, uint64_t start, uint64_t n);
 
 /* Allocates (zeroed) weights for cfg and points every tensor into one mapping. */
-int llm_model_alloc(struct llm_model *m, const struct llm_config *cfg, char *err,
-		    size_t err_len);
+int llm_model_alloc(struct llm_model *m, const struct llm_config *cfg, char *err, size_t err_len);
 
 /*
  * Allocates and fills weights from seed: uniform values scaled by 1/sqrt(fan_in), norms 1.
  * The same (cfg, seed) gives the same bits on every machine.  model_id becomes
  * "kvgrid-llm/NAME/seed-SEED".
  */
-int llm_model_init_seed(struct llm_model *m, const struct llm_config *cfg, uint64_t seed,
-			char *err, size_t err_len);
+int llm_model_init_seed(struct llm_model *m, const struct llm_config *cfg, uint64_t seed, char *err,
+			size_t err_len);
 
 /* Releases the weights; m may be zeroed or partly built. */
 void llm_model_free(struct llm_model *m);

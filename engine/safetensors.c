@@ -184,7 +184,7 @@ static size_t dtype_esize(const char *dt)
 static int parse_header(struct llm_st_file *st, const char *h, size_t len, const char *path,
 			char *err, size_t err_len)
 {
-	struct js j = { h, h, h + len };
+	struct js j = {h, h, h + len};
 	size_t cap = 64;
 	st->t = calloc(cap, sizeof(*st->t));
 	if (!st->t)
@@ -228,8 +228,7 @@ bad:
 }
 
 /* Offsets inside the data section and consistent with dtype and shape. */
-static int check_tensors(const struct llm_st_file *st, const char *path, char *err,
-			 size_t err_len)
+static int check_tensors(const struct llm_st_file *st, const char *path, char *err, size_t err_len)
 {
 	uint64_t data_bytes = st->file_bytes - st->data_start;
 	for (size_t i = 0; i < st->count; i++) {
@@ -240,17 +239,20 @@ static int check_tensors(const struct llm_st_file *st, const char *path, char *e
 		size_t es = dtype_esize(t->dtype);
 		if (t->end < t->begin || (es && t->end - t->begin != numel * es)) {
 			if (err)
-				snprintf(err, err_len, "%s: tensor %s: data_offsets [%llu, %llu) do not "
-					 "match its dtype %s and shape", path, t->name,
-					 (unsigned long long)t->begin, (unsigned long long)t->end,
-					 t->dtype);
+				snprintf(err, err_len,
+					 "%s: tensor %s: data_offsets [%llu, %llu) do not "
+					 "match its dtype %s and shape",
+					 path, t->name, (unsigned long long)t->begin,
+					 (unsigned long long)t->end, t->dtype);
 			return -EBADMSG;
 		}
 		if (t->end > data_bytes) {
 			if (err)
-				snprintf(err, err_len, "%s: truncated: tensor %s needs data bytes up to "
-					 "%llu, the file has %llu", path, t->name,
-					 (unsigned long long)t->end, (unsigned long long)data_bytes);
+				snprintf(err, err_len,
+					 "%s: truncated: tensor %s needs data bytes up to "
+					 "%llu, the file has %llu",
+					 path, t->name, (unsigned long long)t->end,
+					 (unsigned long long)data_bytes);
 			return -EBADMSG;
 		}
 	}
@@ -281,8 +283,8 @@ int llm_st_open(const char *path, struct llm_st_file *st, char *err, size_t err_
 		hlen = hlen << 8 | lenb[i];
 	if (hlen > HEADER_MAX || hlen < 2) {
 		if (err)
-			snprintf(err, err_len, "%s: not a safetensors file (header length %llu)", path,
-				 (unsigned long long)hlen);
+			snprintf(err, err_len, "%s: not a safetensors file (header length %llu)",
+				 path, (unsigned long long)hlen);
 		rc = -EBADMSG;
 		goto out_close;
 	}
@@ -388,21 +390,22 @@ static int load_one(const struct llm_st_file *st, const char *path, const char *
 			snprintf(err, err_len, "%s: missing tensor %s", path, name);
 		return -ENOENT;
 	}
-	uint64_t want[2] = { rows, cols };
+	uint64_t want[2] = {rows, cols};
 	uint32_t nd = cols ? 2 : 1;
 	if (t->ndim != nd || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
 		char got[96], exp[96];
 		shape_str(got, sizeof(got), t->shape, t->ndim);
 		shape_str(exp, sizeof(exp), want, nd);
 		if (err)
-			snprintf(err, err_len, "%s: tensor %s has shape %s, expected %s", path, name, got,
-				 exp);
+			snprintf(err, err_len, "%s: tensor %s has shape %s, expected %s", path,
+				 name, got, exp);
 		return -EINVAL;
 	}
 	if (!dtype_esize(t->dtype)) {
 		if (err)
-			snprintf(err, err_len, "%s: tensor %s has dtype %s; F32, F16 or BF16 expected",
-				 path, name, t->dtype);
+			snprintf(err, err_len,
+				 "%s: tensor %s has dtype %s; F32, F16 or BF16 expected", path,
+				 name, t->dtype);
 		return -EINVAL;
 	}
 	int rc = read_tensor(st, t, dst, rows * (cols ? cols : 1));
@@ -423,13 +426,13 @@ static size_t model_slots(const struct llm_model *m, struct slot *s, size_t max)
 	const struct llm_config *c = &m->cfg;
 	uint64_t d = c->hidden, dq = llm_config_dq(c), dkv = llm_config_dkv(c), f = c->ffn;
 	size_t n = 0;
-#define SLOT(ptr, r, cl, ...)                                                      \
-	do {                                                                       \
-		if (n < max) {                                                     \
-			snprintf(s[n].name, sizeof(s[n].name), __VA_ARGS__);       \
-			s[n].dst = (ptr), s[n].rows = (r), s[n].cols = (cl);       \
-		}                                                                  \
-		n++;                                                               \
+#define SLOT(ptr, r, cl, ...)                                                                      \
+	do {                                                                                       \
+		if (n < max) {                                                                     \
+			snprintf(s[n].name, sizeof(s[n].name), __VA_ARGS__);                       \
+			s[n].dst = (ptr), s[n].rows = (r), s[n].cols = (cl);                       \
+		}                                                                                  \
+		n++;                                                                               \
 	} while (0)
 	SLOT(m->embed, c->vocab, d, "model.embed_tokens.weight");
 	for (uint32_t l = 0; l < c->layers; l++) {
@@ -437,7 +440,8 @@ static size_t model_slots(const struct llm_model *m, struct slot *s, size_t max)
 		SLOT(w->attn_norm, d, 0, "model.layers.%u.input_layernorm.weight", l);
 		SLOT(w->wqkv, dq, d, "model.layers.%u.self_attn.q_proj.weight", l);
 		SLOT(w->wqkv + dq * d, dkv, d, "model.layers.%u.self_attn.k_proj.weight", l);
-		SLOT(w->wqkv + (dq + dkv) * d, dkv, d, "model.layers.%u.self_attn.v_proj.weight", l);
+		SLOT(w->wqkv + (dq + dkv) * d, dkv, d, "model.layers.%u.self_attn.v_proj.weight",
+		     l);
 		SLOT(w->wo, d, dq, "model.layers.%u.self_attn.o_proj.weight", l);
 		SLOT(w->ffn_norm, d, 0, "model.layers.%u.post_attention_layernorm.weight", l);
 		SLOT(w->wgu, f, d, "model.layers.%u.mlp.gate_proj.weight", l);
@@ -474,8 +478,8 @@ int llm_st_load_model(struct llm_model *m, const struct llm_config *cfg, const c
 	if (rc)
 		goto out_free;
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	snprintf(m->model_id, sizeof(m->model_id), "kvgrid-llm/%.40s/st-%.40s-%llu", cfg->name, base,
-		 (unsigned long long)st.file_bytes);
+	snprintf(m->model_id, sizeof(m->model_id), "kvgrid-llm/%.40s/st-%.40s-%llu", cfg->name,
+		 base, (unsigned long long)st.file_bytes);
 	llm_st_close(&st);
 	return 0;
 out_free:
@@ -487,8 +491,8 @@ out_close:
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-size_t llm_st_model_tensors(const struct llm_model *m, const char *dtype,
-			    struct llm_st_tensor *t, size_t max)
+size_t llm_st_model_tensors(const struct llm_model *m, const char *dtype, struct llm_st_tensor *t,
+			    size_t max)
 {
 	size_t n = model_slots(m, NULL, 0);
 	struct slot *s = calloc(n, sizeof(*s));

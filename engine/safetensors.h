@@ -70,7 +70,7 @@ int llm_st_write(const char *path, const struct llm_st_tensor *t, size_t n, char
  * The tensors of model m under Llama's names, with data pointing into m, in dtype ("F32",
  * "BF16" or "F16").  Writes at most max entries and returns the number a full list needs.
  */
-size_t llm_st_model_tensors(const struct llm_model *m, const char *dtype,
-			    struct llm_st_tensor *t, size_t max);
+size_t llm_st_model_tensors(const struct llm_model *m, const char *dtype, struct llm_st_tensor *t,
+			    size_t max);
 
 #endif

@@ -38,9 +38,9 @@ extern "C" {
  * struct kvg_config.  PATCH counts fixes.  These macros give the header's version;
  * kvg_version() gives the version of the library actually loaded.
  */
-#define KVG_VERSION_MAJOR 1
-#define KVG_VERSION_MINOR 0
-#define KVG_VERSION_PATCH 0
+#define KVG_VERSION_MAJOR  1
+#define KVG_VERSION_MINOR  0
+#define KVG_VERSION_PATCH  0
 #define KVG_VERSION_NUMBER (KVG_VERSION_MAJOR * 10000 + KVG_VERSION_MINOR * 100 + KVG_VERSION_PATCH)
 #define KVG_FORMAT_VERSION 1 /* key derivation and on-disk record format */
 
@@ -60,29 +60,34 @@ KVG_API const char *kvg_version(int *major, int *minor, int *patch);
 
 /* ---- errors -------------------------------------------------------------------------- */
 
-#define KVG_EBASE (-30700)
-#define KVG_ENOTFOUND (KVG_EBASE - 0)  /* key not present in any tier: a miss */
-#define KVG_ECORRUPT (KVG_EBASE - 1)   /* stored bytes failed verification: served as a miss */
-#define KVG_ECONFIG (KVG_EBASE - 2)    /* bad configuration value or file */
-#define KVG_EFULL (KVG_EBASE - 3)      /* no tier can place the block (all pinned or too big) */
-#define KVG_ETOOBIG (KVG_EBASE - 4)    /* value larger than the tier's limit */
-#define KVG_EBUFSIZE (KVG_EBASE - 5)   /* load buffer smaller than the stored block */
-#define KVG_EDEGRADED (KVG_EBASE - 6)  /* tier disabled after repeated I/O errors */
-#define KVG_EBUSY (KVG_EBASE - 7)      /* request pool exhausted; retry after completions */
-#define KVG_ECLOSED (KVG_EBASE - 8)    /* grid is closing */
-#define KVG_EPROTO (KVG_EBASE - 9)     /* remote peer spoke an invalid protocol */
-#define KVG_ETIMEDOUT (KVG_EBASE - 10) /* remote request timed out */
-#define KVG_EAUTH (KVG_EBASE - 11)     /* remote authentication refused */
+#define KVG_EBASE	(-30700)
+#define KVG_ENOTFOUND	(KVG_EBASE - 0)	 /* key not present in any tier: a miss */
+#define KVG_ECORRUPT	(KVG_EBASE - 1)	 /* stored bytes failed verification: served as a miss */
+#define KVG_ECONFIG	(KVG_EBASE - 2)	 /* bad configuration value or file */
+#define KVG_EFULL	(KVG_EBASE - 3)	 /* no tier can place the block (all pinned or too big) */
+#define KVG_ETOOBIG	(KVG_EBASE - 4)	 /* value larger than the tier's limit */
+#define KVG_EBUFSIZE	(KVG_EBASE - 5)	 /* load buffer smaller than the stored block */
+#define KVG_EDEGRADED	(KVG_EBASE - 6)	 /* tier disabled after repeated I/O errors */
+#define KVG_EBUSY	(KVG_EBASE - 7)	 /* request pool exhausted; retry after completions */
+#define KVG_ECLOSED	(KVG_EBASE - 8)	 /* grid is closing */
+#define KVG_EPROTO	(KVG_EBASE - 9)	 /* remote peer spoke an invalid protocol */
+#define KVG_ETIMEDOUT	(KVG_EBASE - 10) /* remote request timed out */
+#define KVG_EAUTH	(KVG_EBASE - 11) /* remote authentication refused */
 #define KVG_EINPROGRESS (KVG_EBASE - 12) /* asynchronous request not finished yet */
-#define KVG_ELAST (KVG_EBASE - 12)
+#define KVG_ELAST	(KVG_EBASE - 12)
 
 /* Returns a static string for any value returned by this library (0, -errno, KVG_E*). */
 KVG_API const char *kvg_strerror(int err);
 
 /* ---- configuration -------------------------------------------------------------------- */
 
-enum kvg_dtype { KVG_DTYPE_FP16 = 0, KVG_DTYPE_BF16 = 1, KVG_DTYPE_FP32 = 2, KVG_DTYPE_FP8 = 3,
-		 KVG_DTYPE_U8 = 4 };
+enum kvg_dtype {
+	KVG_DTYPE_FP16 = 0,
+	KVG_DTYPE_BF16 = 1,
+	KVG_DTYPE_FP32 = 2,
+	KVG_DTYPE_FP8 = 3,
+	KVG_DTYPE_U8 = 4
+};
 enum kvg_hash { KVG_HASH_SHA256 = 0, KVG_HASH_XXH3 = 1 };
 enum kvg_io_backend { KVG_IO_AUTO = 0, KVG_IO_URING = 1, KVG_IO_PSYNC = 2, KVG_IO_FAULT = 3 };
 enum kvg_durability { KVG_DURABILITY_CACHE = 0, KVG_DURABILITY_DURABLE = 1 };
@@ -115,47 +120,47 @@ struct kvg_config {
 	/* namespace: what makes KV reusable (see doc/KEYS.md) */
 	char model_id[KVG_NAME_MAX]; /* e.g. "meta-llama/Llama-3.1-8B" */
 	char tenant[KVG_NAME_MAX];   /* tenant salt; "" is the default tenant */
-	uint32_t dtype;              /* enum kvg_dtype */
+	uint32_t dtype;		     /* enum kvg_dtype */
 	uint32_t layers;
 	uint32_t kv_heads;
 	uint32_t head_dim;
 	uint32_t block_tokens; /* 16..1024, default 256 */
-	uint32_t hash;         /* enum kvg_hash, default SHA-256 */
+	uint32_t hash;	       /* enum kvg_hash, default SHA-256 */
 
 	/* DRAM tier */
 	uint64_t dram_bytes;  /* arena size; 0 disables the tier */
 	uint32_t chunk_bytes; /* arena allocation unit, default 256 KiB */
-	int hugepages;        /* 1: try MADV_HUGEPAGE (default) */
-	int mlock;            /* 1: mlock the arena */
+	int hugepages;	      /* 1: try MADV_HUGEPAGE (default) */
+	int mlock;	      /* 1: mlock the arena */
 
 	/* NVMe tier */
-	char dir[4096];          /* directory of segment files; "" disables the tier */
-	uint64_t nvme_bytes;     /* capacity of the tier on disk; 0 (default): automatic, half of
-				  * the free space on dir's filesystem plus what the grid's
-				  * segment files hold, at most 16 GiB (doc/CONFIG.md).  A set
-				  * value over that room is refused at open.  Disk is taken a
-				  * segment at a time as the tier fills. */
-	uint64_t segment_bytes;  /* size of one segment file, default 256 MiB */
-	uint32_t io_backend;     /* enum kvg_io_backend */
-	uint32_t queue_depth;    /* in-flight I/Os per ring, default 64 */
-	uint32_t io_threads;     /* psync worker threads / uring rings, default 4 / 1 */
-	uint32_t durability;     /* enum kvg_durability */
-	uint32_t io_error_limit; /* errors before the tier is degraded, default 16 */
+	char dir[4096];		    /* directory of segment files; "" disables the tier */
+	uint64_t nvme_bytes;	    /* capacity of the tier on disk; 0 (default): automatic, half of
+				     * the free space on dir's filesystem plus what the grid's
+				     * segment files hold, at most 16 GiB (doc/CONFIG.md).  A set
+				     * value over that room is refused at open.  Disk is taken a
+				     * segment at a time as the tier fills. */
+	uint64_t segment_bytes;	    /* size of one segment file, default 256 MiB */
+	uint32_t io_backend;	    /* enum kvg_io_backend */
+	uint32_t queue_depth;	    /* in-flight I/Os per ring, default 64 */
+	uint32_t io_threads;	    /* psync worker threads / uring rings, default 4 / 1 */
+	uint32_t durability;	    /* enum kvg_durability */
+	uint32_t io_error_limit;    /* errors before the tier is degraded, default 16 */
 	uint32_t degraded_retry_ms; /* how long a degraded tier rests, default 5000 */
-	char fault_plan[256];    /* plan of the fault backend (doc/DURABILITY.md) */
+	char fault_plan[256];	    /* plan of the fault backend (doc/DURABILITY.md) */
 
 	/* index, policies and movement between tiers */
-	uint64_t max_blocks;     /* index capacity; 0 = derived from the tier sizes */
+	uint64_t max_blocks;	  /* index capacity; 0 = derived from the tier sizes */
 	uint64_t max_value_bytes; /* largest block accepted, default 64 MiB */
-	char policy[32];         /* eviction policy name, default "density" (doc/POLICIES.md) */
-	int demote_on_evict;     /* DRAM victims are written to NVMe (default 1) */
-	int promote_on_hit;      /* NVMe hits are copied to DRAM (default 1) */
-	int nvme_admit_on_reuse; /* write to NVMe only blocks hit at least once (default 0) */
-	int write_through;       /* stores go to NVMe at once as well as DRAM (default 0) */
+	char policy[32];	  /* eviction policy name, default "density" (doc/POLICIES.md) */
+	int demote_on_evict;	  /* DRAM victims are written to NVMe (default 1) */
+	int promote_on_hit;	  /* NVMe hits are copied to DRAM (default 1) */
+	int nvme_admit_on_reuse;  /* write to NVMe only blocks hit at least once (default 0) */
+	int write_through;	  /* stores go to NVMe at once as well as DRAM (default 0) */
 	uint64_t dram_free_bytes; /* with NVMe: DRAM kept free by demoting in the background,
 				   * so stores rarely wait for NVMe writes (default 0: off) */
-	uint32_t req_max;        /* asynchronous requests in flight, default 1024 */
-	uint32_t workers;        /* threads that run DRAM copies and callbacks, default 2 */
+	uint32_t req_max;	  /* asynchronous requests in flight, default 1024 */
+	uint32_t workers;	  /* threads that run DRAM copies and callbacks, default 2 */
 
 	/* remote: "host:port[,host:port...]" switches the grid to kvgridd servers */
 	char servers[1024];
@@ -163,7 +168,7 @@ struct kvg_config {
 	uint32_t timeout_ms; /* remote request timeout, default 5000 */
 
 	char log_file[1024]; /* "" logs to stderr */
-	int log_level;       /* 0 errors, 1 warnings (default), 2 info, 3 debug */
+	int log_level;	     /* 0 errors, 1 warnings (default), 2 info, 3 debug */
 };
 
 /*
@@ -295,9 +300,9 @@ typedef void (*kvg_done_fn)(kvg_req *req, void *arg);
 /* Called when layer `layer` of every block of a load has arrived (with KVG_LOAD_LAYERS). */
 typedef void (*kvg_layer_fn)(kvg_req *req, uint32_t layer, void *arg);
 
-#define KVG_LOAD_LAYERS 0x1  /* complete layer by layer (needs cfg.layers) */
+#define KVG_LOAD_LAYERS	   0x1 /* complete layer by layer (needs cfg.layers) */
 #define KVG_LOAD_NOPROMOTE 0x2 /* do not copy NVMe hits to DRAM */
-#define KVG_STORE_NVME 0x4   /* write to NVMe as well, now (write-through for this batch) */
+#define KVG_STORE_NVME	   0x4 /* write to NVMe as well, now (write-through for this batch) */
 /*
  * Session hints, on kvg_store and kvg_load (and the flags of kvg_store_sync/kvg_load_sync):
  * what the engine or agent framework knows of the session this request belongs to.
@@ -309,7 +314,7 @@ typedef void (*kvg_layer_fn)(kvg_req *req, uint32_t layer, void *arg);
  * (both: -EINVAL).  A remote grid (cfg.servers) ignores them.
  */
 #define KVG_STORE_CONTINUES 0x8
-#define KVG_STORE_LAST 0x10
+#define KVG_STORE_LAST	    0x10
 
 struct kvg_req_opts {
 	uint32_t flags;
@@ -416,7 +421,7 @@ KVG_API int kvg_prefetch(kvg_grid *g, const kvg_key *keys, size_t n);
 
 struct kvg_tier_stats {
 	uint64_t capacity_bytes;
-	uint64_t bytes;   /* bytes of blocks held */
+	uint64_t bytes; /* bytes of blocks held */
 	uint64_t blocks;
 	uint64_t hits;
 	uint64_t misses;

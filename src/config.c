@@ -28,66 +28,81 @@ struct field {
 	const char *name;
 	enum field_type type;
 	size_t off;
-	size_t size;         /* bytes of the field in the struct (F_STR: its buffer) */
-	uint64_t min, max;   /* F_U32, F_SIZE */
+	size_t size;		  /* bytes of the field in the struct (F_STR: its buffer) */
+	uint64_t min, max;	  /* F_U32, F_SIZE */
 	const char *const *names; /* F_ENUM: NULL-terminated; the value is the position */
 };
 
-static const char *const dtype_names[] = { "fp16", "bf16", "fp32", "fp8", "u8", NULL };
-static const char *const hash_names[] = { "sha256", "xxh3", NULL };
-static const char *const backend_names[] = { "auto", "uring", "psync", "fault", NULL };
-static const char *const durability_names[] = { "cache", "durable", NULL };
+static const char *const dtype_names[] = {"fp16", "bf16", "fp32", "fp8", "u8", NULL};
+static const char *const hash_names[] = {"sha256", "xxh3", NULL};
+static const char *const backend_names[] = {"auto", "uring", "psync", "fault", NULL};
+static const char *const durability_names[] = {"cache", "durable", NULL};
 
 #define OFF(f) offsetof(struct kvg_config, f)
-#define SZ(f) sizeof(((struct kvg_config *)0)->f)
-#define U32(n, lo, hi) { #n, F_U32, OFF(n), SZ(n), lo, hi, NULL }
-#define SIZE(n, lo, hi) { #n, F_SIZE, OFF(n), SZ(n), lo, hi, NULL }
-#define BOOL(n) { #n, F_BOOL, OFF(n), SZ(n), 0, 1, NULL }
-#define STR(n) { #n, F_STR, OFF(n), SZ(n), 0, 0, NULL }
-#define ENUM(n, t) { #n, F_ENUM, OFF(n), SZ(n), 0, 0, t }
+#define SZ(f)  sizeof(((struct kvg_config *)0)->f)
+#define U32(n, lo, hi)                                                                             \
+	{                                                                                          \
+#n, F_U32, OFF(n), SZ(n), lo, hi, NULL                                             \
+	}
+#define SIZE(n, lo, hi)                                                                            \
+	{                                                                                          \
+#n, F_SIZE, OFF(n), SZ(n), lo, hi, NULL                                            \
+	}
+#define BOOL(n)                                                                                    \
+	{                                                                                          \
+#n, F_BOOL, OFF(n), SZ(n), 0, 1, NULL                                              \
+	}
+#define STR(n)                                                                                     \
+	{                                                                                          \
+#n, F_STR, OFF(n), SZ(n), 0, 0, NULL                                               \
+	}
+#define ENUM(n, t)                                                                                 \
+	{                                                                                          \
+#n, F_ENUM, OFF(n), SZ(n), 0, 0, t                                                 \
+	}
 
 /* set_field() stores F_U32 and F_ENUM as uint32_t and F_BOOL as int, whichever the field
  * is declared as (log_level is an int) */
 _Static_assert(sizeof(int) == sizeof(uint32_t), "config fields of 4 bytes");
 
 static const struct field fields[] = {
-	STR(model_id),
-	STR(tenant),
-	ENUM(dtype, dtype_names),
-	U32(layers, 0, 4096),
-	U32(kv_heads, 0, 4096),
-	U32(head_dim, 0, 65536),
-	U32(block_tokens, 16, 1024),
-	ENUM(hash, hash_names),
-	SIZE(dram_bytes, 0, 1ull << 44),
-	U32(chunk_bytes, 4096, 1u << 30),
-	BOOL(hugepages),
-	BOOL(mlock),
-	STR(dir),
-	SIZE(nvme_bytes, 0, 1ull << 50),
-	SIZE(segment_bytes, 1u << 20, 1ull << 40),
-	ENUM(io_backend, backend_names),
-	U32(queue_depth, 1, 4096),
-	U32(io_threads, 1, 64),
-	ENUM(durability, durability_names),
-	U32(io_error_limit, 1, 1u << 30),
-	U32(degraded_retry_ms, 0, 1u << 30),
-	STR(fault_plan),
-	SIZE(max_blocks, 0, 1ull << 32),
-	SIZE(max_value_bytes, 1, 1ull << 32),
-	STR(policy),
-	BOOL(demote_on_evict),
-	BOOL(promote_on_hit),
-	BOOL(nvme_admit_on_reuse),
-	BOOL(write_through),
-	SIZE(dram_free_bytes, 0, 1ull << 44),
-	U32(req_max, 1, 1u << 20),
-	U32(workers, 1, 256),
-	STR(servers),
-	STR(auth_token_file),
-	U32(timeout_ms, 1, 1u << 30),
-	STR(log_file),
-	U32(log_level, 0, 3),
+    STR(model_id),
+    STR(tenant),
+    ENUM(dtype, dtype_names),
+    U32(layers, 0, 4096),
+    U32(kv_heads, 0, 4096),
+    U32(head_dim, 0, 65536),
+    U32(block_tokens, 16, 1024),
+    ENUM(hash, hash_names),
+    SIZE(dram_bytes, 0, 1ull << 44),
+    U32(chunk_bytes, 4096, 1u << 30),
+    BOOL(hugepages),
+    BOOL(mlock),
+    STR(dir),
+    SIZE(nvme_bytes, 0, 1ull << 50),
+    SIZE(segment_bytes, 1u << 20, 1ull << 40),
+    ENUM(io_backend, backend_names),
+    U32(queue_depth, 1, 4096),
+    U32(io_threads, 1, 64),
+    ENUM(durability, durability_names),
+    U32(io_error_limit, 1, 1u << 30),
+    U32(degraded_retry_ms, 0, 1u << 30),
+    STR(fault_plan),
+    SIZE(max_blocks, 0, 1ull << 32),
+    SIZE(max_value_bytes, 1, 1ull << 32),
+    STR(policy),
+    BOOL(demote_on_evict),
+    BOOL(promote_on_hit),
+    BOOL(nvme_admit_on_reuse),
+    BOOL(write_through),
+    SIZE(dram_free_bytes, 0, 1ull << 44),
+    U32(req_max, 1, 1u << 20),
+    U32(workers, 1, 256),
+    STR(servers),
+    STR(auth_token_file),
+    U32(timeout_ms, 1, 1u << 30),
+    STR(log_file),
+    U32(log_level, 0, 3),
 };
 
 static void config_defaults(struct kvg_config *c)
@@ -144,8 +159,7 @@ static int field_within(const struct field *f, size_t size)
 	return f->off + f->size <= size;
 }
 
-int config_import(struct kvg_config *dst, const struct kvg_config *src, char *err,
-		  size_t err_len)
+int config_import(struct kvg_config *dst, const struct kvg_config *src, char *err, size_t err_len)
 {
 	size_t size = src->size; /* every version of the struct starts with it */
 	if (size < sizeof(src->size))
@@ -195,10 +209,26 @@ static int parse_u64(const char *s, int sizes, uint64_t *out)
 	int shift = 0;
 	if (sizes) {
 		switch (*end) {
-		case 'k': case 'K': shift = 10; end++; break;
-		case 'm': case 'M': shift = 20; end++; break;
-		case 'g': case 'G': shift = 30; end++; break;
-		case 't': case 'T': shift = 40; end++; break;
+		case 'k':
+		case 'K':
+			shift = 10;
+			end++;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			end++;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			end++;
+			break;
+		case 't':
+		case 'T':
+			shift = 40;
+			end++;
+			break;
 		}
 		if (shift && *end == 'i')
 			end++;
@@ -289,9 +319,13 @@ int kvg_config_load(struct kvg_config *c, const char *path, char *err, size_t er
 static uint32_t dtype_bytes(uint32_t dtype)
 {
 	switch (dtype) {
-	case KVG_DTYPE_FP16: case KVG_DTYPE_BF16: return 2;
-	case KVG_DTYPE_FP32: return 4;
-	default: return 1;
+	case KVG_DTYPE_FP16:
+	case KVG_DTYPE_BF16:
+		return 2;
+	case KVG_DTYPE_FP32:
+		return 4;
+	default:
+		return 1;
 	}
 }
 

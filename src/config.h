@@ -14,7 +14,6 @@
  * knows is accepted only if the unknown tail is all zero.  dst->size becomes the smaller of
  * the two sizes.  Returns 0 or KVG_ECONFIG with a reason; dst is filled only on success.
  */
-int config_import(struct kvg_config *dst, const struct kvg_config *src, char *err,
-		  size_t err_len);
+int config_import(struct kvg_config *dst, const struct kvg_config *src, char *err, size_t err_len);
 
 #endif /* KVG_CONFIG_H */

@@ -52,7 +52,8 @@ static int validate(struct kvg_config *c, char *err, size_t len)
 	if (!policy_find(c->policy))
 		return err_set(err, len, KVG_ECONFIG, "policy: unknown name");
 	if (c->layers > 4096 || (c->layers && c->layers > REC_PARTS_MAX && c->dir[0]))
-		return err_set(err, len, KVG_ECONFIG, "layers: more than the record format's 496 parts");
+		return err_set(err, len, KVG_ECONFIG,
+			       "layers: more than the record format's 496 parts");
 	return 0;
 }
 

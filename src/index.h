@@ -16,30 +16,30 @@
 #define SLOT_NONE UINT32_MAX
 
 /* entry.state bits */
-#define E_USED 0x01        /* slot is allocated */
-#define E_DRAM 0x02        /* a verified copy is in the DRAM arena */
-#define E_NVME 0x04        /* a record is on NVMe at (seg, off4k, gen) */
-#define E_FILLING 0x08     /* being stored: not visible to lookup or load yet */
-#define E_DEMOTING 0x10    /* its DRAM copy is being written to NVMe */
-#define E_PROMOTING 0x20   /* an NVMe copy is being copied into DRAM */
-#define E_POL_DRAM 0x40    /* in the DRAM policy's order */
-#define E_POL_NVME 0x80    /* in the NVMe policy's order */
+#define E_USED	    0x01 /* slot is allocated */
+#define E_DRAM	    0x02 /* a verified copy is in the DRAM arena */
+#define E_NVME	    0x04 /* a record is on NVMe at (seg, off4k, gen) */
+#define E_FILLING   0x08 /* being stored: not visible to lookup or load yet */
+#define E_DEMOTING  0x10 /* its DRAM copy is being written to NVMe */
+#define E_PROMOTING 0x20 /* an NVMe copy is being copied into DRAM */
+#define E_POL_DRAM  0x40 /* in the DRAM policy's order */
+#define E_POL_NVME  0x80 /* in the NVMe policy's order */
 
 struct entry {
 	kvg_key key;
-	uint32_t len;   /* payload bytes */
-	uint32_t hnext; /* hash chain */
-	uint32_t dram;  /* first arena chunk, SLOT_NONE if not in DRAM */
-	uint32_t seg;   /* NVMe segment, SLOT_NONE if not on NVMe */
-	uint32_t off4k; /* record offset in the segment, in 4 KiB units */
-	uint32_t gen;   /* segment generation the record was written under */
-	uint32_t depth; /* block index in its chain (policy hint) */
+	uint32_t len;	       /* payload bytes */
+	uint32_t hnext;	       /* hash chain */
+	uint32_t dram;	       /* first arena chunk, SLOT_NONE if not in DRAM */
+	uint32_t seg;	       /* NVMe segment, SLOT_NONE if not on NVMe */
+	uint32_t off4k;	       /* record offset in the segment, in 4 KiB units */
+	uint32_t gen;	       /* segment generation the record was written under */
+	uint32_t depth;	       /* block index in its chain (policy hint) */
 	uint32_t snext, sprev; /* list of the entries of one segment */
 	uint16_t pins;
 	uint16_t refs; /* transfers in flight that read this entry's bytes */
 	uint8_t state;
-	uint8_t hits;  /* saturating count of hits (admission filter) */
-	uint8_t hint;  /* POLICY_HINT_* of the last request that stored or loaded it */
+	uint8_t hits; /* saturating count of hits (admission filter) */
+	uint8_t hint; /* POLICY_HINT_* of the last request that stored or loaded it */
 	/* 1: promoted (cache mode), so used since its NVMe record was written; when it leaves
 	 * DRAM the record is written again (demoted as if DRAM-only), so that its place in the
 	 * NVMe tier's write order -- which whole-segment eviction follows -- is its last use */

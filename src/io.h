@@ -23,21 +23,21 @@ enum io_op { IO_READ = 0, IO_WRITE = 1, IO_FSYNC = 2 };
 #define IO_IOV_MAX 8
 
 struct io_req {
-	int op;       /* enum io_op */
+	int op; /* enum io_op */
 	int fd;
 	uint64_t off; /* file offset of iov[0] */
 	struct iovec iov[IO_IOV_MAX];
 	int iovcnt;
 	int rw_flags; /* RWF_DSYNC for a write that must be durable when it completes */
 	void (*done)(struct io_req *req, ssize_t res);
-	void *arg;           /* owner's context */
+	void *arg;	     /* owner's context */
 	struct io_req *next; /* backend's queue link; the owner leaves it alone */
 };
 
 struct io_config {
-	uint32_t queue_depth; /* in-flight requests per ring */
-	uint32_t threads;     /* psync workers, uring rings */
-	const char *fault_plan; /* fault backend: the plan (doc/DURABILITY.md) */
+	uint32_t queue_depth;	 /* in-flight requests per ring */
+	uint32_t threads;	 /* psync workers, uring rings */
+	const char *fault_plan;	 /* fault backend: the plan (doc/DURABILITY.md) */
 	const char *fault_inner; /* fault backend: "uring" or "psync" beneath it */
 };
 

@@ -124,7 +124,8 @@ static int parse_setting(struct fault_plan *p, const char *name, size_t nn, cons
 			*rc = err_set(err, err_len, -EINVAL, "fault plan: bad seed");
 	} else if (IS("undo_max")) {
 		if (parse_u64(v, vn, &n) || n > (1ull << 20))
-			*rc = err_set(err, err_len, -EINVAL, "fault plan: undo_max is MiB, 0..1048576");
+			*rc = err_set(err, err_len, -EINVAL,
+				      "fault plan: undo_max is MiB, 0..1048576");
 		else
 			p->undo_max = n << 20;
 	} else if (IS("inner")) {
@@ -136,14 +137,16 @@ static int parse_setting(struct fault_plan *p, const char *name, size_t nn, cons
 		}
 	} else if (IS("exit")) {
 		if (parse_u64(v, vn, &n) || n > 255)
-			*rc = err_set(err, err_len, -EINVAL, "fault plan: exit is a status, 0..255");
+			*rc =
+			    err_set(err, err_len, -EINVAL, "fault plan: exit is a status, 0..255");
 		else
 			p->cut_exit = (int)n;
 	} else if (IS("cutmode")) {
 		if ((vn == 4 && !strncmp(v, "drop", 4)) || (vn == 5 && !strncmp(v, "mixed", 5)))
 			p->cut_mixed = vn == 5;
 		else
-			*rc = err_set(err, err_len, -EINVAL, "fault plan: cutmode is drop or mixed");
+			*rc =
+			    err_set(err, err_len, -EINVAL, "fault plan: cutmode is drop or mixed");
 	} else {
 		return 0;
 	}
@@ -176,7 +179,8 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 	else if (IS("delay"))
 		r.kind = FK_DELAY;
 	else
-		return err_set(err, err_len, -EINVAL, "fault plan: unknown clause '%.*s'", (int)nn, name);
+		return err_set(err, err_len, -EINVAL, "fault plan: unknown clause '%.*s'", (int)nn,
+			       name);
 #undef IS
 	k = split3(v, vn, f, fn);
 	if (k < 1)
@@ -187,17 +191,21 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 		fn[1] = fn[0];
 		k = 2;
 	} else if (k < 2 || parse_op(f[0], fn[0], &r.op)) {
-		return err_set(err, err_len, -EINVAL, "fault plan: expected OP:WHEN (OP read|write|fsync|any)");
+		return err_set(err, err_len, -EINVAL,
+			       "fault plan: expected OP:WHEN (OP read|write|fsync|any)");
 	}
 	if (parse_when(f[1], fn[1], &r))
-		return err_set(err, err_len, -EINVAL, "fault plan: WHEN is N, N+, N-M or a probability");
+		return err_set(err, err_len, -EINVAL,
+			       "fault plan: WHEN is N, N+, N-M or a probability");
 	if (r.kind == FK_FAIL) {
 		if (k != 3 || parse_errno(f[2], fn[2], &r.err))
-			return err_set(err, err_len, -EINVAL, "fault plan: fail=OP:WHEN:ERRNO (EIO, ENOSPC...)");
+			return err_set(err, err_len, -EINVAL,
+				       "fault plan: fail=OP:WHEN:ERRNO (EIO, ENOSPC...)");
 	} else if (r.kind == FK_DELAY) {
 		uint64_t ms;
 		if (k != 3 || parse_u64(f[2], fn[2], &ms) || ms > 60000)
-			return err_set(err, err_len, -EINVAL, "fault plan: delay=OP:WHEN:MS (MS 0..60000)");
+			return err_set(err, err_len, -EINVAL,
+				       "fault plan: delay=OP:WHEN:MS (MS 0..60000)");
 		r.err = (int)ms;
 	} else if (k != 2) {
 		return err_set(err, err_len, -EINVAL, "fault plan: too many fields");
@@ -205,10 +213,11 @@ static int parse_clause(struct fault_plan *p, const char *name, size_t nn, const
 	if ((r.kind == FK_TEAR && r.op != IO_WRITE) || (r.kind == FK_FLIP && r.op != IO_READ) ||
 	    (r.kind == FK_SHORT && r.op == IO_FSYNC))
 		return err_set(err, err_len, -EINVAL,
-			   "fault plan: tear is for writes, flip for reads, short for "
-			   "reads and writes");
+			       "fault plan: tear is for writes, flip for reads, short for "
+			       "reads and writes");
 	if (p->n_rules == FAULT_RULES_MAX)
-		return err_set(err, err_len, -EINVAL, "fault plan: more than %d rules", FAULT_RULES_MAX);
+		return err_set(err, err_len, -EINVAL, "fault plan: more than %d rules",
+			       FAULT_RULES_MAX);
 	p->rules[p->n_rules++] = r;
 	return 0;
 }

@@ -111,8 +111,8 @@ out_free:
 }
 
 const struct io_ops io_psync_ops = {
-	.name = "psync",
-	.create = psync_create,
-	.submit = psync_submit,
-	.destroy = psync_destroy,
+    .name = "psync",
+    .create = psync_create,
+    .submit = psync_submit,
+    .destroy = psync_destroy,
 };

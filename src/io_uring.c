@@ -87,7 +87,8 @@ static void *ring_thread(void *arg)
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
 		int rearm = 0;
-		io_uring_for_each_cqe(&r->ring, head, cqe) {
+		io_uring_for_each_cqe(&r->ring, head, cqe)
+		{
 			struct io_req *q = io_uring_cqe_get_data(cqe);
 			int res = cqe->res;
 			seen++;
@@ -107,7 +108,9 @@ static void *ring_thread(void *arg)
 
 static void uring_submit(struct io_backend *b, struct io_req *q)
 {
-	struct ring *r = &b->rings[b->nrings == 1 ? 0 : __atomic_fetch_add(&b->rr, 1, __ATOMIC_RELAXED) % b->nrings];
+	struct ring *r =
+	    &b->rings[b->nrings == 1 ? 0
+				     : __atomic_fetch_add(&b->rr, 1, __ATOMIC_RELAXED) % b->nrings];
 	q->next = NULL;
 	pthread_mutex_lock(&r->lock);
 	if (r->tail)
@@ -191,8 +194,8 @@ static int uring_create(const struct io_config *cfg, struct io_backend **out)
 }
 
 const struct io_ops io_uring_ops = {
-	.name = "uring",
-	.create = uring_create,
-	.submit = uring_submit,
-	.destroy = uring_destroy,
+    .name = "uring",
+    .create = uring_create,
+    .submit = uring_submit,
+    .destroy = uring_destroy,
 };

@@ -32,7 +32,7 @@ static void put(struct buf *b, const void *src, size_t n)
 
 static void put_u32(struct buf *b, uint32_t v)
 {
-	uint8_t le[4] = { v, v >> 8, v >> 16, v >> 24 };
+	uint8_t le[4] = {v, v >> 8, v >> 16, v >> 24};
 	put(b, le, 4);
 }
 
@@ -59,7 +59,7 @@ static void digest(uint32_t hash, const void *msg, size_t len, kvg_key *out)
 void key_namespace(const struct kvg_config *c, kvg_key *ns)
 {
 	uint8_t mem[64 + 2 * KVG_NAME_MAX];
-	struct buf b = { mem, 0, sizeof(mem) };
+	struct buf b = {mem, 0, sizeof(mem)};
 	size_t model_len = strnlen(c->model_id, KVG_NAME_MAX);
 	size_t tenant_len = strnlen(c->tenant, KVG_NAME_MAX);
 	put(&b, NS_TAG, strlen(NS_TAG));
@@ -81,7 +81,7 @@ void key_block(uint32_t hash, const kvg_key *ns, const kvg_key *parent, const ui
 	       size_t n_tokens, kvg_key *out)
 {
 	uint8_t mem[1 + 4 + 2 * KVG_KEY_BYTES + 4 * 1024];
-	struct buf b = { mem, 0, sizeof(mem) };
+	struct buf b = {mem, 0, sizeof(mem)};
 	static const kvg_key zero;
 	put(&b, "B", 1);
 	put_u32(&b, KVG_FORMAT_VERSION);
@@ -95,7 +95,7 @@ void key_block(uint32_t hash, const kvg_key *ns, const kvg_key *parent, const ui
 void key_raw(uint32_t hash, const kvg_key *ns, const void *raw, size_t len, kvg_key *out)
 {
 	uint8_t head[1 + 4 + KVG_KEY_BYTES + 8];
-	struct buf b = { head, 0, sizeof(head) };
+	struct buf b = {head, 0, sizeof(head)};
 	put(&b, "R", 1);
 	put_u32(&b, KVG_FORMAT_VERSION);
 	put(&b, ns->bytes, KVG_KEY_BYTES);

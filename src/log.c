@@ -34,7 +34,7 @@ void log_close(struct log *l)
 
 void log_msg(struct log *l, int level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 	if (level > l->level)
 		return;
 	struct timespec ts;

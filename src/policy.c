@@ -14,23 +14,17 @@ extern const struct policy_ops policy_reuse_ops;
 extern const struct policy_ops policy_density_ops;
 
 static const struct policy_ops *const policies[] = {
-	&policy_lru_ops,
-	&policy_prefix_ops,
-	&policy_s3fifo_ops,
-	&policy_cost_ops,
-	&policy_reuse_ops,
-	&policy_density_ops,
-	NULL,
+    &policy_lru_ops,
+    &policy_prefix_ops,
+    &policy_s3fifo_ops,
+    &policy_cost_ops,
+    &policy_reuse_ops,
+    &policy_density_ops,
+    NULL,
 };
 
 const char *const policy_names[] = {
-	"lru",
-	"prefix",
-	"s3fifo",
-	"cost",
-	"reuse",
-	"density",
-	NULL,
+    "lru", "prefix", "s3fifo", "cost", "reuse", "density", NULL,
 };
 
 const struct policy_ops *policy_find(const char *name)

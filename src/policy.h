@@ -24,17 +24,17 @@
 
 /* policy_block.hint: what the serving layer said of the session the block's request belongs
  * to (KVG_STORE_CONTINUES / KVG_STORE_LAST on kvg_store and kvg_load); a policy may ignore it */
-#define POLICY_HINT_NONE 0
+#define POLICY_HINT_NONE      0
 #define POLICY_HINT_CONTINUES 1 /* the session is open and will likely send another turn */
-#define POLICY_HINT_LAST 2      /* the session ended, or a one-shot call */
+#define POLICY_HINT_LAST      2 /* the session ended, or a one-shot call */
 
 struct policy_block {
 	uint64_t bytes;
-	uint32_t depth;       /* index of the block in its chain (0 = first); 0 if unknown */
+	uint32_t depth;	      /* index of the block in its chain (0 = first); 0 if unknown */
 	uint32_t parent_slot; /* slot of the block before it, POLICY_NONE if unknown */
 	uint64_t now_us;      /* time of the call */
 	uint64_t key_hash;    /* first 8 bytes of the key: names a block across slot reuse */
-	uint8_t hint;         /* POLICY_HINT_*: of the request that touched it last */
+	uint8_t hint;	      /* POLICY_HINT_*: of the request that touched it last */
 	/* the call this block comes with: calls of one kvg_store/kvg_load share req_id (0 if
 	 * unnamed), which has req_blocks blocks in all; a tier's own movements (promotion,
 	 * demotion) are calls of one block.  Tells interleaved requests apart (policy_req.h). */

@@ -29,7 +29,7 @@
 #include "policy.h"
 #include "slot_list.h"
 
-#define PC_CLASSES 12 /* depth classes: 0, 1, 2-3, 4-7, ... 1024+ */
+#define PC_CLASSES	    12 /* depth classes: 0, 1, 2-3, 4-7, ... 1024+ */
 #define PC_CTX_EQUAL_TOKENS 32768.0
 
 struct pc_list {
@@ -44,7 +44,7 @@ struct policy {
 	uint8_t *cls;
 	struct pc_list list[PC_CLASSES];
 	double per_class[PC_CLASSES]; /* cost of a full block of the class, per full block */
-	double inflation;             /* L: the priority of the last victim */
+	double inflation;	      /* L: the priority of the last victim */
 	uint64_t full_bytes;
 };
 
@@ -136,7 +136,8 @@ static uint32_t pc_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 	uint32_t best = POLICY_NONE;
 	for (int c = 0; c < PC_CLASSES; c++) {
 		int budget = 64; /* pinned blocks are few: do not scan a whole class */
-		for (uint32_t s = p->list[c].tail; s != POLICY_NONE && budget-- > 0; s = p->prev[s]) {
+		for (uint32_t s = p->list[c].tail; s != POLICY_NONE && budget-- > 0;
+		     s = p->prev[s]) {
 			if (evictable && !evictable(ctx, s))
 				continue;
 			if (best == POLICY_NONE || p->h[s] < p->h[best])
@@ -152,13 +153,13 @@ static uint32_t pc_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 }
 
 const struct policy_ops policy_cost_ops = {
-	.name = "cost",
-	.create = pc_create,
-	.destroy = pc_destroy,
-	.insert = pc_insert,
-	.hit = pc_hit,
-	.remove = pc_remove,
-	.victim = pc_victim,
-	.admit = NULL,
-	.bytes_per_slot = 13,
+    .name = "cost",
+    .create = pc_create,
+    .destroy = pc_destroy,
+    .insert = pc_insert,
+    .hit = pc_hit,
+    .remove = pc_remove,
+    .victim = pc_victim,
+    .admit = NULL,
+    .bytes_per_slot = 13,
 };

@@ -80,13 +80,13 @@ static uint32_t lru_victim(struct policy *p, int (*evictable)(void *, uint32_t),
 }
 
 const struct policy_ops policy_lru_ops = {
-	.name = "lru",
-	.create = lru_create,
-	.destroy = lru_destroy,
-	.insert = lru_insert,
-	.hit = lru_hit,
-	.remove = lru_remove,
-	.victim = lru_victim,
-	.admit = NULL,
-	.bytes_per_slot = 8,
+    .name = "lru",
+    .create = lru_create,
+    .destroy = lru_destroy,
+    .insert = lru_insert,
+    .hit = lru_hit,
+    .remove = lru_remove,
+    .victim = lru_victim,
+    .admit = NULL,
+    .bytes_per_slot = 8,
 };

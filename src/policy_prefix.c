@@ -42,10 +42,10 @@ struct policy {
 	uint32_t *next;
 	uint8_t *list_of; /* PX_* list the slot is on; bit 7: partial */
 	struct px_list list[PX_LISTS];
-	struct preq req; /* which request a call belongs to */
-	struct psize sizes;	     /* of the blocks stored */
-	uint64_t run_max[PREQ_RUNS]; /* largest block of each open request */
-	uint32_t run_n[PREQ_RUNS];   /* blocks of each open request */
+	struct preq req;		     /* which request a call belongs to */
+	struct psize sizes;		     /* of the blocks stored */
+	uint64_t run_max[PREQ_RUNS];	     /* largest block of each open request */
+	uint32_t run_n[PREQ_RUNS];	     /* blocks of each open request */
 	uint64_t run_first_bytes[PREQ_RUNS]; /* its first block's bytes, if it stored it */
 };
 
@@ -148,7 +148,7 @@ static void px_remove(struct policy *p, uint32_t s)
  * requests hold the whole tier). */
 static uint32_t px_victim(struct policy *p, int (*evictable)(void *, uint32_t), void *ctx)
 {
-	static const int order[] = { PX_PARTIAL, PX_MAIN };
+	static const int order[] = {PX_PARTIAL, PX_MAIN};
 	for (int i = 0; i < 2; i++) {
 		uint32_t s = slot_list_oldest(p->prev, p->list[order[i]].tail, evictable, ctx);
 		if (s != POLICY_NONE) {
@@ -168,13 +168,13 @@ static uint32_t px_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 }
 
 const struct policy_ops policy_prefix_ops = {
-	.name = "prefix",
-	.create = px_create,
-	.destroy = px_destroy,
-	.insert = px_insert,
-	.hit = px_hit,
-	.remove = px_remove,
-	.victim = px_victim,
-	.admit = NULL,
-	.bytes_per_slot = 9,
+    .name = "prefix",
+    .create = px_create,
+    .destroy = px_destroy,
+    .insert = px_insert,
+    .hit = px_hit,
+    .remove = px_remove,
+    .victim = px_victim,
+    .admit = NULL,
+    .bytes_per_slot = 9,
 };

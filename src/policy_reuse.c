@@ -27,9 +27,9 @@
 struct policy {
 	uint32_t *prev;
 	uint32_t *next;
-	uint8_t *seen;   /* 1: offered or hit before */
+	uint8_t *seen;	 /* 1: offered or hit before */
 	uint32_t *depth; /* depth of the block last offered in the slot: a fingerprint */
-	uint32_t head; /* most recently used */
+	uint32_t head;	 /* most recently used */
 	uint32_t tail;
 };
 
@@ -112,13 +112,13 @@ static uint32_t ru_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 }
 
 const struct policy_ops policy_reuse_ops = {
-	.name = "reuse",
-	.create = ru_create,
-	.destroy = ru_destroy,
-	.insert = ru_insert,
-	.hit = ru_hit,
-	.remove = ru_remove,
-	.victim = ru_victim,
-	.admit = ru_admit,
-	.bytes_per_slot = 13,
+    .name = "reuse",
+    .create = ru_create,
+    .destroy = ru_destroy,
+    .insert = ru_insert,
+    .hit = ru_hit,
+    .remove = ru_remove,
+    .victim = ru_victim,
+    .admit = ru_admit,
+    .bytes_per_slot = 13,
 };

@@ -36,13 +36,13 @@ struct s3_queue {
 struct policy {
 	uint32_t *prev;
 	uint32_t *next;
-	uint32_t *bytes; /* of each resident block, for the queues' byte counts */
-	uint8_t *queue;  /* S3_* */
-	uint8_t *freq;   /* 0..3 */
-	uint32_t *ghost;      /* ring of slots dropped from small */
-	uint32_t *ghost_seq;  /* slot -> ring sequence when it entered the ghost */
-	uint32_t *depth;      /* slot -> depth of the block stored there, a fingerprint */
-	uint64_t ghost_next;  /* next ring sequence */
+	uint32_t *bytes;     /* of each resident block, for the queues' byte counts */
+	uint8_t *queue;	     /* S3_* */
+	uint8_t *freq;	     /* 0..3 */
+	uint32_t *ghost;     /* ring of slots dropped from small */
+	uint32_t *ghost_seq; /* slot -> ring sequence when it entered the ghost */
+	uint32_t *depth;     /* slot -> depth of the block stored there, a fingerprint */
+	uint64_t ghost_next; /* next ring sequence */
 	struct s3_queue q[2];
 	uint32_t slots;
 	uint64_t capacity_bytes;
@@ -108,8 +108,8 @@ static struct policy *s3_create(uint32_t slots, uint64_t capacity_bytes,
 	p->depth = malloc(sizeof(uint32_t) * slots);
 	p->queue = malloc(slots);
 	p->freq = malloc(slots);
-	if (!p->prev || !p->next || !p->bytes || !p->ghost || !p->ghost_seq || !p->depth || !p->queue ||
-	    !p->freq) {
+	if (!p->prev || !p->next || !p->bytes || !p->ghost || !p->ghost_seq || !p->depth ||
+	    !p->queue || !p->freq) {
 		free(p->prev);
 		free(p->next);
 		free(p->bytes);
@@ -224,13 +224,13 @@ static uint32_t s3_victim(struct policy *p, int (*evictable)(void *, uint32_t), 
 }
 
 const struct policy_ops policy_s3fifo_ops = {
-	.name = "s3fifo",
-	.create = s3_create,
-	.destroy = s3_destroy,
-	.insert = s3_insert,
-	.hit = s3_hit,
-	.remove = s3_remove,
-	.victim = s3_victim,
-	.admit = NULL,
-	.bytes_per_slot = 26,
+    .name = "s3fifo",
+    .create = s3_create,
+    .destroy = s3_destroy,
+    .insert = s3_insert,
+    .hit = s3_hit,
+    .remove = s3_remove,
+    .victim = s3_victim,
+    .admit = NULL,
+    .bytes_per_slot = 26,
 };

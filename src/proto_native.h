@@ -54,11 +54,11 @@ enum nat_op {
 	NAT_LOOKUP = 2, /* u32 n, u32 flags, n keys -> u32 hits, u32 flags[, hits x u8 tier] */
 	NAT_LOOKUP_TOKENS = 3, /* u32 n, u32 flags, n u32 tokens -> u64 hit tokens */
 	NAT_GET = 4,	       /* u32 n, u32 flags, n keys -> n frames of (item header, payload) */
-	NAT_PUT = 5,	/* u32 n, u32 flags, n x (key, u32 len, u32 flags, payload) -> n x i32 */
-	NAT_DELETE = 6, /* u32 n, u32 flags, n keys -> u32 count, u32 0 */
-	NAT_PIN = 7,	/* as DELETE */
-	NAT_UNPIN = 8,	/* as DELETE */
-	NAT_STATS = 9,	/* empty -> u32 fields, u32 0, fields x u64 */
+	NAT_PUT = 5,	  /* u32 n, u32 flags, n x (key, u32 len, u32 flags, payload) -> n x i32 */
+	NAT_DELETE = 6,	  /* u32 n, u32 flags, n keys -> u32 count, u32 0 */
+	NAT_PIN = 7,	  /* as DELETE */
+	NAT_UNPIN = 8,	  /* as DELETE */
+	NAT_STATS = 9,	  /* empty -> u32 fields, u32 0, fields x u64 */
 	NAT_METRICS = 10, /* empty -> the server's metrics, Prometheus text */
 	NAT_OP_MAX = 10
 };

@@ -11,8 +11,8 @@
 
 #include "policy.h"
 
-static inline void slot_list_unlink(uint32_t *prev, uint32_t *next, uint32_t *head,
-				    uint32_t *tail, uint32_t s)
+static inline void slot_list_unlink(uint32_t *prev, uint32_t *next, uint32_t *head, uint32_t *tail,
+				    uint32_t s)
 {
 	uint32_t pr = prev[s], nx = next[s];
 	if (pr != POLICY_NONE)
@@ -25,8 +25,8 @@ static inline void slot_list_unlink(uint32_t *prev, uint32_t *next, uint32_t *he
 		*tail = pr;
 }
 
-static inline void slot_list_push(uint32_t *prev, uint32_t *next, uint32_t *head,
-				  uint32_t *tail, uint32_t s)
+static inline void slot_list_push(uint32_t *prev, uint32_t *next, uint32_t *head, uint32_t *tail,
+				  uint32_t s)
 {
 	prev[s] = POLICY_NONE;
 	next[s] = *head;

@@ -15,19 +15,19 @@
 
 struct arena {
 	uint8_t *base;
-	uint64_t bytes;     /* chunks * chunk_bytes */
+	uint64_t bytes; /* chunks * chunk_bytes */
 	uint32_t chunk_bytes;
 	uint32_t chunks;
-	uint32_t *next;     /* chain links, CHUNK_END ends a chain */
+	uint32_t *next; /* chain links, CHUNK_END ends a chain */
 	uint32_t free_head;
 	uint32_t free_count;
-	uint16_t *lent;     /* per chain head: views lent (arena_lend); ARENA_ORPHAN: released */
-	int hugepages;      /* MADV_HUGEPAGE was accepted */
-	int locked;         /* mlock succeeded */
+	uint16_t *lent; /* per chain head: views lent (arena_lend); ARENA_ORPHAN: released */
+	int hugepages;	/* MADV_HUGEPAGE was accepted */
+	int locked;	/* mlock succeeded */
 };
 
-#define CHUNK_END UINT32_MAX
-#define ARENA_ORPHAN 0x8000u /* in lent[]: the chain was released while lent */
+#define CHUNK_END      UINT32_MAX
+#define ARENA_ORPHAN   0x8000u /* in lent[]: the chain was released while lent */
 #define ARENA_LEND_MAX 0x7fffu
 
 /* Maps and touches the region.  Returns 0 or -errno. */

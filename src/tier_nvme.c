@@ -75,8 +75,8 @@ int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
 	struct seg_hdr h;
 	ssize_t n = nv->segs[i].fd < 0 ? 0 : pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0);
 	int rc = n == SEG_HDR_BYTES ? seg_hdr_check(buf, SEG_HDR_BYTES, &h) : KVG_ECORRUPT;
-	if (!rc && (h.seg_id != i || memcmp(h.grid_id, nv->grid_id, 16) ||
-		    h.seg_bytes != nv->seg_bytes))
+	if (!rc &&
+	    (h.seg_id != i || memcmp(h.grid_id, nv->grid_id, 16) || h.seg_bytes != nv->seg_bytes))
 		rc = KVG_ECORRUPT;
 	if (!rc)
 		*gen = h.generation;
@@ -307,7 +307,8 @@ static void note_io_error(struct nvme *nv, int err, const char *what)
 		__atomic_store_n(&nv->degraded_until_us, nvme_now_us() + nv->retry_ms * 1000ull,
 				 __ATOMIC_RELAXED);
 		log_msg(nv->log, LOG_ERR,
-			"%s: NVMe tier degraded after %u I/O errors; DRAM keeps serving; retry in %u ms",
+			"%s: NVMe tier degraded after %u I/O errors; DRAM keeps serving; retry in "
+			"%u ms",
 			nv->dir, n, nv->retry_ms);
 	}
 }
@@ -569,9 +570,10 @@ static void op_finish(struct nvme_op *op)
 		__atomic_add_fetch(&nv->checksum_failures, 1, __ATOMIC_RELAXED);
 		char hex[65];
 		kvg_key_hex(&op->key, hex);
-		log_msg(nv->log, LOG_WARN, "%s: block %.16s at segment %u offset %llu failed "
-			"verification; served as a miss", nv->dir, hex, op->loc.seg,
-			(unsigned long long)op->loc.off4k * KVG_ALIGN);
+		log_msg(nv->log, LOG_WARN,
+			"%s: block %.16s at segment %u offset %llu failed "
+			"verification; served as a miss",
+			nv->dir, hex, op->loc.seg, (unsigned long long)op->loc.off4k * KVG_ALIGN);
 	}
 	if (st == 0 && op->write) /* reads are counted by the grid, per tier */
 		__atomic_add_fetch(&nv->bytes_written, rec_span(op->len), __ATOMIC_RELAXED);
@@ -733,8 +735,7 @@ static int build_read(struct nvme_op *op)
 	op->nvec = 0;
 	vec_add(op, op->hdr, REC_HDR_BYTES);
 	uint32_t parts = op->layered ? op->parts : 1;
-	if (parts < 1 || parts > REC_PARTS_MAX || op->len % parts ||
-	    (op->len / parts) % KVG_ALIGN)
+	if (parts < 1 || parts > REC_PARTS_MAX || op->len % parts || (op->len / parts) % KVG_ALIGN)
 		parts = 1;
 	if (parts > 1) {
 		uint64_t pb = op->len / parts;
@@ -742,7 +743,8 @@ static int build_read(struct nvme_op *op)
 			vec_add(op, (uint8_t *)op->read_into + p * pb, pb);
 	} else {
 		for (uint64_t o = 0; o < main_len; o += GROUP_MAX_BYTES) {
-			uint64_t k = main_len - o < GROUP_MAX_BYTES ? main_len - o : GROUP_MAX_BYTES;
+			uint64_t k =
+			    main_len - o < GROUP_MAX_BYTES ? main_len - o : GROUP_MAX_BYTES;
 			if (vec_add(op, (uint8_t *)op->read_into + o, k))
 				return -E2BIG;
 		}

@@ -35,9 +35,9 @@ struct nvme_op {
 	kvg_key key;
 	uint32_t depth;
 	uint64_t len;
-	uint32_t parts;     /* write: checksum parts (1 or layers) */
-	int layered;        /* read: verify and report part by part */
-	void *dst;          /* read: len bytes */
+	uint32_t parts;	   /* write: checksum parts (1 or layers) */
+	int layered;	   /* read: verify and report part by part */
+	void *dst;	   /* read: len bytes */
 	struct iovec *src; /* write: payload pieces (src_cap of them, see nvme_open) */
 	int srccnt;
 	int src_cap;
@@ -50,24 +50,24 @@ struct nvme_op {
 	/* private to tier_nvme.c */
 	struct nvme *nv;
 	pthread_mutex_t lock;
-	uint8_t *hdr;     /* 4 KiB, aligned */
-	uint8_t *tail;    /* 4 KiB, aligned */
-	uint8_t *bounce;  /* lazily allocated, aligned, kept */
+	uint8_t *hdr;	 /* 4 KiB, aligned */
+	uint8_t *tail;	 /* 4 KiB, aligned */
+	uint8_t *bounce; /* lazily allocated, aligned, kept */
 	uint64_t bounce_cap;
 	struct iovec *vec; /* vector of the whole record */
 	uint32_t nvec, vec_cap;
 	uint32_t *group_end; /* vec index ending each io group */
 	uint32_t ngroups, next_group, groups_done, inflight;
 	uint64_t *group_off;
-	uint8_t *arrived;     /* per part: 0 pending, 1 arrived, 2 verified */
+	uint8_t *arrived; /* per part: 0 pending, 1 arrived, 2 verified */
 	uint32_t parts_verified;
-	uint32_t cb_running;   /* threads inside part_done */
-	int finish_deferred;   /* finished while cb_running: the last one out finishes */
+	uint32_t cb_running; /* threads inside part_done */
+	int finish_deferred; /* finished while cb_running: the last one out finishes */
 	int hdr_ok;
 	int status;
 	int tail_used;
 	uint64_t tail_bytes;
-	void *read_into;  /* where the payload lands (dst or bounce) */
+	void *read_into; /* where the payload lands (dst or bounce) */
 	struct io_req req[8];
 	uint32_t req_group[8]; /* group each window slot is moving */
 	struct nvme_op *next_free;
@@ -139,10 +139,10 @@ int nvme_degraded(struct nvme *nv);
  * and the count of live entries, so that it frees a sealed segment no entry uses any more.
  * I/O in flight on a segment (nvme_seg_io) keeps it from being freed or reused.  All locked.
  */
-uint32_t nvme_seg_head(const struct nvme *nv, uint32_t seg);	/* SLOT_NONE: empty */
+uint32_t nvme_seg_head(const struct nvme *nv, uint32_t seg); /* SLOT_NONE: empty */
 void nvme_seg_set_head(struct nvme *nv, uint32_t seg, uint32_t slot);
-void nvme_seg_live(struct nvme *nv, uint32_t seg, int delta);	/* +1 linked, -1 unlinked */
-void nvme_seg_io(struct nvme *nv, uint32_t seg, int delta);	/* +1 started, -1 ended */
+void nvme_seg_live(struct nvme *nv, uint32_t seg, int delta); /* +1 linked, -1 unlinked */
+void nvme_seg_io(struct nvme *nv, uint32_t seg, int delta);   /* +1 started, -1 ended */
 /* Frees the segment if it is sealed, with no live entry and no I/O in flight. */
 void nvme_seg_release(struct nvme *nv, uint32_t seg);
 

@@ -42,10 +42,10 @@ struct nvme {
 	uint64_t seg_bytes;
 	uint32_t nsegs;
 	struct segment *segs; /* fd -1: a segment whose file is not made yet (free) */
-	uint32_t open_seg;   /* appending here, SLOT_NONE if none */
-	int fs_full;	     /* the last segment file could not be made for lack of room */
-	uint64_t seq;	     /* next record sequence number */
-	uint64_t bytes_used; /* sum of live record spans (approximate capacity use) */
+	uint32_t open_seg;    /* appending here, SLOT_NONE if none */
+	int fs_full;	      /* the last segment file could not be made for lack of room */
+	uint64_t seq;	      /* next record sequence number */
+	uint64_t bytes_used;  /* sum of live record spans (approximate capacity use) */
 	/* error accounting (atomics) */
 	uint32_t io_errors_recent;
 	uint32_t io_error_limit;

@@ -50,12 +50,12 @@ static int grid_id_load(struct nvme *nv, char *err, size_t err_len)
 		if (fd >= 0)
 			close(fd);
 		return err_set(err, err_len, e ? e : -EIO, "%s: cannot write grid.id: %s", nv->dir,
-			    strerror(e ? -e : EIO));
+			       strerror(e ? -e : EIO));
 	}
 	close(fd);
 	if (rename(tmp, path) < 0)
 		return err_set(err, err_len, -errno, "%s: cannot write grid.id: %s", nv->dir,
-			    strerror(errno));
+			       strerror(errno));
 	fsync(nv->dir_fd);
 	return 0;
 }
@@ -158,21 +158,23 @@ static int open_dir(struct nvme *nv, char *err, size_t err_len)
 	nv->dir_made = stat(nv->dir, &st) < 0 && errno == ENOENT;
 	int rc = mkdir_parents(nv->dir);
 	if (rc)
-		return err_set(err, err_len, rc, "dir %s: cannot create: %s", nv->dir, strerror(-rc));
+		return err_set(err, err_len, rc, "dir %s: cannot create: %s", nv->dir,
+			       strerror(-rc));
 	nv->dir_fd = open(nv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (nv->dir_fd < 0)
 		return err_set(err, err_len, -errno, "dir %s: %s", nv->dir, strerror(errno));
 	if (access(nv->dir, W_OK) < 0)
 		return err_set(err, err_len, -errno, "dir %s: not writable: %s", nv->dir,
-			    strerror(errno));
+			       strerror(errno));
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/LOCK", nv->dir);
 	nv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (nv->lock_fd < 0)
 		return err_set(err, err_len, -errno, "dir %s: cannot create LOCK: %s", nv->dir,
-			    strerror(errno));
+			       strerror(errno));
 	if (flock(nv->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return err_set(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)", nv->dir);
+		return err_set(err, err_len, -EBUSY, "dir %s: in use by another grid (LOCK held)",
+			       nv->dir);
 	return 0;
 }
 
@@ -234,9 +236,8 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 	pthread_cond_init(&nv->pool_cond, NULL);
 	int rc;
 	if (nv->nsegs < 2) {
-		rc =
-		    err_set(err, err_len, KVG_ECONFIG,
-			 "nvme_bytes must hold at least two segments of segment_bytes");
+		rc = err_set(err, err_len, KVG_ECONFIG,
+			     "nvme_bytes must hold at least two segments of segment_bytes");
 		goto out_free;
 	}
 	if ((rc = open_dir(nv, err, err_len)))

@@ -4,7 +4,7 @@
 #include "kvgrid.h"
 
 #define VERSION_STR2(x) #x
-#define VERSION_STR(x) VERSION_STR2(x)
+#define VERSION_STR(x)	VERSION_STR2(x)
 
 const char *kvg_version(int *major, int *minor, int *patch)
 {

@@ -17,35 +17,35 @@ static int t_failed;
 static const char *t_name;
 static const char *t_variant = "";
 
-#define CHECK(c)                                                                         \
-	do {                                                                             \
-		if (!(c)) {                                                              \
-			fprintf(stderr, "FAIL %s [%s] %s:%d: %s\n", t_name, t_variant,  \
-				__FILE__, __LINE__, #c);                                 \
-			t_failed++;                                                      \
-			return;                                                          \
-		}                                                                        \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "FAIL %s [%s] %s:%d: %s\n", t_name, t_variant, __FILE__,   \
+				__LINE__, #c);                                                     \
+			t_failed++;                                                                \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_RC(expr, want)                                                             \
-	do {                                                                             \
-		int _rc = (expr);                                                        \
-		if (_rc != (want)) {                                                     \
-			fprintf(stderr, "FAIL %s [%s] %s:%d: %s = %d (%s), want %d\n",   \
-				t_name, t_variant, __FILE__, __LINE__, #expr, _rc,       \
-				kvg_strerror(_rc), (want));                              \
-			t_failed++;                                                      \
-			return;                                                          \
-		}                                                                        \
+#define CHECK_RC(expr, want)                                                                       \
+	do {                                                                                       \
+		int _rc = (expr);                                                                  \
+		if (_rc != (want)) {                                                               \
+			fprintf(stderr, "FAIL %s [%s] %s:%d: %s = %d (%s), want %d\n", t_name,     \
+				t_variant, __FILE__, __LINE__, #expr, _rc, kvg_strerror(_rc),      \
+				(want));                                                           \
+			t_failed++;                                                                \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
-#define RUN(fn)                                                                          \
-	do {                                                                             \
-		int _before = t_failed;                                                  \
-		t_name = #fn;                                                            \
-		fn();                                                                    \
-		fprintf(stderr, "%s %s [%s]\n", t_failed == _before ? "ok  " : "FAIL",  \
-			#fn, t_variant);                                                 \
+#define RUN(fn)                                                                                    \
+	do {                                                                                       \
+		int _before = t_failed;                                                            \
+		t_name = #fn;                                                                      \
+		fn();                                                                              \
+		fprintf(stderr, "%s %s [%s]\n", t_failed == _before ? "ok  " : "FAIL", #fn,        \
+			t_variant);                                                                \
 	} while (0)
 
 /* A fresh scratch directory under $KVG_TEST_TMP (or build/tmp). */

@@ -26,14 +26,14 @@
 
 struct t_variant {
 	const char *name;
-	int nvme;            /* 1: the NVMe tier serves, DRAM off */
+	int nvme;	     /* 1: the NVMe tier serves, DRAM off */
 	uint32_t io_backend; /* enum kvg_io_backend */
 };
 
 static const struct t_variant t_variants[] = {
-	{ "dram", 0, KVG_IO_AUTO },
-	{ "nvme-uring", 1, KVG_IO_URING },
-	{ "nvme-psync", 1, KVG_IO_PSYNC },
+    {"dram", 0, KVG_IO_AUTO},
+    {"nvme-uring", 1, KVG_IO_URING},
+    {"nvme-psync", 1, KVG_IO_PSYNC},
 };
 #define T_NVARIANTS 3
 
@@ -56,35 +56,35 @@ static inline int t_only(const char *name)
 }
 
 /* Runs a test once per variant. */
-#define SWEEP(fn)                                                                        \
-	do {                                                                             \
-		for (int _v = 0; _v < T_NVARIANTS && t_only(#fn); _v++) {               \
-			t_v = &t_variants[_v];                                           \
-			t_variant = t_v->name;                                           \
-			if (t_v->io_backend == KVG_IO_URING && !t_uring_ok()) {          \
-				fprintf(stderr, "skip %s [%s]: no io_uring here\n", #fn, \
-					t_variant);                                      \
-				continue;                                                \
-			}                                                                \
-			RUN(fn);                                                         \
-			t_done();                                                        \
-		}                                                                        \
+#define SWEEP(fn)                                                                                  \
+	do {                                                                                       \
+		for (int _v = 0; _v < T_NVARIANTS && t_only(#fn); _v++) {                          \
+			t_v = &t_variants[_v];                                                     \
+			t_variant = t_v->name;                                                     \
+			if (t_v->io_backend == KVG_IO_URING && !t_uring_ok()) {                    \
+				fprintf(stderr, "skip %s [%s]: no io_uring here\n", #fn,           \
+					t_variant);                                                \
+				continue;                                                          \
+			}                                                                          \
+			RUN(fn);                                                                   \
+			t_done();                                                                  \
+		}                                                                                  \
 	} while (0)
 
 /* Runs a test once, for the NVMe variants only. */
-#define SWEEP_NVME(fn)                                                                   \
-	do {                                                                             \
-		for (int _v = 1; _v < T_NVARIANTS && t_only(#fn); _v++) {               \
-			t_v = &t_variants[_v];                                           \
-			t_variant = t_v->name;                                           \
-			if (t_v->io_backend == KVG_IO_URING && !t_uring_ok()) {          \
-				fprintf(stderr, "skip %s [%s]: no io_uring here\n", #fn, \
-					t_variant);                                      \
-				continue;                                                \
-			}                                                                \
-			RUN(fn);                                                         \
-			t_done();                                                        \
-		}                                                                        \
+#define SWEEP_NVME(fn)                                                                             \
+	do {                                                                                       \
+		for (int _v = 1; _v < T_NVARIANTS && t_only(#fn); _v++) {                          \
+			t_v = &t_variants[_v];                                                     \
+			t_variant = t_v->name;                                                     \
+			if (t_v->io_backend == KVG_IO_URING && !t_uring_ok()) {                    \
+				fprintf(stderr, "skip %s [%s]: no io_uring here\n", #fn,           \
+					t_variant);                                                \
+				continue;                                                          \
+			}                                                                          \
+			RUN(fn);                                                                   \
+			t_done();                                                                  \
+		}                                                                                  \
 	} while (0)
 
 /* Removes the scratch directory of the test that just ran. */
@@ -132,7 +132,8 @@ static inline void t_config(struct kvg_config *c)
 	c->req_max = 64;
 	c->log_level = 0;
 	/* T_POLICY=name runs a test program under another policy (tests of LRU order will fail) */
-	snprintf(c->policy, sizeof(c->policy), "%s", getenv("T_POLICY") ? getenv("T_POLICY") : "lru");
+	snprintf(c->policy, sizeof(c->policy), "%s",
+		 getenv("T_POLICY") ? getenv("T_POLICY") : "lru");
 	if (t_v->nvme) {
 		c->dram_bytes = 0;
 		snprintf(c->dir, sizeof(c->dir), "%s", t_scratch("grid"));
@@ -211,10 +212,9 @@ out:
  * and every byte verified, T_EBYTES if it loaded with wrong bytes or length, or the block's
  * status.  *tier (may be NULL) gets the tier it came from.
  */
-static inline int t_load(kvg_grid *g, const kvg_key *key, size_t len, uint32_t salt,
-			 uint8_t *tier)
+static inline int t_load(kvg_grid *g, const kvg_key *key, size_t len, uint32_t salt, uint8_t *tier)
 {
-	struct kvg_io io = { .key = *key, .len = len };
+	struct kvg_io io = {.key = *key, .len = len};
 	io.buf = t_alloc(len, 0);
 	if (!io.buf)
 		return -12;

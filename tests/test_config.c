@@ -80,8 +80,8 @@ static void set_good_values(void)
 	CHECK(c.io_backend == KVG_IO_PSYNC);
 	CHECK_RC(kvg_config_set(&c, "durability", "durable", err, sizeof(err)), 0);
 	CHECK(c.durability == KVG_DURABILITY_DURABLE);
-	static const char *const yes[] = { "1", "true", "yes", "on" };
-	static const char *const no[] = { "0", "false", "no", "off" };
+	static const char *const yes[] = {"1", "true", "yes", "on"};
+	static const char *const no[] = {"0", "false", "no", "off"};
 	for (int i = 0; i < 4; i++) {
 		CHECK_RC(kvg_config_set(&c, "mlock", yes[i], err, sizeof(err)), 0);
 		CHECK(c.mlock == 1);
@@ -116,8 +116,9 @@ static void set_unknown_name(void)
  * and the field keeps its value; likewise bad booleans and unknown enum names. */
 static void set_bad_values(void)
 {
-	static const char *const bad_sizes[] = { "12Q", "-1", "+1", "", " 5", "1.5G", "0x", "5 ", "4GG",
-						 "99999999999999999999", "17179869184T", "G" };
+	static const char *const bad_sizes[] = {
+	    "12Q",	    "-1", "+1", "", " 5", "1.5G", "0x", "5 ", "4GG", "99999999999999999999",
+	    "17179869184T", "G"};
 	struct kvg_config c;
 	kvg_config_init(&c);
 	char err[256];
@@ -284,8 +285,7 @@ static void load_file_edge_cases(void)
 }
 
 /* Opens c and expects failure with rc (0 = any error) and a reason containing word. */
-static int open_fails(const struct kvg_config *c, int want, const char *word, char *err,
-		      size_t len)
+static int open_fails(const struct kvg_config *c, int want, const char *word, char *err, size_t len)
 {
 	kvg_grid *g = (kvg_grid *)1;
 	err[0] = 0;

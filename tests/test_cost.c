@@ -103,7 +103,7 @@ static void test_totals(void)
 {
 	struct cm_model m;
 	struct cm_hw h;
-	struct cm_totals t = { 0 };
+	struct cm_totals t = {0};
 	double base, grid;
 	toy(&m, &h);
 	cm_add(&t, &m, &h, CM_TIER_DRAM, 5, 2, &base, &grid);
@@ -119,7 +119,7 @@ static void test_totals(void)
 	CHECK(near(cm_cost_per_mtok_grid(&t, &h, CM_TIER_DRAM, 1e9, 30.0 * 24 * 3600),
 		   (0.018144 * 0.001 + 1) / 5e-6));
 	/* a prompt cached whole still prefills its last token */
-	struct cm_totals u = { 0 };
+	struct cm_totals u = {0};
 	cm_add(&u, &m, &h, CM_TIER_DRAM, 5, 5, NULL, NULL);
 	CHECK(near(u.gpu_s_grid, m.gpus * cm_prefill_s(&m, &h, 4, 1)));
 }
@@ -156,7 +156,8 @@ static void test_profile_file(void)
 	snprintf(path, sizeof(path), "%s/p.conf", dir);
 	FILE *f = fopen(path, "w");
 	fputs("# my cluster\nmodel.layers = 40\nhw.mfu = 0.4  # measured\n"
-	      "hw.tier_bw_node.nvme = 12e9\nhw.name = mine\n", f);
+	      "hw.tier_bw_node.nvme = 12e9\nhw.name = mine\n",
+	      f);
 	fclose(f);
 	CHECK_RC(cm_model_get("llama-3.1-8b", &m), 0);
 	CHECK_RC(cm_hw_get("h100", &h), 0);

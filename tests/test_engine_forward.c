@@ -67,7 +67,8 @@ static void ref_forward(const struct llm_model *m, uint32_t dtype, const uint32_
 	double *x = calloc(n * d, sizeof(double)), *h = calloc(d, sizeof(double));
 	double *q = calloc(n * dq, sizeof(double)), *k = calloc(n * dkv, sizeof(double));
 	double *v = calloc(n * dkv, sizeof(double)), *o = calloc(dq, sizeof(double));
-	double *t = calloc(d > c->ffn ? d : c->ffn, sizeof(double)), *g = calloc(c->ffn, sizeof(double));
+	double *t = calloc(d > c->ffn ? d : c->ffn, sizeof(double)),
+	       *g = calloc(c->ffn, sizeof(double));
 	double *u = calloc(c->ffn, sizeof(double)), *p = calloc(n, sizeof(double));
 	for (size_t i = 0; i < n; i++)
 		for (uint32_t j = 0; j < d; j++)
@@ -95,7 +96,8 @@ static void ref_forward(const struct llm_model *m, uint32_t dtype, const uint32_
 				for (size_t jj = 0; jj <= i; jj++) {
 					double s = 0;
 					for (uint32_t e = 0; e < hd; e++)
-						s += q[i * dq + hh * hd + e] * k[jj * dkv + kvh * hd + e];
+						s += q[i * dq + hh * hd + e] *
+						     k[jj * dkv + kvh * hd + e];
 					p[jj] = s / sqrt((double)hd);
 					mx = p[jj] > mx ? p[jj] : mx;
 				}
@@ -133,8 +135,8 @@ static struct llm_config cfg;
 
 static struct llm_fwd *engine(uint32_t dtype, uint32_t bt, uint32_t max_ctx)
 {
-	struct llm_fwd_opts o = { .kv_dtype = dtype, .block_tokens = bt, .max_ctx = max_ctx,
-				  .threads = 2 };
+	struct llm_fwd_opts o = {
+	    .kv_dtype = dtype, .block_tokens = bt, .max_ctx = max_ctx, .threads = 2};
 	struct llm_fwd *f = NULL;
 	char err[256];
 	if (llm_fwd_create(&model, &o, &f, err, sizeof(err)))
@@ -165,7 +167,7 @@ static double rel_diff(const float *a, const double *b, size_t n)
  * contexts inside one page, at a page boundary and across several pages (GQA 4:2). */
 static void test_forward_matches_reference_fp32(void)
 {
-	size_t lens[] = { 1, 5, 16, 17, 47 };
+	size_t lens[] = {1, 5, 16, 17, 47};
 	struct llm_fwd *f = engine(KVG_DTYPE_FP32, 16, 64);
 	CHECK(f);
 	float *lg = calloc(cfg.vocab, sizeof(float));
@@ -189,7 +191,7 @@ static void test_forward_matches_reference_fp32(void)
  * one bf16 step, 2^-8 relative, which shows in the logits at that order). */
 static void test_forward_matches_reference_half(void)
 {
-	uint32_t dts[] = { KVG_DTYPE_BF16, KVG_DTYPE_FP16 };
+	uint32_t dts[] = {KVG_DTYPE_BF16, KVG_DTYPE_FP16};
 	float *lg = calloc(cfg.vocab, sizeof(float));
 	double *ref = calloc(cfg.vocab, sizeof(double));
 	uint32_t tok[40];
@@ -241,7 +243,8 @@ static int feed_layer(void *arg, uint32_t layer)
 	struct layer_feed *lf = arg;
 	size_t pb = llm_fwd_page_bytes(lf->f), part = pb / cfg.layers;
 	for (size_t p = 0; p < lf->pages; p++)
-		memcpy(llm_fwd_page(lf->f, p) + layer * part, lf->saved + p * pb + layer * part, part);
+		memcpy(llm_fwd_page(lf->f, p) + layer * part, lf->saved + p * pb + layer * part,
+		       part);
 	if (lf->n_calls < 8)
 		lf->calls[lf->n_calls] = layer;
 	lf->n_calls++;
@@ -266,7 +269,7 @@ static void test_prefix_is_read_layer_by_layer(void)
 	for (size_t p = 0; p < pages; p++)
 		memcpy(saved + p * pb, llm_fwd_page(f, p), pb);
 	llm_fwd_scramble(f, 0x7f);
-	struct layer_feed lf = { .f = f, .saved = saved, .pages = pages };
+	struct layer_feed lf = {.f = f, .saved = saved, .pages = pages};
 	CHECK_RC(llm_fwd_prefill(f, tok + 64, 64, 11, feed_layer, &lf, part), 0);
 	CHECK(lf.n_calls == cfg.layers);
 	for (uint32_t l = 0; l < cfg.layers; l++)
@@ -304,7 +307,7 @@ static void test_rope(void)
 	struct llm_fwd *f = engine(KVG_DTYPE_FP32, 16, 4096);
 	CHECK(f);
 	uint32_t hd = cfg.head_dim;
-	float q[64] = { 0 }, k[64] = { 0 }, q0[64] = { 0 }, k0[64] = { 0 };
+	float q[64] = {0}, k[64] = {0}, q0[64] = {0}, k0[64] = {0};
 	for (uint32_t i = 0; i < hd; i++) {
 		q0[i] = sinf((float)i + 1.0f);
 		k0[i] = cosf(0.5f * (float)i);
@@ -324,7 +327,7 @@ static void test_rope(void)
 		CHECK(fabs(r0 - r1) < 1e-5);
 	}
 	double dots[3];
-	size_t pairs[3][2] = { { 10, 3 }, { 1007, 1000 }, { 3007, 3000 } };
+	size_t pairs[3][2] = {{10, 3}, {1007, 1000}, {3007, 3000}};
 	for (int t = 0; t < 3; t++) {
 		memcpy(q, q0, sizeof(q));
 		memcpy(k, k0, sizeof(k));
@@ -362,13 +365,15 @@ static void test_gqa_mapping_and_page_shape(void)
 		for (int kv = 0; kv < 2; kv++) /* K then V: head h of the MHA copies head h/group */
 			for (uint32_t h = 0; h < cfg.heads; h++)
 				memcpy(w->wqkv + ((size_t)dq * (1 + kv) + (size_t)h * hd) * d,
-				       g->wqkv + ((size_t)dq + (size_t)kv * dkv + (size_t)(h / group) * hd) * d,
+				       g->wqkv + ((size_t)dq + (size_t)kv * dkv +
+						  (size_t)(h / group) * hd) *
+						     d,
 				       (size_t)hd * d * sizeof(float));
 		memcpy(w->wo, g->wo, (size_t)d * dq * sizeof(float));
 		memcpy(w->wgu, g->wgu, (size_t)2 * cfg.ffn * d * sizeof(float));
 		memcpy(w->wdown, g->wdown, (size_t)d * cfg.ffn * sizeof(float));
 	}
-	struct llm_fwd_opts o = { .kv_dtype = KVG_DTYPE_FP32, .block_tokens = 16, .max_ctx = 64 };
+	struct llm_fwd_opts o = {.kv_dtype = KVG_DTYPE_FP32, .block_tokens = 16, .max_ctx = 64};
 	struct llm_fwd *fg = engine(KVG_DTYPE_FP32, 16, 64), *fm = NULL;
 	CHECK(fg);
 	CHECK_RC(llm_fwd_create(&mha, &o, &fm, err, sizeof(err)), 0);
@@ -405,8 +410,8 @@ static void test_kv_dtype_rounding(void)
 	CHECK(llm_f32_to_f16(65519.0f) == 0x7bff);
 	CHECK(llm_f32_to_f16(65520.0f) == 0x7c00);
 	CHECK(llm_f32_to_f16(0x1p-24f) == 0x0001);
-	CHECK(llm_f32_to_f16(0x1p-25f) == 0x0000);          /* tie -> even (zero) */
-	CHECK(llm_f32_to_f16(0x1.8p-24f) == 0x0002);        /* tie -> even (two) */
+	CHECK(llm_f32_to_f16(0x1p-25f) == 0x0000);	    /* tie -> even (zero) */
+	CHECK(llm_f32_to_f16(0x1.8p-24f) == 0x0002);	    /* tie -> even (two) */
 	CHECK(llm_f32_to_f16(1.0f + 0x1p-11f) == 0x3c00);   /* tie -> even */
 	CHECK(llm_f32_to_f16(1.0f + 0x1.8p-10f) == 0x3c02); /* tie -> even (up) */
 	CHECK((llm_f32_to_f16(NAN) & 0x7c00) == 0x7c00 && (llm_f32_to_f16(NAN) & 0x3ff));
@@ -418,14 +423,14 @@ static void test_kv_dtype_rounding(void)
 /* Description: bad engine options and out-of-range input are refused, not run. */
 static void test_bad_input_is_refused(void)
 {
-	struct llm_fwd_opts o = { .kv_dtype = KVG_DTYPE_FP8, .block_tokens = 16, .max_ctx = 64 };
+	struct llm_fwd_opts o = {.kv_dtype = KVG_DTYPE_FP8, .block_tokens = 16, .max_ctx = 64};
 	struct llm_fwd *f = NULL;
 	char err[256] = "";
 	CHECK_RC(llm_fwd_create(&model, &o, &f, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "dtype"));
 	f = engine(KVG_DTYPE_BF16, 16, 32);
 	CHECK(f);
-	uint32_t tok[40] = { 0 };
+	uint32_t tok[40] = {0};
 	CHECK_RC(llm_fwd_prefill(f, tok, 0, 33, NULL, NULL, NULL), -EINVAL);
 	tok[3] = cfg.vocab;
 	CHECK_RC(llm_fwd_prefill(f, tok, 0, 8, NULL, NULL, NULL), -EINVAL);
@@ -435,7 +440,8 @@ static void test_bad_input_is_refused(void)
 int main(void)
 {
 	char err[256];
-	if (llm_config_by_name("tiny", &cfg) || llm_model_init_seed(&model, &cfg, 42, err, sizeof(err))) {
+	if (llm_config_by_name("tiny", &cfg) ||
+	    llm_model_init_seed(&model, &cfg, 42, err, sizeof(err))) {
 		fprintf(stderr, "model: %s\n", err);
 		return 1;
 	}

@@ -23,19 +23,19 @@
 #include "io_fault.h" /* the fault backend's counters (and its link into this test) */
 #include "t.h"
 
-#define BT 16
+#define BT	16
 #define MAX_CTX 256
 
 enum variant { V_DRAM, V_URING, V_PSYNC };
-static const char *const variant_names[] = { "dram", "nvme-uring", "nvme-psync" };
+static const char *const variant_names[] = {"dram", "nvme-uring", "nvme-psync"};
 static enum variant variant;
 static char dir[4096];
 static struct llm_config cfg;
 static struct llm_model model, other_model;
 static struct llm_fwd *eng, *other_eng;
 
-static int open_grid(struct llm_fwd *f, const char *tenant, const char *fault_plan,
-		     kvg_grid **g, struct llm_link **lk)
+static int open_grid(struct llm_fwd *f, const char *tenant, const char *fault_plan, kvg_grid **g,
+		     struct llm_link **lk)
 {
 	struct kvg_config c;
 	char err[512];
@@ -100,7 +100,7 @@ static uint32_t want_tier(void)
  * expected tier, and its first-token logits equal the recompute's bit for bit. */
 static void test_reload_equals_recompute(void)
 {
-	size_t lens[] = { 17, 31, 32, 33, 48, 63, 80, 200 };
+	size_t lens[] = {17, 31, 32, 33, 48, 63, 80, 200};
 	kvg_grid *g;
 	struct llm_link *lk;
 	CHECK_RC(open_grid(eng, "", NULL, &g, &lk), 0);
@@ -200,8 +200,8 @@ static void test_decode_blocks_are_reused(void)
 	struct llm_link_stats st;
 	CHECK_RC(llm_link_prefill(lk, tok, 40, got, &st), 0);
 	CHECK_RC(llm_link_decode(lk, tok, 40, 12, got, &st), 0); /* positions 40..50 computed */
-	CHECK(st.stored_blocks == 2 + 1);                        /* block 2 = [32, 48) */
-	tokens(tok + 52, 30, 6);                                 /* the next turn's new tokens */
+	CHECK(st.stored_blocks == 2 + 1);			 /* block 2 = [32, 48) */
+	tokens(tok + 52, 30, 6);				 /* the next turn's new tokens */
 	recompute(eng, tok, 82, want);
 	CHECK_RC(llm_link_prefill(lk, tok, 82, got, &st), 0);
 	CHECK(st.cached_tokens == 48);
@@ -233,7 +233,8 @@ static void test_failed_load_falls_back(void)
 	llm_link_flush(lk);
 	recompute(eng, tok, 64, want);
 	CHECK_RC(llm_link_prefill(lk, tok, 64, got, &st), 0);
-	CHECK(st.load_fallbacks == 1 && st.cached_tokens < 48 && st.cached_tokens + st.computed_tokens == 64);
+	CHECK(st.load_fallbacks == 1 && st.cached_tokens < 48 &&
+	      st.cached_tokens + st.computed_tokens == 64);
 	CHECK(memcmp(want, got, cfg.vocab * 4) == 0);
 	struct kvg_stats ks;
 	kvg_stats_get(g, &ks);
@@ -265,8 +266,8 @@ static void test_layout_mismatch_refused(void)
 int main(void)
 {
 	char err[256];
-	struct llm_fwd_opts o = { .kv_dtype = KVG_DTYPE_BF16, .block_tokens = BT,
-				  .max_ctx = MAX_CTX, .threads = 2 };
+	struct llm_fwd_opts o = {
+	    .kv_dtype = KVG_DTYPE_BF16, .block_tokens = BT, .max_ctx = MAX_CTX, .threads = 2};
 	if (llm_config_by_name("tiny", &cfg) ||
 	    llm_model_init_seed(&model, &cfg, 42, err, sizeof(err)) ||
 	    llm_model_init_seed(&other_model, &cfg, 43, err, sizeof(err)) ||
@@ -277,12 +278,12 @@ int main(void)
 	}
 	char base[2048];
 	t_tmpdir(base, sizeof(base), "engine-grid");
-	void (*tests[])(void) = { test_reload_equals_recompute, test_partial_prefix,
-				  test_tenants_models_and_restart, test_decode_blocks_are_reused,
-				  test_failed_load_falls_back };
-	const char *names[] = { "test_reload_equals_recompute", "test_partial_prefix",
-				"test_tenants_models_and_restart", "test_decode_blocks_are_reused",
-				"test_failed_load_falls_back" };
+	void (*tests[])(void) = {test_reload_equals_recompute, test_partial_prefix,
+				 test_tenants_models_and_restart, test_decode_blocks_are_reused,
+				 test_failed_load_falls_back};
+	const char *names[] = {"test_reload_equals_recompute", "test_partial_prefix",
+			       "test_tenants_models_and_restart", "test_decode_blocks_are_reused",
+			       "test_failed_load_falls_back"};
 	for (int v = V_DRAM; v <= V_PSYNC; v++) {
 		variant = (enum variant)v;
 		t_variant = variant_names[v];
@@ -295,8 +296,8 @@ int main(void)
 			}
 			t_name = names[i];
 			tests[i]();
-			fprintf(stderr, "%s %s [%s]\n", t_failed == before ? "ok  " : "FAIL", names[i],
-				t_variant);
+			fprintf(stderr, "%s %s [%s]\n", t_failed == before ? "ok  " : "FAIL",
+				names[i], t_variant);
 		}
 	}
 	t_variant = "";

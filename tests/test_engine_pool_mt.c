@@ -31,7 +31,7 @@ static void work(void *arg, uint32_t item, uint32_t worker)
  * item runs exactly once per job and its result is visible when llm_pool_run() returns. */
 static void test_every_item_once(void)
 {
-	uint32_t counts[] = { 1, 2, 4 };
+	uint32_t counts[] = {1, 2, 4};
 	for (size_t c = 0; c < 3; c++) {
 		struct llm_pool *p;
 		CHECK_RC(llm_pool_create(counts[c], &p), 0);

@@ -42,7 +42,7 @@ static int write_model(const char *path, const struct llm_model *m, const char *
 
 static void logits_of(const struct llm_model *m, float *out)
 {
-	struct llm_fwd_opts o = { .kv_dtype = KVG_DTYPE_BF16, .block_tokens = 16, .max_ctx = 32 };
+	struct llm_fwd_opts o = {.kv_dtype = KVG_DTYPE_BF16, .block_tokens = 16, .max_ctx = 32};
 	struct llm_fwd *f = NULL;
 	char err[256];
 	uint32_t tok[20];
@@ -78,7 +78,7 @@ static void test_f32_round_trip(void)
  * originals rounded to that dtype. */
 static void test_half_tensors_widen_exactly(void)
 {
-	const char *dts[] = { "BF16", "F16" };
+	const char *dts[] = {"BF16", "F16"};
 	for (int d = 0; d < 2; d++) {
 		char p[4200], err[512];
 		path_of(p, sizeof(p), "half.safetensors");
@@ -88,7 +88,8 @@ static void test_half_tensors_widen_exactly(void)
 		size_t n = model.mem_bytes / 4;
 		for (size_t i = 0; i < n; i += 7) {
 			float o = model.mem[i];
-			float want = d ? llm_f16_to_f32(llm_f32_to_f16(o)) : llm_bf16_to_f32(llm_f32_to_bf16(o));
+			float want = d ? llm_f16_to_f32(llm_f32_to_f16(o))
+				       : llm_bf16_to_f32(llm_f32_to_bf16(o));
 			CHECK(back.mem[i] == want);
 		}
 		llm_model_free(&back);
@@ -137,7 +138,7 @@ static void test_truncated_files(void)
 	CHECK_RC(write_model(p, &model, "F32", NULL), 0);
 	struct stat sb;
 	CHECK(stat(p, &sb) == 0);
-	off_t cuts[] = { sb.st_size - 1, sb.st_size / 2, 40, 5 }; /* shrinking: truncate() extends */
+	off_t cuts[] = {sb.st_size - 1, sb.st_size / 2, 40, 5}; /* shrinking: truncate() extends */
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		CHECK(truncate(p, cuts[i]) == 0);
 		struct llm_model back;
@@ -153,10 +154,10 @@ static void test_truncated_files(void)
  * tensor's dtype and shape, is refused with -EBADMSG; an unreadable path with -ENOENT. */
 static void test_malformed_headers(void)
 {
-	const char *bad[] = { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]",
-			      "[1,2,3]",
-			      "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
-			      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}" };
+	const char *bad[] = {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]",
+			     "[1,2,3]",
+			     "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+			     "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}"};
 	char p[4200], err[512];
 	path_of(p, sizeof(p), "bad.safetensors");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -235,7 +236,8 @@ int main(void)
 {
 	char err[256];
 	t_tmpdir(dir, sizeof(dir), "engine-st");
-	if (llm_config_by_name("tiny", &cfg) || llm_model_init_seed(&model, &cfg, 42, err, sizeof(err)))
+	if (llm_config_by_name("tiny", &cfg) ||
+	    llm_model_init_seed(&model, &cfg, 42, err, sizeof(err)))
 		return 1;
 	RUN(test_f32_round_trip);
 	RUN(test_half_tensors_widen_exactly);

@@ -22,8 +22,8 @@ static kvg_grid *open_or_null(const struct kvg_config *c)
 	return g;
 }
 
-#define OPEN(g, c)                                                                       \
-	kvg_grid *g = open_or_null(c);                                                   \
+#define OPEN(g, c)                                                                                 \
+	kvg_grid *g = open_or_null(c);                                                             \
 	CHECK(g)
 
 /* ---- lookup ---------------------------------------------------------------------------- */
@@ -178,9 +178,9 @@ static void lookup_keys_reports_tiers(void)
  * buffer reports the block's own length. */
 static void store_load_round_trips(void)
 {
-	static const size_t sizes[] = { 1, 3, 100, 4095, 4096, 4097, 8191, 32768, 65537,
-					200000, (1 << 20) + 1 };
-	static const size_t skews[] = { 0, 1, 7 };
+	static const size_t sizes[] = {1,    3,	    100,   4095,   4096,	 4097,
+				       8191, 32768, 65537, 200000, (1 << 20) + 1};
+	static const size_t skews[] = {0, 1, 7};
 	struct kvg_config c;
 	t_config(&c);
 	OPEN(g, &c);
@@ -188,17 +188,17 @@ static void store_load_round_trips(void)
 	for (size_t s = 0; s < 3; s++)
 		for (size_t i = 0; i < n; i++) {
 			kvg_key key;
-			uint32_t raw[2] = { (uint32_t)s, (uint32_t)i };
+			uint32_t raw[2] = {(uint32_t)s, (uint32_t)i};
 			kvg_raw_key(g, raw, sizeof(raw), &key);
 			size_t len = sizes[i], skew = skews[s];
 			uint8_t *src = t_alloc(len, skew), *dst = t_alloc(len + 100, skew);
 			CHECK(src && dst);
 			t_fill(src, len, &key, 5);
-			struct kvg_io io = { .key = key, .buf = src, .len = len };
+			struct kvg_io io = {.key = key, .buf = src, .len = len};
 			CHECK_RC(kvg_store_sync(g, &io, 1, 0), 0);
 			CHECK_RC(io.status, 0);
 			memset(dst, 0xa5, len + 100);
-			struct kvg_io ld = { .key = key, .buf = dst, .len = len + 100 };
+			struct kvg_io ld = {.key = key, .buf = dst, .len = len + 100};
 			CHECK_RC(kvg_load_sync(g, &ld, 1, 0), 0);
 			CHECK_RC(ld.status, 0);
 			CHECK(ld.len == len);
@@ -224,12 +224,12 @@ static void zero_byte_block(void)
 		kvg_raw_key(g, unaligned ? "empty-u" : "empty", unaligned ? 7 : 5, &key);
 		uint8_t *b = t_alloc(16, (size_t)unaligned);
 		CHECK(b);
-		struct kvg_io io = { .key = key, .buf = b, .len = 0 };
+		struct kvg_io io = {.key = key, .buf = b, .len = 0};
 		CHECK_RC(kvg_store_sync(g, &io, 1, 0), 0);
 		size_t hit = 0;
 		CHECK_RC(kvg_lookup_keys(g, &key, 1, &hit, NULL), 0);
 		CHECK(hit == 1);
-		struct kvg_io ld = { .key = key, .buf = b, .len = 16 };
+		struct kvg_io ld = {.key = key, .buf = b, .len = 16};
 		CHECK_RC(kvg_load_sync(g, &ld, 1, 0), 0);
 		CHECK(ld.len == 0);
 		t_free(b, (size_t)unaligned);
@@ -250,8 +250,8 @@ static void store_over_max_value_is_too_big(void)
 	kvg_raw_key(g, "max+1", 5, &k[1]);
 	uint8_t *buf = t_alloc((64 << 10) + 1, 0);
 	CHECK(buf);
-	struct kvg_io io[2] = { { .key = k[0], .buf = buf, .len = 64 << 10 },
-				{ .key = k[1], .buf = buf, .len = (64 << 10) + 1 } };
+	struct kvg_io io[2] = {{.key = k[0], .buf = buf, .len = 64 << 10},
+			       {.key = k[1], .buf = buf, .len = (64 << 10) + 1}};
 	CHECK_RC(kvg_store_sync(g, io, 2, 0), KVG_ETOOBIG);
 	CHECK_RC(io[0].status, 0);
 	CHECK_RC(io[1].status, KVG_ETOOBIG);
@@ -276,7 +276,7 @@ static void load_into_small_buffer(void)
 	CHECK_RC(t_store(g, &k, 1, 10000, 4), 0);
 	uint8_t *buf = t_alloc(10000, 0);
 	CHECK(buf);
-	struct kvg_io io = { .key = k, .buf = buf, .len = 9999 };
+	struct kvg_io io = {.key = k, .buf = buf, .len = 9999};
 	CHECK_RC(kvg_load_sync(g, &io, 1, 0), KVG_EBUFSIZE);
 	CHECK_RC(io.status, KVG_EBUFSIZE);
 	t_free(buf, 0);
@@ -294,12 +294,12 @@ static void batch_of_hits_and_misses(void)
 	OPEN(g, &c);
 	kvg_key k[8];
 	CHECK(t_chain(g, 20, 8, k) == 8);
-	kvg_key present[4] = { k[0], k[2], k[5], k[6] };
+	kvg_key present[4] = {k[0], k[2], k[5], k[6]};
 	CHECK_RC(t_store(g, present, 4, 5000, 6), 0);
 	struct kvg_stats before = t_stats(g);
 	struct kvg_io io[8];
 	for (int i = 0; i < 8; i++) {
-		io[i] = (struct kvg_io){ .key = k[i], .len = 5000 };
+		io[i] = (struct kvg_io){.key = k[i], .len = 5000};
 		io[i].buf = t_alloc(5000, 0);
 		CHECK(io[i].buf);
 	}
@@ -313,10 +313,10 @@ static void batch_of_hits_and_misses(void)
 			CHECK(io[i].tier == KVG_TIER_NONE);
 	}
 	struct kvg_stats after = t_stats(g);
-	uint64_t misses = after.tier[0].misses + after.tier[1].misses -
-			  before.tier[0].misses - before.tier[1].misses;
-	uint64_t hits = after.tier[0].hits + after.tier[1].hits - before.tier[0].hits -
-			before.tier[1].hits;
+	uint64_t misses = after.tier[0].misses + after.tier[1].misses - before.tier[0].misses -
+			  before.tier[1].misses;
+	uint64_t hits =
+	    after.tier[0].hits + after.tier[1].hits - before.tier[0].hits - before.tier[1].hits;
 	CHECK(misses == 4);
 	CHECK(hits == 4);
 	CHECK(after.loads - before.loads == 8);
@@ -417,8 +417,9 @@ static void stats_count_operations(void)
 	CHECK(b.tier[t].capacity_bytes == (t_v->nvme ? c.nvme_bytes : c.dram_bytes));
 	CHECK(b.index_blocks == 2);
 	CHECK(b.index_capacity > 0 && b.index_bytes > 0);
-	CHECK(strcmp(b.tier[t].backend, t_v->nvme ? (t_v->io_backend == KVG_IO_URING ?
-							     "uring" : "psync") : "arena") == 0);
+	CHECK(strcmp(b.tier[t].backend,
+		     t_v->nvme ? (t_v->io_backend == KVG_IO_URING ? "uring" : "psync") : "arena") ==
+	      0);
 	kvg_close(g);
 }
 
@@ -438,7 +439,7 @@ static void large_batches(void)
 	CHECK(k && io && mem);
 	CHECK(t_chain(g, 45, N, k) == N);
 	for (int i = 0; i < N; i++) {
-		io[i] = (struct kvg_io){ .key = k[i], .buf = mem + (size_t)i * LEN, .len = LEN };
+		io[i] = (struct kvg_io){.key = k[i], .buf = mem + (size_t)i * LEN, .len = LEN};
 		t_fill(io[i].buf, LEN, &k[i], 7);
 	}
 	CHECK_RC(kvg_store_sync(g, io, N, 0), 0);
@@ -522,17 +523,17 @@ static void async_poll_wait_timeout_and_busy(void)
 	CHECK_RC(t_store(g, &k, 1, 20000, 3), 0);
 	struct gate gt;
 	gate_init(&gt);
-	struct kvg_req_opts hold = { .done = blocking_done, .arg = &gt };
+	struct kvg_req_opts hold = {.done = blocking_done, .arg = &gt};
 	kvg_req *r0, *r1, *r2;
 	CHECK_RC(kvg_store(g, NULL, 0, &hold, &r0), 0); /* empty: completes on the worker */
 	gate_wait_entered(&gt);
 	uint8_t *buf = t_alloc(20000, 0);
 	CHECK(buf);
-	struct kvg_io io = { .key = k, .buf = buf, .len = 20000 };
+	struct kvg_io io = {.key = k, .buf = buf, .len = 20000};
 	CHECK_RC(kvg_load(g, &io, 1, NULL, &r1), 0);
 	CHECK_RC(kvg_req_poll(r1), KVG_EINPROGRESS);
 	CHECK_RC(kvg_req_wait(r1, 50), KVG_EINPROGRESS);
-	struct kvg_io io2 = { .key = k, .buf = buf, .len = 20000 };
+	struct kvg_io io2 = {.key = k, .buf = buf, .len = 20000};
 	CHECK_RC(kvg_load(g, &io2, 1, NULL, &r2), KVG_EBUSY);
 	gate_open(&gt);
 	CHECK_RC(kvg_req_wait(r1, 10000), 0);
@@ -590,14 +591,14 @@ static void async_done_callback(void)
 	CHECK(t_chain(g, 40, N + 1, k) == N + 1);
 	struct kvg_io io[N + 1];
 	for (int i = 0; i <= N; i++) {
-		io[i] = (struct kvg_io){ .key = k[i], .len = LEN };
+		io[i] = (struct kvg_io){.key = k[i], .len = LEN};
 		io[i].buf = t_alloc(LEN, 0);
 		CHECK(io[i].buf);
 		t_fill(io[i].buf, LEN, &k[i], 8);
 	}
-	struct done_count d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL,
-				io, N, -1 };
-	struct kvg_req_opts o = { .done = counting_done, .arg = &d };
+	struct done_count d = {
+	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, io, N, -1};
+	struct kvg_req_opts o = {.done = counting_done, .arg = &d};
 	kvg_req *r;
 	CHECK_RC(kvg_store(g, io, N, &o, &r), 0);
 	pthread_mutex_lock(&d.mu);
@@ -649,7 +650,7 @@ static void async_many_in_flight(void)
 	struct kvg_io io[R * B];
 	kvg_req *r[R];
 	for (int i = 0; i < R * B; i++) {
-		io[i] = (struct kvg_io){ .key = k[i], .len = LEN };
+		io[i] = (struct kvg_io){.key = k[i], .len = LEN};
 		io[i].buf = t_alloc(LEN, (size_t)i % 3);
 		CHECK(io[i].buf);
 	}
@@ -751,9 +752,9 @@ static void close_waits_for_requests_in_flight(void)
 		OPEN(g, &c);
 		CHECK(t_chain(g, 70, 2 * N, k) == 2 * N);
 		CHECK_RC(t_store(g, k, N, LEN, 1), 0);
-		struct kvg_req_opts o = { .done = count_call, .arg = &calls };
+		struct kvg_req_opts o = {.done = count_call, .arg = &calls};
 		for (int i = 0; i < 2 * N; i++) {
-			io[i] = (struct kvg_io){ .key = k[i], .len = LEN };
+			io[i] = (struct kvg_io){.key = k[i], .len = LEN};
 			io[i].buf = t_alloc(LEN, 0);
 			CHECK(io[i].buf);
 			if (i < N)
@@ -831,8 +832,8 @@ static int store_flags(kvg_grid *g, const kvg_key *keys, int n, size_t len, uint
 {
 	struct kvg_io io[32];
 	for (int i = 0; i < n && i < 32; i++) {
-		io[i] = (struct kvg_io){ .key = keys[i], .buf = t_alloc(len, 0), .len = len,
-					 .depth = (uint32_t)i };
+		io[i] = (struct kvg_io){
+		    .key = keys[i], .buf = t_alloc(len, 0), .len = len, .depth = (uint32_t)i};
 		t_fill(io[i].buf, len, &keys[i], salt);
 	}
 	int rc = kvg_store_sync(g, io, (size_t)n, flags);
@@ -872,8 +873,7 @@ static void density_keeps_ended_sessions_off_nvme(void)
 /* One request of the hint workload: ids [first, first + 4) as raw keys; loads the cached
  * prefix and stores the rest, as a serving layer would, with flags.  Adds the blocks that
  * were cached to *hits. */
-static void hint_request(kvg_grid *g, uint64_t first, uint32_t flags, uint8_t *buf,
-			 size_t *hits)
+static void hint_request(kvg_grid *g, uint64_t first, uint32_t flags, uint8_t *buf, size_t *hits)
 {
 	kvg_key k[4];
 	struct kvg_io io[4];
@@ -884,8 +884,8 @@ static void hint_request(kvg_grid *g, uint64_t first, uint32_t flags, uint8_t *b
 	size_t hit = 0;
 	CHECK_RC(kvg_lookup_keys(g, k, 4, &hit, NULL), 0);
 	for (uint32_t i = 0; i < 4; i++) {
-		io[i] = (struct kvg_io){ .key = k[i], .buf = buf + (size_t)i * 4096, .len = 4096,
-					 .depth = i };
+		io[i] = (struct kvg_io){
+		    .key = k[i], .buf = buf + (size_t)i * 4096, .len = 4096, .depth = i};
 		if (i >= hit)
 			t_fill(io[i].buf, 4096, &k[i], 1);
 	}
@@ -943,7 +943,7 @@ static void session_hints_reach_the_policy(void)
 	kvg_key k;
 	kvg_raw_key(g, "both", 4, &k);
 	uint8_t *buf = t_alloc(4096, 0);
-	struct kvg_io io = { .key = k, .buf = buf, .len = 4096 };
+	struct kvg_io io = {.key = k, .buf = buf, .len = 4096};
 	CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_CONTINUES | KVG_STORE_LAST), -EINVAL);
 	CHECK_RC(kvg_load_sync(g, &io, 1, KVG_STORE_CONTINUES | KVG_STORE_LAST), -EINVAL);
 	t_free(buf, 0);
@@ -970,7 +970,7 @@ static void calls_are_named_for_the_policy(void)
 		kvg_raw_key(g, &i, sizeof(i), &k[i]);
 	struct kvg_io io[3];
 	for (int i = 0; i < 3; i++) { /* one call: k0, k1, k2, all at depth 0 */
-		io[i] = (struct kvg_io){ .key = k[i], .buf = t_alloc(4096, 0), .len = 4096 };
+		io[i] = (struct kvg_io){.key = k[i], .buf = t_alloc(4096, 0), .len = 4096};
 		t_fill(io[i].buf, 4096, &k[i], 7);
 	}
 	CHECK_RC(kvg_store_sync(g, io, 3, 0), 0);
@@ -993,7 +993,7 @@ static void calls_are_named_for_the_policy(void)
  * calls): (3, 1), (2, 2) and (1, 1). */
 static void prefetch_promotes_to_dram(void)
 {
-	static const uint32_t cases[3][2] = { { 3, 1 }, { 2, 2 }, { 1, 1 } };
+	static const uint32_t cases[3][2] = {{3, 1}, {2, 2}, {1, 1}};
 	for (int cs = 0; cs < 3; cs++) {
 		uint32_t workers = cases[cs][0], calls = cases[cs][1];
 		struct kvg_config c;
@@ -1008,7 +1008,7 @@ static void prefetch_promotes_to_dram(void)
 		CHECK(buf);
 		for (int i = 0; i < 4; i++) { /* to NVMe at once, and DRAM */
 			t_fill(buf, 8192, &k[i], 1);
-			struct kvg_io io = { .key = k[i], .buf = buf, .len = 8192 };
+			struct kvg_io io = {.key = k[i], .buf = buf, .len = 8192};
 			CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_NVME), 0);
 		}
 		t_free(buf, 0);
@@ -1026,14 +1026,16 @@ static void prefetch_promotes_to_dram(void)
 		if (calls == 2)
 			CHECK(kvg_prefetch(g, k + 2, 2) == 2);
 		uint8_t *b2 = t_alloc(8192, 0);
-		struct kvg_io io = { .key = k[3], .buf = b2, .len = 8192 };
+		struct kvg_io io = {.key = k[3], .buf = b2, .len = 8192};
 		kvg_req *r;
 		CHECK_RC(kvg_load(g, &io, 1, NULL, &r), 0);
 		int rc = kvg_req_wait(r, 10000);
 		if (rc == KVG_EINPROGRESS) {
-			fprintf(stderr, "BUG: kvg_prefetch holds a worker while it waits for "
-					"a load that needs a worker (workers=%u, %u prefetch calls): "
-					"deadlock\n", workers, calls);
+			fprintf(stderr,
+				"BUG: kvg_prefetch holds a worker while it waits for "
+				"a load that needs a worker (workers=%u, %u prefetch calls): "
+				"deadlock\n",
+				workers, calls);
 			t_failed++;
 			return; /* the grid is stuck: leave it */
 		}

@@ -30,16 +30,16 @@ static int nvme_skipped_here(void)
 }
 
 #define THREADS 6
-#define SHARED 96   /* keys every thread stores and loads */
-#define RUN_MS 1500 /* per configuration */
+#define SHARED	96   /* keys every thread stores and loads */
+#define RUN_MS	1500 /* per configuration */
 
 struct shared {
 	kvg_grid *g;
 	kvg_key keys[SHARED];
 	size_t lens[SHARED];
 	uint64_t deadline_ms;
-	int wrong_bytes;  /* loads that succeeded with bad bytes or length */
-	int bad_status;   /* statuses outside the expected set */
+	int wrong_bytes; /* loads that succeeded with bad bytes or length */
+	int bad_status;	 /* statuses outside the expected set */
 	uint64_t loads_ok, stores_ok, misses;
 };
 
@@ -79,8 +79,10 @@ static void *engine_thread(void *arg)
 		int store = rnd(&seed) % 3 == 0;
 		for (int b = 0; b < 4; b++) {
 			int i = (int)(rnd(&seed) % SHARED);
-			io[b] = (struct kvg_io){ .key = sh->keys[i], .buf = buf[b], .len = sh->lens[i],
-						 .depth = (uint32_t)i };
+			io[b] = (struct kvg_io){.key = sh->keys[i],
+						.buf = buf[b],
+						.len = sh->lens[i],
+						.depth = (uint32_t)i};
 			if (store)
 				t_fill(buf[b], sh->lens[i], &sh->keys[i], 0);
 			else
@@ -203,7 +205,7 @@ static void *async_thread(void *arg)
 	struct async_ctx *a = arg;
 	enum { R = 4, B = 4, LEN = 20000 };
 	kvg_key k[R * B];
-	uint32_t raw[2] = { (uint32_t)a->thread, 0 };
+	uint32_t raw[2] = {(uint32_t)a->thread, 0};
 	for (int i = 0; i < R * B; i++) {
 		raw[1] = (uint32_t)i;
 		kvg_raw_key(a->g, raw, sizeof(raw), &k[i]);
@@ -218,19 +220,22 @@ static void *async_thread(void *arg)
 		int op = round % 2; /* store, then load the same blocks */
 		kvg_req *r[R];
 		for (int i = 0; i < R * B; i++) {
-			io[i] = (struct kvg_io){ .key = k[i], .buf = bufs + (size_t)i * LEN, .len = LEN };
+			io[i] =
+			    (struct kvg_io){.key = k[i], .buf = bufs + (size_t)i * LEN, .len = LEN};
 			if (op == 0)
 				t_fill(io[i].buf, LEN, &k[i], (uint32_t)round);
 			else
 				memset(io[i].buf, 0, LEN);
 		}
-		struct kvg_req_opts o = { .done = count_done, .arg = &a->done_calls };
+		struct kvg_req_opts o = {.done = count_done, .arg = &a->done_calls};
 		int oldest = 0; /* requests before this one have been waited for and freed */
 		for (int q = 0; q < R; q++) {
 			int rc;
-			while ((rc = op == 0 ? kvg_store(a->g, &io[q * B], B, &o, &r[q]) :
-					       kvg_load(a->g, &io[q * B], B, &o, &r[q])) == KVG_EBUSY) {
-				/* the pool counts requests until they are freed: free one of ours */
+			while ((rc = op == 0
+					 ? kvg_store(a->g, &io[q * B], B, &o, &r[q])
+					 : kvg_load(a->g, &io[q * B], B, &o, &r[q])) == KVG_EBUSY) {
+				/* the pool counts requests until they are freed: free one of ours
+				 */
 				if (oldest < q) {
 					if (r[oldest] && kvg_req_wait(r[oldest], -1))
 						a->failures++;
@@ -253,7 +258,8 @@ static void *async_thread(void *arg)
 			kvg_req_free(r[q]);
 		}
 		if (op == 1)
-			for (int i = 0; i < R * B; i++) /* stored in round-1: a refresh keeps round 0 */
+			for (int i = 0; i < R * B;
+			     i++) /* stored in round-1: a refresh keeps round 0 */
 				if (!t_verify(io[i].buf, LEN, &k[i], 0))
 					a->failures++;
 	}
@@ -279,7 +285,7 @@ static void threads_with_async_requests(void)
 	struct async_ctx a[T];
 	pthread_t th[T];
 	for (int t = 0; t < T; t++) {
-		a[t] = (struct async_ctx){ g, t, 0, 0 };
+		a[t] = (struct async_ctx){g, t, 0, 0};
 		CHECK(pthread_create(&th[t], NULL, async_thread, &a[t]) == 0);
 	}
 	for (int t = 0; t < T; t++)
@@ -298,7 +304,7 @@ struct demo_ctx {
 	kvg_key *keys;
 	int n;
 	uint64_t deadline_ms;
-	int stored;  /* keys[0..stored) have been stored (release/acquire) */
+	int stored; /* keys[0..stored) have been stored (release/acquire) */
 	int wrong;
 };
 
@@ -355,7 +361,7 @@ static void loads_during_demotion(void)
 	kvg_grid *g = NULL;
 	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), 0);
 	CHECK(t_chain(g, 700, N, k) == N);
-	struct demo_ctx d = { g, k, N, t_now_ms() + 1500, 0, 0 };
+	struct demo_ctx d = {g, k, N, t_now_ms() + 1500, 0, 0};
 	pthread_t th[3];
 	CHECK(pthread_create(&th[0], NULL, demo_storer, &d) == 0);
 	CHECK(pthread_create(&th[1], NULL, demo_loader, &d) == 0);
@@ -412,7 +418,7 @@ static void durable_stores_from_threads(void)
 	struct durable_ctx d[T];
 	pthread_t th[T];
 	for (int t = 0; t < T; t++) {
-		d[t] = (struct durable_ctx){ g, k, N, t, 0 };
+		d[t] = (struct durable_ctx){g, k, N, t, 0};
 		CHECK(pthread_create(&th[t], NULL, durable_thread, &d[t]) == 0);
 	}
 	for (int t = 0; t < T; t++)
@@ -477,7 +483,7 @@ static void two_grids_close_at_once(void)
 		}
 		CHECK_RC(t_load(ga, &k[N - 1], LEN, 1, NULL), 0);
 		CHECK_RC(t_load(gb, &k[N - 1], LEN, 2, NULL), 0);
-		struct closer x = { ga }, y = { gb };
+		struct closer x = {ga}, y = {gb};
 		pthread_t t1, t2;
 		CHECK(pthread_create(&t1, NULL, close_thread, &x) == 0);
 		CHECK(pthread_create(&t2, NULL, close_thread, &y) == 0);

@@ -96,7 +96,7 @@ static void index_bucket_chains(void)
  * any capacity (issue 2 asks for it to be stated and under 128). */
 static void index_bytes_per_block(void)
 {
-	static const uint32_t caps[] = { 1, 100, 1000, 65536, 65537, 1000000 };
+	static const uint32_t caps[] = {1, 100, 1000, 65536, 65537, 1000000};
 	for (int i = 0; i < 6; i++) {
 		struct index ix;
 		CHECK(index_init(&ix, caps[i]) == 0);
@@ -117,8 +117,8 @@ static void grid_index_bytes_per_block(void)
 		struct kvg_config c;
 		t_config(&c);
 		snprintf(c.policy, sizeof(c.policy), "%s", policy_names[p]);
-		int bound = !strcmp(c.policy, "lru") || !strcmp(c.policy, def.policy) ||
-			    t_known_bugs();
+		int bound =
+		    !strcmp(c.policy, "lru") || !strcmp(c.policy, def.policy) || t_known_bugs();
 		c.max_blocks = 100000;
 		kvg_grid *g = NULL;
 		char err[256] = "";
@@ -234,8 +234,9 @@ static void full_index_keeps_the_newest_blocks(void)
 			size_t hit;
 			CHECK_RC(kvg_lookup_keys(g, &k[j], 1, &hit, NULL), 0);
 			if (!hit)
-				fprintf(stderr, "  after store %d, block %d (of the 5 newest) is gone\n",
-					i, j);
+				fprintf(stderr,
+					"  after store %d, block %d (of the 5 newest) is gone\n", i,
+					j);
 			CHECK(hit == 1);
 		}
 	}

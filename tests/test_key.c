@@ -51,8 +51,8 @@ static void print_key(const char *name, const kvg_key *k)
  * XXH3-128, and the raw key of the bytes "vllm:block:0". */
 static int print_vectors(void)
 {
-	static const char *const hashes[] = { "sha256", "xxh3" };
-	static const char *const tenants[] = { "", "acme" };
+	static const char *const hashes[] = {"sha256", "xxh3"};
+	static const char *const tenants[] = {"", "acme"};
 	uint32_t tok[48];
 	for (uint32_t i = 0; i < 48; i++)
 		tok[i] = i;
@@ -177,18 +177,46 @@ static void namespace_fields_change_keys(void)
 		struct kvg_config c = base;
 		int in_ns = 1;
 		switch (f) {
-		case 0: snprintf(c.model_id, sizeof(c.model_id), "meta-llama/Llama-3.1-70B"); break;
-		case 1: c.dtype = KVG_DTYPE_FP16; break;
-		case 2: c.layers = 80; break;
-		case 3: c.kv_heads = 4; break;
-		case 4: c.head_dim = 64; break;
-		case 5: c.block_tokens = 32; break;
-		case 6: c.hash = KVG_HASH_XXH3; break;
-		case 7: snprintf(c.tenant, sizeof(c.tenant), "t"); break;
-		case 8: c.dram_bytes = 2 << 20; in_ns = 0; break;
-		case 9: snprintf(c.dir, sizeof(c.dir), "/somewhere"); in_ns = 0; break;
-		case 10: snprintf(c.policy, sizeof(c.policy), "s3fifo"); in_ns = 0; break;
-		case 11: c.max_value_bytes = 1 << 20; in_ns = 0; break;
+		case 0:
+			snprintf(c.model_id, sizeof(c.model_id), "meta-llama/Llama-3.1-70B");
+			break;
+		case 1:
+			c.dtype = KVG_DTYPE_FP16;
+			break;
+		case 2:
+			c.layers = 80;
+			break;
+		case 3:
+			c.kv_heads = 4;
+			break;
+		case 4:
+			c.head_dim = 64;
+			break;
+		case 5:
+			c.block_tokens = 32;
+			break;
+		case 6:
+			c.hash = KVG_HASH_XXH3;
+			break;
+		case 7:
+			snprintf(c.tenant, sizeof(c.tenant), "t");
+			break;
+		case 8:
+			c.dram_bytes = 2 << 20;
+			in_ns = 0;
+			break;
+		case 9:
+			snprintf(c.dir, sizeof(c.dir), "/somewhere");
+			in_ns = 0;
+			break;
+		case 10:
+			snprintf(c.policy, sizeof(c.policy), "s3fifo");
+			in_ns = 0;
+			break;
+		case 11:
+			c.max_value_bytes = 1 << 20;
+			in_ns = 0;
+			break;
 		}
 		key_namespace(&c, &ns);
 		/* block_tokens changes the block too: compare over base's tokens of the new size */
@@ -304,7 +332,7 @@ static void raw_keys_cover_every_byte(void)
 		vec_config(&c, h, "");
 		kvg_grid *g = open_cfg(&c);
 		CHECK(g);
-		uint8_t small[5] = { 1, 2, 3, 0, 0 };
+		uint8_t small[5] = {1, 2, 3, 0, 0};
 		kvg_key a, b;
 		kvg_raw_key(g, small, 3, &a);
 		kvg_raw_key(g, small, 4, &b);

@@ -31,8 +31,8 @@ static kvg_grid *open_or_null(const struct kvg_config *c)
 	return g;
 }
 
-#define OPEN(g, c)                                                                       \
-	kvg_grid *g = open_or_null(c);                                                   \
+#define OPEN(g, c)                                                                                 \
+	kvg_grid *g = open_or_null(c);                                                             \
 	CHECK(g)
 
 /* 1 if bytes [off, off+len) of buf are those of t_fill(key, salt) at the same offsets. */
@@ -55,9 +55,9 @@ struct layer_log {
 	size_t block_bytes;
 	uint32_t layers;
 	uint32_t calls;
-	uint32_t next;     /* the layer expected next */
+	uint32_t next; /* the layer expected next */
 	int out_of_order;
-	int bad_bytes;     /* a reported layer whose bytes were wrong at the callback */
+	int bad_bytes; /* a reported layer whose bytes were wrong at the callback */
 	uint32_t salt;
 };
 
@@ -89,7 +89,7 @@ static int setup_blocks(kvg_grid *g, kvg_key *k, struct kvg_io *ios, size_t n, s
 	if (t_chain(g, seed, n, k) != n || t_store(g, k, n, bb, salt))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		ios[i] = (struct kvg_io){ .key = k[i], .len = bb };
+		ios[i] = (struct kvg_io){.key = k[i], .len = bb};
 		ios[i].buf = t_alloc(bb, 0);
 		if (!ios[i].buf)
 			return -1;
@@ -113,8 +113,8 @@ static void layer_callbacks_in_order(void)
 	kvg_key k[N];
 	struct kvg_io ios[N];
 	CHECK(setup_blocks(g, k, ios, N, bb, 300, 1) == 0);
-	struct layer_log lg = { PTHREAD_MUTEX_INITIALIZER, ios, N, bb, LAYERS, 0, 0, 0, 0, 1 };
-	struct kvg_req_opts o = { .flags = KVG_LOAD_LAYERS, .layer_done = on_layer, .arg = &lg };
+	struct layer_log lg = {PTHREAD_MUTEX_INITIALIZER, ios, N, bb, LAYERS, 0, 0, 0, 0, 1};
+	struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS, .layer_done = on_layer, .arg = &lg};
 	kvg_req *r;
 	CHECK_RC(kvg_load(g, ios, N, &o, &r), 0);
 	CHECK_RC(kvg_req_wait(r, 20000), 0);
@@ -151,7 +151,7 @@ static void wait_layer_in_order(void)
 	kvg_key k[N];
 	struct kvg_io ios[N];
 	CHECK(setup_blocks(g, k, ios, N, bb, 301, 2) == 0);
-	struct kvg_req_opts o = { .flags = KVG_LOAD_LAYERS };
+	struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
 	kvg_req *r;
 	CHECK_RC(kvg_load(g, ios, N, &o, &r), 0);
 	uint32_t seen = 0;
@@ -176,7 +176,7 @@ static void wait_layer_in_order(void)
  * order, once each, and the bytes verify. */
 static void layers_that_do_not_split(void)
 {
-	static const uint32_t layer_counts[] = { 3, 5 };
+	static const uint32_t layer_counts[] = {3, 5};
 	for (int t = 0; t < 2; t++) {
 		struct kvg_config c;
 		layer_config(&c, layer_counts[t]);
@@ -186,10 +186,10 @@ static void layers_that_do_not_split(void)
 		kvg_key k[N];
 		struct kvg_io ios[N];
 		CHECK(setup_blocks(g, k, ios, N, bb, 302, 3) == 0);
-		struct layer_log lg = { PTHREAD_MUTEX_INITIALIZER, ios, N, bb, layer_counts[t],
-					0, 0, 0, 0, 3 };
-		struct kvg_req_opts o = { .flags = KVG_LOAD_LAYERS, .layer_done = on_layer,
-					  .arg = &lg };
+		struct layer_log lg = {
+		    PTHREAD_MUTEX_INITIALIZER, ios, N, bb, layer_counts[t], 0, 0, 0, 0, 3};
+		struct kvg_req_opts o = {
+		    .flags = KVG_LOAD_LAYERS, .layer_done = on_layer, .arg = &lg};
 		kvg_req *r;
 		CHECK_RC(kvg_load(g, ios, N, &o, &r), 0);
 		for (uint32_t l = 0; l < layer_counts[t]; l++)
@@ -218,8 +218,8 @@ static void plain_load_calls_no_layer_callback(void)
 	kvg_key k[2];
 	struct kvg_io ios[2];
 	CHECK(setup_blocks(g, k, ios, 2, bb, 303, 4) == 0);
-	struct layer_log lg = { PTHREAD_MUTEX_INITIALIZER, ios, 2, bb, LAYERS, 0, 0, 0, 0, 4 };
-	struct kvg_req_opts o = { .layer_done = on_layer, .arg = &lg };
+	struct layer_log lg = {PTHREAD_MUTEX_INITIALIZER, ios, 2, bb, LAYERS, 0, 0, 0, 0, 4};
+	struct kvg_req_opts o = {.layer_done = on_layer, .arg = &lg};
 	kvg_req *r;
 	CHECK_RC(kvg_load(g, ios, 2, &o, &r), 0);
 	CHECK_RC(kvg_req_wait(r, 20000), 0);
@@ -248,12 +248,12 @@ static void missing_block_ends_layer_waits(void)
 	struct kvg_io ios[2];
 	CHECK(setup_blocks(g, k, ios, 1, bb, 304, 5) == 0);
 	kvg_raw_key(g, "never stored", 12, &k[1]);
-	ios[1] = (struct kvg_io){ .key = k[1], .len = bb };
+	ios[1] = (struct kvg_io){.key = k[1], .len = bb};
 	ios[1].buf = t_alloc(bb, 0);
 	CHECK(ios[1].buf);
 	int zero_for_failed = 0;
 	for (int rep = 0; rep < 200; rep++) {
-		struct kvg_req_opts o = { .flags = KVG_LOAD_LAYERS };
+		struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
 		kvg_req *r;
 		CHECK_RC(kvg_load(g, ios, 2, &o, &r), 0);
 		int rc = kvg_req_wait_layer(r, 0, 20000);
@@ -308,8 +308,8 @@ static void corrupt_layer_stops_at_that_layer(void)
 	OPEN(g, &c);
 	uint8_t *buf = t_alloc(bb, 0);
 	CHECK(buf);
-	struct kvg_io io = { .key = k, .buf = buf, .len = bb };
-	struct kvg_req_opts o = { .flags = KVG_LOAD_LAYERS };
+	struct kvg_io io = {.key = k, .buf = buf, .len = bb};
+	struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
 	kvg_req *r;
 	CHECK_RC(kvg_load(g, &io, 1, &o, &r), 0);
 	for (uint32_t l = 0; l < 5; l++) {

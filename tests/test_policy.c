@@ -22,7 +22,7 @@
 /* ---- building traces in memory ------------------------------------------------------ */
 
 #define TB_REQS_MAX 4096
-#define TB_IDS_MAX 65536
+#define TB_IDS_MAX  65536
 
 struct tb {
 	struct trace t;
@@ -65,7 +65,7 @@ static void tb_random(struct tb *b, uint32_t seed, uint32_t n_reqs)
 {
 	enum { SESSIONS = 24, DEPTH_MAX = 48 };
 	static uint32_t chain[SESSIONS][DEPTH_MAX];
-	uint32_t len[SESSIONS] = { 0 }, next_id = 1, x = seed * 2654435761u + 1;
+	uint32_t len[SESSIONS] = {0}, next_id = 1, x = seed * 2654435761u + 1;
 	tb_init(b);
 	for (uint32_t q = 0; q < n_reqs; q++) {
 		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
@@ -90,15 +90,15 @@ static void tb_random(struct tb *b, uint32_t seed, uint32_t n_reqs)
 static void test_capacity_never_exceeded(void)
 {
 	static struct tb b;
-	static const uint64_t caps[] = { 1, 3, 17, 64, 250 };
+	static const uint64_t caps[] = {1, 3, 17, 64, 250};
 	for (uint32_t seed = 1; seed <= 3; seed++) {
 		tb_random(&b, seed, 2000);
 		for (int p = 0; policy_names[p]; p++)
 			for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
-				struct sim_opts o = { .policy = policy_names[p],
-						      .capacity_blocks = caps[c],
-						      .block_bytes = 4096,
-						      .partial_bytes = 1 };
+				struct sim_opts o = {.policy = policy_names[p],
+						     .capacity_blocks = caps[c],
+						     .block_bytes = 4096,
+						     .partial_bytes = 1};
 				struct sim_result r;
 				t_variant = policy_names[p];
 				CHECK_RC(sim_run(&b.t, &o, &r), 0);
@@ -130,23 +130,25 @@ static void test_victim_respects_evictable(void)
 	for (int p = 0; policy_names[p]; p++) {
 		const struct policy_ops *ops = policy_find(policy_names[p]);
 		struct policy *pol = ops->create(N, N * 4096ull, &cfg);
-		uint8_t allowed[N], gone[N] = { 0 };
+		uint8_t allowed[N], gone[N] = {0};
 		t_variant = policy_names[p];
 		CHECK(pol != NULL);
 		for (uint32_t s = 0; s < N; s++) {
 			/* two chains of 20 blocks, then a hit on a few */
-			struct policy_block b = { .bytes = 4096, .depth = s % 20,
-						  .parent_slot = s % 20 ? s - 1 : POLICY_NONE };
+			struct policy_block b = {.bytes = 4096,
+						 .depth = s % 20,
+						 .parent_slot = s % 20 ? s - 1 : POLICY_NONE};
 			ops->insert(pol, s, &b);
 			allowed[s] = s % 3 != 0;
 		}
 		for (uint32_t s = 0; s < 10; s++) {
-			struct policy_block b = { .bytes = 4096, .depth = s, .parent_slot = POLICY_NONE };
+			struct policy_block b = {
+			    .bytes = 4096, .depth = s, .parent_slot = POLICY_NONE};
 			ops->hit(pol, s, &b);
 		}
 		ops->remove(pol, 1);
 		gone[1] = 1;
-		struct evict_ctx ctx = { allowed };
+		struct evict_ctx ctx = {allowed};
 		uint32_t expect = 0, got = 0;
 		for (uint32_t s = 0; s < N; s++)
 			expect += allowed[s] && !gone[s];
@@ -171,7 +173,7 @@ static void test_victim_respects_evictable(void)
 
 static struct sim_result sim(const struct trace *t, const char *policy, uint64_t cap)
 {
-	struct sim_opts o = { .policy = policy, .capacity_blocks = cap, .block_bytes = 4096 };
+	struct sim_opts o = {.policy = policy, .capacity_blocks = cap, .block_bytes = 4096};
 	struct sim_result r;
 	if (sim_run(t, &o, &r))
 		memset(&r, 0xff, sizeof(r));
@@ -183,7 +185,7 @@ static struct sim_result sim(const struct trace *t, const char *policy, uint64_t
 static void test_lru_and_belady_known_answer(void)
 {
 	static struct tb b;
-	static const uint32_t seq[] = { 0, 1, 0, 2, 1, 0 };
+	static const uint32_t seq[] = {0, 1, 0, 2, 1, 0};
 	tb_init(&b);
 	for (size_t i = 0; i < 6; i++)
 		tb_req(&b, &seq[i], 1, 512);
@@ -200,11 +202,10 @@ static void test_lru_and_belady_known_answer(void)
 static void test_prefix_accounting(void)
 {
 	static struct tb b;
-	static const uint32_t ab[] = { 0, 1 }, b_only[] = { 1 }, abc[] = { 0, 1, 2 },
-			      xb[] = { 3, 1 };
+	static const uint32_t ab[] = {0, 1}, b_only[] = {1}, abc[] = {0, 1, 2}, xb[] = {3, 1};
 	tb_init(&b);
-	tb_req(&b, ab, 2, 700);     /* cold: 0 */
-	tb_req(&b, ab, 2, 700);     /* both cached, but only 700 tokens asked: 700 */
+	tb_req(&b, ab, 2, 700);	    /* cold: 0 */
+	tb_req(&b, ab, 2, 700);	    /* both cached, but only 700 tokens asked: 700 */
 	tb_req(&b, b_only, 1, 512); /* block 1 cached: 512 */
 	tb_req(&b, abc, 3, 1500);   /* 0 and 1 cached, 2 not: 1024 */
 	tb_req(&b, xb, 2, 1024);    /* 1 cached but 3 is not: 0 */
@@ -219,7 +220,7 @@ static void test_prefix_accounting(void)
 static void test_next_use(void)
 {
 	static struct tb b;
-	static const uint32_t r1[] = { 0, 1 }, r2[] = { 0, 2 }, r3[] = { 1 };
+	static const uint32_t r1[] = {0, 1}, r2[] = {0, 2}, r3[] = {1};
 	tb_init(&b);
 	tb_req(&b, r1, 2, 1024);
 	tb_req(&b, r2, 2, 1024);
@@ -240,11 +241,12 @@ static void test_prefix_order(void)
 	struct policy *p = ops->create(16, 16 * 4096ull, &cfg);
 	/* request 1: blocks 0, 1, 2 full and 3 partial; request 2: block 4 */
 	for (uint32_t s = 0; s < 4; s++) {
-		struct policy_block b = { .bytes = s == 3 ? 1000 : 4096, .depth = s,
-					  .parent_slot = s ? s - 1 : POLICY_NONE };
+		struct policy_block b = {.bytes = s == 3 ? 1000 : 4096,
+					 .depth = s,
+					 .parent_slot = s ? s - 1 : POLICY_NONE};
 		ops->insert(p, s, &b);
 	}
-	struct policy_block b4 = { .bytes = 4096, .depth = 0, .parent_slot = POLICY_NONE };
+	struct policy_block b4 = {.bytes = 4096, .depth = 0, .parent_slot = POLICY_NONE};
 	ops->insert(p, 4, &b4);
 	CHECK(ops->victim(p, NULL, NULL) == 3);
 	CHECK(ops->victim(p, NULL, NULL) == 2);
@@ -259,9 +261,12 @@ static void test_prefix_order(void)
 static void named_insert_bytes(const struct policy_ops *ops, struct policy *p, uint32_t slot,
 			       uint32_t depth, uint64_t req, uint32_t n, uint64_t bytes)
 {
-	struct policy_block b = { .bytes = bytes, .depth = depth, .parent_slot = POLICY_NONE,
-				  .key_hash = (slot + 1) * 0x9e3779b97f4a7c15ull, .req_id = req,
-				  .req_blocks = n };
+	struct policy_block b = {.bytes = bytes,
+				 .depth = depth,
+				 .parent_slot = POLICY_NONE,
+				 .key_hash = (slot + 1) * 0x9e3779b97f4a7c15ull,
+				 .req_id = req,
+				 .req_blocks = n};
 	ops->insert(p, slot, &b);
 }
 
@@ -278,7 +283,8 @@ static void check_victims(const struct policy_ops *ops, struct policy *p, const 
 	for (size_t i = 0; i < n; i++) {
 		uint32_t v = ops->victim(p, NULL, NULL);
 		if (v != want[i])
-			fprintf(stderr, "%s: victim %zu is %u, want %u\n", ops->name, i, v, want[i]);
+			fprintf(stderr, "%s: victim %zu is %u, want %u\n", ops->name, i, v,
+				want[i]);
 		CHECK(v == want[i]);
 	}
 }
@@ -290,7 +296,7 @@ static void test_partial_blocks_per_request(void)
 {
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
-	static const char *const names[] = { "prefix", "density" };
+	static const char *const names[] = {"prefix", "density"};
 	for (int k = 0; k < 2; k++) {
 		const struct policy_ops *ops = policy_find(names[k]);
 		struct policy *p = ops->create(64, 64 * 8192ull, &cfg);
@@ -300,7 +306,7 @@ static void test_partial_blocks_per_request(void)
 		for (uint32_t d = 0; d < 3; d++) /* model B: 4 KiB blocks, the last partial */
 			named_insert_bytes(ops, p, 10 + d, d, 2, 3, d == 2 ? 1000 : 4096);
 		named_insert_bytes(ops, p, 20, 0, 3, 1, 8192);
-		static const uint32_t want[] = { 12, 2, 1, 0, 11, 10, 20 };
+		static const uint32_t want[] = {12, 2, 1, 0, 11, 10, 20};
 		check_victims(ops, p, want, sizeof(want) / sizeof(want[0]));
 		ops->destroy(p);
 	}
@@ -314,7 +320,7 @@ static void test_interleaved_requests_kept_apart(void)
 {
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
-	static const char *const names[] = { "prefix", "density" };
+	static const char *const names[] = {"prefix", "density"};
 	for (int k = 0; k < 2; k++) {
 		const struct policy_ops *ops = policy_find(names[k]);
 		CHECK(ops != NULL);
@@ -330,7 +336,7 @@ static void test_interleaved_requests_kept_apart(void)
 		named_insert(ops, p, 22, 2, 4, 2);
 		named_insert(ops, p, 23, 3, 4, 2);
 		named_insert(ops, p, 30, 0, 5, 1);
-		static const uint32_t want[] = { 2, 1, 0, 12, 11, 10, 23, 22, 21, 20, 30 };
+		static const uint32_t want[] = {2, 1, 0, 12, 11, 10, 23, 22, 21, 20, 30};
 		check_victims(ops, p, want, sizeof(want) / sizeof(want[0]));
 		CHECK(ops->victim(p, NULL, NULL) == POLICY_NONE);
 		ops->destroy(p);
@@ -344,7 +350,7 @@ static void test_partial_one_block_calls(void)
 {
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
-	static const char *const names[] = { "prefix", "density" };
+	static const char *const names[] = {"prefix", "density"};
 	for (int k = 0; k < 2; k++) {
 		const struct policy_ops *ops = policy_find(names[k]);
 		struct policy *p = ops->create(64, 64 * 8192ull, &cfg);
@@ -399,7 +405,7 @@ static void test_density_admits_what_may_be_read(void)
 	const struct policy_ops *ops = policy_find("density");
 	CHECK(ops != NULL && ops->admit != NULL);
 	struct policy *p = ops->create(16, 16 * 4096ull, &cfg);
-	struct policy_block full = { .bytes = 4096, .parent_slot = POLICY_NONE, .key_hash = 1 };
+	struct policy_block full = {.bytes = 4096, .parent_slot = POLICY_NONE, .key_hash = 1};
 	ops->insert(p, 0, &full); /* blocks of 4096 bytes are full ones */
 	struct policy_block b = full;
 	CHECK(ops->admit(p, 1, &b) == 1);
@@ -421,7 +427,7 @@ static void test_reuse_admits_on_second_offer(void)
 	const struct policy_ops *ops = policy_find("reuse");
 	CHECK(ops != NULL && ops->admit != NULL);
 	struct policy *p = ops->create(8, 8 * 4096ull, &cfg);
-	struct policy_block b = { .bytes = 4096, .depth = 2, .parent_slot = POLICY_NONE };
+	struct policy_block b = {.bytes = 4096, .depth = 2, .parent_slot = POLICY_NONE};
 	CHECK(ops->admit(p, 5, &b) == 0);
 	CHECK(ops->admit(p, 5, &b) == 1);
 	b.depth = 3; /* another block in a reused slot is not taken for the first */
@@ -445,8 +451,10 @@ static void density_request(const struct policy_ops *ops, struct policy *p, uint
 			    uint32_t n, int hit)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		struct policy_block b = { .bytes = 4096, .depth = i, .parent_slot = POLICY_NONE,
-					  .key_hash = key_of(first + i) };
+		struct policy_block b = {.bytes = 4096,
+					 .depth = i,
+					 .parent_slot = POLICY_NONE,
+					 .key_hash = key_of(first + i)};
 		if (hit)
 			ops->hit(p, first + i, &b);
 		else
@@ -477,8 +485,8 @@ static void test_density_learns_dead_ends(void)
 
 	p = ops->create(1 << 15, 64 * 4096ull, &cfg);
 	for (uint32_t r = 0; r < 1000; r++) {
-		density_request(ops, p, r * 10, 8, 0);         /* a dead end */
-		density_request(ops, p, r * 10 + 8, 2, 0);     /* continued next round */
+		density_request(ops, p, r * 10, 8, 0);	   /* a dead end */
+		density_request(ops, p, r * 10 + 8, 2, 0); /* continued next round */
 		if (r)
 			density_request(ops, p, r * 10 - 2, 2, 1); /* the continuation */
 	}
@@ -495,12 +503,15 @@ static void test_density_learns_dead_ends(void)
  * shape, those marked "last" never read again and those marked "continues" read again,
  * it evicts a fresh "last" request before an older "continues" one of the same shape.
  * Told nothing (the same calls without hints), both are one class and the older goes. */
-static void density_hinted_request(const struct policy_ops *ops, struct policy *p,
-				   uint32_t first, uint32_t n, int hit, uint8_t hint)
+static void density_hinted_request(const struct policy_ops *ops, struct policy *p, uint32_t first,
+				   uint32_t n, int hit, uint8_t hint)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		struct policy_block b = { .bytes = 4096, .depth = i, .parent_slot = POLICY_NONE,
-					  .key_hash = key_of(first + i), .hint = hint };
+		struct policy_block b = {.bytes = 4096,
+					 .depth = i,
+					 .parent_slot = POLICY_NONE,
+					 .key_hash = key_of(first + i),
+					 .hint = hint};
 		if (hit)
 			ops->hit(p, first + i, &b);
 		else
@@ -517,13 +528,13 @@ static uint32_t density_hint_victim(int hints)
 	uint8_t cont = hints ? POLICY_HINT_CONTINUES : POLICY_HINT_NONE;
 	uint8_t last = hints ? POLICY_HINT_LAST : POLICY_HINT_NONE;
 	for (uint32_t r = 0; r < 1000; r++) {
-		density_hinted_request(ops, p, r * 10, 4, 0, last);     /* a dead end */
+		density_hinted_request(ops, p, r * 10, 4, 0, last);	/* a dead end */
 		density_hinted_request(ops, p, r * 10 + 4, 4, 0, cont); /* continued later */
 		if (r >= 3) /* the continuation, three rounds on */
 			density_hinted_request(ops, p, r * 10 - 26, 4, 1, cont);
 	}
-	density_hinted_request(ops, p, 30000, 4, 0, cont); /* older */
-	density_hinted_request(ops, p, 30010, 4, 0, last); /* newer */
+	density_hinted_request(ops, p, 30000, 4, 0, cont);	       /* older */
+	density_hinted_request(ops, p, 30010, 4, 0, last);	       /* newer */
 	density_hinted_request(ops, p, 30100, 1, 0, POLICY_HINT_NONE); /* ends it */
 	/* drain the queues until one of the two goes */
 	uint32_t v;
@@ -565,7 +576,7 @@ static void test_sim_passes_hints(void)
 			tb_req(&b, ids, 4, 4 * 512);
 		}
 	}
-	struct sim_opts o = { .policy = "density", .capacity_blocks = 40, .block_bytes = 4096 };
+	struct sim_opts o = {.policy = "density", .capacity_blocks = 40, .block_bytes = 4096};
 	struct sim_result plain, hinted, lru, lru_hinted;
 	CHECK_RC(sim_run(&b.t, &o, &plain), 0);
 	o.hints = hints;
@@ -585,11 +596,11 @@ static void test_sim_passes_hints(void)
 static void test_continuation_hints(void)
 {
 	static struct tb b;
-	static const uint32_t r1[] = { 0, 1, 2 }, r2[] = { 0, 1, 3 }, r3[] = { 4 };
+	static const uint32_t r1[] = {0, 1, 2}, r2[] = {0, 1, 3}, r3[] = {4};
 	tb_init(&b);
 	tb_req(&b, r1, 3, 1100); /* full blocks 0, 1: block 1 is read again by r2 */
 	tb_req(&b, r2, 3, 1536); /* all full: block 3 is never read again */
-	tb_req(&b, r3, 1, 100);  /* no full block */
+	tb_req(&b, r3, 1, 100);	 /* no full block */
 	uint8_t h[3];
 	CHECK_RC(sim_continuation_hints(&b.t, 0, 1, h), 0);
 	CHECK(h[0] == 1 && h[1] == 2 && h[2] == 0);
@@ -631,7 +642,7 @@ static void test_reproduces_published_references(void)
 	CHECK(rc == 0);
 	static const struct {
 		double pct, lru, belady;
-	} ref[] = { { 1, 0.0533, 0.2513 }, { 10, 0.2839, 0.3736 }, { 20, 0.3513, 0.3736 } };
+	} ref[] = {{1, 0.0533, 0.2513}, {10, 0.2839, 0.3736}, {20, 0.3513, 0.3736}};
 	for (size_t i = 0; i < sizeof(ref) / sizeof(ref[0]); i++) {
 		struct sim_result l = sim(&t, "lru", pct_blocks(&t, ref[i].pct));
 		struct sim_result b = sim(&t, "belady", pct_blocks(&t, ref[i].pct));
@@ -647,9 +658,9 @@ static void test_reproduces_published_references(void)
  * the issue's capacities. */
 static void test_default_never_below_lru(void)
 {
-	static const char *const traces[] = { "mooncake_conversation_trace.jsonl",
-					      "mooncake_synthetic_trace.jsonl" };
-	static const double pcts[] = { 1, 2, 5, 10, 20, 50 };
+	static const char *const traces[] = {"mooncake_conversation_trace.jsonl",
+					     "mooncake_synthetic_trace.jsonl"};
+	static const double pcts[] = {1, 2, 5, 10, 20, 50};
 	struct kvg_config def;
 	kvg_config_init(&def);
 	CHECK(strcmp(def.policy, "density") == 0);
@@ -661,8 +672,8 @@ static void test_default_never_below_lru(void)
 		CHECK(rc == 0);
 		for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
 			uint64_t cap = pct_blocks(&t, pcts[i]);
-			struct sim_opts o = { .capacity_blocks = cap, .block_bytes = 4096,
-					      .partial_bytes = 1 };
+			struct sim_opts o = {
+			    .capacity_blocks = cap, .block_bytes = 4096, .partial_bytes = 1};
 			struct sim_result l, p;
 			o.policy = "lru";
 			CHECK_RC(sim_run(&t, &o, &l), 0);
@@ -687,9 +698,9 @@ static void test_default_never_below_lru(void)
  * depths broke and the synthetic trace fell below LRU at 2 and 5%.) */
 static void test_default_holds_when_engines_interleave(void)
 {
-	static const char *const traces[] = { "mooncake_conversation_trace.jsonl",
-					      "mooncake_synthetic_trace.jsonl" };
-	static const double pcts[] = { 1, 2, 5, 10, 20, 50 };
+	static const char *const traces[] = {"mooncake_conversation_trace.jsonl",
+					     "mooncake_synthetic_trace.jsonl"};
+	static const double pcts[] = {1, 2, 5, 10, 20, 50};
 	struct kvg_config def;
 	kvg_config_init(&def);
 	for (size_t k = 0; k < 2; k++) {
@@ -699,8 +710,9 @@ static void test_default_holds_when_engines_interleave(void)
 			return;
 		CHECK(rc == 0);
 		for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
-			struct sim_opts o = { .capacity_blocks = pct_blocks(&t, pcts[i]),
-					      .block_bytes = 4096, .partial_bytes = 1 };
+			struct sim_opts o = {.capacity_blocks = pct_blocks(&t, pcts[i]),
+					     .block_bytes = 4096,
+					     .partial_bytes = 1};
 			struct sim_result l, one, four;
 			o.policy = def.policy;
 			CHECK_RC(sim_run(&t, &o, &one), 0);
@@ -711,8 +723,10 @@ static void test_default_holds_when_engines_interleave(void)
 			double a = four.prefix_hit_token_ratio;
 			if (a < l.prefix_hit_token_ratio ||
 			    fabs(a - one.prefix_hit_token_ratio) > 0.01) {
-				fprintf(stderr, "%s %g%%, 4 interleaved: %s %.4f (one at a time "
-					"%.4f), lru %.4f\n", traces[k], pcts[i], def.policy, a,
+				fprintf(stderr,
+					"%s %g%%, 4 interleaved: %s %.4f (one at a time "
+					"%.4f), lru %.4f\n",
+					traces[k], pcts[i], def.policy, a,
 					one.prefix_hit_token_ratio, l.prefix_hit_token_ratio);
 				CHECK(0);
 			}
@@ -736,10 +750,11 @@ static void test_density_with_hint_meets_target_on_conversation(void)
 	uint8_t *hints = malloc(t.n_reqs);
 	CHECK(hints != NULL);
 	CHECK_RC(sim_continuation_hints(&t, 0, 1, hints), 0);
-	static const double pcts[] = { 5, 10, 20 };
+	static const double pcts[] = {5, 10, 20};
 	for (size_t i = 0; i < 3; i++) {
-		struct sim_opts o = { .capacity_blocks = pct_blocks(&t, pcts[i]),
-				      .block_bytes = 4096, .partial_bytes = 1 };
+		struct sim_opts o = {.capacity_blocks = pct_blocks(&t, pcts[i]),
+				     .block_bytes = 4096,
+				     .partial_bytes = 1};
 		struct sim_result l, b, d, h;
 		o.policy = "lru";
 		CHECK_RC(sim_run(&t, &o, &l), 0);
@@ -750,9 +765,10 @@ static void test_density_with_hint_meets_target_on_conversation(void)
 		o.hints = hints;
 		CHECK_RC(sim_run(&t, &o, &h), 0);
 		double gap = b.prefix_hit_token_ratio - l.prefix_hit_token_ratio;
-		fprintf(stderr, "conversation %g%%: lru %.4f density %.4f (%.0f%%), with hints %.4f "
-			"(%.0f%%), belady %.4f\n", pcts[i], l.prefix_hit_token_ratio,
-			d.prefix_hit_token_ratio,
+		fprintf(stderr,
+			"conversation %g%%: lru %.4f density %.4f (%.0f%%), with hints %.4f "
+			"(%.0f%%), belady %.4f\n",
+			pcts[i], l.prefix_hit_token_ratio, d.prefix_hit_token_ratio,
 			100 * (d.prefix_hit_token_ratio - l.prefix_hit_token_ratio) / gap,
 			h.prefix_hit_token_ratio,
 			100 * (h.prefix_hit_token_ratio - l.prefix_hit_token_ratio) / gap,

@@ -43,8 +43,8 @@ static pid_t server_start(const char *auth, int *port)
 	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
 	pid_t pid = fork();
 	if (pid == 0) {
-		execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M", "--threads",
-		      "2", "--log-file", log, "--auth-file", auth, (char *)NULL);
+		execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M", "--threads", "2",
+		      "--log-file", log, "--auth-file", auth, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 400; i++) {

@@ -8,7 +8,7 @@
 #include "t_grid.h"
 
 #define CHUNK (64u << 10)
-#define LEN 60000 /* one chunk */
+#define LEN   60000 /* one chunk */
 
 static const char *policy = "lru"; /* of the grids open_dram opens */
 
@@ -270,7 +270,8 @@ static void every_policy_keeps_invariants(void)
 			CHECK(t_chain(g, 1000 + (uint32_t)ch, n[ch], k[ch]) == n[ch]);
 			CHECK_RC(t_store(g, k[ch], n[ch], len[ch], 2), 0); /* depth 0..n-1 */
 			struct kvg_stats st = t_stats(g);
-			CHECK(st.tier[KVG_TIER_DRAM].bytes <= st.tier[KVG_TIER_DRAM].capacity_bytes);
+			CHECK(st.tier[KVG_TIER_DRAM].bytes <=
+			      st.tier[KVG_TIER_DRAM].capacity_bytes);
 			for (int r = 0; r < 3; r++) { /* reuse of an earlier chain's head */
 				x = x * 6364136223846793005ull + 1442695040888963407ull;
 				int old = (int)((x >> 33) % (uint64_t)(ch + 1));
@@ -302,8 +303,7 @@ static void every_policy_keeps_invariants(void)
 }
 
 /* 1 if the pieces of a view hold exactly len bytes of t_fill(key, salt). */
-static int view_holds(const struct iovec *iov, int n, size_t len, const kvg_key *k,
-		      uint32_t salt)
+static int view_holds(const struct iovec *iov, int n, size_t len, const kvg_key *k, uint32_t salt)
 {
 	uint8_t *buf = malloc(len + 1);
 	size_t got = 0;
@@ -401,8 +401,7 @@ static void views_of_scattered_chunks(void)
 }
 
 /* Fills the pieces of a reservation with len bytes of t_fill(key, salt). */
-static void fill_pieces(const struct iovec *iov, int n, size_t len, const kvg_key *k,
-			uint32_t salt)
+static void fill_pieces(const struct iovec *iov, int n, size_t len, const kvg_key *k, uint32_t salt)
 {
 	uint8_t *buf = malloc(len);
 	t_fill(buf, len, k, salt);

@@ -31,8 +31,8 @@ static kvg_grid *open_or_null(const struct kvg_config *c)
 	return g;
 }
 
-#define OPEN(g, c)                                                                       \
-	kvg_grid *g = open_or_null(c);                                                   \
+#define OPEN(g, c)                                                                                 \
+	kvg_grid *g = open_or_null(c);                                                             \
 	CHECK(g)
 
 /* NVMe variant with a DRAM tier in front: dram_bytes of 64 KiB chunks. */
@@ -309,7 +309,7 @@ static void nvme_hit_is_promoted(void)
 	CHECK(buf);
 	for (int i = 0; i < 2; i++) { /* on NVMe and in DRAM, then out of DRAM */
 		t_fill(buf, 30000, &k[i], 2);
-		struct kvg_io io = { .key = k[i], .buf = buf, .len = 30000 };
+		struct kvg_io io = {.key = k[i], .buf = buf, .len = 30000};
 		CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_NVME), 0);
 	}
 	kvg_key filler[70];
@@ -327,7 +327,7 @@ static void nvme_hit_is_promoted(void)
 	CHECK_RC(t_load(g, &k[0], 30000, 2, &tier), 0);
 	CHECK(tier == KVG_TIER_DRAM);
 	CHECK(t_stats(g).tier[KVG_TIER_DRAM].promotions == promotions + 1);
-	struct kvg_io io = { .key = k[1], .buf = buf, .len = 30000 };
+	struct kvg_io io = {.key = k[1], .buf = buf, .len = 30000};
 	CHECK_RC(kvg_load_sync(g, &io, 1, KVG_LOAD_NOPROMOTE), 0);
 	CHECK(io.tier == KVG_TIER_NVME && t_verify(buf, 30000, &k[1], 2));
 	CHECK_RC(kvg_lookup_keys(g, &k[1], 1, &hit, tiers), 0);
@@ -411,7 +411,7 @@ static void delete_removes_both_copies(void)
 		CHECK(buf);
 		for (int i = 0; i < 3; i++) {
 			t_fill(buf, 30000, &k[i], 6);
-			struct kvg_io io = { .key = k[i], .buf = buf, .len = 30000 };
+			struct kvg_io io = {.key = k[i], .buf = buf, .len = 30000};
 			CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_NVME), 0);
 		}
 		t_free(buf, 0);
@@ -420,7 +420,8 @@ static void delete_removes_both_copies(void)
 		CHECK(kvg_delete(g, k, 2) == 2);
 		st = t_stats(g);
 		CHECK(st.tier[KVG_TIER_DRAM].blocks == 1 && st.tier[KVG_TIER_NVME].blocks == 1);
-		CHECK(st.tier[KVG_TIER_DRAM].bytes == 30000 && st.tier[KVG_TIER_NVME].bytes == 30000);
+		CHECK(st.tier[KVG_TIER_DRAM].bytes == 30000 &&
+		      st.tier[KVG_TIER_NVME].bytes == 30000);
 		CHECK_RC(t_load(g, &k[0], 30000, 6, NULL), KVG_ENOTFOUND);
 		kvg_close(g);
 	}
@@ -473,7 +474,7 @@ static void restart_recovers_blocks(void)
 	struct kvg_config c;
 	t_config(&c);
 	enum { N = 50 };
-	static const size_t lens[] = { 1, 4096, 5000, 32768, 70001 };
+	static const size_t lens[] = {1, 4096, 5000, 32768, 70001};
 	kvg_key k[N];
 	{
 		OPEN(g, &c);
@@ -575,7 +576,7 @@ static void restart_keeps_large_dram_block(void)
 		uint8_t *buf = t_alloc(len, 0);
 		CHECK(buf);
 		t_fill(buf, len, &k[1], 1);
-		struct kvg_io io = { .key = k[1], .buf = buf, .len = len };
+		struct kvg_io io = {.key = k[1], .buf = buf, .len = len};
 		CHECK_RC(kvg_store_sync(g, &io, 1, KVG_STORE_NVME), 0);
 		t_free(buf, 0);
 		CHECK(t_stats(g).tier[KVG_TIER_NVME].blocks == 1);
@@ -623,7 +624,7 @@ static void crash_copy_recovers_by_scan(void)
 		CHECK_RC(t_store(g, k, N, 11, 10), 0); /* tiny blocks */
 		for (int i = 0; i < N; i++)
 			CHECK_RC(t_store(g, &k[i], 1, LEN, 10), 0); /* present: a refresh */
-		struct writer w = { g, more, M, 0, 0 };
+		struct writer w = {g, more, M, 0, 0};
 		pthread_t th;
 		CHECK(pthread_create(&th, NULL, writer_main, &w) == 0);
 		while (__atomic_load_n(&w.stored, __ATOMIC_ACQUIRE) < 5)
@@ -703,8 +704,9 @@ static void stores_after_a_crash_keep_the_last_record(void)
 	}
 	t_rmdir(copy);
 	if (lost || lost_new)
-		fprintf(stderr, "after a crash and new stores: %d of %d blocks from before the crash "
-				"and %d of %d new ones lost (durable stores must survive)\n",
+		fprintf(stderr,
+			"after a crash and new stores: %d of %d blocks from before the crash "
+			"and %d of %d new ones lost (durable stores must survive)\n",
 			lost, N, lost_new, N);
 	CHECK(lost == 0);
 	CHECK(lost_new == 0);
@@ -896,7 +898,7 @@ static void flipped_payload_byte_is_a_miss(void)
 		uint8_t *buf = t_alloc(LEN, 0);
 		CHECK(buf);
 		memset(buf, 0, LEN);
-		struct kvg_io io = { .key = k[0], .buf = buf, .len = LEN };
+		struct kvg_io io = {.key = k[0], .buf = buf, .len = LEN};
 		int rc = kvg_load_sync(g, &io, 1, 0);
 		CHECK(rc == KVG_ECORRUPT || rc == KVG_ENOTFOUND);
 		CHECK(io.status == rc);

@@ -27,14 +27,15 @@ static void test_load_good(void)
 {
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/good.jsonl", dir);
-	write_file(path,
-		   "{\"timestamp\": 0, \"input_length\": 1000, \"output_length\": 5, "
-		   "\"hash_ids\": [70, 71]}\n"
-		   "\n"
-		   "{\"hash_ids\":[70,71,9000000000],\"input_length\":1100,\"timestamp\":3,"
-		   "\"output_length\":7,\"extra\":{\"a\":[1,\"x]\"]},\"s\":\"q\\\"\"}\n"
-		   "   \n"
-		   "{\"timestamp\": 9, \"input_length\": 10, \"output_length\": 0, \"hash_ids\": [5]}\n");
+	write_file(
+	    path,
+	    "{\"timestamp\": 0, \"input_length\": 1000, \"output_length\": 5, "
+	    "\"hash_ids\": [70, 71]}\n"
+	    "\n"
+	    "{\"hash_ids\":[70,71,9000000000],\"input_length\":1100,\"timestamp\":3,"
+	    "\"output_length\":7,\"extra\":{\"a\":[1,\"x]\"]},\"s\":\"q\\\"\"}\n"
+	    "   \n"
+	    "{\"timestamp\": 9, \"input_length\": 10, \"output_length\": 0, \"hash_ids\": [5]}\n");
 	struct trace t;
 	char err[256] = "";
 	CHECK_RC(trace_load(path, NULL, &t, err, sizeof(err)), 0);
@@ -61,16 +62,16 @@ static void test_bad_line_reports_line_number(void)
 		const char *line;
 		const char *reason;
 	} bad[] = {
-		{ "{\"timestamp\": 1, \"input_length\": 5, \"hash_ids\": [1, x]}", "hash_ids" },
-		{ "{\"timestamp\": 1, \"input_length\": -5, \"hash_ids\": [1]}", "input_length" },
-		{ "{\"timestamp\": 1.5, \"input_length\": 5, \"hash_ids\": [1]}", "timestamp" },
-		{ "{\"timestamp\": 1, \"input_length\": 5}", "missing hash_ids" },
-		{ "{\"timestamp\": 1, \"hash_ids\": [1]}", "missing input_length" },
-		{ "{\"input_length\": 5, \"hash_ids\": [1]}", "missing timestamp" },
-		{ "{\"timestamp\": 1, \"input_length\": 5, \"hash_ids\": [1, 2", "hash_ids" },
-		{ "[1, 2, 3]", "object" },
-		{ "{\"timestamp\": 1, \"input_length\": 5, \"hash_ids\": [1]} trailing", "trailing" },
-		{ "{\"timestamp\": 1, \"input_length\": 99999999999, \"hash_ids\": [1]}", "too large" },
+	    {"{\"timestamp\": 1, \"input_length\": 5, \"hash_ids\": [1, x]}", "hash_ids"},
+	    {"{\"timestamp\": 1, \"input_length\": -5, \"hash_ids\": [1]}", "input_length"},
+	    {"{\"timestamp\": 1.5, \"input_length\": 5, \"hash_ids\": [1]}", "timestamp"},
+	    {"{\"timestamp\": 1, \"input_length\": 5}", "missing hash_ids"},
+	    {"{\"timestamp\": 1, \"hash_ids\": [1]}", "missing input_length"},
+	    {"{\"input_length\": 5, \"hash_ids\": [1]}", "missing timestamp"},
+	    {"{\"timestamp\": 1, \"input_length\": 5, \"hash_ids\": [1, 2", "hash_ids"},
+	    {"[1, 2, 3]", "object"},
+	    {"{\"timestamp\": 1, \"input_length\": 5, \"hash_ids\": [1]} trailing", "trailing"},
+	    {"{\"timestamp\": 1, \"input_length\": 99999999999, \"hash_ids\": [1]}", "too large"},
 	};
 	char path[4200], text[512];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -102,7 +103,7 @@ static void test_skip_bad_counts(void)
 			 "{\"timestamp\": 1, \"input_length\": 600, \"hash_ids\": [0, 1]}\n"
 			 "{\"timestamp\": 2}\n");
 	struct trace t;
-	struct trace_opts o = { .skip_bad = 1 };
+	struct trace_opts o = {.skip_bad = 1};
 	char err[256];
 	CHECK_RC(trace_load(path, &o, &t, err, sizeof(err)), 0);
 	CHECK(t.n_reqs == 2);
@@ -123,7 +124,7 @@ static void test_missing_file_and_max_reqs(void)
 	write_file(path, "{\"timestamp\":0,\"input_length\":1,\"hash_ids\":[0]}\n"
 			 "{\"timestamp\":1,\"input_length\":1,\"hash_ids\":[1]}\n"
 			 "{\"timestamp\":2,\"input_length\":1,\"hash_ids\":[2]}\n");
-	struct trace_opts o = { .max_reqs = 2 };
+	struct trace_opts o = {.max_reqs = 2};
 	CHECK_RC(trace_load(path, &o, &t, err, sizeof(err)), 0);
 	CHECK(t.n_reqs == 2 && t.n_distinct == 2);
 	trace_free(&t);
@@ -156,7 +157,7 @@ static void test_parse_every_cut(void)
 /* Tokens per block: full blocks, then what is left of input_length, then 0. */
 static void test_block_tokens(void)
 {
-	struct trace_req rq = { .input_length = 1100, .n_blocks = 3 };
+	struct trace_req rq = {.input_length = 1100, .n_blocks = 3};
 	CHECK(trace_block_tokens(&rq, 0, 512) == 512);
 	CHECK(trace_block_tokens(&rq, 1, 512) == 512);
 	CHECK(trace_block_tokens(&rq, 2, 512) == 76);

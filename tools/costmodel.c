@@ -21,31 +21,52 @@
 #include "kvgrid.h"
 
 static const struct cm_model cm_models[] = {
-	{ "llama-3.1-8b", 32, 32, 8, 128, 128, 0, 8.03e9, 2, 1 },
-	{ "llama-3.1-70b", 80, 64, 8, 128, 128, 0, 70.6e9, 2, 8 },
-	/* MLA: a 512-wide latent plus a 64-wide rope key per token and layer are cached;
-	 * prefill attends with 192-wide query/key heads and 128-wide value heads */
-	{ "deepseek-v3", 61, 128, 128, 192, 128, 576, 37e9, 2, 8 },
+    {"llama-3.1-8b", 32, 32, 8, 128, 128, 0, 8.03e9, 2, 1},
+    {"llama-3.1-70b", 80, 64, 8, 128, 128, 0, 70.6e9, 2, 8},
+    /* MLA: a 512-wide latent plus a 64-wide rope key per token and layer are cached;
+     * prefill attends with 192-wide query/key heads and 128-wide value heads */
+    {"deepseek-v3", 61, 128, 128, 192, 128, 576, 37e9, 2, 8},
 };
 
-const char *const cm_model_names[] = { "llama-3.1-8b", "llama-3.1-70b", "deepseek-v3", NULL };
+const char *const cm_model_names[] = {"llama-3.1-8b", "llama-3.1-70b", "deepseek-v3", NULL};
 
 /* Links: PCIe Gen5 x16 about 50 GB/s in practice (Gen4: 25), one 400 Gb/s NIC per GPU,
  * eight NVMe drives per node at about 6 GB/s each.  Prices: rental $/GPU-hour, and
  * DRAM $4/GB and NVMe $0.08/GB amortised over 36 months. */
 static const struct cm_hw cm_hws[] = {
-	{ "h100", 989e12, 0.5, 80e9, 700, 2.50,
-	  { 50e9, 50e9, 50e9 }, { 400e9, 50e9, 400e9 }, { 30, 160, 200 },
-	  { 0.111, 0.0022, 0.111 } },
-	{ "h200", 989e12, 0.5, 141e9, 700, 3.50,
-	  { 50e9, 50e9, 50e9 }, { 400e9, 50e9, 400e9 }, { 30, 160, 200 },
-	  { 0.111, 0.0022, 0.111 } },
-	{ "a800", 312e12, 0.5, 80e9, 400, 1.50,
-	  { 25e9, 25e9, 25e9 }, { 200e9, 25e9, 100e9 }, { 20, 100, 100 },
-	  { 0.111, 0.0022, 0.111 } },
+    {"h100",
+     989e12,
+     0.5,
+     80e9,
+     700,
+     2.50,
+     {50e9, 50e9, 50e9},
+     {400e9, 50e9, 400e9},
+     {30, 160, 200},
+     {0.111, 0.0022, 0.111}},
+    {"h200",
+     989e12,
+     0.5,
+     141e9,
+     700,
+     3.50,
+     {50e9, 50e9, 50e9},
+     {400e9, 50e9, 400e9},
+     {30, 160, 200},
+     {0.111, 0.0022, 0.111}},
+    {"a800",
+     312e12,
+     0.5,
+     80e9,
+     400,
+     1.50,
+     {25e9, 25e9, 25e9},
+     {200e9, 25e9, 100e9},
+     {20, 100, 100},
+     {0.111, 0.0022, 0.111}},
 };
 
-const char *const cm_hw_names[] = { "h100", "h200", "a800", NULL };
+const char *const cm_hw_names[] = {"h100", "h200", "a800", NULL};
 
 int cm_model_get(const char *name, struct cm_model *m)
 {
@@ -78,21 +99,48 @@ struct cm_field {
 	size_t off;
 };
 
-#define MF(n, k) { "model." #n, 0, k, offsetof(struct cm_model, n) }
-#define HF(n, k) { "hw." #n, 1, k, offsetof(struct cm_hw, n) }
-#define HT(n, t, i) { "hw." #n "." t, 1, CM_DBL, offsetof(struct cm_hw, n) + i * sizeof(double) }
+#define MF(n, k)                                                                                   \
+	{                                                                                          \
+		"model." #n, 0, k, offsetof(struct cm_model, n)                                    \
+	}
+#define HF(n, k)                                                                                   \
+	{                                                                                          \
+		"hw." #n, 1, k, offsetof(struct cm_hw, n)                                          \
+	}
+#define HT(n, t, i)                                                                                \
+	{                                                                                          \
+		"hw." #n "." t, 1, CM_DBL, offsetof(struct cm_hw, n) + i * sizeof(double)          \
+	}
 
 static const struct cm_field cm_fields[] = {
-	MF(name, CM_STR), MF(layers, CM_U32), MF(q_heads, CM_U32), MF(kv_heads, CM_U32),
-	MF(head_dim_qk, CM_U32), MF(head_dim_v, CM_U32), MF(mla_latent, CM_U32),
-	MF(active_params, CM_DBL), MF(kv_dtype_bytes, CM_DBL), MF(gpus, CM_U32),
-	HF(name, CM_STR), HF(flops, CM_DBL), HF(mfu, CM_DBL), HF(hbm_bytes, CM_DBL),
-	HF(gpu_power_w, CM_DBL), HF(gpu_cost_hour, CM_DBL),
-	HT(tier_bw_gpu, "dram", 0), HT(tier_bw_gpu, "nvme", 1), HT(tier_bw_gpu, "net", 2),
-	HT(tier_bw_node, "dram", 0), HT(tier_bw_node, "nvme", 1), HT(tier_bw_node, "net", 2),
-	HT(tier_power_w, "dram", 0), HT(tier_power_w, "nvme", 1), HT(tier_power_w, "net", 2),
-	HT(tier_cost_gb_month, "dram", 0), HT(tier_cost_gb_month, "nvme", 1),
-	HT(tier_cost_gb_month, "net", 2),
+    MF(name, CM_STR),
+    MF(layers, CM_U32),
+    MF(q_heads, CM_U32),
+    MF(kv_heads, CM_U32),
+    MF(head_dim_qk, CM_U32),
+    MF(head_dim_v, CM_U32),
+    MF(mla_latent, CM_U32),
+    MF(active_params, CM_DBL),
+    MF(kv_dtype_bytes, CM_DBL),
+    MF(gpus, CM_U32),
+    HF(name, CM_STR),
+    HF(flops, CM_DBL),
+    HF(mfu, CM_DBL),
+    HF(hbm_bytes, CM_DBL),
+    HF(gpu_power_w, CM_DBL),
+    HF(gpu_cost_hour, CM_DBL),
+    HT(tier_bw_gpu, "dram", 0),
+    HT(tier_bw_gpu, "nvme", 1),
+    HT(tier_bw_gpu, "net", 2),
+    HT(tier_bw_node, "dram", 0),
+    HT(tier_bw_node, "nvme", 1),
+    HT(tier_bw_node, "net", 2),
+    HT(tier_power_w, "dram", 0),
+    HT(tier_power_w, "nvme", 1),
+    HT(tier_power_w, "net", 2),
+    HT(tier_cost_gb_month, "dram", 0),
+    HT(tier_cost_gb_month, "nvme", 1),
+    HT(tier_cost_gb_month, "net", 2),
 };
 
 int cm_set(struct cm_model *m, struct cm_hw *h, const char *name, const char *value, char *err,
@@ -109,12 +157,14 @@ int cm_set(struct cm_model *m, struct cm_hw *h, const char *name, const char *va
 		}
 		double v = strtod(value, &end);
 		if (end == value || *end || !isfinite(v) || v < 0) {
-			snprintf(err, err_len, "%s: '%s' is not a non-negative number", name, value);
+			snprintf(err, err_len, "%s: '%s' is not a non-negative number", name,
+				 value);
 			return -EINVAL;
 		}
 		if (f->kind == CM_U32) {
 			if (v > UINT32_MAX || v != floor(v)) {
-				snprintf(err, err_len, "%s: '%s' is not a whole number", name, value);
+				snprintf(err, err_len, "%s: '%s' is not a whole number", name,
+					 value);
 				return -EINVAL;
 			}
 			uint32_t u = (uint32_t)v;
@@ -139,8 +189,7 @@ static int cm_conf_set(void *ctx, const char *name, const char *value, char *why
 	return cm_set(cc->m, cc->h, name, value, why, why_len);
 }
 
-int cm_load_file(struct cm_model *m, struct cm_hw *h, const char *path, char *err,
-		 size_t err_len)
+int cm_load_file(struct cm_model *m, struct cm_hw *h, const char *path, char *err, size_t err_len)
 {
 	struct cm_conf cc = {m, h};
 	int rc = conf_load(path, cm_conf_set, &cc, err, err_len);
@@ -149,16 +198,16 @@ int cm_load_file(struct cm_model *m, struct cm_hw *h, const char *path, char *er
 
 int cm_check(const struct cm_model *m, const struct cm_hw *h, char *err, size_t err_len)
 {
-	const char *bad = !m->layers		? "model.layers"
-			  : !m->q_heads		? "model.q_heads"
-			  : !m->head_dim_qk	? "model.head_dim_qk"
+	const char *bad = !m->layers			   ? "model.layers"
+			  : !m->q_heads			   ? "model.q_heads"
+			  : !m->head_dim_qk		   ? "model.head_dim_qk"
 			  : !m->mla_latent && !m->kv_heads ? "model.kv_heads"
-			  : m->active_params <= 0 ? "model.active_params"
-			  : m->kv_dtype_bytes <= 0 ? "model.kv_dtype_bytes"
-			  : !m->gpus		? "model.gpus"
-			  : h->flops <= 0	? "hw.flops"
-			  : h->mfu <= 0 || h->mfu > 1 ? "hw.mfu"
-			  : NULL;
+			  : m->active_params <= 0	   ? "model.active_params"
+			  : m->kv_dtype_bytes <= 0	   ? "model.kv_dtype_bytes"
+			  : !m->gpus			   ? "model.gpus"
+			  : h->flops <= 0		   ? "hw.flops"
+			  : h->mfu <= 0 || h->mfu > 1	   ? "hw.mfu"
+							   : NULL;
 	for (int t = 0; !bad && t < CM_TIERS; t++)
 		if (h->tier_bw_gpu[t] <= 0 || h->tier_bw_node[t] <= 0)
 			bad = "hw.tier_bw_*";
@@ -173,8 +222,8 @@ int cm_check(const struct cm_model *m, const struct cm_hw *h, char *err, size_t 
 
 double cm_kv_bytes_per_token(const struct cm_model *m)
 {
-	double per_layer = m->mla_latent ? m->mla_latent
-					 : 2.0 * m->kv_heads * m->head_dim_qk; /* K and V */
+	double per_layer =
+	    m->mla_latent ? m->mla_latent : 2.0 * m->kv_heads * m->head_dim_qk; /* K and V */
 	return per_layer * m->layers * m->kv_dtype_bytes;
 }
 
@@ -185,8 +234,7 @@ double cm_prefill_flops(const struct cm_model *m, double n_cached, double n_new)
 	return 2.0 * m->active_params * n_new + per_pair * pairs;
 }
 
-double cm_prefill_s(const struct cm_model *m, const struct cm_hw *h, double n_cached,
-		    double n_new)
+double cm_prefill_s(const struct cm_model *m, const struct cm_hw *h, double n_cached, double n_new)
 {
 	return cm_prefill_flops(m, n_cached, n_new) / (m->gpus * h->flops * h->mfu);
 }
@@ -201,8 +249,8 @@ double cm_load_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t
 	return n * cm_kv_bytes_per_token(m) / cm_tier_bw(m, h, t);
 }
 
-double cm_ttft_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t,
-		 double n_cached, double n_new)
+double cm_ttft_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t, double n_cached,
+		 double n_new)
 {
 	double compute = cm_prefill_s(m, h, n_cached, n_new);
 	if (n_cached <= 0)
@@ -216,9 +264,8 @@ double cm_breakeven_bw(const struct cm_model *m, const struct cm_hw *h, double n
 	return n * cm_kv_bytes_per_token(m) / cm_prefill_s(m, h, 0, n);
 }
 
-void cm_add(struct cm_totals *t, const struct cm_model *m, const struct cm_hw *h,
-	    enum cm_tier tier, double input_tokens, double hit_tokens, double *ttft_base,
-	    double *ttft_grid)
+void cm_add(struct cm_totals *t, const struct cm_model *m, const struct cm_hw *h, enum cm_tier tier,
+	    double input_tokens, double hit_tokens, double *ttft_base, double *ttft_grid)
 {
 	/* a fully cached prompt still prefills its last token to produce the first output */
 	double cached = fmin(hit_tokens, fmax(input_tokens - 1, 0));
@@ -239,11 +286,10 @@ void cm_add(struct cm_totals *t, const struct cm_model *m, const struct cm_hw *h
 		*ttft_grid = grid;
 }
 
-double cm_energy_avoided_kwh(const struct cm_totals *t, const struct cm_hw *h,
-			     enum cm_tier tier)
+double cm_energy_avoided_kwh(const struct cm_totals *t, const struct cm_hw *h, enum cm_tier tier)
 {
-	double joules = (t->gpu_s_base - t->gpu_s_grid) * h->gpu_power_w -
-			t->load_s * h->tier_power_w[tier];
+	double joules =
+	    (t->gpu_s_base - t->gpu_s_grid) * h->gpu_power_w - t->load_s * h->tier_power_w[tier];
 	return joules / 3.6e6;
 }
 
@@ -254,8 +300,8 @@ double cm_cost_per_mtok_base(const struct cm_totals *t, const struct cm_hw *h)
 	return t->gpu_s_base / 3600 * h->gpu_cost_hour / (t->input_tokens / 1e6);
 }
 
-double cm_cost_per_mtok_grid(const struct cm_totals *t, const struct cm_hw *h,
-			     enum cm_tier tier, double capacity_bytes, double duration_s)
+double cm_cost_per_mtok_grid(const struct cm_totals *t, const struct cm_hw *h, enum cm_tier tier,
+			     double capacity_bytes, double duration_s)
 {
 	if (t->input_tokens <= 0)
 		return 0;

@@ -34,19 +34,19 @@ struct cm_model {
 	uint32_t mla_latent;  /* MLA: cached latent width per token and layer; 0 = GQA */
 	double active_params; /* parameters used per token (MoE: the active ones) */
 	double kv_dtype_bytes;
-	uint32_t gpus;        /* GPUs of one prefill instance (tensor parallel) */
+	uint32_t gpus; /* GPUs of one prefill instance (tensor parallel) */
 };
 
 struct cm_hw {
 	char name[48];
-	double flops;          /* peak dense bf16 FLOP/s of one GPU */
-	double mfu;            /* share of peak that prefill reaches */
+	double flops; /* peak dense bf16 FLOP/s of one GPU */
+	double mfu;   /* share of peak that prefill reaches */
 	double hbm_bytes;
-	double gpu_power_w;    /* board power while computing */
-	double gpu_cost_hour;  /* $ per GPU-hour */
-	double tier_bw_gpu[CM_TIERS];   /* bytes/s from the tier into one GPU (its link) */
-	double tier_bw_node[CM_TIERS];  /* bytes/s the tier delivers to all GPUs together */
-	double tier_power_w[CM_TIERS];  /* power drawn while reading at tier_bw */
+	double gpu_power_w;		     /* board power while computing */
+	double gpu_cost_hour;		     /* $ per GPU-hour */
+	double tier_bw_gpu[CM_TIERS];	     /* bytes/s from the tier into one GPU (its link) */
+	double tier_bw_node[CM_TIERS];	     /* bytes/s the tier delivers to all GPUs together */
+	double tier_power_w[CM_TIERS];	     /* power drawn while reading at tier_bw */
 	double tier_cost_gb_month[CM_TIERS]; /* $ per GB-month of capacity */
 };
 
@@ -67,8 +67,7 @@ int cm_set(struct cm_model *m, struct cm_hw *h, const char *name, const char *va
 	   size_t err_len);
 /* Reads "name = value" lines ('#' comments) through cm_set.  0, -errno, or -EINVAL with
  * "path:line: reason" in err. */
-int cm_load_file(struct cm_model *m, struct cm_hw *h, const char *path, char *err,
-		 size_t err_len);
+int cm_load_file(struct cm_model *m, struct cm_hw *h, const char *path, char *err, size_t err_len);
 /* 0 if the profiles can be computed with, else -EINVAL with the field at fault in err. */
 int cm_check(const struct cm_model *m, const struct cm_hw *h, char *err, size_t err_len);
 
@@ -77,16 +76,15 @@ double cm_kv_bytes_per_token(const struct cm_model *m);
 /* FLOPs to prefill n_new tokens after n_cached cached ones. */
 double cm_prefill_flops(const struct cm_model *m, double n_cached, double n_new);
 /* Seconds of that prefill on the instance (gpus GPUs at flops * mfu each). */
-double cm_prefill_s(const struct cm_model *m, const struct cm_hw *h, double n_cached,
-		    double n_new);
+double cm_prefill_s(const struct cm_model *m, const struct cm_hw *h, double n_cached, double n_new);
 /* Bytes/s a request reads from tier t: min(gpus * per-GPU link, node total). */
 double cm_tier_bw(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t);
 /* Seconds to read the KV of n tokens from a tier. */
 double cm_load_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t, double n);
 /* TTFT of a request of n_cached + n_new tokens whose first n_cached come from tier t,
  * loaded layer by layer under the suffix's prefill.  n_cached = 0 is recompute only. */
-double cm_ttft_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t,
-		 double n_cached, double n_new);
+double cm_ttft_s(const struct cm_model *m, const struct cm_hw *h, enum cm_tier t, double n_cached,
+		 double n_new);
 /* Bandwidth (bytes/s) above which loading a context of n tokens is faster than
  * prefilling it: kv_bytes(n) / prefill_s(0, n). */
 double cm_breakeven_bw(const struct cm_model *m, const struct cm_hw *h, double n);
@@ -100,20 +98,18 @@ struct cm_totals {
 	double gpu_s_grid;  /* GPU-seconds of prefill of the uncached suffixes */
 	double ttft_s_base; /* sums, for means */
 	double ttft_s_grid;
-	double load_bytes;  /* KV read from the tier */
-	double load_s;      /* tier busy reading */
+	double load_bytes; /* KV read from the tier */
+	double load_s;	   /* tier busy reading */
 };
 
-void cm_add(struct cm_totals *t, const struct cm_model *m, const struct cm_hw *h,
-	    enum cm_tier tier, double input_tokens, double hit_tokens, double *ttft_base,
-	    double *ttft_grid);
+void cm_add(struct cm_totals *t, const struct cm_model *m, const struct cm_hw *h, enum cm_tier tier,
+	    double input_tokens, double hit_tokens, double *ttft_base, double *ttft_grid);
 /* Energy avoided in kWh: GPU energy of the avoided GPU-seconds less the tier's reads. */
-double cm_energy_avoided_kwh(const struct cm_totals *t, const struct cm_hw *h,
-			     enum cm_tier tier);
+double cm_energy_avoided_kwh(const struct cm_totals *t, const struct cm_hw *h, enum cm_tier tier);
 /* $ per million input tokens: GPU time only (base), or GPU time plus holding
  * capacity_bytes in the tier for duration_s (grid). */
 double cm_cost_per_mtok_base(const struct cm_totals *t, const struct cm_hw *h);
-double cm_cost_per_mtok_grid(const struct cm_totals *t, const struct cm_hw *h,
-			     enum cm_tier tier, double capacity_bytes, double duration_s);
+double cm_cost_per_mtok_grid(const struct cm_totals *t, const struct cm_hw *h, enum cm_tier tier,
+			     double capacity_bytes, double duration_s);
 
 #endif

@@ -56,8 +56,7 @@ static double replay_now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static uint64_t replay_block_len(const struct replay_ctx *c, const struct trace_req *rq,
-				 uint32_t i)
+static uint64_t replay_block_len(const struct replay_ctx *c, const struct trace_req *rq, uint32_t i)
 {
 	uint64_t full = c->o->block_bytes;
 	if (!c->o->partial_bytes)
@@ -206,7 +205,8 @@ static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 		if (o->nvme_bytes)
 			cfg.nvme_bytes = o->nvme_bytes;
 		/* the NVMe tier evicts a whole segment at a time: keep segments small next to the
-		 * tier (at least 64 of them, of at least 1 MiB) so that eviction stays fine-grained */
+		 * tier (at least 64 of them, of at least 1 MiB) so that eviction stays fine-grained
+		 */
 		while (cfg.segment_bytes > (1u << 20) && nvme_max(&cfg) < 64 * cfg.segment_bytes)
 			cfg.segment_bytes /= 2;
 	} else {
@@ -261,11 +261,11 @@ static void replay_free(struct replay_ctx *c)
 /* Sleeps until the request's time at the chosen speed (speed > 0). */
 static void replay_pace(const struct replay_ctx *c, const struct trace_req *rq, double start)
 {
-	double due = start + (double)(rq->timestamp_ms - c->t->reqs[0].timestamp_ms) / 1000.0 /
-				     c->o->speed;
+	double due =
+	    start + (double)(rq->timestamp_ms - c->t->reqs[0].timestamp_ms) / 1000.0 / c->o->speed;
 	double wait = due - replay_now_s();
 	if (wait > 0) {
-		struct timespec ts = { (time_t)wait, (long)((wait - (time_t)wait) * 1e9) };
+		struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
 		nanosleep(&ts, NULL);
 	}
 }
@@ -318,7 +318,7 @@ static void replay_add(struct replay_result *a, const struct replay_result *b)
 int replay_run(const struct trace *t, const struct replay_opts *o, struct replay_result *res,
 	       char *err, size_t err_len)
 {
-	struct replay_shared sh = { .t = t, .o = o };
+	struct replay_shared sh = {.t = t, .o = o};
 	struct replay_ctx c[REPLAY_ENGINES_MAX];
 	pthread_t th[REPLAY_ENGINES_MAX];
 	uint32_t n = o->engines > 1 ? o->engines : 1, started = 0;
@@ -378,7 +378,7 @@ int replay_run(const struct trace *t, const struct replay_opts *o, struct replay
 	res->load_us_p99 = replay_pct(c[0].lat_us, n_lat, 0.99);
 	res->load_us_max = n_lat ? c[0].lat_us[n_lat - 1] : 0;
 	res->prefix_hit_token_ratio =
-		res->input_tokens ? (double)res->hit_tokens / res->input_tokens : 0;
+	    res->input_tokens ? (double)res->hit_tokens / res->input_tokens : 0;
 	res->block_hit_ratio = res->blocks ? (double)res->hit_blocks / res->blocks : 0;
 	rc = 0;
 out_free:

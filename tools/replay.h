@@ -20,14 +20,14 @@
 #include "trace.h"
 
 struct replay_opts {
-	const char *policy;       /* cfg.policy; NULL = the grid's default */
+	const char *policy;	  /* cfg.policy; NULL = the grid's default */
 	uint64_t capacity_blocks; /* DRAM arena of this many blocks (if dram_bytes is 0) */
-	uint64_t dram_bytes;      /* or explicit tier sizes */
+	uint64_t dram_bytes;	  /* or explicit tier sizes */
 	uint64_t nvme_bytes;
-	const char *dir;          /* NVMe tier directory; NULL or "" = DRAM only */
-	uint32_t block_bytes;     /* payload of a full block; a multiple of 4096 */
-	int partial_bytes;        /* 1: partial last blocks are stored short (default in CLI) */
-	double speed;             /* 0: as fast as possible; 1: real time; 2: twice as fast */
+	const char *dir;      /* NVMe tier directory; NULL or "" = DRAM only */
+	uint32_t block_bytes; /* payload of a full block; a multiple of 4096 */
+	int partial_bytes;    /* 1: partial last blocks are stored short (default in CLI) */
+	double speed;	      /* 0: as fast as possible; 1: real time; 2: twice as fast */
 	const struct kvg_config *base; /* fields to start from (io backend...); may be NULL */
 	/* per request: a session hint (POLICY_HINT_*: 0 none, 1 continues, 2 last), passed
 	 * as KVG_STORE_CONTINUES / KVG_STORE_LAST with the request's load and store; or NULL */
@@ -46,12 +46,12 @@ struct replay_result {
 	uint64_t blocks;
 	uint64_t hit_blocks;
 	uint64_t hit_blocks_tier[KVG_TIER_COUNT]; /* prefix blocks found in each tier */
-	uint64_t load_errors;   /* loads of a looked-up prefix that failed */
-	uint64_t load_lost;     /* with several engines: blocks of a looked-up prefix that
-				 * another engine's store evicted before the load (not errors) */
-	uint64_t store_errors;  /* blocks the grid could not store */
-	uint64_t verify_failures; /* loaded bytes that were not the block's */
-	uint64_t max_dram_blocks; /* most blocks the DRAM tier held after a request */
+	uint64_t load_errors;			  /* loads of a looked-up prefix that failed */
+	uint64_t load_lost;	   /* with several engines: blocks of a looked-up prefix that
+				    * another engine's store evicted before the load (not errors) */
+	uint64_t store_errors;	   /* blocks the grid could not store */
+	uint64_t verify_failures;  /* loaded bytes that were not the block's */
+	uint64_t max_dram_blocks;  /* most blocks the DRAM tier held after a request */
 	uint64_t max_index_blocks; /* most distinct blocks held in all tiers after a request */
 	double load_us_p50, load_us_p90, load_us_p99, load_us_max; /* per request with a hit */
 	double elapsed_s;

@@ -70,8 +70,8 @@ static void sim_count(const struct trace *t, const struct sim_opts *o, const str
 
 struct belady {
 	uint32_t *heap; /* slots, max-heap on key */
-	uint32_t *pos;  /* slot -> heap index */
-	uint32_t *key;  /* slot -> index of its next access */
+	uint32_t *pos;	/* slot -> heap index */
+	uint32_t *key;	/* slot -> index of its next access */
 	uint32_t n;
 };
 
@@ -106,7 +106,7 @@ static void bh_fix(struct belady *b, uint32_t i)
 static int sim_belady(const struct trace *t, const struct sim_opts *o, struct sim_result *r)
 {
 	size_t nd = t->n_distinct ? t->n_distinct : 1;
-	struct belady b = { 0 };
+	struct belady b = {0};
 	uint32_t *next = malloc(sizeof(*next) * (t->n_ids ? t->n_ids : 1));
 	uint8_t *resident = calloc(nd, 1);
 	b.heap = malloc(sizeof(uint32_t) * nd);
@@ -176,8 +176,8 @@ static uint64_t sim_block_bytes(const struct trace *t, const struct trace_req *r
 
 /* The namespace `kvgrid replay` opens its grid with (tools/replay.c: the config, model
  * "kvgrid-replay", the trace's block size), so that key_hash below is the grid's. */
-static void sim_namespace(const struct trace *t, const struct sim_opts *o,
-			  struct kvg_config *cfg, kvg_key *ns)
+static void sim_namespace(const struct trace *t, const struct sim_opts *o, struct kvg_config *cfg,
+			  kvg_key *ns)
 {
 	if (o->cfg)
 		*cfg = *o->cfg;
@@ -199,8 +199,8 @@ static uint64_t sim_key_hash(const struct kvg_config *cfg, const kvg_key *ns, ui
 	return h;
 }
 
-static int sim_policy(const struct trace *t, const struct sim_opts *o,
-		      const struct policy_ops *ops, struct sim_result *r)
+static int sim_policy(const struct trace *t, const struct sim_opts *o, const struct policy_ops *ops,
+		      struct sim_result *r)
 {
 	size_t nd = t->n_distinct ? t->n_distinct : 1;
 	uint64_t cap = o->capacity_blocks ? o->capacity_blocks : UINT64_MAX;
@@ -247,14 +247,14 @@ static int sim_policy(const struct trace *t, const struct sim_opts *o,
 			continue;
 		uint32_t j = rq->first + i, s = t->ids[j];
 		struct policy_block pb = {
-			.bytes = sim_block_bytes(t, rq, i, o),
-			.depth = i,
-			.parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
-			.now_us = rq->timestamp_ms * 1000,
-			.key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
-			.hint = o->hints ? o->hints[q] : POLICY_HINT_NONE,
-			.req_blocks = rq->n_blocks,
-			.req_id = q + 1,
+		    .bytes = sim_block_bytes(t, rq, i, o),
+		    .depth = i,
+		    .parent_slot = i ? t->ids[j - 1] : POLICY_NONE,
+		    .now_us = rq->timestamp_ms * 1000,
+		    .key_hash = sim_key_hash(&kcfg, &ns, t->raw_ids[j]),
+		    .hint = o->hints ? o->hints[q] : POLICY_HINT_NONE,
+		    .req_blocks = rq->n_blocks,
+		    .req_id = q + 1,
 		};
 		if (resident[s]) {
 			ops->hit(p, s, &pb);

@@ -22,9 +22,9 @@
 #include "trace.h"
 
 struct sim_opts {
-	const char *policy;       /* a policy name, or "belady" */
+	const char *policy;	  /* a policy name, or "belady" */
 	uint64_t capacity_blocks; /* blocks the tier holds; 0 = unbounded */
-	uint64_t block_bytes;     /* bytes of a full block (payload size); 0 means 1 */
+	uint64_t block_bytes;	  /* bytes of a full block (payload size); 0 means 1 */
 	/* 1: a partial last block has bytes in proportion to its tokens (what an engine would
 	 * store); 0: every block has block_bytes.  A block takes one place either way. */
 	int partial_bytes;
@@ -47,15 +47,15 @@ struct sim_opts {
 struct sim_result {
 	uint64_t requests;
 	uint64_t input_tokens;
-	uint64_t hit_tokens;     /* prefix-hit tokens, capped at input_length */
-	uint64_t blocks;         /* block accesses (sum of n_blocks) */
-	uint64_t hit_blocks;     /* blocks of the cached prefixes */
-	uint64_t inserts;        /* blocks stored */
-	uint64_t refused;        /* blocks refused by admit() */
+	uint64_t hit_tokens; /* prefix-hit tokens, capped at input_length */
+	uint64_t blocks;     /* block accesses (sum of n_blocks) */
+	uint64_t hit_blocks; /* blocks of the cached prefixes */
+	uint64_t inserts;    /* blocks stored */
+	uint64_t refused;    /* blocks refused by admit() */
 	uint64_t evictions;
-	uint64_t max_resident;   /* most blocks held at once: never above capacity_blocks */
+	uint64_t max_resident;	       /* most blocks held at once: never above capacity_blocks */
 	double prefix_hit_token_ratio; /* hit_tokens / input_tokens */
-	double block_hit_ratio;        /* hit_blocks / blocks */
+	double block_hit_ratio;	       /* hit_blocks / blocks */
 };
 
 /*

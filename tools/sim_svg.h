@@ -21,7 +21,7 @@ struct svg_chart {
 	const char *title;
 	const char *x_label;
 	const char *y_label;
-	int x_log;   /* 1: logarithmic x axis (capacity percentages, latencies) */
+	int x_log;    /* 1: logarithmic x axis (capacity percentages, latencies) */
 	double y_min; /* y axis range; y_min == y_max picks one from the data */
 	double y_max;
 };

@@ -147,7 +147,7 @@ static int scan_ids(struct trace_scan *s, uint64_t *ids, size_t max_ids, size_t 
 int trace_parse_line(const char *line, size_t len, struct trace_req *req, uint64_t *ids,
 		     size_t max_ids, size_t *n_ids, char *err, size_t err_len)
 {
-	struct trace_scan s = { line, line + len, err, err_len };
+	struct trace_scan s = {line, line + len, err, err_len};
 	enum { HAVE_TS = 1, HAVE_IN = 2, HAVE_OUT = 4, HAVE_IDS = 8 };
 	unsigned have = 0;
 	char key[32];
@@ -210,7 +210,7 @@ int trace_parse_line(const char *line, size_t len, struct trace_req *req, uint64
 struct trace_map {
 	uint64_t *keys;
 	uint32_t *vals; /* UINT32_MAX: empty */
-	size_t cap;     /* power of two */
+	size_t cap;	/* power of two */
 	size_t count;
 };
 
@@ -321,11 +321,11 @@ static int trace_add(struct trace *t, struct trace_map *m, const struct trace_re
 int trace_load(const char *path, const struct trace_opts *opts, struct trace *t, char *err,
 	       size_t err_len)
 {
-	struct trace_opts o = opts ? *opts : (struct trace_opts){ 0 };
+	struct trace_opts o = opts ? *opts : (struct trace_opts){0};
 	struct trace_map m;
 	uint64_t *line_ids = NULL;
 	char *line = NULL, why[160];
-	size_t line_cap = 0, caps[3] = { 0, 0, 0 }, lineno = 0;
+	size_t line_cap = 0, caps[3] = {0, 0, 0}, lineno = 0;
 	ssize_t len;
 	int rc;
 
@@ -349,13 +349,13 @@ int trace_load(const char *path, const struct trace_opts *opts, struct trace *t,
 		size_t n;
 		lineno++;
 		size_t k = 0;
-		while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' ||
-					  line[k] == '\n'))
+		while (k < (size_t)len &&
+		       (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n'))
 			k++;
 		if (k == (size_t)len)
 			continue;
-		rc = trace_parse_line(line, (size_t)len, &rq, line_ids, TRACE_LINE_IDS_MAX, &n,
-				      why, sizeof(why));
+		rc = trace_parse_line(line, (size_t)len, &rq, line_ids, TRACE_LINE_IDS_MAX, &n, why,
+				      sizeof(why));
 		if (rc == -E2BIG)
 			snprintf(why, sizeof(why), "more than %u hash_ids", TRACE_LINE_IDS_MAX);
 		if (rc && o.skip_bad) {

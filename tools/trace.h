@@ -21,26 +21,26 @@ struct trace_req {
 	uint64_t timestamp_ms;
 	uint32_t input_length; /* tokens */
 	uint32_t output_length;
-	uint32_t first;    /* index of the request's first block in trace.ids */
+	uint32_t first;	   /* index of the request's first block in trace.ids */
 	uint32_t n_blocks; /* blocks of the request (the last is usually partial) */
 };
 
 struct trace {
 	struct trace_req *reqs;
 	size_t n_reqs;
-	uint32_t *ids;     /* dense ids, n_ids of them; request r owns [first, first+n_blocks) */
+	uint32_t *ids;	   /* dense ids, n_ids of them; request r owns [first, first+n_blocks) */
 	uint64_t *raw_ids; /* the ids as written in the file, parallel to ids */
 	size_t n_ids;
 	uint32_t n_distinct;   /* distinct block ids */
 	uint32_t block_tokens; /* tokens per id (trace_opts.block_tokens) */
 	uint64_t input_tokens; /* sum of input_length */
-	size_t skipped;        /* bad lines skipped (trace_opts.skip_bad) */
+	size_t skipped;	       /* bad lines skipped (trace_opts.skip_bad) */
 	size_t first_bad_line; /* line number of the first skipped line, 0 if none */
 };
 
 struct trace_opts {
 	uint32_t block_tokens; /* tokens per id; 0 means 512 (Mooncake) */
-	int skip_bad;          /* 1: skip malformed lines and count them; 0: fail on the first */
+	int skip_bad;	       /* 1: skip malformed lines and count them; 0: fail on the first */
 	size_t max_reqs;       /* stop after this many requests; 0 = all */
 };
 
