@@ -165,8 +165,12 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' kvgrid.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvgrid.pc
 
+# Rewrites every C file to .clang-format (tests/test_format.sh checks it).
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
 clean:
 	rm -rf build
 
-.PHONY: all tests benches test demo abi-baseline bench crash-test fuzz install clean
+.PHONY: all tests benches test demo abi-baseline bench crash-test fuzz install clean format
 .SECONDARY:

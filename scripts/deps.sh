@@ -10,7 +10,7 @@ set -e
 want="liburing-dev libssl-dev libxxhash-dev libopenblas-pthread-dev pkg-config gcc make \
 libc6-dev python3"
 case "${1:-}" in
-test) want="$want clang libclang-rt-14-dev redis-server redis-tools python3-redis \
+test) want="$want clang clang-format libclang-rt-14-dev redis-server redis-tools python3-redis \
 abigail-tools" ;;
 bench) want="$want fio redis-server redis-tools" ;;
 "") ;;
