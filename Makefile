@@ -36,10 +36,13 @@ BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIBS = -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
 
 # The version is the header's (KVG_VERSION_*); MAJOR is the ABI version and the SONAME's.
-VERSION_PART = $(shell sed -n 's/^\#define KVG_VERSION_$(1) \([0-9]*\).*/\1/p' include/kvgrid.h)
+VERSION_PART = $(shell sed -n 's/^\#define KVG_VERSION_$(1)[[:space:]]*\([0-9]*\).*/\1/p' include/kvgrid.h)
 VERSION_MAJOR := $(call VERSION_PART,MAJOR)
 VERSION := $(VERSION_MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
 SONAME := libkvgrid.so.$(VERSION_MAJOR)
+ifeq ($(VERSION_MAJOR),)
+$(error include/kvgrid.h: no '#define KVG_VERSION_MAJOR N' line found)
+endif
 LIB_SO := $(BUILD)/libkvgrid.so.$(VERSION)
 LIB_MAP := src/libkvgrid.map
 # -z defs: a missing library is a link error, not a load error (sanitizer runtimes are

@@ -19,7 +19,7 @@
 # baseline must always be the ABI we ship, so the next removal is caught against it.
 set -u
 cd "$(dirname "$0")/.."
-major=$(sed -n 's/^#define KVG_VERSION_MAJOR \([0-9]*\).*/\1/p' include/kvgrid.h)
+major=$(sed -n 's/^#define KVG_VERSION_MAJOR[[:space:]]*\([0-9]*\).*/\1/p' include/kvgrid.h)
 lib=build/libkvgrid.so.$major
 syms=tests/abi/libkvgrid.symbols
 xml=tests/abi/libkvgrid.abi

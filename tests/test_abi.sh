@@ -8,9 +8,9 @@
 # A deliberate change of the ABI is recorded with `make abi-baseline`.
 set -u
 cd "$(dirname "$0")/.."
-major=$(sed -n 's/^#define KVG_VERSION_MAJOR \([0-9]*\).*/\1/p' include/kvgrid.h)
-minor=$(sed -n 's/^#define KVG_VERSION_MINOR \([0-9]*\).*/\1/p' include/kvgrid.h)
-patch=$(sed -n 's/^#define KVG_VERSION_PATCH \([0-9]*\).*/\1/p' include/kvgrid.h)
+major=$(sed -n 's/^#define KVG_VERSION_MAJOR[[:space:]]*\([0-9]*\).*/\1/p' include/kvgrid.h)
+minor=$(sed -n 's/^#define KVG_VERSION_MINOR[[:space:]]*\([0-9]*\).*/\1/p' include/kvgrid.h)
+patch=$(sed -n 's/^#define KVG_VERSION_PATCH[[:space:]]*\([0-9]*\).*/\1/p' include/kvgrid.h)
 lib=build/libkvgrid.so.$major.$minor.$patch
 [ -f "$lib" ] || { echo "skip: $lib not built"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
