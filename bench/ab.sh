@@ -1,8 +1,9 @@
 #!/bin/sh
 # bench/ab.sh OTHER_KVGRID [DIR] [SECONDS] [ROUNDS]: this tree's `kvgrid bench` against another
 # build's (a refactor's before and after) in one run, each against the hardware's own figure:
-#   NVMe tier, 1 MiB and 4 MiB blocks at QD 16 and 64: fio, this, other, interleaved per round
-#   (this disk's speed drifts by minutes), each kvgrid figure as a ratio of the fio beside it;
+#   NVMe tier, 1 MiB and 4 MiB blocks at QD 16 and 64: fio, this, other (other, this in every
+#   second round), interleaved (this disk's speed drifts by minutes), each kvgrid figure as a
+#   ratio of the fio beside it;
 #   DRAM tier, 1 MiB blocks, QD 16 in requests of 4: each run measures memcpy on its threads.
 # Same ratios within the run-to-run spread means the change cost nothing.  OTHER_KVGRID is a
 # built `kvgrid`, e.g. from `git worktree add /tmp/before REV && make -C /tmp/before`.
@@ -30,11 +31,14 @@ fio --name=lay --filename="$DIR/fio.dat" --rw=write --bs=4m --size="$SIZE" --dir
 	--ioengine=io_uring --output-format=terse >/dev/null 2>&1
 r=0
 while [ $r -lt "$ROUNDS" ]; do
+	# which build runs first alternates by round: the second runs on a disk the first has
+	# just written 4 GiB to
+	order="this other"; [ $((r % 2)) -eq 0 ] || order="other this"
 	for bs in 1M 4M; do
 		for qd in 16 64; do
 			fw=$(fio_gbps write $bs $qd $((SECS / 2)) write)
 			fr=$(fio_gbps randread $bs $qd $((SECS / 2)) read)
-			for who in this other; do
+			for who in $order; do
 				bin=$A; [ $who = this ] || bin=$B
 				j=$($bin bench --dir "$DIR" --tier nvme --block-bytes $bs --queue-depth $qd \
 					--seconds "$SECS" --size "$SIZE" --json)
@@ -42,7 +46,7 @@ while [ $r -lt "$ROUNDS" ]; do
 			done
 		done
 	done
-	for who in this other; do
+	for who in $order; do
 		bin=$A; [ $who = this ] || bin=$B
 		j=$($bin bench --tier dram --block-bytes 1M --queue-depth 16 --batch 4 --seconds "$SECS" \
 			--size 1G --json)

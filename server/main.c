@@ -67,42 +67,10 @@ static void main_reopen_log(void)
 	close(fd);
 }
 
+/* A byte count with an optional K/M/G/T suffix: the library's rule (kvg_parse_size). */
 static int main_size(const char *v, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || end == v || v[0] == '-')
-		return -1;
-	int shift = 0;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		end++;
-		break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || (shift && x > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)x << shift;
-	return 0;
+	return kvg_parse_size(v, out) ? -1 : 0;
 }
 
 static int main_port(const char *v, int *out)
