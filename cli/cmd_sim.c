@@ -311,7 +311,10 @@ static int write_ttft_svg(const struct sim_args *a, double *base, double *grid, 
 		 a->h.name, a->capacity_pct);
 	snprintf(with, sizeof(with), "grid (%s, %s)", policy, tier_names[a->tier]);
 	struct svg_series s[2] = {{"recompute only", x[0], y, PTS, 1}, {with, x[1], y, PTS, 0}};
-	struct svg_chart c = {title, "TTFT (s)", "share of requests", 1, 0, 1};
+	char xl[160];
+	const char *tb = strrchr(a->trace, '/');
+	snprintf(xl, sizeof(xl), "TTFT (s), requests of %s", tb ? tb + 1 : a->trace);
+	struct svg_chart c = {title, xl, "share of requests", 1, 0, 1};
 	return write_svg(a->svg_dir, "ttft-dist.svg", &c, s, 2);
 }
 
@@ -494,8 +497,10 @@ static int sim_sweep(struct sim_args *a, const struct trace *t)
 	char title[160];
 	snprintf(title, sizeof(title), "Prefill cost vs capacity: %s on %s (%s tier)", a->m.name,
 		 a->h.name, tier_names[a->tier]);
-	struct svg_chart c = {
-	    title, "capacity (% of distinct blocks)", "$ per million input tokens", 1, 0, 0};
+	char xl[160];
+	const char *tb = strrchr(a->trace, '/');
+	snprintf(xl, sizeof(xl), "capacity (%% of distinct blocks of %s)", tb ? tb + 1 : a->trace);
+	struct svg_chart c = {title, xl, "$ per million input tokens", 1, 0, 0};
 	return write_svg(a->svg_dir, "cost-capacity.svg", &c, s, a->n_policies + 1);
 }
 
