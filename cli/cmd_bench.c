@@ -333,10 +333,15 @@ int cmd_bench(int argc, char **argv)
 	uint64_t next = 0;
 	struct phase w = {0}, r = {0};
 	if (nvme && precondition) {
-		/* write the tier once, as fio lays out its file: steady state, not fresh extents */
+		/* write the tier over until it evicts, as fio lays out its file: steady state,
+		 * every segment file made (the tier makes them as it fills), not fresh extents */
 		struct phase pre;
 		double est = (double)c.nvme_bytes / 1.5e9 + 1;
-		run_phase(g, slots, (uint32_t)nslots, block, est, 0, &next, 0, 0, &pre);
+		struct kvg_stats ps = {0};
+		for (int k = 0; k < 8 && ps.tier[KVG_TIER_NVME].evictions == 0; k++) {
+			run_phase(g, slots, (uint32_t)nslots, block, est / 2, 0, &next, 0, 0, &pre);
+			kvg_stats_get(g, &ps);
+		}
 	}
 	run_phase(g, slots, (uint32_t)nslots, block, secs / 2, 0, &next, 0, 0, &w);
 	/* resident keys: the newest ones that fit in the tier */
