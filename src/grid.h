@@ -236,6 +236,7 @@ void seg_link(kvg_grid *g, uint32_t slot);
 void seg_maybe_free(kvg_grid *g, uint32_t seg);
 void maybe_free_slot(kvg_grid *g, uint32_t slot);
 uint32_t drop_dram(kvg_grid *g, uint32_t slot);
+void add_nvme(kvg_grid *g, uint32_t slot, const struct nvme_loc *loc, const struct policy_block *b);
 void drop_nvme(kvg_grid *g, uint32_t slot);
 int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc);
 uint32_t parts_for(const kvg_grid *g, uint64_t len);

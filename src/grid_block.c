@@ -29,15 +29,8 @@ static void store_nvme_done(struct nvme_op *op, int status)
 	nvme_seg_io(g->nv, op->loc.seg, -1);
 	entry_unref(e);
 	if (status == 0) {
-		e->seg = op->loc.seg;
-		e->off4k = op->loc.off4k;
-		e->gen = op->loc.gen;
-		e->state |= E_NVME;
-		seg_link(g, slot);
 		struct policy_block b = pblock_req(e, r);
-		pol_insert(g, KVG_TIER_NVME, slot, &b);
-		g->st.tier[KVG_TIER_NVME].blocks++;
-		g->st.tier[KVG_TIER_NVME].bytes += e->len;
+		add_nvme(g, slot, &op->loc, &b);
 	} else {
 		g->st.store_failures++;
 	}

@@ -134,6 +134,21 @@ uint32_t drop_dram(kvg_grid *g, uint32_t slot)
 	return freed;
 }
 
+/* Publishes slot's NVMe record at loc (a finished store or demotion, or one found by
+ * recovery): its location, the segment's list, the NVMe policy and the counters.  Locked. */
+void add_nvme(kvg_grid *g, uint32_t slot, const struct nvme_loc *loc, const struct policy_block *b)
+{
+	struct entry *e = &g->ix.e[slot];
+	e->seg = loc->seg;
+	e->off4k = loc->off4k;
+	e->gen = loc->gen;
+	e->state |= E_NVME;
+	seg_link(g, slot);
+	pol_insert(g, KVG_TIER_NVME, slot, b);
+	g->st.tier[KVG_TIER_NVME].blocks++;
+	g->st.tier[KVG_TIER_NVME].bytes += e->len;
+}
+
 void drop_nvme(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
@@ -324,15 +339,8 @@ void write_back(kvg_grid *g, const uint32_t *slots, int n)
 			drop_nvme(g, slots[i]);
 		if (placed[i] && rcs[i] == 0 && !(e->state & E_NVME)) {
 			e->nvme_stale = 0;
-			e->seg = locs[i].seg;
-			e->off4k = locs[i].off4k;
-			e->gen = locs[i].gen;
-			e->state |= E_NVME;
-			seg_link(g, slots[i]);
 			struct policy_block b = pblock(g, e);
-			pol_insert(g, KVG_TIER_NVME, slots[i], &b);
-			g->st.tier[KVG_TIER_NVME].blocks++;
-			g->st.tier[KVG_TIER_NVME].bytes += e->len;
+			add_nvme(g, slots[i], &locs[i], &b);
 			g->st.tier[KVG_TIER_DRAM].demotions++;
 		} else if (rcs[i] && rcs[i] != KVG_EFULL && rcs[i] != KVG_EDEGRADED) {
 			g->st.store_failures++;

@@ -44,15 +44,8 @@ static void recovered_add(kvg_grid *g, const struct nvme_recovered *r)
 		return; /* swept by forget_tombstones() */
 	e->len = (uint32_t)r->hdr.payload_len;
 	e->depth = r->hdr.depth;
-	e->seg = r->loc.seg;
-	e->off4k = r->loc.off4k;
-	e->gen = r->loc.gen;
-	e->state |= E_NVME;
-	seg_link(g, s);
 	struct policy_block b = pblock(g, e);
-	pol_insert(g, KVG_TIER_NVME, s, &b);
-	g->st.tier[KVG_TIER_NVME].blocks++;
-	g->st.tier[KVG_TIER_NVME].bytes += e->len;
+	add_nvme(g, s, &r->loc, &b);
 }
 
 static void recovered_cb(void *ctx, const struct nvme_recovered *r)
