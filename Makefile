@@ -12,6 +12,8 @@
 #   engine/*.c  -> build/kvgrid-llm (engine/main.c holds main; the rest is the engine library)
 #   tests/test_*.c -> build/tests/test_*  (test_engine_*.c also link the engine library)
 #   bench/*.c   -> build/bench/*          fuzz/fuzz_*.c -> build/fuzz/fuzz_* (clang)
+#   llama/      -> build/libkvgrid-llama.{a,so}, build/kvgrid-llama: llama.cpp on the grid,
+#                  against a pinned prebuilt llama.cpp fetched with npm (llama/llama.mk)
 
 CC ?= cc
 BUILD ?= build
@@ -64,7 +66,8 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 DEPS_OK := $(BUILD)/.deps-ok
 
 all: $(DEPS_OK) $(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so $(BUILD)/kvgrid \
-	$(if $(SRV_OBJ),$(BUILD)/kvgridd) $(if $(ENG_MAIN_OBJ),$(BUILD)/kvgrid-llm)
+	$(if $(SRV_OBJ),$(BUILD)/kvgridd) $(if $(ENG_MAIN_OBJ),$(BUILD)/kvgrid-llm) \
+	$(if $(SAN),,llama)
 
 $(DEPS_OK): scripts/deps.sh
 	@sh scripts/deps.sh
@@ -122,6 +125,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid-tools.a $(BUILD)/libkvgr
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libkvgrid.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BLAS_LIBS) $(LIBS)
+
+include llama/llama.mk
 
 tests: all $(TEST_BIN)
 benches: all $(BENCH_BIN)

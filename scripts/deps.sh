@@ -8,7 +8,14 @@
 #   sh scripts/deps.sh bench    plus what `make bench` needs
 set -e
 want="liburing-dev libssl-dev libxxhash-dev libopenblas-pthread-dev pkg-config gcc make \
-libc6-dev python3"
+libc6-dev python3 git"
+# `make` itself fetches the pinned llama.cpp with npm (llama/fetch.sh) and git (its headers come
+# from a git bundle), so both are in the build set: `make`, `make demo` and `make test` all
+# get them.  npm is optional: a node.js that ships its own npm (NodeSource's) counts, since
+# Debian's npm package would conflict with it, and where it cannot be installed the build
+# goes on without the llama.cpp parts (they say why).
+want_npm=0
+command -v npm >/dev/null 2>&1 || want_npm=1
 case "${1:-}" in
 test) want="$want clang clang-format libclang-rt-14-dev redis-server redis-tools python3-redis \
 abigail-tools" ;;
@@ -30,10 +37,17 @@ need=""
 for p in $want; do
 	case " $(echo $installed) " in *" $p "*) ;; *) need="$need $p" ;; esac
 done
-[ -z "$need" ] && exit 0
-echo "deps: installing$need"
+[ -z "$need" ] && [ $want_npm = 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq $need >/dev/null
+$SUDO apt-get update -qq || [ -z "$need" ]
+if [ -n "$need" ]; then
+	echo "deps: installing$need"
+	$SUDO apt-get install -y -qq $need >/dev/null
+fi
+if [ $want_npm = 1 ]; then
+	echo "deps: installing npm (fetches the pinned llama.cpp)"
+	$SUDO apt-get install -y -qq npm >/dev/null ||
+		echo "deps: npm could not be installed: the llama.cpp parts will be skipped" >&2
+fi

@@ -1,0 +1,5 @@
+#include "cmd.h"
+int cmd_demo(int argc, char **argv)
+{
+	return 2;
+}

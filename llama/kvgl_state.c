@@ -1,0 +1,424 @@
+/*
+ * Cutting llama.cpp's sequence state into per-block pieces and joining pieces back
+ * (formats in kvgl_state.h).  Pure byte handling: no llama.cpp calls, so the parser can be
+ * exercised on any bytes.  A reader (struct rd) never reads past its end; each failure
+ * names the field that was wrong.
+ */
+#include "kvgl_state.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+struct rd {
+	const uint8_t *p, *end;
+	int bad;
+};
+
+static void rd_bytes(struct rd *r, void *out, size_t n)
+{
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		memset(out, 0, n);
+		return;
+	}
+	memcpy(out, r->p, n);
+	r->p += n;
+}
+
+static uint32_t rd_u32(struct rd *r)
+{
+	uint32_t v;
+	rd_bytes(r, &v, 4);
+	return v;
+}
+
+static uint64_t rd_u64(struct rd *r)
+{
+	uint64_t v;
+	rd_bytes(r, &v, 8);
+	return v;
+}
+
+/* Skips n bytes and returns where they start, or NULL past the end. */
+static const uint8_t *rd_skip(struct rd *r, uint64_t n)
+{
+	if (r->bad || (uint64_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	const uint8_t *at = r->p;
+	r->p += n;
+	return at;
+}
+
+static int fail(char *why, size_t why_len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (why && why_len)
+		vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+void kvgl_seq_free(struct kvgl_seq *seq)
+{
+	free(seq->layers);
+	free(seq->k_data);
+	free(seq->v_data);
+	memset(seq, 0, sizeof(*seq));
+}
+
+static int seq_alloc(struct kvgl_seq *seq, uint32_t n_layer)
+{
+	seq->n_layer = n_layer;
+	seq->layers = calloc(n_layer, sizeof(*seq->layers));
+	seq->k_data = calloc(n_layer, sizeof(*seq->k_data));
+	seq->v_data = calloc(n_layer, sizeof(*seq->v_data));
+	return seq->layers && seq->k_data && seq->v_data ? 0 : -ENOMEM;
+}
+
+/* The cell records: n cells at positions 0..n-1, each in exactly one sequence. */
+static int parse_cells(struct rd *r, uint32_t n, char *why, size_t why_len)
+{
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		int32_t pos = (int32_t)rd_u32(r);
+		uint32_t n_seq = rd_u32(r);
+		(void)rd_u32(r);
+		if (!r->bad && n_seq != 1)
+			return fail(why, why_len, "cell %u belongs to %u sequences", i, n_seq);
+		if (!r->bad && pos != (int32_t)i)
+			return fail(why, why_len,
+				    "cell %u holds position %d: not a prefix in order", i, pos);
+	}
+	return r->bad ? fail(why, why_len, "state ends inside the cell records") : 0;
+}
+
+static int parse_k(struct rd *r, struct kvgl_seq *seq, char *why, size_t why_len)
+{
+	for (uint32_t l = 0; l < seq->n_layer; l++) {
+		struct kvgl_layer *ly = &seq->layers[l];
+		ly->k_type = (int32_t)rd_u32(r);
+		ly->k_row = rd_u64(r);
+		if (ly->k_type < 0 || ly->k_row == 0 || ly->k_row > (1u << 24))
+			return fail(why, why_len, "layer %u: bad K type %d or row of %llu bytes", l,
+				    ly->k_type, (unsigned long long)ly->k_row);
+		seq->k_data[l] = rd_skip(r, ly->k_row * seq->n_cells);
+	}
+	return r->bad ? fail(why, why_len, "state ends inside the K rows") : 0;
+}
+
+static int parse_v(struct rd *r, struct kvgl_seq *seq, char *why, size_t why_len)
+{
+	for (uint32_t l = 0; l < seq->n_layer; l++) {
+		struct kvgl_layer *ly = &seq->layers[l];
+		ly->v_type = (int32_t)rd_u32(r);
+		if (seq->v_trans) {
+			ly->v_el = rd_u32(r);
+			ly->n_embd_v = rd_u32(r);
+			if (ly->v_el == 0 || ly->v_el > 16 || ly->n_embd_v == 0 ||
+			    ly->n_embd_v > (1u << 20))
+				return fail(why, why_len, "layer %u: bad transposed V shape", l);
+			ly->v_row = (uint64_t)ly->v_el * ly->n_embd_v;
+		} else {
+			ly->v_row = rd_u64(r);
+			if (ly->v_row == 0 || ly->v_row > (1u << 24))
+				return fail(why, why_len, "layer %u: bad V row of %llu bytes", l,
+					    (unsigned long long)ly->v_row);
+		}
+		if (ly->v_type < 0)
+			return fail(why, why_len, "layer %u: bad V type %d", l, ly->v_type);
+		seq->v_data[l] = rd_skip(r, ly->v_row * seq->n_cells);
+	}
+	return r->bad ? fail(why, why_len, "state ends inside the V rows") : 0;
+}
+
+/* One non-empty stream: its cells, then its layers. */
+static int parse_stream(struct rd *r, struct kvgl_seq *seq, char *why, size_t why_len)
+{
+	int rc = parse_cells(r, seq->n_cells, why, why_len);
+	if (rc)
+		return rc;
+	seq->v_trans = rd_u32(r);
+	uint32_t n_layer = rd_u32(r);
+	if (r->bad || seq->v_trans > 1 || n_layer == 0 || n_layer > KVGL_LAYERS_MAX)
+		return fail(why, why_len, "bad V layout %u or layer count %u", seq->v_trans,
+			    n_layer);
+	if (seq_alloc(seq, n_layer))
+		return -ENOMEM;
+	rc = parse_k(r, seq, why, why_len);
+	return rc ? rc : parse_v(r, seq, why, why_len);
+}
+
+int kvgl_seq_parse(const uint8_t *state, size_t len, struct kvgl_seq *seq, char *why,
+		   size_t why_len)
+{
+	struct rd r = {state, state + len, 0};
+	memset(seq, 0, sizeof(*seq));
+	if (rd_u32(&r) != KVGL_SEQ_MAGIC)
+		return fail(why, why_len, "not a llama.cpp sequence state (magic)");
+	(void)rd_u32(&r);
+	seq->n_stream = rd_u32(&r);
+	if (r.bad || seq->n_stream == 0 || seq->n_stream > 4096)
+		return fail(why, why_len, "bad stream count %u", seq->n_stream);
+	int found = 0, rc = 0;
+	for (uint32_t s = 0; s < seq->n_stream && rc == 0; s++) {
+		uint32_t cells = rd_u32(&r);
+		if (r.bad)
+			rc = fail(why, why_len, "state ends before stream %u", s);
+		else if (cells && found++)
+			rc = fail(why, why_len, "the sequence spans two streams");
+		else if (cells) {
+			seq->n_cells = cells;
+			rc = parse_stream(&r, seq, why, why_len);
+		}
+	}
+	if (rc == 0 && !found)
+		rc = fail(why, why_len, "the sequence is empty");
+	if (rc == 0 && r.p != r.end)
+		rc = fail(why, why_len, "%zu bytes left after the state", (size_t)(r.end - r.p));
+	if (rc)
+		kvgl_seq_free(seq);
+	return rc;
+}
+
+static size_t table_bytes(const struct kvgl_seq *seq)
+{
+	return (size_t)seq->n_layer * (16 + 24);
+}
+
+static size_t row_bytes(const struct kvgl_seq *seq)
+{
+	size_t n = 0;
+	for (uint32_t l = 0; l < seq->n_layer; l++)
+		n += seq->layers[l].k_row + seq->layers[l].v_row;
+	return n;
+}
+
+size_t kvgl_piece_bytes(const struct kvgl_seq *seq, uint32_t b_tokens)
+{
+	return KVGL_PIECE_HDR_BYTES + table_bytes(seq) + row_bytes(seq) * b_tokens;
+}
+
+static uint8_t *put(uint8_t *p, const void *v, size_t n)
+{
+	memcpy(p, v, n);
+	return p + n;
+}
+
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+	return put(p, &v, 4);
+}
+
+static uint8_t *put_u64(uint8_t *p, uint64_t v)
+{
+	return put(p, &v, 8);
+}
+
+static uint8_t *put_table(uint8_t *p, const struct kvgl_seq *seq)
+{
+	for (uint32_t l = 0; l < seq->n_layer; l++) {
+		p = put_u32(p, (uint32_t)seq->layers[l].k_type);
+		p = put_u32(p, 0);
+		p = put_u64(p, seq->layers[l].k_row);
+	}
+	for (uint32_t l = 0; l < seq->n_layer; l++) {
+		const struct kvgl_layer *ly = &seq->layers[l];
+		p = put_u32(p, (uint32_t)ly->v_type);
+		p = put_u32(p, ly->v_el);
+		p = put_u32(p, ly->n_embd_v);
+		p = put_u32(p, 0);
+		p = put_u64(p, ly->v_row);
+	}
+	return p;
+}
+
+/* Rows [first, first+n) of one layer's V: contiguous rows, or per dimension when
+ * transposed (the state holds n_cells elements per dimension). */
+static uint8_t *put_v_rows(uint8_t *p, const struct kvgl_seq *seq, uint32_t l, uint32_t first,
+			   uint32_t n)
+{
+	const struct kvgl_layer *ly = &seq->layers[l];
+	if (!seq->v_trans)
+		return put(p, seq->v_data[l] + (size_t)first * ly->v_row, (size_t)n * ly->v_row);
+	for (uint32_t j = 0; j < ly->n_embd_v; j++)
+		p = put(p, seq->v_data[l] + ((size_t)j * seq->n_cells + first) * ly->v_el,
+			(size_t)n * ly->v_el);
+	return p;
+}
+
+void kvgl_piece_write(const struct kvgl_seq *seq, uint32_t index, uint32_t b_tokens,
+		      const uint8_t key[32], uint8_t *out)
+{
+	uint32_t first = index * b_tokens;
+	uint8_t *body = out + KVGL_PIECE_HDR_BYTES, *p = put_table(body, seq);
+	for (uint32_t l = 0; l < seq->n_layer; l++)
+		p = put(p, seq->k_data[l] + (size_t)first * seq->layers[l].k_row,
+			(size_t)b_tokens * seq->layers[l].k_row);
+	for (uint32_t l = 0; l < seq->n_layer; l++)
+		p = put_v_rows(p, seq, l, first, b_tokens);
+	uint64_t body_len = (uint64_t)(p - body);
+	uint8_t *h = out;
+	h = put_u32(h, KVGL_PIECE_MAGIC);
+	h = put_u32(h, KVGL_PIECE_VERSION);
+	h = put_u32(h, index);
+	h = put_u32(h, b_tokens);
+	h = put_u32(h, seq->n_layer);
+	h = put_u32(h, seq->v_trans);
+	h = put_u32(h, seq->n_stream);
+	h = put_u32(h, 0);
+	h = put_u64(h, body_len);
+	h = put_u64(h, XXH3_64bits(body, body_len));
+	put(h, key, 32);
+}
+
+/* Reads a piece's layer table into t (t->n_layer set, arrays allocated). */
+static int read_table(struct rd *r, struct kvgl_seq *t, uint32_t v_trans)
+{
+	t->v_trans = v_trans;
+	for (uint32_t l = 0; l < t->n_layer; l++) {
+		t->layers[l].k_type = (int32_t)rd_u32(r);
+		(void)rd_u32(r);
+		t->layers[l].k_row = rd_u64(r);
+	}
+	for (uint32_t l = 0; l < t->n_layer; l++) {
+		struct kvgl_layer *ly = &t->layers[l];
+		ly->v_type = (int32_t)rd_u32(r);
+		ly->v_el = rd_u32(r);
+		ly->n_embd_v = rd_u32(r);
+		(void)rd_u32(r);
+		ly->v_row = rd_u64(r);
+		if (ly->k_row == 0 || ly->k_row > (1u << 24) || ly->v_row == 0 ||
+		    ly->v_row > (1u << 24) || ly->k_type < 0 || ly->v_type < 0)
+			return -EINVAL;
+		if (v_trans && (uint64_t)ly->v_el * ly->n_embd_v != ly->v_row)
+			return -EINVAL;
+	}
+	return r->bad ? -EINVAL : 0;
+}
+
+static int same_table(const struct kvgl_seq *a, const struct kvgl_seq *b)
+{
+	if (a->n_layer != b->n_layer || a->v_trans != b->v_trans || a->n_stream != b->n_stream)
+		return 0;
+	for (uint32_t l = 0; l < a->n_layer; l++) {
+		const struct kvgl_layer *x = &a->layers[l], *y = &b->layers[l];
+		if (x->k_type != y->k_type || x->k_row != y->k_row || x->v_type != y->v_type ||
+		    x->v_el != y->v_el || x->n_embd_v != y->n_embd_v || x->v_row != y->v_row)
+			return 0;
+	}
+	return 1;
+}
+
+int kvgl_piece_check(const uint8_t *piece, size_t len, uint32_t index, uint32_t b_tokens,
+		     const uint8_t key[32], struct kvgl_seq *ref, char *why, size_t why_len)
+{
+	struct rd r = {piece, piece + len, 0};
+	uint32_t f[8];
+	for (int i = 0; i < 8; i++)
+		f[i] = rd_u32(&r);
+	uint64_t body_len = rd_u64(&r), sum = rd_u64(&r);
+	const uint8_t *pkey = rd_skip(&r, 32);
+	if (r.bad || f[0] != KVGL_PIECE_MAGIC || f[1] != KVGL_PIECE_VERSION)
+		return fail(why, why_len, "piece %u: not a kvgrid-llama piece", index);
+	if (f[2] != index || f[3] != b_tokens || memcmp(pkey, key, 32) != 0)
+		return fail(why, why_len, "piece %u: names another block", index);
+	if (body_len != len - KVGL_PIECE_HDR_BYTES ||
+	    XXH3_64bits(piece + KVGL_PIECE_HDR_BYTES, body_len) != sum)
+		return fail(why, why_len, "piece %u: length or checksum wrong", index);
+	if (f[4] == 0 || f[4] > KVGL_LAYERS_MAX || f[5] > 1 || f[6] == 0)
+		return fail(why, why_len, "piece %u: bad layer count or V layout", index);
+	struct kvgl_seq t = {.n_stream = f[6]};
+	if (seq_alloc(&t, f[4]))
+		return -ENOMEM;
+	int rc = read_table(&r, &t, f[5]);
+	if (rc == 0 && kvgl_piece_bytes(&t, b_tokens) != len)
+		rc = -EINVAL;
+	if (rc == 0 && ref->n_layer && !same_table(ref, &t))
+		rc = -EINVAL;
+	if (rc == 0 && ref->n_layer == 0) {
+		*ref = t;
+		return 0;
+	}
+	kvgl_seq_free(&t);
+	return rc ? fail(why, why_len, "piece %u: layer table inconsistent", index) : 0;
+}
+
+size_t kvgl_join_bytes(const struct kvgl_seq *ref, size_t n, uint32_t b_tokens)
+{
+	size_t cells = n * b_tokens, per_layer_hdr = 0;
+	for (uint32_t l = 0; l < ref->n_layer; l++)
+		per_layer_hdr +=
+		    12 + 12; /* {i32, u64} for K; {i32, u64} or {i32, u32, u32} for V */
+	return 12 + 4 * (size_t)ref->n_stream + cells * 12 + 8 + per_layer_hdr +
+	       row_bytes(ref) * cells;
+}
+
+/* Where layer l's K (k) or V (!k) rows start inside a checked piece. */
+static const uint8_t *piece_part(const struct kvgl_seq *ref, const uint8_t *piece, uint32_t l,
+				 int k, uint32_t b_tokens)
+{
+	const uint8_t *p = piece + KVGL_PIECE_HDR_BYTES + table_bytes(ref);
+	for (uint32_t i = 0; i < ref->n_layer; i++) {
+		if (k && i == l)
+			return p;
+		p += (size_t)b_tokens * ref->layers[i].k_row;
+	}
+	for (uint32_t i = 0; i < l; i++)
+		p += (size_t)b_tokens * ref->layers[i].v_row;
+	return p;
+}
+
+static uint8_t *join_v(const struct kvgl_seq *ref, uint8_t *const *pieces, size_t n, uint32_t b,
+		       uint32_t l, uint8_t *p)
+{
+	const struct kvgl_layer *ly = &ref->layers[l];
+	p = put_u32(p, (uint32_t)ly->v_type);
+	if (!ref->v_trans) {
+		p = put_u64(p, ly->v_row);
+		for (size_t i = 0; i < n; i++)
+			p = put(p, piece_part(ref, pieces[i], l, 0, b), (size_t)b * ly->v_row);
+		return p;
+	}
+	p = put_u32(p, ly->v_el);
+	p = put_u32(p, ly->n_embd_v);
+	for (uint32_t j = 0; j < ly->n_embd_v; j++)
+		for (size_t i = 0; i < n; i++)
+			p = put(p, piece_part(ref, pieces[i], l, 0, b) + (size_t)j * b * ly->v_el,
+				(size_t)b * ly->v_el);
+	return p;
+}
+
+void kvgl_join(const struct kvgl_seq *ref, uint8_t *const *pieces, size_t n, uint32_t b_tokens,
+	       int32_t seq_id, uint8_t *out)
+{
+	uint32_t cells = (uint32_t)(n * b_tokens);
+	uint8_t *p = out;
+	p = put_u32(p, KVGL_SEQ_MAGIC);
+	p = put_u32(p, (uint32_t)seq_id);
+	p = put_u32(p, ref->n_stream);
+	p = put_u32(p, cells);
+	for (uint32_t i = 0; i < cells; i++) {
+		p = put_u32(p, i);
+		p = put_u32(p, 1);
+		p = put_u32(p, (uint32_t)seq_id);
+	}
+	p = put_u32(p, ref->v_trans);
+	p = put_u32(p, ref->n_layer);
+	for (uint32_t l = 0; l < ref->n_layer; l++) {
+		p = put_u32(p, (uint32_t)ref->layers[l].k_type);
+		p = put_u64(p, ref->layers[l].k_row);
+		for (size_t i = 0; i < n; i++)
+			p = put(p, piece_part(ref, pieces[i], l, 1, b_tokens),
+				(size_t)b_tokens * ref->layers[l].k_row);
+	}
+	for (uint32_t l = 0; l < ref->n_layer; l++)
+		p = join_v(ref, pieces, n, b_tokens, l, p);
+	for (uint32_t s = 1; s < ref->n_stream; s++)
+		p = put_u32(p, 0);
+}
