@@ -73,7 +73,8 @@ $(DEPS_OK): scripts/deps.sh
 	@sh scripts/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard include/*.h src/*.h tools/*.h cli/*.h server/*.h engine/*.h)
+$(BUILD)/%.o: %.c $(DEPS_OK) $(filter-out include/kvgrid_llama.h,$(wildcard include/*.h)) \
+		$(wildcard src/*.h tools/*.h cli/*.h server/*.h engine/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter engine/% tests/test_engine% bench/%,$<),$(BLAS_CFLAGS)) -c $< -o $@
 

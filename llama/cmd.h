@@ -50,8 +50,9 @@ double cmd_now_ms(void);
 int cmd_grid_config(struct kvg_config *cfg, const char *tier, const char *dir, const char *server);
 
 /* Opens the adapter on l's model and context parameters, with the grid of --tier/--dir/
- * --server and block tokens (0: default).  Returns 0 or prints why and returns -1. */
+ * --server, block tokens (0: default) and DRAM tier size (NULL: default).  Returns 0 or
+ * prints why and returns -1. */
 int cmd_open_grid(struct cmd_llama *l, const char *model, const char *tier, const char *dir,
-		  const char *server, uint32_t block, kvgl **kl);
+		  const char *server, uint32_t block, const char *dram, kvgl **kl);
 
 #endif

@@ -19,7 +19,7 @@
 #define PROMPTS_MAX 16
 
 struct run_opts {
-	const char *model, *tier, *dir, *server, *logits;
+	const char *model, *tier, *dir, *server, *logits, *dram;
 	const char *prompts[PROMPTS_MAX];
 	int n_prompts, no_grid, store, flash;
 	size_t split;
@@ -93,8 +93,10 @@ static int run_prompt(const struct run_opts *o, struct cmd_llama *l, kvgl *kl, i
 		rc = kvgl_flush(kl, -1);
 	if (rc == 0 && kl && kvgl_last_error(kl)[0])
 		fprintf(stderr, "kvgrid-llama: prompt %d: %s\n", i, kvgl_last_error(kl));
-	if (rc == 0)
+	if (rc == 0 && kl)
 		printf("prompt %d tokens %zu restored %zu\n", i, n, done);
+	else if (rc == 0)
+		printf("prompt %d tokens %zu split %zu\n", i, n, done);
 	free(t);
 	return rc;
 }
@@ -106,7 +108,7 @@ static int usage(void)
 	    "usage: kvgrid-llama run --model FILE --prompt SEED:LEN[+SEED:LEN...] [--prompt ...]\n"
 	    "         [--tier dram|nvme|server] [--dir DIR] [--server HOST:PORT] [--block N]\n"
 	    "         [--flash on|off] [--ctx N] [--batch N] [--store] [--logits PREFIX]\n"
-	    "         [--no-grid [--split K]]\n");
+	    "         [--dram SIZE] [--no-grid [--split K]]\n");
 	return 2;
 }
 
@@ -117,7 +119,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
 	    {"dir", 1, 0, 'd'},	  {"server", 1, 0, 's'}, {"block", 1, 0, 'b'},
 	    {"flash", 1, 0, 'f'}, {"ctx", 1, 0, 'c'},	 {"batch", 1, 0, 'B'},
 	    {"store", 0, 0, 'S'}, {"logits", 1, 0, 'l'}, {"no-grid", 0, 0, 'n'},
-	    {"split", 1, 0, 'x'}, {"help", 0, 0, 'h'},	 {0, 0, 0, 0}};
+	    {"split", 1, 0, 'x'}, {"dram", 1, 0, 'D'},	 {"help", 0, 0, 'h'},
+	    {0, 0, 0, 0}};
 	*o = (struct run_opts){.tier = "dram", .flash = 1, .n_ctx = 4096, .batch = 512};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -165,6 +168,9 @@ static int parse(int argc, char **argv, struct run_opts *o)
 		case 'x':
 			o->split = strtoull(optarg, NULL, 10);
 			break;
+		case 'D':
+			o->dram = optarg;
+			break;
 		default:
 			return usage();
 		}
@@ -176,11 +182,17 @@ static int parse(int argc, char **argv, struct run_opts *o)
 
 /* Opens the adapter on l's model with the run's grid options. */
 int cmd_open_grid(struct cmd_llama *l, const char *model, const char *tier, const char *dir,
-		  const char *server, uint32_t block, kvgl **kl)
+		  const char *server, uint32_t block, const char *dram, kvgl **kl)
 {
 	struct kvg_config cfg;
+	char err[256];
 	if (cmd_grid_config(&cfg, tier, dir, server))
 		return -1;
+	if (dram && strcmp(tier, "nvme") &&
+	    kvg_config_set(&cfg, "dram_bytes", dram, err, sizeof err)) {
+		fprintf(stderr, "kvgrid-llama: --dram: %s\n", err);
+		return -1;
+	}
 	struct kvgl_params p;
 	kvgl_params_init(&p);
 	p.model_path = model;
@@ -190,7 +202,6 @@ int cmd_open_grid(struct cmd_llama *l, const char *model, const char *tier, cons
 	p.flash_attn_type = l->cp.flash_attn_type;
 	p.block_tokens = block;
 	p.grid = &cfg;
-	char err[256];
 	if (kvgl_open(&p, kl, err, sizeof err)) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -208,7 +219,8 @@ int cmd_run(int argc, char **argv)
 	if (cmd_llama_open(&l, o.model, o.n_ctx, o.flash, o.batch))
 		return 1;
 	kvgl *kl = NULL;
-	if (!o.no_grid && cmd_open_grid(&l, o.model, o.tier, o.dir, o.server, o.block, &kl)) {
+	if (!o.no_grid &&
+	    cmd_open_grid(&l, o.model, o.tier, o.dir, o.server, o.block, o.dram, &kl)) {
 		cmd_llama_close(&l);
 		return 1;
 	}

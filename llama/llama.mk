@@ -18,6 +18,8 @@ KVGL_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/llama/tests/%,$(wildcard tests/ll
 KVGL_SO := $(BUILD)/libkvgrid-llama.so
 
 $(BUILD)/llama/%.o $(BUILD)/tests/llama_%.o: CFLAGS += -I$(LLAMA_DEP)/include
+$(KVGL_OBJ) $(KVGL_CMD_OBJ) $(KVGL_TEST_BIN:$(BUILD)/llama/tests/%=$(BUILD)/tests/%.o): \
+	include/kvgrid_llama.h $(wildcard llama/*.h)
 # llama.cpp's tag and commit, as fetched: part of every key's namespace
 $(BUILD)/llama/kvgl.o: CFLAGS += -DKVGL_LLAMA_VERSION='"$(shell cut -c1-19 $(LLAMA_DEP)/ok 2>/dev/null)"'
 $(BUILD)/llama/kvgl.o: $(LLAMA_DEP)/ok
