@@ -13,13 +13,18 @@
 #   OUT/include/           llama.h, ggml.h, gguf.h ... of the same commit
 # and on failure OUT/unavailable, one line saying why (no npm, registry unreachable ...),
 # so that the rest of the build goes on and the llama.cpp parts say why they are skipped.
-# Cheap when OUT/ok is newer than the lock file.
+# Cheap when OUT/ok (or OUT/unavailable) is newer than the lock file.
 set -u
 out=${1:?usage: fetch.sh OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 lock="$here/package-lock.json"
 mkdir -p "$out"
 if [ -f "$out/ok" ] && [ "$out/ok" -nt "$lock" ] && [ -d "$out/include" ]; then
+	exit 0
+fi
+# A failure is remembered too, so that every make does not wait on the network again:
+# remove OUT (or make clean) to try again.
+if [ -f "$out/unavailable" ] && [ "$out/unavailable" -nt "$lock" ]; then
 	exit 0
 fi
 rm -f "$out/ok" "$out/unavailable"
@@ -38,7 +43,7 @@ rm -rf "$npm_dir" && mkdir -p "$npm_dir"
 cp "$here/package.json" "$lock" "$npm_dir/"
 echo "llama: npm ci (node-llama-cpp and @node-llama-cpp/linux-x64, pinned by llama/package-lock.json)"
 if ! (cd "$npm_dir" && timeout 600 npm ci --ignore-scripts --omit=optional --no-audit \
-	--no-fund --loglevel=error >npm.log 2>&1); then
+	--no-fund --loglevel=error --fetch-retries=1 --fetch-timeout=60000 >npm.log 2>&1); then
 	tail -n 3 "$npm_dir/npm.log" >&2
 	unavailable "npm ci failed (registry unreachable?): see $npm_dir/npm.log"
 fi

@@ -252,6 +252,12 @@ static uint8_t *put_v_rows(uint8_t *p, const struct kvgl_seq *seq, uint32_t l, u
 	return p;
 }
 
+/* The checksum covers the header's first 32 bytes (so no field goes unchecked) and the body. */
+static uint64_t piece_sum(const uint8_t *hdr, const uint8_t *body, uint64_t body_len)
+{
+	return XXH3_64bits_withSeed(body, body_len, XXH3_64bits(hdr, 32));
+}
+
 void kvgl_piece_write(const struct kvgl_seq *seq, uint32_t index, uint32_t b_tokens,
 		      const uint8_t key[32], uint8_t *out)
 {
@@ -273,7 +279,7 @@ void kvgl_piece_write(const struct kvgl_seq *seq, uint32_t index, uint32_t b_tok
 	h = put_u32(h, seq->n_stream);
 	h = put_u32(h, 0);
 	h = put_u64(h, body_len);
-	h = put_u64(h, XXH3_64bits(body, body_len));
+	h = put_u64(h, piece_sum(out, body, body_len));
 	put(h, key, 32);
 }
 
@@ -324,12 +330,12 @@ int kvgl_piece_check(const uint8_t *piece, size_t len, uint32_t index, uint32_t 
 		f[i] = rd_u32(&r);
 	uint64_t body_len = rd_u64(&r), sum = rd_u64(&r);
 	const uint8_t *pkey = rd_skip(&r, 32);
-	if (r.bad || f[0] != KVGL_PIECE_MAGIC || f[1] != KVGL_PIECE_VERSION)
+	if (r.bad || f[0] != KVGL_PIECE_MAGIC || f[1] != KVGL_PIECE_VERSION || f[7] != 0)
 		return fail(why, why_len, "piece %u: not a kvgrid-llama piece", index);
 	if (f[2] != index || f[3] != b_tokens || memcmp(pkey, key, 32) != 0)
 		return fail(why, why_len, "piece %u: names another block", index);
 	if (body_len != len - KVGL_PIECE_HDR_BYTES ||
-	    XXH3_64bits(piece + KVGL_PIECE_HDR_BYTES, body_len) != sum)
+	    piece_sum(piece, piece + KVGL_PIECE_HDR_BYTES, body_len) != sum)
 		return fail(why, why_len, "piece %u: length or checksum wrong", index);
 	if (f[4] == 0 || f[4] > KVGL_LAYERS_MAX || f[5] > 1 || f[6] == 0)
 		return fail(why, why_len, "piece %u: bad layer count or V layout", index);

@@ -19,7 +19,8 @@
  *   8   u32 block index i               12  u32 tokens B
  *   16  u32 n_layer                     20  u32 v_trans
  *   24  u32 n_stream of the context     28  u32 0
- *   32  u64 body bytes                  40  u64 XXH3-64 of the body
+ *   32  u64 body bytes                  40  u64 XXH3-64 of the body, seeded with
+ *                                           the XXH3-64 of bytes 0..31
  *   48  key of the block (32 bytes)
  *   80  body: n_layer x { i32 k_type, u32 0, u64 k_row_bytes }
  *             n_layer x { i32 v_type, u32 v_el_bytes, u32 n_embd_v, u32 0, u64 v_row_bytes }

@@ -44,7 +44,8 @@ $(KVGL_SO): $(KVGL_OBJ) $(BUILD)/libkvgrid.so
 $(BUILD)/kvgrid-llama: $(KVGL_CMD_OBJ) $(BUILD)/libkvgrid-llama.a $(BUILD)/libkvgrid.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LLAMA_LINK) $(LIBS) -Wl,-rpath,'$$ORIGIN/llama.cpp/bins'
 
-$(BUILD)/llama/tests/%: $(BUILD)/tests/%.o $(BUILD)/libkvgrid-llama.a $(BUILD)/libkvgrid.a
+$(BUILD)/llama/tests/%: $(BUILD)/tests/%.o $(BUILD)/llama/cmd_common.o $(BUILD)/libkvgrid-llama.a \
+		$(BUILD)/libkvgrid.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LLAMA_LINK) $(LIBS) -Wl,-rpath,'$$ORIGIN/../../llama.cpp/bins'
 
