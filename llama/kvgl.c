@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -80,6 +81,7 @@ static int buf_reserve(struct buf *b, size_t n)
 	void *p = NULL;
 	if (posix_memalign(&p, 2u << 20, n))
 		return -ENOMEM;
+	madvise(p, n, MADV_HUGEPAGE); /* fewer, cheaper first touches; advice only */
 	free(b->p);
 	b->p = p;
 	b->cap = n;
@@ -327,46 +329,88 @@ static int table_expected(const kvgl *kl, const struct kvgl_seq *t)
 	return 1;
 }
 
-/* Loads the first n blocks; returns how many from the start arrived intact. */
-static size_t load_pieces(kvgl *kl, size_t n, struct kvgl_seq *ref, uint8_t **pieces)
+#define VIEW_IOV_MAX 64
+
+/* One piece being restored: a view of the grid's DRAM (no copy), or loaded into stage. */
+struct piece {
+	struct kvgl_src src;
+	kvg_view *view;
+	struct iovec iov[VIEW_IOV_MAX];
+};
+
+/* Views the pieces held in DRAM; loads the others (NVMe, a server) into the stage buffer
+ * in one batch.  Returns how many pieces from the start are present. */
+static size_t fetch_pieces(kvgl *kl, size_t n, struct piece *pc)
 {
-	size_t pb = piece_bytes(kl), ok = 0;
+	size_t pb = piece_bytes(kl), m = 0, have = n;
 	struct kvg_io *io = calloc(n, sizeof(*io));
 	if (!io || buf_reserve(&kl->stage, pb * n)) {
 		free(io);
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
-		pieces[i] = kl->stage.p + i * pb;
-		io[i] =
-		    (struct kvg_io){.key = kl->keys[i], .buf = pieces[i], .len = pb, .depth = i};
-	}
-	kvg_load_sync(kl->g, io, n, 0);
-	for (ok = 0; ok < n; ok++) {
-		if (io[ok].status != 0)
-			break;
-		if (kvgl_piece_check(pieces[ok], io[ok].len, (uint32_t)ok, kl->b_tokens,
-				     kl->keys[ok].bytes, ref, kl->err, sizeof kl->err) ||
-		    !table_expected(kl, ref)) {
-			pthread_mutex_lock(&kl->mu);
-			kl->st.rejected_pieces++;
-			pthread_mutex_unlock(&kl->mu);
+		size_t len = 0;
+		int rc =
+		    kvg_view_get(kl->g, &kl->keys[i], pc[i].iov, VIEW_IOV_MAX, &len, &pc[i].view);
+		if (rc > 0) {
+			pc[i].src = (struct kvgl_src){pc[i].iov, rc, len};
+			continue;
+		}
+		if (rc == KVG_ENOTFOUND || rc == KVG_ECORRUPT) {
+			have = i;
 			break;
 		}
+		pc[i].view = NULL;
+		pc[i].iov[0] = (struct iovec){kl->stage.p + i * pb, pb};
+		io[m++] = (struct kvg_io){.key = kl->keys[i],
+					  .buf = kl->stage.p + i * pb,
+					  .len = pb,
+					  .depth = (uint32_t)i};
+	}
+	if (m)
+		kvg_load_sync(kl->g, io, m, 0);
+	for (size_t j = 0; j < m; j++) {
+		size_t i = io[j].depth;
+		if (i < have && io[j].status != 0)
+			have = i;
+		pc[i].src = (struct kvgl_src){pc[i].iov, 1, io[j].len};
 	}
 	free(io);
+	return have;
+}
+
+/* Checks the pieces in order; returns how many from the start are intact and ours. */
+static size_t check_pieces(kvgl *kl, size_t n, struct kvgl_seq *ref, const struct piece *pc)
+{
+	size_t ok;
+	for (ok = 0; ok < n; ok++) {
+		if (kvgl_piece_check(&pc[ok].src, (uint32_t)ok, kl->b_tokens, kl->keys[ok].bytes,
+				     ref, kl->err, sizeof kl->err) == 0 &&
+		    table_expected(kl, ref))
+			continue;
+		pthread_mutex_lock(&kl->mu);
+		kl->st.rejected_pieces++;
+		pthread_mutex_unlock(&kl->mu);
+		break;
+	}
 	return ok;
 }
 
 /* Joins n checked pieces and hands them to llama.cpp; 0 or -1 (refused). */
 static int set_state(kvgl *kl, struct llama_context *ctx, llama_seq_id seq,
-		     const struct kvgl_seq *ref, uint8_t **pieces, size_t n)
+		     const struct kvgl_seq *ref, const struct piece *pc, size_t n)
 {
 	double t0 = now_ms();
 	size_t len = kvgl_join_bytes(ref, n, kl->b_tokens);
-	if (buf_reserve(&kl->joined, len))
+	struct kvgl_src *src = malloc(n * sizeof(*src));
+	if (!src || buf_reserve(&kl->joined, len)) {
+		free(src);
 		return -1;
-	kvgl_join(ref, pieces, n, kl->b_tokens, seq, kl->joined.p);
+	}
+	for (size_t i = 0; i < n; i++)
+		src[i] = pc[i].src;
+	kvgl_join(ref, src, n, kl->b_tokens, seq, kl->joined.p);
+	free(src);
 	double t1 = now_ms();
 	size_t got = llama_state_seq_set_data(ctx, kl->joined.p, len, seq);
 	double t2 = now_ms();
@@ -386,21 +430,24 @@ static int set_state(kvgl *kl, struct llama_context *ctx, llama_seq_id seq,
 static size_t restore_blocks(kvgl *kl, struct llama_context *ctx, llama_seq_id seq, size_t hit)
 {
 	struct kvgl_seq ref = {0};
-	uint8_t **pieces = calloc(hit, sizeof(*pieces));
+	struct piece *pc = calloc(hit, sizeof(*pc));
 	size_t n = 0;
-	if (!pieces)
+	if (!pc)
 		return 0;
 	double t0 = now_ms();
-	n = load_pieces(kl, hit, &ref, pieces);
+	n = check_pieces(kl, fetch_pieces(kl, hit, pc), &ref, pc);
 	pthread_mutex_lock(&kl->mu);
 	kl->st.last_load_ms = now_ms() - t0;
 	pthread_mutex_unlock(&kl->mu);
-	if (n && set_state(kl, ctx, seq, &ref, pieces, n)) {
+	if (n && set_state(kl, ctx, seq, &ref, pc, n)) {
 		llama_memory_seq_rm(llama_get_memory(ctx), seq, -1, -1);
 		n = 0;
 	}
+	for (size_t i = 0; i < hit; i++)
+		if (pc[i].view)
+			kvg_view_release(kl->g, pc[i].view);
 	kvgl_seq_free(&ref);
-	free(pieces);
+	free(pc);
 	return n;
 }
 

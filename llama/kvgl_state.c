@@ -13,6 +13,15 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* An invariant that stays checked in release builds. */
+#define KVGL_ASSERT(c)                                                                             \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "kvgrid-llama: %s:%d: %s\n", __FILE__, __LINE__, #c);      \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
 struct rd {
 	const uint8_t *p, *end;
 	int bad;
@@ -321,11 +330,55 @@ static int same_table(const struct kvgl_seq *a, const struct kvgl_seq *b)
 	return 1;
 }
 
-int kvgl_piece_check(const uint8_t *piece, size_t len, uint32_t index, uint32_t b_tokens,
-		     const uint8_t key[32], struct kvgl_seq *ref, char *why, size_t why_len)
+/* Copies len bytes at offset off of src into dst; 0, or -1 past its end. */
+static int src_copy(void *dst, const struct kvgl_src *src, size_t off, size_t len)
 {
-	struct rd r = {piece, piece + len, 0};
-	uint32_t f[8];
+	uint8_t *d = dst;
+	if (off > src->len || len > src->len - off)
+		return -1;
+	for (int i = 0; i < src->n_iov && len; i++) {
+		size_t seg = src->iov[i].iov_len;
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		size_t m = seg - off < len ? seg - off : len;
+		memcpy(d, (const uint8_t *)src->iov[i].iov_base + off, m);
+		d += m, len -= m, off = 0;
+	}
+	return len ? -1 : 0;
+}
+
+/* The checksum of a piece held in segments (see piece_sum). */
+static uint64_t src_sum(const struct kvgl_src *src, const uint8_t *hdr)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset_withSeed(st, XXH3_64bits(hdr, 32));
+	size_t skip = KVGL_PIECE_HDR_BYTES;
+	for (int i = 0; i < src->n_iov; i++) {
+		size_t seg = src->iov[i].iov_len;
+		if (skip >= seg) {
+			skip -= seg;
+			continue;
+		}
+		XXH3_64bits_update(st, (const uint8_t *)src->iov[i].iov_base + skip, seg - skip);
+		skip = 0;
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+/* Header checks: *n_layer and the other fields in f[]; 0 or -EINVAL. */
+static int check_header(const struct kvgl_src *src, uint8_t hdr[KVGL_PIECE_HDR_BYTES],
+			uint32_t index, uint32_t b_tokens, const uint8_t key[32], uint32_t f[8],
+			char *why, size_t why_len)
+{
+	if (src_copy(hdr, src, 0, KVGL_PIECE_HDR_BYTES))
+		return fail(why, why_len, "piece %u: shorter than a header", index);
+	struct rd r = {hdr, hdr + KVGL_PIECE_HDR_BYTES, 0};
 	for (int i = 0; i < 8; i++)
 		f[i] = rd_u32(&r);
 	uint64_t body_len = rd_u64(&r), sum = rd_u64(&r);
@@ -334,16 +387,35 @@ int kvgl_piece_check(const uint8_t *piece, size_t len, uint32_t index, uint32_t 
 		return fail(why, why_len, "piece %u: not a kvgrid-llama piece", index);
 	if (f[2] != index || f[3] != b_tokens || memcmp(pkey, key, 32) != 0)
 		return fail(why, why_len, "piece %u: names another block", index);
-	if (body_len != len - KVGL_PIECE_HDR_BYTES ||
-	    piece_sum(piece, piece + KVGL_PIECE_HDR_BYTES, body_len) != sum)
-		return fail(why, why_len, "piece %u: length or checksum wrong", index);
 	if (f[4] == 0 || f[4] > KVGL_LAYERS_MAX || f[5] > 1 || f[6] == 0)
 		return fail(why, why_len, "piece %u: bad layer count or V layout", index);
+	if (body_len != src->len - KVGL_PIECE_HDR_BYTES || src_sum(src, hdr) != sum)
+		return fail(why, why_len, "piece %u: length or checksum wrong", index);
+	return 0;
+}
+
+int kvgl_piece_check(const struct kvgl_src *src, uint32_t index, uint32_t b_tokens,
+		     const uint8_t key[32], struct kvgl_seq *ref, char *why, size_t why_len)
+{
+	uint8_t hdr[KVGL_PIECE_HDR_BYTES];
+	uint32_t f[8];
+	int rc = check_header(src, hdr, index, b_tokens, key, f, why, why_len);
+	if (rc)
+		return rc;
 	struct kvgl_seq t = {.n_stream = f[6]};
-	if (seq_alloc(&t, f[4]))
+	size_t tlen = (size_t)f[4] * 40;
+	uint8_t *table = malloc(tlen);
+	if (!table || seq_alloc(&t, f[4])) {
+		free(table);
+		kvgl_seq_free(&t);
 		return -ENOMEM;
-	int rc = read_table(&r, &t, f[5]);
-	if (rc == 0 && kvgl_piece_bytes(&t, b_tokens) != len)
+	}
+	rc = src_copy(table, src, KVGL_PIECE_HDR_BYTES, tlen) ? -EINVAL : 0;
+	struct rd r = {table, table + tlen, 0};
+	if (rc == 0)
+		rc = read_table(&r, &t, f[5]);
+	free(table);
+	if (rc == 0 && kvgl_piece_bytes(&t, b_tokens) != src->len)
 		rc = -EINVAL;
 	if (rc == 0 && ref->n_layer && !same_table(ref, &t))
 		rc = -EINVAL;
@@ -365,43 +437,51 @@ size_t kvgl_join_bytes(const struct kvgl_seq *ref, size_t n, uint32_t b_tokens)
 	       row_bytes(ref) * cells;
 }
 
-/* Where layer l's K (k) or V (!k) rows start inside a checked piece. */
-static const uint8_t *piece_part(const struct kvgl_seq *ref, const uint8_t *piece, uint32_t l,
-				 int k, uint32_t b_tokens)
+/* Offset of layer l's K (k) or V (!k) rows inside a checked piece. */
+static size_t piece_part(const struct kvgl_seq *ref, uint32_t l, int k, uint32_t b_tokens)
 {
-	const uint8_t *p = piece + KVGL_PIECE_HDR_BYTES + table_bytes(ref);
+	size_t off = KVGL_PIECE_HDR_BYTES + table_bytes(ref);
 	for (uint32_t i = 0; i < ref->n_layer; i++) {
 		if (k && i == l)
-			return p;
-		p += (size_t)b_tokens * ref->layers[i].k_row;
+			return off;
+		off += (size_t)b_tokens * ref->layers[i].k_row;
 	}
 	for (uint32_t i = 0; i < l; i++)
-		p += (size_t)b_tokens * ref->layers[i].v_row;
-	return p;
+		off += (size_t)b_tokens * ref->layers[i].v_row;
+	return off;
 }
 
-static uint8_t *join_v(const struct kvgl_seq *ref, uint8_t *const *pieces, size_t n, uint32_t b,
-		       uint32_t l, uint8_t *p)
+/* Appends len bytes at off of a checked piece (its length was checked: never fails). */
+static uint8_t *put_src(uint8_t *p, const struct kvgl_src *src, size_t off, size_t len)
+{
+	int rc = src_copy(p, src, off, len);
+	KVGL_ASSERT(rc == 0);
+	return p + len;
+}
+
+static uint8_t *join_v(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+		       uint32_t b, uint32_t l, uint8_t *p)
 {
 	const struct kvgl_layer *ly = &ref->layers[l];
+	size_t at = piece_part(ref, l, 0, b);
 	p = put_u32(p, (uint32_t)ly->v_type);
 	if (!ref->v_trans) {
 		p = put_u64(p, ly->v_row);
 		for (size_t i = 0; i < n; i++)
-			p = put(p, piece_part(ref, pieces[i], l, 0, b), (size_t)b * ly->v_row);
+			p = put_src(p, &pieces[i], at, (size_t)b * ly->v_row);
 		return p;
 	}
 	p = put_u32(p, ly->v_el);
 	p = put_u32(p, ly->n_embd_v);
 	for (uint32_t j = 0; j < ly->n_embd_v; j++)
 		for (size_t i = 0; i < n; i++)
-			p = put(p, piece_part(ref, pieces[i], l, 0, b) + (size_t)j * b * ly->v_el,
-				(size_t)b * ly->v_el);
+			p = put_src(p, &pieces[i], at + (size_t)j * b * ly->v_el,
+				    (size_t)b * ly->v_el);
 	return p;
 }
 
-void kvgl_join(const struct kvgl_seq *ref, uint8_t *const *pieces, size_t n, uint32_t b_tokens,
-	       int32_t seq_id, uint8_t *out)
+void kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+	       uint32_t b_tokens, int32_t seq_id, uint8_t *out)
 {
 	uint32_t cells = (uint32_t)(n * b_tokens);
 	uint8_t *p = out;
@@ -419,12 +499,13 @@ void kvgl_join(const struct kvgl_seq *ref, uint8_t *const *pieces, size_t n, uin
 	for (uint32_t l = 0; l < ref->n_layer; l++) {
 		p = put_u32(p, (uint32_t)ref->layers[l].k_type);
 		p = put_u64(p, ref->layers[l].k_row);
+		size_t at = piece_part(ref, l, 1, b_tokens);
 		for (size_t i = 0; i < n; i++)
-			p = put(p, piece_part(ref, pieces[i], l, 1, b_tokens),
-				(size_t)b_tokens * ref->layers[l].k_row);
+			p = put_src(p, &pieces[i], at, (size_t)b_tokens * ref->layers[l].k_row);
 	}
 	for (uint32_t l = 0; l < ref->n_layer; l++)
 		p = join_v(ref, pieces, n, b_tokens, l, p);
 	for (uint32_t s = 1; s < ref->n_stream; s++)
 		p = put_u32(p, 0);
+	KVGL_ASSERT((size_t)(p - out) == kvgl_join_bytes(ref, n, b_tokens));
 }

@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define KVGL_SEQ_MAGIC	     0xaf143cd8u
 #define KVGL_PIECE_MAGIC     0x4c47564bu
@@ -79,12 +80,20 @@ size_t kvgl_piece_bytes(const struct kvgl_seq *seq, uint32_t b_tokens);
 void kvgl_piece_write(const struct kvgl_seq *seq, uint32_t index, uint32_t b_tokens,
 		      const uint8_t key[32], uint8_t *out);
 
+/* A piece's bytes, len in all: in segments, in order (a loaded buffer is one segment; a
+ * view of the grid's DRAM may be several). */
+struct kvgl_src {
+	const struct iovec *iov;
+	int n_iov;
+	size_t len;
+};
+
 /*
- * Checks a piece of len bytes: header, version, index, tokens, checksum, key, and that its
- * layer table equals ref's (when ref->n_layer is not 0) or else fills ref from it.
- * Returns 0 or -EINVAL with the reason in why.
+ * Checks a piece: header, version, index, tokens, checksum, key, and that its layer table
+ * equals ref's (when ref->n_layer is not 0) or else fills ref from it.  Returns 0 or -EINVAL
+ * with the reason in why (-ENOMEM).
  */
-int kvgl_piece_check(const uint8_t *piece, size_t len, uint32_t index, uint32_t b_tokens,
+int kvgl_piece_check(const struct kvgl_src *src, uint32_t index, uint32_t b_tokens,
 		     const uint8_t key[32], struct kvgl_seq *ref, char *why, size_t why_len);
 
 /* Bytes of the state kvgl_join() writes for n pieces of shape ref. */
@@ -92,7 +101,7 @@ size_t kvgl_join_bytes(const struct kvgl_seq *ref, size_t n, uint32_t b_tokens);
 
 /* Writes the state of n checked pieces (tokens 0..n*B-1) for sequence seq_id into out, of
  * kvgl_join_bytes() bytes. */
-void kvgl_join(const struct kvgl_seq *ref, uint8_t *const *pieces, size_t n, uint32_t b_tokens,
-	       int32_t seq_id, uint8_t *out);
+void kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+	       uint32_t b_tokens, int32_t seq_id, uint8_t *out);
 
 #endif
