@@ -384,7 +384,7 @@ static size_t check_pieces(kvgl *kl, size_t n, struct kvgl_seq *ref, const struc
 {
 	size_t ok;
 	for (ok = 0; ok < n; ok++) {
-		if (kvgl_piece_check(&pc[ok].src, (uint32_t)ok, kl->b_tokens, kl->keys[ok].bytes,
+		if (kvgl_piece_check(&pc[ok].src, (uint32_t)ok, kl->b_tokens, kl->keys[ok].bytes, 0,
 				     ref, kl->err, sizeof kl->err) == 0 &&
 		    table_expected(kl, ref))
 			continue;
@@ -396,35 +396,53 @@ static size_t check_pieces(kvgl *kl, size_t n, struct kvgl_seq *ref, const struc
 	return ok;
 }
 
-/* Joins n checked pieces and hands them to llama.cpp; 0 or -1 (refused). */
-static int set_state(kvgl *kl, struct llama_context *ctx, llama_seq_id seq,
-		     const struct kvgl_seq *ref, const struct piece *pc, size_t n)
+/* Joins n pieces, verifying their checksums on the way; a piece that fails ends the prefix
+ * there and the state is joined again from the pieces before it.  Returns how many. */
+static size_t join_pieces(kvgl *kl, const struct kvgl_seq *ref, const struct piece *pc, size_t n,
+			  llama_seq_id seq)
 {
-	double t0 = now_ms();
-	size_t len = kvgl_join_bytes(ref, n, kl->b_tokens);
 	struct kvgl_src *src = malloc(n * sizeof(*src));
-	if (!src || buf_reserve(&kl->joined, len)) {
+	if (!src || buf_reserve(&kl->joined, kvgl_join_bytes(ref, n, kl->b_tokens))) {
 		free(src);
-		return -1;
+		return 0;
 	}
 	for (size_t i = 0; i < n; i++)
 		src[i] = pc[i].src;
-	kvgl_join(ref, src, n, kl->b_tokens, seq, kl->joined.p);
+	size_t ok = kvgl_join(ref, src, n, kl->b_tokens, seq, 1, kl->joined.p);
+	if (ok < n) {
+		set_err(kl->err, sizeof kl->err, "piece %zu: checksum wrong", ok);
+		pthread_mutex_lock(&kl->mu);
+		kl->st.rejected_pieces++;
+		pthread_mutex_unlock(&kl->mu);
+		if (ok)
+			kvgl_join(ref, src, ok, kl->b_tokens, seq, 0, kl->joined.p);
+	}
 	free(src);
+	return ok;
+}
+
+/* Joins n checked pieces and hands them to llama.cpp; returns how many it took (0: none,
+ * the joined state was refused). */
+static size_t set_state(kvgl *kl, struct llama_context *ctx, llama_seq_id seq,
+			const struct kvgl_seq *ref, const struct piece *pc, size_t n)
+{
+	double t0 = now_ms();
+	n = join_pieces(kl, ref, pc, n, seq);
+	size_t len = kvgl_join_bytes(ref, n, kl->b_tokens);
 	double t1 = now_ms();
-	size_t got = llama_state_seq_set_data(ctx, kl->joined.p, len, seq);
+	size_t got = n ? llama_state_seq_set_data(ctx, kl->joined.p, len, seq) : 0;
 	double t2 = now_ms();
 	pthread_mutex_lock(&kl->mu);
 	kl->st.last_join_ms = t1 - t0;
 	kl->st.last_set_ms = t2 - t1;
-	kl->st.kv_bytes_restored += len;
+	kl->st.kv_bytes_restored += n ? len : 0;
 	kl->st.last_kv_bytes = (uint64_t)n * kl->b_tokens * kl->n_layer * (kl->k_row + kl->v_row);
-	if (got != len)
+	if (n && got != len)
 		kl->st.set_data_failures++;
 	pthread_mutex_unlock(&kl->mu);
-	if (got != len)
+	if (n && got != len)
 		set_err(kl->err, sizeof kl->err, "llama.cpp refused the joined state");
-	return got == len ? 0 : -1;
+	return n && got == len ? n : 0;
 }
 
 static size_t restore_blocks(kvgl *kl, struct llama_context *ctx, llama_seq_id seq, size_t hit)
@@ -439,10 +457,8 @@ static size_t restore_blocks(kvgl *kl, struct llama_context *ctx, llama_seq_id s
 	pthread_mutex_lock(&kl->mu);
 	kl->st.last_load_ms = now_ms() - t0;
 	pthread_mutex_unlock(&kl->mu);
-	if (n && set_state(kl, ctx, seq, &ref, pc, n)) {
+	if (n && (n = set_state(kl, ctx, seq, &ref, pc, n)) == 0)
 		llama_memory_seq_rm(llama_get_memory(ctx), seq, -1, -1);
-		n = 0;
-	}
 	for (size_t i = 0; i < hit; i++)
 		if (pc[i].view)
 			kvg_view_release(kl->g, pc[i].view);

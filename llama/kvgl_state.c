@@ -7,6 +7,7 @@
 #include "kvgl_state.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,8 +374,8 @@ static uint64_t src_sum(const struct kvgl_src *src, const uint8_t *hdr)
 
 /* Header checks: *n_layer and the other fields in f[]; 0 or -EINVAL. */
 static int check_header(const struct kvgl_src *src, uint8_t hdr[KVGL_PIECE_HDR_BYTES],
-			uint32_t index, uint32_t b_tokens, const uint8_t key[32], uint32_t f[8],
-			char *why, size_t why_len)
+			uint32_t index, uint32_t b_tokens, const uint8_t key[32], int verify_sum,
+			uint32_t f[8], char *why, size_t why_len)
 {
 	if (src_copy(hdr, src, 0, KVGL_PIECE_HDR_BYTES))
 		return fail(why, why_len, "piece %u: shorter than a header", index);
@@ -389,17 +390,18 @@ static int check_header(const struct kvgl_src *src, uint8_t hdr[KVGL_PIECE_HDR_B
 		return fail(why, why_len, "piece %u: names another block", index);
 	if (f[4] == 0 || f[4] > KVGL_LAYERS_MAX || f[5] > 1 || f[6] == 0)
 		return fail(why, why_len, "piece %u: bad layer count or V layout", index);
-	if (body_len != src->len - KVGL_PIECE_HDR_BYTES || src_sum(src, hdr) != sum)
+	if (body_len != src->len - KVGL_PIECE_HDR_BYTES || (verify_sum && src_sum(src, hdr) != sum))
 		return fail(why, why_len, "piece %u: length or checksum wrong", index);
 	return 0;
 }
 
 int kvgl_piece_check(const struct kvgl_src *src, uint32_t index, uint32_t b_tokens,
-		     const uint8_t key[32], struct kvgl_seq *ref, char *why, size_t why_len)
+		     const uint8_t key[32], int verify_sum, struct kvgl_seq *ref, char *why,
+		     size_t why_len)
 {
 	uint8_t hdr[KVGL_PIECE_HDR_BYTES];
 	uint32_t f[8];
-	int rc = check_header(src, hdr, index, b_tokens, key, f, why, why_len);
+	int rc = check_header(src, hdr, index, b_tokens, key, verify_sum, f, why, why_len);
 	if (rc)
 		return rc;
 	struct kvgl_seq t = {.n_stream = f[6]};
@@ -451,39 +453,100 @@ static size_t piece_part(const struct kvgl_seq *ref, uint32_t l, int k, uint32_t
 	return off;
 }
 
+/* Checksums of the pieces being joined (NULL entries: not verified).  The join reads each
+ * piece's body in its own order, so each sum is fed as its bytes are copied. */
+typedef XXH3_state_t *sums_t;
+
 /* Appends len bytes at off of a checked piece (its length was checked: never fails). */
-static uint8_t *put_src(uint8_t *p, const struct kvgl_src *src, size_t off, size_t len)
+static uint8_t *put_src(uint8_t *p, const struct kvgl_src *src, size_t off, size_t len, sums_t sum)
 {
 	int rc = src_copy(p, src, off, len);
 	KVGL_ASSERT(rc == 0);
+	if (sum)
+		XXH3_64bits_update(sum, p, len);
 	return p + len;
 }
 
-static uint8_t *join_v(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
-		       uint32_t b, uint32_t l, uint8_t *p)
+/* Starts the sum of each piece with its seed and its layer table. */
+static int sums_begin(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+		      sums_t *sums)
 {
-	const struct kvgl_layer *ly = &ref->layers[l];
-	size_t at = piece_part(ref, l, 0, b);
-	p = put_u32(p, (uint32_t)ly->v_type);
-	if (!ref->v_trans) {
-		p = put_u64(p, ly->v_row);
-		for (size_t i = 0; i < n; i++)
-			p = put_src(p, &pieces[i], at, (size_t)b * ly->v_row);
-		return p;
+	size_t tlen = table_bytes(ref);
+	uint8_t hdr[KVGL_PIECE_HDR_BYTES], *table = malloc(tlen);
+	int rc = table ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		sums[i] = XXH3_createState();
+		if (!sums[i] || src_copy(hdr, &pieces[i], 0, sizeof hdr) ||
+		    src_copy(table, &pieces[i], KVGL_PIECE_HDR_BYTES, tlen)) {
+			rc = -ENOMEM;
+			break;
+		}
+		XXH3_64bits_reset_withSeed(sums[i], XXH3_64bits(hdr, 32));
+		XXH3_64bits_update(sums[i], table, tlen);
 	}
-	p = put_u32(p, ly->v_el);
-	p = put_u32(p, ly->n_embd_v);
-	for (uint32_t j = 0; j < ly->n_embd_v; j++)
-		for (size_t i = 0; i < n; i++)
-			p = put_src(p, &pieces[i], at + (size_t)j * b * ly->v_el,
-				    (size_t)b * ly->v_el);
-	return p;
+	free(table);
+	return rc;
 }
 
-void kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
-	       uint32_t b_tokens, int32_t seq_id, uint8_t *out)
+/* How many pieces from the start match their header's checksum; frees the sums. */
+static size_t sums_end(const struct kvgl_src *pieces, size_t n, sums_t *sums)
 {
-	uint32_t cells = (uint32_t)(n * b_tokens);
+	size_t ok = n;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t want = 0;
+		if (!sums[i] || src_copy(&want, &pieces[i], 40, 8) ||
+		    XXH3_64bits_digest(sums[i]) != want)
+			ok = ok < i ? ok : i;
+		XXH3_freeState(sums[i]);
+	}
+	return ok;
+}
+
+/* The rows of pieces [i0, i1) of n, copied to their places in a joined state whose row
+ * sections start at k_at[l] and v_at[l] (after each section's own header). */
+struct join_part {
+	const struct kvgl_seq *ref;
+	const struct kvgl_src *pieces;
+	size_t n, i0, i1;
+	uint32_t b;
+	const size_t *k_at, *v_at;
+	uint8_t *out;
+	sums_t *sums;
+};
+
+static void *join_rows(void *arg)
+{
+	const struct join_part *j = arg;
+	const struct kvgl_seq *ref = j->ref;
+	for (uint32_t l = 0; l < ref->n_layer; l++) {
+		size_t row = (size_t)j->b * ref->layers[l].k_row, at = piece_part(ref, l, 1, j->b);
+		for (size_t i = j->i0; i < j->i1; i++)
+			put_src(j->out + j->k_at[l] + i * row, &j->pieces[i], at, row, j->sums[i]);
+	}
+	for (uint32_t l = 0; l < ref->n_layer; l++) {
+		const struct kvgl_layer *ly = &ref->layers[l];
+		size_t at = piece_part(ref, l, 0, j->b), row = (size_t)j->b * ly->v_row;
+		if (!ref->v_trans) {
+			for (size_t i = j->i0; i < j->i1; i++)
+				put_src(j->out + j->v_at[l] + i * row, &j->pieces[i], at, row,
+					j->sums[i]);
+			continue;
+		}
+		size_t el = (size_t)j->b * ly->v_el; /* one dimension of one piece */
+		for (uint32_t d = 0; d < ly->n_embd_v; d++)
+			for (size_t i = j->i0; i < j->i1; i++)
+				put_src(j->out + j->v_at[l] + (d * j->n + i) * el, &j->pieces[i],
+					at + d * el, el, j->sums[i]);
+	}
+	return NULL;
+}
+
+/* Writes the joined state's headers and cell records; k_at and v_at receive where each
+ * layer's rows go. */
+static void join_headers(const struct kvgl_seq *ref, size_t n, uint32_t b, int32_t seq_id,
+			 uint8_t *out, size_t *k_at, size_t *v_at)
+{
+	uint32_t cells = (uint32_t)(n * b);
 	uint8_t *p = out;
 	p = put_u32(p, KVGL_SEQ_MAGIC);
 	p = put_u32(p, (uint32_t)seq_id);
@@ -499,13 +562,54 @@ void kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t
 	for (uint32_t l = 0; l < ref->n_layer; l++) {
 		p = put_u32(p, (uint32_t)ref->layers[l].k_type);
 		p = put_u64(p, ref->layers[l].k_row);
-		size_t at = piece_part(ref, l, 1, b_tokens);
-		for (size_t i = 0; i < n; i++)
-			p = put_src(p, &pieces[i], at, (size_t)b_tokens * ref->layers[l].k_row);
+		k_at[l] = (size_t)(p - out);
+		p += (size_t)cells * ref->layers[l].k_row;
 	}
-	for (uint32_t l = 0; l < ref->n_layer; l++)
-		p = join_v(ref, pieces, n, b_tokens, l, p);
+	for (uint32_t l = 0; l < ref->n_layer; l++) {
+		const struct kvgl_layer *ly = &ref->layers[l];
+		p = put_u32(p, (uint32_t)ly->v_type);
+		if (ref->v_trans) {
+			p = put_u32(p, ly->v_el);
+			p = put_u32(p, ly->n_embd_v);
+		} else {
+			p = put_u64(p, ly->v_row);
+		}
+		v_at[l] = (size_t)(p - out);
+		p += (size_t)cells * ly->v_row;
+	}
 	for (uint32_t s = 1; s < ref->n_stream; s++)
 		p = put_u32(p, 0);
-	KVGL_ASSERT((size_t)(p - out) == kvgl_join_bytes(ref, n, b_tokens));
+	KVGL_ASSERT((size_t)(p - out) == kvgl_join_bytes(ref, n, b));
+}
+
+size_t kvgl_join_split_bytes = 4u << 20;
+
+size_t kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+		 uint32_t b_tokens, int32_t seq_id, int verify_sum, uint8_t *out)
+{
+	sums_t *sums = calloc(n ? n : 1, sizeof(*sums));
+	size_t *at = calloc(2 * (size_t)ref->n_layer, sizeof(*at));
+	if (!sums || !at || (verify_sum && sums_begin(ref, pieces, n, sums))) {
+		for (size_t i = 0; sums && i < n; i++)
+			XXH3_freeState(sums[i]);
+		free(sums), free(at);
+		return 0;
+	}
+	join_headers(ref, n, b_tokens, seq_id, out, at, at + ref->n_layer);
+	struct join_part a = {ref, pieces, n, 0, n, b_tokens, at, at + ref->n_layer, out, sums};
+	struct join_part b = a;
+	pthread_t th;
+	int two = n >= 2 && kvgl_join_bytes(ref, n, b_tokens) >= kvgl_join_split_bytes;
+	if (two) {
+		a.i1 = b.i0 = n / 2;
+		two = pthread_create(&th, NULL, join_rows, &b) == 0;
+		if (!two)
+			a.i1 = n;
+	}
+	join_rows(&a);
+	if (two)
+		pthread_join(th, NULL);
+	size_t ok = verify_sum ? sums_end(pieces, n, sums) : n;
+	free(sums), free(at);
+	return ok;
 }

@@ -89,19 +89,30 @@ struct kvgl_src {
 };
 
 /*
- * Checks a piece: header, version, index, tokens, checksum, key, and that its layer table
- * equals ref's (when ref->n_layer is not 0) or else fills ref from it.  Returns 0 or -EINVAL
- * with the reason in why (-ENOMEM).
+ * Checks a piece: header, version, index, tokens, key, length, the checksum (if verify_sum:
+ * else kvgl_join must verify it), and that its layer table equals ref's (when ref->n_layer
+ * is not 0) or else fills ref from it.  Returns 0 or -EINVAL with the reason in why
+ * (-ENOMEM).
  */
 int kvgl_piece_check(const struct kvgl_src *src, uint32_t index, uint32_t b_tokens,
-		     const uint8_t key[32], struct kvgl_seq *ref, char *why, size_t why_len);
+		     const uint8_t key[32], int verify_sum, struct kvgl_seq *ref, char *why,
+		     size_t why_len);
 
 /* Bytes of the state kvgl_join() writes for n pieces of shape ref. */
 size_t kvgl_join_bytes(const struct kvgl_seq *ref, size_t n, uint32_t b_tokens);
 
-/* Writes the state of n checked pieces (tokens 0..n*B-1) for sequence seq_id into out, of
- * kvgl_join_bytes() bytes. */
-void kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
-	       uint32_t b_tokens, int32_t seq_id, uint8_t *out);
+/*
+ * Writes the state of n checked pieces (tokens 0..n*B-1) for sequence seq_id into out, of
+ * kvgl_join_bytes() bytes.  With verify_sum, checks each piece's checksum on the way (one
+ * pass over the bytes instead of two) and returns how many pieces from the start passed:
+ * below n, out must be joined again from that many.  Returns n without verify_sum, 0 on
+ * -ENOMEM.
+ */
+/* Joins of at least this many bytes copy half of the pieces on a second thread (tests set
+ * it to 0 to exercise that path). */
+extern size_t kvgl_join_split_bytes;
+
+size_t kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+		 uint32_t b_tokens, int32_t seq_id, int verify_sum, uint8_t *out);
 
 #endif

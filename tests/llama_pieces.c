@@ -105,7 +105,7 @@ static int check(const uint8_t *p, size_t len, uint32_t index, uint32_t b, const
 {
 	struct seg g;
 	char why[128];
-	return kvgl_piece_check(segments(&g, p, len), index, b, key, ref, why, sizeof why);
+	return kvgl_piece_check(segments(&g, p, len), index, b, key, 1, ref, why, sizeof why);
 }
 
 static const struct shape shapes[] = {
@@ -143,11 +143,27 @@ static void test_cut_join(void)
 			struct kvgl_src src[5];
 			for (uint32_t i = 0; i < k; i++)
 				src[i] = *segments(&sg[i], pieces[i], pb);
-			kvgl_join(&ref, src, k, B, 0, got);
+			CHECK(kvgl_join(&ref, src, k, B, 0, 1, got) == k);
 			CHECK(jl == want_len && memcmp(got, want, jl) == 0);
 			free(got);
 			free(want);
 		}
+		/* a flipped body byte passes the header checks; the join's checksum finds it */
+		pieces[3][pb - 1] ^= 4;
+		struct kvgl_seq ref2 = {0};
+		struct seg g;
+		char why2[128];
+		CHECK(kvgl_piece_check(segments(&g, pieces[3], pb), 3, B, key[3], 0, &ref2, why2,
+				       sizeof why2) == 0);
+		CHECK(check(pieces[3], pb, 3, B, key[3], &ref2) == -EINVAL);
+		kvgl_seq_free(&ref2);
+		struct kvgl_src src[5];
+		struct seg sg[5];
+		for (uint32_t i = 0; i < 5; i++)
+			src[i] = *segments(&sg[i], pieces[i], pb);
+		uint8_t *out = malloc(kvgl_join_bytes(&ref, 5, B));
+		CHECK(kvgl_join(&ref, src, 5, B, 0, 1, out) == 3);
+		free(out);
 		for (uint32_t i = 0; i < 5; i++)
 			free(pieces[i]);
 		kvgl_seq_free(&ref);
@@ -331,6 +347,10 @@ static void test_damaged_in_grid(void)
 int main(int argc, char **argv)
 {
 	RUN(test_cut_join);
+	kvgl_join_split_bytes = 0; /* again, with half of the pieces joined on a second thread */
+	t_variant = "two threads";
+	RUN(test_cut_join);
+	t_variant = "";
 	RUN(test_damaged_piece);
 	RUN(test_bad_states);
 	if (argc > 1) {
