@@ -18,6 +18,9 @@ int cmd_demo(int argc, char **argv);
  * and silences llama.cpp's log unless $KVGRID_LLAMA_LOG is set.  Once per process. */
 void cmd_backends_init(void);
 
+/* Threads of the contexts cmd_llama_open makes (0: one per online CPU). */
+extern int cmd_threads;
+
 struct cmd_llama {
 	struct llama_model *model;
 	struct llama_context *ctx;

@@ -28,7 +28,7 @@ struct bench_opts {
 	const char *model, *tier, *dir, *server;
 	size_t context, suffix;
 	uint32_t block, repeat;
-	int flash, json;
+	int flash, json, threads;
 };
 
 struct bench_out {
@@ -235,22 +235,23 @@ static void print_result(const struct bench_opts *b, const struct bench_out *o)
 	double bound = tier_ms + o->set_ms;
 	if (b->json) {
 		printf("{\"context\": %zu, \"suffix\": %zu, \"block\": %u, \"tier\": \"%s\", "
-		       "\"flash\": %d, \"ttft_prefill_ms\": %.2f, \"ttft_grid_ms\": %.2f, "
+		       "\"flash\": %d, \"threads\": %d, \"ttft_prefill_ms\": %.2f, "
+		       "\"ttft_grid_ms\": %.2f, "
 		       "\"speedup\": %.2f, \"restored_tokens\": %zu, \"restore_ms\": %.2f, "
 		       "\"load_ms\": %.2f, \"join_ms\": %.2f, \"set_data_ms\": %.2f, "
 		       "\"kv_bytes\": %llu, \"tier_gbps\": %.3f, \"restore_bound_ms\": %.2f, "
 		       "\"restore_ratio\": %.3f, \"store_call_ms\": %.2f, "
 		       "\"logits_max_abs_diff\": %g, \"logits_max_abs_diff_oneshot\": %g}\n",
-		       b->context, b->suffix, b->block, b->tier, b->flash, o->ttft_prefill_ms,
-		       o->ttft_grid_ms, o->ttft_prefill_ms / o->ttft_grid_ms, o->restored,
-		       o->restore_ms, o->load_ms, o->join_ms, o->set_ms,
+		       b->context, b->suffix, b->block, b->tier, b->flash, b->threads,
+		       o->ttft_prefill_ms, o->ttft_grid_ms, o->ttft_prefill_ms / o->ttft_grid_ms,
+		       o->restored, o->restore_ms, o->load_ms, o->join_ms, o->set_ms,
 		       (unsigned long long)o->kv_bytes, o->tier_gbps, bound,
 		       bound > 0 ? o->restore_ms / bound : 0, o->store_call_ms, o->diff,
 		       o->diff_oneshot);
 		return;
 	}
-	printf("context %zu + suffix %zu, block %u, tier %s, flash %s\n", b->context, b->suffix,
-	       b->block, b->tier, b->flash ? "on" : "off");
+	printf("context %zu + suffix %zu, block %u, tier %s, flash %s, %d threads\n", b->context,
+	       b->suffix, b->block, b->tier, b->flash ? "on" : "off", b->threads);
 	printf("  TTFT cold prefill   %10.1f ms\n", o->ttft_prefill_ms);
 	printf("  TTFT with the grid  %10.1f ms  (%.1fx shorter; %zu tokens restored)\n",
 	       o->ttft_grid_ms, o->ttft_prefill_ms / o->ttft_grid_ms, o->restored);
@@ -280,7 +281,8 @@ static int parse(int argc, char **argv, struct bench_opts *b)
 	    {"model", 1, 0, 'm'}, {"context", 1, 0, 'c'}, {"tier", 1, 0, 't'},
 	    {"dir", 1, 0, 'd'},	  {"server", 1, 0, 's'},  {"suffix", 1, 0, 'x'},
 	    {"block", 1, 0, 'b'}, {"flash", 1, 0, 'f'},	  {"repeat", 1, 0, 'r'},
-	    {"json", 0, 0, 'j'},  {"help", 0, 0, 'h'},	  {0, 0, 0, 0}};
+	    {"json", 0, 0, 'j'},  {"threads", 1, 0, 'T'}, {"help", 0, 0, 'h'},
+	    {0, 0, 0, 0}};
 	*b = (struct bench_opts){
 	    .tier = "dram", .suffix = 64, .block = 256, .repeat = 3, .flash = 1};
 	int c;
@@ -305,6 +307,8 @@ static int parse(int argc, char **argv, struct bench_opts *b)
 			b->repeat = (uint32_t)strtoul(optarg, NULL, 10);
 		else if (c == 'j')
 			b->json = 1;
+		else if (c == 'T')
+			b->threads = atoi(optarg);
 		else
 			return usage();
 	}
@@ -371,9 +375,11 @@ int cmd_bench(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct cmd_llama l;
+	cmd_threads = b.threads;
 	uint32_t n_ctx = (uint32_t)((b.context + b.suffix + 255) / 256 * 256);
 	if (cmd_llama_open(&l, b.model, n_ctx, b.flash, 512))
 		return 1;
+	b.threads = l.cp.n_threads;
 	kvgl *kl = NULL;
 	/* DRAM for the context's pieces, twice over, and no more: fresh memory is slow to touch */
 	const struct llama_model *m = l.model;

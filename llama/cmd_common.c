@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+int cmd_threads;
+
 double cmd_now_ms(void)
 {
 	struct timespec ts;
@@ -71,7 +73,8 @@ int cmd_llama_open(struct cmd_llama *l, const char *model, uint32_t n_ctx, int f
 	l->cp.n_seq_max = 1;
 	l->cp.flash_attn_type =
 	    flash ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
-	l->cp.n_threads = l->cp.n_threads_batch = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	int threads = cmd_threads ? cmd_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	l->cp.n_threads = l->cp.n_threads_batch = threads;
 	return cmd_llama_renew(l);
 }
 
