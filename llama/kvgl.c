@@ -329,141 +329,174 @@ static int table_expected(const kvgl *kl, const struct kvgl_seq *t)
 	return 1;
 }
 
-#define VIEW_IOV_MAX 64
+#define VIEW_IOV_MAX   64
+#define RESTORE_GROUPS 8 /* loads in flight at once, joined in order as each arrives */
 
 /* One piece being restored: a view of the grid's DRAM (no copy), or loaded into stage. */
 struct piece {
-	struct kvgl_src src;
 	kvg_view *view;
 	struct iovec iov[VIEW_IOV_MAX];
 };
 
-/* Views the pieces held in DRAM; loads the others (NVMe, a server) into the stage buffer
- * in one batch.  Returns how many pieces from the start are present. */
-static size_t fetch_pieces(kvgl *kl, size_t n, struct piece *pc)
+/* One restore of hit pieces, in groups of per: group g's loads are io[g*per, +m[g]) (their
+ * depth is the piece's index), requested as req[g]; src[i] is piece i's bytes. */
+struct restore {
+	kvgl *kl;
+	size_t hit, per, groups;
+	struct piece *pc;
+	struct kvgl_src *src;
+	struct kvg_io *io;
+	size_t *m;
+	kvg_req **req;
+	struct kvgl_seq ref;
+	struct kvgl_joiner *joiner;
+	size_t hit0; /* hit before absent pieces cut it short: what was allocated */
+	llama_seq_id seq;
+	int rejected;
+	double join_ms;
+};
+
+/* Views what DRAM holds and starts loading the rest, a request per group; ends the prefix
+ * at the first absent piece.  0 or -ENOMEM. */
+static int restore_begin(struct restore *r)
 {
-	size_t pb = piece_bytes(kl), m = 0, have = n;
-	struct kvg_io *io = calloc(n, sizeof(*io));
-	if (!io || buf_reserve(&kl->stage, pb * n)) {
-		free(io);
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
+	kvgl *kl = r->kl;
+	size_t pb = piece_bytes(kl);
+	if (buf_reserve(&kl->stage, pb * r->hit))
+		return -ENOMEM;
+	for (size_t i = 0; i < r->hit; i++) {
 		size_t len = 0;
-		int rc =
-		    kvg_view_get(kl->g, &kl->keys[i], pc[i].iov, VIEW_IOV_MAX, &len, &pc[i].view);
-		if (rc > 0) {
-			pc[i].src = (struct kvgl_src){pc[i].iov, rc, len};
-			continue;
+		int n = kvg_view_get(kl->g, &kl->keys[i], r->pc[i].iov, VIEW_IOV_MAX, &len,
+				     &r->pc[i].view);
+		if (n > 0) {
+			r->src[i] = (struct kvgl_src){r->pc[i].iov, n, len};
+		} else if (n == KVG_ENOTFOUND || n == KVG_ECORRUPT) {
+			r->hit = i; /* the prefix ends here */
+			break;
+		} else {
+			r->pc[i].view = NULL;
+			r->pc[i].iov[0] = (struct iovec){kl->stage.p + i * pb, pb};
+			r->src[i] = (struct kvgl_src){r->pc[i].iov, 1, 0}; /* len: once loaded */
+			size_t g = i / r->per, at = g * r->per + r->m[g]++;
+			r->io[at] = (struct kvg_io){.key = kl->keys[i],
+						    .buf = kl->stage.p + i * pb,
+						    .len = pb,
+						    .depth = (uint32_t)i};
 		}
-		if (rc == KVG_ENOTFOUND || rc == KVG_ECORRUPT) {
-			have = i;
+	}
+	r->groups = (r->hit + r->per - 1) / r->per;
+	for (size_t g = 0; g < r->groups; g++)
+		if (r->m[g] && kvg_load(kl->g, &r->io[g * r->per], r->m[g], NULL, &r->req[g])) {
+			r->req[g] = NULL;
+			r->m[g] = 0;
+			r->hit =
+			    r->hit < g * r->per ? r->hit : g * r->per; /* not loaded: the end */
+		}
+	return 0;
+}
+
+/* Waits for group g, checks its pieces in order and joins those that pass; returns how
+ * many from the group's start are now in the joined state. */
+static size_t restore_group(struct restore *r, size_t g)
+{
+	kvgl *kl = r->kl;
+	size_t i0 = g * r->per, i1 = i0 + r->per < r->hit ? i0 + r->per : r->hit, bad = i1;
+	if (r->req[g])
+		kvg_req_wait(r->req[g], -1);
+	for (size_t k = 0; k < r->m[g]; k++) {
+		const struct kvg_io *io = &r->io[i0 + k];
+		r->src[io->depth].len = io->status == 0 ? io->len : 0;
+		r->pc[io->depth].iov[0].iov_len = r->src[io->depth].len;
+		if (io->status != 0 && io->depth < bad)
+			bad = io->depth;
+	}
+	size_t i;
+	for (i = i0; i < bad; i++)
+		if (kvgl_piece_check(&r->src[i], (uint32_t)i, kl->b_tokens, kl->keys[i].bytes, 0,
+				     &r->ref, kl->err, sizeof kl->err) ||
+		    !table_expected(kl, &r->ref)) {
+			r->rejected = 1;
 			break;
 		}
-		pc[i].view = NULL;
-		pc[i].iov[0] = (struct iovec){kl->stage.p + i * pb, pb};
-		io[m++] = (struct kvg_io){.key = kl->keys[i],
-					  .buf = kl->stage.p + i * pb,
-					  .len = pb,
-					  .depth = (uint32_t)i};
-	}
-	if (m)
-		kvg_load_sync(kl->g, io, m, 0);
-	for (size_t j = 0; j < m; j++) {
-		size_t i = io[j].depth;
-		if (i < have && io[j].status != 0)
-			have = i;
-		pc[i].src = (struct kvgl_src){pc[i].iov, 1, io[j].len};
-	}
-	free(io);
-	return have;
-}
-
-/* Checks the pieces in order; returns how many from the start are intact and ours. */
-static size_t check_pieces(kvgl *kl, size_t n, struct kvgl_seq *ref, const struct piece *pc)
-{
-	size_t ok;
-	for (ok = 0; ok < n; ok++) {
-		if (kvgl_piece_check(&pc[ok].src, (uint32_t)ok, kl->b_tokens, kl->keys[ok].bytes, 0,
-				     ref, kl->err, sizeof kl->err) == 0 &&
-		    table_expected(kl, ref))
-			continue;
-		pthread_mutex_lock(&kl->mu);
-		kl->st.rejected_pieces++;
-		pthread_mutex_unlock(&kl->mu);
-		break;
-	}
-	return ok;
-}
-
-/* Joins n pieces, verifying their checksums on the way; a piece that fails ends the prefix
- * there and the state is joined again from the pieces before it.  Returns how many. */
-static size_t join_pieces(kvgl *kl, const struct kvgl_seq *ref, const struct piece *pc, size_t n,
-			  llama_seq_id seq)
-{
-	struct kvgl_src *src = malloc(n * sizeof(*src));
-	if (!src || buf_reserve(&kl->joined, kvgl_join_bytes(ref, n, kl->b_tokens))) {
-		free(src);
+	if (i > i0 && !r->joiner &&
+	    buf_reserve(&kl->joined, kvgl_join_bytes(&r->ref, r->hit, kl->b_tokens)) == 0)
+		r->joiner = kvgl_join_begin(&r->ref, r->hit, kl->b_tokens, r->seq, kl->joined.p);
+	if (i == i0 || !r->joiner)
 		return 0;
+	double t0 = now_ms();
+	size_t ok = kvgl_join_add(r->joiner, r->src, i0, i, 1);
+	r->join_ms += now_ms() - t0;
+	if (ok < i - i0) {
+		r->rejected = 1;
+		set_err(kl->err, sizeof kl->err, "piece %zu: checksum wrong", i0 + ok);
 	}
-	for (size_t i = 0; i < n; i++)
-		src[i] = pc[i].src;
-	size_t ok = kvgl_join(ref, src, n, kl->b_tokens, seq, 1, kl->joined.p);
-	if (ok < n) {
-		set_err(kl->err, sizeof kl->err, "piece %zu: checksum wrong", ok);
-		pthread_mutex_lock(&kl->mu);
-		kl->st.rejected_pieces++;
-		pthread_mutex_unlock(&kl->mu);
-		if (ok)
-			kvgl_join(ref, src, ok, kl->b_tokens, seq, 0, kl->joined.p);
-	}
-	free(src);
 	return ok;
 }
 
-/* Joins n checked pieces and hands them to llama.cpp; returns how many it took (0: none,
- * the joined state was refused). */
-static size_t set_state(kvgl *kl, struct llama_context *ctx, llama_seq_id seq,
-			const struct kvgl_seq *ref, const struct piece *pc, size_t n)
+/* Waits for every load still in flight and lets go of views, requests and memory. */
+static void restore_end(struct restore *r)
 {
+	for (size_t g = 0; r->req && g < (r->hit0 + r->per - 1) / r->per; g++)
+		if (r->req[g])
+			kvg_req_free(r->req[g]);
+	for (size_t i = 0; r->pc && i < r->hit0; i++)
+		if (r->pc[i].view)
+			kvg_view_release(r->kl->g, r->pc[i].view);
+	kvgl_join_end(r->joiner);
+	kvgl_seq_free(&r->ref);
+	free(r->pc), free(r->src), free(r->io), free(r->m), free(r->req);
+}
+
+/* Hands the joined state of n pieces to llama.cpp; returns n, or 0 if it was refused. */
+static size_t set_state(struct restore *r, struct llama_context *ctx, size_t n)
+{
+	kvgl *kl = r->kl;
+	size_t len = kvgl_join_bytes(&r->ref, n, kl->b_tokens);
+	if (n < r->hit) /* a piece failed: the state is joined again without it */
+		kvgl_join(&r->ref, r->src, n, kl->b_tokens, r->seq, 0, kl->joined.p);
 	double t0 = now_ms();
-	n = join_pieces(kl, ref, pc, n, seq);
-	size_t len = kvgl_join_bytes(ref, n, kl->b_tokens);
+	size_t got = llama_state_seq_set_data(ctx, kl->joined.p, len, r->seq);
 	double t1 = now_ms();
-	size_t got = n ? llama_state_seq_set_data(ctx, kl->joined.p, len, seq) : 0;
-	double t2 = now_ms();
 	pthread_mutex_lock(&kl->mu);
-	kl->st.last_join_ms = t1 - t0;
-	kl->st.last_set_ms = t2 - t1;
-	kl->st.kv_bytes_restored += n ? len : 0;
-	kl->st.last_kv_bytes = (uint64_t)n * kl->b_tokens * kl->n_layer * (kl->k_row + kl->v_row);
-	if (n && got != len)
+	kl->st.last_set_ms = t1 - t0;
+	kl->st.kv_bytes_restored += len;
+	if (got != len)
 		kl->st.set_data_failures++;
 	pthread_mutex_unlock(&kl->mu);
-	if (n && got != len)
+	if (got != len)
 		set_err(kl->err, sizeof kl->err, "llama.cpp refused the joined state");
-	return n && got == len ? n : 0;
+	return got == len ? n : 0;
 }
 
 static size_t restore_blocks(kvgl *kl, struct llama_context *ctx, llama_seq_id seq, size_t hit)
 {
-	struct kvgl_seq ref = {0};
-	struct piece *pc = calloc(hit, sizeof(*pc));
-	size_t n = 0;
-	if (!pc)
-		return 0;
+	struct restore r = {.kl = kl, .hit = hit, .hit0 = hit, .seq = seq};
+	r.per = (hit + RESTORE_GROUPS - 1) / RESTORE_GROUPS;
+	size_t groups = (hit + r.per - 1) / r.per, n = 0;
+	r.pc = calloc(hit, sizeof(*r.pc));
+	r.src = calloc(hit, sizeof(*r.src));
+	r.io = calloc(hit, sizeof(*r.io));
+	r.m = calloc(groups, sizeof(*r.m));
+	r.req = calloc(groups, sizeof(*r.req));
 	double t0 = now_ms();
-	n = check_pieces(kl, fetch_pieces(kl, hit, pc), &ref, pc);
+	if (r.pc && r.src && r.io && r.m && r.req && restore_begin(&r) == 0) {
+		for (size_t g = 0; g < r.groups; g++) {
+			size_t want = (g + 1) * r.per < r.hit ? r.per : r.hit - g * r.per;
+			size_t got = restore_group(&r, g);
+			n += got;
+			if (got < want)
+				break;
+		}
+	}
 	pthread_mutex_lock(&kl->mu);
 	kl->st.last_load_ms = now_ms() - t0;
+	kl->st.last_join_ms = r.join_ms;
+	kl->st.last_kv_bytes = (uint64_t)n * kl->b_tokens * kl->n_layer * (kl->k_row + kl->v_row);
+	kl->st.rejected_pieces += r.rejected;
 	pthread_mutex_unlock(&kl->mu);
-	if (n && (n = set_state(kl, ctx, seq, &ref, pc, n)) == 0)
+	if (n && (n = set_state(&r, ctx, n)) == 0)
 		llama_memory_seq_rm(llama_get_memory(ctx), seq, -1, -1);
-	for (size_t i = 0; i < hit; i++)
-		if (pc[i].view)
-			kvg_view_release(kl->g, pc[i].view);
-	kvgl_seq_free(&ref);
-	free(pc);
+	restore_end(&r);
 	return n;
 }
 

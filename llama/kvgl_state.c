@@ -467,14 +467,14 @@ static uint8_t *put_src(uint8_t *p, const struct kvgl_src *src, size_t off, size
 	return p + len;
 }
 
-/* Starts the sum of each piece with its seed and its layer table. */
-static int sums_begin(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
-		      sums_t *sums)
+/* Starts the sum of pieces [i0, i1) with their seed and layer table. */
+static int sums_begin(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t i0,
+		      size_t i1, sums_t *sums)
 {
 	size_t tlen = table_bytes(ref);
 	uint8_t hdr[KVGL_PIECE_HDR_BYTES], *table = malloc(tlen);
 	int rc = table ? 0 : -ENOMEM;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = i0; i < i1 && rc == 0; i++) {
 		sums[i] = XXH3_createState();
 		if (!sums[i] || src_copy(hdr, &pieces[i], 0, sizeof hdr) ||
 		    src_copy(table, &pieces[i], KVGL_PIECE_HDR_BYTES, tlen)) {
@@ -488,16 +488,17 @@ static int sums_begin(const struct kvgl_seq *ref, const struct kvgl_src *pieces,
 	return rc;
 }
 
-/* How many pieces from the start match their header's checksum; frees the sums. */
-static size_t sums_end(const struct kvgl_src *pieces, size_t n, sums_t *sums)
+/* How many pieces from i0 match their header's checksum; frees their sums. */
+static size_t sums_end(const struct kvgl_src *pieces, size_t i0, size_t i1, sums_t *sums)
 {
-	size_t ok = n;
-	for (size_t i = 0; i < n; i++) {
+	size_t ok = i1 - i0;
+	for (size_t i = i0; i < i1; i++) {
 		uint64_t want = 0;
 		if (!sums[i] || src_copy(&want, &pieces[i], 40, 8) ||
 		    XXH3_64bits_digest(sums[i]) != want)
-			ok = ok < i ? ok : i;
+			ok = ok < i - i0 ? ok : i - i0;
 		XXH3_freeState(sums[i]);
+		sums[i] = NULL;
 	}
 	return ok;
 }
@@ -584,32 +585,74 @@ static void join_headers(const struct kvgl_seq *ref, size_t n, uint32_t b, int32
 
 size_t kvgl_join_split_bytes = 4u << 20;
 
-size_t kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
-		 uint32_t b_tokens, int32_t seq_id, int verify_sum, uint8_t *out)
+struct kvgl_joiner {
+	const struct kvgl_seq *ref;
+	size_t n;
+	uint32_t b;
+	uint8_t *out;
+	size_t *at; /* k_at[n_layer], then v_at[n_layer] */
+	sums_t *sums;
+};
+
+struct kvgl_joiner *kvgl_join_begin(const struct kvgl_seq *ref, size_t n, uint32_t b_tokens,
+				    int32_t seq_id, uint8_t *out)
 {
-	sums_t *sums = calloc(n ? n : 1, sizeof(*sums));
-	size_t *at = calloc(2 * (size_t)ref->n_layer, sizeof(*at));
-	if (!sums || !at || (verify_sum && sums_begin(ref, pieces, n, sums))) {
-		for (size_t i = 0; sums && i < n; i++)
-			XXH3_freeState(sums[i]);
-		free(sums), free(at);
+	struct kvgl_joiner *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	*j = (struct kvgl_joiner){ref, n, b_tokens, out};
+	j->at = calloc(2 * (size_t)ref->n_layer, sizeof(*j->at));
+	j->sums = calloc(n ? n : 1, sizeof(*j->sums));
+	if (!j->at || !j->sums) {
+		kvgl_join_end(j);
+		return NULL;
+	}
+	join_headers(ref, n, b_tokens, seq_id, out, j->at, j->at + ref->n_layer);
+	return j;
+}
+
+size_t kvgl_join_add(struct kvgl_joiner *j, const struct kvgl_src *pieces, size_t i0, size_t i1,
+		     int verify_sum)
+{
+	KVGL_ASSERT(i0 <= i1 && i1 <= j->n);
+	if (verify_sum && sums_begin(j->ref, pieces, i0, i1, j->sums)) {
+		sums_end(pieces, i0, i1, j->sums);
 		return 0;
 	}
-	join_headers(ref, n, b_tokens, seq_id, out, at, at + ref->n_layer);
-	struct join_part a = {ref, pieces, n, 0, n, b_tokens, at, at + ref->n_layer, out, sums};
+	const size_t *k_at = j->at, *v_at = j->at + j->ref->n_layer;
+	struct join_part a = {j->ref, pieces, j->n, i0, i1, j->b, k_at, v_at, j->out, j->sums};
 	struct join_part b = a;
 	pthread_t th;
-	int two = n >= 2 && kvgl_join_bytes(ref, n, b_tokens) >= kvgl_join_split_bytes;
+	int two =
+	    i1 - i0 >= 2 && kvgl_piece_bytes(j->ref, j->b) * (i1 - i0) >= kvgl_join_split_bytes;
 	if (two) {
-		a.i1 = b.i0 = n / 2;
+		a.i1 = b.i0 = i0 + (i1 - i0) / 2;
 		two = pthread_create(&th, NULL, join_rows, &b) == 0;
 		if (!two)
-			a.i1 = n;
+			a.i1 = i1;
 	}
 	join_rows(&a);
 	if (two)
 		pthread_join(th, NULL);
-	size_t ok = verify_sum ? sums_end(pieces, n, sums) : n;
-	free(sums), free(at);
+	return verify_sum ? sums_end(pieces, i0, i1, j->sums) : i1 - i0;
+}
+
+void kvgl_join_end(struct kvgl_joiner *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; j->sums && i < j->n; i++)
+		XXH3_freeState(j->sums[i]);
+	free(j->sums);
+	free(j->at);
+	free(j);
+}
+
+size_t kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
+		 uint32_t b_tokens, int32_t seq_id, int verify_sum, uint8_t *out)
+{
+	struct kvgl_joiner *j = kvgl_join_begin(ref, n, b_tokens, seq_id, out);
+	size_t ok = j ? kvgl_join_add(j, pieces, 0, n, verify_sum) : 0;
+	kvgl_join_end(j);
 	return ok;
 }

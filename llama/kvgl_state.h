@@ -115,4 +115,19 @@ extern size_t kvgl_join_split_bytes;
 size_t kvgl_join(const struct kvgl_seq *ref, const struct kvgl_src *pieces, size_t n,
 		 uint32_t b_tokens, int32_t seq_id, int verify_sum, uint8_t *out);
 
+/*
+ * The same join, a few pieces at a time, so that pieces still loading do not hold up those
+ * that arrived: kvgl_join_begin() writes the headers of a state of n pieces into out
+ * (kvgl_join_bytes() bytes); kvgl_join_add() copies pieces [i0, i1) into place (pieces[]
+ * indexed from 0, checked), verifying their checksums if asked, and returns how many from
+ * i0 passed; kvgl_join_end() frees the joiner.  A piece that fails means out must be joined
+ * again with fewer pieces.  kvgl_join_begin() returns NULL on -ENOMEM.
+ */
+struct kvgl_joiner;
+struct kvgl_joiner *kvgl_join_begin(const struct kvgl_seq *ref, size_t n, uint32_t b_tokens,
+				    int32_t seq_id, uint8_t *out);
+size_t kvgl_join_add(struct kvgl_joiner *j, const struct kvgl_src *pieces, size_t i0, size_t i1,
+		     int verify_sum);
+void kvgl_join_end(struct kvgl_joiner *j);
+
 #endif
