@@ -107,7 +107,9 @@ KVGL_API void kvgl_stats_get(kvgl *kl, struct kvgl_stats *st);
 /* The grid under the adapter (for statistics), owned by kl. */
 KVGL_API kvg_grid *kvgl_grid(kvgl *kl);
 
-/* The reason of the last refused store or restore ("" if none); valid until the next call. */
+/* The reason of the last refused store or restore ("" if none; a store cut in the
+ * background reports here once it is done); valid until the next call on kl.  The caller's
+ * thread only. */
 KVGL_API const char *kvgl_last_error(kvgl *kl);
 
 /* The namespace's model_id string: llama.cpp version, model hash, K/V types, V layout. */

@@ -37,7 +37,8 @@ struct kvgl {
 	kvg_grid *g;
 	uint32_t b_tokens;
 	char ns[KVG_NAME_MAX];
-	char err[256];
+	char err[256];	      /* the caller's thread: restore and store calls */
+	char bg_err[256];     /* the store thread's, under mu, moved to err by kvgl_last_error */
 	int v_trans_expected; /* 0, 1, or -1 (flash attention auto) */
 	enum ggml_type type_k, type_v;
 	uint64_t k_row, v_row; /* expected per-layer bytes of one token */
@@ -289,6 +290,12 @@ kvg_grid *kvgl_grid(kvgl *kl)
 
 const char *kvgl_last_error(kvgl *kl)
 {
+	pthread_mutex_lock(&kl->mu);
+	if (kl->bg_err[0]) {
+		memcpy(kl->err, kl->bg_err, sizeof kl->err);
+		kl->bg_err[0] = 0;
+	}
+	pthread_mutex_unlock(&kl->mu);
 	return kl->err;
 }
 
@@ -590,7 +597,7 @@ static void *store_worker(void *arg)
 		kl->st.stored_pieces += stored;
 		if (rc) {
 			kl->st.store_errors++;
-			snprintf(kl->err, sizeof kl->err, "%s", why);
+			snprintf(kl->bg_err, sizeof kl->bg_err, "%s", why);
 		}
 		kl->job = 0;
 		pthread_cond_broadcast(&kl->cv);
