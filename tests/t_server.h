@@ -46,8 +46,9 @@ static inline int t_server_start(struct t_server *s, const char *dir, const char
 	snprintf(pf, sizeof(pf), "%s/%s.port", dir, name);
 	snprintf(s->log, sizeof(s->log), "%s/%s.log", dir, name);
 	unlink(pf);
-	const char *argv[40] = {t_kvgridd_path(), "--port", "0", "--port-file", pf, "--dram",
-				"64M", "--threads", "2", "--log-file", s->log};
+	const char *argv[40] = {
+	    t_kvgridd_path(), "--port", "0",	      "--port-file", pf, "--dram", "64M",
+	    "--threads",      "2",	"--log-file", s->log};
 	int a = 11;
 	for (int i = 0; extra && extra[i] && a < 39; i++)
 		argv[a++] = extra[i];

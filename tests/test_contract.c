@@ -65,7 +65,7 @@ struct fx {
 	int ndirs;
 };
 
-static char base_tmp[4096]; /* this run's scratch: $KVG_TEST_TMP/test_contract.PID */
+static char base_tmp[4096];    /* this run's scratch: $KVG_TEST_TMP/test_contract.PID */
 static struct t_server server; /* kvgridd of the remote kind */
 static pid_t main_pid;
 static const char *cur_check = "", *cur_kind = "";
@@ -1803,7 +1803,8 @@ int main(void)
 	if (total)
 		return 1;
 	if (want_remote && !built) {
-		printf("kvgridd not built (%s): the remote kind was not checked\n", t_kvgridd_path());
+		printf("kvgridd not built (%s): the remote kind was not checked\n",
+		       t_kvgridd_path());
 		return 77;
 	}
 	return 0;
