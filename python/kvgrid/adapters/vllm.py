@@ -67,10 +67,10 @@ class KvgridTierManager(_Base):
         model = getattr(getattr(vllm_config, "model_config", None), "model", None)
         if model and "model_id" not in settings and grid is None:
             settings["model_id"] = model
+        self._slots, self.slot_bytes = _slots(primary_kv_view, block_bytes)  # before I/O
         self._grid = grid if grid is not None else Grid(config, **settings)
         self._own_grid = grid is None
         self._remote = bool(self._grid.config["servers"])
-        self._slots, self.slot_bytes = _slots(primary_kv_view, block_bytes)
         self._efd = new_eventfd()
         self._lock = threading.Lock()
         self._jobs = {}  # job_id -> (kvgrid Future, is_store, keys)
