@@ -45,15 +45,24 @@ class Kvgridd:
         self.port_file = os.path.join(tmp, name + ".port")
         self.log = os.path.join(tmp, name + ".log")
         cmd = [KVGRIDD, "--port", "0", "--port-file", self.port_file, "--dram", "256M",
-               "--log-file", self.log] + list(args)
+               "--metrics-port", "0", "--log-file", self.log] + list(args)
         self.proc = subprocess.Popen(cmd)
         deadline = time.time() + 30
         while not os.path.exists(self.port_file) or not open(self.port_file).read().strip():
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("kvgridd did not start: " + open(self.log).read())
             time.sleep(0.05)
-        self.port = int(open(self.port_file).read().split()[0])
+        self.port, self.metrics_port = map(int, open(self.port_file).read().split()[:2])
         self.addr = "127.0.0.1:%d" % self.port
+
+    def metric(self, name):
+        """The value of one Prometheus metric line (no labels) of /metrics."""
+        import urllib.request
+        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
+        for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise KeyError(name)
 
     def stop(self):
         if self.proc.poll() is None:
