@@ -42,6 +42,7 @@ STORE_CONTINUES = 0x8
 STORE_LAST = 0x10
 
 TIER_NAMES = {0: "dram", 1: "nvme"}
+_TIER_OF_BYTE = [TIER_NAMES.get(b) for b in range(256)]
 
 
 class Error(Exception):
@@ -186,7 +187,10 @@ def buffer_address(obj, writable, what="buffer"):
     if not m.c_contiguous:
         raise ValueError("%s is not C-contiguous (shape %s, strides %s); pass a contiguous "
                          "array" % (what, m.shape, m.strides))
-    if writable and m.readonly:
+    if not m.readonly:  # the quick way: a ctypes view holds the buffer export itself
+        c = ctypes.c_char.from_buffer(m) if m.nbytes else None
+        return (ctypes.addressof(c) if c is not None else 0), m.nbytes, (m, c)
+    if writable:
         raise ValueError("%s is read-only; a load needs a writable buffer (bytearray, a "
                          "writable numpy array or memoryview)" % what)
     view = _PyBuffer()
@@ -243,12 +247,14 @@ class KeyList:
         if isinstance(keys, (bytes, bytearray, memoryview)):
             raw = bytes(keys)
         else:
-            keys = list(keys)
-            for i, k in enumerate(keys):
-                if len(k) != _lib.KEY_BYTES:
-                    raise ValueError("key %d has %d bytes; kvgrid keys have %d (use "
-                                     "raw_key() for other names)" % (i, len(k), _lib.KEY_BYTES))
-            raw = b"".join(bytes(k) for k in keys)
+            keys = keys if isinstance(keys, list) else list(keys)
+            raw = b"".join(keys)
+            if len(raw) != _lib.KEY_BYTES * len(keys):
+                for i, k in enumerate(keys):
+                    if len(k) != _lib.KEY_BYTES:
+                        raise ValueError("key %d has %d bytes; kvgrid keys have %d (use "
+                                         "raw_key() for other names)" %
+                                         (i, len(k), _lib.KEY_BYTES))
         if len(raw) % _lib.KEY_BYTES:
             raise ValueError("%d bytes of keys is not a multiple of %d" %
                              (len(raw), _lib.KEY_BYTES))
@@ -361,6 +367,23 @@ def _outcome(kind, statuses, lengths):
 
 # ---- the grid -----------------------------------------------------------------------------
 
+# struct kvg_io as bytes: key, buf, len, depth (status and tier zero)
+_IO_PACK = __import__("struct").Struct("=32sQQI")
+_IO_SIZE = ctypes.sizeof(_lib.IO)
+assert _lib.IO.buf.offset == 32 and _lib.IO.len.offset == 40 and _lib.IO.depth.offset == 48
+
+
+def _tokens(tokens):
+    """(address, count, keepalive) of token ids: a sequence of ints, or a buffer or CPU
+    tensor of 32-bit integers."""
+    if isinstance(tokens, (list, tuple, range)):
+        tokens = array.array("I", tokens)
+    itemsize = tokens.element_size() if _is_torch(tokens) else memoryview(tokens).itemsize
+    if itemsize != 4:
+        raise ValueError("tokens must be 32-bit token ids (got items of %d bytes)" % itemsize)
+    addr, nbytes, keep = buffer_address(tokens, False, "tokens")
+    return addr, nbytes // 4, keep
+
 
 def _setting(value):
     if isinstance(value, bool):
@@ -466,15 +489,7 @@ class Grid:
         """Chained keys of the full blocks of tokens (a sequence of ints, or a uint32 buffer
         such as numpy.uint32 array); parent is the key of the block before tokens[0]."""
         g = self._handle()
-        if isinstance(tokens, (list, tuple, range)):
-            tokens = array.array("I", tokens)
-        addr, nbytes, keep = buffer_address(tokens, False, "tokens")
-        itemsize = getattr(keep, "itemsize", None) or (
-            keep.element_size() if _is_torch(keep) else 1)
-        if itemsize != 4:
-            raise ValueError("tokens must be 32-bit token ids (got items of %d bytes)" %
-                             itemsize)
-        n_tokens = nbytes // 4
+        addr, n_tokens, keep = _tokens(tokens)
         max_keys = n_tokens // self.block_tokens
         arr = (_lib.Key * max(max_keys, 1))()
         par = None
@@ -511,16 +526,14 @@ class Grid:
         hit = ctypes.c_size_t()
         tiers = (ctypes.c_uint8 * max(len(kl), 1))()
         _check(lib.kvg_lookup_keys(g, kl._arr, len(kl), ctypes.byref(hit), tiers), "lookup")
-        return Lookup(hit.value, [TIER_NAMES.get(tiers[i]) for i in range(hit.value)])
+        return Lookup(hit.value, list(map(_TIER_OF_BYTE.__getitem__, bytes(tiers)[:hit.value])))
 
     def lookup_tokens(self, tokens):
         """Tokens of the longest cached prefix of tokens (a multiple of block_tokens)."""
         g = self._handle()
-        if isinstance(tokens, (list, tuple, range)):
-            tokens = array.array("I", tokens)
-        addr, nbytes, keep = buffer_address(tokens, False, "tokens")
+        addr, n_tokens, keep = _tokens(tokens)
         hit = ctypes.c_size_t()
-        _check(lib.kvg_lookup(g, addr, nbytes // 4, ctypes.byref(hit)), "lookup")
+        _check(lib.kvg_lookup(g, addr, n_tokens, ctypes.byref(hit)), "lookup")
         return hit.value
 
     def exists(self, keys):
@@ -544,22 +557,21 @@ class Grid:
 
     def _ios(self, keys, buffers, writable, depths=None):
         kl = KeyList.of(keys)
-        buffers = list(buffers)
-        if len(buffers) != len(kl):
-            raise ValueError("%d keys but %d buffers" % (len(kl), len(buffers)))
+        buffers = buffers if isinstance(buffers, list) else list(buffers)
         n = len(kl)
-        ios = (_lib.IO * max(n, 1))()
+        if len(buffers) != n:
+            raise ValueError("%d keys but %d buffers" % (n, len(buffers)))
+        raw = bytearray(_IO_SIZE * max(n, 1))
+        keyb = bytes(kl._arr)
         keep = [kl]
         what = "load buffer %d" if writable else "store buffer %d"
+        pack = _IO_PACK.pack_into
         for i, b in enumerate(buffers):
             addr, nbytes, k = buffer_address(b, writable, what % i)
-            io = ios[i]
-            io.key = kl._arr[i]
-            io.buf = addr
-            io.len = nbytes
-            if depths is not None:
-                io.depth = depths[i]
+            pack(raw, i * _IO_SIZE, keyb[i * 32:i * 32 + 32], addr, nbytes,
+                 depths[i] if depths is not None else 0)
             keep.append(k)
+        ios = (_lib.IO * max(n, 1)).from_buffer(raw)
         return ios, n, keep
 
     def store(self, keys, buffers, flags=0, depths=None):
