@@ -95,7 +95,8 @@ int main(int argc, char **argv)
 		int rc = kvg_load_sync(g, ios, n, 0);
 		t[r] = now_s() - t0;
 		if (rc || memcmp(dst[n - 1], src[n - 1], bb)) {
-			fprintf(stderr, "batch_api: load: %s\n", rc ? kvg_strerror(rc) : "wrong bytes");
+			fprintf(stderr, "batch_api: load: %s\n",
+				rc ? kvg_strerror(rc) : "wrong bytes");
 			return 1;
 		}
 	}
