@@ -267,8 +267,12 @@ def case_vllm_store_lookup_load(tier, cpu):
 
 def case_vllm_embedded():
     cpu = np.zeros((128, SLOT), np.uint8)
+    # as vLLM's SecondaryTierFactory builds it: the tier's entry, less "type", as keywords
+    entry = {"type": "KvgridTierManager", "module_path": "kvgrid.adapters.vllm",
+             "dram_bytes": "64M"}
+    kwargs = {k: v for k, v in entry.items() if k != "type"}
     tier = vllm.KvgridTierManager(vllm_config=_VllmConfig(), primary_kv_view=memoryview(cpu),
-                                  tier_type="kvgrid", dram_bytes="64M")
+                                  tier_type=entry["type"], **kwargs)
     try:
         assert tier.slot_bytes == SLOT and tier._grid.config["model_id"] == "Qwen/Qwen3-8B"
         case_vllm_store_lookup_load(tier, cpu)

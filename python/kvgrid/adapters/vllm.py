@@ -58,7 +58,9 @@ class KvgridTierManager(_Base):
     """A vLLM secondary tier over kvgrid; see the module's docstring."""
 
     def __init__(self, offloading_spec=None, primary_kv_view=None, tier_type="kvgrid", *,
-                 vllm_config=None, config=None, block_bytes=None, grid=None, **settings):
+                 vllm_config=None, config=None, block_bytes=None, grid=None,
+                 module_path=None, class_name=None, **settings):
+        # module_path / class_name name this class in the tier's entry: not kvgrid settings
         if _Base is not object:
             super().__init__(offloading_spec, primary_kv_view, tier_type)
         self.tier_type = tier_type
@@ -241,3 +243,12 @@ def _slots(view, block_bytes):
         raise ValueError("block_bytes %d does not divide primary_kv_view's %d bytes" %
                          (block_bytes, flat.nbytes))
     return flat, block_bytes
+
+
+def register(tier_type="kvgrid"):
+    """For a vLLM whose SecondaryTierFactory does not load "module_path" entries: registers
+    this class under tier_type (then ``"secondary_tiers": [{"type": "kvgrid", ...}]``).
+    Call it once in the process that builds the scheduler, e.g. from a vLLM general
+    plugin."""
+    from vllm.v1.kv_offload.tiering.factory import SecondaryTierFactory
+    SecondaryTierFactory.register_tier(tier_type, __name__, "KvgridTierManager")
