@@ -318,8 +318,7 @@ class Future:
 
     def _finish(self, rc):  # with self._lock, once the request is complete
         ios = self._ios
-        self._statuses = [ios[i].status for i in range(self._n)]
-        self._lengths = [ios[i].len for i in range(self._n)]
+        self._statuses, self._lengths = _results(ios, self._n)
         self._tiers = [TIER_NAMES.get(ios[i].tier) for i in range(self._n)]
         self.status = rc
         self._keep = None  # the library no longer touches the buffers
@@ -371,6 +370,13 @@ def _outcome(kind, statuses, lengths):
 _IO_PACK = __import__("struct").Struct("=32sQQI")
 _IO_SIZE = ctypes.sizeof(_lib.IO)
 assert _lib.IO.buf.offset == 32 and _lib.IO.len.offset == 40 and _lib.IO.depth.offset == 48
+assert _IO_SIZE == 64 and _lib.IO.status.offset == 52 and _lib.IO.tier.offset == 56
+
+
+def _results(ios, n):
+    """(statuses, lengths) of the first n kvg_io, read as two strided slices."""
+    mv = memoryview(ios).cast("B")
+    return mv.cast("i")[13::16][:n].tolist(), mv.cast("Q")[5::8][:n].tolist()
 
 
 def _tokens(tokens):
@@ -580,7 +586,7 @@ class Grid:
         g = self._handle()
         ios, n, keep = self._ios(keys, buffers, False, depths)
         lib.kvg_store_sync(g, ios, n, flags)
-        return _outcome("store", [ios[i].status for i in range(n)], None)
+        return _outcome("store", _results(ios, n)[0], None)
 
     def load(self, keys, buffers, flags=0):
         """Loads each key into its buffer and waits.  Returns each block's length, None for
@@ -588,8 +594,7 @@ class Grid:
         g = self._handle()
         ios, n, keep = self._ios(keys, buffers, True)
         lib.kvg_load_sync(g, ios, n, flags)
-        return _outcome("load", [ios[i].status for i in range(n)],
-                        [ios[i].len for i in range(n)])
+        return _outcome("load", *_results(ios, n))
 
     def _submit(self, kind, keys, buffers, flags, event_fd, depths=None):
         g = self._handle()
