@@ -394,6 +394,10 @@ def case_sglang_plain_and_v1(settings):
         assert st.get(keys[2], t) is t and torch.equal(t, vals[2])
         got = st.batch_get(keys[3:6], [torch.zeros(4096, dtype=torch.uint8) for _ in range(3)])
         assert torch.equal(got[0], vals[3]) and got[1] is None and got[2] is None
+        # a target of another size than the stored page: None for it, the others loaded
+        got = st.batch_get(keys[:2], [torch.zeros(100, dtype=torch.uint8),
+                                      torch.zeros(4096, dtype=torch.uint8)])
+        assert got[0] is None and torch.equal(got[1], vals[1])
         # the zero-copy v1 path over a page_first MHA host pool
         pool = PageFirstMHAPool()
         st.register_mem_pool_host(pool)

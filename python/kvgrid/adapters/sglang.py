@@ -85,11 +85,11 @@ class KvgridHiCacheStorage(_Base):
         keys = list(keys)
         targets = list(target_locations) if target_locations is not None else [None] * len(keys)
         targets = [t if t is not None else self._page_buffer() for t in targets]
-        lengths = self._grid.load(self._keys(keys), targets)
-        out = []
-        for t, n in zip(targets, lengths):
-            out.append(t if n is not None and n == buffer_address(t, True)[1] else None)
-        return out
+        sizes = [buffer_address(t, True, "target %d" % i)[1] for i, t in enumerate(targets)]
+        fut = self._grid.load_async(self._keys(keys), targets)
+        st = fut.statuses()  # per page: a miss, or a stored page of another size, is None
+        return [t if s == 0 and n == size else None
+                for t, s, n, size in zip(targets, st, fut._lengths, sizes)]
 
     def set(self, key, value=None, target_location=None, target_sizes=None):
         return self.batch_set([key], [value], target_location, target_sizes)
