@@ -334,6 +334,12 @@ class Future:
         self._wait_or_raise(timeout)
         return list(self._statuses)
 
+    def lengths(self, timeout=None):
+        """Each block's length as the library left it: for a load, the stored block's length
+        where it was found (meaningful only where the status is 0)."""
+        self._wait_or_raise(timeout)
+        return list(self._lengths)
+
     def tiers(self, timeout=None):
         """Where a load found each block ('dram', 'nvme'), None where it did not."""
         self._wait_or_raise(timeout)

@@ -100,7 +100,7 @@ class KvgridL2Connector:
             for fid, (op, fut, sizes) in list(self._inflight.items()):
                 if fut.done():
                     del self._inflight[fid]
-                    out.append(self._finished(fid, op, fut.statuses(), fut._lengths, sizes))
+                    out.append(self._finished(fid, op, fut.statuses(), fut.lengths(), sizes))
         return out
 
     def close(self):
@@ -164,7 +164,7 @@ class KvgridL2Connector:
             except BusyError:
                 threading.Event().wait(0.001)
         f.wait()
-        return self._finished(fid, op, f.statuses(), f._lengths, sizes)
+        return self._finished(fid, op, f.statuses(), f.lengths(), sizes)
 
     @staticmethod
     def _finished(fid, op, statuses, lengths, sizes):

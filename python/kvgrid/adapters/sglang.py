@@ -89,7 +89,7 @@ class KvgridHiCacheStorage(_Base):
         fut = self._grid.load_async(self._keys(keys), targets)
         st = fut.statuses()  # per page: a miss, or a stored page of another size, is None
         return [t if s == 0 and n == size else None
-                for t, s, n, size in zip(targets, st, fut._lengths, sizes)]
+                for t, s, n, size in zip(targets, st, fut.lengths(), sizes)]
 
     def set(self, key, value=None, target_location=None, target_sizes=None):
         return self.batch_set([key], [value], target_location, target_sizes)
@@ -142,7 +142,7 @@ class KvgridHiCacheStorage(_Base):
         fut = (self._grid.load_async if load else self._grid.store_async)(kl, bufs)
         st = fut.statuses()
         moved = [s == 0 and (not load or n == size)
-                 for s, n, size in zip(st, fut._lengths, sizes)]
+                 for s, n, size in zip(st, fut.lengths(), sizes)]
         return [all(moved[i * parts:(i + 1) * parts]) for i in range(len(keys))]
 
     def _parts_per_page(self):

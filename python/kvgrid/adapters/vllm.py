@@ -202,7 +202,7 @@ class KvgridTierManager(_Base):
         st = fut.statuses()
         if is_store:
             return all(s == 0 for s in st)
-        return all(s == 0 and n == self.slot_bytes for s, n in zip(st, fut._lengths))
+        return all(s == 0 and n == self.slot_bytes for s, n in zip(st, fut.lengths()))
 
     def _unmark(self, keys):  # with self._lock
         for k in keys:
