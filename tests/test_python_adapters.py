@@ -143,6 +143,53 @@ def case_lmcache_salts_are_tenants(conn):
     assert drain_until(conn, [f])[f][3] == [False]
 
 
+def case_lmcache_demux_thread_beside_submitters(conn):
+    """LMCache's shape: a demux thread polls event_fd and drains while other threads submit;
+    every future completes exactly once and every chunk comes back exact."""
+    import threading
+    done, stop, lock = {}, threading.Event(), threading.Lock()
+
+    def demux():
+        p = select.poll()
+        p.register(conn.event_fd(), select.POLLIN)
+        while not stop.is_set():
+            if p.poll(100):
+                for c in conn.drain_completions():
+                    with lock:
+                        assert c[0] not in done, "future %d completed twice" % c[0]
+                        done[c[0]] = c
+    t = threading.Thread(target=demux)
+    t.start()
+    errors = []
+
+    def submitter(w):
+        try:
+            keys = [mp_key(20000 + w * 100 + i) for i in range(40)]
+            data = [rand(16384) for _ in keys]
+            sets = [conn.submit_batch_set(keys[i:i + 4], [memoryview(d) for d in data[i:i + 4]])
+                    for i in range(0, 40, 4)]
+            deadline = time.time() + 30
+            while time.time() < deadline and not all(f in done for f in sets):
+                time.sleep(0.005)
+            assert all(done[f][1] for f in sets)
+            outs = [bytearray(16384) for _ in keys]
+            gets = [conn.submit_batch_get(keys[i:i + 8], [memoryview(o) for o in outs[i:i + 8]])
+                    for i in range(0, 40, 8)]
+            while time.time() < deadline and not all(f in done for f in gets):
+                time.sleep(0.005)
+            assert all(done[f][3] == [True] * 8 for f in gets)
+            assert all(bytes(o) == d.tobytes() for o, d in zip(outs, data))
+        except Exception as e:  # reported below
+            errors.append("submitter %d: %r" % (w, e))
+    ws = [threading.Thread(target=submitter, args=(w,)) for w in range(4)]
+    [w.start() for w in ws]
+    [w.join() for w in ws]
+    stop.set()
+    t.join()
+    assert not errors, errors
+    assert len(done) == 4 * (10 + 5)
+
+
 def case_lmcache_submit_does_not_wait_for_io():
     conn0 = lmcache.KvgridL2Connector(dram_bytes="8M")
     names = [mp_key(i) for i in range(4)]
@@ -172,6 +219,7 @@ def case_lmcache_through_kvgridd(srv):
     try:
         case_lmcache_contract_and_round_trip(conn)
         case_lmcache_salts_are_tenants(conn)
+        case_lmcache_demux_thread_beside_submitters(conn)
         # a stopped server: submits still return at once, completions come after SIGCONT
         keys = [mp_key(500 + i) for i in range(4)]
         data = [rand(CHUNK) for _ in keys]
@@ -542,7 +590,8 @@ if __name__ == "__main__":
     conn = lmcache.KvgridL2Connector(dram_bytes="64M")
     try:
         pyenv.run_cases([case_lmcache_contract_and_round_trip, case_lmcache_failures_are_failed_jobs,
-                         case_lmcache_salts_are_tenants], conn)
+                         case_lmcache_salts_are_tenants,
+                         case_lmcache_demux_thread_beside_submitters], conn)
     finally:
         conn.close()
     pyenv.run_cases([case_lmcache_submit_does_not_wait_for_io, case_vllm_embedded,
