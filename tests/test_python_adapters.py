@@ -35,9 +35,9 @@ def rand(n):
     return rng.integers(0, 256, n, dtype=np.uint8)
 
 
-def slow_grid(name, n, size, key_of):
+def slow_grid(name, n, size, key_of, **extra):
     """A grid holding n blocks (key_of(i) -> kvgrid key; data returned) on NVMe only,
-    reopened on the fault backend with every read held back 400 ms."""
+    reopened on the fault backend with every read held back 400 ms (and extra settings)."""
     d = os.path.join(TMP, name)
     data = []
     opts = dict(dram_bytes="16M", dir=d, nvme_bytes="256M", segment_bytes="16M")
@@ -46,7 +46,7 @@ def slow_grid(name, n, size, key_of):
             data.append(rand(size))
             g.store([key_of(g, i)], [data[-1]])
     return kvgrid.Grid(io_backend="fault", fault_plan="delay=read:1+:400;inner=psync",
-                       promote_on_hit=0, **opts), data
+                       promote_on_hit=0, **opts, **extra), data
 
 
 # ---- LMCache ----------------------------------------------------------------------------
@@ -188,6 +188,36 @@ def case_lmcache_demux_thread_beside_submitters(conn):
     t.join()
     assert not errors, errors
     assert len(done) == 4 * (10 + 5)
+
+
+def case_lmcache_full_request_pool():
+    """With libkvgrid's request pool exhausted (req_max 2, reads held back), further batches
+    go to the adapter thread and still complete, exactly, through drain_completions."""
+    conn0 = lmcache.KvgridL2Connector(dram_bytes="8M")
+    names = [mp_key(3000 + i) for i in range(6)]
+    g, data = slow_grid("lmbusy", 6, CHUNK, lambda g, i: conn0.kvgrid_keys([names[i]])[0],
+                        req_max=2)
+    conn0.close()
+    conn = lmcache.KvgridL2Connector(grid=g)
+    try:
+        try:  # the pool really is full
+            fs = [g.load_async([conn.kvgrid_keys([names[0]])[0]], [bytearray(CHUNK)])
+                  for _ in range(3)]
+            raise AssertionError("a third request fitted in a pool of 2")
+        except kvgrid.BusyError as e:
+            assert e.code == kvgrid.EBUSY
+        for f in g.reap() + list(g._pending.values()):
+            f.wait()
+        outs = [bytearray(CHUNK) for _ in names]
+        t0 = time.monotonic()
+        fids = [conn.submit_batch_get([k], [memoryview(o)]) for k, o in zip(names, outs)]
+        assert time.monotonic() - t0 < 0.3, "submits waited for the full pool"
+        got = drain_until(conn, fids)
+        assert all(got[f][1:] == (True, "", [True]) for f in fids), got
+        assert all(bytes(o) == d.tobytes() for o, d in zip(outs, data))
+    finally:
+        conn.close()
+        g.close()
 
 
 def case_lmcache_submit_does_not_wait_for_io():
@@ -594,7 +624,8 @@ if __name__ == "__main__":
                          case_lmcache_demux_thread_beside_submitters], conn)
     finally:
         conn.close()
-    pyenv.run_cases([case_lmcache_submit_does_not_wait_for_io, case_vllm_embedded,
+    pyenv.run_cases([case_lmcache_submit_does_not_wait_for_io, case_lmcache_full_request_pool,
+                     case_vllm_embedded,
                      case_sglang_namespaces, case_framework_base_classes_when_installed])
     pyenv.run_cases([case_sglang_plain_and_v1], {"dram_bytes": "64M"})
     if not os.access(pyenv.KVGRIDD, os.X_OK):
