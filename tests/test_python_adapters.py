@@ -273,6 +273,44 @@ def case_lmcache_through_kvgridd(srv):
         conn.close()
 
 
+def case_lmcache_kvgridd_tenants_by_token():
+    """Against a kvgridd with an auth file, each connector's token is its server-side
+    tenant: a chunk stored under one token is invisible under the other, and a wrong
+    token is refused at open with the library's error."""
+    auth = os.path.join(TMP, "tokens")
+    with open(auth, "w") as f:
+        f.write("tok-a tenant-a\ntok-b tenant-b\n")
+    files = {}
+    for t in ("tok-a", "tok-b", "tok-x"):
+        files[t] = os.path.join(TMP, t)
+        with open(files[t], "w") as f:
+            f.write(t + "\n")
+    srv = pyenv.Kvgridd(TMP, "auth", "--auth-file", auth)
+    a = lmcache.KvgridL2Connector(servers=srv.addr, auth_token_file=files["tok-a"])
+    b = lmcache.KvgridL2Connector(servers=srv.addr, auth_token_file=files["tok-b"])
+    try:
+        k, d = mp_key(9090), rand(CHUNK)
+        f = a.submit_batch_set([k], [memoryview(d)])
+        assert drain_until(a, [f])[f][1]
+        fa, fb = a.submit_batch_exists([k]), b.submit_batch_exists([k])
+        assert drain_until(a, [fa])[fa][3] == [True] and drain_until(b, [fb])[fb][3] == [False]
+        out = bytearray(CHUNK)
+        f = b.submit_batch_get([k], [memoryview(out)])
+        assert drain_until(b, [f])[f][3] == [False] and out == bytearray(CHUNK)
+        try:
+            x = lmcache.KvgridL2Connector(servers=srv.addr, auth_token_file=files["tok-x"])
+            fx = x.submit_batch_exists([k])  # refused at open, or on first use
+            got = drain_until(x, [fx])[fx]
+            x.close()
+            assert got[1] is False, got
+        except kvgrid.Error as e:
+            assert isinstance(e, kvgrid.AuthError) or "auth" in str(e).lower(), repr(e)
+    finally:
+        a.close()
+        b.close()
+        assert srv.stop() == 0
+
+
 # ---- vLLM -------------------------------------------------------------------------------
 
 @dataclass
@@ -635,6 +673,7 @@ if __name__ == "__main__":
     try:
         pyenv.run_cases([case_lmcache_through_kvgridd, case_vllm_through_kvgridd,
                          case_sglang_through_kvgridd], srv)
+        pyenv.run_cases([case_lmcache_kvgridd_tenants_by_token])
     finally:
         assert srv.stop() == 0
     shutil.rmtree(TMP, ignore_errors=True)

@@ -50,21 +50,16 @@ class Error(Exception):
     message is kvg_strerror's, with what was being done; ``statuses`` holds the per-block
     results of a batch when the error came from one."""
 
-    def __init__(self, code, what="", statuses=None):
+    def __init__(self, code, what="", statuses=None, reason=""):
         self.code = code
         self.errno = -code if -4096 < code < 0 else None
         self.statuses = statuses
-        msg = _lib.strerror(code)
+        msg = reason or _lib.strerror(code)  # the library's own sentence when it gave one
         super().__init__("%s: %s" % (what, msg) if what else msg)
 
 
 class ConfigError(Error, ValueError):
     """A bad setting or configuration file (KVG_ECONFIG), with the library's reason."""
-
-    def __init__(self, code, what="", statuses=None, reason=""):
-        super().__init__(code, what, statuses)
-        if reason:
-            self.args = (reason,)
 
 
 class FullError(Error):
@@ -110,9 +105,9 @@ _ERRORS = {ECONFIG: ConfigError, EFULL: FullError, ETOOBIG: TooBigError,
 MISS = (ENOTFOUND, ECORRUPT)  # both are served as a miss
 
 
-def error(code, what="", statuses=None):
+def error(code, what="", statuses=None, reason=""):
     """The exception for a library result code."""
-    return _ERRORS.get(code, Error)(code, what, statuses)
+    return _ERRORS.get(code, Error)(code, what, statuses, reason)
 
 
 def _check(rc, what):
@@ -422,19 +417,17 @@ class Grid:
         elif config is not None:
             rc = lib.kvg_config_load(ctypes.byref(cfg), os.fsencode(config), err, len(err))
             if rc:
-                raise ConfigError(rc, "config", reason=err.value.decode(errors="replace") or
+                raise ConfigError(rc, reason=err.value.decode(errors="replace") or
                                   "%s: %s" % (os.fspath(config), _lib.strerror(rc)))
         for name, value in settings.items():
             rc = lib.kvg_config_set(ctypes.byref(cfg), name.encode(), _setting(value).encode(),
                                     err, len(err))
             if rc:
-                raise ConfigError(rc, name, reason=err.value.decode(errors="replace"))
+                raise ConfigError(rc, reason=err.value.decode(errors="replace"))
         g = ctypes.c_void_p()
         rc = lib.kvg_open(ctypes.byref(cfg), ctypes.byref(g), err, len(err))
         if rc:
-            if rc == ECONFIG:
-                raise ConfigError(rc, "open", reason=err.value.decode(errors="replace"))
-            raise error(rc, "open: " + err.value.decode(errors="replace"))
+            raise error(rc, "open", reason=err.value.decode(errors="replace"))
         self._g = g
         self._cfg = _lib.Config.from_address(lib.kvg_config_of(g))
         self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
