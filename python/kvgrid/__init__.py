@@ -2,7 +2,8 @@
 from Python.
 
     import kvgrid, numpy as np
-    with kvgrid.Grid(dram_bytes="4G", dir="/mnt/nvme/kvgrid") as g:
+    with kvgrid.Grid(dram_bytes="4G", dir="/mnt/nvme/kvgrid", model_id="my-model",
+                     dtype="bf16", layers=32, kv_heads=8, head_dim=128) as g:
         keys = g.block_keys(token_ids)                 # chained block keys
         hits, tiers = g.lookup(keys)                   # longest cached prefix
         bufs = [np.empty(g.block_bytes, np.uint8) for _ in range(hits)]
