@@ -9,7 +9,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIB = os.path.join(ROOT, "build", "libkvgrid.so.1")
+# KVG_TEST_LIB runs the tests on another build of the library (build/asan/libkvgrid.so.1
+# with LD_PRELOAD of the sanitizer runtime)
+LIB = os.environ.get("KVG_TEST_LIB") or os.path.join(ROOT, "build", "libkvgrid.so.1")
 KVGRIDD = os.environ.get("KVGRIDD", os.path.join(ROOT, "build", "kvgridd"))
 
 
