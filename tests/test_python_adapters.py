@@ -412,6 +412,28 @@ def case_vllm_embedded():
     t.shutdown()
 
 
+def case_vllm_nonblocking_and_full_pool():
+    """Loads from a disk that holds reads back 400 ms: submit_load returns at once; with
+    libkvgrid's request pool full (req_max 2) the other jobs go to the adapter thread; all
+    finish, byte-exact."""
+    keys = [offload_key(50 + i) for i in range(5)]
+    g, data = slow_grid("vllmslow", 5, SLOT,
+                        lambda g, i: g.raw_key(vllm.KEY_DOMAIN + keys[i]), req_max=2)
+    cpu = np.zeros((16, SLOT), np.uint8)
+    tier = vllm.KvgridTierManager(None, memoryview(cpu), "kvgrid", grid=g)
+    try:
+        t0 = time.monotonic()
+        for j in range(5):
+            tier.submit_load(JobMetadata(j, [keys[j]], np.array([j + 8])))
+        assert time.monotonic() - t0 < 0.3, "submit_load waited for the disk"
+        assert list(tier.get_finished()) == []
+        assert finished(tier, range(5)) == {j: True for j in range(5)}
+        assert all(np.array_equal(cpu[j + 8], data[j]) for j in range(5))
+    finally:
+        tier.shutdown()
+        g.close()
+
+
 def case_vllm_through_kvgridd(srv):
     cpu = np.zeros((128, SLOT), np.uint8)
     tier = vllm.KvgridTierManager(None, memoryview(cpu), "kvgrid", servers=srv.addr,
@@ -663,7 +685,7 @@ if __name__ == "__main__":
     finally:
         conn.close()
     pyenv.run_cases([case_lmcache_submit_does_not_wait_for_io, case_lmcache_full_request_pool,
-                     case_vllm_embedded,
+                     case_vllm_embedded, case_vllm_nonblocking_and_full_pool,
                      case_sglang_namespaces, case_framework_base_classes_when_installed])
     pyenv.run_cases([case_sglang_plain_and_v1], {"dram_bytes": "64M"})
     if not os.access(pyenv.KVGRIDD, os.X_OK):
