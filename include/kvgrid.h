@@ -39,7 +39,7 @@ extern "C" {
  * kvg_version() gives the version of the library actually loaded.
  */
 #define KVG_VERSION_MAJOR  1
-#define KVG_VERSION_MINOR  0
+#define KVG_VERSION_MINOR  1
 #define KVG_VERSION_PATCH  0
 #define KVG_VERSION_NUMBER (KVG_VERSION_MAJOR * 10000 + KVG_VERSION_MINOR * 100 + KVG_VERSION_PATCH)
 #define KVG_FORMAT_VERSION 1 /* key derivation and on-disk record format */
@@ -349,6 +349,17 @@ KVG_API int kvg_req_wait_layer(kvg_req *req, uint32_t layer, int timeout_ms);
 
 /* Releases a request.  Waits for it first if it is still running. */
 KVG_API void kvg_req_free(kvg_req *req);
+
+/*
+ * A ready-made done callback (since 1.1, node KVGRID_1.1) for callers that wait on a file
+ * descriptor instead of running code on a grid thread: pass it as kvg_req_opts.done with arg
+ * = (void *)(intptr_t)fd, an eventfd(2) the caller owns and keeps open until the request has
+ * completed.  It adds 1 to the eventfd's counter and nothing else, so completions wake an
+ * event loop or poll(2) without the caller's language running a callback on a grid thread
+ * (a Python ctypes callback would take the GIL there).  One eventfd may serve many requests:
+ * its counter sums their completions.  A write that fails (fd closed) is ignored.
+ */
+KVG_API void kvg_done_eventfd(kvg_req *req, void *arg);
 
 /* Synchronous conveniences: store/load one batch on the calling thread and wait for its
  * I/O.  Return as kvg_req_wait(). */
