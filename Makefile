@@ -67,7 +67,7 @@ DEPS_OK := $(BUILD)/.deps-ok
 
 all: $(DEPS_OK) $(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so $(BUILD)/kvgrid \
 	$(if $(SRV_OBJ),$(BUILD)/kvgridd) $(if $(ENG_MAIN_OBJ),$(BUILD)/kvgrid-llm) \
-	$(if $(SAN),,llama)
+	$(if $(SAN),llama-san,llama)
 
 $(DEPS_OK): scripts/deps.sh
 	@sh scripts/deps.sh

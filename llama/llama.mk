@@ -5,11 +5,13 @@
 #   tests/llama_*.c         -> $(BUILD)/llama/tests/llama_* (run by tests/test_llama_*.sh)
 # libkvgrid itself gains no dependency.  Without npm or the registry the fetch leaves a
 # one-line reason in $(BUILD)/llama.cpp/unavailable, the rest of the build goes on, and the
-# llama tests and demo part skip with that reason.  Not built under sanitizers: libllama is
-# not instrumented.
+# llama tests and demo part skip with that reason.  Under sanitizers (make test's ASan+UBSan
+# and TSan builds) only the adapter and its C test are built, against the plain build's
+# fetch: libllama itself is not instrumented, the adapter's parsing and threads are.
 
-LLAMA_DEP := $(BUILD)/llama.cpp
+LLAMA_DEP := $(if $(SAN),build/llama.cpp,$(BUILD)/llama.cpp)
 LLAMA_BINS := $(LLAMA_DEP)/bins
+LLAMA_TEST_RPATH := $(if $(SAN),$(abspath $(LLAMA_BINS)),$$ORIGIN/../../llama.cpp/bins)
 LLAMA_LINK := $(LLAMA_BINS)/libllama.v0.4.0.so $(LLAMA_BINS)/libggml.v0.4.0.so \
 	$(LLAMA_BINS)/libggml-base.so
 KVGL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard llama/kvgl*.c))
@@ -32,6 +34,10 @@ llama: $(DEPS_OK) $(BUILD)/libkvgrid.a $(BUILD)/libkvgrid.so
 
 llama-build: $(BUILD)/libkvgrid-llama.a $(KVGL_SO) $(BUILD)/kvgrid-llama $(KVGL_TEST_BIN)
 
+# The sanitizer builds: the C tests only, if the plain build fetched llama.cpp.
+llama-san: $(BUILD)/libkvgrid.a
+	@if [ -f $(LLAMA_DEP)/ok ]; then $(MAKE) --no-print-directory $(KVGL_TEST_BIN); fi
+
 $(BUILD)/libkvgrid-llama.a: $(KVGL_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -47,6 +53,6 @@ $(BUILD)/kvgrid-llama: $(KVGL_CMD_OBJ) $(BUILD)/libkvgrid-llama.a $(BUILD)/libkv
 $(BUILD)/llama/tests/%: $(BUILD)/tests/%.o $(BUILD)/llama/cmd_common.o $(BUILD)/libkvgrid-llama.a \
 		$(BUILD)/libkvgrid.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LLAMA_LINK) $(LIBS) -Wl,-rpath,'$$ORIGIN/../../llama.cpp/bins'
+	$(CC) $(LDFLAGS) -o $@ $^ $(LLAMA_LINK) $(LIBS) -Wl,-rpath,'$(LLAMA_TEST_RPATH)'
 
-.PHONY: llama llama-build
+.PHONY: llama llama-build llama-san
