@@ -74,11 +74,15 @@ static void set_err(char *err, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Grows b to at least n bytes (contents not kept).  0 or -ENOMEM. */
+/* Grows b to at least n bytes (contents not kept), by half again at least, so that a
+ * conversation growing turn by turn does not pay for fresh memory every turn.  0 or
+ * -ENOMEM. */
 static int buf_reserve(struct buf *b, size_t n)
 {
 	if (b->cap >= n)
 		return 0;
+	if (n < b->cap + b->cap / 2)
+		n = b->cap + b->cap / 2;
 	void *p = NULL;
 	if (posix_memalign(&p, 2u << 20, n))
 		return -ENOMEM;
