@@ -86,7 +86,7 @@ static int reply(struct cmd_llama *base, struct demo_sess *s, uint32_t n)
 }
 
 struct demo_row {
-	double ttft_cold, ttft_grid, diff;
+	double ttft_cold, ttft_grid, restore, diff;
 	size_t ctx, restored;
 	int same;
 };
@@ -106,6 +106,7 @@ static int request(struct cmd_llama *base, struct cmd_llama *g, kvgl *kl, struct
 		memcpy(cold, cmd_logits(base), base->n_vocab * sizeof(float));
 		t0 = cmd_now_ms();
 		rc = kvgl_restore(kl, g->ctx, 0, s->t, s->n, &r->restored);
+		r->restore = cmd_now_ms() - t0;
 	}
 	if (rc == 0)
 		rc = cmd_prefill(g, s->t, r->restored, s->n);
@@ -132,9 +133,9 @@ static void print_row(int phase, int proc, uint32_t req, uint32_t sess, uint32_t
 	else
 		snprintf(logits, sizeof logits, "%.0e%s", r->diff,
 			 r->same ? "" : " (token differs)");
-	printf("%5d %4d %4u %4c %4u %7zu %8zu %9.0f ms %8.0f ms %7.1fx  %s\n", phase, proc, req,
-	       'A' + (char)sess, turn, r->ctx, r->restored, r->ttft_cold, r->ttft_grid,
-	       r->ttft_cold / r->ttft_grid, logits);
+	printf("%5d %4d %4u %4c %4u %7zu %8zu %9.0f ms %8.0f ms %7.1f ms %7.1fx  %s\n", phase, proc,
+	       req, 'A' + (char)sess, turn, r->ctx, r->restored, r->ttft_cold, r->ttft_grid,
+	       r->restore, r->ttft_cold / r->ttft_grid, logits);
 	fflush(stdout);
 }
 
@@ -301,9 +302,9 @@ static void summary_header(const struct demo_opts *o, const char *dir)
 	       "tokens,\n  two llama.cpp processes (proc 0, 1) sharing one kvgridd (%s); phase 2 "
 	       "restarts everything\n",
 	       o->sessions, o->turns, o->system, dir);
-	printf("%5s %4s %4s %4s %4s %7s %8s %12s %11s %8s  %s\n", "phase", "proc", "req", "sess",
-	       "turn", "context", "restored", "TTFT cold", "TTFT grid", "speedup",
-	       "logits vs cold");
+	printf("%5s %4s %4s %4s %4s %7s %8s %12s %11s %10s %8s  %s\n", "phase", "proc", "req",
+	       "sess", "turn", "context", "restored", "TTFT cold", "TTFT grid", "restore",
+	       "speedup", "logits vs cold");
 	fflush(stdout);
 }
 
