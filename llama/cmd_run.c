@@ -24,6 +24,7 @@ struct run_opts {
 	int n_prompts, no_grid, store, flash;
 	size_t split;
 	uint32_t block, n_ctx, batch;
+	int threads;
 };
 
 /* Parses SEED:LEN[+SEED:LEN...] into *out (malloc'd); returns the length or 0. */
@@ -108,7 +109,7 @@ static int usage(void)
 	    "usage: kvgrid-llama run --model FILE --prompt SEED:LEN[+SEED:LEN...] [--prompt ...]\n"
 	    "         [--tier dram|nvme|server] [--dir DIR] [--server HOST:PORT] [--block N]\n"
 	    "         [--flash on|off] [--ctx N] [--batch N] [--store] [--logits PREFIX]\n"
-	    "         [--dram SIZE] [--no-grid [--split K]]\n");
+	    "         [--dram SIZE] [--threads N] [--no-grid [--split K]]\n");
 	return 2;
 }
 
@@ -119,8 +120,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
 	    {"dir", 1, 0, 'd'},	  {"server", 1, 0, 's'}, {"block", 1, 0, 'b'},
 	    {"flash", 1, 0, 'f'}, {"ctx", 1, 0, 'c'},	 {"batch", 1, 0, 'B'},
 	    {"store", 0, 0, 'S'}, {"logits", 1, 0, 'l'}, {"no-grid", 0, 0, 'n'},
-	    {"split", 1, 0, 'x'}, {"dram", 1, 0, 'D'},	 {"help", 0, 0, 'h'},
-	    {0, 0, 0, 0}};
+	    {"split", 1, 0, 'x'}, {"dram", 1, 0, 'D'},	 {"threads", 1, 0, 'T'},
+	    {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
 	*o = (struct run_opts){.tier = "dram", .flash = 1, .n_ctx = 4096, .batch = 512};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -171,6 +172,9 @@ static int parse(int argc, char **argv, struct run_opts *o)
 		case 'D':
 			o->dram = optarg;
 			break;
+		case 'T':
+			o->threads = atoi(optarg);
+			break;
 		default:
 			return usage();
 		}
@@ -216,6 +220,7 @@ int cmd_run(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct cmd_llama l;
+	cmd_threads = o.threads;
 	if (cmd_llama_open(&l, o.model, o.n_ctx, o.flash, o.batch))
 		return 1;
 	kvgl *kl = NULL;
