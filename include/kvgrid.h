@@ -39,7 +39,7 @@ extern "C" {
  * kvg_version() gives the version of the library actually loaded.
  */
 #define KVG_VERSION_MAJOR  1
-#define KVG_VERSION_MINOR  0
+#define KVG_VERSION_MINOR  1
 #define KVG_VERSION_PATCH  0
 #define KVG_VERSION_NUMBER (KVG_VERSION_MAJOR * 10000 + KVG_VERSION_MINOR * 100 + KVG_VERSION_PATCH)
 #define KVG_FORMAT_VERSION 1 /* key derivation and on-disk record format */
@@ -91,7 +91,16 @@ enum kvg_dtype {
 enum kvg_hash { KVG_HASH_SHA256 = 0, KVG_HASH_XXH3 = 1 };
 enum kvg_io_backend { KVG_IO_AUTO = 0, KVG_IO_URING = 1, KVG_IO_PSYNC = 2, KVG_IO_FAULT = 3 };
 enum kvg_durability { KVG_DURABILITY_CACHE = 0, KVG_DURABILITY_DURABLE = 1 };
-enum kvg_tier { KVG_TIER_DRAM = 0, KVG_TIER_NVME = 1, KVG_TIER_COUNT = 2, KVG_TIER_NONE = 255 };
+/* KVG_TIER_COUNT sizes struct kvg_stats.tier[] (DRAM and NVMe) and never changes; the shared
+ * tier (cfg.shared_dir, doc/SHARED.md) is reported by lookups and loads as KVG_TIER_SHARED and
+ * its counters come from kvg_tier_stats_get(). */
+enum kvg_tier {
+	KVG_TIER_DRAM = 0,
+	KVG_TIER_NVME = 1,
+	KVG_TIER_COUNT = 2,
+	KVG_TIER_SHARED = 2,
+	KVG_TIER_NONE = 255
+};
 
 #define KVG_NAME_MAX 128
 
@@ -169,6 +178,17 @@ struct kvg_config {
 
 	char log_file[1024]; /* "" logs to stderr */
 	int log_level;	     /* 0 errors, 1 warnings (default), 2 info, 3 debug */
+
+	/* shared tier (KVGRID 1.1): a directory many hosts mount; doc/SHARED.md */
+	char shared_dir[4096];	      /* "" (default) disables the tier */
+	uint64_t shared_bytes;	      /* capacity across all hosts; 0: half the filesystem */
+	uint64_t shared_tenant_bytes; /* per-tenant quota across all hosts; 0: none */
+	int shared_write_through;     /* stores are published to the tier (default 1) */
+	int shared_sync;	      /* fsync an object before publishing it (default 1) */
+	uint32_t shared_threads;      /* parallel file operations, default 8 */
+	uint32_t shared_grace_s;      /* age at which temporaries are removed, default 600 */
+	uint32_t shared_touch_s;      /* recency is refreshed at most this often, default 60 */
+	uint32_t shared_refresh_ms;   /* other hosts' usage is re-read this often, default 200 */
 };
 
 /*
@@ -451,6 +471,14 @@ struct kvg_stats {
 
 /* Copies the current counters.  Never fails on an open grid. */
 KVG_API void kvg_stats_get(kvg_grid *g, struct kvg_stats *st);
+
+/*
+ * The counters of one tier (enum kvg_tier), KVG_TIER_SHARED included (KVGRID 1.1).  For the
+ * shared tier, capacity_bytes is cfg.shared_bytes in effect, bytes and blocks what all hosts
+ * hold there as this grid last learnt it, and the other counters this grid's own.  Returns
+ * 0, KVG_ENOTFOUND if the grid has no such tier (no shared_dir, a remote grid), or -EINVAL.
+ */
+KVG_API int kvg_tier_stats_get(kvg_grid *g, int tier, struct kvg_tier_stats *out);
 
 #ifdef __cplusplus
 }
