@@ -44,7 +44,9 @@ _Static_assert(offsetof(struct ledger_rec, csum) == 56, "ledger checksum at byte
 
 struct ledger {
 	char tenant[17];
-	int fd;
+	int dirty;	     /* r differs from what the file says */
+	uint64_t seq;	     /* of the file written last; 0: none yet */
+	uint64_t flushed_us; /* when */
 	struct ledger_rec r;
 };
 
@@ -173,6 +175,14 @@ static int obj_dirs(const struct shared *sh, const kvg_key *key)
 
 /* ---- ledgers (sh->mu) ------------------------------------------------------------------ */
 
+/*
+ * A ledger is never rewritten in place: another host's page cache could go on serving the
+ * old bytes of a file overwritten there (doc/SHARED.md).  Each update is a new file
+ * "<tenant>.<writer>.<seq>" (16 hex digits of seq), after which the previous one goes;
+ * readers take each writer's highest seq.  A closed grid's last one is renamed
+ * "<tenant>.<writer>.done", for another grid to fold into its own.
+ */
+
 static void ledger_seal(struct ledger_rec *r)
 {
 	r->csum = XXH3_64bits(r, offsetof(struct ledger_rec, csum));
@@ -184,7 +194,14 @@ static int ledger_check(const struct ledger_rec *r)
 	       r->csum == XXH3_64bits(r, offsetof(struct ledger_rec, csum));
 }
 
-/* This writer's ledger for tenant, opened (and created) on first use; NULL if none can be. */
+static void ledger_name(const struct shared *sh, const struct ledger *l, uint64_t seq, char *p,
+			size_t len)
+{
+	snprintf(p, len, "%s/.kvgrid/usage/%s.%s.%016" PRIx64, sh->root, l->tenant,
+		 sh->writer_hex, seq);
+}
+
+/* This writer's ledger for tenant (in memory until flushed); NULL past LEDGERS_MAX. */
 static struct ledger *ledger_of(struct shared *sh, const char *tenant)
 {
 	for (int i = 0; i < sh->nled; i++)
@@ -192,29 +209,49 @@ static struct ledger *ledger_of(struct shared *sh, const char *tenant)
 			return &sh->led[i];
 	if (sh->nled == LEDGERS_MAX)
 		return NULL;
-	char p[4300];
-	snprintf(p, sizeof(p), "%s/.kvgrid/usage/%s.%s", sh->root, tenant, sh->writer_hex);
-	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return NULL;
 	struct ledger *l = &sh->led[sh->nled++];
 	memset(l, 0, sizeof(*l));
 	snprintf(l->tenant, sizeof(l->tenant), "%s", tenant);
-	l->fd = fd;
 	l->r.magic = LEDGER_MAGIC;
 	l->r.version = LEDGER_VERSION;
 	memcpy(l->r.writer, sh->writer, 16);
 	return l;
 }
 
-static void ledger_flush(struct ledger *l)
+/* Writes a dirty ledger as its next file and removes the previous one.  Locked. */
+static void ledger_flush(struct shared *sh, struct ledger *l)
 {
+	if (!l->dirty)
+		return;
+	char p[4300];
+	ledger_name(sh, l, l->seq + 1, p, sizeof(p));
 	ledger_seal(&l->r);
-	if (pwrite(l->fd, &l->r, sizeof(l->r), 0) != (ssize_t)sizeof(l->r))
-		return; /* the scan corrects a ledger that could not be written */
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return; /* stays dirty: the next flush tries again */
+	int ok = write(fd, &l->r, sizeof(l->r)) == (ssize_t)sizeof(l->r);
+	ok = !close(fd) && ok;
+	if (!ok) {
+		unlink(p);
+		return;
+	}
+	if (l->seq) {
+		ledger_name(sh, l, l->seq, p, sizeof(p));
+		unlink(p);
+	}
+	l->seq++;
+	l->dirty = 0;
+	l->flushed_us = mono_us();
 }
 
-/* Records a publication (sign +1) or a removal (-1) of span bytes by this writer. */
+static void ledgers_flush(struct shared *sh)
+{
+	for (int i = 0; i < sh->nled; i++)
+		ledger_flush(sh, &sh->led[i]);
+}
+
+/* Records a publication (sign +1) or a removal (-1) of span bytes by this writer; written
+ * out at once, or within half of refresh_ms (others re-read no more often).  Locked. */
 static void ledger_add(struct shared *sh, const char *tenant, int sign, uint64_t span)
 {
 	struct ledger *l = ledger_of(sh, tenant);
@@ -227,7 +264,9 @@ static void ledger_add(struct shared *sh, const char *tenant, int sign, uint64_t
 		l->r.rm_bytes += span;
 		l->r.rm_blocks++;
 	}
-	ledger_flush(l);
+	l->dirty = 1;
+	if (mono_us() - l->flushed_us >= (uint64_t)sh->refresh_ms * 500)
+		ledger_flush(sh, l);
 }
 
 static struct tenant_use *use_of(struct tenant_use *u, int *n, const char *tenant)
@@ -243,47 +282,100 @@ static struct tenant_use *use_of(struct tenant_use *u, int *n, const char *tenan
 	return t;
 }
 
-/* Reads one ledger file into the sums; a torn or foreign one is skipped. */
-static void view_add_file(struct tenant_use *u, int *n, int dfd, const char *name)
+/* Reads one ledger file into the sums: 0, -ENOENT if it went meanwhile, or -EINVAL for a
+ * torn or foreign one (skipped). */
+static int view_add_file(struct tenant_use *u, int *n, int dfd, const char *name)
 {
 	char tenant[17];
-	if (strlen(name) < 18 || name[16] != '.')
-		return;
 	memcpy(tenant, name, 16);
 	tenant[16] = 0;
 	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return errno == ENOENT ? -ENOENT : -EINVAL;
 	struct ledger_rec r;
 	ssize_t got = pread(fd, &r, sizeof(r), 0);
 	close(fd);
 	struct tenant_use *t;
 	if (got != (ssize_t)sizeof(r) || !ledger_check(&r) || !(t = use_of(u, n, tenant)))
-		return;
+		return -EINVAL;
 	t->bytes += (int64_t)(r.pub_bytes - r.rm_bytes);
 	t->blocks += (int64_t)(r.pub_blocks - r.rm_blocks);
+	return 0;
 }
 
-/* Re-reads every other writer's ledger.  Locked. */
-static void view_refresh(struct shared *sh)
+/* A ledger file's name: "<tenant>.<writer>.<rest>", rest 16 hex digits (a live ledger's
+ * seq) or anything else (a closed or claimed one, counted as it is). */
+struct ledger_file {
+	char name[128];
+	uint64_t seq;
+	int live;
+};
+
+static int ledger_file_parse(const char *nm, struct ledger_file *f)
+{
+	size_t L = strlen(nm);
+	if (L < 16 + 1 + 32 + 2 || L >= sizeof(f->name) || nm[16] != '.' || nm[49] != '.')
+		return -1;
+	snprintf(f->name, sizeof(f->name), "%s", nm);
+	char *end;
+	f->seq = strtoull(nm + 50, &end, 16);
+	f->live = L == 50 + 16 && !*end;
+	return 0;
+}
+
+/* One pass over the ledger directory: -ENOENT if a file went while it was read. */
+static int view_read(struct shared *sh, struct tenant_use *u, int *n)
 {
 	char p[4300];
 	snprintf(p, sizeof(p), "%s/.kvgrid/usage", sh->root);
 	DIR *d = opendir(p);
 	if (!d)
-		return;
-	struct tenant_use u[LEDGERS_MAX];
-	int n = 0;
+		return -errno;
+	struct ledger_file *f = NULL;
+	size_t nf = 0, cap = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		struct ledger_file lf;
+		if (ledger_file_parse(de->d_name, &lf) ||
+		    !strncmp(de->d_name + 17, sh->writer_hex, 32)) /* ours: from memory */
 			continue;
-		/* this writer's live ledgers are counted from memory */
-		if (strlen(de->d_name) == 16 + 1 + 32 && !strcmp(de->d_name + 17, sh->writer_hex))
+		size_t k;
+		for (k = 0; lf.live && k < nf; k++) /* a writer's newest live file only */
+			if (f[k].live && !strncmp(f[k].name, lf.name, 49))
+				break;
+		if (lf.live && k < nf) {
+			if (lf.seq > f[k].seq)
+				f[k] = lf;
 			continue;
-		view_add_file(u, &n, dirfd(d), de->d_name);
+		}
+		if (nf == cap) {
+			struct ledger_file *nfp = realloc(f, (cap = cap ? 2 * cap : 64) * sizeof(*f));
+			if (!nfp)
+				break;
+			f = nfp;
+		}
+		f[nf++] = lf;
 	}
+	int rc = 0;
+	*n = 0;
+	for (size_t k = 0; k < nf && !rc; k++)
+		if (view_add_file(u, n, dirfd(d), f[k].name) == -ENOENT)
+			rc = -ENOENT;
 	closedir(d);
+	free(f);
+	return rc;
+}
+
+/* Re-reads every other writer's ledger (this writer's dirty ones are written out first).
+ * Locked. */
+static void view_refresh(struct shared *sh)
+{
+	ledgers_flush(sh);
+	struct tenant_use u[LEDGERS_MAX];
+	int n = 0;
+	for (int tries = 0; tries < 3; tries++) /* a writer replaced a file under us: again */
+		if (view_read(sh, u, &n) != -ENOENT)
+			break;
 	memcpy(sh->others, u, sizeof(u[0]) * (size_t)n);
 	sh->nothers = n;
 	sh->view_us = mono_us();
@@ -312,6 +404,7 @@ static int64_t usage_of(const struct shared *sh, const char *tenant, int64_t *bl
  * Ledgers of closed grids ("<tenant>.<writer>.done") are folded into this writer's: the
  * rename to a claim name succeeds for one host only, which adds the counts to its own ledger
  * and then removes the claim.  Keeps the ledger directory as small as the live grids.
+ * Locked.
  */
 static void ledgers_fold(struct shared *sh)
 {
@@ -323,11 +416,11 @@ static void ledgers_fold(struct shared *sh)
 	struct dirent *de;
 	int folded = 0;
 	while ((de = readdir(d)) && folded < 256) {
-		size_t L = strlen(de->d_name);
-		if (L < 5 || strcmp(de->d_name + L - 5, ".done") || de->d_name[16] != '.')
+		struct ledger_file lf;
+		if (ledger_file_parse(de->d_name, &lf) || strcmp(de->d_name + 50, "done"))
 			continue;
 		char claim[512];
-		snprintf(claim, sizeof(claim), "%.200s.fold-%s", de->d_name, sh->writer_hex);
+		snprintf(claim, sizeof(claim), "%.100s.fold-%s", de->d_name, sh->writer_hex);
 		if (renameat(dirfd(d), de->d_name, dirfd(d), claim))
 			continue; /* another host took it */
 		int fd = openat(dirfd(d), claim, O_RDONLY | O_CLOEXEC);
@@ -335,16 +428,15 @@ static void ledgers_fold(struct shared *sh)
 		char tenant[17];
 		memcpy(tenant, de->d_name, 16);
 		tenant[16] = 0;
-		if (fd >= 0 && pread(fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r) &&
-		    ledger_check(&r)) {
-			struct ledger *l = ledger_of(sh, tenant);
-			if (l) {
-				l->r.pub_bytes += r.pub_bytes;
-				l->r.pub_blocks += r.pub_blocks;
-				l->r.rm_bytes += r.rm_bytes;
-				l->r.rm_blocks += r.rm_blocks;
-				ledger_flush(l);
-			}
+		struct ledger *l;
+		if (fd >= 0 && pread(fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r) && ledger_check(&r) &&
+		    (l = ledger_of(sh, tenant))) {
+			l->r.pub_bytes += r.pub_bytes;
+			l->r.pub_blocks += r.pub_blocks;
+			l->r.rm_bytes += r.rm_bytes;
+			l->r.rm_blocks += r.rm_blocks;
+			l->dirty = 1;
+			ledger_flush(sh, l);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -929,7 +1021,8 @@ static void reconcile(struct shared *sh, const struct tenant_use *a, int na,
 			l->r.pub_blocks += (uint64_t)dk;
 		else
 			l->r.rm_blocks += (uint64_t)-dk;
-		ledger_flush(l);
+		l->dirty = 1;
+		ledger_flush(sh, l);
 		log_msg(sh->log, LOG_INFO,
 			"shared tier: tenant %s usage corrected by %" PRId64 " bytes",
 			o->use[i].tenant, db);
@@ -942,7 +1035,8 @@ static void reconcile(struct shared *sh, const struct tenant_use *a, int na,
 		if (!seen && (a[j].bytes || a[j].blocks) && (l = ledger_of(sh, a[j].tenant))) {
 			l->r.rm_bytes += (uint64_t)a[j].bytes;
 			l->r.rm_blocks += (uint64_t)a[j].blocks;
-			ledger_flush(l);
+			l->dirty = 1;
+			ledger_flush(sh, l);
 		}
 	}
 }
@@ -1111,17 +1205,19 @@ int shared_open(const struct kvg_config *cfg, struct log *log, struct shared **o
 	return 0;
 }
 
-/* Flushes this writer's ledgers and marks them closed (".done"), for another grid to fold. */
+/* Writes this writer's ledgers out and marks them closed (".done"), for another grid to
+ * fold. */
 static void ledgers_close(struct shared *sh)
 {
 	for (int i = 0; i < sh->nled; i++) {
 		struct ledger *l = &sh->led[i];
-		ledger_flush(l);
-		close(l->fd);
-		char a[4300], b[4400];
-		snprintf(a, sizeof(a), "%s/.kvgrid/usage/%s.%s", sh->root, l->tenant,
+		ledger_flush(sh, l);
+		if (!l->seq)
+			continue;
+		char a[4300], b[4300];
+		ledger_name(sh, l, l->seq, a, sizeof(a));
+		snprintf(b, sizeof(b), "%s/.kvgrid/usage/%s.%s.done", sh->root, l->tenant,
 			 sh->writer_hex);
-		snprintf(b, sizeof(b), "%s.done", a);
 		(void)rename(a, b);
 	}
 	sh->nled = 0;
@@ -1160,6 +1256,7 @@ void shared_stats(struct shared *sh, struct kvg_tier_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&sh->mu);
+	ledgers_flush(sh);
 	if (mono_us() - sh->view_us >= (uint64_t)sh->refresh_ms * 1000)
 		view_refresh(sh);
 	int64_t blocks, bytes = usage_of(sh, NULL, &blocks);
