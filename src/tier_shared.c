@@ -197,8 +197,8 @@ static int ledger_check(const struct ledger_rec *r)
 static void ledger_name(const struct shared *sh, const struct ledger *l, uint64_t seq, char *p,
 			size_t len)
 {
-	snprintf(p, len, "%s/.kvgrid/usage/%s.%s.%016" PRIx64, sh->root, l->tenant,
-		 sh->writer_hex, seq);
+	snprintf(p, len, "%s/.kvgrid/usage/%s.%s.%016" PRIx64, sh->root, l->tenant, sh->writer_hex,
+		 seq);
 }
 
 /* This writer's ledger for tenant (in memory until flushed); NULL past LEDGERS_MAX. */
@@ -349,7 +349,8 @@ static int view_read(struct shared *sh, struct tenant_use *u, int *n)
 			continue;
 		}
 		if (nf == cap) {
-			struct ledger_file *nfp = realloc(f, (cap = cap ? 2 * cap : 64) * sizeof(*f));
+			struct ledger_file *nfp =
+			    realloc(f, (cap = cap ? 2 * cap : 64) * sizeof(*f));
 			if (!nfp)
 				break;
 			f = nfp;
@@ -429,8 +430,8 @@ static void ledgers_fold(struct shared *sh)
 		memcpy(tenant, de->d_name, 16);
 		tenant[16] = 0;
 		struct ledger *l;
-		if (fd >= 0 && pread(fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r) && ledger_check(&r) &&
-		    (l = ledger_of(sh, tenant))) {
+		if (fd >= 0 && pread(fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r) &&
+		    ledger_check(&r) && (l = ledger_of(sh, tenant))) {
 			l->r.pub_bytes += r.pub_bytes;
 			l->r.pub_blocks += r.pub_blocks;
 			l->r.rm_bytes += r.rm_bytes;
