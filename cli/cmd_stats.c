@@ -233,7 +233,8 @@ int cmd_stats(int argc, char **argv)
 		}
 	}
 	if (!c.dir[0] && !c.servers[0] && !c.shared_dir[0])
-		return cli_usage("stats", "give --dir DIR, --server HOST:PORT or --set shared_dir=DIR");
+		return cli_usage("stats",
+				 "give --dir DIR, --server HOST:PORT or --set shared_dir=DIR");
 	kvg_grid *g = gridopt_open("stats", &c);
 	if (!g)
 		return 1;
