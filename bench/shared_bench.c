@@ -65,7 +65,8 @@ static double move(kvg_grid *g, int load, const kvg_key *keys, size_t n, size_t 
 	for (size_t i = 0; i < n; i += qd) {
 		size_t k = n - i < qd ? n - i : qd;
 		for (size_t j = 0; j < k; j++)
-			ios[j] = (struct kvg_io){.key = keys[i + j], .buf = bufs + j * bs, .len = bs};
+			ios[j] =
+			    (struct kvg_io){.key = keys[i + j], .buf = bufs + j * bs, .len = bs};
 		int rc = load ? kvg_load_sync(g, ios, k, KVG_LOAD_NOPROMOTE)
 			      : kvg_store_sync(g, ios, k, 0);
 		if (rc) {

@@ -112,6 +112,7 @@ static const struct field fields[] = {
     U32(shared_grace_s, 1, 1u << 30),
     U32(shared_touch_s, 0, 1u << 30),
     U32(shared_refresh_ms, 0, 1u << 30),
+    U32(shared_cache_ms, 0, 1u << 30),
 };
 
 static void config_defaults(struct kvg_config *c)
@@ -149,6 +150,7 @@ static void config_defaults(struct kvg_config *c)
 	c->shared_grace_s = 600;
 	c->shared_touch_s = 60;
 	c->shared_refresh_ms = 200;
+	c->shared_cache_ms = 1000;
 }
 
 /* ---- the struct's size: programs built against other versions of kvgrid.h ------------- */

@@ -28,7 +28,9 @@
 #define LEDGERS_MAX	 64 /* tenants one grid keeps ledgers for, and tenants in a view */
 #define SCAN_RESCANS_MAX 2  /* full scans one make_room() may do before giving up */
 #define REL_MAX		 128
-#define REC_F_SHARED	 0x2 /* record.h flags: an object of the shared tier */
+#define TOUCH_SLOTS	 4096
+#define SEEN_SLOTS	 65536 /* keys recently seen present (1 MiB) */
+#define REC_F_SHARED	 0x2   /* record.h flags: an object of the shared tier */
 
 /* A usage ledger on disk: one writer's counts for one tenant, rewritten whole. */
 struct ledger_rec {
@@ -108,6 +110,14 @@ struct shared {
 	size_t ncand, cand_next;
 
 	/* counters (atomic) */
+	/* keys seen present within cache_ms (smu; direct-mapped by key) */
+	pthread_mutex_t smu;
+	struct seen {
+		uint64_t tag, until_us;
+	} * seen;
+	uint32_t cache_ms;
+	uint32_t touched[TOUCH_SLOTS]; /* when this grid last refreshed an object's mtime,
+					* by key (direct-mapped; atomic) */
 	uint64_t hits, misses, evictions, bytes_read, bytes_written, csum_failures, io_errors,
 	    published, temps_removed;
 };
@@ -171,6 +181,51 @@ static int obj_dirs(const struct shared *sh, const kvg_key *key)
 	if (mkdir(p, 0755) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* ---- keys seen present (sh->smu) ---------------------------------------------------------- */
+
+/*
+ * A lookup answers from here for cache_ms after a key was seen in the tier (stat, read or
+ * publish), so a warm lookup of a long prefix makes no round trip.  It can be wrong only
+ * one way: a key removed since by another host looks present, and its load is a miss.
+ */
+static struct seen *seen_slot(struct shared *sh, const kvg_key *key, uint64_t *tag)
+{
+	uint64_t a, b;
+	memcpy(&a, key->bytes, 8);
+	memcpy(&b, key->bytes + 8, 8);
+	*tag = a | 1;
+	return &sh->seen[b % SEEN_SLOTS];
+}
+
+static int seen_has(struct shared *sh, const kvg_key *key)
+{
+	if (!sh->seen)
+		return 0;
+	uint64_t tag;
+	struct seen *e = seen_slot(sh, key, &tag);
+	pthread_mutex_lock(&sh->smu);
+	int yes = e->tag == tag && e->until_us > mono_us();
+	pthread_mutex_unlock(&sh->smu);
+	return yes;
+}
+
+/* Remembers key as present (present = 1) or forgets it. */
+static void seen_set(struct shared *sh, const kvg_key *key, int present)
+{
+	if (!sh->seen)
+		return;
+	uint64_t tag;
+	struct seen *e = seen_slot(sh, key, &tag);
+	pthread_mutex_lock(&sh->smu);
+	if (present) {
+		e->tag = tag;
+		e->until_us = mono_us() + (uint64_t)sh->cache_ms * 1000;
+	} else if (e->tag == tag) {
+		e->tag = 0;
+	}
+	pthread_mutex_unlock(&sh->smu);
 }
 
 /* ---- ledgers (sh->mu) ------------------------------------------------------------------ */
@@ -595,19 +650,20 @@ static void over_by(const struct shared *sh, uint64_t need, int64_t *all, int64_
 
 /*
  * Makes room for need bytes of this grid's tenant: evicts the least recently used objects
- * (of any tenant for the capacity, of this tenant for its quota) until both limits hold.
+ * (of any tenant for the capacity, of this tenant for its quota) until both limits hold,
+ * and at least extra bytes in any case (the filesystem said ENOSPC below the capacity).
  * Returns 0, or KVG_EFULL when nothing more can be evicted.  Locked.
  */
-static int make_room(struct shared *sh, uint64_t need)
+static int make_room(struct shared *sh, uint64_t need, uint64_t extra)
 {
 	if (need > sh->cap || (sh->tcap && need > sh->tcap))
 		return KVG_EFULL;
 	if (mono_us() - sh->view_us >= (uint64_t)sh->refresh_ms * 1000)
 		view_refresh(sh);
-	int64_t all, ten;
+	int64_t all, ten, freed = 0;
 	over_by(sh, need, &all, &ten);
 	int rescans = 0;
-	while (all > 0 || ten > 0) {
+	while (all > 0 || ten > 0 || freed < (int64_t)extra) {
 		if (sh->cand_next == sh->ncand) {
 			if (rescans++ == SCAN_RESCANS_MAX)
 				return KVG_EFULL;
@@ -620,10 +676,11 @@ static int make_room(struct shared *sh, uint64_t need)
 			continue;
 		}
 		const struct cand *c = &sh->cands[sh->cand_next++];
-		if (all <= 0 && !c->tenant_own)
+		if (all <= 0 && freed >= (int64_t)extra && !c->tenant_own)
 			continue; /* only the quota is exceeded: this tenant's objects go */
 		int64_t got = (int64_t)evict_one(sh, c);
 		all -= got;
+		freed += got;
 		if (c->tenant_own)
 			ten -= got;
 	}
@@ -632,18 +689,23 @@ static int make_room(struct shared *sh, uint64_t need)
 
 /* ---- publish ------------------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *buf, size_t len, off_t off)
+/* Header block and payload in as few requests as the filesystem takes: 0 or -errno. */
+static int write_object(int fd, const uint8_t *blk, const void *buf, size_t len)
 {
-	const uint8_t *b = buf;
-	while (len) {
-		ssize_t w = pwrite(fd, b, len, off);
+	size_t done = 0, total = REC_HDR_BYTES + len;
+	while (done < total) {
+		struct iovec iov[2];
+		int n = 0;
+		if (done < REC_HDR_BYTES)
+			iov[n++] = (struct iovec){(void *)(blk + done), REC_HDR_BYTES - done};
+		size_t in = done < REC_HDR_BYTES ? 0 : done - REC_HDR_BYTES;
+		iov[n++] = (struct iovec){(uint8_t *)buf + in, len - in};
+		ssize_t w = pwritev(fd, iov, n, (off_t)done);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return w < 0 ? -errno : -EIO;
-		b += w;
-		len -= (size_t)w;
-		off += w;
+		done += (size_t)w;
 	}
 	return 0;
 }
@@ -671,9 +733,7 @@ static int write_temp(struct shared *sh, const char *tmp, const kvg_key *key, co
 	memcpy(blk, &h, sizeof(h));
 	struct iovec iov = {(void *)buf, len};
 	rec_hdr_seal_payload(blk, &iov, 1);
-	int rc = write_all(fd, blk, REC_HDR_BYTES, 0);
-	if (!rc)
-		rc = write_all(fd, buf, len, REC_HDR_BYTES);
+	int rc = write_object(fd, blk, buf, len);
 	if (!rc && sh->sync && fsync(fd))
 		rc = -errno;
 	if (close(fd) && !rc)
@@ -684,21 +744,21 @@ static int write_temp(struct shared *sh, const char *tmp, const kvg_key *key, co
 }
 
 /*
- * Publishes tmp as final without ever replacing an object: link() then unlink(tmp), or,
- * where the filesystem has no hard links, renameat2(RENAME_NOREPLACE).  Returns 1 if this
- * call published it, 0 if the name already held an object, or -errno.
+ * Publishes tmp as final without ever replacing an object: renameat2(RENAME_NOREPLACE)
+ * (one operation), or where the filesystem does not have it, link() then unlink(tmp).
+ * Returns 1 if this call published it, 0 if the name already held an object, or -errno.
  */
 static int publish_name(const char *tmp, const char *final)
 {
-	int rc;
-	if (link(tmp, final) == 0)
-		rc = 1;
-	else if (errno == EEXIST)
-		rc = 0;
-	else if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS && errno != EMLINK)
-		rc = -errno;
-	else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, final, 1 /* NOREPLACE */) == 0)
+	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, final, 1 /* NOREPLACE */) == 0)
 		return 1;
+	int rc;
+	if (errno == EEXIST)
+		rc = 0;
+	else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EPERM)
+		rc = -errno;
+	else if (link(tmp, final) == 0)
+		rc = 1;
 	else
 		rc = errno == EEXIST ? 0 : -errno;
 	unlink(tmp);
@@ -717,7 +777,7 @@ int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_
 	int rc = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		pthread_mutex_lock(&sh->mu);
-		rc = make_room(sh, span * (attempt ? 4 : 1)); /* after ENOSPC: more */
+		rc = make_room(sh, span, attempt ? 4 * span : 0); /* after ENOSPC: more */
 		pthread_mutex_unlock(&sh->mu);
 		if (rc)
 			break;
@@ -739,6 +799,7 @@ int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_
 		return rc;
 	}
 	count(&sh->bytes_written, len);
+	seen_set(sh, key, 1);
 	if (rc == 1) {
 		count(&sh->published, 1);
 		pthread_mutex_lock(&sh->mu);
@@ -749,22 +810,6 @@ int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_
 }
 
 /* ---- read ----------------------------------------------------------------------------------- */
-
-static int read_all(int fd, void *buf, size_t len, off_t off)
-{
-	uint8_t *b = buf;
-	while (len) {
-		ssize_t r = pread(fd, b, len, off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : KVG_ECORRUPT; /* short: the object is cut */
-		b += r;
-		len -= (size_t)r;
-		off += r;
-	}
-	return 0;
-}
 
 /* Moves an object that failed verification out of the way, if the name still holds the
  * inode that was read (another host may have quarantined it and republished since). */
@@ -786,17 +831,14 @@ static void quarantine(struct shared *sh, const kvg_key *key, const char *final,
 	}
 }
 
-/* Checks an object's header block against key and its file size.  0 or KVG_ECORRUPT. */
-static int check_header(const uint8_t *blk, const kvg_key *key, const struct stat *st,
-			struct rec_hdr *h)
+/* Checks an object's header block against key.  0 or KVG_ECORRUPT. */
+static int check_header(const uint8_t *blk, const kvg_key *key, struct rec_hdr *h)
 {
 	if (rec_hdr_check(blk, REC_HDR_BYTES, h) || !(h->flags & REC_F_SHARED))
 		return KVG_ECORRUPT;
 	if (memcmp(h->key, key->bytes, KVG_KEY_BYTES))
 		return KVG_ECORRUPT; /* an object under another key's name is never served */
-	if ((uint64_t)st->st_size != span_of(h->payload_len) || rec_parts_check(blk, h))
-		return KVG_ECORRUPT;
-	return 0;
+	return rec_parts_check(blk, h);
 }
 
 static int verify_payload(const uint8_t *blk, const struct rec_hdr *h, void *buf)
@@ -808,11 +850,46 @@ static int verify_payload(const uint8_t *blk, const struct rec_hdr *h, void *buf
 	return 0;
 }
 
-/* Refreshes the object's recency (its mtime) when it is older than touch_s. */
-static void touch(struct shared *sh, int fd, const struct stat *st)
+/* Reads up to 4096 + cap bytes from the start of the object, header block into blk and
+ * payload into buf, in as few requests as the filesystem takes: bytes read or -errno. */
+static ssize_t read_object(int fd, uint8_t *blk, void *buf, size_t cap)
 {
-	if (sh->touch_s && time(NULL) - st->st_mtim.tv_sec >= (time_t)sh->touch_s)
-		(void)futimens(fd, NULL);
+	size_t done = 0, total = REC_HDR_BYTES + cap;
+	while (done < total) {
+		struct iovec iov[2];
+		int n = 0;
+		if (done < REC_HDR_BYTES)
+			iov[n++] = (struct iovec){blk + done, REC_HDR_BYTES - done};
+		size_t in = done < REC_HDR_BYTES ? 0 : done - REC_HDR_BYTES;
+		if (cap > in)
+			iov[n++] = (struct iovec){(uint8_t *)buf + in, cap - in};
+		ssize_t r = preadv(fd, iov, n, (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/* Refreshes the object's recency (its mtime) when neither its publication (h->seq) nor
+ * this grid's last refresh of it is within touch_s: at most one metadata write per object
+ * and touch_s from each host, and no stat on the read path. */
+static void touch(struct shared *sh, int fd, const kvg_key *key, const struct rec_hdr *h)
+{
+	if (!sh->touch_s)
+		return;
+	uint32_t now = (uint32_t)time(NULL), slot;
+	memcpy(&slot, key->bytes, sizeof(slot));
+	uint32_t *last = &sh->touched[slot % TOUCH_SLOTS];
+	if (now - (uint32_t)h->seq < sh->touch_s ||
+	    now - __atomic_load_n(last, __ATOMIC_RELAXED) < sh->touch_s)
+		return;
+	__atomic_store_n(last, now, __ATOMIC_RELAXED);
+	(void)futimens(fd, NULL);
 }
 
 int shared_read(struct shared *sh, const kvg_key *key, void *buf, size_t cap, size_t *len,
@@ -824,31 +901,36 @@ int shared_read(struct shared *sh, const kvg_key *key, void *buf, size_t cap, si
 	if (fd < 0) {
 		if (errno != ENOENT && errno != ESTALE)
 			count(&sh->io_errors, 1);
+		seen_set(sh, key, 0);
 		count(&sh->misses, 1);
 		return KVG_ENOTFOUND;
 	}
 	static __thread uint8_t blk[REC_HDR_BYTES] __attribute__((aligned(4096)));
-	struct stat st;
 	struct rec_hdr h;
-	int rc = fstat(fd, &st) ? -errno : 0;
-	if (!rc && st.st_size < REC_HDR_BYTES)
-		rc = KVG_ECORRUPT;
-	rc = rc ? rc : read_all(fd, blk, REC_HDR_BYTES, 0);
-	rc = rc ? rc : check_header(blk, key, &st, &h);
+	ssize_t got = read_object(fd, blk, buf, cap);
+	int rc = got < 0 ? (int)got : got < REC_HDR_BYTES ? KVG_ECORRUPT : 0;
+	rc = rc ? rc : check_header(blk, key, &h);
 	if (!rc && h.payload_len > cap) {
 		*len = h.payload_len;
 		close(fd);
 		return KVG_EBUFSIZE;
 	}
-	rc = rc ? rc : read_all(fd, buf, h.payload_len, REC_HDR_BYTES);
+	/* the file is exactly header + payload: shorter is cut, longer (seen when the buffer
+	 * had room for more) is not an object of this format */
+	if (!rc && (uint64_t)got != span_of(h.payload_len))
+		rc = KVG_ECORRUPT;
 	rc = rc ? rc : verify_payload(blk, &h, buf);
-	if (rc == KVG_ECORRUPT)
+	struct stat st;
+	if (rc == KVG_ECORRUPT && fstat(fd, &st) == 0)
 		quarantine(sh, key, final, &st);
+	else if (rc == KVG_ECORRUPT)
+		count(&sh->csum_failures, 1);
 	else if (rc)
 		count(&sh->io_errors, 1); /* EIO, ESTALE: a miss, the object stays */
 	if (!rc)
-		touch(sh, fd, &st);
+		touch(sh, fd, key, &h);
 	close(fd);
+	seen_set(sh, key, !rc);
 	if (rc) {
 		count(&sh->misses, 1);
 		return rc == KVG_ECORRUPT ? KVG_ECORRUPT : KVG_ENOTFOUND;
@@ -875,9 +957,13 @@ static void present_one(void *arg, size_t i)
 		return; /* past a miss already: the prefix ends before */
 	char p[4300];
 	struct stat st;
-	obj_path(c->sh, &c->keys[i], p, sizeof(p));
-	if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= REC_HDR_BYTES)
+	if (seen_has(c->sh, &c->keys[i]))
 		return;
+	obj_path(c->sh, &c->keys[i], p, sizeof(p));
+	if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= REC_HDR_BYTES) {
+		seen_set(c->sh, &c->keys[i], 1);
+		return;
+	}
 	size_t cur = __atomic_load_n(&c->first_miss, __ATOMIC_RELAXED);
 	while (i < cur && !__atomic_compare_exchange_n(&c->first_miss, &cur, i, 0, __ATOMIC_RELAXED,
 						       __ATOMIC_RELAXED))
@@ -898,6 +984,7 @@ int shared_delete(struct shared *sh, const kvg_key *key)
 	char p[4300];
 	struct stat st;
 	obj_path(sh, key, p, sizeof(p));
+	seen_set(sh, key, 0);
 	if (stat(p, &st) || unlink(p))
 		return 0;
 	pthread_mutex_lock(&sh->mu);
@@ -1177,6 +1264,12 @@ int shared_open(const struct kvg_config *cfg, struct log *log, struct shared **o
 	pthread_mutex_init(&sh->jmu, NULL);
 	pthread_cond_init(&sh->jcv, NULL);
 	pthread_mutex_init(&sh->mu, NULL);
+	pthread_mutex_init(&sh->smu, NULL);
+	sh->cache_ms = cfg->shared_cache_ms;
+	if (sh->cache_ms && !(sh->seen = calloc(SEEN_SLOTS, sizeof(*sh->seen)))) {
+		free(sh);
+		return -ENOMEM;
+	}
 	writer_id(sh);
 	int rc = layout_init(sh, err, err_len);
 	if (!rc && !sh->cap) {
@@ -1250,6 +1343,8 @@ void shared_close(struct shared *sh)
 	pthread_mutex_destroy(&sh->jmu);
 	pthread_cond_destroy(&sh->jcv);
 	pthread_mutex_destroy(&sh->mu);
+	pthread_mutex_destroy(&sh->smu);
+	free(sh->seen);
 	free(sh);
 }
 
