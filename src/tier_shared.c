@@ -82,7 +82,8 @@ struct shared {
 	uint32_t grace_s, touch_s, refresh_ms;
 	uint8_t writer[16];
 	char writer_hex[33];
-	uint64_t seq; /* temporary names (atomic) */
+	uint64_t seq;	/* temporary names (atomic) */
+	int no_rename2; /* renameat2(RENAME_NOREPLACE) refused once: link() (atomic) */
 
 	/* the pool: pmu guards batches and stop */
 	pthread_mutex_t pmu;
@@ -748,16 +749,25 @@ static int write_temp(struct shared *sh, const char *tmp, const kvg_key *key, co
  * (one operation), or where the filesystem does not have it, link() then unlink(tmp).
  * Returns 1 if this call published it, 0 if the name already held an object, or -errno.
  */
-static int publish_name(const char *tmp, const char *final)
+static int publish_name(struct shared *sh, const char *tmp, const char *final)
 {
-	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, final, 1 /* NOREPLACE */) == 0)
-		return 1;
 	int rc;
-	if (errno == EEXIST)
-		rc = 0;
-	else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EPERM)
-		rc = -errno;
-	else if (link(tmp, final) == 0)
+	if (!__atomic_load_n(&sh->no_rename2, __ATOMIC_RELAXED)) {
+		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, final, 1 /* NOREPLACE */) == 0)
+			return 1;
+		if (errno == EEXIST) {
+			unlink(tmp);
+			return 0;
+		}
+		if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+			rc = -errno;
+			unlink(tmp);
+			return rc;
+		}
+		/* not on this filesystem (GlusterFS's FUSE client): link() from now on */
+		__atomic_store_n(&sh->no_rename2, 1, __ATOMIC_RELAXED);
+	}
+	if (link(tmp, final) == 0)
 		rc = 1;
 	else
 		rc = errno == EEXIST ? 0 : -errno;
@@ -793,7 +803,7 @@ int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_
 			count(&sh->io_errors, 1);
 		return rc;
 	}
-	rc = publish_name(tmp, final);
+	rc = publish_name(sh, tmp, final);
 	if (rc < 0) {
 		count(&sh->io_errors, 1);
 		return rc;
