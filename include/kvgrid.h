@@ -190,7 +190,7 @@ struct kvg_config {
 	uint32_t shared_touch_s;      /* recency is refreshed at most this often, default 60 */
 	uint32_t shared_refresh_ms;   /* other hosts' usage is re-read this often, default 200 */
 	uint32_t shared_cache_ms;     /* a key seen in the tier is taken as present this long by
-				       * lookups, default 1000; 0: every lookup asks the tier */
+				       * lookups, default 5000; 0: every lookup asks the tier */
 };
 
 /*

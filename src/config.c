@@ -150,7 +150,7 @@ static void config_defaults(struct kvg_config *c)
 	c->shared_grace_s = 600;
 	c->shared_touch_s = 60;
 	c->shared_refresh_ms = 200;
-	c->shared_cache_ms = 1000;
+	c->shared_cache_ms = 5000;
 }
 
 /* ---- the struct's size: programs built against other versions of kvgrid.h ------------- */

@@ -388,6 +388,10 @@ static int local_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, in
 	pthread_mutex_lock(&g->lock);
 	uint32_t slot = index_find(&g->ix, key);
 	struct entry *e = slot != SLOT_NONE ? &g->ix.e[slot] : NULL;
+	if ((!e || !visible(e)) && g->sh) {
+		pthread_mutex_unlock(&g->lock);
+		return 0; /* perhaps in the shared tier: the caller's load will say */
+	}
 	if (!e || !visible(e)) {
 		g->st.loads++;
 		g->st.tier[KVG_TIER_DRAM].misses++;

@@ -75,7 +75,7 @@ start() {
 		i=$((i + 1)); [ $i -gt 100 ] && die "glusterd did not answer (see $STATE/log)"
 		sleep 0.1
 	done
-	OPTS="attribute-timeout=0,entry-timeout=0,negative-timeout=0"
+	OPTS="attribute-timeout=0,entry-timeout=0,negative-timeout=0,reader-thread-count=4"
 	volume kvgsh b m "$N" performance.stat-prefetch off performance.quick-read off \
 		performance.io-cache off performance.read-ahead off performance.write-behind off \
 		performance.open-behind off performance.readdir-ahead off \

@@ -71,11 +71,11 @@ echo "brick loss: whole blocks or misses while degraded; nothing acknowledged wa
 start_srv() { # name, mount
 	mkdir -p "$T/$1.nvme"
 	build/kvgridd --port 0 --port-file "$T/$1.port" --dram 64M --dir "$T/$1.nvme" --nvme 256M \
-		--set "shared_dir=$2/kvgridd" --log-file "$T/$1.log" &
+		--set segment_bytes=16M --set "shared_dir=$2/kvgridd" --log-file "$T/$1.log" &
 	PIDS="$PIDS $!"
 	i=0
 	while [ ! -s "$T/$1.port" ]; do
-		i=$((i + 1)); [ $i -lt 300 ] || fail "kvgridd $1 did not start: $(tail -3 "$T/$1.log")"
+		i=$((i + 1)); [ $i -lt 300 ] || fail "kvgridd $1 did not start: $(tail -3 "$T/$1.log")" >&2
 		sleep 0.05
 	done
 	cut -d' ' -f1 "$T/$1.port"
@@ -101,6 +101,7 @@ assert b.get("llama@1@0@ffff@bfloat16") is None
 la, lb = LMClient("127.0.0.1", pa), LMClient("127.0.0.1", pb)
 data = os.urandom(2 * 4 * 16 * 64 * 2)
 la.put("model@1@0@lm@bfloat16", data, fmt=1, dtype=3, shape=(2, 4, 16, 64))
+assert la.get("model@1@0@lm@bfloat16")[0] == data  # PUT has no reply: A has it once A answers
 got = lb.get("model@1@0@lm@bfloat16")
 assert got is not None and got[0] == data, "lm:// value from the other host"
 print("two hosts: 8 RESP values and 1 lm:// value stored on A, read intact on B")
