@@ -68,20 +68,23 @@ nsx gluster --mode=script volume start kvgsh force >/dev/null || fail "brick 2 d
 echo "brick loss: whole blocks or misses while degraded; nothing acknowledged was lost"
 
 # kvgridd on two hosts: A on mount 1, B on mount 2, one shared tier
-start_srv() { # name, mount
+start_srv() { # name, mount; sets PORT
 	mkdir -p "$T/$1.nvme"
 	build/kvgridd --port 0 --port-file "$T/$1.port" --dram 64M --dir "$T/$1.nvme" --nvme 256M \
-		--set segment_bytes=16M --set "shared_dir=$2/kvgridd" --log-file "$T/$1.log" &
+		--set segment_bytes=16M --set "shared_dir=$2/kvgridd" --log-file "$T/$1.log" \
+		</dev/null >/dev/null 2>&1 &
 	PIDS="$PIDS $!"
 	i=0
 	while [ ! -s "$T/$1.port" ]; do
-		i=$((i + 1)); [ $i -lt 300 ] || fail "kvgridd $1 did not start: $(tail -3 "$T/$1.log")" >&2
+		i=$((i + 1)); [ $i -lt 300 ] || fail "kvgridd $1 did not start: $(tail -3 "$T/$1.log")"
 		sleep 0.05
 	done
-	cut -d' ' -f1 "$T/$1.port"
+	PORT=$(cut -d' ' -f1 "$T/$1.port")
 }
-PA=$(start_srv a "$S/m1") || exit 1
-PB=$(start_srv b "$S/m2") || exit 1
+start_srv a "$S/m1"
+PA=$PORT
+start_srv b "$S/m2"
+PB=$PORT
 PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 PYTHONPATH=tests $PY - "$PA" "$PB" <<'EOF' || fail "two kvgridd hosts over one shared tier"
 import os, sys
