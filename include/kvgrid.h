@@ -386,9 +386,9 @@ KVG_API int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t fl
  * blocks another call: it holds arena chunks, not the block, so while views are out their
  * chunks are not reusable.  Counts as a DRAM hit, as a load would.  Release every view
  * before kvg_close.
- * Returns n > 0; 0 if the block may be held elsewhere than in DRAM (on NVMe, or on a remote
- * grid's servers: load it with kvg_load); KVG_ENOTFOUND; KVG_EBUFSIZE if it has more than
- * max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
+ * Returns n > 0; 0 if the block may be held elsewhere than in DRAM (on NVMe, in the shared
+ * tier, or on a remote grid's servers: load it with kvg_load); KVG_ENOTFOUND; KVG_EBUFSIZE if it
+ * has more than max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
  */
 typedef struct kvg_view kvg_view;
 KVG_API int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov,
@@ -405,8 +405,8 @@ KVG_API void kvg_view_release(kvg_grid *g, kvg_view *view);
  * as kvg_store's.  kvg_fill_abort() gives the room back.  Every begun fill must end in one
  * of the two, before kvg_close.
  * Returns n > 0; 0 if this grid takes no fills (no DRAM tier, durable or write-through
- * mode, a remote grid: use kvg_store); KVG_ETOOBIG; KVG_EFULL; KVG_EBUFSIZE if the room
- * comes in more than max_iov pieces.
+ * mode, a shared tier written through, a remote grid: use kvg_store); KVG_ETOOBIG; KVG_EFULL;
+ * KVG_EBUFSIZE if the room comes in more than max_iov pieces.
  */
 struct kvg_fill {
 	uint32_t first; /* the reservation (opaque) */
@@ -426,7 +426,8 @@ KVG_API void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill);
 KVG_API int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
 KVG_API int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 
-/* Removes blocks from every tier, waiting for transfers of them to finish first (views
+/* Removes blocks from every tier (the shared tier's object too: gone for every host),
+ * waiting for transfers of them to finish first (views
  * are not waited for: they keep their bytes, see kvg_view_get()); a block
  * that had an NVMe record gets a tombstone record so that recovery after a crash does not
  * bring it back (best effort: the tombstone may be evicted before the record).  Returns
