@@ -372,6 +372,17 @@ KVG_API int kvg_req_wait_layer(kvg_req *req, uint32_t layer, int timeout_ms);
 /* Releases a request.  Waits for it first if it is still running. */
 KVG_API void kvg_req_free(kvg_req *req);
 
+/*
+ * A ready-made done callback (since 1.1, node KVGRID_1.1) for callers that wait on a file
+ * descriptor instead of running code on a grid thread: pass it as kvg_req_opts.done with arg
+ * = (void *)(intptr_t)fd, an eventfd(2) the caller owns and keeps open until the request has
+ * completed.  It adds 1 to the eventfd's counter and nothing else, so completions wake an
+ * event loop or poll(2) without the caller's language running a callback on a grid thread
+ * (a Python ctypes callback would take the GIL there).  One eventfd may serve many requests:
+ * its counter sums their completions.  A write that fails (fd closed) is ignored.
+ */
+KVG_API void kvg_done_eventfd(kvg_req *req, void *arg);
+
 /* Synchronous conveniences: store/load one batch on the calling thread and wait for its
  * I/O.  Return as kvg_req_wait(). */
 KVG_API int kvg_store_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t flags);

@@ -5,6 +5,7 @@
 #   build/asan/tests/test_*     the same under AddressSanitizer + UBSan
 #   build/tsan/tests/test_*_mt* the threaded ones under ThreadSanitizer
 #   tests/test_*.sh, tests/test_*.py   black-box tests of the binaries
+#   asan/test_python_*.py       the Python package's tests on the ASan+UBSan library
 # TEST_FILTER=substring runs only the tests whose name contains it.
 cd "$(dirname "$0")/.."
 # Tests use Debian's tools and python3 (with python3-redis), ahead of any other on PATH
@@ -48,6 +49,16 @@ for t in tests/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" 600 sh "$t"; 
 PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 export KVG_PYTHON=$PY
 for t in tests/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" 600 $PY "$t"; done
+# The Python package's tests again on the ASan+UBSan library, the sanitizer runtimes
+# preloaded into the interpreter (leaks off: the interpreter's own are not ours)
+asan_lib=build/asan/libkvgrid.so.1
+rt="$(gcc -print-file-name=libasan.so 2>/dev/null) $(gcc -print-file-name=libubsan.so 2>/dev/null)"
+if [ -f "$asan_lib" ] && [ -f "${rt%% *}" ]; then
+	for t in tests/test_python_*.py; do
+		[ -f "$t" ] && run "asan/$(basename "$t")" 600 env KVG_TEST_LIB="$PWD/$asan_lib" \
+			LD_PRELOAD="$rt" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" $PY "$t"
+	done
+fi
 [ -n "$failed" ] && echo "failed:$failed"
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

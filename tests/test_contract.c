@@ -36,6 +36,7 @@
 #include "kvgrid.h"
 #include "t.h"
 #include "t_grid.h"
+#include "t_server.h"
 
 #define BT	      16	   /* block_tokens of every fixture */
 #define BLK	      32768	   /* kvg_config_block_bytes() of the fixtures' layout */
@@ -64,9 +65,8 @@ struct fx {
 	int ndirs;
 };
 
-static char base_tmp[4096]; /* this run's scratch: $KVG_TEST_TMP/test_contract.PID */
-static int server_port;
-static pid_t server_pid;
+static char base_tmp[4096];    /* this run's scratch: $KVG_TEST_TMP/test_contract.PID */
+static struct t_server server; /* kvgridd of the remote kind */
 static pid_t main_pid;
 static const char *cur_check = "", *cur_kind = "";
 static int cur_failed;
@@ -169,7 +169,7 @@ static void fx_config(struct fx *f, struct kvg_config *c)
 		c->queue_depth = 16;
 	}
 	if (f->kind == K_REMOTE) {
-		snprintf(c->servers, sizeof(c->servers), "127.0.0.1:%d", server_port);
+		snprintf(c->servers, sizeof(c->servers), "127.0.0.1:%d", server.port);
 		c->timeout_ms = 3000;
 	}
 }
@@ -1683,11 +1683,8 @@ static const struct check checks[] = {
 
 static void server_kill(void)
 {
-	if (getpid() != main_pid || server_pid <= 0)
-		return;
-	kill(server_pid, SIGKILL);
-	waitpid(server_pid, NULL, 0);
-	server_pid = 0;
+	if (getpid() == main_pid)
+		t_server_stop(&server, SIGKILL);
 }
 
 static void on_fatal(int sig)
@@ -1697,58 +1694,11 @@ static void on_fatal(int sig)
 	raise(sig);
 }
 
-static const char *kvgridd_path(void)
-{
-	return getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
-}
-
-/* Starts kvgridd on an ephemeral loopback port (read back from its port file). */
+/* Starts kvgridd on an ephemeral loopback port, with small chunks (checks cross them). */
 static int server_start(void)
 {
-	char pf[4200], log[4200];
-	snprintf(pf, sizeof(pf), "%s/kvgridd.port", base_tmp);
-	snprintf(log, sizeof(log), "%s/kvgridd.log", base_tmp);
-	const char *argv[] = {kvgridd_path(),
-			      "--port",
-			      "0",
-			      "--port-file",
-			      pf,
-			      "--dram",
-			      "32M",
-			      "--threads",
-			      "2",
-			      "--log-file",
-			      log,
-			      "--set",
-			      "chunk_bytes=65536",
-			      NULL};
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != main_pid)
-			_exit(127);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		FILE *fp = fopen(pf, "r");
-		if (fp) {
-			int ok = fscanf(fp, "%d", &server_port) == 1;
-			fclose(fp);
-			if (ok)
-				return 0;
-		}
-		if (waitpid(server_pid, NULL, WNOHANG) == server_pid) {
-			server_pid = 0;
-			fprintf(stderr, "contract: kvgridd exited at start (see %s)\n", log);
-			return -1;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "contract: kvgridd did not write its port file\n");
-	return -1;
+	const char *extra[] = {"--dram", "32M", "--set", "chunk_bytes=65536", NULL};
+	return t_server_start(&server, base_tmp, "kvgridd", extra);
 }
 
 /* ---- running ---------------------------------------------------------------------------- */
@@ -1814,11 +1764,11 @@ int main(void)
 	atexit(server_kill);
 	const char *only = getenv("CONTRACT_ONLY"), *only_kind = getenv("CONTRACT_KIND");
 	int want_remote = !only_kind || !strcmp(only_kind, "remote");
-	int built = access(kvgridd_path(), X_OK) == 0, remote_ok = 0;
+	int built = access(t_kvgridd_path(), X_OK) == 0, remote_ok = 0;
 	int failed[K_COUNT] = {0}, ran[K_COUNT] = {0};
 	if (want_remote && !built)
 		fprintf(stderr, "contract: %s not built: the remote kind is skipped\n",
-			kvgridd_path());
+			t_kvgridd_path());
 	else if (want_remote && !(remote_ok = server_start() == 0))
 		failed[K_REMOTE]++; /* built, but it would not start: a failure, not a skip */
 	for (size_t ci = 0; ci < N_CHECKS; ci++) {
@@ -1853,7 +1803,8 @@ int main(void)
 	if (total)
 		return 1;
 	if (want_remote && !built) {
-		printf("kvgridd not built (%s): the remote kind was not checked\n", kvgridd_path());
+		printf("kvgridd not built (%s): the remote kind was not checked\n",
+		       t_kvgridd_path());
 		return 77;
 	}
 	return 0;

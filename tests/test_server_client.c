@@ -22,6 +22,7 @@
 
 #include "client.h"
 #include "kvgrid.h"
+#include "t_server.h"
 
 static int failures;
 #define CHECK(c)                                                                                   \
@@ -50,63 +51,7 @@ static void fill(void *p, size_t n)
 		b[i] = (uint8_t)rnd();
 }
 
-struct server {
-	pid_t pid;
-	int port;
-	char name[64];
-};
-
-/* Starts build/kvgridd with extra arguments (NULL-terminated) and waits for its port file. */
-static int server_start(struct server *s, const char *name, const char *const *extra)
-{
-	char pf[700], log[700];
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	snprintf(pf, sizeof(pf), "%s/%s.port", tmp, name);
-	snprintf(log, sizeof(log), "%s/%s.log", tmp, name);
-	unlink(pf);
-	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
-	const char *argv[32] = {bin,   "--port",    "0", "--port-file", pf, "--dram",
-				"64M", "--threads", "2", "--log-file",	log};
-	int a = 11;
-	for (int i = 0; extra && extra[i] && a < 31; i++)
-		argv[a++] = extra[i];
-	argv[a] = NULL;
-	s->pid = fork();
-	if (s->pid == 0) {
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 300; i++) {
-		FILE *f = fopen(pf, "r");
-		if (f) {
-			int ok = fscanf(f, "%d", &s->port) == 1;
-			fclose(f);
-			if (ok)
-				return 0;
-		}
-		int st;
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-			fprintf(stderr, "kvgridd %s exited at start (see %s)\n", name, log);
-			return -1;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "kvgridd %s did not start\n", name);
-	return -1;
-}
-
-static int server_stop(struct server *s, int sig)
-{
-	if (s->pid <= 0)
-		return -1;
-	kill(s->pid, sig);
-	int st = 0;
-	waitpid(s->pid, &st, 0);
-	s->pid = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int open_client(struct client **c, const struct server *const *sv, int n,
+static int open_client(struct client **c, const struct t_server *const *sv, int n,
 		       const char *token_file)
 {
 	struct kvg_config cfg;
@@ -162,12 +107,12 @@ static int load_one(struct client *c, int i)
 /* Random blocks of 1 B to 3 MiB round-trip exactly, in one batch; lookups and deletes. */
 static void test_roundtrip(void)
 {
-	struct server s;
+	struct t_server s;
 	struct client *c = NULL;
-	if (server_start(&s, "rt", NULL) ||
-	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
+	if (t_server_start(&s, tmp, "rt", NULL) ||
+	    open_client(&c, (const struct t_server *[]){&s}, 1, NULL)) {
 		failures++;
-		server_stop(&s, SIGKILL);
+		t_server_stop(&s, SIGKILL);
 		return;
 	}
 	make_blocks();
@@ -195,7 +140,7 @@ static void test_roundtrip(void)
 	struct kvg_stats st;
 	CHECK(client_stats(c, &st) == 0 && st.tier[KVG_TIER_DRAM].blocks == NBLK - 1);
 	client_close(c);
-	CHECK(server_stop(&s, SIGTERM) == 0);
+	CHECK(t_server_stop(&s, SIGTERM) == 0);
 }
 
 /* With a small value limit, a batch travels as several PUT frames and its loads overflow the
@@ -203,13 +148,13 @@ static void test_roundtrip(void)
  * alone. */
 static void test_frames(void)
 {
-	struct server s;
+	struct t_server s;
 	struct client *c = NULL;
 	const char *extra[] = {"--value-max", "4M", NULL};
-	if (server_start(&s, "frames", extra) ||
-	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
+	if (t_server_start(&s, tmp, "frames", extra) ||
+	    open_client(&c, (const struct t_server *[]){&s}, 1, NULL)) {
 		failures++;
-		server_stop(&s, SIGKILL);
+		t_server_stop(&s, SIGKILL);
 		return;
 	}
 	make_blocks();
@@ -240,7 +185,7 @@ static void test_frames(void)
 	lens[3] = keep;
 	free(big);
 	client_close(c);
-	CHECK(server_stop(&s, SIGTERM) == 0);
+	CHECK(t_server_stop(&s, SIGTERM) == 0);
 }
 
 /* A wrong token is refused at open; the right one is accepted.  Two tenants storing the
@@ -258,13 +203,13 @@ static void test_auth_and_tenants(void)
 	f = fopen(ta, "w"), fprintf(f, "tok-aaaa\n"), fclose(f);
 	f = fopen(tb, "w"), fprintf(f, "tok-bbbb\n"), fclose(f);
 	f = fopen(bad, "w"), fprintf(f, "tok-cccc\n"), fclose(f);
-	struct server s;
+	struct t_server s;
 	const char *extra[] = {"--auth-file", auth, NULL};
-	if (server_start(&s, "auth", extra)) {
+	if (t_server_start(&s, tmp, "auth", extra)) {
 		failures++;
 		return;
 	}
-	const struct server *sv[] = {&s};
+	const struct t_server *sv[] = {&s};
 	struct client *a = NULL, *b = NULL, *x = NULL;
 	CHECK(open_client(&x, sv, 1, bad) == KVG_EAUTH);
 	CHECK(open_client(&x, sv, 1, NULL) == KVG_EAUTH);
@@ -281,20 +226,20 @@ static void test_auth_and_tenants(void)
 	}
 	client_close(a);
 	client_close(b);
-	server_stop(&s, SIGTERM);
+	t_server_stop(&s, SIGTERM);
 }
 
 /* Three nodes; one is killed: calls return, keys of the live nodes still hit, and only the
  * dead node's keys are lost. */
 static void test_sharding(void)
 {
-	struct server s[3];
-	const struct server *sv[3] = {&s[0], &s[1], &s[2]};
+	struct t_server s[3];
+	const struct t_server *sv[3] = {&s[0], &s[1], &s[2]};
 	int started = 0;
 	for (; started < 3; started++) {
 		char name[32];
 		snprintf(name, sizeof(name), "shard%d", started);
-		if (server_start(&s[started], name, NULL))
+		if (t_server_start(&s[started], tmp, name, NULL))
 			break;
 	}
 	struct client *c = NULL, *one[3] = {NULL};
@@ -328,7 +273,7 @@ static void test_sharding(void)
 	CHECK(client_lookup_tiers(c, keys, NBLK, &hits, tiers) == 0 && hits == NBLK);
 	for (int i = 0; i < NBLK; i++)
 		CHECK(tiers[i] == KVG_TIER_DRAM);
-	server_stop(&s[1], SIGKILL);
+	t_server_stop(&s[1], SIGKILL);
 	int kept = 0, lost = 0, wrong = 0;
 	for (int i = 0; i < NBLK; i++) {
 		int r = load_one(c, i);
@@ -350,7 +295,7 @@ out:
 		client_close(one[n]);
 	client_close(c);
 	for (int n = 0; n < started; n++)
-		server_stop(&s[n], SIGTERM);
+		t_server_stop(&s[n], SIGTERM);
 }
 
 /*
@@ -390,8 +335,8 @@ static void remote_contract(kvg_grid *g)
 /* A grid opened with cfg.servers stores and loads through the public API. */
 static void test_grid_remote(void)
 {
-	struct server s;
-	if (server_start(&s, "grid", NULL)) {
+	struct t_server s;
+	if (t_server_start(&s, tmp, "grid", NULL)) {
 		failures++;
 		return;
 	}
@@ -417,7 +362,7 @@ static void test_grid_remote(void)
 	} else {
 		fprintf(stderr, "kvg_open(servers): %s\n", err);
 	}
-	server_stop(&s, SIGTERM);
+	t_server_stop(&s, SIGTERM);
 }
 
 /* A port nothing listens on: bound, then closed again. */
@@ -463,23 +408,23 @@ static void test_restart(void)
 			       "--set",	 "io_backend=psync",
 			       "--set",	 "segment_bytes=32M",
 			       NULL};
-	struct server s;
+	struct t_server s;
 	struct client *c = NULL;
-	if (server_start(&s, "restart", extra) ||
-	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
+	if (t_server_start(&s, tmp, "restart", extra) ||
+	    open_client(&c, (const struct t_server *[]){&s}, 1, NULL)) {
 		failures++;
-		server_stop(&s, SIGKILL);
+		t_server_stop(&s, SIGKILL);
 		return;
 	}
 	make_blocks();
 	CHECK(store_all(c, 8) == 0);
 	client_close(c);
-	CHECK(server_stop(&s, SIGTERM) == 0);
+	CHECK(t_server_stop(&s, SIGTERM) == 0);
 	c = NULL;
-	if (server_start(&s, "restart", extra) ||
-	    open_client(&c, (const struct server *[]){&s}, 1, NULL)) {
+	if (t_server_start(&s, tmp, "restart", extra) ||
+	    open_client(&c, (const struct t_server *[]){&s}, 1, NULL)) {
 		failures++;
-		server_stop(&s, SIGKILL);
+		t_server_stop(&s, SIGKILL);
 		return;
 	}
 	/* every block is on NVMe only after the restart: one batch of all eight (each item
@@ -505,7 +450,7 @@ static void test_restart(void)
 	struct kvg_stats st;
 	CHECK(client_stats(c, &st) == 0 && st.tier[KVG_TIER_NVME].hits >= 8);
 	client_close(c);
-	server_stop(&s, SIGTERM);
+	t_server_stop(&s, SIGTERM);
 }
 
 int main(void)
@@ -517,8 +462,8 @@ int main(void)
 		perror(tmp);
 		return 1;
 	}
-	if (access(getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd", X_OK)) {
-		printf("build/kvgridd not built\n");
+	if (!t_kvgridd_built()) {
+		printf("%s not built\n", t_kvgridd_path());
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);

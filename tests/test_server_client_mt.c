@@ -17,6 +17,7 @@
 
 #include "client.h"
 #include "kvgrid.h"
+#include "t_server.h"
 
 #define THREADS 4
 #define ROUNDS	20
@@ -84,43 +85,10 @@ static void run_workers(void)
 	client_close(cl);
 }
 
-/* Starts kvgridd; conns_max (NULL: the default) limits its connections. */
-static pid_t start(const char *tmp, const char *name, int *port, const char *conns_max)
-{
-	char pf[600];
-	snprintf(pf, sizeof(pf), "%s/%s.port", tmp, name);
-	unlink(pf);
-	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (conns_max)
-			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M",
-			      "--threads", "2", "--conns-max", conns_max, (char *)NULL);
-		else
-			execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M",
-			      (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 600; i++) {
-		FILE *f = fopen(pf, "r");
-		if (f) {
-			int ok = fscanf(f, "%d", port) == 1;
-			fclose(f);
-			if (ok)
-				return pid;
-		}
-		usleep(50000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
 int main(void)
 {
-	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
-	if (access(bin, X_OK)) {
-		printf("kvgridd is not built\n");
+	if (!t_kvgridd_built()) {
+		printf("%s is not built\n", t_kvgridd_path());
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -130,15 +98,14 @@ int main(void)
 		 getpid());
 	mkdir(base ? base : "build/tmp", 0755);
 	mkdir(tmp, 0755);
-	int p1 = 0, p2 = 0;
-	pid_t s1 = start(tmp, "a", &p1, NULL), s2 = start(tmp, "b", &p2, NULL);
-	if (s1 < 0 || s2 < 0) {
-		fprintf(stderr, "kvgridd did not start\n");
+	struct t_server s1, s2, s3;
+	if (t_server_start(&s1, tmp, "a", NULL) || t_server_start(&s2, tmp, "b", NULL)) {
+		t_server_stop(&s1, SIGKILL);
 		return 1;
 	}
 	struct kvg_config cfg;
 	kvg_config_init(&cfg);
-	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d,127.0.0.1:%d", p1, p2);
+	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d,127.0.0.1:%d", s1.port, s2.port);
 	cfg.timeout_ms = 20000;
 	char err[256];
 	int rc = client_open(&cfg, &cl, err, sizeof(err));
@@ -148,25 +115,20 @@ int main(void)
 		fprintf(stderr, "client_open: %s\n", err);
 		failures++;
 	}
-	kill(s1, SIGTERM);
-	kill(s2, SIGTERM);
-	waitpid(s1, NULL, 0);
-	waitpid(s2, NULL, 0);
+	t_server_stop(&s1, SIGTERM);
+	t_server_stop(&s2, SIGTERM);
 	/* a server at its connection limit (one per worker): the client's threads share the
 	 * connections it has instead of giving the node up */
-	int p3 = 0;
-	pid_t s3 = start(tmp, "limited", &p3, "2");
-	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d", p3);
-	if (s3 < 0 || client_open(&cfg, &cl, err, sizeof(err))) {
-		fprintf(stderr, "limited server: %s\n", s3 < 0 ? "did not start" : err);
+	int started = t_server_start(&s3, tmp, "limited",
+				     (const char *const[]){"--conns-max", "2", NULL}) == 0;
+	snprintf(cfg.servers, sizeof(cfg.servers), "127.0.0.1:%d", s3.port);
+	if (!started || client_open(&cfg, &cl, err, sizeof(err))) {
+		fprintf(stderr, "limited server: %s\n", !started ? "did not start" : err);
 		failures++;
 	} else {
 		run_workers();
 	}
-	if (s3 > 0) {
-		kill(s3, SIGTERM);
-		waitpid(s3, NULL, 0);
-	}
+	t_server_stop(&s3, SIGTERM);
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;

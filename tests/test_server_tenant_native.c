@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kvgrid.h"
+#include "t_server.h"
 
 static int failures;
 #define EXPECT(c, ...)                                                                             \
@@ -32,39 +33,6 @@ static int failures;
 	} while (0)
 
 static char tmp[512];
-
-/* Starts build/kvgridd with an auth file; returns its pid and port, or -1. */
-static pid_t server_start(const char *auth, int *port)
-{
-	char pf[700], log[700];
-	snprintf(pf, sizeof(pf), "%s/port", tmp);
-	snprintf(log, sizeof(log), "%s/kvgridd.log", tmp);
-	unlink(pf);
-	const char *bin = getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd";
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(bin, bin, "--port", "0", "--port-file", pf, "--dram", "64M", "--threads", "2",
-		      "--log-file", log, "--auth-file", auth, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 400; i++) {
-		FILE *f = fopen(pf, "r");
-		if (f) {
-			int ok = fscanf(f, "%d", port) == 1;
-			fclose(f);
-			if (ok)
-				return pid;
-		}
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			break;
-		usleep(50000);
-	}
-	fprintf(stderr, "kvgridd did not start (see %s)\n", log);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
 
 static kvg_grid *open_as(int port, const char *token_file)
 {
@@ -164,8 +132,8 @@ int main(void)
 		perror(tmp);
 		return 1;
 	}
-	if (access(getenv("KVGRIDD") ? getenv("KVGRIDD") : "build/kvgridd", X_OK)) {
-		printf("build/kvgridd not built\n");
+	if (!t_kvgridd_built()) {
+		printf("%s not built\n", t_kvgridd_path());
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -176,11 +144,10 @@ int main(void)
 	write_file(auth, "# token tenant\ntok-alice alice\ntok-bob bob\n");
 	write_file(ta, "tok-alice\n");
 	write_file(tb, "tok-bob\n");
-	int port = 0;
-	pid_t pid = server_start(auth, &port);
-	if (pid < 0)
+	struct t_server srv;
+	if (t_server_start(&srv, tmp, "kvgridd", (const char *const[]){"--auth-file", auth, NULL}))
 		return 1;
-	kvg_grid *alice = open_as(port, ta), *bob = open_as(port, tb);
+	kvg_grid *alice = open_as(srv.port, ta), *bob = open_as(srv.port, tb);
 	if (alice && bob)
 		check_tenants(alice, bob);
 	else
@@ -189,8 +156,7 @@ int main(void)
 		kvg_close(alice);
 	if (bob)
 		kvg_close(bob);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	t_server_stop(&srv, SIGTERM);
 	if (failures) {
 		fprintf(stderr, "test_server_tenant_native: %d checks failed\n", failures);
 		return 1;
