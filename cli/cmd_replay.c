@@ -51,6 +51,9 @@ struct replay_args {
 	int skip_bad;
 	uint32_t interleave; /* simulator: requests in flight at once */
 	uint32_t engines;    /* through the store: engine threads at once */
+	uint32_t hosts;	     /* through the store: grids the sessions are split across */
+	const char *shared_dir;
+	uint64_t shared_bytes;
 	size_t max_reqs;
 	double sweep[SWEEP_MAX];
 	size_t n_sweep;
@@ -73,6 +76,7 @@ static void replay_usage(FILE *f)
 	    "                     [--hints none|oracle] [--hints-wrong FRACTION]\n"
 	    "                     [--interleave N]   (with --engine sim or --sweep)\n"
 	    "                     [--engines N]      (through the store)\n"
+	    "                     [--hosts N [--shared-dir DIR --shared-bytes BYTES]]\n"
 	    "       kvgrid replay --trace FILE --sweep 1,2,5,10,20,50 [--policies P,Q,...] [--svg "
 	    "FILE]\n"
 	    "                     [--json] [--hints ...]   (simulator; capacities in %% of the "
@@ -90,6 +94,10 @@ static void replay_usage(FILE *f)
 	    "when several engines share one grid (simulator; LRU and Belady too).\n"
 	    "--engines N replays through the store from N threads at once, each taking the next\n"
 	    "request in order of arrival (the references stay one at a time).\n"
+	    "--hosts N splits the sessions (requests grouped by their first block) across N "
+	    "grids,\n"
+	    "each with the tier sizes given (its NVMe under DIR/host-K) and an engine of its own;\n"
+	    "with --shared-dir they share one shared tier of --shared-bytes (doc/SHARED.md).\n"
 	    "policies: belady");
 	for (int i = 0; policy_names[i]; i++)
 		fprintf(f, " %s", policy_names[i]);
@@ -191,6 +199,14 @@ static int replay_parse_value(struct replay_args *a, const char *o, const char *
 	} else if (!strcmp(o, "--interleave")) {
 		if (parse_1_64(v, &a->interleave))
 			return cli_usage("replay", "--interleave is a number of requests, 1 to 64");
+	} else if (!strcmp(o, "--hosts")) {
+		if (parse_1_64(v, &a->hosts) || a->hosts > 16)
+			return cli_usage("replay", "--hosts is a number of grids, 1 to 16");
+	} else if (!strcmp(o, "--shared-dir")) {
+		a->shared_dir = v;
+	} else if (!strcmp(o, "--shared-bytes")) {
+		if (kvg_parse_size(v, &a->shared_bytes))
+			return cli_usage("replay", "--shared-bytes is a size");
 	} else if (!strcmp(o, "--engines")) {
 		if (parse_1_64(v, &a->engines))
 			return cli_usage("replay", "--engines is a number of threads, 1 to 64");
@@ -455,6 +471,9 @@ static int replay_one(const struct replay_args *a, const struct trace *t)
 		    .speed = a->speed,
 		    .hints = a->hint_of,
 		    .engines = a->engines,
+		    .hosts = a->hosts,
+		    .shared_dir = a->shared_dir,
+		    .shared_bytes = a->shared_bytes,
 		    .progress = tty ? progress_cb : NULL,
 		    .progress_arg = &pg,
 		};

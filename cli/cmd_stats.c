@@ -232,17 +232,22 @@ int cmd_stats(int argc, char **argv)
 					 argv[i]);
 		}
 	}
-	if (!c.dir[0] && !c.servers[0])
-		return cli_usage("stats", "give --dir DIR or --server HOST:PORT");
+	if (!c.dir[0] && !c.servers[0] && !c.shared_dir[0])
+		return cli_usage("stats",
+				 "give --dir DIR, --server HOST:PORT or --set shared_dir=DIR");
 	kvg_grid *g = gridopt_open("stats", &c);
 	if (!g)
 		return 1;
 	struct kvg_stats st;
 	kvg_stats_get(g, &st);
+	struct kvg_tier_stats sh;
+	int has_shared = kvg_tier_stats_get(g, KVG_TIER_SHARED, &sh) == 0;
 	if (json) {
 		printf("{");
 		json_tier("dram", &st.tier[KVG_TIER_DRAM], 0);
 		json_tier("nvme", &st.tier[KVG_TIER_NVME], 0);
+		if (has_shared)
+			json_tier("shared", &sh, 0);
 		printf("\"index_blocks\": %llu, \"index_capacity\": %llu, \"index_bytes\": %llu, "
 		       "\"recovered_blocks\": %llu, \"recovery_us\": %llu",
 		       (unsigned long long)st.index_blocks, (unsigned long long)st.index_capacity,
@@ -257,6 +262,8 @@ int cmd_stats(int argc, char **argv)
 	} else {
 		print_tier("dram", &st.tier[KVG_TIER_DRAM]);
 		print_tier("nvme", &st.tier[KVG_TIER_NVME]);
+		if (has_shared)
+			print_tier("shared", &sh);
 		printf("index %llu of %llu blocks, %llu bytes; recovered %llu blocks in %.3f s\n",
 		       (unsigned long long)st.index_blocks, (unsigned long long)st.index_capacity,
 		       (unsigned long long)st.index_bytes, (unsigned long long)st.recovered_blocks,

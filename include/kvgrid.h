@@ -91,7 +91,16 @@ enum kvg_dtype {
 enum kvg_hash { KVG_HASH_SHA256 = 0, KVG_HASH_XXH3 = 1 };
 enum kvg_io_backend { KVG_IO_AUTO = 0, KVG_IO_URING = 1, KVG_IO_PSYNC = 2, KVG_IO_FAULT = 3 };
 enum kvg_durability { KVG_DURABILITY_CACHE = 0, KVG_DURABILITY_DURABLE = 1 };
-enum kvg_tier { KVG_TIER_DRAM = 0, KVG_TIER_NVME = 1, KVG_TIER_COUNT = 2, KVG_TIER_NONE = 255 };
+/* KVG_TIER_COUNT sizes struct kvg_stats.tier[] (DRAM and NVMe) and never changes; the shared
+ * tier (cfg.shared_dir, doc/SHARED.md) is reported by lookups and loads as KVG_TIER_SHARED and
+ * its counters come from kvg_tier_stats_get(). */
+enum kvg_tier {
+	KVG_TIER_DRAM = 0,
+	KVG_TIER_NVME = 1,
+	KVG_TIER_COUNT = 2,
+	KVG_TIER_SHARED = 2,
+	KVG_TIER_NONE = 255
+};
 
 #define KVG_NAME_MAX 128
 
@@ -169,6 +178,19 @@ struct kvg_config {
 
 	char log_file[1024]; /* "" logs to stderr */
 	int log_level;	     /* 0 errors, 1 warnings (default), 2 info, 3 debug */
+
+	/* shared tier (KVGRID 1.1): a directory many hosts mount; doc/SHARED.md */
+	char shared_dir[4096];	      /* "" (default) disables the tier */
+	uint64_t shared_bytes;	      /* capacity across all hosts; 0: half the filesystem */
+	uint64_t shared_tenant_bytes; /* per-tenant quota across all hosts; 0: none */
+	int shared_write_through;     /* stores are published to the tier (default 1) */
+	int shared_sync;	      /* fsync an object before publishing it (default 1) */
+	uint32_t shared_threads;      /* parallel file operations, default 8 */
+	uint32_t shared_grace_s;      /* age at which temporaries are removed, default 600 */
+	uint32_t shared_touch_s;      /* recency is refreshed at most this often, default 60 */
+	uint32_t shared_refresh_ms;   /* other hosts' usage is re-read this often, default 200 */
+	uint32_t shared_cache_ms;     /* a key seen in the tier is taken as present this long by
+				       * lookups, default 5000; 0: every lookup asks the tier */
 };
 
 /*
@@ -375,9 +397,9 @@ KVG_API int kvg_load_sync(kvg_grid *g, struct kvg_io *ios, size_t n, uint32_t fl
  * blocks another call: it holds arena chunks, not the block, so while views are out their
  * chunks are not reusable.  Counts as a DRAM hit, as a load would.  Release every view
  * before kvg_close.
- * Returns n > 0; 0 if the block may be held elsewhere than in DRAM (on NVMe, or on a remote
- * grid's servers: load it with kvg_load); KVG_ENOTFOUND; KVG_EBUFSIZE if it has more than
- * max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
+ * Returns n > 0; 0 if the block may be held elsewhere than in DRAM (on NVMe, in the shared
+ * tier, or on a remote grid's servers: load it with kvg_load); KVG_ENOTFOUND; KVG_EBUFSIZE if it
+ * has more than max_iov pieces; KVG_EBUSY if its chunks are lent too many times already.
  */
 typedef struct kvg_view kvg_view;
 KVG_API int kvg_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, int max_iov,
@@ -394,8 +416,8 @@ KVG_API void kvg_view_release(kvg_grid *g, kvg_view *view);
  * as kvg_store's.  kvg_fill_abort() gives the room back.  Every begun fill must end in one
  * of the two, before kvg_close.
  * Returns n > 0; 0 if this grid takes no fills (no DRAM tier, durable or write-through
- * mode, a remote grid: use kvg_store); KVG_ETOOBIG; KVG_EFULL; KVG_EBUFSIZE if the room
- * comes in more than max_iov pieces.
+ * mode, a shared tier written through, a remote grid: use kvg_store); KVG_ETOOBIG; KVG_EFULL;
+ * KVG_EBUFSIZE if the room comes in more than max_iov pieces.
  */
 struct kvg_fill {
 	uint32_t first; /* the reservation (opaque) */
@@ -415,7 +437,8 @@ KVG_API void kvg_fill_abort(kvg_grid *g, struct kvg_fill *fill);
 KVG_API int kvg_pin(kvg_grid *g, const kvg_key *keys, size_t n);
 KVG_API int kvg_unpin(kvg_grid *g, const kvg_key *keys, size_t n);
 
-/* Removes blocks from every tier, waiting for transfers of them to finish first (views
+/* Removes blocks from every tier (the shared tier's object too: gone for every host),
+ * waiting for transfers of them to finish first (views
  * are not waited for: they keep their bytes, see kvg_view_get()); a block
  * that had an NVMe record gets a tombstone record so that recovery after a crash does not
  * bring it back (best effort: the tombstone may be evicted before the record).  Returns
@@ -462,6 +485,14 @@ struct kvg_stats {
 
 /* Copies the current counters.  Never fails on an open grid. */
 KVG_API void kvg_stats_get(kvg_grid *g, struct kvg_stats *st);
+
+/*
+ * The counters of one tier (enum kvg_tier), KVG_TIER_SHARED included (KVGRID 1.1).  For the
+ * shared tier, capacity_bytes is cfg.shared_bytes in effect, bytes and blocks what all hosts
+ * hold there as this grid last learnt it, and the other counters this grid's own.  Returns
+ * 0, KVG_ENOTFOUND if the grid has no such tier (no shared_dir, a remote grid), or -EINVAL.
+ */
+KVG_API int kvg_tier_stats_get(kvg_grid *g, int tier, struct kvg_tier_stats *out);
 
 #ifdef __cplusplus
 }

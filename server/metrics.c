@@ -66,7 +66,9 @@ static void metrics_render_grid(struct srv *s, struct metrics_out *o)
 {
 	struct kvg_stats st;
 	kvg_stats_get(s->grid, &st);
-	static const char *const tn[KVG_TIER_COUNT] = {"dram", "nvme"};
+	static const char *const tn[] = {"dram", "nvme", "shared"};
+	struct kvg_tier_stats tiers[3] = {st.tier[KVG_TIER_DRAM], st.tier[KVG_TIER_NVME]};
+	int ntiers = kvg_tier_stats_get(s->grid, KVG_TIER_SHARED, &tiers[2]) == 0 ? 3 : 2;
 	static const char *const f[] = {"capacity_bytes",
 					"bytes",
 					"blocks",
@@ -82,8 +84,8 @@ static void metrics_render_grid(struct srv *s, struct metrics_out *o)
 	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
 		mo(o, "# TYPE kvgrid_tier_%s %s\n", f[k],
 		   strstr(f[k], "total") ? "counter" : "gauge");
-		for (int t = 0; t < KVG_TIER_COUNT; t++) {
-			const struct kvg_tier_stats *ts = &st.tier[t];
+		for (int t = 0; t < ntiers; t++) {
+			const struct kvg_tier_stats *ts = &tiers[t];
 			const uint64_t v[] = {
 			    ts->capacity_bytes, ts->bytes,	   ts->blocks,
 			    ts->hits,		ts->misses,	   ts->evictions,

@@ -237,7 +237,7 @@ static int client_get_items(struct client_conn *n, struct kvg_io *ios, const uin
 		} else if (st == 0) {
 			rc = client_recv(n->fd, io->buf, len, deadline);
 			io->len = len;
-			io->tier = nat_flags_tier(h.flags) < KVG_TIER_COUNT
+			io->tier = nat_flags_tier(h.flags) <= KVG_TIER_SHARED
 				       ? nat_flags_tier(h.flags)
 				       : KVG_TIER_NONE;
 		} else if (st == KVG_EBUFSIZE && k > 1) {
@@ -377,7 +377,7 @@ static int client_lookup_reply(const uint8_t *rep, size_t len, uint32_t count, c
 		return KVG_EPROTO;
 	for (uint32_t q = 0; tiers && q < count; q++) {
 		uint8_t t = sent ? rep[8 + q] : KVG_TIER_NONE;
-		tiers[idx[q]] = t < KVG_TIER_COUNT ? t : KVG_TIER_NONE;
+		tiers[idx[q]] = t <= KVG_TIER_SHARED ? t : KVG_TIER_NONE;
 	}
 	return 0;
 }

@@ -103,6 +103,16 @@ static const struct field fields[] = {
     U32(timeout_ms, 1, 1u << 30),
     STR(log_file),
     U32(log_level, 0, 3),
+    STR(shared_dir),
+    SIZE(shared_bytes, 0, 1ull << 60),
+    SIZE(shared_tenant_bytes, 0, 1ull << 60),
+    BOOL(shared_write_through),
+    BOOL(shared_sync),
+    U32(shared_threads, 1, 256),
+    U32(shared_grace_s, 1, 1u << 30),
+    U32(shared_touch_s, 0, 1u << 30),
+    U32(shared_refresh_ms, 0, 1u << 30),
+    U32(shared_cache_ms, 0, 1u << 30),
 };
 
 static void config_defaults(struct kvg_config *c)
@@ -134,6 +144,13 @@ static void config_defaults(struct kvg_config *c)
 	c->workers = 2;
 	c->timeout_ms = 5000;
 	c->log_level = 1;
+	c->shared_write_through = 1;
+	c->shared_sync = 1;
+	c->shared_threads = 8;
+	c->shared_grace_s = 600;
+	c->shared_touch_s = 60;
+	c->shared_refresh_ms = 200;
+	c->shared_cache_ms = 5000;
 }
 
 /* ---- the struct's size: programs built against other versions of kvgrid.h ------------- */

@@ -51,6 +51,12 @@ static int validate(struct kvg_config *c, char *err, size_t len)
 		return err_set(err, len, KVG_ECONFIG, "nvme_bytes must hold at least two segments");
 	if (!policy_find(c->policy))
 		return err_set(err, len, KVG_ECONFIG, "policy: unknown name");
+	if (c->shared_dir[0] && c->servers[0])
+		return err_set(err, len, KVG_ECONFIG,
+			       "shared_dir: a remote grid's servers keep the shared tier, not it");
+	if (c->shared_dir[0] && !c->dram_bytes && !c->dir[0])
+		return err_set(err, len, KVG_ECONFIG,
+			       "shared_dir: needs a local tier (dram_bytes or dir) to cache it");
 	if (c->layers > 4096 || (c->layers && c->layers > REC_PARTS_MAX && c->dir[0]))
 		return err_set(err, len, KVG_ECONFIG,
 			       "layers: more than the record format's 496 parts");

@@ -10,6 +10,8 @@
  *                  writes of DRAM copies), promotion, background cleaning, tombstones
  *   grid_open.c    the local backend's open (recovery of the NVMe index), close (write-back
  *                  of DRAM-only blocks, checkpoint)
+ *   grid_shared.c  the local backend over the shared tier (tier_shared.c): parallel blocks,
+ *                  publication of stores, loads and lookups past the local tiers
  *   grid_remote.c  the remote backend, over client.c
  *
  * Locking, for all of them: g->lock guards the index, the policies, arena allocation, the
@@ -33,6 +35,7 @@
 #include "tier_dram.h"
 #include "kvg_assert.h"
 #include "tier_nvme.h"
+#include "tier_shared.h"
 
 struct kvg_req;
 
@@ -124,6 +127,7 @@ struct kvg_grid {
 	struct kvg_stats st;
 	uint64_t *recover_seq; /* during open only */
 	struct client *remote; /* the remote backend's connections (grid_remote.c) */
+	struct shared *sh;     /* the shared tier (cfg.shared_dir), or NULL */
 
 	/* requests and workers */
 	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
@@ -253,6 +257,12 @@ void prefetch_one(kvg_grid *g, const kvg_key *key); /* g->lock not held; on a wo
 /* ---- grid_block.c and grid_open.c: the local backend --------------------------------- */
 
 void load_one(kvg_grid *g, struct kvg_req *r, size_t i);
+void store_one(kvg_grid *g, struct kvg_req *r, size_t i);
+
+/* ---- grid_shared.c: the local backend over the shared tier ---------------------------- */
+
+void grid_shared_run(kvg_grid *g, struct kvg_req *r);		 /* a request's blocks */
+void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i); /* a local miss */
 int grid_local_open(kvg_grid *g, char *err, size_t err_len);
 void grid_local_close(kvg_grid *g);
 

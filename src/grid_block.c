@@ -164,7 +164,7 @@ static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	block_done(r, i, rc);
 }
 
-static void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
+void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 {
 	struct kvg_io *io = &r->ios[i];
 	if (io->len > g->cfg.max_value_bytes || io->len > UINT32_MAX) {
@@ -316,7 +316,10 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	if (!e || (e->state & E_FILLING) || (!(e->state & E_DRAM) && !nvme_ok)) {
 		g->st.tier[has_dram(g) ? KVG_TIER_DRAM : KVG_TIER_NVME].misses++;
 		pthread_mutex_unlock(&g->lock);
-		block_done(r, i, KVG_ENOTFOUND);
+		if (g->sh && !(r->opts.flags & LOAD_PREFETCH))
+			grid_shared_load(g, r, i); /* the tier below the local ones */
+		else
+			block_done(r, i, KVG_ENOTFOUND);
 		return;
 	}
 	if (e->len > io->len) {
@@ -362,6 +365,10 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 /* REQ_STORE and REQ_LOAD: block by block, each ending in block_done(). */
 static void local_run(kvg_grid *g, struct kvg_req *r)
 {
+	if (g->sh) {
+		grid_shared_run(g, r);
+		return;
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->op == REQ_STORE)
 			store_one(g, r, i);
@@ -381,6 +388,10 @@ static int local_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, in
 	pthread_mutex_lock(&g->lock);
 	uint32_t slot = index_find(&g->ix, key);
 	struct entry *e = slot != SLOT_NONE ? &g->ix.e[slot] : NULL;
+	if ((!e || !visible(e)) && g->sh) {
+		pthread_mutex_unlock(&g->lock);
+		return 0; /* perhaps in the shared tier: the caller's load will say */
+	}
 	if (!e || !visible(e)) {
 		g->st.loads++;
 		g->st.tier[KVG_TIER_DRAM].misses++;
@@ -424,7 +435,7 @@ static int local_fill_begin(kvg_grid *g, size_t len, struct iovec *iov, int max_
 			    struct kvg_fill *fill)
 {
 	fill->first = CHUNK_END;
-	if (!has_dram(g) || g->cfg.write_through ||
+	if (!has_dram(g) || g->cfg.write_through || (g->sh && g->cfg.shared_write_through) ||
 	    (g->nv && g->cfg.durability == KVG_DURABILITY_DURABLE))
 		return 0;
 	if (len > g->cfg.max_value_bytes || len > UINT32_MAX || len > g->arena.bytes)
@@ -536,8 +547,12 @@ static int local_lookup_keys(kvg_grid *g, const kvg_key *keys, size_t n_keys, si
 {
 	pthread_mutex_lock(&g->lock);
 	g->st.lookups++;
-	*hit_blocks = present_run(g, keys, n_keys, tiers);
+	size_t hit = present_run(g, keys, n_keys, tiers);
 	pthread_mutex_unlock(&g->lock);
+	if (g->sh && hit < n_keys) /* the shared tier, past the last local hit */
+		hit +=
+		    shared_present_run(g->sh, keys + hit, n_keys - hit, tiers ? tiers + hit : NULL);
+	*hit_blocks = hit;
 	return 0;
 }
 
@@ -571,6 +586,7 @@ static int local_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 {
 	int count = 0, ntomb = 0;
 	kvg_key tomb[64];
+	uint8_t *removed = g->sh ? calloc(n, 1) : NULL; /* removed from a local tier */
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t s = index_find(&g->ix, &keys[i]);
@@ -593,6 +609,8 @@ static int local_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 		}
 		maybe_free_slot(g, s);
 		count++;
+		if (removed)
+			removed[i] = 1;
 		if (ntomb == 64) {
 			pthread_mutex_unlock(&g->lock);
 			write_tombstones(g, tomb, ntomb);
@@ -603,6 +621,10 @@ static int local_delete(kvg_grid *g, const kvg_key *keys, size_t n)
 	pthread_mutex_unlock(&g->lock);
 	if (ntomb)
 		write_tombstones(g, tomb, ntomb);
+	for (size_t i = 0; g->sh && i < n; i++) /* counted once, whichever tiers held it */
+		if (shared_delete(g->sh, &keys[i]) && !(removed && removed[i]))
+			count++;
+	free(removed);
 	return count;
 }
 

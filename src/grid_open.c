@@ -111,6 +111,11 @@ int grid_local_open(kvg_grid *g, char *err, size_t err_len)
 			g->nvme_space.automatic ? "automatic" : "nvme_bytes",
 			(unsigned long long)(g->nvme_space.free_bytes >> 20));
 	}
+	if (c->shared_dir[0]) {
+		rc = shared_open(c, &g->log, &g->sh, err, err_len);
+		if (rc)
+			return rc;
+	}
 	g->st.index_capacity = g->ix.cap;
 	g->st.index_bytes = index_bytes(&g->ix) + 2ull * g->pol_ops->bytes_per_slot * g->ix.cap;
 	if (g->nv && has_dram(g) && c->demote_on_evict && c->dram_free_bytes) {
@@ -178,6 +183,8 @@ void grid_local_close(kvg_grid *g)
 {
 	if (g->nv && has_dram(g) && g->cfg.demote_on_evict)
 		flush_dram(g);
+	shared_close(g->sh);
+	g->sh = NULL;
 	if (g->nv) {
 		struct ckpt_iter it = {g, 0};
 		nvme_close(g->nv, ckpt_next, &it);

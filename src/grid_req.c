@@ -213,6 +213,11 @@ void req_put(struct kvg_req *r, int status)
 void block_done(struct kvg_req *r, size_t i, int status)
 {
 	KVG_ASSERT(i < r->n);
+	/* a store published to the shared tier is stored, even where no local tier had room
+	 * (grid_shared.c marks it so) */
+	if (r->g->sh && r->op == REQ_STORE && status == KVG_EFULL &&
+	    r->ios[i].tier == KVG_TIER_SHARED)
+		status = 0;
 	r->ios[i].status = status;
 	if (r->op == REQ_LOAD && r->layers && status) {
 		/* a failed block's layers never arrive: record the error first, so that layer

@@ -19,10 +19,13 @@
 #define REPLAY_TAG_BYTES 16 /* raw id (8) + length (8) at the start of every payload */
 
 #define REPLAY_ENGINES_MAX 64
+#define REPLAY_HOSTS_MAX   16
 
 /* What the engines of one replay share. */
 struct replay_shared {
-	kvg_grid *g;
+	kvg_grid *g; /* host 0's */
+	kvg_grid *hosts[REPLAY_HOSTS_MAX];
+	uint32_t nhosts;
 	const struct trace *t;
 	const struct replay_opts *o;
 	kvg_key *keys;	     /* one per trace access */
@@ -38,6 +41,7 @@ struct replay_shared {
 struct replay_ctx {
 	struct replay_shared *sh;
 	kvg_grid *g;
+	int host; /* with hosts: the one whose requests this engine replays; -1: any */
 	const struct trace *t;
 	const struct replay_opts *o;
 	const kvg_key *keys;
@@ -188,7 +192,7 @@ static uint64_t nvme_max(const struct kvg_config *cfg)
 	return cfg->nvme_bytes ? cfg->nvme_bytes : 16ull << 30;
 }
 
-static int replay_open(struct replay_shared *c, char *err, size_t err_len)
+static int replay_open(struct replay_shared *c, uint32_t host, char *err, size_t err_len)
 {
 	const struct replay_opts *o = c->o;
 	struct kvg_config cfg;
@@ -201,7 +205,10 @@ static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 	cfg.chunk_bytes = o->block_bytes;
 	cfg.dram_bytes = o->dram_bytes ? o->dram_bytes : o->capacity_blocks * o->block_bytes;
 	if (o->dir && o->dir[0]) {
-		snprintf(cfg.dir, sizeof(cfg.dir), "%s", o->dir);
+		if (c->nhosts > 1)
+			snprintf(cfg.dir, sizeof(cfg.dir), "%s/host-%u", o->dir, host);
+		else
+			snprintf(cfg.dir, sizeof(cfg.dir), "%s", o->dir);
 		if (o->nvme_bytes)
 			cfg.nvme_bytes = o->nvme_bytes;
 		/* the NVMe tier evicts a whole segment at a time: keep segments small next to the
@@ -219,7 +226,11 @@ static int replay_open(struct replay_shared *c, char *err, size_t err_len)
 	    cfg.dram_bytes / o->block_bytes + (cfg.dir[0] ? nvme_max(&cfg) / o->block_bytes : 0);
 	uint64_t want = (tier_blocks < c->t->n_distinct ? tier_blocks : c->t->n_distinct);
 	cfg.max_blocks = want + c->max_blocks + 1024;
-	return kvg_open(&cfg, &c->g, err, err_len);
+	if (o->shared_dir && o->shared_dir[0]) {
+		snprintf(cfg.shared_dir, sizeof(cfg.shared_dir), "%s", o->shared_dir);
+		cfg.shared_bytes = o->shared_bytes;
+	}
+	return kvg_open(&cfg, &c->hosts[host], err, err_len);
 }
 
 /* Sizes the shared part: the keys of every access and the longest request. */
@@ -238,6 +249,7 @@ static int replay_alloc(struct replay_ctx *c, struct replay_shared *sh)
 	size_t mb = sh->max_blocks ? sh->max_blocks : 1;
 	c->sh = sh;
 	c->g = sh->g;
+	c->host = -1;
 	c->t = sh->t;
 	c->o = sh->o;
 	c->keys = sh->keys;
@@ -272,15 +284,27 @@ static void replay_pace(const struct replay_ctx *c, const struct trace_req *rq, 
 
 /* An engine: takes the next request until none is left (several engines take them in
  * order of arrival and run them at once). */
+/* The host a request goes to: by its first block, so that a session's turns (which start
+ * alike) stay on one host, as a session-affine router sends them. */
+static int replay_host_of(const struct replay_shared *sh, const struct trace_req *rq, size_t q)
+{
+	uint64_t x = rq->n_blocks ? sh->t->raw_ids[rq->first] : q;
+	return (int)(((x + 1) * 0x9e3779b97f4a7c15ull >> 32) % sh->nhosts);
+}
+
 static void *replay_engine(void *arg)
 {
 	struct replay_ctx *c = arg;
 	struct replay_shared *sh = c->sh;
 	const struct trace *t = c->t;
+	size_t mine = 0; /* with a host: the next request to consider */
 	for (;;) {
-		size_t q = __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED);
+		size_t q =
+		    c->host < 0 ? __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED) : mine++;
 		if (q >= t->n_reqs)
 			break;
+		if (c->host >= 0 && replay_host_of(sh, &t->reqs[q], q) != c->host)
+			continue;
 		if (c->o->speed > 0)
 			replay_pace(c, &t->reqs[q], sh->start);
 		replay_request(c, &t->reqs[q], &c->r);
@@ -318,11 +342,16 @@ static void replay_add(struct replay_result *a, const struct replay_result *b)
 int replay_run(const struct trace *t, const struct replay_opts *o, struct replay_result *res,
 	       char *err, size_t err_len)
 {
-	struct replay_shared sh = {.t = t, .o = o};
+	struct replay_opts oh = *o; /* with hosts: one engine each */
+	uint32_t nh = o->hosts > 1 ? o->hosts : 1;
+	if (nh > 1)
+		oh.engines = nh;
+	struct replay_shared sh = {.t = t, .o = &oh, .nhosts = nh};
 	struct replay_ctx c[REPLAY_ENGINES_MAX];
 	pthread_t th[REPLAY_ENGINES_MAX];
-	uint32_t n = o->engines > 1 ? o->engines : 1, started = 0;
+	uint32_t n = oh.engines > 1 ? oh.engines : 1, started = 0;
 	int rc;
+	o = &oh;
 
 	memset(res, 0, sizeof(*res));
 	memset(c, 0, sizeof(c));
@@ -330,8 +359,9 @@ int replay_run(const struct trace *t, const struct replay_opts *o, struct replay
 		snprintf(err, err_len, "block bytes must be a positive multiple of 4096");
 		return KVG_ECONFIG;
 	}
-	if (n > REPLAY_ENGINES_MAX) {
-		snprintf(err, err_len, "at most %d engines", REPLAY_ENGINES_MAX);
+	if (n > REPLAY_ENGINES_MAX || nh > REPLAY_HOSTS_MAX || (nh > 1 && o->engines > nh)) {
+		snprintf(err, err_len, "at most %d engines and %d hosts (one engine each)",
+			 REPLAY_ENGINES_MAX, REPLAY_HOSTS_MAX);
 		return KVG_ECONFIG;
 	}
 	pthread_mutex_init(&sh.mu, NULL);
@@ -339,15 +369,24 @@ int replay_run(const struct trace *t, const struct replay_opts *o, struct replay
 		snprintf(err, err_len, "out of memory");
 		goto out_free;
 	}
-	if ((rc = replay_open(&sh, err, err_len)))
-		goto out_free;
+	for (uint32_t h = 0; h < nh; h++)
+		if ((rc = replay_open(&sh, h, err, err_len))) {
+			while (h--)
+				kvg_close(sh.hosts[h]);
+			goto out_free;
+		}
+	sh.g = sh.hosts[0];
 	for (size_t j = 0; j < t->n_ids; j++)
 		kvg_raw_key(sh.g, &t->raw_ids[j], sizeof(t->raw_ids[j]), &sh.keys[j]);
 	for (uint32_t e = 0; e < n; e++)
 		if ((rc = replay_alloc(&c[e], &sh))) {
 			snprintf(err, err_len, "out of memory");
-			kvg_close(sh.g);
+			for (uint32_t h = 0; h < nh; h++)
+				kvg_close(sh.hosts[h]);
 			goto out_free;
+		} else if (nh > 1) {
+			c[e].host = (int)e;
+			c[e].g = sh.hosts[e];
 		}
 	sh.start = replay_now_s();
 	if (n == 1) {
@@ -363,7 +402,8 @@ int replay_run(const struct trace *t, const struct replay_opts *o, struct replay
 	}
 	res->elapsed_s = replay_now_s() - sh.start;
 	kvg_stats_get(sh.g, &res->stats);
-	kvg_close(sh.g);
+	for (uint32_t h = 0; h < nh; h++)
+		kvg_close(sh.hosts[h]);
 	size_t n_lat = 0;
 	for (uint32_t e = 0; e < n; e++) {
 		replay_add(res, &c[e].r);

@@ -35,6 +35,13 @@ struct replay_opts {
 	/* engines replaying at once (0 or 1: one; at most 64): each a thread that takes the
 	 * next request in order of arrival, as several engines sharing one grid */
 	uint32_t engines;
+	/* hosts (0 or 1: one grid; at most 16): the trace's sessions (requests grouped by their
+	 * first block) are split across this many grids, each with the tier sizes above and its
+	 * own NVMe directory (dir/host-N), each replayed by an engine of its own; with
+	 * shared_dir they share one shared tier of shared_bytes, else nothing */
+	uint32_t hosts;
+	const char *shared_dir;
+	uint64_t shared_bytes;
 	void (*progress)(void *arg, size_t done, size_t total);
 	void *progress_arg;
 };

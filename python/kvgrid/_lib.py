@@ -69,6 +69,17 @@ class Config(ctypes.Structure):
         ("timeout_ms", ctypes.c_uint32),
         ("log_file", ctypes.c_char * 1024),
         ("log_level", ctypes.c_int),
+        # the shared tier (KVGRID 1.1, doc/SHARED.md)
+        ("shared_dir", ctypes.c_char * 4096),
+        ("shared_bytes", ctypes.c_uint64),
+        ("shared_tenant_bytes", ctypes.c_uint64),
+        ("shared_write_through", ctypes.c_int),
+        ("shared_sync", ctypes.c_int),
+        ("shared_threads", ctypes.c_uint32),
+        ("shared_grace_s", ctypes.c_uint32),
+        ("shared_touch_s", ctypes.c_uint32),
+        ("shared_refresh_ms", ctypes.c_uint32),
+        ("shared_cache_ms", ctypes.c_uint32),
     ]
 
 

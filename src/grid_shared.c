@@ -1,0 +1,117 @@
+/*
+ * grid_shared.c - the local backend over the shared tier (tier_shared.c): a request's
+ * blocks run in parallel on the tier's threads, stores are published to the tier before
+ * they enter the local tiers (cfg.shared_write_through), loads that miss locally read the
+ * tier and promote what they find into DRAM or NVMe (cfg.promote_on_hit), and lookups
+ * carry on into the tier past the last local hit.
+ *
+ * Locking: nothing here holds g->lock across tier I/O; store_one() and load_one() take it
+ * as they do for any request.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grid.h"
+
+/* A store's block: published to the shared tier (io->tier then says KVG_TIER_SHARED, which
+ * block_done() reads: the block is stored even if no local tier has room), then stored
+ * locally as any block. */
+static void store_block(kvg_grid *g, struct kvg_req *r, size_t i)
+{
+	struct kvg_io *io = &r->ios[i];
+	io->tier = KVG_TIER_NONE;
+	if (g->cfg.shared_write_through && io->len <= g->cfg.max_value_bytes &&
+	    shared_publish(g->sh, &io->key, io->buf, io->len, io->depth, parts_for(g, io->len)) ==
+		0)
+		io->tier = KVG_TIER_SHARED;
+	store_one(g, r, i);
+}
+
+static void run_block(void *ctx, size_t i)
+{
+	struct kvg_req *r = ctx;
+	if (r->op == REQ_STORE)
+		store_block(r->g, r, i);
+	else
+		load_one(r->g, r, i);
+}
+
+void grid_shared_run(kvg_grid *g, struct kvg_req *r)
+{
+	shared_parallel(g->sh, r->n, run_block, r);
+}
+
+/*
+ * Copies a block found in the shared tier into the local tiers, through the store path
+ * (so eviction, demotion and write-through behave as for any store), on this thread: a
+ * private request of one block, waited for before the caller's buffer is handed back.
+ */
+static void promote_copy(kvg_grid *g, const kvg_key *key, void *buf, size_t len, uint32_t depth)
+{
+	struct kvg_io io = {
+	    .key = *key, .buf = buf, .len = len, .depth = depth, .tier = KVG_TIER_NONE};
+	struct kvg_req r;
+	memset(&r, 0, sizeof(r));
+	r.g = g;
+	r.op = REQ_STORE;
+	r.ios = &io;
+	r.n = 1;
+	r.pending = 1;
+	r.in_use = 1;
+	r.seq = __atomic_add_fetch(&g->req_seq, 1, __ATOMIC_RELAXED);
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	store_one(g, &r, 0);
+	pthread_mutex_lock(&r.mu);
+	while (!r.complete)
+		pthread_cond_wait(&r.cv, &r.mu);
+	pthread_mutex_unlock(&r.mu);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	if (io.status == 0) {
+		pthread_mutex_lock(&g->lock);
+		g->st.tier[has_dram(g) ? KVG_TIER_DRAM : KVG_TIER_NVME].promotions++;
+		pthread_mutex_unlock(&g->lock);
+	}
+}
+
+/* A load's block that no local tier holds: read from the shared tier.  g->lock not held. */
+void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i)
+{
+	struct kvg_io *io = &r->ios[i];
+	size_t len = 0;
+	uint32_t depth = 0;
+	int rc = shared_read(g->sh, &io->key, io->buf, io->len, &len, &depth);
+	if (rc == KVG_EBUFSIZE)
+		io->len = len;
+	if (rc) {
+		block_done(r, i, rc);
+		return;
+	}
+	io->len = len;
+	io->tier = KVG_TIER_SHARED;
+	if (r->layers)
+		req_layer_arrived(r, 0, r->layers);
+	if (g->cfg.promote_on_hit && !(r->opts.flags & KVG_LOAD_NOPROMOTE))
+		promote_copy(g, &io->key, io->buf, len, depth);
+	block_done(r, i, 0);
+}
+
+int kvg_tier_stats_get(kvg_grid *g, int tier, struct kvg_tier_stats *out)
+{
+	if (!g || !out || tier < 0)
+		return -EINVAL;
+	if (tier == KVG_TIER_SHARED) {
+		if (!g->sh)
+			return KVG_ENOTFOUND;
+		shared_stats(g->sh, out);
+		return 0;
+	}
+	if (tier >= KVG_TIER_COUNT)
+		return KVG_ENOTFOUND;
+	struct kvg_stats st;
+	kvg_stats_get(g, &st);
+	*out = st.tier[tier];
+	return 0;
+}
