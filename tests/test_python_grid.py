@@ -337,6 +337,26 @@ def case_pin_delete_prefetch_stats():
         assert isinstance(st["dram"]["degraded"], bool)
 
 
+def case_shared_tier_seen_by_another_grid():
+    shared = os.path.join(TMP, "shared")
+    data = [os.urandom(5000 + i) for i in range(4)]
+    with kvgrid.Grid(dram_bytes="8M", shared_dir=shared, shared_bytes="64M") as a:
+        keys = a.raw_keys([b"s%d" % i for i in range(4)])
+        a.store(keys, data)
+        st = a.stats()
+        assert st["shared"]["blocks"] >= 4, st["shared"]
+        assert st["shared"]["capacity_bytes"] == 64 << 20
+    # another grid (another host) on the same directory: found and loaded from the shared tier
+    with kvgrid.Grid(dram_bytes="8M", shared_dir=shared, shared_bytes="64M") as c:
+        keys = c.raw_keys([b"s%d" % i for i in range(4)])
+        assert c.lookup(keys) == (4, ["shared"] * 4)
+        out = [bytearray(6000) for _ in keys]
+        assert c.load(keys, out) == [len(d) for d in data]
+        assert all(bytes(o[:len(d)]) == d for o, d in zip(out, data))
+    with grid() as g:  # no shared_dir: no "shared" entry
+        assert "shared" not in g.stats()
+
+
 def case_remote_grid_through_kvgridd():
     if not os.access(pyenv.KVGRIDD, os.X_OK):
         print("skip remote: kvgridd not built")
@@ -400,6 +420,7 @@ if __name__ == "__main__":
         case_async_submit_returns_before_io,
         case_threads_share_a_grid,
         case_pin_delete_prefetch_stats,
+        case_shared_tier_seen_by_another_grid,
         case_remote_grid_through_kvgridd,
         case_pip_install_offline_in_a_venv,
     ])

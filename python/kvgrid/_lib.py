@@ -177,6 +177,7 @@ def _prototypes(lib):
         "kvg_delete": (I, [P, P, SZ]),
         "kvg_prefetch": (I, [P, P, SZ]),
         "kvg_stats_get": (V, [P, P]),
+        "kvg_tier_stats_get": (I, [P, I, P]),
     }
     for name, (res, args) in protos.items():
         fn = getattr(lib, name)

@@ -41,8 +41,17 @@ STORE_NVME = 0x4
 STORE_CONTINUES = 0x8
 STORE_LAST = 0x10
 
-TIER_NAMES = {0: "dram", 1: "nvme"}
+TIER_NAMES = {0: "dram", 1: "nvme", 2: "shared"}
+TIER_SHARED = 2
 _TIER_OF_BYTE = [TIER_NAMES.get(b) for b in range(256)]
+
+
+def _tier_dict(ts):
+    """One tier's counters (struct kvg_tier_stats) as a dict."""
+    d = {name: getattr(ts, name) for name, _ in _lib.TierStats._fields_}
+    d["backend"] = d["backend"].decode()
+    d["degraded"] = bool(d["degraded"])
+    return d
 
 
 class Error(Exception):
@@ -666,17 +675,17 @@ class Grid:
         return self._keys_call(lib.kvg_prefetch, keys, "prefetch")
 
     def stats(self):
-        """The grid's counters: {"dram": {...}, "nvme": {...}, "lookups": ..., ...}."""
+        """The grid's counters: {"dram": {...}, "nvme": {...}, "lookups": ..., ...}, with
+        "shared": {...} too when the grid has a shared tier (shared_dir)."""
         g = self._handle()
         st = _lib.Stats()
         lib.kvg_stats_get(g, ctypes.byref(st))
         out = {}
         for t in range(_lib.TIER_COUNT):
-            ts = st.tier[t]
-            d = {name: getattr(ts, name) for name, _ in _lib.TierStats._fields_}
-            d["backend"] = d["backend"].decode()
-            d["degraded"] = bool(d["degraded"])
-            out[TIER_NAMES[t]] = d
+            out[TIER_NAMES[t]] = _tier_dict(st.tier[t])
+        shared = _lib.TierStats()
+        if lib.kvg_tier_stats_get(g, TIER_SHARED, ctypes.byref(shared)) == 0:
+            out["shared"] = _tier_dict(shared)
         for name, _ in _lib.Stats._fields_[1:]:
             out[name] = getattr(st, name)
         return out
