@@ -95,15 +95,9 @@ int kvg_open(const struct kvg_config *cfg, kvg_grid **out, char *err, size_t err
 		return rc;
 	}
 	derive_limits(&g->cfg);
-	/* held for a few hundred nanoseconds at a time by every thread of the grid: a waiter
-	 * spins a little before it sleeps, as a futex sleep and wake-up cost microseconds */
-	pthread_mutexattr_t spin;
-	pthread_mutexattr_init(&spin);
-	pthread_mutexattr_settype(&spin, PTHREAD_MUTEX_ADAPTIVE_NP);
-	pthread_mutex_init(&g->lock, &spin);
+	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->lock_cv, NULL);
-	pthread_mutex_init(&g->qlock, &spin);
-	pthread_mutexattr_destroy(&spin);
+	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qcv, NULL);
 	log_open(&g->log, g->cfg.log_file, (int)g->cfg.log_level);
 	key_namespace(&g->cfg, &g->ns);
