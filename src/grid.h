@@ -105,6 +105,10 @@ struct kvg_req {
 				   * promotion (the first; CHUNK_END if none) */
 	uint32_t promote_len;	  /* the block length they were reserved for */
 	uint64_t seq;		  /* names the call to the policies (policy_block.req_id) */
+	/* blocks the running dispatcher finished itself, put in one req_put_n() when its run
+	 * ends (block_done()); touched by that thread only */
+	size_t run_done;
+	int run_status; /* the first error among them */
 	struct kvg_req *next;
 };
 
@@ -227,7 +231,9 @@ void grid_reqs_free(kvg_grid *g);
 struct kvg_req *req_get(kvg_grid *g); /* NULL when closing or the pool is empty */
 void req_enqueue(kvg_grid *g, struct kvg_req *r);
 void req_put(struct kvg_req *r, int status);
+void req_put_n(struct kvg_req *r, size_t units, int status);
 void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count);
+void req_layer_arrived_n(struct kvg_req *r, uint32_t layer, uint32_t count, uint32_t blocks);
 void block_done(struct kvg_req *r, size_t i, int status);
 void clean_later(kvg_grid *g);
 void promote_later(kvg_grid *g, const kvg_key *key);

@@ -274,34 +274,82 @@ static void load_nvme_done(struct nvme_op *op, int status)
 	block_done(r, i, status == 0 ? 0 : status == KVG_ECORRUPT ? KVG_ECORRUPT : status);
 }
 
-static void load_from_dram(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+/* A DRAM hit claimed for its copy: our ref keeps its chunks while the lock is not held. */
+struct load_hit {
+	uint32_t idx, slot, chunk, len;
+};
+
+/* Blocks of one request whose DRAM hits are claimed under one hold of g->lock. */
+#define LOAD_WINDOW 64
+
+/*
+ * Block i is a DRAM hit its buffer holds: claims it into *h (ref, policy hit, counters) and
+ * returns 1.  Anything else (a miss, an NVMe hit, a short buffer) is left to load_one():
+ * returns 0.  Locked.
+ */
+static int load_claim_dram(kvg_grid *g, struct kvg_req *r, size_t i, struct load_hit *h)
 {
-	struct entry *e = &g->ix.e[slot];
-	uint32_t c = e->dram, len = e->len;
-	pthread_mutex_unlock(&g->lock);
 	struct kvg_io *io = &r->ios[i];
-	uint32_t L = r->layers;
-	if (L > 1 && (r->opts.flags & KVG_LOAD_LAYERS) && len % L == 0) {
-		uint64_t lb = len / L;
-		for (uint32_t l = 0; l < L; l++) {
-			arena_read(&g->arena, c, l * lb, (uint8_t *)io->buf + l * lb, lb);
-			req_layer_arrived(r, l, 1);
+	uint32_t slot = index_find(&g->ix, &io->key);
+	struct entry *e = slot != SLOT_NONE ? &g->ix.e[slot] : NULL;
+	if (!e || (e->state & E_FILLING) || !(e->state & E_DRAM) || e->len > io->len)
+		return 0;
+	g->st.loads++;
+	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
+		e->hint = flags_hint(r->opts.flags);
+	struct policy_block b = pblock_req(e, r);
+	if (e->hits < 255)
+		e->hits++;
+	entry_ref(e);
+	pol_hit(g, KVG_TIER_DRAM, slot, &b);
+	g->st.tier[KVG_TIER_DRAM].hits++;
+	*h = (struct load_hit){.idx = (uint32_t)i, .slot = slot, .chunk = e->dram, .len = e->len};
+	return 1;
+}
+
+/* Copies claimed hits out of the arena, without the lock.  A layered load (KVG_LOAD_LAYERS)
+ * copies layer by layer across the blocks, so that layer 0 of all of them arrives first. */
+static void load_copy_dram(kvg_grid *g, struct kvg_req *r, const struct load_hit *h, size_t n)
+{
+	uint32_t L = r->layers, whole = 0;
+	int layered = L > 1 && (r->opts.flags & KVG_LOAD_LAYERS);
+	for (size_t k = 0; k < n; k++) {
+		struct kvg_io *io = &r->ios[h[k].idx];
+		if (!layered || h[k].len % L) {
+			arena_read(&g->arena, h[k].chunk, 0, io->buf, h[k].len);
+			whole++;
 		}
-	} else {
-		arena_read(&g->arena, c, 0, io->buf, len);
-		if (L)
-			req_layer_arrived(r, 0, L);
+		io->len = h[k].len;
+		io->tier = KVG_TIER_DRAM;
 	}
-	io->len = len;
-	io->tier = KVG_TIER_DRAM;
+	if (L && whole)
+		req_layer_arrived_n(r, 0, L, whole);
+	if (!layered || whole == n)
+		return;
+	for (uint32_t l = 0; l < L; l++) {
+		for (size_t k = 0; k < n; k++) {
+			uint64_t lb = h[k].len / L;
+			if (h[k].len % L == 0)
+				arena_read(&g->arena, h[k].chunk, l * lb,
+					   (uint8_t *)r->ios[h[k].idx].buf + l * lb, lb);
+		}
+		req_layer_arrived_n(r, l, 1, (uint32_t)(n - whole));
+	}
+}
+
+/* Gives back the claims of copied hits and finishes their blocks.  Takes g->lock. */
+static void load_release_dram(kvg_grid *g, struct kvg_req *r, const struct load_hit *h, size_t n)
+{
 	pthread_mutex_lock(&g->lock);
-	e = &g->ix.e[slot];
-	entry_unref(e);
-	g->st.tier[KVG_TIER_DRAM].bytes_read += len;
-	maybe_free_slot(g, slot);
+	for (size_t k = 0; k < n; k++) {
+		entry_unref(&g->ix.e[h[k].slot]);
+		g->st.tier[KVG_TIER_DRAM].bytes_read += h[k].len;
+		maybe_free_slot(g, h[k].slot);
+	}
 	pthread_cond_broadcast(&g->lock_cv);
 	pthread_mutex_unlock(&g->lock);
-	block_done(r, i, 0);
+	for (size_t k = 0; k < n; k++)
+		block_done(r, h[k].idx, 0);
 }
 
 void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
@@ -328,18 +376,20 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		block_done(r, i, KVG_EBUFSIZE);
 		return;
 	}
+	struct load_hit h;
+	if (load_claim_dram(g, r, i, &h)) {
+		g->st.loads--; /* counted once, above */
+		pthread_mutex_unlock(&g->lock);
+		load_copy_dram(g, r, &h, 1);
+		load_release_dram(g, r, &h, 1);
+		return;
+	}
 	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
 		e->hint = flags_hint(r->opts.flags);
 	struct policy_block b = pblock_req(e, r);
 	if (e->hits < 255)
 		e->hits++;
 	entry_ref(e);
-	if (e->state & E_DRAM) {
-		pol_hit(g, KVG_TIER_DRAM, slot, &b);
-		g->st.tier[KVG_TIER_DRAM].hits++;
-		load_from_dram(g, r, i, slot); /* unlocks */
-		return;
-	}
 	if (has_dram(g))
 		g->st.tier[KVG_TIER_DRAM].misses++;
 	pol_hit(g, KVG_TIER_NVME, slot, &b);
@@ -362,19 +412,43 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	nvme_submit(g->nv, op);
 }
 
-/* REQ_STORE and REQ_LOAD: block by block, each ending in block_done(). */
+/*
+ * Blocks [from, from+n) of a load, n <= LOAD_WINDOW: the DRAM hits are claimed under one
+ * hold of the lock and given back under another; the other blocks (NVMe hits, misses) go
+ * through load_one() first, so that their reads start before the copies.
+ */
+static void load_window(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
+{
+	struct load_hit h[LOAD_WINDOW];
+	uint8_t hit[LOAD_WINDOW];
+	size_t nh = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t k = 0; k < n; k++) {
+		r->ios[from + k].tier = KVG_TIER_NONE;
+		hit[k] = (uint8_t)load_claim_dram(g, r, from + k, &h[nh]);
+		nh += hit[k];
+	}
+	pthread_mutex_unlock(&g->lock);
+	for (size_t k = 0; k < n; k++)
+		if (!hit[k])
+			load_one(g, r, from + k);
+	if (!nh)
+		return;
+	load_copy_dram(g, r, h, nh);
+	load_release_dram(g, r, h, nh);
+}
+
+/* REQ_STORE and REQ_LOAD: each block ends in block_done(). */
 static void local_run(kvg_grid *g, struct kvg_req *r)
 {
 	if (g->sh) {
 		grid_shared_run(g, r);
 		return;
 	}
-	for (size_t i = 0; i < r->n; i++) {
-		if (r->op == REQ_STORE)
-			store_one(g, r, i);
-		else
-			load_one(g, r, i);
-	}
+	for (size_t i = 0; r->op == REQ_STORE && i < r->n; i++)
+		store_one(g, r, i);
+	for (size_t i = 0; r->op == REQ_LOAD && i < r->n; i += LOAD_WINDOW)
+		load_window(g, r, i, r->n - i < LOAD_WINDOW ? r->n - i : LOAD_WINDOW);
 }
 
 /* ---- views: zero-copy reads of DRAM ------------------------------------------------------ */

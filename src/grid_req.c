@@ -143,15 +143,15 @@ void promote_later(kvg_grid *g, const kvg_key *key)
 /* ---- completion (r->mu) ---------------------------------------------------------------- */
 
 /*
- * Layers [layer, layer+count) of one block have arrived.  layer_done callbacks run in layer
- * order, one thread at a time (whichever advanced the ready count first reports on behalf of
- * the others), and the request does not complete while one runs.
+ * Layers [layer, layer+count) of `blocks` blocks have arrived.  layer_done callbacks run in
+ * layer order, one thread at a time (whichever advanced the ready count first reports on
+ * behalf of the others), and the request does not complete while one runs.
  */
-void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count)
+void req_layer_arrived_n(struct kvg_req *r, uint32_t layer, uint32_t count, uint32_t blocks)
 {
 	pthread_mutex_lock(&r->mu);
 	for (uint32_t l = layer; l < layer + count && l < r->layers; l++)
-		r->layer_count[l]++;
+		r->layer_count[l] += blocks;
 	uint32_t from = r->layers_ready;
 	while (r->layers_ready < r->layers && r->layer_count[r->layers_ready] >= r->n)
 		r->layers_ready++;
@@ -174,18 +174,25 @@ void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count)
 	pthread_mutex_unlock(&r->mu);
 }
 
+void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count)
+{
+	req_layer_arrived_n(r, layer, count, 1);
+}
+
 /*
- * One unit of the request finished (a block, or the dispatcher's hold).  The last one runs
- * the done callback first and only then marks the request complete, so that a waiter sees
- * completion after the callback; a kvg_req_free() from inside the callback is deferred.
+ * Units of the request finished (blocks, or the dispatcher's hold), status the first error
+ * among them.  The last one runs the done callback first and only then marks the request
+ * complete, so that a waiter sees completion after the callback; a kvg_req_free() from
+ * inside the callback is deferred.
  */
-void req_put(struct kvg_req *r, int status)
+void req_put_n(struct kvg_req *r, size_t units, int status)
 {
 	pthread_mutex_lock(&r->mu);
 	if (status && !r->status)
 		r->status = status;
-	KVG_ASSERT(r->pending > 0 && !r->complete); /* a unit finishes once */
-	int last = --r->pending == 0;
+	KVG_ASSERT(r->pending >= units && !r->complete); /* a unit finishes once */
+	r->pending -= units;
+	int last = r->pending == 0;
 	while (last && r->layer_cb_busy) /* a layer callback is still reporting */
 		pthread_cond_wait(&r->cv, &r->mu);
 	kvg_done_fn fn = r->opts.done;
@@ -210,6 +217,16 @@ void req_put(struct kvg_req *r, int status)
 		req_release(r->g, r);
 }
 
+void req_put(struct kvg_req *r, int status)
+{
+	req_put_n(r, 1, status);
+}
+
+/* The request this thread is running (run_req), if any: the blocks it finishes itself are
+ * counted in r->run_done and put together when the run ends, one round of r->mu for the
+ * request instead of one per block. */
+static __thread struct kvg_req *run_self;
+
 void block_done(struct kvg_req *r, size_t i, int status)
 {
 	KVG_ASSERT(i < r->n);
@@ -228,7 +245,13 @@ void block_done(struct kvg_req *r, size_t i, int status)
 		pthread_cond_broadcast(&r->cv);
 		pthread_mutex_unlock(&r->mu);
 	}
-	req_put(r, status);
+	if (run_self != r) { /* an I/O thread's completion, or a private request's */
+		req_put(r, status);
+		return;
+	}
+	r->run_done++;
+	if (status && !r->run_status)
+		r->run_status = status;
 }
 
 /* kvgrid.h: adds 1 to the eventfd in arg; a closed fd is the caller's to answer for. */
@@ -301,8 +324,13 @@ static void run_req(kvg_grid *g, struct kvg_req *r)
 		return;
 	default:
 		KVG_ASSERT(r->op == REQ_STORE || r->op == REQ_LOAD);
+		struct kvg_req *outer = run_self; /* a sync call made from a layer callback */
+		run_self = r;
+		r->run_done = 0;
+		r->run_status = 0;
 		g->ops->run(g, r);
-		req_put(r, 0); /* the dispatcher's hold */
+		run_self = outer;
+		req_put_n(r, r->run_done + 1, r->run_status); /* and the dispatcher's hold */
 	}
 }
 
@@ -398,6 +426,41 @@ void grid_reqs_free(kvg_grid *g)
 
 /* ---- submission and waits (the public request API) ----------------------------------- */
 
+/* Requests of at most this many bytes may run on the submitting thread (run_here()). */
+#define RUN_HERE_BYTES_MAX (1u << 20)
+
+/*
+ * Queues r for a worker, or returns 1 when the caller should run it itself: a small request
+ * (RUN_HERE_BYTES_MAX) while every worker is busy (a request already waits in the queue),
+ * on a grid without an NVMe or shared tier (nothing it does can wait on a disk or a
+ * network filesystem) and not a layer-by-
+ * layer load (its caller overlaps the layers with its own work).  The hand-off costs a
+ * wake-up and a context switch or two each way, as much as copying a 64 KiB block on these
+ * machines; and with every worker busy the submitter would otherwise only wait.
+ */
+static int run_here(kvg_grid *g, struct kvg_req *r)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < r->n && bytes <= RUN_HERE_BYTES_MAX; i++)
+		bytes += r->ios[i].len;
+	int small = !g->nv && !g->sh && g->ops == &grid_local_ops && bytes <= RUN_HERE_BYTES_MAX &&
+		    !(r->opts.flags & KVG_LOAD_LAYERS);
+	r->next = NULL;
+	pthread_mutex_lock(&g->qlock);
+	if (small && g->qhead) {
+		pthread_mutex_unlock(&g->qlock);
+		return 1;
+	}
+	if (g->qtail)
+		g->qtail->next = r;
+	else
+		g->qhead = r;
+	g->qtail = r;
+	pthread_cond_signal(&g->qcv);
+	pthread_mutex_unlock(&g->qlock);
+	return 0;
+}
+
 /* Starts a request: on a worker (queued), or with inline set on the calling thread, which
  * then does the copies and eviction itself (the synchronous calls wait anyway: this saves
  * the hand-off to a worker and back). */
@@ -430,10 +493,8 @@ static int submit_on(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
 	for (size_t i = 0; i < n; i++)
 		ios[i].status = KVG_EINPROGRESS;
 	*out = r;
-	if (inline_run)
+	if (inline_run || run_here(g, r))
 		run_req(g, r);
-	else
-		req_enqueue(g, r);
 	return 0;
 }
 
