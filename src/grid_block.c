@@ -282,6 +282,19 @@ struct load_hit {
 /* Blocks of one request whose DRAM hits are claimed under one hold of g->lock. */
 #define LOAD_WINDOW 64
 
+/* A load of request r found e: notes the request's session hint and the hit, and takes a
+ * transfer reference.  Returns what the policy is told of the hit.  g->lock held. */
+static struct policy_block load_ref(struct entry *e, const struct kvg_req *r)
+{
+	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
+		e->hint = flags_hint(r->opts.flags);
+	struct policy_block b = pblock_req(e, r);
+	if (e->hits < 255)
+		e->hits++;
+	entry_ref(e);
+	return b;
+}
+
 /*
  * Block i is a DRAM hit its buffer holds: claims it into *h (ref, policy hit, counters) and
  * returns 1.  Anything else (a miss, an NVMe hit, a short buffer) is left to load_one():
@@ -295,12 +308,7 @@ static int load_claim_dram(kvg_grid *g, struct kvg_req *r, size_t i, struct load
 	if (!e || (e->state & E_FILLING) || !(e->state & E_DRAM) || e->len > io->len)
 		return 0;
 	g->st.loads++;
-	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
-		e->hint = flags_hint(r->opts.flags);
-	struct policy_block b = pblock_req(e, r);
-	if (e->hits < 255)
-		e->hits++;
-	entry_ref(e);
+	struct policy_block b = load_ref(e, r);
 	pol_hit(g, KVG_TIER_DRAM, slot, &b);
 	g->st.tier[KVG_TIER_DRAM].hits++;
 	*h = (struct load_hit){.idx = (uint32_t)i, .slot = slot, .chunk = e->dram, .len = e->len};
@@ -384,12 +392,7 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		load_release_dram(g, r, &h, 1);
 		return;
 	}
-	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
-		e->hint = flags_hint(r->opts.flags);
-	struct policy_block b = pblock_req(e, r);
-	if (e->hits < 255)
-		e->hits++;
-	entry_ref(e);
+	struct policy_block b = load_ref(e, r);
 	if (has_dram(g))
 		g->st.tier[KVG_TIER_DRAM].misses++;
 	pol_hit(g, KVG_TIER_NVME, slot, &b);

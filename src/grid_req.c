@@ -48,16 +48,22 @@ static void req_release(kvg_grid *g, struct kvg_req *r)
 	pthread_mutex_unlock(&g->qlock);
 }
 
-void req_enqueue(kvg_grid *g, struct kvg_req *r)
+/* Appends r to the callers' queue and wakes a worker.  qlock held. */
+static void queue_locked(kvg_grid *g, struct kvg_req *r)
 {
 	r->next = NULL;
-	pthread_mutex_lock(&g->qlock);
 	if (g->qtail)
 		g->qtail->next = r;
 	else
 		g->qhead = r;
 	g->qtail = r;
 	pthread_cond_signal(&g->qcv);
+}
+
+void req_enqueue(kvg_grid *g, struct kvg_req *r)
+{
+	pthread_mutex_lock(&g->qlock);
+	queue_locked(g, r);
 	pthread_mutex_unlock(&g->qlock);
 }
 
@@ -445,20 +451,12 @@ static int run_here(kvg_grid *g, struct kvg_req *r)
 		bytes += r->ios[i].len;
 	int small = !g->nv && !g->sh && g->ops == &grid_local_ops && bytes <= RUN_HERE_BYTES_MAX &&
 		    !(r->opts.flags & KVG_LOAD_LAYERS);
-	r->next = NULL;
 	pthread_mutex_lock(&g->qlock);
-	if (small && g->qhead) {
-		pthread_mutex_unlock(&g->qlock);
-		return 1;
-	}
-	if (g->qtail)
-		g->qtail->next = r;
-	else
-		g->qhead = r;
-	g->qtail = r;
-	pthread_cond_signal(&g->qcv);
+	int here = small && g->qhead;
+	if (!here)
+		queue_locked(g, r);
 	pthread_mutex_unlock(&g->qlock);
-	return 0;
+	return here;
 }
 
 /* Starts a request: on a worker (queued), or with inline set on the calling thread, which
