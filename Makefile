@@ -74,7 +74,7 @@ $(DEPS_OK): scripts/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
 $(BUILD)/%.o: %.c $(DEPS_OK) $(filter-out include/kvgrid_llama.h,$(wildcard include/*.h)) \
-		$(wildcard src/*.h tools/*.h cli/*.h server/*.h engine/*.h)
+		$(wildcard src/*.h tools/*.h cli/*.h server/*.h engine/*.h bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter engine/% tests/test_engine% bench/%,$<),$(BLAS_CFLAGS)) -c $< -o $@
 

@@ -8,14 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "kvgrid.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {

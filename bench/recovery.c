@@ -9,14 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "kvgrid.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int open_grid(struct kvg_config *c, kvg_grid **g)
 {

@@ -22,16 +22,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "bench.h"
 #include "kvgrid.h"
 
 #define NB 16
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct stream {
 	int fd;

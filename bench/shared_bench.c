@@ -16,14 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "kvgrid.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static kvg_grid *open_on(const char *dir, uint32_t qd)
 {

@@ -22,22 +22,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "kvgrid.h"
 
 #define LOOKUP_KEYS 512
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 struct ctx {
 	kvg_grid *g;
@@ -52,19 +40,11 @@ struct ctx {
 	size_t new_used;
 };
 
-/* Key k: 32 bytes of a splitmix64 sequence.  A key is opaque to the grid (a uniform hash);
- * these cost a few instructions where kvg_raw_key's SHA-256 costs thousands, so that the
- * figures are the grid's. */
+/* Key k (bench.h). */
 static void key_of(struct ctx *c, uint64_t k, kvg_key *key)
 {
 	(void)c;
-	for (int i = 0; i < KVG_KEY_BYTES / 8; i++) {
-		uint64_t z = (k * 4 + (uint64_t)i + 1) * 0x9e3779b97f4a7c15ull;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
-		memcpy(key->bytes + 8 * i, &z, 8);
-	}
+	bench_key_of(k, key);
 }
 
 /* ios for a request of batch blocks: random resident keys (load) or new ones (store). */
