@@ -52,6 +52,15 @@ trap 'exit 130' INT TERM
 cp -a "$base/." "$root/" || die "cannot copy the root"
 cp /etc/resolv.conf "$root/etc/" 2>/dev/null
 cp /etc/hosts "$root/etc/hosts" 2>/dev/null # a new machine resolves localhost
+# Trust anchors this machine adds to Debian's (a site's or a proxy's CA) go in too, as on a
+# new machine of the same site; without them a registry behind such a proxy (npm, for the
+# pinned llama.cpp) would fail in the new root and not on the machine.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+	mkdir -p "$root/usr/local/share/ca-certificates"
+	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+	chroot "$root" /usr/sbin/update-ca-certificates >/dev/null 2>&1 ||
+		say "note: could not add this machine's trust anchors to the new root"
+fi
 for m in proc sys dev dev/shm; do
 	mount --bind "/$m" "$root/$m" || die "cannot bind /$m"
 done
