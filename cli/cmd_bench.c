@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench/bench.h"
 #include "cli.h"
 #include "gridopt.h"
 
@@ -81,22 +82,12 @@ struct phase {
 	uint64_t ops, errors;
 };
 
-/*
- * Key k: 32 bytes of a splitmix64 sequence.  A key is opaque to the grid (a uniform hash);
- * an engine computes its keys once per block with kvg_block_keys, outside the transfer, so
- * the benchmark does not time a SHA-256 per block (thousands of instructions, a third of a
- * 64 KiB copy) inside the loop it compares with memcpy.
- */
+/* Key k: bench/bench.h's splitmix64 sequence; an engine computes its keys once per block,
+ * outside the transfer, so the loop compared with memcpy times no SHA-256 per block. */
 static void bench_key(kvg_grid *g, uint64_t k, kvg_key *key)
 {
 	(void)g;
-	for (int i = 0; i < KVG_KEY_BYTES / 8; i++) {
-		uint64_t z = (k * 4 + (uint64_t)i + 1) * 0x9e3779b97f4a7c15ull;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
-		memcpy(key->bytes + 8 * i, &z, 8);
-	}
+	bench_key_of(k, key);
 }
 
 static int submit_slot(kvg_grid *g, struct slot *s, size_t block, int load, uint64_t *next_key,
