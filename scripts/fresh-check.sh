@@ -45,6 +45,9 @@ fi
 root=$(mktemp -d -p /var/tmp kvgrid-fresh-run-XXXXXX) || die "mktemp failed"
 cleanup() {
 	for m in dev/shm dev sys proc; do umount -l "$root/$m" 2>/dev/null; done
+	# and whatever the tests mounted inside (ip netns makes /run/netns a mount), deepest first
+	awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null; done
 	if [ "${FRESH_KEEP:-0}" = 1 ]; then say "kept $root"; else rm -rf "$root"; fi
 }
 trap cleanup EXIT
