@@ -4,6 +4,8 @@
 #                                      to build/fuzz/work/NAME, the checked-in corpus is read
 #   sh fuzz/run.sh --corpus [NAME...]  replay the checked-in corpus plus FUZZ_RUNS (default
 #                                      2000) mutations of it per target: the pass make test runs
+#   sh fuzz/run.sh --execs N [NAME...]  fuzz each target until N executions (a campaign), or
+#                                      for FUZZ_MAX_TIME seconds when set and sooner
 #   sh fuzz/run.sh --merge [NAME...]   fold build/fuzz/work/NAME into fuzz/corpus/NAME
 #                                      (minimised with -merge=1)
 # Prints one line per target, "fuzz NAME: N execs in S s (R/s), corpus C, crashes K", and
@@ -15,6 +17,7 @@ mode=time; secs=60
 case "${1:-}" in
 --corpus) mode=corpus; shift ;;
 --merge) mode=merge; shift ;;
+--execs) mode=execs; execs_goal=${2:?--execs needs a count}; shift 2 ;;
 [0-9]*) secs=$1; shift ;;
 esac
 sh fuzz/build.sh; rc=$?
@@ -37,6 +40,8 @@ for n in $names; do
 	case $mode in
 	time) "$bin" $common -max_total_time="$secs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
 	corpus) "$bin" $common -runs="$runs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
+	execs) "$bin" $common -runs="$execs_goal" -max_total_time="${FUZZ_MAX_TIME:-0}" -timeout=10 \
+		"$work" "$corpus" >"$log" 2>&1 ;;
 	merge) "$bin" $common -merge=1 "$corpus" "$work" >"$log" 2>&1 ;;
 	esac
 	rc=$?
@@ -48,7 +53,8 @@ for n in $names; do
 		echo "fuzz $n: FAILED (exit $rc); see $log"
 		grep -m 3 -E "ERROR|SUMMARY|abort|Assertion" "$log" | sed 's/^/    /'
 	else
-		echo "fuzz $n: ${execs:-0} execs (${t:-0}/s), corpus $size, crashes 0"
+		secs_run=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+		echo "fuzz $n: ${execs:-0} execs in ${secs_run:-?} s (${t:-0}/s), corpus $size, crashes 0"
 	fi
 done
 [ -z "$failed" ] || { echo "fuzz: failed:$failed"; exit 1; }
