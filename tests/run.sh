@@ -3,7 +3,7 @@
 # line "N passed, N failed, N skipped".  A test passes with exit 0, is skipped with exit 77.
 #   build/tests/test_*          C tests (plain build)
 #   build/asan/tests/test_*     the same under AddressSanitizer + UBSan
-#   build/tsan/tests/test_*_mt* the threaded ones under ThreadSanitizer
+#   build/tsan/tests/test_*_mt*, test_layers  the threaded ones under ThreadSanitizer
 #   tests/test_*.sh, tests/test_*.py   black-box tests of the binaries
 #   asan/test_python_*.py       the Python package's tests on the ASan+UBSan library
 # TEST_FILTER=substring runs only the tests whose name contains it.
@@ -40,7 +40,7 @@ for t in build/asan/tests/test_*; do
 	case "$t" in *.o) continue ;; esac; [ -x "$t" ] || continue
 	run "asan/$(basename "$t")" 600 "$t"
 done
-for t in build/tsan/tests/test_*_mt*; do
+for t in build/tsan/tests/test_*_mt* build/tsan/tests/test_layers; do
 	case "$t" in *.o) continue ;; esac; [ -x "$t" ] || continue
 	run "tsan/$(basename "$t")" 600 "$t"
 done
