@@ -5,7 +5,8 @@
 #   sh fuzz/run.sh --corpus [NAME...]  replay the checked-in corpus plus FUZZ_RUNS (default
 #                                      2000) mutations of it per target: the pass make test runs
 #   sh fuzz/run.sh --execs N [NAME...]  fuzz each target until N executions (a campaign), or
-#                                      for FUZZ_MAX_TIME seconds when set and sooner
+#                                      for FUZZ_MAX_TIME seconds when set and sooner; an input
+#                                      running over FUZZ_TIMEOUT seconds (default 10) fails
 #   sh fuzz/run.sh --merge [NAME...]   fold build/fuzz/work/NAME into fuzz/corpus/NAME
 #                                      (minimised with -merge=1)
 # Prints one line per target, "fuzz NAME: N execs in S s (R/s), corpus C, crashes K", and
@@ -40,7 +41,8 @@ for n in $names; do
 	case $mode in
 	time) "$bin" $common -max_total_time="$secs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
 	corpus) "$bin" $common -runs="$runs" -timeout=10 "$work" "$corpus" >"$log" 2>&1 ;;
-	execs) "$bin" $common -runs="$execs_goal" -max_total_time="${FUZZ_MAX_TIME:-0}" -timeout=10 \
+	execs) "$bin" $common -runs="$execs_goal" -max_total_time="${FUZZ_MAX_TIME:-0}" \
+		-timeout="${FUZZ_TIMEOUT:-10}" \
 		"$work" "$corpus" >"$log" 2>&1 ;;
 	merge) "$bin" $common -merge=1 "$corpus" "$work" >"$log" 2>&1 ;;
 	esac
