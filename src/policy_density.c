@@ -139,7 +139,8 @@ struct policy {
 	double filed_n[DN_CLASSES];	   /* blocks filed per class (decayed) */
 	double reuse[DN_CLASSES][DN_AGES]; /* reuse events per class and age (decayed) */
 	float dens[DN_CLASSES][DN_AGES];
-	float dens_prior[DN_AGES]; /* of a class with no data */
+	float dens_prior[DN_AGES];  /* of a class with no data */
+	double age_lo[DN_AGES + 1]; /* dn_age_lo() of each bucket, for dn_update_class() */
 };
 
 static uint32_t dn_age_bucket(uint32_t age)
@@ -223,10 +224,11 @@ static void dn_update_class(struct policy *p, uint32_t c, const double *all, dou
 	for (uint32_t b = 0; b < DN_AGES; b++)
 		r[b] = (p->reuse[c][b] + DN_PRIOR * (all_n > 0 ? all[b] / all_n : 0)) / n;
 	for (uint32_t a = 0; a < DN_AGES; a++) {
-		double surv = 1 - below, lo = dn_age_lo(a), best = 0, hits = 0, time = 0;
+		const double *age_lo = p->age_lo;
+		double surv = 1 - below, lo = age_lo[a], best = 0, hits = 0, time = 0;
 		below += r[a];
 		for (uint32_t t = a; t < DN_AGES && surv > 1e-9; t++) {
-			double hi = dn_age_lo(t + 1) - lo, mid = (dn_age_lo(t) - lo + hi) / 2;
+			double hi = age_lo[t + 1] - lo, mid = (age_lo[t] - lo + hi) / 2;
 			hits += r[t];
 			time += r[t] * (mid > 0.5 ? mid : 0.5);
 			double rest = surv - hits, d = hits / (time + (rest > 0 ? rest * hi : 0));
@@ -425,6 +427,8 @@ static struct policy *dn_create(uint32_t slots, uint64_t capacity_bytes,
 	for (int i = 0; i < DN_QUEUES; i++)
 		p->q[i].head = p->q[i].tail = POLICY_NONE;
 	preq_init(&p->req);
+	for (uint32_t b = 0; b <= DN_AGES; b++)
+		p->age_lo[b] = dn_age_lo(b);
 	dn_update(p); /* the prior alone: every class alike, so LRU order by filing time */
 	return p;
 }

@@ -59,6 +59,12 @@ uint32_t preq_join(struct preq *t, uint32_t slot, const struct policy_block *b, 
 	if (b->req_id == 0) {
 		r = preq_join_stream(t, b, end, p);
 		new_call = !t->run[r].open;
+	} else if (t->run[t->latest].open && t->run[t->latest].id == b->req_id) {
+		/* the next block of the latest call, the common case: open runs have distinct
+		 * ids (a call joins the run that has its id), so the scan below would find this
+		 * one */
+		r = t->latest;
+		new_call = 0;
 	} else {
 		uint32_t best_touch = 0;
 		for (uint32_t i = 0; i < PREQ_RUNS; i++) {
