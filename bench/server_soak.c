@@ -84,12 +84,18 @@ static size_t block_len(const kvg_key *k, int tenant)
 	uint64_t s = block_seed(k, tenant);
 	uint64_t r = splitmix(&s);
 	switch (r % 6) {
-	case 0: return block_bytes;
-	case 1: return block_bytes / 2 + 13;
-	case 2: return 4096;
-	case 3: return 3 * 4096 + 1;
-	case 4: return 300 + r % 900;
-	default: return 1 + (r >> 8) % block_bytes;
+	case 0:
+		return block_bytes;
+	case 1:
+		return block_bytes / 2 + 13;
+	case 2:
+		return 4096;
+	case 3:
+		return 3 * 4096 + 1;
+	case 4:
+		return 300 + r % 900;
+	default:
+		return 1 + (r >> 8) % block_bytes;
 	}
 }
 
@@ -106,7 +112,8 @@ static void note_error(struct stats *st, const char *what, int rc)
 {
 	st->errors++;
 	if (!st->first_error[0])
-		snprintf(st->first_error, sizeof(st->first_error), "%s: %s", what, kvg_strerror(rc));
+		snprintf(st->first_error, sizeof(st->first_error), "%s: %s", what,
+			 kvg_strerror(rc));
 }
 
 static int soak_open(struct stats *st, struct client **c)
@@ -144,23 +151,30 @@ static void hang_up(uint64_t *seed)
 		for (size_t i = 0; i < sizeof(junk); i++)
 			junk[i] = (uint8_t)splitmix(seed);
 		switch (r % 4) {
-		case 0: (void)!write(fd, resp, (size_t)(r >> 8) % (sizeof(resp) - 1) + 1); break;
-		case 1: (void)!write(fd, lm, (size_t)(r >> 8) % (sizeof(lm) - 1) + 1); break;
-		case 2: (void)!write(fd, junk, (size_t)(r >> 8) % sizeof(junk) + 1); break;
-		default: break; /* connect and close */
+		case 0:
+			(void)!write(fd, resp, (size_t)(r >> 8) % (sizeof(resp) - 1) + 1);
+			break;
+		case 1:
+			(void)!write(fd, lm, (size_t)(r >> 8) % (sizeof(lm) - 1) + 1);
+			break;
+		case 2:
+			(void)!write(fd, junk, (size_t)(r >> 8) % sizeof(junk) + 1);
+			break;
+		default:
+			break; /* connect and close */
 		}
 	}
 	close(fd);
 }
 
 /* Loads n blocks of keys (of chain ghost or not) and checks each: its own bytes or a miss. */
-static void load_check(struct stats *st, struct client *c, const kvg_key *keys, int n,
-		       int ghost, uint8_t *buf, uint8_t *want)
+static void load_check(struct stats *st, struct client *c, const kvg_key *keys, int n, int ghost,
+		       uint8_t *buf, uint8_t *want)
 {
 	struct kvg_io ios[CHAIN];
 	for (int i = 0; i < n; i++)
-		ios[i] = (struct kvg_io){.key = keys[i], .buf = buf + i * block_bytes,
-					 .len = block_bytes};
+		ios[i] = (struct kvg_io){
+		    .key = keys[i], .buf = buf + i * block_bytes, .len = block_bytes};
 	int rc = client_load(c, ios, (size_t)n);
 	if (rc && rc != KVG_ENOTFOUND) {
 		note_error(st, "load", rc);
@@ -215,7 +229,8 @@ static void *soak_client(void *arg)
 	while (!stop) {
 		int op = (int)(splitmix(&seed) % 100);
 		int ghost = op >= 85 && op < 92;
-		uint64_t chain = ghost ? GHOSTS + splitmix(&seed) % GHOSTS : splitmix(&seed) % CHAINS;
+		uint64_t chain =
+		    ghost ? GHOSTS + splitmix(&seed) % GHOSTS : splitmix(&seed) % CHAINS;
 		for (int i = 0; i < CHAIN; i++)
 			block_key(chain, i, &keys[i]);
 		if (op < 25) {
@@ -283,8 +298,7 @@ int main(int argc, char **argv)
 	block_bytes = (size_t)(argc > 5 ? atoi(argv[5]) : 64) << 10;
 	tenants = argc > 6 ? atoi(argv[6]) : 0;
 	token_dir = getenv("SOAK_TOKENS");
-	if (n < 1 || seconds <= 0 || block_bytes < 4096 || tenants < 0 ||
-	    (tenants && !token_dir)) {
+	if (n < 1 || seconds <= 0 || block_bytes < 4096 || tenants < 0 || (tenants && !token_dir)) {
 		fprintf(stderr, "server_soak: bad arguments (tenants need SOAK_TOKENS=DIR)\n");
 		return 2;
 	}
