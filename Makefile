@@ -164,6 +164,7 @@ bench: benches
 
 crash-test: all
 	@sh tests/crash.sh 200
+	@CRASH_SHARED=1 sh tests/crash.sh 100
 
 fuzz: all
 	@sh scripts/deps.sh test
