@@ -2,7 +2,7 @@
 # Description: the shared tier on a filesystem that fails: grids (kvgrid stress, each a
 # process of its own with its own NVMe directory, as hosts) over a shared_dir on faultfs
 # (tests/faultfs.c, a FUSE passthrough) while it answers EIO on a fraction of open, read,
-# write, fsync, rename, link, stat and unlink calls, loses replies of calls it did, shortens
+# write, fsync, rename, link, stat and unlink calls (and ENOSPC, EDQUOT), loses replies of calls it did, shortens
 # reads and flips bytes.  Every load answers the block's own bytes or a miss (stress exits 3
 # on a wrong byte); the failures are counted in the tier's io_errors; a store acknowledged
 # as published to the shared tier (--shared-acks) is there, whole, once the faults stop, and
@@ -10,7 +10,8 @@
 # fresh grid reading every object finds no checksum failure).  Then flipped bytes on read:
 # caught by verification, counted and quarantined, never served.
 cd "$(dirname "$0")/.." || exit 1
-[ -x build/kvgrid ] || { echo "FAIL: kvgrid is not built"; exit 1; }
+KVG=${KVG:-build/kvgrid} # KVG=build/asan/kvgrid: the same under ASan+UBSan
+[ -x "$KVG" ] || { echo "FAIL: $KVG is not built"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root (FUSE mounts)"; exit 77; }
 [ -c /dev/fuse ] || { echo "no /dev/fuse: FUSE is missing"; exit 77; }
 [ -x build/tests/faultfs ] ||
@@ -33,7 +34,7 @@ json() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | tail -n 1; }
 # report in $T/NAME.json; a wrong byte is exit 3, which fails the test here
 host() {
 	h=$1 model=$2; shift 2
-	build/kvgrid stress --dir "$T/nvme-$h" --keys 96 --block-bytes 48K --dram 2M --nvme 16M \
+	"$KVG" stress --dir "$T/nvme-$h" --keys 96 --block-bytes 48K --dram 2M --nvme 16M \
 		--segment 1M --threads 3 --set "shared_dir=$T/mnt/tier" --set "model_id=$model" \
 		--json "$@" >"$T/$h.json" 2>"$T/$h.err"
 	rc=$?
@@ -112,7 +113,17 @@ acked=$(sort -u "$T/during.acks" "$T/l.acks" | wc -l)
 tree=$(find "$T/back/tier" -name '[0-9a-f]*' -type f | grep -cE '/[0-9a-f]{64}$')
 temps=$(find "$T/back/tier" -name '.tmp-*' | wc -l)
 
-# 4. flipped bytes on read: verification catches them; the object is quarantined
+# 4. ENOSPC and EDQUOT at random (a full brick, a quota): the host evicts objects (of any
+# grid: a cache's right), retries, or stores locally only, and acknowledges as shared only
+# what it published
+faults "seed=11;fail=write:0.2:ENOSPC;fail=fsync:0.1:EDQUOT;fail=open:0.05:ENOSPC"
+host s nospace --durable --seconds 2 --shared-acks "$T/s.acks" || fail "host s: $(cat "$T/s.err")"
+faults off
+nospace=$(json shared_io_errors "$T/s.json")
+[ "$nospace" -gt 0 ] || fail "host s counted no io_errors under ENOSPC"
+check after5 nospace "$T/s.acks"
+
+# 5. flipped bytes on read: verification catches them; the object is quarantined
 # (a flipped byte in .kvgrid/FORMAT makes a grid refuse the directory: it tries again)
 faults "seed=10;flip=read:0.2;short=read:0.2"
 k=0
@@ -131,6 +142,7 @@ check after4 during "$T/again.acks"
 
 echo "test_shared_eio.sh: $pre blocks before the faults and $acked acknowledged as shared" \
 	"under them all found whole afterwards; $io_errors shared io_errors counted;" \
+	"$nospace failed publications under ENOSPC/EDQUOT;" \
 	"$tree objects, $temps temporaries left; $old grids read the old blocks under faults" \
 	"($refused refused to open); $caught flipped reads caught, $bad quarantined;" \
 	"0 wrong bytes"
