@@ -34,7 +34,7 @@ json() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | tail -n 1; }
 # report in $T/NAME.json; a wrong byte is exit 3, which fails the test here
 host() {
 	h=$1 model=$2; shift 2
-	"$KVG" stress --dir "$T/nvme-$h" --keys 96 --block-bytes 48K --dram 2M --nvme 16M \
+	"$KVG" stress --dir "$T/nvme-$h" --keys 384 --block-bytes 48K --dram 2M --nvme 16M \
 		--segment 1M --threads 3 --set "shared_dir=$T/mnt/tier" --set "model_id=$model" \
 		--json "$@" >"$T/$h.json" 2>"$T/$h.err"
 	rc=$?
@@ -59,7 +59,7 @@ host b during --durable --seconds 4 --shared-acks "$T/b.acks" --seed 2 &
 pb=$!
 host c during --durable --seconds 4 --shared-acks "$T/c.acks" --seed 3 &
 pc=$!
-sleep 0.6
+sleep 0.3
 faults "$EIO"
 old=0 refused=0
 for k in 1 2 3 4 5 6 7 8; do
