@@ -129,7 +129,16 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libkvgrid.a
 
 include llama/llama.mk
 
-tests: all $(TEST_BIN)
+# tests/faultfs.c: a FUSE filesystem that injects faults (tests/test_shared_eio.sh), built
+# where libfuse3 is (scripts/deps.sh test installs it); the tests that need it skip without.
+FAULTFS := $(if $(shell pkg-config --exists fuse3 2>/dev/null && echo y),$(BUILD)/tests/faultfs)
+
+$(BUILD)/tests/faultfs: tests/faultfs.c $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags fuse3 2>/dev/null) -o $@ $< $(LDFLAGS) \
+		$(shell pkg-config --libs fuse3 2>/dev/null)
+
+tests: all $(TEST_BIN) $(FAULTFS)
 benches: all $(BENCH_BIN)
 
 # The whole suite: plain build, then ASan+UBSan, then TSan on the threaded tests.
@@ -155,6 +164,7 @@ bench: benches
 
 crash-test: all
 	@sh tests/crash.sh 200
+	@CRASH_SHARED=1 sh tests/crash.sh 100
 
 fuzz: all
 	@sh scripts/deps.sh test

@@ -14,6 +14,11 @@
  * is present.  A crash harness (tests/crash.sh) alternates the two with SIGKILL, and with power
  * cuts of the fault backend (--set io_backend=fault --set fault_plan=...powercut=...), at which
  * stress dies at once with exit status 5, as the machine would.
+ *
+ * With a shared tier (--set shared_dir=DIR), --shared-acks FILE logs the blocks whose store
+ * came back published there (kvg_io.tier == KVG_TIER_SHARED), also fdatasync'd: another
+ * grid with an empty NVMe directory (--verify-only --durable --acks FILE) then finds every
+ * one of them in the shared tier alone.  --json adds the shared tier's counters.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +42,7 @@ struct stress {
 	uint32_t keys;
 	uint64_t block_bytes;
 	int durable;
-	int acks_fd;
+	int acks_fd, shared_acks_fd;
 	double seconds;
 	uint64_t seed;
 	volatile int stop;
@@ -110,15 +115,15 @@ static void block_verify(const struct stress *s, uint32_t i, const uint8_t *got,
 	_exit(EXIT_WRONG);
 }
 
-/* Appends the acknowledged block numbers to the log and makes them durable. */
-static void acks_append(struct stress *s, const uint32_t *ids, int n)
+/* Appends the acknowledged block numbers to the log fd and makes them durable. */
+static void acks_append(int fd, const uint32_t *ids, int n)
 {
 	char line[STRESS_BATCH_MAX * 12];
 	int len = 0;
 	for (int k = 0; k < n; k++)
 		len += snprintf(line + len, sizeof(line) - (size_t)len, "%u\n", ids[k]);
 	/* one write per batch: O_APPEND keeps concurrent batches whole */
-	if (write(s->acks_fd, line, (size_t)len) != len || fdatasync(s->acks_fd)) {
+	if (write(fd, line, (size_t)len) != len || fdatasync(fd)) {
 		fprintf(stderr, "kvgrid stress: cannot append to the acks log: %s\n",
 			strerror(errno));
 		_exit(1);
@@ -142,8 +147,8 @@ static void do_store(struct worker *w, const uint32_t *ids, int n)
 {
 	struct stress *s = w->s;
 	struct kvg_io io[STRESS_BATCH_MAX];
-	uint32_t ok[STRESS_BATCH_MAX];
-	int n_ok = 0;
+	uint32_t ok[STRESS_BATCH_MAX], shared[STRESS_BATCH_MAX];
+	int n_ok = 0, n_shared = 0;
 
 	memset(io, 0, sizeof(io));
 	for (int k = 0; k < n; k++) {
@@ -159,11 +164,15 @@ static void do_store(struct worker *w, const uint32_t *ids, int n)
 			ok[n_ok++] = ids[k];
 		else
 			w->store_fail++;
+		if (io[k].status == 0 && io[k].tier == KVG_TIER_SHARED)
+			shared[n_shared++] = ids[k];
 	}
 	if (s->durable && n_ok) {
-		acks_append(s, ok, n_ok);
+		acks_append(s->acks_fd, ok, n_ok);
 		w->acks += (uint64_t)n_ok;
 	}
+	if (s->shared_acks_fd >= 0 && n_shared)
+		acks_append(s->shared_acks_fd, shared, n_shared);
 }
 
 static void do_load(struct worker *w, const uint32_t *ids, int n)
@@ -268,9 +277,8 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: kvgrid stress --dir DIR [--seconds S] [--durable] [--verify-only]\n"
 	       "         [--threads N] [--keys N] [--block-bytes N] [--dram N] [--nvme N]\n"
-	       "         [--segment N] [--acks FILE] [--seed N] [--config FILE] [--set "
-	       "NAME=VALUE]...\n"
-	       "         [--json]\n"
+	       "         [--segment N] [--acks FILE] [--shared-acks FILE] [--seed N]\n"
+	       "         [--config FILE] [--set NAME=VALUE]... [--json]\n"
 	       "  Threads store, load (verifying every byte) and delete blocks derived from their\n"
 	       "  number.  Exit 0: all good; 3: a wrong byte was served; 4: an acknowledged block\n"
 	       "  is missing (--durable --verify-only); 5: a fault plan cut the power; 1: another\n"
@@ -280,7 +288,7 @@ static void usage(FILE *f)
 }
 
 struct stress_args {
-	const char *dir, *acks, *config;
+	const char *dir, *acks, *shared_acks, *config;
 	const char *sets[32];
 	int n_sets, threads, verify_only, json;
 	uint64_t dram, nvme, segment;
@@ -326,7 +334,8 @@ static int set_number(const char *o, const char *v, struct stress *s, struct str
 /* Parses argv; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, struct stress *s, struct stress_args *a)
 {
-	static const char *const strings[] = {"--dir", "--acks", "--config", "--set", NULL};
+	static const char *const strings[] = {"--dir",	  "--acks", "--shared-acks",
+					      "--config", "--set",  NULL};
 	static const char *const numbers[] = {"--seconds",     "--keys", "--threads",
 					      "--block-bytes", "--dram", "--nvme",
 					      "--segment",     "--seed", NULL};
@@ -355,6 +364,8 @@ static int parse_args(int argc, char **argv, struct stress *s, struct stress_arg
 			a->dir = v;
 		} else if (!strcmp(o, "--acks")) {
 			a->acks = v;
+		} else if (!strcmp(o, "--shared-acks")) {
+			a->shared_acks = v;
 		} else if (!strcmp(o, "--config")) {
 			a->config = v;
 		} else if (!strcmp(o, "--set")) {
@@ -395,6 +406,21 @@ static int config_build(const struct stress *s, const struct stress_args *a, str
 	return 0;
 }
 
+/* The shared tier's counters (none without one) closing the JSON object. */
+static void report_shared(const struct stress *s)
+{
+	struct kvg_tier_stats t;
+	if (kvg_tier_stats_get(s->g, KVG_TIER_SHARED, &t)) {
+		printf("}\n");
+		return;
+	}
+	printf(",\"shared_hits\":%llu,\"shared_misses\":%llu,\"shared_io_errors\":%llu,"
+	       "\"shared_checksum_failures\":%llu,\"shared_blocks\":%llu}\n",
+	       (unsigned long long)t.hits, (unsigned long long)t.misses,
+	       (unsigned long long)t.io_errors, (unsigned long long)t.checksum_failures,
+	       (unsigned long long)t.blocks);
+}
+
 static void report(const struct stress *s, const struct stress_args *a, uint64_t present,
 		   uint64_t missing, double secs)
 {
@@ -407,7 +433,7 @@ static void report(const struct stress *s, const struct stress_args *a, uint64_t
 		       "\"deletes\":%llu,\"bytes_verified\":%llu,\"wrong\":0,\"acks\":%llu,"
 		       "\"present\":%llu,\"missing_acked\":%llu,\"recovered_blocks\":%llu,"
 		       "\"recovery_us\":%llu,\"checksum_failures\":%llu,\"io_errors\":%llu,"
-		       "\"degraded\":%d}\n",
+		       "\"degraded\":%d",
 		       a->verify_only ? "verify" : "stress", s->durable ? "true" : "false", secs,
 		       (unsigned long long)s->stores, (unsigned long long)s->store_fail,
 		       (unsigned long long)s->loads, (unsigned long long)s->hits,
@@ -417,6 +443,7 @@ static void report(const struct stress *s, const struct stress_args *a, uint64_t
 		       (unsigned long long)st.recovered_blocks, (unsigned long long)st.recovery_us,
 		       (unsigned long long)nv->checksum_failures, (unsigned long long)nv->io_errors,
 		       nv->degraded);
+		report_shared(s);
 		return;
 	}
 	printf("stress %s: %.1f s, stores %llu (failed %llu), loads %llu (hits %llu, misses %llu), "
@@ -515,6 +542,7 @@ int cmd_stress(int argc, char **argv)
 			   .block_bytes = 64 << 10,
 			   .seconds = 10,
 			   .acks_fd = -1,
+			   .shared_acks_fd = -1,
 			   .lock = PTHREAD_MUTEX_INITIALIZER};
 	struct stress_args a = {
 	    .threads = 4, .dram = 8 << 20, .nvme = 128 << 20, .segment = 4 << 20};
@@ -560,6 +588,12 @@ int cmd_stress(int argc, char **argv)
 				goto out_free;
 			}
 		}
+		if (a.shared_acks &&
+		    (s.shared_acks_fd = open(
+			 a.shared_acks, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+			rc = cli_fail("stress", "%s: %s", a.shared_acks, strerror(errno));
+			goto out_free;
+		}
 		if (run_threads(&s, a.threads)) {
 			rc = cli_fail("stress", "cannot start the threads");
 			goto out_free;
@@ -570,6 +604,8 @@ int cmd_stress(int argc, char **argv)
 out_free:
 	if (s.acks_fd >= 0)
 		close(s.acks_fd);
+	if (s.shared_acks_fd >= 0)
+		close(s.shared_acks_fd);
 	free(s.acked);
 out_close:
 	kvg_close(s.g);

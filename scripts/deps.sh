@@ -19,7 +19,7 @@ command -v npm >/dev/null 2>&1 || want_npm=1
 case "${1:-}" in
 test) want="$want clang clang-format libclang-rt-14-dev redis-server redis-tools python3-redis \
 python3-numpy python3-torch python3-venv python3-pip python3-setuptools python3-wheel \
-abigail-tools glusterfs-server glusterfs-client iproute2 util-linux" ;;
+abigail-tools glusterfs-server glusterfs-client iproute2 util-linux libfuse3-dev fuse3" ;;
 bench) want="$want fio redis-server redis-tools python3-numpy glusterfs-server glusterfs-client \
 iproute2" ;;
 "") ;;

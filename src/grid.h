@@ -269,6 +269,9 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i);
 
 void grid_shared_run(kvg_grid *g, struct kvg_req *r);		 /* a request's blocks */
 void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i); /* a local miss */
+/* A load's block whose local copy failed: read from the shared tier, not promoted.  0 (io's
+ * len and tier set, its layers arrived), or a miss.  g->lock not held. */
+int grid_shared_refetch(kvg_grid *g, struct kvg_req *r, size_t i);
 int grid_local_open(kvg_grid *g, char *err, size_t err_len);
 void grid_local_close(kvg_grid *g);
 

@@ -258,6 +258,12 @@ static void load_nvme_done(struct nvme_op *op, int status)
 		r->ios[i].tier = KVG_TIER_NVME;
 		if (r->layers && !layered)
 			req_layer_arrived(r, 0, r->layers);
+	} else if (status != KVG_EBUFSIZE && g->sh && !layered &&
+		   !(r->opts.flags & LOAD_PREFETCH) && grid_shared_refetch(g, r, i) == 0) {
+		/* the local copy is damaged or unreadable: the shared tier below still has the
+		 * block (local NVMe is a cache of it), e.g. a store acknowledged because it was
+		 * published there while its local write was torn by a crash */
+		status = 0;
 	}
 	if (do_promote) {
 		/* a prefetch's promotion is on a worker already, with room reserved: promote()

@@ -98,6 +98,21 @@ void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i)
 	block_done(r, i, 0);
 }
 
+int grid_shared_refetch(kvg_grid *g, struct kvg_req *r, size_t i)
+{
+	struct kvg_io *io = &r->ios[i];
+	size_t len = 0;
+	uint32_t depth = 0;
+	int rc = shared_read(g->sh, &io->key, io->buf, io->len, &len, &depth);
+	if (rc)
+		return rc;
+	io->len = len;
+	io->tier = KVG_TIER_SHARED;
+	if (r->layers)
+		req_layer_arrived(r, 0, r->layers);
+	return 0;
+}
+
 int kvg_tier_stats_get(kvg_grid *g, int tier, struct kvg_tier_stats *out)
 {
 	if (!g || !out || tier < 0)

@@ -1210,12 +1210,20 @@ static int layout_init(struct shared *sh, char *err, size_t err_len)
 		return 0;
 	}
 	char got[64] = {0};
+	size_t n = 0;
 	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)!read(fd, got, sizeof(got) - 1);
-		close(fd);
+	while (fd >= 0 && n < sizeof(got) - 1) { /* a read may return less than there is */
+		ssize_t r = read(fd, got + n, sizeof(got) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
 	}
-	if (strcmp(got, SHARED_FORMAT) && got[0]) /* empty: another host is writing it */
+	if (fd >= 0)
+		close(fd);
+	/* a part of the line (empty included): another host is writing it, or a read failed */
+	if (strncmp(got, SHARED_FORMAT, strlen(got)))
 		return err_set(err, err_len, KVG_ECONFIG,
 			       "shared_dir: %s does not say '%.*s': another format", p,
 			       (int)strlen(SHARED_FORMAT) - 1, SHARED_FORMAT);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# crash.sh - the kill harness: `sh tests/crash.sh [KILLS]` (make crash-test runs 200).
+# crash.sh - the kill harness: `sh tests/crash.sh [KILLS]` (make crash-test runs 200, then 100
+# with CRASH_SHARED=1).
 #
 # Runs `kvgrid stress` on an NVMe-backed grid and kills it with SIGKILL at a random moment
 # (during recovery, a verification pass or the workload) or, two runs in three, with a power cut
@@ -23,9 +24,17 @@
 #   crash: KILLS kills, WRONG wrong bytes, LOST acknowledged blocks lost, ...
 # Exit 0 when nothing wrong was served and nothing acknowledged was lost.
 #
+# With CRASH_SHARED=1 every grid also has a shared tier (shared_dir, doc/SHARED.md: one
+# directory per grid, on the scratch filesystem), written through and synced before it
+# publishes: the kills and power cuts then also land in publications.  The durable grid logs
+# the stores acknowledged as published there (stress --shared-acks), and after every kill a
+# fresh grid with an empty NVMe directory finds every one of them in the shared tier alone
+# (exit 4 otherwise); no grid may meet an object that fails verification there (a partial
+# object made visible), and temporaries are never taken for objects.
+#
 # Environment: KVG (default build/kvgrid), KVG_TEST_TMP (scratch; default build/tmp),
 # CRASH_OPTS (extra stress options), CRASH_FSCK_EVERY (default 10), CRASH_MAX_MS (the latest
-# moment of a kill after start, default 800).
+# moment of a kill after start, default 800), CRASH_SHARED (0 or 1, default 0).
 set -u
 cd "$(dirname "$0")/.."
 kills=${1:-200}
@@ -33,6 +42,7 @@ bin=${KVG:-build/kvgrid}
 tmp=${KVG_TEST_TMP:-$PWD/build/tmp}
 every=${CRASH_FSCK_EVERY:-10}
 max_ms=${CRASH_MAX_MS:-800}
+shared=${CRASH_SHARED:-0}
 base=$tmp/crash.$$
 keys=384 cut_max=150
 opts="--keys $keys --block-bytes 48K --dram 4M --nvme 64M --segment 2M --threads 3 ${CRASH_OPTS:-}"
@@ -50,9 +60,28 @@ fail() {
 	tail -n 20 "$log" 2>/dev/null | sed 's/^/    /'
 	exit 1
 }
+# After a reopen with a shared tier: no object there failed verification (none was visible
+# half-written), and a grid with nothing local finds every block acknowledged as shared.
+shared_check() {
+	bad=$(json shared_checksum_failures "$base/verify.json")
+	[ "${bad:-0}" = 0 ] || { partial=$((partial + bad)); fail "kill $i ($mode): $bad objects" \
+	    "in the shared tier failed verification: a publication made a partial object visible"; }
+	[ -n "$sacklog" ] && [ -f "$sacklog" ] || return 0
+	rm -rf "$base/probe"
+	"$bin" stress --dir "$base/probe" $opts --durable $sopts --verify-only --acks "$sacklog" \
+	    --json >"$base/probe.json" 2>>"$log"
+	rc=$?
+	[ $rc -eq 3 ] && { wrong=$((wrong + 1)); fail "kill $i: the shared tier served a wrong byte"; }
+	[ $rc -eq 4 ] && { lost=$((lost + 1)); fail "kill $i: blocks acknowledged as published to" \
+	    "the shared tier are missing from it after the last $(eval echo \${last_$mode:-?})"; }
+	[ $rc -ne 0 ] && fail "kill $i: verify-only over the shared tier alone exited $rc"
+	sverified=$((sverified + $(json present "$base/probe.json")))
+	sacks=$(sort -u "$sacklog" | wc -l)
+}
 rnd() { od -An -N2 -tu2 /dev/urandom | tr -d ' \n'; }
 json() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | tail -n 1; }
 
+sverified=0 sacks=0 partial=0
 fresh=0 wrong=0 lost=0 verified=0 acked=0 acks=0 corrupt=0 cuts=0 repaired=0 fscks=0 in_verify=0 early=0
 i=0
 while [ $i -lt "$kills" ]; do
@@ -61,9 +90,15 @@ while [ $i -lt "$kills" ]; do
 	dir=$base/$mode
 	# every other pair of runs uses the portable backend (auto picks io_uring where it works)
 	if [ $((i / 2 % 2)) -eq 0 ]; then backend=auto; else backend=psync; fi
+	# the shared tier of this grid (none without CRASH_SHARED=1)
+	sopts= sacklog=
+	if [ "$shared" = 1 ]; then
+		sopts="--set shared_dir=$base/shared-$mode --set shared_sync=1"
+		[ $mode = durable ] && sacklog=$dir/stress.shared-acks
+	fi
 
 	# reopen and check everything after the previous kill
-	"$bin" stress --dir "$dir" $opts $flag --verify-only --json >"$base/verify.json" 2>>"$log"
+	"$bin" stress --dir "$dir" $opts $flag $sopts --verify-only --json >"$base/verify.json" 2>>"$log"
 	rc=$?
 	[ $rc -eq 3 ] && { wrong=$((wrong + 1)); fail "kill $i ($mode): a wrong byte was served"; }
 	[ $rc -eq 4 ] && { lost=$((lost + 1)); fail "kill $i ($mode): acknowledged blocks lost" \
@@ -71,6 +106,7 @@ while [ $i -lt "$kills" ]; do
 	    "acknowledged, must survive a kill and a power cut"; }
 	[ $rc -ne 0 ] && fail "kill $i ($mode): verify-only exited $rc"
 	verified=$((verified + $(json present "$base/verify.json")))
+	[ "$shared" = 1 ] && shared_check
 
 	# run, and kill at a random moment -- or, except every third run, by a power cut of the
 	# fault backend at a random write: unsynced writes lost, kept or torn, the process gone at
@@ -93,7 +129,8 @@ while [ $i -lt "$kills" ]; do
 	else
 		set -- --set io_backend=$backend
 	fi
-	"$bin" stress --dir "$dir" $opts $flag "$@" --seconds 60 >/dev/null 2>>"$log" &
+	[ -n "$sacklog" ] && set -- "$@" --shared-acks "$sacklog"
+	"$bin" stress --dir "$dir" $opts $flag $sopts "$@" --seconds 60 >/dev/null 2>>"$log" &
 	pid=$!
 	ms=$(( $(rnd) % max_ms + 20 ))
 	[ $how = powercut ] && ms=$((max_ms * 3)) # the cut comes first, the kill is a backstop
@@ -139,10 +176,16 @@ done
 for m in durable cache; do
 	[ -d "$base/$m" ] || continue
 	flag=; [ $m = durable ] && flag=--durable
-	"$bin" stress --dir "$base/$m" $opts $flag --verify-only --json >"$base/verify.json" 2>>"$log"
+	mode=$m dir=$base/$m sopts= sacklog=
+	if [ "$shared" = 1 ]; then
+		sopts="--set shared_dir=$base/shared-$m --set shared_sync=1"
+		[ $m = durable ] && sacklog=$dir/stress.shared-acks
+	fi
+	"$bin" stress --dir "$base/$m" $opts $flag $sopts --verify-only --json >"$base/verify.json" 2>>"$log"
 	rc=$?
 	[ $rc -eq 0 ] || fail "final verify-only of the $m grid exited $rc"
 	verified=$((verified + $(json present "$base/verify.json")))
+	[ "$shared" = 1 ] && shared_check
 	if [ $m = durable ]; then
 		acks=$(wc -l <"$base/durable/stress.acks" 2>/dev/null || echo 0)
 		acked=$(sort -u "$base/durable/stress.acks" 2>/dev/null | wc -l)
@@ -153,6 +196,14 @@ echo "crash: blocks verified after reopening: $verified"
 echo "crash: durable stores acknowledged: ${acks:-0} (of ${acked:-0} distinct blocks), every one checked after every kill"
 echo "crash: durable grids started afresh for a power cut among new writes: $fresh"
 echo "crash: fsck runs: $fscks; damaged records found (torn by kills and power cuts): $corrupt; repaired: $repaired"
+if [ "$shared" = 1 ]; then
+	temps=$(find "$base"/shared-* -name '.tmp-*' 2>/dev/null | wc -l)
+	objs=$(find "$base"/shared-* -type f 2>/dev/null | grep -cE '/[0-9a-f]{64}$')
+	echo "crash: shared tier: blocks verified from it alone after reopening: $sverified;" \
+	    "stores acknowledged as shared: $sacks distinct blocks (the last durable grid's)," \
+	    "every one found; objects failing verification: $partial; $objs objects and" \
+	    "$temps temporaries of killed publications left"
+fi
 [ $early -gt 0 ] && echo "crash: $early runs ended before their kill"
 echo "crash: $kills kills ($cuts of them power cuts), $wrong wrong bytes, $lost acknowledged blocks lost"
 rm -rf "$base"
