@@ -362,7 +362,11 @@ static void test_kill_mid_store(void)
 {
 	test_sub = "kill";
 	pid_t a = host_spawn(0, stores_forever, NULL);
-	usleep(700000);
+	/* killed once it has published something (a loaded machine may take seconds to open a
+	 * grid), then a little later, in the middle of further stores */
+	for (int w = 0; w < 600 && tree_of(NULL).objects == 0; w++)
+		usleep(100000);
+	usleep(300000);
 	kill(a, SIGKILL);
 	CHECK(host_wait(a) == 128 + SIGKILL);
 	/* an old temporary of a writer that died long ago */
