@@ -152,6 +152,8 @@ struct kvg_grid {
 
 /* internal load flag, beside the public KVG_LOAD_*: promote whatever promote_on_hit says */
 #define LOAD_PREFETCH 0x80000000u
+/* internal store flag: the block comes from the shared tier (a promotion), so it is there */
+#define STORE_IN_SHARED 0x40000000u
 
 static inline uint64_t now_us(void)
 {
@@ -252,6 +254,7 @@ int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc);
 uint32_t parts_for(const kvg_grid *g, uint64_t len);
 void write_back(kvg_grid *g, const uint32_t *slots, int n);	/* drops and retakes g->lock */
 void write_tombstones(kvg_grid *g, const kvg_key *keys, int n); /* g->lock not held */
+void nvme_make_room(kvg_grid *g, uint64_t len);			/* may drop and retake g->lock */
 uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write);
 int wants_clean(const kvg_grid *g);
 void dram_clean(kvg_grid *g); /* g->lock not held */
@@ -267,8 +270,20 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i);
 
 /* ---- grid_shared.c: the local backend over the shared tier ---------------------------- */
 
-void grid_shared_run(kvg_grid *g, struct kvg_req *r);		 /* a request's blocks */
-void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i); /* a local miss */
+/* A block leaving the local tiers, to be published by grid_shared_demote(). */
+struct shared_demote {
+	kvg_key key;
+	const struct iovec *iov; /* its bytes, in pieces */
+	int iovcnt;
+	uint32_t depth, parts;
+	int rc;	     /* set: 0 once the block is in the tier */
+	kvg_grid *g; /* set by grid_shared_demote() */
+};
+
+int shared_demotes(const kvg_grid *g); /* cfg.shared_demote on a grid with a shared tier */
+void grid_shared_demote(kvg_grid *g, struct shared_demote *d, size_t n); /* g->lock not held */
+void grid_shared_run(kvg_grid *g, struct kvg_req *r);			 /* a request's blocks */
+void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i);	 /* a local miss */
 int grid_local_open(kvg_grid *g, char *err, size_t err_len);
 void grid_local_close(kvg_grid *g);
 

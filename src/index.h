@@ -43,7 +43,10 @@ struct entry {
 	/* 1: promoted (cache mode), so used since its NVMe record was written; when it leaves
 	 * DRAM the record is written again (demoted as if DRAM-only), so that its place in the
 	 * NVMe tier's write order -- which whole-segment eviction follows -- is its last use */
-	uint8_t nvme_stale;
+	uint8_t nvme_stale : 1;
+	/* 1: known to be in the shared tier (published or promoted from there by this grid):
+	 * not published again when it leaves the local tiers (cfg.shared_demote) */
+	uint8_t in_shared : 1;
 };
 _Static_assert(sizeof(struct entry) == 76, "index entry size is part of the memory budget");
 
