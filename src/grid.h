@@ -7,11 +7,13 @@
  *   grid_block.c   the local backend's block paths: store, load, views, fills, lookup,
  *                  pin, delete, prefetch, stats
  *   grid_move.c    movement between tiers: policy membership, eviction, demotion (NVMe
- *                  writes of DRAM copies), promotion, background cleaning, tombstones
+ *                  writes of DRAM copies; publication of blocks leaving the local tiers to
+ *                  the shared tier), promotion, background cleaning, tombstones
  *   grid_open.c    the local backend's open (recovery of the NVMe index), close (write-back
  *                  of DRAM-only blocks, checkpoint)
  *   grid_shared.c  the local backend over the shared tier (tier_shared.c): parallel blocks,
- *                  publication of stores, loads and lookups past the local tiers
+ *                  publication of stores and of demoted blocks, loads and lookups past the
+ *                  local tiers
  *   grid_remote.c  the remote backend, over client.c
  *
  * Locking, for all of them: g->lock guards the index, the policies, arena allocation, the

@@ -9,7 +9,9 @@
  * (entry.nvme_stale), so that the NVMe tier's write order, which whole-segment eviction
  * follows, is the order of last use (not in durable mode: see promote()).  NVMe space is
  * freed a whole segment at a time; the index may also drop single NVMe entries when it,
- * not the disk, is full.
+ * not the disk, is full.  With cfg.shared_demote, blocks that leave the local tiers (DRAM
+ * victims no NVMe tier takes, the live blocks of a segment eviction reuses) are published
+ * to the shared tier first, if the policy would keep them.
  *
  * Locking: every function here expects g->lock held unless its comment says otherwise.
  * write_back() and dram_alloc() (which calls it) drop the lock while their writes run and
@@ -247,8 +249,9 @@ struct wait_all {
 	int *rcs; /* status of each block, by op->arg_idx */
 };
 
-/* A transfer of a wait_all batch finished: note its status and give the op back at once, so that a
- * caller never sits on finished ops while it waits for the rest (the pool is bounded). */
+/* A transfer of a wait_all batch finished: note its status and give the op back at once,
+ * so that a caller never sits on finished ops while it waits for the rest (the pool is
+ * bounded). */
 static void wait_all_done(struct nvme_op *op, int status)
 {
 	struct wait_all *w = op->arg;
@@ -446,14 +449,14 @@ static void shared_demoted(kvg_grid *g, uint32_t slot, int t, int rc)
  * by the caller, which this releases.  Called with g->lock held; drops it while the writes
  * run, as write_back() does.
  */
-static void dram_to_shared(kvg_grid *g, const uint32_t *slots, int n)
+static void dram_to_shared(kvg_grid *g, const uint32_t *slots, size_t n)
 {
 	size_t pieces = 0, used = 0;
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		pieces += arena_chunks_for(&g->arena, g->ix.e[slots[i]].len) + 1;
-	struct shared_demote *d = calloc((size_t)n, sizeof(*d));
+	struct shared_demote *d = calloc(n, sizeof(*d));
 	struct iovec *iov = malloc(pieces * sizeof(*iov));
-	for (int i = 0; d && iov && i < n; i++) {
+	for (size_t i = 0; d && iov && i < n; i++) {
 		struct entry *e = &g->ix.e[slots[i]]; /* refs held: fields stable */
 		KVG_ASSERT(e->refs > 0 &&
 			   (e->state & (E_DRAM | E_DEMOTING)) == (E_DRAM | E_DEMOTING));
@@ -469,9 +472,9 @@ static void dram_to_shared(kvg_grid *g, const uint32_t *slots, int n)
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (d && iov)
-		grid_shared_demote(g, d, (size_t)n);
+		grid_shared_demote(g, d, n);
 	pthread_mutex_lock(&g->lock);
-	for (int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct entry *e = &g->ix.e[slots[i]];
 		entry_unref(e);
 		e->state &= ~E_DEMOTING;
@@ -727,7 +730,7 @@ uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 			if (nd)
 				write_back(g, demote, nd); /* drop and retake the lock */
 			if (nu)
-				dram_to_shared(g, up, nu);
+				dram_to_shared(g, up, (unsigned)nu);
 			dram_demoted(g, demote, nd);
 			dram_demoted(g, up, nu);
 			continue;

@@ -1,7 +1,8 @@
 /*
  * grid_shared.c - the local backend over the shared tier (tier_shared.c): a request's
  * blocks run in parallel on the tier's threads, stores are published to the tier before
- * they enter the local tiers (cfg.shared_write_through), loads that miss locally read the
+ * they enter the local tiers (cfg.shared_write_through) or, demoted, when they leave them
+ * (cfg.shared_demote: grid_move.c decides which), loads that miss locally read the
  * tier and promote what they find into DRAM or NVMe (cfg.promote_on_hit), and lookups
  * carry on into the tier past the last local hit.
  *

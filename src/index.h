@@ -20,7 +20,7 @@
 #define E_DRAM	    0x02 /* a verified copy is in the DRAM arena */
 #define E_NVME	    0x04 /* a record is on NVMe at (seg, off4k, gen) */
 #define E_FILLING   0x08 /* being stored: not visible to lookup or load yet */
-#define E_DEMOTING  0x10 /* its DRAM copy is being written to NVMe */
+#define E_DEMOTING  0x10 /* its DRAM copy is being written to NVMe or the shared tier */
 #define E_PROMOTING 0x20 /* an NVMe copy is being copied into DRAM */
 #define E_POL_DRAM  0x40 /* in the DRAM policy's order */
 #define E_POL_NVME  0x80 /* in the NVMe policy's order */

@@ -238,7 +238,8 @@ static int host_c(const struct result *a, uint64_t *found)
 			if (rc == 0 && tier == KVG_TIER_SHARED)
 				n++;
 			else if (rc == 0 || rc != KVG_ENOTFOUND || a->where[i] == AT_SHARED)
-				bad++; /* wrong bytes, an error, or a block A demoted that is missing */
+				bad++; /* wrong bytes, an error, or a block A demoted that is
+					  missing */
 		}
 		kvg_close(g);
 		FILE *f = fopen(p, "w");
