@@ -131,9 +131,10 @@ struct kvg_grid {
 	const struct policy_ops *pol_ops;
 	struct policy *pol[KVG_TIER_COUNT];
 	struct kvg_stats st;
-	uint64_t *recover_seq; /* during open only */
-	struct client *remote; /* the remote backend's connections (grid_remote.c) */
-	struct shared *sh;     /* the shared tier (cfg.shared_dir), or NULL */
+	uint64_t *recover_seq;	/* during open only */
+	struct client *remote;	/* the remote backend's connections (grid_remote.c) */
+	struct shared *sh;	/* the shared tier (cfg.shared_dir), or NULL */
+	uint32_t segs_demoting; /* NVMe segments being published before eviction (lock) */
 
 	/* requests and workers */
 	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
@@ -252,11 +253,10 @@ void maybe_free_slot(kvg_grid *g, uint32_t slot);
 uint32_t drop_dram(kvg_grid *g, uint32_t slot);
 void add_nvme(kvg_grid *g, uint32_t slot, const struct nvme_loc *loc, const struct policy_block *b);
 void drop_nvme(kvg_grid *g, uint32_t slot);
-int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc);
+int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc); /* may drop the lock */
 uint32_t parts_for(const kvg_grid *g, uint64_t len);
 void write_back(kvg_grid *g, const uint32_t *slots, int n);	/* drops and retakes g->lock */
 void write_tombstones(kvg_grid *g, const kvg_key *keys, int n); /* g->lock not held */
-void nvme_make_room(kvg_grid *g, uint64_t len);			/* may drop and retake g->lock */
 uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write);
 int wants_clean(const kvg_grid *g);
 void dram_clean(kvg_grid *g); /* g->lock not held */

@@ -48,6 +48,7 @@ static void store_to_nvme(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 {
 	struct kvg_io *io = &r->ios[i];
 	struct nvme_loc loc;
+	/* still E_FILLING: the slot stays ours if nvme_place() drops the lock */
 	int rc = nvme_place(g, io->len, &loc);
 	if (rc) {
 		index_del(&g->ix, slot);
@@ -122,13 +123,11 @@ static void store_refresh(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
  * Locked; unlocks. */
 static void store_no_room(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
 {
-	if (g->nv)
-		nvme_make_room(g, r->ios[i].len); /* may drop the lock; the slot stays ours */
-	g->ix.e[slot].state &= ~E_FILLING;
 	if (g->nv) {
 		store_to_nvme(g, r, i, slot); /* unlocks */
 		return;
 	}
+	g->ix.e[slot].state &= ~E_FILLING;
 	index_del(&g->ix, slot);
 	g->st.store_failures++;
 	pthread_cond_broadcast(&g->lock_cv);

@@ -206,14 +206,28 @@ static int nvme_evict_one(kvg_grid *g)
 	return 0;
 }
 
+static int nvme_demote_seg(kvg_grid *g);
+
+/*
+ * Reserves room for a record of len bytes, evicting whole segments as needed.  With
+ * cfg.shared_demote, an eviction publishes what leaves the grid first (nvme_demote_seg(),
+ * which drops and retakes the lock: callers re-read entries after this); after a few
+ * segments kept busy meanwhile (pinned, being read), a plain eviction.  Locked.
+ */
 int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc)
 {
 	KVG_ASSERT_LOCKED(&g->lock);
-	for (;;) {
+	for (int tries = 0;; tries++) {
 		int rc = nvme_reserve(g->nv, len, loc);
 		if (rc != -ENOSPC)
 			return rc;
-		if ((rc = nvme_evict_one(g)))
+		rc = shared_demotes(g) && tries < 8 ? nvme_demote_seg(g) : nvme_evict_one(g);
+		if (rc == KVG_EFULL && g->segs_demoting) {
+			/* the segments that could go are being published: one is about to */
+			pthread_cond_wait(&g->lock_cv, &g->lock);
+			continue;
+		}
+		if (rc)
 			return rc;
 	}
 }
@@ -307,8 +321,7 @@ void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		/* the caller's ref keeps it, and E_DEMOTING marks the write it asked for */
 		KVG_ASSERT(e->refs > 0 &&
 			   (e->state & (E_DRAM | E_DEMOTING)) == (E_DRAM | E_DEMOTING));
-		nvme_make_room(g, e->len); /* may drop the lock: the ref keeps e */
-		rcs[i] = nvme_place(g, e->len, &locs[i]);
+		rcs[i] = nvme_place(g, e->len, &locs[i]); /* may drop the lock: the ref keeps e */
 		placed[i] = rcs[i] == 0;
 		if (placed[i])
 			nvme_seg_io(g->nv, locs[i].seg, +1);
@@ -370,7 +383,6 @@ void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
 	int placed[64];
 	pthread_mutex_lock(&g->lock);
 	for (int i = 0; i < n; i++) {
-		nvme_make_room(g, 0);
 		placed[i] = nvme_place(g, 0, &locs[i]) == 0;
 		if (placed[i])
 			nvme_seg_io(g->nv, locs[i].seg, +1);
@@ -600,9 +612,11 @@ static int nvme_demote_seg(kvg_grid *g)
 						    .depth = e->depth};
 	}
 	nvme_seg_io(g->nv, seg, +1);
+	g->segs_demoting++;
 	pthread_mutex_unlock(&g->lock);
 	seg_publish(g, b, m);
 	pthread_mutex_lock(&g->lock);
+	g->segs_demoting--;
 	for (size_t i = 0; i < m; i++)
 		shared_demoted(g, b[i].slot, KVG_TIER_NVME, b[i].rc);
 	for (size_t i = 0; i < live; i++) {
@@ -615,22 +629,6 @@ static int nvme_demote_seg(kvg_grid *g)
 	free(held);
 	free(b);
 	return 0;
-}
-
-/*
- * Before an NVMe write that would make whole-segment eviction reuse a segment: evicts ahead,
- * publishing what leaves the grid (nvme_demote_seg), so that nvme_place() then finds room
- * without dropping blocks.  Nothing without cfg.shared_demote.  Locked; may drop and retake
- * the lock: callers re-read entries after it.
- */
-void nvme_make_room(kvg_grid *g, uint64_t len)
-{
-	KVG_ASSERT_LOCKED(&g->lock);
-	if (!g->nv || !shared_demotes(g))
-		return;
-	for (int k = 0; k < 4 && !nvme_degraded(g->nv) && !nvme_room(g->nv, len); k++)
-		if (nvme_demote_seg(g))
-			return;
 }
 
 /* ---- DRAM allocation with eviction (locked) ------------------------------------------ */

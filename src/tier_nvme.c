@@ -213,21 +213,6 @@ int nvme_reserve(struct nvme *nv, uint64_t len, struct nvme_loc *loc)
 	return 0;
 }
 
-int nvme_room(const struct nvme *nv, uint64_t len)
-{
-	if (rec_span(len) > nv->seg_bytes - SEG_HDR_BYTES)
-		return 1; /* too big for any segment: no eviction would help */
-	const struct segment *o = nv->open_seg != SLOT_NONE ? &nv->segs[nv->open_seg] : NULL;
-	if (o && o->write_off + rec_span(len) <= nv->seg_bytes)
-		return 1;
-	for (uint32_t i = 0; i < nv->nsegs; i++) {
-		const struct segment *s = &nv->segs[i];
-		if (s->state == SEG_FREE && !s->inflight && (s->fd >= 0 || !nv->fs_full))
-			return 1;
-	}
-	return 0;
-}
-
 void nvme_seg_free(struct nvme *nv, uint32_t seg)
 {
 	struct segment *s = &nv->segs[seg];

@@ -126,9 +126,6 @@ void nvme_close(struct nvme *nv, int (*next)(void *ctx, struct nvme_ckpt_ent *e)
 
 /* locked: reserves room for a record of len payload bytes; -ENOSPC when no free segment. */
 int nvme_reserve(struct nvme *nv, uint64_t len, struct nvme_loc *loc);
-/* locked: 1 if a record of len payload bytes fits without evicting (room in the open
- * segment, or a free segment; one not made yet counts unless the filesystem was full) */
-int nvme_room(const struct nvme *nv, uint64_t len);
 /* locked: the segment may be reused (its entries are gone); bumps its generation. */
 void nvme_seg_free(struct nvme *nv, uint32_t seg);
 /* locked: 1 if the segment can be evicted now */

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -86,7 +87,7 @@ static void key_of(kvg_grid *g, int i, kvg_key *k)
 /* Stores blocks [from, to), one call each: the failures. */
 static int store_range(kvg_grid *g, int from, int to)
 {
-	static uint8_t buf[BLOCK];
+	static __thread uint8_t buf[BLOCK];
 	int bad = 0;
 	for (int i = from; i < to; i++) {
 		struct kvg_io io = {.buf = buf, .len = BLOCK, .depth = (uint32_t)(i % BLOCKS)};
@@ -100,7 +101,7 @@ static int store_range(kvg_grid *g, int from, int to)
 /* Loads block i: 0 with the right bytes, a miss code, or -1000 for wrong bytes. */
 static int load_block(kvg_grid *g, int i, uint32_t flags, uint8_t *tier)
 {
-	static uint8_t buf[BLOCK];
+	static __thread uint8_t buf[BLOCK];
 	struct kvg_io io = {.buf = buf, .len = BLOCK};
 	key_of(g, i, &io.key);
 	int rc = kvg_load_sync(g, &io, 1, flags);
@@ -389,6 +390,85 @@ static void test_corrupt_not_demoted(void)
 	CHECK_OBJECTS(r);
 }
 
+/* ---- demotion while the grid is busy ------------------------------------------------------ */
+
+#define MT_THREADS 4
+#define MT_BLOCKS  80 /* per thread: MT_THREADS * MT_BLOCKS = 2 * BLOCKS */
+
+struct mt_arg {
+	kvg_grid *g;
+	int t;
+	int wrong, errors;
+};
+
+/* Stores its own blocks and, after each, loads (promoting) and pins an earlier one of any
+ * thread's: loads answer the right bytes or a miss. */
+static void *mt_worker(void *p)
+{
+	struct mt_arg *a = p;
+	static __thread uint8_t buf[BLOCK];
+	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(a->t + 1);
+	for (int i = 0; i < MT_BLOCKS; i++) {
+		int id = a->t * MT_BLOCKS + i;
+		struct kvg_io io = {.buf = buf, .len = BLOCK};
+		key_of(a->g, id, &io.key);
+		t_fill(buf, BLOCK, &io.key, 3);
+		int rc = kvg_store_sync(a->g, &io, 1, 0);
+		if (rc) /* a full grid would be a pin left behind */
+			fprintf(stderr, "store: %d %s\n", rc, kvg_strerror(rc)), a->errors++;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int other = (int)(x % (uint64_t)(MT_THREADS * MT_BLOCKS));
+		uint8_t tier;
+		kvg_key k;
+		key_of(a->g, other, &k);
+		int pinned = kvg_pin(a->g, &k, 1) == 1;
+		rc = load_block(a->g, other, 0, &tier);
+		a->wrong += rc == -1000;
+		if (rc != 0 && rc != KVG_ENOTFOUND && rc != -1000)
+			fprintf(stderr, "load: %d %s\n", rc, kvg_strerror(rc)), a->errors++;
+		if (pinned)
+			kvg_unpin(a->g, &k, 1);
+	}
+	return NULL;
+}
+
+/* Description: four threads store blocks into a tiny DRAM and NVMe grid with shared_demote
+ * while they load (and promote) and pin earlier blocks: no load returns wrong bytes, and
+ * every object the shared tier ends with loads byte-exact on another host. */
+static void test_demote_while_busy(void)
+{
+	use_tier("busy");
+	struct mode m = {.nvme = 1, .demote = 1};
+	kvg_grid *g = open_grid("a", &m);
+	CHECK(g);
+	pthread_t th[MT_THREADS];
+	struct mt_arg a[MT_THREADS];
+	for (int t = 0; t < MT_THREADS; t++) {
+		a[t] = (struct mt_arg){.g = g, .t = t};
+		CHECK(pthread_create(&th[t], NULL, mt_worker, &a[t]) == 0);
+	}
+	int wrong = 0, errors = 0;
+	for (int t = 0; t < MT_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		wrong += a[t].wrong;
+		errors += a[t].errors;
+	}
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	int missing = 0;
+	for (int i = 0; i < MT_THREADS * MT_BLOCKS; i++) {
+		r.where[i] = where_of(g, i);
+		missing += r.where[i] == AT_MISSING;
+	}
+	counters(g, &r);
+	kvg_close(g);
+	fprintf(stderr, "busy: %d missing of %d, %llu published\n", missing, MT_THREADS * MT_BLOCKS,
+		(unsigned long long)r.published);
+	CHECK(wrong == 0 && errors == 0);
+	CHECK(r.published > 0 && r.nvme_demotions == r.published);
+	CHECK_OBJECTS(r);
+}
+
 int main(void)
 {
 	t_tmpdir(scratch, sizeof(scratch), "shared-demote");
@@ -397,6 +477,7 @@ int main(void)
 	RUN(test_off_publishes_nothing);
 	RUN(test_dram_only_demotes);
 	RUN(test_corrupt_not_demoted);
+	RUN(test_demote_while_busy);
 	if (!t_failed)
 		t_rmdir(scratch);
 	return t_failed ? 1 : 0;
