@@ -433,8 +433,10 @@ static void *mt_worker(void *p)
 }
 
 /* Description: four threads store blocks into a tiny DRAM and NVMe grid with shared_demote
- * while they load (and promote) and pin earlier blocks: no load returns wrong bytes, and
- * every object the shared tier ends with loads byte-exact on another host. */
+ * while they load (and promote) and pin earlier blocks: no store fails, no load returns
+ * wrong bytes, no block is lost (each is in the grid's tiers or the shared tier), none is
+ * published twice, and every object the shared tier ends with loads byte-exact on another
+ * host. */
 static void test_demote_while_busy(void)
 {
 	use_tier("busy");
@@ -465,6 +467,7 @@ static void test_demote_while_busy(void)
 	fprintf(stderr, "busy: %d missing of %d, %llu published\n", missing, MT_THREADS * MT_BLOCKS,
 		(unsigned long long)r.published);
 	CHECK(wrong == 0 && errors == 0);
+	CHECK(missing == 0);
 	CHECK(r.published > 0 && r.nvme_demotions == r.published);
 	CHECK_OBJECTS(r);
 }
