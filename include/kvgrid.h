@@ -191,6 +191,9 @@ struct kvg_config {
 	uint32_t shared_refresh_ms;   /* other hosts' usage is re-read this often, default 200 */
 	uint32_t shared_cache_ms;     /* a key seen in the tier is taken as present this long by
 				       * lookups, default 5000; 0: every lookup asks the tier */
+	int shared_demote; /* blocks leaving the local tiers (DRAM victims no NVMe takes, the
+			    * live blocks of an NVMe segment being reused) are published to the
+			    * tier if the policy would keep them (default 0) */
 };
 
 /*

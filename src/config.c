@@ -113,6 +113,7 @@ static const struct field fields[] = {
     U32(shared_touch_s, 0, 1u << 30),
     U32(shared_refresh_ms, 0, 1u << 30),
     U32(shared_cache_ms, 0, 1u << 30),
+    BOOL(shared_demote),
 };
 
 static void config_defaults(struct kvg_config *c)

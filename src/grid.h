@@ -7,11 +7,13 @@
  *   grid_block.c   the local backend's block paths: store, load, views, fills, lookup,
  *                  pin, delete, prefetch, stats
  *   grid_move.c    movement between tiers: policy membership, eviction, demotion (NVMe
- *                  writes of DRAM copies), promotion, background cleaning, tombstones
+ *                  writes of DRAM copies; publication of blocks leaving the local tiers to
+ *                  the shared tier), promotion, background cleaning, tombstones
  *   grid_open.c    the local backend's open (recovery of the NVMe index), close (write-back
  *                  of DRAM-only blocks, checkpoint)
  *   grid_shared.c  the local backend over the shared tier (tier_shared.c): parallel blocks,
- *                  publication of stores, loads and lookups past the local tiers
+ *                  publication of stores and of demoted blocks, loads and lookups past the
+ *                  local tiers
  *   grid_remote.c  the remote backend, over client.c
  *
  * Locking, for all of them: g->lock guards the index, the policies, arena allocation, the
@@ -129,9 +131,10 @@ struct kvg_grid {
 	const struct policy_ops *pol_ops;
 	struct policy *pol[KVG_TIER_COUNT];
 	struct kvg_stats st;
-	uint64_t *recover_seq; /* during open only */
-	struct client *remote; /* the remote backend's connections (grid_remote.c) */
-	struct shared *sh;     /* the shared tier (cfg.shared_dir), or NULL */
+	uint64_t *recover_seq;	/* during open only */
+	struct client *remote;	/* the remote backend's connections (grid_remote.c) */
+	struct shared *sh;	/* the shared tier (cfg.shared_dir), or NULL */
+	uint32_t segs_demoting; /* NVMe segments being published before eviction (lock) */
 
 	/* requests and workers */
 	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
@@ -152,6 +155,8 @@ struct kvg_grid {
 
 /* internal load flag, beside the public KVG_LOAD_*: promote whatever promote_on_hit says */
 #define LOAD_PREFETCH 0x80000000u
+/* internal store flag: the block comes from the shared tier (a promotion), so it is there */
+#define STORE_IN_SHARED 0x40000000u
 
 static inline uint64_t now_us(void)
 {
@@ -248,7 +253,7 @@ void maybe_free_slot(kvg_grid *g, uint32_t slot);
 uint32_t drop_dram(kvg_grid *g, uint32_t slot);
 void add_nvme(kvg_grid *g, uint32_t slot, const struct nvme_loc *loc, const struct policy_block *b);
 void drop_nvme(kvg_grid *g, uint32_t slot);
-int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc);
+int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc); /* may drop the lock */
 uint32_t parts_for(const kvg_grid *g, uint64_t len);
 void write_back(kvg_grid *g, const uint32_t *slots, int n);	/* drops and retakes g->lock */
 void write_tombstones(kvg_grid *g, const kvg_key *keys, int n); /* g->lock not held */
@@ -267,8 +272,20 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i);
 
 /* ---- grid_shared.c: the local backend over the shared tier ---------------------------- */
 
-void grid_shared_run(kvg_grid *g, struct kvg_req *r);		 /* a request's blocks */
-void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i); /* a local miss */
+/* A block leaving the local tiers, to be published by grid_shared_demote(). */
+struct shared_demote {
+	kvg_key key;
+	const struct iovec *iov; /* its bytes, in pieces */
+	int iovcnt;
+	uint32_t depth, parts;
+	int rc;	     /* set: 0 once the block is in the tier */
+	kvg_grid *g; /* set by grid_shared_demote() */
+};
+
+int shared_demotes(const kvg_grid *g); /* cfg.shared_demote on a grid with a shared tier */
+void grid_shared_demote(kvg_grid *g, struct shared_demote *d, size_t n); /* g->lock not held */
+void grid_shared_run(kvg_grid *g, struct kvg_req *r);			 /* a request's blocks */
+void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i);	 /* a local miss */
 /* A load's block whose local copy failed: read from the shared tier, not promoted.  0 (io's
  * len and tier set, its layers arrived), or a miss.  g->lock not held. */
 int grid_shared_refetch(kvg_grid *g, struct kvg_req *r, size_t i);

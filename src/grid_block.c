@@ -48,6 +48,7 @@ static void store_to_nvme(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 {
 	struct kvg_io *io = &r->ios[i];
 	struct nvme_loc loc;
+	/* still E_FILLING: the slot stays ours if nvme_place() drops the lock */
 	int rc = nvme_place(g, io->len, &loc);
 	if (rc) {
 		index_del(&g->ix, slot);
@@ -78,6 +79,13 @@ static void store_to_nvme(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	nvme_submit(g->nv, op);
 }
 
+/* Whether block i of store r is in the shared tier already: published by this store
+ * (grid_shared.c marks it so) or promoted from there. */
+static int in_shared(const kvg_grid *g, const struct kvg_req *r, size_t i)
+{
+	return g->sh && (r->ios[i].tier == KVG_TIER_SHARED || (r->opts.flags & STORE_IN_SHARED));
+}
+
 /*
  * A store of a key already present (or arriving): its bytes are kept (blocks are content-
  * addressed) and the policies hear of a hit.  Locked; unlocks.
@@ -86,6 +94,8 @@ static void store_refresh(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 {
 	struct entry *e = &g->ix.e[slot];
 	e->hint = flags_hint(r->opts.flags);
+	if (in_shared(g, r, i))
+		e->in_shared = 1;
 	int want_nvme = g->nv && (g->cfg.durability == KVG_DURABILITY_DURABLE ||
 				  (r->opts.flags & KVG_STORE_NVME));
 	if (want_nvme && (e->state & E_DRAM) && !(e->state & (E_NVME | E_FILLING))) {
@@ -113,11 +123,11 @@ static void store_refresh(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
  * Locked; unlocks. */
 static void store_no_room(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
 {
-	g->ix.e[slot].state &= ~E_FILLING;
 	if (g->nv) {
 		store_to_nvme(g, r, i, slot); /* unlocks */
 		return;
 	}
+	g->ix.e[slot].state &= ~E_FILLING;
 	index_del(&g->ix, slot);
 	g->st.store_failures++;
 	pthread_cond_broadcast(&g->lock_cv);
@@ -194,6 +204,7 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	e->len = (uint32_t)io->len;
 	e->depth = io->depth;
 	e->hint = flags_hint(r->opts.flags);
+	e->in_shared = in_shared(g, r, i);
 	e->state |= E_FILLING; /* invisible, and not evictable, while we work */
 	uint32_t c = CHUNK_END;
 	if (has_dram(g) && io->len <= g->arena.bytes)

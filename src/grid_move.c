@@ -9,7 +9,9 @@
  * (entry.nvme_stale), so that the NVMe tier's write order, which whole-segment eviction
  * follows, is the order of last use (not in durable mode: see promote()).  NVMe space is
  * freed a whole segment at a time; the index may also drop single NVMe entries when it,
- * not the disk, is full.
+ * not the disk, is full.  With cfg.shared_demote, blocks that leave the local tiers (DRAM
+ * victims no NVMe tier takes, the live blocks of a segment eviction reuses) are published
+ * to the shared tier first, if the policy would keep them.
  *
  * Locking: every function here expects g->lock held unless its comment says otherwise.
  * write_back() and dram_alloc() (which calls it) drop the lock while their writes run and
@@ -183,30 +185,49 @@ static int nvme_evictable_cb(void *ctx, uint32_t slot)
 	return e->seg != SLOT_NONE && seg_evictable(g, e->seg);
 }
 
-/* Evicts the whole segment holding the policy's victim; 0, or KVG_EFULL if none can go. */
-static int nvme_evict_one(kvg_grid *g)
+/* Drops every entry of an evictable segment and frees it for reuse. */
+static void seg_evict(kvg_grid *g, uint32_t seg)
 {
-	uint32_t v = pol_victim(g, KVG_TIER_NVME, nvme_evictable_cb);
-	if (v == POLICY_NONE)
-		return KVG_EFULL;
-	uint32_t seg = g->ix.e[v].seg;
 	for (uint32_t s; (s = nvme_seg_head(g->nv, seg)) != SLOT_NONE;) {
 		drop_nvme(g, s);
 		g->st.tier[KVG_TIER_NVME].evictions++;
 		maybe_free_slot(g, s);
 	}
 	nvme_seg_free(g->nv, seg);
+}
+
+/* Evicts the whole segment holding the policy's victim; 0, or KVG_EFULL if none can go. */
+static int nvme_evict_one(kvg_grid *g)
+{
+	uint32_t v = pol_victim(g, KVG_TIER_NVME, nvme_evictable_cb);
+	if (v == POLICY_NONE)
+		return KVG_EFULL;
+	seg_evict(g, g->ix.e[v].seg);
 	return 0;
 }
 
+static int nvme_demote_seg(kvg_grid *g);
+
+/*
+ * Reserves room for a record of len bytes, evicting whole segments as needed.  With
+ * cfg.shared_demote, an eviction publishes what leaves the grid first (nvme_demote_seg(),
+ * which drops and retakes the lock: callers re-read entries after this); after a few
+ * segments kept busy meanwhile (pinned, being read), a plain eviction.  Locked.
+ */
 int nvme_place(kvg_grid *g, uint64_t len, struct nvme_loc *loc)
 {
 	KVG_ASSERT_LOCKED(&g->lock);
-	for (;;) {
+	for (int tries = 0;; tries++) {
 		int rc = nvme_reserve(g->nv, len, loc);
 		if (rc != -ENOSPC)
 			return rc;
-		if ((rc = nvme_evict_one(g)))
+		rc = shared_demotes(g) && tries < 8 ? nvme_demote_seg(g) : nvme_evict_one(g);
+		if (rc == KVG_EFULL && g->segs_demoting) {
+			/* the segments that could go are being published: one is about to */
+			pthread_cond_wait(&g->lock_cv, &g->lock);
+			continue;
+		}
+		if (rc)
 			return rc;
 	}
 }
@@ -242,9 +263,10 @@ struct wait_all {
 	int *rcs; /* status of each block, by op->arg_idx */
 };
 
-/* A write_back() write finished: note its status and give the op back at once, so that a
- * caller never sits on finished ops while it waits for the rest (the pool is bounded). */
-static void sync_write_done(struct nvme_op *op, int status)
+/* A transfer of a wait_all batch finished: note its status and give the op back at once,
+ * so that a caller never sits on finished ops while it waits for the rest (the pool is
+ * bounded). */
+static void wait_all_done(struct nvme_op *op, int status)
 {
 	struct wait_all *w = op->arg;
 	w->rcs[op->arg_idx] = status;
@@ -258,7 +280,7 @@ static void sync_write_done(struct nvme_op *op, int status)
 /* Starts op as block i of the batch w waits for. */
 static void wait_all_submit(kvg_grid *g, struct wait_all *w, struct nvme_op *op, int i)
 {
-	op->done = sync_write_done;
+	op->done = wait_all_done;
 	op->arg = w;
 	op->arg_idx = (uint32_t)i;
 	pthread_mutex_lock(&w->mu);
@@ -299,7 +321,7 @@ void write_back(kvg_grid *g, const uint32_t *slots, int n)
 		/* the caller's ref keeps it, and E_DEMOTING marks the write it asked for */
 		KVG_ASSERT(e->refs > 0 &&
 			   (e->state & (E_DRAM | E_DEMOTING)) == (E_DRAM | E_DEMOTING));
-		rcs[i] = nvme_place(g, e->len, &locs[i]);
+		rcs[i] = nvme_place(g, e->len, &locs[i]); /* may drop the lock: the ref keeps e */
 		placed[i] = rcs[i] == 0;
 		if (placed[i])
 			nvme_seg_io(g->nv, locs[i].seg, +1);
@@ -389,6 +411,226 @@ void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* ---- demotion into the shared tier (cfg.shared_demote) ------------------------------- */
+
+/*
+ * With cfg.shared_demote, a block that leaves the local tiers altogether is published to the
+ * shared tier instead of being dropped, if the policy would keep it: the filter DRAM->NVMe
+ * demotion asks (the NVMe policy's admit) decides, and a block known to be in the tier
+ * already (entry.in_shared) is not published again.  Two ways out of the local tiers: a DRAM
+ * victim that no NVMe tier takes (none, degraded, demote_on_evict off), and the live blocks
+ * of an NVMe segment that whole-segment eviction is about to reuse (those without a DRAM
+ * copy: the others stay).  The I/O runs with g->lock dropped, each block held by a ref; an
+ * NVMe record is read and verified before its bytes are published, and one that fails is
+ * not demoted.
+ */
+
+#define DEMOTE_READ_MAX	  32	      /* NVMe records read at once for publishing */
+#define DEMOTE_READ_BYTES (64u << 20) /* and their bytes at most */
+
+static int nvme_takes(kvg_grid *g)
+{
+	return g->nv && g->cfg.demote_on_evict && !nvme_degraded(g->nv);
+}
+
+/* Whether a block leaving the local tiers is published.  Locked. */
+static int wants_shared(kvg_grid *g, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	if (!shared_demotes(g) || e->in_shared)
+		return 0;
+	if (g->pol_ops->admit) {
+		struct policy_block b = pblock(g, e);
+		return g->pol_ops->admit(g->pol[KVG_TIER_NVME], slot, &b);
+	}
+	return 1;
+}
+
+/* A block's publication ended with rc: if it made it, the grid knows it is in the tier,
+ * and tier t counts a demotion.  Locked, the slot held. */
+static void shared_demoted(kvg_grid *g, uint32_t slot, int t, int rc)
+{
+	if (rc)
+		return;
+	g->ix.e[slot].in_shared = 1;
+	g->st.tier[t].demotions++;
+}
+
+/*
+ * Publishes the DRAM copies of slots[0..n): victims marked E_DEMOTING, each with a ref held
+ * by the caller, which this releases.  Called with g->lock held; drops it while the writes
+ * run, as write_back() does.
+ */
+static void dram_to_shared(kvg_grid *g, const uint32_t *slots, size_t n)
+{
+	size_t pieces = 0, used = 0;
+	for (size_t i = 0; i < n; i++)
+		pieces += arena_chunks_for(&g->arena, g->ix.e[slots[i]].len) + 1;
+	struct shared_demote *d = calloc(n, sizeof(*d));
+	struct iovec *iov = malloc(pieces * sizeof(*iov));
+	for (size_t i = 0; d && iov && i < n; i++) {
+		struct entry *e = &g->ix.e[slots[i]]; /* refs held: fields stable */
+		KVG_ASSERT(e->refs > 0 &&
+			   (e->state & (E_DRAM | E_DEMOTING)) == (E_DRAM | E_DEMOTING));
+		int cnt =
+		    arena_iov(&g->arena, e->dram, 0, e->len, iov + used, (int)(pieces - used));
+		d[i] = (struct shared_demote){.key = e->key,
+					      .iov = iov + used,
+					      .iovcnt = cnt > 0 ? cnt : 0,
+					      .depth = e->depth,
+					      .parts = parts_for(g, e->len),
+					      .rc = cnt < 0 ? KVG_ETOOBIG : 0};
+		used += cnt > 0 ? (size_t)cnt : 0;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (d && iov)
+		grid_shared_demote(g, d, n);
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = &g->ix.e[slots[i]];
+		entry_unref(e);
+		e->state &= ~E_DEMOTING;
+		shared_demoted(g, slots[i], KVG_TIER_DRAM, d && iov ? d[i].rc : -ENOMEM);
+	}
+	pthread_cond_broadcast(&g->lock_cv);
+	free(iov);
+	free(d);
+}
+
+/* A block of a segment about to be reused, to publish; rc: 0 once it is in the tier. */
+struct seg_block {
+	uint32_t slot;
+	struct nvme_loc loc;
+	kvg_key key;
+	uint32_t len, depth;
+	int rc;
+};
+
+/* Reads b[0..k) from NVMe (verified by the tier before it reports success) and publishes
+ * those that read back intact.  g->lock not held. */
+static void seg_blocks_publish(kvg_grid *g, struct seg_block *b, size_t k)
+{
+	void *buf[DEMOTE_READ_MAX];
+	int rcs[DEMOTE_READ_MAX];
+	struct iovec iov[DEMOTE_READ_MAX];
+	struct shared_demote d[DEMOTE_READ_MAX];
+	struct wait_all w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, rcs};
+	KVG_ASSERT(k <= DEMOTE_READ_MAX);
+	for (size_t j = 0; j < k; j++) {
+		rcs[j] = -ENOMEM;
+		if (posix_memalign(&buf[j], KVG_ALIGN, b[j].len ? b[j].len : 1)) {
+			buf[j] = NULL;
+			continue;
+		}
+		struct nvme_op *op = nvme_op_get(g->nv);
+		op->loc = b[j].loc;
+		op->key = b[j].key;
+		op->len = b[j].len;
+		op->dst = buf[j];
+		wait_all_submit(g, &w, op, (int)j);
+	}
+	wait_all_wait(&w);
+	for (size_t j = 0; j < k; j++) {
+		iov[j] = (struct iovec){buf[j], b[j].len};
+		d[j] = (struct shared_demote){.key = b[j].key,
+					      .iov = &iov[j],
+					      .iovcnt = 1,
+					      .depth = b[j].depth,
+					      .parts = parts_for(g, b[j].len),
+					      .rc = rcs[j]};
+	}
+	grid_shared_demote(g, d, k);
+	for (size_t j = 0; j < k; j++) {
+		b[j].rc = d[j].rc;
+		free(buf[j]);
+	}
+}
+
+/* seg_blocks_publish() over b[0..n), a bounded batch at a time.  g->lock not held. */
+static void seg_publish(kvg_grid *g, struct seg_block *b, size_t n)
+{
+	for (size_t at = 0; at < n;) {
+		size_t k = 1;
+		uint64_t bytes = b[at].len;
+		while (at + k < n && k < DEMOTE_READ_MAX &&
+		       bytes + b[at + k].len <= DEMOTE_READ_BYTES)
+			bytes += b[at + k++].len;
+		seg_blocks_publish(g, b + at, k);
+		at += k;
+	}
+}
+
+/* After a demoting eviction's unlocked phase: the segment goes if it still may, else its
+ * victim v (taken out of the policy's order) goes back in.  Locked. */
+static void seg_demote_end(kvg_grid *g, uint32_t seg, uint32_t v)
+{
+	struct entry *e = &g->ix.e[v];
+	if (nvme_seg_head(g->nv, seg) == SLOT_NONE) {
+		seg_maybe_free(g, seg); /* every entry left meanwhile */
+	} else if (seg_evictable(g, seg)) {
+		seg_evict(g, seg);
+	} else if ((e->state & (E_USED | E_NVME | E_POL_NVME)) == (E_USED | E_NVME)) {
+		struct policy_block b = pblock(g, e); /* pinned or read meanwhile: it stays */
+		pol_insert(g, KVG_TIER_NVME, v, &b);
+	}
+}
+
+/*
+ * Whole-segment eviction that publishes first: takes the NVMe policy's victim's segment as
+ * nvme_evict_one() does, holds its entries (refs: no other thread evicts the segment or
+ * frees a slot meanwhile, and I/O in flight keeps the segment from reuse), publishes those
+ * that leave the grid with it, then evicts it if it still may go.  Returns 0, or KVG_EFULL
+ * if no segment can go.  Locked; drops the lock while blocks are read and published.
+ */
+static int nvme_demote_seg(kvg_grid *g)
+{
+	uint32_t v = pol_victim(g, KVG_TIER_NVME, nvme_evictable_cb);
+	if (v == POLICY_NONE)
+		return KVG_EFULL;
+	uint32_t seg = g->ix.e[v].seg;
+	size_t live = 0, m = 0;
+	for (uint32_t s = nvme_seg_head(g->nv, seg); s != SLOT_NONE; s = g->ix.e[s].snext)
+		live++;
+	uint32_t *held = malloc(live * sizeof(*held));
+	struct seg_block *b = malloc(live * sizeof(*b));
+	if (!held || !b) { /* no memory to publish with: a plain eviction */
+		free(held);
+		free(b);
+		seg_evict(g, seg);
+		return 0;
+	}
+	live = 0;
+	for (uint32_t s = nvme_seg_head(g->nv, seg); s != SLOT_NONE; s = g->ix.e[s].snext) {
+		struct entry *e = &g->ix.e[s];
+		entry_ref(e);
+		held[live++] = s;
+		if (!(e->state & E_DRAM) && wants_shared(g, s))
+			b[m++] = (struct seg_block){.slot = s,
+						    .loc = {e->seg, e->off4k, e->gen},
+						    .key = e->key,
+						    .len = e->len,
+						    .depth = e->depth};
+	}
+	nvme_seg_io(g->nv, seg, +1);
+	g->segs_demoting++;
+	pthread_mutex_unlock(&g->lock);
+	seg_publish(g, b, m);
+	pthread_mutex_lock(&g->lock);
+	g->segs_demoting--;
+	for (size_t i = 0; i < m; i++)
+		shared_demoted(g, b[i].slot, KVG_TIER_NVME, b[i].rc);
+	for (size_t i = 0; i < live; i++) {
+		entry_unref(&g->ix.e[held[i]]);
+		maybe_free_slot(g, held[i]); /* one that left NVMe meanwhile */
+	}
+	nvme_seg_io(g->nv, seg, -1);
+	seg_demote_end(g, seg, v);
+	pthread_cond_broadcast(&g->lock_cv);
+	free(held);
+	free(b);
+	return 0;
+}
+
 /* ---- DRAM allocation with eviction (locked) ------------------------------------------ */
 
 static int dram_evictable_cb(void *ctx, uint32_t slot)
@@ -425,10 +667,27 @@ static int wants_demotion(kvg_grid *g, uint32_t slot)
 	return 1;
 }
 
+/* Demoted victims leave DRAM, unless they were used or pinned meanwhile: those go back
+ * into the DRAM policy's order.  Locked. */
+static void dram_demoted(kvg_grid *g, const uint32_t *slots, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct entry *e = &g->ix.e[slots[i]];
+		if ((e->state & E_DRAM) && !e->refs && !e->pins) {
+			drop_dram(g, slots[i]);
+			maybe_free_slot(g, slots[i]);
+		} else if (e->state & E_DRAM) {
+			struct policy_block b = pblock(g, e);
+			pol_insert(g, KVG_TIER_DRAM, slots[i], &b);
+		}
+	}
+}
+
 /*
- * First chunk of n free chunks, evicting DRAM victims as needed (demoting them to NVMe when
- * the policy wants them kept); CHUNK_END if nothing more can be evicted.  With may_write 0,
- * only victims that need no I/O are taken (I/O threads must not wait on I/O).
+ * First chunk of n free chunks, evicting DRAM victims as needed (demoting them to NVMe, or
+ * with no NVMe tier to take them to the shared tier, when the policy wants them kept); CHUNK_END if
+ * nothing more can be evicted.  With may_write 0, only victims that need no I/O are taken (I/O
+ * threads must not wait on I/O).
  */
 uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 {
@@ -437,10 +696,11 @@ uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 		uint32_t c = arena_alloc(&g->arena, n);
 		if (c != CHUNK_END)
 			return c;
-		uint32_t demote[64];
-		int nd = 0;
+		uint32_t demote[64],
+		    up[64]; /* written down to NVMe, published to the shared tier */
+		int nd = 0, nu = 0;
 		uint32_t freed = g->arena.free_count;
-		while (freed < n && nd < 64) {
+		while (freed < n && nd + nu < 64) {
 			uint32_t v =
 			    pol_victim(g, KVG_TIER_DRAM,
 				       may_write ? dram_evictable_cb : dram_evictable_nowrite_cb);
@@ -448,28 +708,29 @@ uint32_t dram_alloc(kvg_grid *g, uint32_t n, int may_write)
 				break;
 			struct entry *e = &g->ix.e[v];
 			g->st.tier[KVG_TIER_DRAM].evictions++;
-			if (may_write && wants_demotion(g, v)) {
+			int to_nvme = may_write && wants_demotion(g, v);
+			int to_shared = !to_nvme && may_write && !(e->state & E_NVME) &&
+					!nvme_takes(g) && wants_shared(g, v);
+			if (to_nvme || to_shared) {
 				e->state |= E_DEMOTING;
 				entry_ref(e);
-				demote[nd++] = v;
+				if (to_nvme)
+					demote[nd++] = v;
+				else
+					up[nu++] = v;
 				freed += arena_chunks_for(&g->arena, e->len);
 				continue;
 			}
 			freed += drop_dram(g, v);
 			maybe_free_slot(g, v);
 		}
-		if (nd) {
-			write_back(g, demote, nd); /* drops and retakes the lock */
-			for (int i = 0; i < nd; i++) {
-				struct entry *e = &g->ix.e[demote[i]];
-				if ((e->state & E_DRAM) && !e->refs && !e->pins) {
-					drop_dram(g, demote[i]);
-					maybe_free_slot(g, demote[i]);
-				} else if (e->state & E_DRAM) {
-					struct policy_block b = pblock(g, e);
-					pol_insert(g, KVG_TIER_DRAM, demote[i], &b);
-				}
-			}
+		if (nd || nu) {
+			if (nd)
+				write_back(g, demote, nd); /* drop and retake the lock */
+			if (nu)
+				dram_to_shared(g, up, (unsigned)nu);
+			dram_demoted(g, demote, nd);
+			dram_demoted(g, up, nu);
 			continue;
 		}
 		if (freed < n)

@@ -1,7 +1,8 @@
 /*
  * grid_shared.c - the local backend over the shared tier (tier_shared.c): a request's
  * blocks run in parallel on the tier's threads, stores are published to the tier before
- * they enter the local tiers (cfg.shared_write_through), loads that miss locally read the
+ * they enter the local tiers (cfg.shared_write_through) or, demoted, when they leave them
+ * (cfg.shared_demote: grid_move.c decides which), loads that miss locally read the
  * tier and promote what they find into DRAM or NVMe (cfg.promote_on_hit), and lookups
  * carry on into the tier past the last local hit.
  *
@@ -55,6 +56,7 @@ static void promote_copy(kvg_grid *g, const kvg_key *key, void *buf, size_t len,
 	memset(&r, 0, sizeof(r));
 	r.g = g;
 	r.op = REQ_STORE;
+	r.opts.flags = STORE_IN_SHARED;
 	r.ios = &io;
 	r.n = 1;
 	r.pending = 1;
@@ -74,6 +76,30 @@ static void promote_copy(kvg_grid *g, const kvg_key *key, void *buf, size_t len,
 		g->st.tier[has_dram(g) ? KVG_TIER_DRAM : KVG_TIER_NVME].promotions++;
 		pthread_mutex_unlock(&g->lock);
 	}
+}
+
+int shared_demotes(const kvg_grid *g)
+{
+	return g->sh && g->cfg.shared_demote;
+}
+
+static void demote_block(void *ctx, size_t i)
+{
+	struct shared_demote *d = (struct shared_demote *)ctx + i;
+	kvg_grid *g = d->g;
+	if (d->rc == 0) /* else the caller could not get its bytes */
+		d->rc =
+		    shared_publishv(g->sh, &d->key, d->iov, d->iovcnt, d->depth, d->parts, NULL);
+}
+
+/* Blocks leaving the local tiers (cfg.shared_demote): published in parallel on the tier's
+ * threads and the caller's; d[i].rc says which made it (one set non-zero by the caller is
+ * skipped).  g->lock not held. */
+void grid_shared_demote(kvg_grid *g, struct shared_demote *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		d[i].g = g;
+	shared_parallel(g->sh, n, demote_block, d);
 }
 
 /* A load's block that no local tier holds: read from the shared tier.  g->lock not held. */

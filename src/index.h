@@ -20,7 +20,7 @@
 #define E_DRAM	    0x02 /* a verified copy is in the DRAM arena */
 #define E_NVME	    0x04 /* a record is on NVMe at (seg, off4k, gen) */
 #define E_FILLING   0x08 /* being stored: not visible to lookup or load yet */
-#define E_DEMOTING  0x10 /* its DRAM copy is being written to NVMe */
+#define E_DEMOTING  0x10 /* its DRAM copy is being written to NVMe or the shared tier */
 #define E_PROMOTING 0x20 /* an NVMe copy is being copied into DRAM */
 #define E_POL_DRAM  0x40 /* in the DRAM policy's order */
 #define E_POL_NVME  0x80 /* in the NVMe policy's order */
@@ -43,7 +43,10 @@ struct entry {
 	/* 1: promoted (cache mode), so used since its NVMe record was written; when it leaves
 	 * DRAM the record is written again (demoted as if DRAM-only), so that its place in the
 	 * NVMe tier's write order -- which whole-segment eviction follows -- is its last use */
-	uint8_t nvme_stale;
+	uint8_t nvme_stale : 1;
+	/* 1: known to be in the shared tier (published or promoted from there by this grid):
+	 * not published again when it leaves the local tiers (cfg.shared_demote) */
+	uint8_t in_shared : 1;
 };
 _Static_assert(sizeof(struct entry) == 76, "index entry size is part of the memory budget");
 

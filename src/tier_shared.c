@@ -690,18 +690,30 @@ static int make_room(struct shared *sh, uint64_t need, uint64_t extra)
 
 /* ---- publish ------------------------------------------------------------------------------ */
 
-/* Header block and payload in as few requests as the filesystem takes: 0 or -errno. */
-static int write_object(int fd, const uint8_t *blk, const void *buf, size_t len)
+#define WRITE_IOV_MAX 64 /* pieces handed to one pwritev() */
+
+/* Header block and payload (the pieces iov[0..cnt), len bytes in all) in as few requests as
+ * the filesystem takes: 0 or -errno. */
+static int write_object(int fd, const uint8_t *blk, const struct iovec *iov, int cnt, size_t len)
 {
 	size_t done = 0, total = REC_HDR_BYTES + len;
 	while (done < total) {
-		struct iovec iov[2];
+		struct iovec v[WRITE_IOV_MAX];
 		int n = 0;
 		if (done < REC_HDR_BYTES)
-			iov[n++] = (struct iovec){(void *)(blk + done), REC_HDR_BYTES - done};
-		size_t in = done < REC_HDR_BYTES ? 0 : done - REC_HDR_BYTES;
-		iov[n++] = (struct iovec){(uint8_t *)buf + in, len - in};
-		ssize_t w = pwritev(fd, iov, n, (off_t)done);
+			v[n++] = (struct iovec){(void *)(blk + done), REC_HDR_BYTES - done};
+		/* the payload pieces from byte `in` of the payload on */
+		size_t in = done < REC_HDR_BYTES ? 0 : done - REC_HDR_BYTES, at = 0;
+		for (int k = 0; k < cnt && n < WRITE_IOV_MAX; k++) {
+			size_t l = iov[k].iov_len;
+			if (at + l > in) {
+				size_t skip = in > at ? in - at : 0;
+				v[n++] =
+				    (struct iovec){(uint8_t *)iov[k].iov_base + skip, l - skip};
+			}
+			at += l;
+		}
+		ssize_t w = pwritev(fd, v, n, (off_t)done);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -712,8 +724,8 @@ static int write_object(int fd, const uint8_t *blk, const void *buf, size_t len)
 }
 
 /* Writes the whole object to a new temporary file tmp.  Returns 0 or -errno (tmp removed). */
-static int write_temp(struct shared *sh, const char *tmp, const kvg_key *key, const void *buf,
-		      size_t len, uint32_t depth, uint32_t parts)
+static int write_temp(struct shared *sh, const char *tmp, const kvg_key *key,
+		      const struct iovec *iov, int cnt, size_t len, uint32_t depth, uint32_t parts)
 {
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -732,9 +744,8 @@ static int write_temp(struct shared *sh, const char *tmp, const kvg_key *key, co
 	memcpy(h.key, key->bytes, KVG_KEY_BYTES);
 	memcpy(h.grid_id, sh->writer, 16);
 	memcpy(blk, &h, sizeof(h));
-	struct iovec iov = {(void *)buf, len};
-	rec_hdr_seal_payload(blk, &iov, 1);
-	int rc = write_object(fd, blk, buf, len);
+	rec_hdr_seal_payload(blk, iov, cnt);
+	int rc = write_object(fd, blk, iov, cnt, len);
 	if (!rc && sh->sync && fsync(fd))
 		rc = -errno;
 	if (close(fd) && !rc)
@@ -778,6 +789,18 @@ static int publish_name(struct shared *sh, const char *tmp, const char *final)
 int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_t len,
 		   uint32_t depth, uint32_t parts)
 {
+	struct iovec iov = {(void *)buf, len};
+	return shared_publishv(sh, key, &iov, 1, depth, parts, NULL);
+}
+
+int shared_publishv(struct shared *sh, const kvg_key *key, const struct iovec *iov, int cnt,
+		    uint32_t depth, uint32_t parts, int *published)
+{
+	size_t len = 0;
+	for (int k = 0; k < cnt; k++)
+		len += iov[k].iov_len;
+	if (published)
+		*published = 0;
 	char final[4300], tmp[4300];
 	struct stat st;
 	obj_path(sh, key, final, sizeof(final));
@@ -792,9 +815,9 @@ int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_
 		if (rc)
 			break;
 		sibling_path(sh, key, "tmp", tmp, sizeof(tmp));
-		rc = write_temp(sh, tmp, key, buf, len, depth, parts);
+		rc = write_temp(sh, tmp, key, iov, cnt, len, depth, parts);
 		if (rc == -ENOENT && obj_dirs(sh, key) == 0)
-			rc = write_temp(sh, tmp, key, buf, len, depth, parts);
+			rc = write_temp(sh, tmp, key, iov, cnt, len, depth, parts);
 		if (rc != -ENOSPC && rc != -EDQUOT)
 			break;
 	}
@@ -811,6 +834,8 @@ int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_
 	count(&sh->bytes_written, len);
 	seen_set(sh, key, 1);
 	if (rc == 1) {
+		if (published)
+			*published = 1;
 		count(&sh->published, 1);
 		pthread_mutex_lock(&sh->mu);
 		ledger_add(sh, sh->tenant, +1, span);

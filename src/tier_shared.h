@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "kvgrid.h"
 #include "log.h"
@@ -54,6 +55,13 @@ void shared_close(struct shared *sh);
  */
 int shared_publish(struct shared *sh, const kvg_key *key, const void *buf, size_t len,
 		   uint32_t depth, uint32_t parts);
+
+/*
+ * shared_publish() of the payload in pieces iov[0..cnt) (a block's DRAM chunks, say).
+ * *published, when not NULL, is set to 1 when this call made the object (0: it was there).
+ */
+int shared_publishv(struct shared *sh, const kvg_key *key, const struct iovec *iov, int cnt,
+		    uint32_t depth, uint32_t parts, int *published);
 
 /*
  * Reads and verifies the block of key into buf (cap bytes).  Returns 0 (*len, *depth set),

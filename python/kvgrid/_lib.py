@@ -80,6 +80,7 @@ class Config(ctypes.Structure):
         ("shared_touch_s", ctypes.c_uint32),
         ("shared_refresh_ms", ctypes.c_uint32),
         ("shared_cache_ms", ctypes.c_uint32),
+        ("shared_demote", ctypes.c_int),
     ]
 
 
