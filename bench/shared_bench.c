@@ -12,11 +12,13 @@
  * fio's numjobs = QD with psync; the lookup runs on shared_threads = QD.  Loads use
  * KVG_LOAD_NOPROMOTE: every byte comes from the shared tier.  Prints one JSON object.
  */
+#include <glob.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "kvgrid.h"
@@ -41,6 +43,24 @@ static kvg_grid *open_on(const char *dir, uint32_t qd)
 		exit(1);
 	}
 	return g;
+}
+
+/* Waits until a new tier's directories are all made (a grid makes them in the background
+ * when it opens one): the figures are those of a tier in use, as fio's directory exists
+ * before fio starts. */
+static void wait_layout(const char *dir)
+{
+	char pat[4200];
+	snprintf(pat, sizeof(pat), "%s/t-*/ff", dir);
+	for (int i = 0; i < 600; i++) {
+		glob_t gl;
+		int found = glob(pat, GLOB_ONLYDIR, NULL, &gl) == 0;
+		if (found)
+			globfree(&gl);
+		if (found)
+			return;
+		usleep(100000);
+	}
 }
 
 static void keys_of(kvg_grid *g, size_t bs, size_t n, kvg_key *keys)
@@ -122,6 +142,7 @@ static int lookup_bench(const char *dir, size_t bs)
 	uint8_t *bufs = malloc(qd * bs);
 	memset(bufs, 0x5a, qd * bs);
 	kvg_grid *g = open_on(dir, (uint32_t)qd);
+	wait_layout(dir);
 	keys_of(g, bs, n, keys);
 	move(g, 0, keys, n, bs, qd, bufs);
 	kvg_close(g);
@@ -167,6 +188,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < qd * bs; i++)
 		bufs[i] = (uint8_t)(i * 2654435761u >> 13);
 	kvg_grid *g = open_on(argv[2], (uint32_t)qd);
+	if (!load)
+		wait_layout(argv[2]);
 	keys_of(g, bs, n, keys);
 	double t = move(g, load, keys, n, bs, qd, bufs);
 	kvg_close(g);

@@ -1335,9 +1335,26 @@ int shared_scan(struct shared *sh)
 	return 0;
 }
 
+/* Makes this tenant's 256 <kk> directories, in order, when its tenant directory is new
+ * (made here): the maintenance thread does it at start, so that a new tier's stores do not
+ * each pay a failed create and two mkdirs (obj_dirs() still makes any that is missing), and
+ * stops early when the grid closes. */
+static void tenant_dirs(struct shared *sh)
+{
+	char p[4300];
+	snprintf(p, sizeof(p), "%s/t-%s", sh->root, sh->tenant);
+	if (mkdir(p, 0755))
+		return; /* there already (or cannot be made: the stores will say) */
+	for (int kk = 0; kk < 256 && !__atomic_load_n(&sh->jstop, __ATOMIC_RELAXED); kk++) {
+		snprintf(p, sizeof(p), "%s/t-%s/%02x", sh->root, sh->tenant, kk);
+		(void)mkdir(p, 0755); /* EEXIST: another host made it */
+	}
+}
+
 static void *janitor_main(void *arg)
 {
 	struct shared *sh = arg;
+	tenant_dirs(sh);
 	pthread_mutex_lock(&sh->jmu);
 	while (!sh->jstop) {
 		struct timespec ts;
@@ -1394,27 +1411,6 @@ static int layout_init(struct shared *sh, char *err, size_t err_len)
 			       "shared_dir: %s does not say '%.*s': another format", p,
 			       (int)strlen(SHARED_FORMAT) - 1, SHARED_FORMAT);
 	return 0;
-}
-
-static void kk_dir(void *arg, size_t i)
-{
-	struct shared *sh = arg;
-	char p[4300];
-	snprintf(p, sizeof(p), "%s/t-%s/%02zx", sh->root, sh->tenant, i);
-	(void)mkdir(p, 0755); /* EEXIST: another host made it */
-}
-
-/* Makes this tenant's directory and its 256 <kk> directories when the tenant directory is
- * new, on the pool's threads, so that a new tier's first stores do not each pay a failed
- * create and two mkdirs (obj_dirs() still makes any that is missing). */
-static void tenant_dirs(struct shared *sh)
-{
-	char p[4300];
-	struct stat st;
-	snprintf(p, sizeof(p), "%s/t-%s", sh->root, sh->tenant);
-	if (stat(p, &st) == 0 || (mkdir(p, 0755) && errno != EEXIST))
-		return;
-	shared_parallel(sh, 256, kk_dir, sh);
 }
 
 static void writer_id(struct shared *sh)
@@ -1496,8 +1492,6 @@ int shared_open(const struct kvg_config *cfg, struct log *log, struct shared **o
 		rc = threads_start(sh, cfg->shared_threads ? cfg->shared_threads : 8);
 		if (rc)
 			err_set(err, err_len, rc, "shared tier: cannot start its threads");
-		else
-			tenant_dirs(sh);
 	}
 	if (rc) {
 		shared_close(sh);
@@ -1539,7 +1533,7 @@ void shared_close(struct shared *sh)
 		pthread_join(sh->thr[i], NULL);
 	if (sh->jan_started) {
 		pthread_mutex_lock(&sh->jmu);
-		sh->jstop = 1;
+		__atomic_store_n(&sh->jstop, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&sh->jcv);
 		pthread_mutex_unlock(&sh->jmu);
 		pthread_join(sh->jan, NULL);
