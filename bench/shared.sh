@@ -1,15 +1,17 @@
 #!/bin/sh
 # The shared tier on GlusterFS (tests/sharedfs.sh: replica 2, client caches off) against
 # fio on the same mounts, interleaved (fio, kvgrid, fio, kvgrid: doc MACHINE notes say the
-# disk drifts): store and load of 1 MiB and 4 MiB blocks, QD files in flight (kvgrid:
-# shared_threads = QD, batches of QD; fio: numjobs = QD, one file per block, psync, fsync at
-# close: the same work as a publish, a file written whole and synced).  Writes go through
-# mount 1, reads through mount 2, so every read starts with cold client caches.  Then the
-# 512-block lookup, cold and warm, against loading those blocks.
-#   sh bench/shared.sh [ROUNDS] [QD]     prints one JSON line per measurement and a summary
+# disk drifts): store and load of 1 MiB and 4 MiB blocks, QD files in flight all the time
+# (kvgrid: QD threads storing or loading one block each at a time; fio: numjobs = QD, one
+# file per block, psync, fsync at close: the same work as a publish, a file written whole
+# and synced).  Writes go through mount 1, reads through mount 2, so every read starts with
+# cold client caches.  Each round is fio write, kvgrid store, fio read, kvgrid load; the
+# summary gives the median of the rounds' ratios.  Then the 512-block lookup, cold and
+# warm, against loading those blocks.
+#   sh bench/shared.sh [ROUNDS] [QD]     prints one JSON line per round and per block size
 set -u
 cd "$(dirname "$0")/.." || exit 1
-ROUNDS=${1:-2}; QD=${2:-8}
+ROUNDS=${1:-5}; QD=${2:-8}
 [ -x build/bench/shared_bench ] || { echo "make benches first" >&2; exit 1; }
 S=$(pwd)/build/tmp/bench-shared.$$
 trap 'sh tests/sharedfs.sh stop "$S"' EXIT
@@ -36,9 +38,19 @@ for bs in 1M 4M; do
 		kw=$(kvg_gbps store "$M1/kvg-$bs-$r" $bs $n)
 		fr=$(fio_gbps read "$M2/fio-$bs-$r" $bs $n)
 		kr=$(kvg_gbps load "$M2/kvg-$bs-$r" $bs $n)
-		echo "{\"bs\": \"$bs\", \"qd\": $QD, \"round\": $r, \"fio_write_gbps\": $fw, \"kvgrid_store_gbps\": $kw, \"store_ratio\": $(python3 -c "print(round($kw/$fw,2))"), \"fio_read_gbps\": $fr, \"kvgrid_load_gbps\": $kr, \"load_ratio\": $(python3 -c "print(round($kr/$fr,2))")}"
+		echo "{\"bs\": \"$bs\", \"qd\": $QD, \"round\": $r, \"fio_write_gbps\": $fw, \"kvgrid_store_gbps\": $kw, \"store_ratio\": $(python3 -c "print(round($kw/$fw,2))"), \"fio_read_gbps\": $fr, \"kvgrid_load_gbps\": $kr, \"load_ratio\": $(python3 -c "print(round($kr/$fr,2))")}" |
+			tee -a "$S/rounds"
 		rm -rf "$M1/fio-$bs-$r" "$M1/kvg-$bs-$r"
 	done
+	python3 - "$S/rounds" "$bs" <<'EOF'
+import json, statistics, sys
+rs = [j for j in map(json.loads, open(sys.argv[1])) if j["bs"] == sys.argv[2]]
+med = lambda k: statistics.median(r[k] for r in rs)
+print(json.dumps({"bs": sys.argv[2], "rounds": len(rs),
+                  "median_store_ratio": med("store_ratio"), "median_load_ratio": med("load_ratio"),
+                  "store_ratios": [r["store_ratio"] for r in rs],
+                  "load_ratios": [r["load_ratio"] for r in rs]}))
+EOF
 done
 for bs in 256K 1M; do
 	build/bench/shared_bench lookup "$M1/lookup-$bs" $bs

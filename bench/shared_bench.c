@@ -7,14 +7,18 @@
  *   shared_bench lookup DIR BS         store 512 blocks, then from a fresh grid: one lookup
  *                                      of the 512 (cold), another (warm), one load of all
  *
- * A block of a batch runs on one of QD threads (shared_threads = QD), so QD is the number
- * of files being written or read at once, as fio's numjobs.  Loads use KVG_LOAD_NOPROMOTE:
- * every byte comes from the shared tier.  Prints one JSON object.
+ * QD threads each store or load one block at a time (kvg_store_sync / kvg_load_sync of one
+ * block, which runs on the calling thread), so QD blocks are in flight all the time, as
+ * fio's numjobs = QD with psync; the lookup runs on shared_threads = QD.  Loads use
+ * KVG_LOAD_NOPROMOTE: every byte comes from the shared tier.  Prints one JSON object.
  */
+#include <glob.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "kvgrid.h"
@@ -41,6 +45,24 @@ static kvg_grid *open_on(const char *dir, uint32_t qd)
 	return g;
 }
 
+/* Waits until a new tier's directories are all made (a grid makes them in the background
+ * when it opens one): the figures are those of a tier in use, as fio's directory exists
+ * before fio starts. */
+static void wait_layout(const char *dir)
+{
+	char pat[4200];
+	snprintf(pat, sizeof(pat), "%s/t-*/ff", dir);
+	for (int i = 0; i < 600; i++) {
+		glob_t gl;
+		int found = glob(pat, GLOB_ONLYDIR, NULL, &gl) == 0;
+		if (found)
+			globfree(&gl);
+		if (found)
+			return;
+		usleep(100000);
+	}
+}
+
 static void keys_of(kvg_grid *g, size_t bs, size_t n, kvg_key *keys)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -50,27 +72,66 @@ static void keys_of(kvg_grid *g, size_t bs, size_t n, kvg_key *keys)
 	}
 }
 
-/* Stores or loads n blocks qd at a time; seconds taken. */
+/* One of the qd workers of move(): takes the next block until none is left. */
+struct mover {
+	kvg_grid *g;
+	int load;
+	const kvg_key *keys;
+	size_t n, bs;
+	size_t next; /* atomic */
+	int failed;  /* atomic: the first error */
+};
+
+struct worker {
+	struct mover *m;
+	uint8_t *buf; /* this worker's own: a load verifies what it read into it */
+	pthread_t t;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct mover *m = w->m;
+	size_t i;
+	while ((i = __atomic_fetch_add(&m->next, 1, __ATOMIC_RELAXED)) < m->n) {
+		struct kvg_io io = {.key = m->keys[i], .buf = w->buf, .len = m->bs};
+		int rc = m->load ? kvg_load_sync(m->g, &io, 1, KVG_LOAD_NOPROMOTE)
+				 : kvg_store_sync(m->g, &io, 1, 0);
+		if (rc || io.len != m->bs) {
+			__atomic_store_n(&m->failed, rc ? rc : -1, __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Stores or loads n blocks with qd of them in flight all the time, as fio's numjobs = qd
+ * (psync): qd threads, each moving one block at a time (a batch of one runs on its caller's
+ * thread), none waiting for the others.  Seconds taken.
+ */
 static double move(kvg_grid *g, int load, const kvg_key *keys, size_t n, size_t bs, size_t qd,
 		   uint8_t *bufs)
 {
-	struct kvg_io *ios = calloc(qd, sizeof(*ios));
+	struct mover m = {.g = g, .load = load, .keys = keys, .n = n, .bs = bs};
+	struct worker *w = calloc(qd, sizeof(*w));
 	double t0 = now_s();
-	for (size_t i = 0; i < n; i += qd) {
-		size_t k = n - i < qd ? n - i : qd;
-		for (size_t j = 0; j < k; j++)
-			ios[j] =
-			    (struct kvg_io){.key = keys[i + j], .buf = bufs + j * bs, .len = bs};
-		int rc = load ? kvg_load_sync(g, ios, k, KVG_LOAD_NOPROMOTE)
-			      : kvg_store_sync(g, ios, k, 0);
-		if (rc) {
-			fprintf(stderr, "shared_bench: %s: %s\n", load ? "load" : "store",
-				kvg_strerror(rc));
+	for (size_t j = 0; j < qd; j++) {
+		w[j] = (struct worker){.m = &m, .buf = bufs + j * bs};
+		if (pthread_create(&w[j].t, NULL, work, &w[j])) {
+			fprintf(stderr, "shared_bench: cannot start a thread\n");
 			exit(1);
 		}
 	}
+	for (size_t j = 0; j < qd; j++)
+		pthread_join(w[j].t, NULL);
 	double t = now_s() - t0;
-	free(ios);
+	free(w);
+	if (m.failed) {
+		fprintf(stderr, "shared_bench: %s: %s\n", load ? "load" : "store",
+			kvg_strerror(m.failed));
+		exit(1);
+	}
 	return t;
 }
 
@@ -81,6 +142,7 @@ static int lookup_bench(const char *dir, size_t bs)
 	uint8_t *bufs = malloc(qd * bs);
 	memset(bufs, 0x5a, qd * bs);
 	kvg_grid *g = open_on(dir, (uint32_t)qd);
+	wait_layout(dir);
 	keys_of(g, bs, n, keys);
 	move(g, 0, keys, n, bs, qd, bufs);
 	kvg_close(g);
@@ -126,6 +188,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < qd * bs; i++)
 		bufs[i] = (uint8_t)(i * 2654435761u >> 13);
 	kvg_grid *g = open_on(argv[2], (uint32_t)qd);
+	if (!load)
+		wait_layout(argv[2]);
 	keys_of(g, bs, n, keys);
 	double t = move(g, load, keys, n, bs, qd, bufs);
 	kvg_close(g);

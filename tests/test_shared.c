@@ -758,6 +758,65 @@ static void test_stale_views(void)
 	CHECK(host_wait(r) == 0);
 }
 
+/* ---- the tier's directories replaced under running grids -------------------------------------
+ */
+
+/* Loads blocks [from, to) of tag from the tier only (no promotion); returns the failures. */
+static int loads_tier(kvg_grid *g, const char *tag, int from, int to)
+{
+	static uint8_t buf[BLOCK];
+	int bad = 0;
+	for (int i = from; i < to; i++) {
+		struct kvg_io io = {.buf = buf, .len = BLOCK};
+		key_of(g, tag, i, &io.key);
+		if (kvg_load_sync(g, &io, 1, KVG_LOAD_NOPROMOTE) || io.len != BLOCK ||
+		    !t_verify(buf, BLOCK, &io.key, 7) || io.tier != KVG_TIER_SHARED)
+			bad++;
+	}
+	return bad;
+}
+
+static int replaced_dirs(int h, void *arg)
+{
+	kvg_grid *a = host_open(0, NULL), *c = host_open(2, NULL);
+	if (!a || !c)
+		return 1;
+	int bad = store_range(a, "rep", 0, 8, 0) ? 1 : 0;
+	bad |= loads_tier(c, "rep", 0, 8) ? 2 : 0; /* c has its <kk> directories open now */
+	char cmd[4400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/%s'/t-*", host_dir[0], test_sub);
+	int rm = 1; /* a grid's maintenance thread may still be making the <kk> directories */
+	for (int i = 0; i < 40 && rm; i++)
+		if ((rm = system(cmd)))
+			usleep(250000);
+	bad |= rm ? 4 : 0;
+	bad |= load_one(c, "rep", 0, NULL) != KVG_ENOTFOUND ? 8 : 0;
+	kvg_grid *b = host_open(1, NULL);
+	if (!b)
+		return 1;
+	bad |= store_range(b, "rep", 0, 8, 0) ? 16 : 0; /* into new directories */
+	bad |= loads_tier(c, "rep", 0, 8) ? 32 : 0;	/* c finds them there */
+	bad |= loads_tier(c, "rep", 0, 8) ? 64 : 0;
+	bad |= store_range(a, "rep2", 0, 8, 0) ? 128 : 0; /* a publishes into new ones */
+	bad |= loads_tier(c, "rep2", 0, 8) ? 256 : 0;
+	kvg_close(a);
+	kvg_close(b);
+	kvg_close(c);
+	if (bad)
+		fprintf(stderr, "replaced directories: failures %#x\n", bad);
+	return bad;
+}
+
+/* Description: the tenant's directories removed and made again by another host while grids
+ * run (grids look names up under directories they opened once): the old objects are misses,
+ * and blocks published into the new directories, by another host or by a grid that had the
+ * old ones open, are found and read intact. */
+static void test_replaced_dirs(void)
+{
+	test_sub = "replaced";
+	CHECK(on_host(0, replaced_dirs, NULL) == 0);
+}
+
 /* KVG_SHARED_ONLY=a,b runs only the tests whose names contain a or b */
 static int wanted(const char *name)
 {
@@ -806,6 +865,7 @@ int main(void)
 	RUN_IF(test_capacity_three_writers);
 	RUN_IF(test_restart_finds_all);
 	RUN_IF(test_stale_views);
+	RUN_IF(test_replaced_dirs);
 	if (!t_failed)
 		t_rmdir(scratch);
 	return t_failed ? 1 : 0;
