@@ -91,6 +91,8 @@ struct shared {
 	 * caches no entries).  -1: not open yet; -2: use full paths.  Atomic; kkmu guards
 	 * renewals, and replaced descriptors stay open in retired[] until shared_close. */
 	int kkfd[256];
+	uint64_t kk_checked_us[256]; /* atomic: when a miss under kkfd[kk] last checked the
+				      * full path (KK_RECHECK_US) */
 	pthread_mutex_t kkmu;
 	int retired[256];
 	int nretired;
@@ -232,6 +234,20 @@ static int kk_at(struct shared *sh, const kvg_key *key)
 static const char *rel_of(int at, const char *path)
 {
 	return at == AT_FDCWD ? path : base_of(path);
+}
+
+/* A miss under an open <kk> directory is checked by full path (was the directory replaced
+ * under this grid?) at most this often per directory: other misses cost one round trip, and
+ * a replaced directory's reads miss for at most this long. */
+#define KK_RECHECK_US 1000000
+
+static int kk_recheck_due(struct shared *sh, const kvg_key *key)
+{
+	uint64_t now = mono_us(), *at = &sh->kk_checked_us[key->bytes[0]];
+	uint64_t last = __atomic_load_n(at, __ATOMIC_RELAXED);
+	if (last && now - last < KK_RECHECK_US)
+		return 0;
+	return __atomic_compare_exchange_n(at, &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 /* The <kk> descriptor old failed where the full path worked: the directory was replaced
@@ -1098,8 +1114,9 @@ int shared_read(struct shared *sh, const kvg_key *key, void *buf, size_t cap, si
 	obj_path(sh, key, final, sizeof(final));
 	int at = kk_at(sh, key);
 	int fd = openat(at, rel_of(at, final), O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && (errno == ENOENT || errno == ESTALE) &&
-	    at != AT_FDCWD) { /* missing, or the <kk> replaced */
+	if (fd < 0 && at != AT_FDCWD &&
+	    (errno == ESTALE || (errno == ENOENT && kk_recheck_due(sh, key)))) {
+		/* missing, or the <kk> replaced: ESTALE says so, ENOENT is checked now and then */
 		fd = open(final, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
 			kk_renew(sh, key, at);
