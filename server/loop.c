@@ -95,13 +95,25 @@ void conn_emit(struct conn *c, uint8_t *p, size_t n)
 	if (n == 0)
 		return;
 	struct iovec *last = c->iov_n ? &c->iov[c->iov_n - 1] : NULL;
+	uint8_t *tail = c->out + c->out_len;
 	if (last && (uint8_t *)last->iov_base + last->iov_len == p) {
 		last->iov_len += n;
-	} else {
+	} else if (c->iov_n < CONN_IOV_MAX) {
 		/* the loop keeps room for a handler's segments (see conn_can_parse) */
 		c->iov[c->iov_n].iov_base = p;
 		c->iov[c->iov_n].iov_len = n;
 		c->iov_n++;
+	} else if ((uint8_t *)last->iov_base + last->iov_len == tail && p >= tail) {
+		/* no room for another segment (a reply of many values, as MGET's): the bytes
+		 * move down to join the last one */
+		memmove(tail, p, n);
+		last->iov_len += n;
+		p = tail;
+	} else {
+		/* nothing can join: the reply cannot be sent whole, the peer gets a closed
+		 * connection rather than a reply with a hole */
+		c->closing = 1;
+		return;
 	}
 	size_t end = (size_t)(p + n - c->out);
 	if (end > c->out_len)
