@@ -82,7 +82,7 @@ add_errors l
 cp "$T/mnt/.faultfs" "$T/counts.link"
 # an open under faults: the grid opens or refuses with a message, never hangs or crashes
 faults "seed=9;fail=any:0.3;short=read:1"
-host o during --seconds 1 >/dev/null
+host o opening --seconds 1 >/dev/null
 rc=$?
 [ $rc -eq 0 ] || [ $rc -eq 1 ] || fail "a grid opening under faults exited $rc: $(cat "$T/o.err")"
 faults off
