@@ -433,17 +433,23 @@ static int nvme_takes(kvg_grid *g)
 	return g->nv && g->cfg.demote_on_evict && !nvme_degraded(g->nv);
 }
 
+/* The NVMe policy's admission filter, which decides whether a block leaving DRAM is worth
+ * keeping (on NVMe, or in the shared tier); 1 for a policy without one.  Locked. */
+static int nvme_policy_admits(kvg_grid *g, uint32_t slot)
+{
+	if (!g->pol_ops->admit)
+		return 1;
+	struct policy_block b = pblock(g, &g->ix.e[slot]);
+	return g->pol_ops->admit(g->pol[KVG_TIER_NVME], slot, &b);
+}
+
 /* Whether a block leaving the local tiers is published.  Locked. */
 static int wants_shared(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
 	if (!shared_demotes(g) || e->in_shared)
 		return 0;
-	if (g->pol_ops->admit) {
-		struct policy_block b = pblock(g, e);
-		return g->pol_ops->admit(g->pol[KVG_TIER_NVME], slot, &b);
-	}
-	return 1;
+	return nvme_policy_admits(g, slot);
 }
 
 /* A block's publication ended with rc: if it made it, the grid knows it is in the tier,
@@ -654,17 +660,13 @@ static int dram_evictable_nowrite_cb(void *ctx, uint32_t slot)
 static int wants_demotion(kvg_grid *g, uint32_t slot)
 {
 	struct entry *e = &g->ix.e[slot];
-	if (!g->nv || !g->cfg.demote_on_evict || nvme_degraded(g->nv))
+	if (!nvme_takes(g))
 		return 0;
 	if ((e->state & E_NVME) && !e->nvme_stale)
 		return 0;
 	if (g->cfg.nvme_admit_on_reuse && e->hits == 0)
 		return 0;
-	if (g->pol_ops->admit) {
-		struct policy_block b = pblock(g, e);
-		return g->pol_ops->admit(g->pol[KVG_TIER_NVME], slot, &b);
-	}
-	return 1;
+	return nvme_policy_admits(g, slot);
 }
 
 /* Demoted victims leave DRAM, unless they were used or pinned meanwhile: those go back
