@@ -64,7 +64,9 @@ for r in rows:
     if r["tier"] == "nvme":
         w, rd = k["write_gbps"] / r["ref_write"], k["read_gbps"] / r["ref_read"]
     else:
-        w, rd = k["write_gbps"] / k["memcpy_gbps"], k["read_vs_memcpy"]
+        # builds since the interleaved memcpy slices report the store's own ratio
+        w = k.get("write_vs_memcpy", k["write_gbps"] / k["memcpy_gbps"])
+        rd = k["read_vs_memcpy"]
     a = agg.setdefault((r["tier"], r["bs"], r["qd"]), {"this": ([], []), "other": ([], [])})
     a[r["who"]][0].append(w); a[r["who"]][1].append(rd)
 print("ratios to the reference in the same run (fio for NVMe, memcpy for DRAM); other = %s" % sys.argv[2])

@@ -5,7 +5,9 @@
  * The store phase writes new keys (so every store moves bytes; the NVMe tier evicts whole
  * segments when it fills); the load phase reads random keys among those still resident.
  * For the DRAM tier the same run measures plain memcpy with as many threads as the grid's
- * workers, so the report can state the ratio on this machine, now.
+ * workers, so the report can state the ratio on this machine, now: each phase is cut into
+ * slices with a memcpy slice after each, and each phase is compared with the memcpy slices
+ * run beside it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -80,7 +82,29 @@ struct phase {
 	double gbps;
 	double p50_us, p99_us;
 	uint64_t ops, errors;
+	/* accumulated over the slices of a phase (phase_end() fills the figures above) */
+	uint64_t bytes, ns, nlat;
+	uint64_t *lat;
 };
+
+#define LAT_CAP (1u << 20)
+
+static int phase_begin(struct phase *p)
+{
+	*p = (struct phase){0};
+	p->lat = malloc(sizeof(uint64_t) * LAT_CAP);
+	return p->lat ? 0 : -ENOMEM;
+}
+
+static void phase_end(struct phase *p)
+{
+	qsort(p->lat, p->nlat, sizeof(uint64_t), cmp_u64);
+	p->gbps = p->ns ? p->bytes / (p->ns / 1e9) / 1e9 : 0;
+	p->p50_us = p->nlat ? p->lat[p->nlat / 2] / 1e3 : 0;
+	p->p99_us = p->nlat ? p->lat[(p->nlat * 99) / 100] / 1e3 : 0;
+	free(p->lat);
+	p->lat = NULL;
+}
 
 /* Key k: bench/bench.h's splitmix64 sequence; an engine computes its keys once per block,
  * outside the transfer, so the loop compared with memcpy times no SHA-256 per block. */
@@ -118,28 +142,27 @@ static int submit_slot(kvg_grid *g, struct slot *s, size_t block, int load, uint
 	return rc;
 }
 
-/* Runs one phase with qd requests in flight, replacing each as soon as it completes. */
+/* Runs a slice of a phase with qd requests in flight, replacing each as soon as it
+ * completes; adds its bytes, time and latencies to *out. */
 static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block, double secs,
 		     int load, uint64_t *next_key, uint64_t lo, uint64_t hi, struct phase *out)
 {
-	size_t lat_cap = 1 << 20, nlat = 0;
-	uint64_t *lat = malloc(sizeof(uint64_t) * lat_cap);
 	struct done_queue q = {PTHREAD_MUTEX_INITIALIZER,
 			       PTHREAD_COND_INITIALIZER,
 			       calloc(qd + 1, sizeof(uint32_t)),
 			       0,
 			       0,
 			       qd + 1};
-	if (!lat || !q.ring)
+	if (!q.ring)
 		return -ENOMEM;
-	uint64_t rng = 0x9e3779b97f4a7c15ull, t0 = now_ns(), deadline = t0 + (uint64_t)(secs * 1e9);
-	uint64_t bytes = 0, ops = 0, errors = 0;
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ out->ops, t0 = now_ns(),
+		 deadline = t0 + (uint64_t)(secs * 1e9);
 	uint32_t inflight = 0;
 	for (uint32_t i = 0; i < qd; i++) {
 		slots[i].q = &q;
 		slots[i].idx = i;
 		if (submit_slot(g, &slots[i], block, load, next_key, lo, hi, &rng))
-			errors++;
+			out->errors++;
 		else
 			inflight++;
 	}
@@ -150,31 +173,24 @@ static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block,
 		kvg_req_free(s->req);
 		s->req = NULL;
 		if (rc) {
-			if (getenv("KVG_BENCH_DEBUG") && errors < 5)
+			if (getenv("KVG_BENCH_DEBUG") && out->errors < 5)
 				fprintf(stderr, "bench: %s of key %s failed: %s\n",
 					load ? "load" : "store", "?", kvg_strerror(rc));
-			errors++;
+			out->errors++;
 		} else {
-			bytes += block * s->batch;
+			out->bytes += block * s->batch;
 		}
-		ops++;
-		if (nlat < lat_cap)
-			lat[nlat++] = s->end_ns - s->start_ns;
+		out->ops++;
+		if (out->lat && out->nlat < LAT_CAP)
+			out->lat[out->nlat++] = s->end_ns - s->start_ns;
 		if (now_ns() >= deadline)
 			continue;
 		if (submit_slot(g, s, block, load, next_key, lo, hi, &rng))
-			errors++;
+			out->errors++;
 		else
 			inflight++;
 	}
-	double el = (now_ns() - t0) / 1e9;
-	qsort(lat, nlat, sizeof(uint64_t), cmp_u64);
-	out->gbps = bytes / el / 1e9;
-	out->p50_us = nlat ? lat[nlat / 2] / 1e3 : 0;
-	out->p99_us = nlat ? lat[(nlat * 99) / 100] / 1e3 : 0;
-	out->ops = ops;
-	out->errors = errors;
-	free(lat);
+	out->ns += now_ns() - t0;
 	free(q.ring);
 	return 0;
 }
@@ -202,36 +218,58 @@ static void *memcpy_thread(void *p)
 	return NULL;
 }
 
-/* Plain memcpy of random blocks out of a region as big as the arena, on n threads. */
-static double memcpy_gbps(size_t region, size_t block, uint32_t threads, double secs)
-{
+/* Plain memcpy of random blocks out of a region as big as the arena, on n threads: the
+ * DRAM tier's reference, run in slices between the grid's own (mc_slice()). */
+struct mc_ref {
 	uint8_t *src;
-	if (posix_memalign((void **)&src, 2 << 20, region))
-		return 0;
-	memset(src, 1, region);
+	size_t region, block;
+	uint32_t threads;
+	uint8_t *dst[16];
+	uint64_t bytes, ns; /* of the slices run during the store phase or the load phase */
+};
+
+static int mc_open(struct mc_ref *m, size_t region, size_t block, uint32_t threads)
+{
+	*m = (struct mc_ref){.region = region, .block = block};
+	m->threads = threads > 16 ? 16 : threads ? threads : 1;
+	if (posix_memalign((void **)&m->src, 2 << 20, region))
+		return -ENOMEM;
+	memset(m->src, 1, region);
+	for (uint32_t i = 0; i < m->threads; i++) {
+		if (posix_memalign((void **)&m->dst[i], 4096, block))
+			return -ENOMEM;
+		memset(m->dst[i], 0, block);
+	}
+	return 0;
+}
+
+static void mc_close(struct mc_ref *m)
+{
+	for (uint32_t i = 0; i < m->threads; i++)
+		free(m->dst[i]);
+	free(m->src);
+}
+
+/* secs of memcpy on every thread; adds to *bytes and *ns. */
+static void mc_slice(struct mc_ref *m, double secs, uint64_t *bytes, uint64_t *ns)
+{
 	struct mc_arg a[16];
 	pthread_t th[16];
-	if (threads > 16)
-		threads = 16;
-	for (uint32_t i = 0; i < threads; i++) {
-		a[i] = (struct mc_arg){src, region, block, NULL, secs, 0};
-		if (posix_memalign((void **)&a[i].dst, 4096, block))
-			return 0;
-		memset(a[i].dst, 0, block);
-	}
 	uint64_t t0 = now_ns();
-	for (uint32_t i = 0; i < threads; i++)
+	for (uint32_t i = 0; i < m->threads; i++) {
+		a[i] = (struct mc_arg){m->src, m->region, m->block, m->dst[i], secs, 0};
 		pthread_create(&th[i], NULL, memcpy_thread, &a[i]);
-	uint64_t total = 0;
-	for (uint32_t i = 0; i < threads; i++) {
-		pthread_join(th[i], NULL);
-		total += a[i].bytes;
-		free(a[i].dst);
 	}
-	double el = (now_ns() - t0) / 1e9;
-	free(src);
-	return total / el / 1e9;
+	for (uint32_t i = 0; i < m->threads; i++) {
+		pthread_join(th[i], NULL);
+		*bytes += a[i].bytes;
+	}
+	*ns += now_ns() - t0;
 }
+
+/* Slices a DRAM phase is cut into, each followed by as long a memcpy slice, so that the
+ * grid and memcpy see the same machine (these machines' memcpy swings 2x within seconds). */
+#define DRAM_SLICES 8
 
 static void usage(FILE *f)
 {
@@ -335,11 +373,15 @@ int cmd_bench(int argc, char **argv)
 		slots[i].batch = (uint32_t)batch;
 	}
 	uint64_t next = 0;
-	struct phase w = {0}, r = {0};
+	struct phase w, r;
+	struct mc_ref mc;
+	if (phase_begin(&w) || phase_begin(&r) ||
+	    (!nvme && mc_open(&mc, c.dram_bytes, block, c.workers)))
+		return cli_fail("bench", "out of memory");
 	if (nvme && precondition) {
 		/* write the tier over until it evicts, as fio lays out its file: steady state,
 		 * every segment file made (the tier makes them as it fills), not fresh extents */
-		struct phase pre;
+		struct phase pre = {0};
 		double est = (double)c.nvme_bytes / 1.5e9 + 1;
 		struct kvg_stats ps = {0};
 		for (int k = 0; k < 8 && ps.tier[KVG_TIER_NVME].evictions == 0; k++) {
@@ -347,17 +389,34 @@ int cmd_bench(int argc, char **argv)
 			kvg_stats_get(g, &ps);
 		}
 	}
-	run_phase(g, slots, (uint32_t)nslots, block, secs / 2, 0, &next, 0, 0, &w);
+	/* NVMe: each phase at once (fio runs beside it, in the script); DRAM: in slices, each
+	 * followed by a memcpy slice as long */
+	int slices = nvme ? 1 : DRAM_SLICES;
+	uint64_t mcw_bytes = 0, mcw_ns = 0, mcr_bytes = 0, mcr_ns = 0;
+	for (int k = 0; k < slices; k++) {
+		run_phase(g, slots, (uint32_t)nslots, block, secs / 2 / slices, 0, &next, 0, 0, &w);
+		if (!nvme)
+			mc_slice(&mc, secs / 2 / slices, &mcw_bytes, &mcw_ns);
+	}
 	/* resident keys: the newest ones that fit in the tier */
 	uint64_t cap = nvme ? c.nvme_bytes / (block + 8192) : c.dram_bytes / block;
 	uint64_t resident = cap / 2 < next ? cap / 2 : next; /* whole segments leave at once */
 	if (resident == 0)
 		resident = 1;
-	run_phase(g, slots, (uint32_t)nslots, block, secs / 2, 1, &next, next - resident, next, &r);
+	for (int k = 0; k < slices; k++) {
+		run_phase(g, slots, (uint32_t)nslots, block, secs / 2 / slices, 1, &next,
+			  next - resident, next, &r);
+		if (!nvme)
+			mc_slice(&mc, secs / 2 / slices, &mcr_bytes, &mcr_ns);
+	}
+	phase_end(&w);
+	phase_end(&r);
+	if (!nvme)
+		mc_close(&mc);
+	double mcw = mcw_ns ? mcw_bytes / (mcw_ns / 1e9) / 1e9 : 0;
+	double mcr = mcr_ns ? mcr_bytes / (mcr_ns / 1e9) / 1e9 : 0;
 	struct kvg_stats st;
 	kvg_stats_get(g, &st);
-	double mc =
-	    nvme ? 0 : memcpy_gbps(c.dram_bytes, block, c.workers, secs / 4 < 2 ? secs / 4 : 2);
 	const char *backend = st.tier[nvme].backend;
 	kvg_close(g);
 	if (nvme) {
@@ -382,8 +441,10 @@ int cmd_bench(int argc, char **argv)
 		       (unsigned long long)(w.errors + r.errors));
 		if (!nvme)
 			printf(", \"memcpy_gbps\": %.3f, \"memcpy_threads\": %u, "
-			       "\"read_vs_memcpy\": %.3f",
-			       mc, c.workers, mc > 0 ? r.gbps / mc : 0);
+			       "\"read_vs_memcpy\": %.3f, \"memcpy_store_gbps\": %.3f, "
+			       "\"write_vs_memcpy\": %.3f",
+			       mcr, mc.threads, mcr > 0 ? r.gbps / mcr : 0, mcw,
+			       mcw > 0 ? w.gbps / mcw : 0);
 		printf("}\n");
 	} else {
 		printf("%s tier (%s), %llu-byte blocks, queue depth %llu\n", tier, backend,
@@ -393,8 +454,10 @@ int cmd_bench(int argc, char **argv)
 		printf("  load   %7.3f GB/s  p50 %8.1f us  p99 %8.1f us  (%llu ops)\n", r.gbps,
 		       r.p50_us, r.p99_us, (unsigned long long)r.ops);
 		if (!nvme)
-			printf("  memcpy %7.3f GB/s on %u threads: load is %.0f%% of it\n", mc,
-			       c.workers, mc > 0 ? 100 * r.gbps / mc : 0);
+			printf("  memcpy %7.3f GB/s (beside the stores) and %.3f GB/s (beside the "
+			       "loads) on %u threads: store is %.0f%%, load %.0f%% of it\n",
+			       mcw, mcr, mc.threads, mcw > 0 ? 100 * w.gbps / mcw : 0,
+			       mcr > 0 ? 100 * r.gbps / mcr : 0);
 		if (w.errors + r.errors)
 			printf("  errors %llu\n", (unsigned long long)(w.errors + r.errors));
 	}
