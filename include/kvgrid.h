@@ -322,7 +322,9 @@ typedef struct kvg_req kvg_req;
  * submitter's, before waiters in kvg_req_wait() are released; inside it kvg_req_poll()
  * already answers the final status, and kvg_req_free() may be called on the request. */
 typedef void (*kvg_done_fn)(kvg_req *req, void *arg);
-/* Called when layer `layer` of every block of a load has arrived (with KVG_LOAD_LAYERS). */
+/* Called when layer `layer` of every block of a load has arrived (with KVG_LOAD_LAYERS).
+ * Both callbacks may run on the NVMe tier's I/O thread: there they must not wait for the
+ * grid's I/O (kvg_req_wait, kvg_load_sync of blocks on NVMe), which that thread completes. */
 typedef void (*kvg_layer_fn)(kvg_req *req, uint32_t layer, void *arg);
 
 #define KVG_LOAD_LAYERS	   0x1 /* complete layer by layer (needs cfg.layers) */

@@ -56,6 +56,9 @@ struct grid_ops {
 	void (*close)(kvg_grid *g);
 	/* the blocks of a REQ_STORE or REQ_LOAD request: each ends with block_done() */
 	void (*run)(kvg_grid *g, struct kvg_req *r);
+	/* a worker helps a request that run split (req_split()): claims its pieces until none
+	 * is left; NULL when the backend never splits */
+	void (*help)(kvg_grid *g, struct kvg_req *r);
 	int (*lookup_keys)(kvg_grid *g, const kvg_key *keys, size_t n, size_t *hit_blocks,
 			   uint8_t *tiers);
 	int (*pin)(kvg_grid *g, const kvg_key *keys, size_t n, int pin);
@@ -107,10 +110,12 @@ struct kvg_req {
 				   * promotion (the first; CHUNK_END if none) */
 	uint32_t promote_len;	  /* the block length they were reserved for */
 	uint64_t seq;		  /* names the call to the policies (policy_block.req_id) */
-	/* blocks the running dispatcher finished itself, put in one req_put_n() when its run
-	 * ends (block_done()); touched by that thread only */
-	size_t run_done;
-	int run_status; /* the first error among them */
+	/* a request split across threads (req_split()): the next block to claim (atomic), the
+	 * helper holds offered and not yet taken (qlock), and its place in g->helpq (qlock) */
+	size_t cursor;
+	uint32_t piece; /* blocks a claim takes */
+	uint32_t helpers;
+	struct kvg_req *help_next;
 	struct kvg_req *next;
 };
 
@@ -137,13 +142,15 @@ struct kvg_grid {
 	uint32_t segs_demoting; /* NVMe segments being published before eviction (lock) */
 
 	/* requests and workers */
-	pthread_mutex_t qlock; /* guards free_reqs, both queues, stop, promotes_queued */
+	pthread_mutex_t qlock; /* guards free_reqs, the queues, stop, promotes_queued, idle */
 	pthread_cond_t qcv;
 	struct kvg_req *reqs;
 	uint64_t req_seq; /* last call name given (atomic) */
 	struct kvg_req *free_reqs;
 	struct kvg_req *qhead, *qtail;
 	struct kvg_req *pqhead, *pqtail; /* REQ_PROMOTE: served when qhead is empty */
+	struct kvg_req *helpq;		 /* running requests that offer pieces to idle workers */
+	uint32_t idle;			 /* workers waiting on qcv */
 	int stop;
 	uint32_t promotes_queued; /* REQ_PROMOTE requests queued or running */
 	int cleaning;		  /* a REQ_CLEAN is queued or running (cfg.dram_free_bytes) */
@@ -240,6 +247,8 @@ void req_put_n(struct kvg_req *r, size_t units, int status);
 void req_layer_arrived(struct kvg_req *r, uint32_t layer, uint32_t count);
 void req_layer_arrived_n(struct kvg_req *r, uint32_t layer, uint32_t count, uint32_t blocks);
 void block_done(struct kvg_req *r, size_t i, int status);
+uint32_t req_split(kvg_grid *g, struct kvg_req *r, uint32_t pieces);
+void req_split_end(kvg_grid *g, struct kvg_req *r);
 void clean_later(kvg_grid *g);
 void promote_later(kvg_grid *g, const kvg_key *key);
 

@@ -135,12 +135,21 @@ static void store_no_room(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	block_done(r, i, KVG_EFULL);
 }
 
+/* Whether a store of request r writes through to NVMe (and so waits for the disk). */
+static int store_through(const kvg_grid *g, const struct kvg_req *r)
+{
+	return g->nv && (g->cfg.durability == KVG_DURABILITY_DURABLE || g->cfg.write_through ||
+			 (r->opts.flags & KVG_STORE_NVME));
+}
+
 /*
  * The block's bytes are in its DRAM chunks: it joins the DRAM tier, and is written through
  * to NVMe when the mode or the request asks.  In durable mode it stays invisible until its
- * record is on NVMe, so that "stored" means durable.  Locked, with our ref; unlocks.
+ * record is on NVMe, so that "stored" means durable.  Locked, with our ref; returns the
+ * block's status, still locked (the caller broadcasts lock_cv: deletes wait for FILLING
+ * and refs to clear).
  */
-static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+static int store_publish_locked(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
 {
 	struct kvg_io *io = &r->ios[i];
 	struct entry *e = &g->ix.e[slot];
@@ -154,10 +163,8 @@ static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
 	g->st.tier[KVG_TIER_DRAM].bytes_written += e->len;
 	int durable = g->nv && g->cfg.durability == KVG_DURABILITY_DURABLE;
-	int through =
-	    g->nv && (durable || g->cfg.write_through || (r->opts.flags & KVG_STORE_NVME));
 	int rc = 0;
-	if (through) {
+	if (store_through(g, r)) {
 		if (!durable) /* visible at once; in durable mode only once written */
 			e->state &= ~E_FILLING;
 		e->state |= E_DEMOTING;
@@ -169,7 +176,14 @@ static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 		e->state &= ~E_FILLING;
 		entry_unref(e);
 	}
-	pthread_cond_broadcast(&g->lock_cv); /* deletes wait for FILLING and refs to clear */
+	return rc;
+}
+
+/* store_publish_locked() of one block.  Locked, with our ref; unlocks. */
+static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+{
+	int rc = store_publish_locked(g, r, i, slot);
+	pthread_cond_broadcast(&g->lock_cv);
 	pthread_mutex_unlock(&g->lock);
 	block_done(r, i, rc);
 }
@@ -221,6 +235,102 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	arena_write(&g->arena, c, 0, io->buf, io->len);
 	pthread_mutex_lock(&g->lock);
 	store_publish(g, r, i, slot); /* unlocks */
+}
+
+/* A window of a store: at most this many blocks and STORE_WINDOW_BYTES (nor an eighth of the
+ * arena: its blocks hold chunks no other store may evict until they are published). */
+#define STORE_WINDOW 64
+#define STORE_WINDOW_BYTES (1u << 20)
+
+/* Blocks of r from `from` (at most n) that store_window() takes in one window. */
+static size_t store_window_blocks(const kvg_grid *g, const struct kvg_req *r, size_t from,
+				  size_t n)
+{
+	if (!has_dram(g) || store_through(g, r))
+		return 1;
+	uint64_t cap = g->arena.bytes / 8 < STORE_WINDOW_BYTES ? g->arena.bytes / 8
+							       : STORE_WINDOW_BYTES;
+	uint64_t bytes = 0;
+	size_t k = 0;
+	while (k < n && k < STORE_WINDOW && bytes + r->ios[from + k].len <= cap)
+		bytes += r->ios[from + k++].len;
+	return k ? k : 1;
+}
+
+/*
+ * Blocks [from, from+n) of a store, as store_one() stores each, with one hold of the lock
+ * to claim their slots and DRAM chunks, the copies without it, and one hold to publish
+ * them.  Blocks already present, or that find no DRAM room, go their own way (they unlock
+ * and the window takes the lock again).  Not for a store that writes through.
+ */
+static void store_window(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
+{
+	struct {
+		uint32_t idx, slot, chunk;
+	} w[STORE_WINDOW];
+	int fail[STORE_WINDOW];
+	size_t nw = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = from + k;
+		struct kvg_io *io = &r->ios[i];
+		fail[k] = 0;
+		if (io->len > g->cfg.max_value_bytes || io->len > UINT32_MAX) {
+			fail[k] = KVG_ETOOBIG;
+			continue;
+		}
+		g->st.stores++;
+		uint32_t slot = index_find(&g->ix, &io->key);
+		if (slot != SLOT_NONE) {
+			store_refresh(g, r, i, slot); /* unlocks */
+			pthread_mutex_lock(&g->lock);
+			continue;
+		}
+		slot = slot_for(g, &io->key);
+		if (slot == SLOT_NONE) {
+			g->st.store_failures++;
+			fail[k] = KVG_EFULL;
+			continue;
+		}
+		struct entry *e = &g->ix.e[slot];
+		e->len = (uint32_t)io->len;
+		e->depth = io->depth;
+		e->hint = flags_hint(r->opts.flags);
+		e->in_shared = in_shared(g, r, i);
+		e->state |= E_FILLING;
+		uint32_t c = io->len <= g->arena.bytes
+				 ? dram_alloc(g, arena_chunks_for(&g->arena, io->len), 1)
+				 : CHUNK_END; /* may drop the lock; the slot is ours */
+		if (c == CHUNK_END) {
+			store_no_room(g, r, i, slot); /* unlocks */
+			pthread_mutex_lock(&g->lock);
+			continue;
+		}
+		e = &g->ix.e[slot];
+		e->dram = c;
+		entry_ref(e);
+		w[nw].idx = (uint32_t)i;
+		w[nw].slot = slot;
+		w[nw++].chunk = c;
+	}
+	int clean = nw && wants_clean(g);
+	pthread_mutex_unlock(&g->lock);
+	for (size_t k = 0; k < n; k++)
+		if (fail[k])
+			block_done(r, from + k, fail[k]);
+	if (clean)
+		clean_later(g);
+	for (size_t k = 0; k < nw; k++)
+		arena_write(&g->arena, w[k].chunk, 0, r->ios[w[k].idx].buf, r->ios[w[k].idx].len);
+	if (!nw)
+		return;
+	pthread_mutex_lock(&g->lock);
+	for (size_t k = 0; k < nw; k++)
+		fail[k] = store_publish_locked(g, r, w[k].idx, w[k].slot);
+	pthread_cond_broadcast(&g->lock_cv);
+	pthread_mutex_unlock(&g->lock);
+	for (size_t k = 0; k < nw; k++)
+		block_done(r, w[k].idx, fail[k]);
 }
 
 /* ---- load ------------------------------------------------------------------------------ */
@@ -458,17 +568,74 @@ static void load_window(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
 	load_release_dram(g, r, h, nh);
 }
 
-/* REQ_STORE and REQ_LOAD: each block ends in block_done(). */
+/* Blocks [from, from+n) of a request, n <= LOAD_WINDOW. */
+static void run_blocks(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
+{
+	if (r->op == REQ_LOAD) {
+		load_window(g, r, from, n);
+		return;
+	}
+	for (size_t i = from; i < from + n;) {
+		size_t k = store_window_blocks(g, r, i, from + n - i);
+		if (k == 1)
+			store_one(g, r, i);
+		else
+			store_window(g, r, i, k);
+		i += k;
+	}
+}
+
+/* A request split into pieces of about this many bytes: enough to pay for a helper's claim
+ * and its wake-up, small enough that two threads end together. */
+#define PIECE_BYTES (256u << 10)
+
+/* The blocks of a piece of r, or 0 if r is run whole: a request of at least two pieces, not
+ * a layer-by-layer load (whose layer 0 must arrive for every block first). */
+static uint32_t piece_blocks(const kvg_grid *g, const struct kvg_req *r)
+{
+	if (!g->nworkers || r->n < 2 || (r->op == REQ_LOAD && (r->opts.flags & KVG_LOAD_LAYERS)))
+		return 0;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < r->n && bytes < 2 * PIECE_BYTES; i++)
+		bytes += r->ios[i].len;
+	if (bytes < 2 * PIECE_BYTES)
+		return 0;
+	uint64_t per = r->ios[0].len ? PIECE_BYTES / r->ios[0].len : LOAD_WINDOW;
+	return per < 1 ? 1 : per > LOAD_WINDOW ? LOAD_WINDOW : (uint32_t)per;
+}
+
+/* Claims pieces of r until none is left: the thread that split r, and its helpers. */
+static void local_help(kvg_grid *g, struct kvg_req *r)
+{
+	for (;;) {
+		size_t from = __atomic_fetch_add(&r->cursor, r->piece, __ATOMIC_RELAXED);
+		if (from >= r->n)
+			return;
+		run_blocks(g, r, from, r->n - from < r->piece ? r->n - from : r->piece);
+	}
+}
+
+/* REQ_STORE and REQ_LOAD: each block ends in block_done().  A big request is shared with
+ * the workers that are idle (req_split()): the copies of one request then run on as many
+ * threads as a memcpy of its bytes would. */
 static void local_run(kvg_grid *g, struct kvg_req *r)
 {
 	if (g->sh) {
 		grid_shared_run(g, r);
 		return;
 	}
-	for (size_t i = 0; r->op == REQ_STORE && i < r->n; i++)
-		store_one(g, r, i);
-	for (size_t i = 0; r->op == REQ_LOAD && i < r->n; i += LOAD_WINDOW)
-		load_window(g, r, i, r->n - i < LOAD_WINDOW ? r->n - i : LOAD_WINDOW);
+	uint32_t piece = piece_blocks(g, r);
+	if (!piece) {
+		for (size_t i = 0; i < r->n; i += LOAD_WINDOW)
+			run_blocks(g, r, i, r->n - i < LOAD_WINDOW ? r->n - i : LOAD_WINDOW);
+		return;
+	}
+	r->piece = piece;
+	r->cursor = 0;
+	size_t pieces = (r->n + piece - 1) / piece;
+	req_split(g, r, pieces > UINT32_MAX ? UINT32_MAX : (uint32_t)pieces);
+	local_help(g, r);
+	req_split_end(g, r);
 }
 
 /* ---- views: zero-copy reads of DRAM ------------------------------------------------------ */
@@ -769,6 +936,7 @@ const struct grid_ops grid_local_ops = {
     .open = grid_local_open,
     .close = grid_local_close,
     .run = local_run,
+    .help = local_help,
     .lookup_keys = local_lookup_keys,
     .pin = local_pin,
     .del = local_delete,

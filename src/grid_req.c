@@ -9,8 +9,11 @@
  * r->pending counts blocks not finished, plus one held by the dispatcher while it runs, so
  * that a request never completes while blocks are still being started.
  *
- * Locking: g->qlock guards the free list, both queues, stop, cleaning, clean_again and
- * promotes_queued; r->mu guards a request's completion state (pending, status, complete,
+ * A big request is split: the thread running it offers pieces to idle workers, which claim
+ * them from the request's cursor beside it (req_split()), each holding a unit of pending.
+ *
+ * Locking: g->qlock guards the free list, the queues (helpq and r->helpers included), stop,
+ * idle, cleaning, clean_again and promotes_queued; r->mu guards a request's completion state (pending, status, complete,
  * the layer counts and the callback flags).  Neither is held while a callback runs or
  * while a block's work runs.  qlock is never taken with r->mu held.
  */
@@ -228,10 +231,16 @@ void req_put(struct kvg_req *r, int status)
 	req_put_n(r, 1, status);
 }
 
-/* The request this thread is running (run_req), if any: the blocks it finishes itself are
- * counted in r->run_done and put together when the run ends, one round of r->mu for the
- * request instead of one per block. */
-static __thread struct kvg_req *run_self;
+/* The request this thread is running (run_as()), if any: the blocks it finishes itself are
+ * counted here and put together when the run ends, one round of r->mu for the request
+ * instead of one per block.  A synchronous call made from a layer callback nests a run. */
+struct run_ctx {
+	struct kvg_req *r;
+	size_t done;
+	int status; /* the first error among them */
+	struct run_ctx *outer;
+};
+static __thread struct run_ctx *run_cur;
 
 void block_done(struct kvg_req *r, size_t i, int status)
 {
@@ -251,13 +260,75 @@ void block_done(struct kvg_req *r, size_t i, int status)
 		pthread_cond_broadcast(&r->cv);
 		pthread_mutex_unlock(&r->mu);
 	}
-	if (run_self != r) { /* an I/O thread's completion, or a private request's */
+	struct run_ctx *c = run_cur;
+	if (!c || c->r != r) { /* an I/O thread's completion, or a private request's */
 		req_put(r, status);
 		return;
 	}
-	r->run_done++;
-	if (status && !r->run_status)
-		r->run_status = status;
+	c->done++;
+	if (status && !c->status)
+		c->status = status;
+}
+
+/* Runs fn(g, r) on this thread, holding one unit of r (the dispatcher's or a helper's),
+ * which is put with the blocks the run finished. */
+static void run_as(kvg_grid *g, struct kvg_req *r, void (*fn)(kvg_grid *, struct kvg_req *))
+{
+	struct run_ctx c = {.r = r, .outer = run_cur};
+	run_cur = &c;
+	fn(g, r);
+	run_cur = c.outer;
+	req_put_n(r, c.done + 1, c.status);
+}
+
+/* ---- requests split across threads ------------------------------------------------------ */
+
+/*
+ * The thread running r (a worker, or a synchronous caller) offers pieces of it to idle
+ * workers: up to `pieces - 1` of them, as many as wait on qcv now, each taking a unit of r
+ * (a helper's hold) and claiming pieces from r->cursor (g->ops->help).  Returns the number
+ * offered.  Call with nothing held; r->cursor and r->piece set before.
+ */
+uint32_t req_split(kvg_grid *g, struct kvg_req *r, uint32_t pieces)
+{
+	pthread_mutex_lock(&g->qlock);
+	uint32_t want = g->stop || !g->ops->help ? 0 : g->idle;
+	pthread_mutex_unlock(&g->qlock);
+	if (want > pieces - 1)
+		want = pieces - 1;
+	if (!want)
+		return 0;
+	pthread_mutex_lock(&r->mu); /* the holds first: a helper may put its own at once */
+	r->pending += want;
+	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_lock(&g->qlock);
+	r->helpers = want;
+	r->help_next = g->helpq;
+	g->helpq = r;
+	if (want > 1)
+		pthread_cond_broadcast(&g->qcv);
+	else
+		pthread_cond_signal(&g->qcv);
+	pthread_mutex_unlock(&g->qlock);
+	return want;
+}
+
+/* r's pieces are all claimed: takes back the helper holds no worker has taken, so that r
+ * never waits for a worker busy elsewhere.  By the thread that called req_split(). */
+void req_split_end(kvg_grid *g, struct kvg_req *r)
+{
+	pthread_mutex_lock(&g->qlock);
+	uint32_t left = r->helpers;
+	if (left) {
+		struct kvg_req **p = &g->helpq;
+		while (*p != r)
+			p = &(*p)->help_next;
+		*p = r->help_next;
+		r->helpers = 0;
+	}
+	pthread_mutex_unlock(&g->qlock);
+	KVG_ASSERT(run_cur && run_cur->r == r); /* the splitting run's own context */
+	run_cur->done += left;
 }
 
 /* kvgrid.h: adds 1 to the eventfd in arg; a closed fd is the caller's to answer for. */
@@ -330,13 +401,7 @@ static void run_req(kvg_grid *g, struct kvg_req *r)
 		return;
 	default:
 		KVG_ASSERT(r->op == REQ_STORE || r->op == REQ_LOAD);
-		struct kvg_req *outer = run_self; /* a sync call made from a layer callback */
-		run_self = r;
-		r->run_done = 0;
-		r->run_status = 0;
-		g->ops->run(g, r);
-		run_self = outer;
-		req_put_n(r, r->run_done + 1, r->run_status); /* and the dispatcher's hold */
+		run_as(g, r, g->ops->run); /* with the dispatcher's hold */
 	}
 }
 
@@ -345,9 +410,21 @@ static void *worker_main(void *arg)
 	kvg_grid *g = arg;
 	pthread_mutex_lock(&g->qlock);
 	for (;;) {
-		while (!g->qhead && !g->pqhead && !g->stop)
+		while (!g->helpq && !g->qhead && !g->pqhead && !g->stop) {
+			g->idle++;
 			pthread_cond_wait(&g->qcv, &g->qlock);
-		/* callers' requests first; background promotions when there are none */
+			g->idle--;
+		}
+		if (g->helpq) { /* pieces of a running request first: it is already late */
+			struct kvg_req *r = g->helpq;
+			if (--r->helpers == 0)
+				g->helpq = r->help_next;
+			pthread_mutex_unlock(&g->qlock);
+			run_as(g, r, g->ops->help);
+			pthread_mutex_lock(&g->qlock);
+			continue;
+		}
+		/* callers' requests, then background promotions when there are none */
 		int user = g->qhead != NULL;
 		struct kvg_req **head = user ? &g->qhead : &g->pqhead;
 		struct kvg_req **tail = user ? &g->qtail : &g->pqtail;
