@@ -195,10 +195,20 @@ static int run_phase(kvg_grid *g, struct slot *slots, uint32_t qd, size_t block,
 	return 0;
 }
 
+/*
+ * Plain memcpy, the DRAM tier's reference: the same bytes on as many threads as the grid
+ * has workers, between the same places.  A load copies a random block of a region as big
+ * as the arena into the caller's buffers, which are qd blocks in flight; a store copies the
+ * other way.  Each thread owns its share of qd destination (or source) blocks and cycles
+ * through them, as the requests in flight do; a single block reused by every copy would
+ * stay in the cache and flatter memcpy as the blocks in flight grow.
+ */
 struct mc_arg {
-	uint8_t *src;
-	size_t src_bytes, block;
-	uint8_t *dst;
+	uint8_t *region;
+	size_t region_bytes, block;
+	uint8_t *ring; /* this thread's share of the blocks in flight */
+	size_t ring_blocks;
+	int store; /* ring -> region, else region -> ring */
 	double secs;
 	uint64_t bytes;
 };
@@ -207,38 +217,45 @@ static void *memcpy_thread(void *p)
 {
 	struct mc_arg *a = p;
 	uint64_t deadline = now_ns() + (uint64_t)(a->secs * 1e9), rng = (uintptr_t)a | 1;
-	size_t blocks = a->src_bytes / a->block;
+	size_t blocks = a->region_bytes / a->block, j = 0;
 	while (now_ns() < deadline) {
 		for (int i = 0; i < 16; i++) {
 			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-			memcpy(a->dst, a->src + (rng % blocks) * a->block, a->block);
+			uint8_t *far = a->region + (rng % blocks) * a->block;
+			uint8_t *near = a->ring + j * a->block;
+			j = j + 1 < a->ring_blocks ? j + 1 : 0;
+			if (a->store)
+				memcpy(far, near, a->block);
+			else
+				memcpy(near, far, a->block);
 			a->bytes += a->block;
 		}
 	}
 	return NULL;
 }
 
-/* Plain memcpy of random blocks out of a region as big as the arena, on n threads: the
- * DRAM tier's reference, run in slices between the grid's own (mc_slice()). */
+/* The reference's memory, allocated and touched once; run in slices between the grid's own
+ * (mc_slice()). */
 struct mc_ref {
-	uint8_t *src;
-	size_t region, block;
+	uint8_t *region;
+	size_t region_bytes, block, ring_blocks;
 	uint32_t threads;
-	uint8_t *dst[16];
-	uint64_t bytes, ns; /* of the slices run during the store phase or the load phase */
+	uint8_t *ring[16];
 };
 
-static int mc_open(struct mc_ref *m, size_t region, size_t block, uint32_t threads)
+static int mc_open(struct mc_ref *m, size_t region, size_t block, uint32_t threads,
+		   uint64_t in_flight)
 {
-	*m = (struct mc_ref){.region = region, .block = block};
+	*m = (struct mc_ref){.region_bytes = region, .block = block};
 	m->threads = threads > 16 ? 16 : threads ? threads : 1;
-	if (posix_memalign((void **)&m->src, 2 << 20, region))
+	m->ring_blocks = in_flight / m->threads ? in_flight / m->threads : 1;
+	if (posix_memalign((void **)&m->region, 2 << 20, region))
 		return -ENOMEM;
-	memset(m->src, 1, region);
+	memset(m->region, 1, region);
 	for (uint32_t i = 0; i < m->threads; i++) {
-		if (posix_memalign((void **)&m->dst[i], 4096, block))
+		if (posix_memalign((void **)&m->ring[i], 4096, block * m->ring_blocks))
 			return -ENOMEM;
-		memset(m->dst[i], 0, block);
+		memset(m->ring[i], 0, block * m->ring_blocks);
 	}
 	return 0;
 }
@@ -246,18 +263,19 @@ static int mc_open(struct mc_ref *m, size_t region, size_t block, uint32_t threa
 static void mc_close(struct mc_ref *m)
 {
 	for (uint32_t i = 0; i < m->threads; i++)
-		free(m->dst[i]);
-	free(m->src);
+		free(m->ring[i]);
+	free(m->region);
 }
 
-/* secs of memcpy on every thread; adds to *bytes and *ns. */
-static void mc_slice(struct mc_ref *m, double secs, uint64_t *bytes, uint64_t *ns)
+/* secs of memcpy on every thread, the way a store (or a load) goes; adds to *bytes, *ns. */
+static void mc_slice(struct mc_ref *m, double secs, int store, uint64_t *bytes, uint64_t *ns)
 {
 	struct mc_arg a[16];
 	pthread_t th[16];
 	uint64_t t0 = now_ns();
 	for (uint32_t i = 0; i < m->threads; i++) {
-		a[i] = (struct mc_arg){m->src, m->region, m->block, m->dst[i], secs, 0};
+		a[i] = (struct mc_arg){m->region, m->region_bytes, m->block, m->ring[i],
+				       m->ring_blocks, store, secs, 0};
 		pthread_create(&th[i], NULL, memcpy_thread, &a[i]);
 	}
 	for (uint32_t i = 0; i < m->threads; i++) {
@@ -376,7 +394,7 @@ int cmd_bench(int argc, char **argv)
 	struct phase w, r;
 	struct mc_ref mc;
 	if (phase_begin(&w) || phase_begin(&r) ||
-	    (!nvme && mc_open(&mc, c.dram_bytes, block, c.workers)))
+	    (!nvme && mc_open(&mc, c.dram_bytes, block, c.workers, qd)))
 		return cli_fail("bench", "out of memory");
 	if (nvme && precondition) {
 		/* write the tier over until it evicts, as fio lays out its file: steady state,
@@ -396,7 +414,7 @@ int cmd_bench(int argc, char **argv)
 	for (int k = 0; k < slices; k++) {
 		run_phase(g, slots, (uint32_t)nslots, block, secs / 2 / slices, 0, &next, 0, 0, &w);
 		if (!nvme)
-			mc_slice(&mc, secs / 2 / slices, &mcw_bytes, &mcw_ns);
+			mc_slice(&mc, secs / 2 / slices, 1, &mcw_bytes, &mcw_ns);
 	}
 	/* resident keys: the newest ones that fit in the tier */
 	uint64_t cap = nvme ? c.nvme_bytes / (block + 8192) : c.dram_bytes / block;
@@ -407,7 +425,7 @@ int cmd_bench(int argc, char **argv)
 		run_phase(g, slots, (uint32_t)nslots, block, secs / 2 / slices, 1, &next,
 			  next - resident, next, &r);
 		if (!nvme)
-			mc_slice(&mc, secs / 2 / slices, &mcr_bytes, &mcr_ns);
+			mc_slice(&mc, secs / 2 / slices, 0, &mcr_bytes, &mcr_ns);
 	}
 	phase_end(&w);
 	phase_end(&r);
