@@ -274,8 +274,8 @@ static void mc_slice(struct mc_ref *m, double secs, int store, uint64_t *bytes, 
 	pthread_t th[16];
 	uint64_t t0 = now_ns();
 	for (uint32_t i = 0; i < m->threads; i++) {
-		a[i] = (struct mc_arg){m->region, m->region_bytes, m->block, m->ring[i],
-				       m->ring_blocks, store, secs, 0};
+		a[i] = (struct mc_arg){m->region,      m->region_bytes, m->block, m->ring[i],
+				       m->ring_blocks, store,		secs,	  0};
 		pthread_create(&th[i], NULL, memcpy_thread, &a[i]);
 	}
 	for (uint32_t i = 0; i < m->threads; i++) {

@@ -239,17 +239,16 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 
 /* A window of a store: at most this many blocks and STORE_WINDOW_BYTES (nor an eighth of the
  * arena: its blocks hold chunks no other store may evict until they are published). */
-#define STORE_WINDOW 64
+#define STORE_WINDOW	   64
 #define STORE_WINDOW_BYTES (1u << 20)
 
 /* Blocks of r from `from` (at most n) that store_window() takes in one window. */
-static size_t store_window_blocks(const kvg_grid *g, const struct kvg_req *r, size_t from,
-				  size_t n)
+static size_t store_window_blocks(const kvg_grid *g, const struct kvg_req *r, size_t from, size_t n)
 {
 	if (!has_dram(g) || store_through(g, r))
 		return 1;
-	uint64_t cap = g->arena.bytes / 8 < STORE_WINDOW_BYTES ? g->arena.bytes / 8
-							       : STORE_WINDOW_BYTES;
+	uint64_t cap =
+	    g->arena.bytes / 8 < STORE_WINDOW_BYTES ? g->arena.bytes / 8 : STORE_WINDOW_BYTES;
 	uint64_t bytes = 0;
 	size_t k = 0;
 	while (k < n && k < STORE_WINDOW && bytes + r->ios[from + k].len <= cap)
@@ -589,11 +588,14 @@ static void run_blocks(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
  * and its wake-up, small enough that two threads end together. */
 #define PIECE_BYTES (256u << 10)
 
-/* The blocks of a piece of r, or 0 if r is run whole: a request of at least two pieces, not
- * a layer-by-layer load (whose layer 0 must arrive for every block first). */
+/* The blocks of a piece of r, or 0 if r is run whole: a request of at least two pieces on
+ * a grid with DRAM (where the copies are; without it a request only starts transfers, and
+ * its blocks keep their order on disk), not a layer-by-layer load (whose layer 0 must
+ * arrive for every block first). */
 static uint32_t piece_blocks(const kvg_grid *g, const struct kvg_req *r)
 {
-	if (!g->nworkers || r->n < 2 || (r->op == REQ_LOAD && (r->opts.flags & KVG_LOAD_LAYERS)))
+	if (!g->nworkers || !has_dram(g) || r->n < 2 ||
+	    (r->op == REQ_LOAD && (r->opts.flags & KVG_LOAD_LAYERS)))
 		return 0;
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < r->n && bytes < 2 * PIECE_BYTES; i++)

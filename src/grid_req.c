@@ -13,9 +13,9 @@
  * them from the request's cursor beside it (req_split()), each holding a unit of pending.
  *
  * Locking: g->qlock guards the free list, the queues (helpq and r->helpers included), stop,
- * idle, cleaning, clean_again and promotes_queued; r->mu guards a request's completion state (pending, status, complete,
- * the layer counts and the callback flags).  Neither is held while a callback runs or
- * while a block's work runs.  qlock is never taken with r->mu held.
+ * idle, cleaning, clean_again and promotes_queued; r->mu guards a request's completion state
+ * (pending, status, complete, the layer counts and the callback flags).  Neither is held while a
+ * callback runs or while a block's work runs.  qlock is never taken with r->mu held.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -523,6 +523,12 @@ void grid_reqs_free(kvg_grid *g)
  */
 static int run_here(kvg_grid *g, struct kvg_req *r)
 {
+	/* a load on a grid whose only tier is NVMe only submits reads (and answers misses):
+	 * it never waits on the disk, so it starts on the caller's thread at once, except on
+	 * an I/O thread (a callback's load), which must not wait for a free transfer there */
+	if (r->op == REQ_LOAD && g->nv && !has_dram(g) && !g->sh && g->ops == &grid_local_ops &&
+	    !io_on_backend_thread())
+		return 1;
 	size_t bytes = 0;
 	for (size_t i = 0; i < r->n && bytes <= RUN_HERE_BYTES_MAX; i++)
 		bytes += r->ios[i].len;

@@ -20,6 +20,18 @@ const struct io_ops *io_find(const char *name)
 	return NULL;
 }
 
+static __thread int backend_thread;
+
+void io_thread_enter(void)
+{
+	backend_thread = 1;
+}
+
+int io_on_backend_thread(void)
+{
+	return backend_thread;
+}
+
 int io_uring_usable(void)
 {
 	struct io_uring ring;

@@ -58,6 +58,12 @@ extern const struct io_ops io_fault_ops;
 /* The ops table named "uring", "psync" or "fault"; NULL for another name. */
 const struct io_ops *io_find(const char *name);
 
+/* A backend's own threads (where done callbacks run) call io_thread_enter() first;
+ * io_on_backend_thread() then answers 1 there: such a thread must never wait for I/O,
+ * which only it may complete. */
+void io_thread_enter(void);
+int io_on_backend_thread(void);
+
 /* 1 if io_uring works in this process (probed once by creating a small ring). */
 int io_uring_usable(void);
 

@@ -410,6 +410,7 @@ static void delay_wait(struct io_backend *b)
 static void *fault_thread(void *arg)
 {
 	struct io_backend *b = arg;
+	io_thread_enter();
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		struct fault_op *o = b->imm_head;

@@ -38,6 +38,7 @@ static ssize_t run_one(struct io_req *r)
 static void *worker(void *arg)
 {
 	struct io_backend *b = arg;
+	io_thread_enter();
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		while (!b->head && !b->stop)

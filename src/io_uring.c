@@ -73,6 +73,7 @@ static void fill(struct ring *r)
 static void *ring_thread(void *arg)
 {
 	struct ring *r = arg;
+	io_thread_enter();
 	arm_eventfd(r);
 	for (;;) {
 		fill(r);

@@ -10,7 +10,7 @@
 #include "t_grid.h"
 
 #define BLOCK (16u << 10)
-#define NBLK 512 /* 8 MiB a request: 32 pieces of 256 KiB */
+#define NBLK  512 /* 8 MiB a request: 32 pieces of 256 KiB */
 
 static kvg_grid *open_grid(uint32_t workers)
 {
