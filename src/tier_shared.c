@@ -695,6 +695,19 @@ static int is_hex_key(const char *s)
 	return 1;
 }
 
+/* The key an object's name (64 hex digits) spells: 0 or -1. */
+static int key_of_hex(const char *s, kvg_key *key)
+{
+	if (!is_hex_key(s))
+		return -1;
+	for (int i = 0; i < KVG_KEY_BYTES; i++) {
+		int hi = s[2 * i] <= '9' ? s[2 * i] - '0' : s[2 * i] - 'a' + 10;
+		int lo = s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10;
+		key->bytes[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 struct scan_out {
 	struct cand *c;
 	size_t n, cap;
@@ -797,6 +810,9 @@ static uint64_t evict_one(struct shared *sh, const struct cand *c)
 		return 0;
 	if (unlink(p))
 		return 0; /* another host evicted it first: its ledger counts it */
+	kvg_key key;
+	if (c->tenant_own && key_of_hex(base_of(c->rel), &key) == 0)
+		seen_set(sh, &key, 0);
 	ledger_add(sh, c->tenant, -1, (uint64_t)st.st_size);
 	count(&sh->evictions, 1);
 	return (uint64_t)st.st_size;
@@ -1203,6 +1219,26 @@ size_t shared_present_run(struct shared *sh, const kvg_key *keys, size_t n, uint
 	for (size_t i = 0; tiers && i < c.first_miss; i++)
 		tiers[i] = KVG_TIER_SHARED;
 	return c.first_miss;
+}
+
+int shared_exists(struct shared *sh, const kvg_key *key)
+{
+	if (seen_has(sh, key))
+		return 1;
+	char p[4300];
+	struct stat st;
+	obj_path(sh, key, p, sizeof(p));
+	int at = kk_at(sh, key);
+	int rc = fstatat(at, rel_of(at, p), &st, 0);
+	if (rc && at != AT_FDCWD &&
+	    (errno == ESTALE || (errno == ENOENT && kk_recheck_due(sh, key)))) {
+		rc = stat(p, &st); /* missing, or the <kk> replaced under this grid */
+		if (rc == 0)
+			kk_renew(sh, key, at);
+	}
+	int yes = rc == 0 && S_ISREG(st.st_mode) && st.st_size >= REC_HDR_BYTES;
+	seen_set(sh, key, yes);
+	return yes;
 }
 
 int shared_delete(struct shared *sh, const kvg_key *key)

@@ -75,6 +75,11 @@ int shared_read(struct shared *sh, const kvg_key *key, void *buf, size_t cap, si
  * gets KVG_TIER_SHARED for each when not NULL. */
 size_t shared_present_run(struct shared *sh, const kvg_key *keys, size_t n, uint8_t *tiers);
 
+/* Whether key's object is in the tier: 1 if it was seen there within cfg.shared_cache_ms
+ * or one stat() finds it now, else 0 (an error reads as 0: the caller then publishes, and
+ * an object that is there after all costs an EEXIST). */
+int shared_exists(struct shared *sh, const kvg_key *key);
+
 /* Removes key's object: 1 if this call removed it, 0 if absent. */
 int shared_delete(struct shared *sh, const kvg_key *key);
 
