@@ -31,6 +31,8 @@
 #define TOUCH_SLOTS	 4096
 #define SEEN_SLOTS	 65536 /* keys recently seen present (1 MiB) */
 #define REC_F_SHARED	 0x2   /* record.h flags: an object of the shared tier */
+#define BG_UNLINKS_MAX	 1024  /* published temporaries waiting for their unlink() */
+#define BG_NAME_MAX	 128   /* a temporary's name under its <kk> directory, NUL included */
 
 /* A usage ledger on disk: one writer's counts for one tenant, rewritten whole. */
 struct ledger_rec {
@@ -104,6 +106,19 @@ struct shared {
 	int stop;
 	pthread_t *thr;
 	uint32_t nthr;
+
+	/* deferred work, done by the background thread (bg_main) off the callers' paths: the
+	 * temporaries that link() published (their unlink).  bmu guards the queue and bstop.
+	 * Bounded: a publisher that finds the queue full unlinks its temporary itself. */
+	pthread_mutex_t bmu;
+	pthread_cond_t bcv;
+	pthread_t bg;
+	int bg_started, bstop;
+	struct bg_unlink {
+		int at; /* a <kk> descriptor: open until shared_close, retired or not */
+		char name[BG_NAME_MAX];
+	} * unlinks;
+	uint32_t nunlinks;
 
 	/* the maintenance thread: jmu guards jstop */
 	pthread_t jan;
@@ -308,6 +323,62 @@ static void seen_set(struct shared *sh, const kvg_key *key, int present)
 		e->tag = 0;
 	}
 	pthread_mutex_unlock(&sh->smu);
+}
+
+/* ---- deferred work (sh->bmu) --------------------------------------------------------------- */
+
+/*
+ * What need not delay the caller: the unlink() of a temporary once link() has published it
+ * (one round trip on a network filesystem, after which the store has nothing left to wait
+ * for).  A temporary
+ * whose unlink is lost (a crash, a full queue at close) is harmless: it has the object's
+ * bytes under a name no reader looks up, and the maintenance pass removes it after
+ * shared_grace_s.
+ */
+
+/* Unlinks the temporary name (relative to at) now or, queued, soon. */
+static void tmp_drop(struct shared *sh, int at, const char *name)
+{
+	if (at != AT_FDCWD && sh->unlinks && strlen(name) < BG_NAME_MAX) {
+		pthread_mutex_lock(&sh->bmu);
+		int queued = !sh->bstop && sh->nunlinks < BG_UNLINKS_MAX;
+		if (queued) {
+			struct bg_unlink *u = &sh->unlinks[sh->nunlinks++];
+			u->at = at;
+			snprintf(u->name, sizeof(u->name), "%s", name);
+			if (sh->nunlinks == 1)
+				pthread_cond_signal(&sh->bcv);
+		}
+		pthread_mutex_unlock(&sh->bmu);
+		if (queued)
+			return;
+	}
+	unlinkat(at, name, 0);
+}
+
+/* The background thread: takes the queue whole, works through it without bmu, and at close
+ * does the unlinks left. */
+static void *bg_main(void *arg)
+{
+	struct shared *sh = arg;
+	struct bg_unlink *u = malloc(BG_UNLINKS_MAX * sizeof(*u));
+	pthread_mutex_lock(&sh->bmu);
+	for (;;) {
+		while (!sh->bstop && !sh->nunlinks)
+			pthread_cond_wait(&sh->bcv, &sh->bmu);
+		if (!u || !sh->nunlinks)
+			break;
+		uint32_t nu = sh->nunlinks;
+		memcpy(u, sh->unlinks, nu * sizeof(*u));
+		sh->nunlinks = 0;
+		pthread_mutex_unlock(&sh->bmu);
+		for (uint32_t i = 0; i < nu; i++)
+			unlinkat(u[i].at, u[i].name, 0);
+		pthread_mutex_lock(&sh->bmu);
+	}
+	pthread_mutex_unlock(&sh->bmu);
+	free(u);
+	return NULL;
 }
 
 /* ---- ledgers (sh->mu) ------------------------------------------------------------------ */
@@ -943,7 +1014,8 @@ static int write_temp(struct shared *sh, int at, const char *tmp, const kvg_key 
 
 /*
  * Publishes tmp as final without ever replacing an object: renameat2(RENAME_NOREPLACE)
- * (one operation), or where the filesystem does not have it, link() then unlink(tmp).
+ * (one operation), or where the filesystem does not have it, link() then unlink(tmp) --
+ * handed to the background thread, off the store's path.
  * Returns 1 if this call published it, 0 if the name already held an object, or -errno.
  */
 static int publish_name(struct shared *sh, int at, const char *tmp, const char *final)
@@ -953,7 +1025,7 @@ static int publish_name(struct shared *sh, int at, const char *tmp, const char *
 		if (syscall(SYS_renameat2, at, tmp, at, final, 1 /* NOREPLACE */) == 0)
 			return 1;
 		if (errno == EEXIST) {
-			unlinkat(at, tmp, 0);
+			tmp_drop(sh, at, tmp);
 			return 0;
 		}
 		if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
@@ -968,7 +1040,10 @@ static int publish_name(struct shared *sh, int at, const char *tmp, const char *
 		rc = 1;
 	else
 		rc = errno == EEXIST ? 0 : -errno;
-	unlinkat(at, tmp, 0);
+	if (rc >= 0)
+		tmp_drop(sh, at, tmp); /* the object is published (or was): nothing waits for it */
+	else
+		unlinkat(at, tmp, 0);
 	return rc;
 }
 
@@ -1523,6 +1598,9 @@ static int threads_start(struct shared *sh, uint32_t n)
 			return -EAGAIN;
 		sh->nthr++;
 	}
+	if (pthread_create(&sh->bg, NULL, bg_main, sh))
+		return -EAGAIN;
+	sh->bg_started = 1;
 	if (pthread_create(&sh->jan, NULL, janitor_main, sh))
 		return -EAGAIN;
 	sh->jan_started = 1;
@@ -1553,10 +1631,15 @@ int shared_open(const struct kvg_config *cfg, struct log *log, struct shared **o
 	pthread_mutex_init(&sh->mu, NULL);
 	pthread_mutex_init(&sh->smu, NULL);
 	pthread_mutex_init(&sh->kkmu, NULL);
+	pthread_mutex_init(&sh->bmu, NULL);
+	pthread_cond_init(&sh->bcv, NULL);
+	/* without it (no memory), temporaries are unlinked at once */
+	sh->unlinks = malloc(BG_UNLINKS_MAX * sizeof(*sh->unlinks));
 	for (int i = 0; i < 256; i++)
 		sh->kkfd[i] = -1;
 	sh->cache_ms = cfg->shared_cache_ms;
 	if (sh->cache_ms && !(sh->seen = calloc(SEEN_SLOTS, sizeof(*sh->seen)))) {
+		free(sh->unlinks);
 		free(sh);
 		return -ENOMEM;
 	}
@@ -1617,6 +1700,14 @@ void shared_close(struct shared *sh)
 	pthread_mutex_unlock(&sh->pmu);
 	for (uint32_t i = 0; i < sh->nthr; i++)
 		pthread_join(sh->thr[i], NULL);
+	pthread_mutex_lock(&sh->bmu);
+	sh->bstop = 1; /* the unlinks queued are done first */
+	pthread_cond_broadcast(&sh->bcv);
+	pthread_mutex_unlock(&sh->bmu);
+	if (sh->bg_started)
+		pthread_join(sh->bg, NULL);
+	for (uint32_t i = 0; i < sh->nunlinks; i++) /* the thread never started */
+		unlinkat(sh->unlinks[i].at, sh->unlinks[i].name, 0);
 	if (sh->jan_started) {
 		pthread_mutex_lock(&sh->jmu);
 		__atomic_store_n(&sh->jstop, 1, __ATOMIC_RELAXED);
@@ -1631,6 +1722,9 @@ void shared_close(struct shared *sh)
 	for (int i = 0; i < sh->nretired; i++)
 		close(sh->retired[i]);
 	pthread_mutex_destroy(&sh->kkmu);
+	pthread_mutex_destroy(&sh->bmu);
+	pthread_cond_destroy(&sh->bcv);
+	free(sh->unlinks);
 	free(sh->thr);
 	free(sh->cands);
 	pthread_mutex_destroy(&sh->pmu);

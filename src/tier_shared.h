@@ -25,10 +25,13 @@
  * host restarts.  A periodic scan (every cfg.shared_grace_s) removes old temporaries and
  * quarantined objects and corrects the ledgers when the tree was quiet during the scan.
  * Recency is the object's mtime, refreshed by readers at most every cfg.shared_touch_s.
+ * A background thread does what need not delay a caller: the unlink() of a temporary that
+ * link() published.
  *
  * Threads: every function may be called from any thread.  sh->mu guards the ledgers, the
- * usage view and the eviction candidates; the counters are atomics; the worker pool has its
- * own lock.  File I/O is never done under sh->mu except the evictions' unlinks.
+ * usage view and the eviction candidates; the counters are atomics; the worker pool and the
+ * background thread's queue have their own locks.  File I/O is never done under sh->mu
+ * except the evictions' unlinks.
  */
 #ifndef KVG_TIER_SHARED_H
 #define KVG_TIER_SHARED_H
@@ -90,7 +93,7 @@ void shared_parallel(struct shared *sh, size_t n, void (*fn)(void *ctx, size_t i
 /* The tier's counters (see kvg_tier_stats_get in kvgrid.h). */
 void shared_stats(struct shared *sh, struct kvg_tier_stats *out);
 
-/* One maintenance pass now (what the background thread does every shared_grace_s): old
+/* One maintenance pass now (what the maintenance thread does every shared_grace_s): old
  * temporaries and quarantined objects removed, eviction candidates and ledgers refreshed.
  * Returns 0 or -errno. */
 int shared_scan(struct shared *sh);
