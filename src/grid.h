@@ -300,6 +300,9 @@ void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i);	 /* a local mis
 /* present[i] = 1 if the object of keys[i] is in the shared tier (shared_exists(), in
  * parallel), else 0.  g->lock not held. */
 void grid_shared_present(kvg_grid *g, const kvg_key *keys, uint8_t *present, size_t n);
+/* A local tier served block e: if it is believed in the shared tier, its object's recency
+ * is refreshed there soon (rate-limited, in the background).  Locked. */
+void grid_shared_hit(kvg_grid *g, const struct entry *e);
 /* A load's block whose local copy failed: read from the shared tier, not promoted.  0 (io's
  * len and tier set, its layers arrived), or a miss.  g->lock not held. */
 int grid_shared_refetch(kvg_grid *g, struct kvg_req *r, size_t i);

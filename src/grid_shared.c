@@ -127,6 +127,12 @@ void grid_shared_present(kvg_grid *g, const kvg_key *keys, uint8_t *present, siz
 	shared_parallel(g->sh, n, present_block, &c);
 }
 
+void grid_shared_hit(kvg_grid *g, const struct entry *e)
+{
+	if (g->sh && e->in_shared)
+		shared_touch_later(g->sh, &e->key);
+}
+
 /* A load's block that no local tier holds: read from the shared tier.  g->lock not held. */
 void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i)
 {

@@ -47,7 +47,7 @@ struct entry {
 	/* 1: believed in the shared tier (published or promoted from there by this grid, or
 	 * recovered from NVMe by a grid with a shared tier): when it leaves the local tiers
 	 * (cfg.shared_demote) it is published only if a check finds it gone from there (another
-	 * host evicted or deleted it) */
+	 * host evicted or deleted it); local hits refresh its object's recency */
 	uint8_t in_shared : 1;
 };
 _Static_assert(sizeof(struct entry) == 76, "index entry size is part of the memory budget");

@@ -32,6 +32,7 @@
 #define SEEN_SLOTS	 65536 /* keys recently seen present (1 MiB) */
 #define REC_F_SHARED	 0x2   /* record.h flags: an object of the shared tier */
 #define BG_UNLINKS_MAX	 1024  /* published temporaries waiting for their unlink() */
+#define BG_TOUCHES_MAX	 1024  /* objects waiting for their mtime refresh */
 #define BG_NAME_MAX	 128   /* a temporary's name under its <kk> directory, NUL included */
 
 /* A usage ledger on disk: one writer's counts for one tenant, rewritten whole. */
@@ -108,8 +109,10 @@ struct shared {
 	uint32_t nthr;
 
 	/* deferred work, done by the background thread (bg_main) off the callers' paths: the
-	 * temporaries that link() published (their unlink).  bmu guards the queue and bstop.
-	 * Bounded: a publisher that finds the queue full unlinks its temporary itself. */
+	 * temporaries that link() published (their unlink), and the objects whose recency a
+	 * local hit asked to refresh (their utimensat).  bmu guards the two queues and bstop.
+	 * Bounded: a publisher that finds the queue full unlinks its temporary itself; a touch
+	 * that finds it full is dropped (recency is a hint). */
 	pthread_mutex_t bmu;
 	pthread_cond_t bcv;
 	pthread_t bg;
@@ -119,6 +122,8 @@ struct shared {
 		char name[BG_NAME_MAX];
 	} * unlinks;
 	uint32_t nunlinks;
+	kvg_key *touches;
+	uint32_t ntouches;
 
 	/* the maintenance thread: jmu guards jstop */
 	pthread_t jan;
@@ -330,11 +335,19 @@ static void seen_set(struct shared *sh, const kvg_key *key, int present)
 /*
  * What need not delay the caller: the unlink() of a temporary once link() has published it
  * (one round trip on a network filesystem, after which the store has nothing left to wait
- * for).  A temporary
+ * for), and the mtime refresh that a local hit of a published block asks for.  A temporary
  * whose unlink is lost (a crash, a full queue at close) is harmless: it has the object's
  * bytes under a name no reader looks up, and the maintenance pass removes it after
  * shared_grace_s.
  */
+
+/* When this grid last made key's object recent (published it, or refreshed its mtime). */
+static uint32_t *touch_slot(struct shared *sh, const kvg_key *key)
+{
+	uint32_t slot;
+	memcpy(&slot, key->bytes, sizeof(slot));
+	return &sh->touched[slot % TOUCH_SLOTS];
+}
 
 /* Unlinks the temporary name (relative to at) now or, queued, soon. */
 static void tmp_drop(struct shared *sh, int at, const char *name)
@@ -346,7 +359,7 @@ static void tmp_drop(struct shared *sh, int at, const char *name)
 			struct bg_unlink *u = &sh->unlinks[sh->nunlinks++];
 			u->at = at;
 			snprintf(u->name, sizeof(u->name), "%s", name);
-			if (sh->nunlinks == 1)
+			if (sh->nunlinks == 1 && !sh->ntouches)
 				pthread_cond_signal(&sh->bcv);
 		}
 		pthread_mutex_unlock(&sh->bmu);
@@ -356,28 +369,62 @@ static void tmp_drop(struct shared *sh, int at, const char *name)
 	unlinkat(at, name, 0);
 }
 
-/* The background thread: takes the queue whole, works through it without bmu, and at close
- * does the unlinks left. */
+void shared_touch_later(struct shared *sh, const kvg_key *key)
+{
+	if (!sh->touch_s || !sh->touches)
+		return;
+	uint32_t now = (uint32_t)time(NULL), *last = touch_slot(sh, key);
+	uint32_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+	if (now - was < sh->touch_s ||
+	    !__atomic_compare_exchange_n(last, &was, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return; /* made recent lately, or another thread is at it */
+	pthread_mutex_lock(&sh->bmu);
+	if (!sh->bstop && sh->ntouches < BG_TOUCHES_MAX) {
+		sh->touches[sh->ntouches++] = *key;
+		if (sh->ntouches == 1 && !sh->nunlinks)
+			pthread_cond_signal(&sh->bcv);
+	}
+	pthread_mutex_unlock(&sh->bmu);
+}
+
+/* Sets key's object's mtime to now, if it is there; one that is gone is forgotten. */
+static void touch_now(struct shared *sh, const kvg_key *key)
+{
+	char p[4300];
+	obj_path(sh, key, p, sizeof(p));
+	int at = kk_at(sh, key);
+	if (utimensat(at, rel_of(at, p), NULL, 0) && errno == ENOENT)
+		seen_set(sh, key, 0);
+}
+
+/* The background thread: takes the queues whole, works through them without bmu, and at
+ * close does the unlinks left (not the touches). */
 static void *bg_main(void *arg)
 {
 	struct shared *sh = arg;
 	struct bg_unlink *u = malloc(BG_UNLINKS_MAX * sizeof(*u));
+	kvg_key *t = malloc(BG_TOUCHES_MAX * sizeof(*t));
 	pthread_mutex_lock(&sh->bmu);
 	for (;;) {
-		while (!sh->bstop && !sh->nunlinks)
+		while (!sh->bstop && !sh->nunlinks && !sh->ntouches)
 			pthread_cond_wait(&sh->bcv, &sh->bmu);
-		if (!u || !sh->nunlinks)
+		if (!u || !t || (sh->bstop && !sh->nunlinks))
 			break;
-		uint32_t nu = sh->nunlinks;
+		uint32_t nu = sh->nunlinks, nt = sh->bstop ? 0 : sh->ntouches;
 		memcpy(u, sh->unlinks, nu * sizeof(*u));
+		memcpy(t, sh->touches, nt * sizeof(*t));
 		sh->nunlinks = 0;
+		sh->ntouches = 0;
 		pthread_mutex_unlock(&sh->bmu);
 		for (uint32_t i = 0; i < nu; i++)
 			unlinkat(u[i].at, u[i].name, 0);
+		for (uint32_t i = 0; i < nt; i++)
+			touch_now(sh, &t[i]);
 		pthread_mutex_lock(&sh->bmu);
 	}
 	pthread_mutex_unlock(&sh->bmu);
 	free(u);
+	free(t);
 	return NULL;
 }
 
@@ -1103,6 +1150,7 @@ int shared_publishv(struct shared *sh, const kvg_key *key, const struct iovec *i
 	count(&sh->bytes_written, len);
 	seen_set(sh, key, 1);
 	if (rc == 1) {
+		__atomic_store_n(touch_slot(sh, key), (uint32_t)time(NULL), __ATOMIC_RELAXED);
 		if (published)
 			*published = 1;
 		count(&sh->published, 1);
@@ -1188,11 +1236,14 @@ static void touch(struct shared *sh, int fd, const kvg_key *key, const struct re
 {
 	if (!sh->touch_s)
 		return;
-	uint32_t now = (uint32_t)time(NULL), slot;
-	memcpy(&slot, key->bytes, sizeof(slot));
-	uint32_t *last = &sh->touched[slot % TOUCH_SLOTS];
-	if (now - (uint32_t)h->seq < sh->touch_s ||
-	    now - __atomic_load_n(last, __ATOMIC_RELAXED) < sh->touch_s)
+	uint32_t now = (uint32_t)time(NULL), *last = touch_slot(sh, key);
+	uint32_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+	if (now - (uint32_t)h->seq < sh->touch_s) {
+		if ((uint32_t)h->seq - was < 1u << 31) /* later than what the slot says */
+			__atomic_store_n(last, (uint32_t)h->seq, __ATOMIC_RELAXED);
+		return;
+	}
+	if (now - was < sh->touch_s)
 		return;
 	__atomic_store_n(last, now, __ATOMIC_RELAXED);
 	(void)futimens(fd, NULL);
@@ -1633,13 +1684,15 @@ int shared_open(const struct kvg_config *cfg, struct log *log, struct shared **o
 	pthread_mutex_init(&sh->kkmu, NULL);
 	pthread_mutex_init(&sh->bmu, NULL);
 	pthread_cond_init(&sh->bcv, NULL);
-	/* without it (no memory), temporaries are unlinked at once */
+	/* without them (no memory), temporaries are unlinked at once and hits touch nothing */
 	sh->unlinks = malloc(BG_UNLINKS_MAX * sizeof(*sh->unlinks));
+	sh->touches = malloc(BG_TOUCHES_MAX * sizeof(*sh->touches));
 	for (int i = 0; i < 256; i++)
 		sh->kkfd[i] = -1;
 	sh->cache_ms = cfg->shared_cache_ms;
 	if (sh->cache_ms && !(sh->seen = calloc(SEEN_SLOTS, sizeof(*sh->seen)))) {
 		free(sh->unlinks);
+		free(sh->touches);
 		free(sh);
 		return -ENOMEM;
 	}
@@ -1701,7 +1754,7 @@ void shared_close(struct shared *sh)
 	for (uint32_t i = 0; i < sh->nthr; i++)
 		pthread_join(sh->thr[i], NULL);
 	pthread_mutex_lock(&sh->bmu);
-	sh->bstop = 1; /* the unlinks queued are done first */
+	sh->bstop = 1; /* the unlinks queued are done first, the touches dropped */
 	pthread_cond_broadcast(&sh->bcv);
 	pthread_mutex_unlock(&sh->bmu);
 	if (sh->bg_started)
@@ -1725,6 +1778,7 @@ void shared_close(struct shared *sh)
 	pthread_mutex_destroy(&sh->bmu);
 	pthread_cond_destroy(&sh->bcv);
 	free(sh->unlinks);
+	free(sh->touches);
 	free(sh->thr);
 	free(sh->cands);
 	pthread_mutex_destroy(&sh->pmu);

@@ -24,13 +24,13 @@
  * every cfg.shared_refresh_ms; ledgers outlive their writers, so usage is known after every
  * host restarts.  A periodic scan (every cfg.shared_grace_s) removes old temporaries and
  * quarantined objects and corrects the ledgers when the tree was quiet during the scan.
- * Recency is the object's mtime, refreshed by readers at most every cfg.shared_touch_s.
- * A background thread does what need not delay a caller: the unlink() of a temporary that
- * link() published.
+ * Recency is the object's mtime, refreshed by readers, and by local hits of published
+ * blocks, at most every cfg.shared_touch_s.  A background thread does what need not delay
+ * a caller: the unlink() of a temporary that link() published, the local hits' refreshes.
  *
  * Threads: every function may be called from any thread.  sh->mu guards the ledgers, the
  * usage view and the eviction candidates; the counters are atomics; the worker pool and the
- * background thread's queue have their own locks.  File I/O is never done under sh->mu
+ * background thread's queues have their own locks.  File I/O is never done under sh->mu
  * except the evictions' unlinks.
  */
 #ifndef KVG_TIER_SHARED_H
@@ -82,6 +82,12 @@ size_t shared_present_run(struct shared *sh, const kvg_key *keys, size_t n, uint
  * or one stat() finds it now, else 0 (an error reads as 0: the caller then publishes, and
  * an object that is there after all costs an EEXIST). */
 int shared_exists(struct shared *sh, const kvg_key *key);
+
+/* A local tier served key, which this grid believes published: its object's mtime is
+ * refreshed soon by the background thread, unless this grid published or refreshed it
+ * within cfg.shared_touch_s.  Cheap (no file I/O, a short lock at most once per touch_s per
+ * key); any thread, any locks held. */
+void shared_touch_later(struct shared *sh, const kvg_key *key);
 
 /* Removes key's object: 1 if this call removed it, 0 if absent. */
 int shared_delete(struct shared *sh, const kvg_key *key);

@@ -36,6 +36,7 @@ struct host_cfg {
 	int demote;	   /* shared_write_through 0, shared_demote 1 */
 	int dram_only;	   /* no NVMe tier */
 	uint32_t cache_ms; /* shared_cache_ms, if not 0 */
+	uint32_t touch_s;  /* shared_touch_s, if not 0 */
 };
 
 static void host_config(struct kvg_config *c, int h, const struct host_cfg *hc)
@@ -68,6 +69,8 @@ static void host_config(struct kvg_config *c, int h, const struct host_cfg *hc)
 	}
 	if (hc && hc->cache_ms)
 		c->shared_cache_ms = hc->cache_ms;
+	if (hc && hc->touch_s)
+		c->shared_touch_s = hc->touch_s;
 }
 
 static kvg_grid *host_open(int h, const struct host_cfg *hc)
@@ -979,6 +982,76 @@ static void test_republish_after_reopen(void)
 	CHECK(tree_of(NULL).temps == 0);
 }
 
+/* ---- local hits keep a block's shared object recent ---------------------------------------- */
+
+#define HOT	  8
+#define HOT_CAP	  (12ull * SPAN)
+#define OLD_AGE_S 1000
+
+static const struct host_cfg touching = {.touch_s = 1};
+static const struct host_cfg small_tier = {.shared_bytes = HOT_CAP};
+
+static int64_t mtime_of(kvg_grid *g, const char *tag, int i)
+{
+	kvg_key k;
+	char p[4096];
+	struct stat st;
+	key_of(g, tag, i, &k);
+	object_path(g, &k, p, sizeof(p));
+	return p[0] && stat(p, &st) == 0 ? (int64_t)st.st_mtime : -1;
+}
+
+static int set_mtime(kvg_grid *g, const char *tag, int i, time_t t)
+{
+	kvg_key k;
+	char p[4096];
+	key_of(g, tag, i, &k);
+	object_path(g, &k, p, sizeof(p));
+	struct timespec ts[2] = {{t, 0}, {t, 0}};
+	return p[0] ? utimensat(AT_FDCWD, p, ts, 0) : -1;
+}
+
+/* A publishes hot-0..7 (write-through) whose objects then look old, hot-0 the oldest; A
+ * serves hot-0 from its DRAM; B, in a tier of 12 objects, stores 8 blocks of its own. */
+static int hot_survives(int h, void *arg)
+{
+	kvg_grid *a = host_open(0, &touching);
+	if (!a)
+		return 1;
+	int bad = store_range(a, "hot", 0, HOT, 0) ? 1 : 0;
+	time_t old = time(NULL) - OLD_AGE_S;
+	for (int i = 0; i < HOT; i++)
+		bad |= set_mtime(a, "hot", i, old + i) ? 2 : 0;
+	sleep(1); /* touch_s past the publication */
+	uint8_t tier;
+	bad |= load_one(a, "hot", 0, &tier) || tier != KVG_TIER_DRAM ? 4 : 0;
+	int64_t m = -1;
+	for (int t = 0; t < 300 && (m = mtime_of(a, "hot", 0)) < old + OLD_AGE_S / 2; t++)
+		usleep(10000); /* the refresh is done in the background */
+	bad |= m < old + OLD_AGE_S / 2 ? 8 : 0;
+	kvg_grid *b = host_open(1, &small_tier);
+	bad |= !b || store_range(b, "new", 0, HOT, 0) ? 16 : 0;
+	struct kvg_tier_stats ts;
+	kvg_tier_stats_get(b, KVG_TIER_SHARED, &ts);
+	bad |= ts.evictions == 0 || object_there(a, "hot", 1) ? 32 : 0; /* older ones went */
+	bad |= !object_there(a, "hot", 0) ? 64 : 0;
+	kvg_close(b);
+	kvg_close(a);
+	if (bad)
+		fprintf(stderr, "hot: failures %#x (%llu evicted)\n", bad,
+			(unsigned long long)ts.evictions);
+	return bad;
+}
+
+/* Description: a block served from a host's own DRAM refreshes its shared object's recency
+ * (in the background, at most every shared_touch_s): an eviction pass by another host
+ * removes older objects and keeps it, although it was the oldest before the hit. */
+static void test_local_hits_keep_recency(void)
+{
+	test_sub = "recency";
+	CHECK(on_host(0, hot_survives, NULL) == 0);
+}
+
 /* KVG_SHARED_ONLY=a,b runs only the tests whose names contain a or b */
 static int wanted(const char *name)
 {
@@ -1030,6 +1103,7 @@ int main(void)
 	RUN_IF(test_replaced_dirs);
 	RUN_IF(test_republish_after_removal);
 	RUN_IF(test_republish_after_reopen);
+	RUN_IF(test_local_hits_keep_recency);
 	if (!t_failed)
 		t_rmdir(scratch);
 	return t_failed ? 1 : 0;
