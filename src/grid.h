@@ -287,7 +287,9 @@ struct shared_demote {
 	const struct iovec *iov; /* its bytes, in pieces */
 	int iovcnt;
 	uint32_t depth, parts;
+	int check;   /* believed in the tier (entry.in_shared): published only if not there */
 	int rc;	     /* set: 0 once the block is in the tier */
+	int present; /* set: 1 when the check found it there (nothing written) */
 	kvg_grid *g; /* set by grid_shared_demote() */
 };
 
@@ -295,6 +297,12 @@ int shared_demotes(const kvg_grid *g); /* cfg.shared_demote on a grid with a sha
 void grid_shared_demote(kvg_grid *g, struct shared_demote *d, size_t n); /* g->lock not held */
 void grid_shared_run(kvg_grid *g, struct kvg_req *r);			 /* a request's blocks */
 void grid_shared_load(kvg_grid *g, struct kvg_req *r, size_t i);	 /* a local miss */
+/* present[i] = 1 if the object of keys[i] is in the shared tier (shared_exists(), in
+ * parallel), else 0.  g->lock not held. */
+void grid_shared_present(kvg_grid *g, const kvg_key *keys, uint8_t *present, size_t n);
+/* A local tier served block e: if it is believed in the shared tier, its object's recency
+ * is refreshed there soon (rate-limited, in the background).  Locked. */
+void grid_shared_hit(kvg_grid *g, const struct entry *e);
 /* A load's block whose local copy failed: read from the shared tier, not promoted.  0 (io's
  * len and tier set, its layers arrived), or a miss.  g->lock not held. */
 int grid_shared_refetch(kvg_grid *g, struct kvg_req *r, size_t i);

@@ -408,12 +408,15 @@ struct load_hit {
 /* Blocks of one request whose DRAM hits are claimed under one hold of g->lock. */
 #define LOAD_WINDOW 64
 
-/* A load of request r found e: notes the request's session hint and the hit, and takes a
- * transfer reference.  Returns what the policy is told of the hit.  g->lock held. */
-static struct policy_block load_ref(struct entry *e, const struct kvg_req *r)
+/* A load of request r found e: notes the request's session hint and the hit (for the
+ * shared tier too), and takes a transfer reference.  Returns what the policy is told of
+ * the hit.  g->lock held. */
+static struct policy_block load_ref(kvg_grid *g, struct entry *e, const struct kvg_req *r)
 {
-	if (!(r->opts.flags & LOAD_PREFETCH)) /* a prefetch is no word on the session */
+	if (!(r->opts.flags & LOAD_PREFETCH)) { /* a prefetch is no word on the session */
 		e->hint = flags_hint(r->opts.flags);
+		grid_shared_hit(g, e); /* a use of the block, which its shared object's age says */
+	}
 	struct policy_block b = pblock_req(e, r);
 	if (e->hits < 255)
 		e->hits++;
@@ -434,7 +437,7 @@ static int load_claim_dram(kvg_grid *g, struct kvg_req *r, size_t i, struct load
 	if (!e || (e->state & E_FILLING) || !(e->state & E_DRAM) || e->len > io->len)
 		return 0;
 	g->st.loads++;
-	struct policy_block b = load_ref(e, r);
+	struct policy_block b = load_ref(g, e, r);
 	pol_hit(g, KVG_TIER_DRAM, slot, &b);
 	g->st.tier[KVG_TIER_DRAM].hits++;
 	*h = (struct load_hit){.idx = (uint32_t)i, .slot = slot, .chunk = e->dram, .len = e->len};
@@ -518,7 +521,7 @@ void load_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		load_release_dram(g, r, &h, 1);
 		return;
 	}
-	struct policy_block b = load_ref(e, r);
+	struct policy_block b = load_ref(g, e, r);
 	if (has_dram(g))
 		g->st.tier[KVG_TIER_DRAM].misses++;
 	pol_hit(g, KVG_TIER_NVME, slot, &b);
@@ -671,6 +674,7 @@ static int local_view_get(kvg_grid *g, const kvg_key *key, struct iovec *iov, in
 	if (n > 0) {
 		struct policy_block b = pblock(g, e);
 		pol_hit(g, KVG_TIER_DRAM, slot, &b);
+		grid_shared_hit(g, e);
 		if (e->hits < 255)
 			e->hits++;
 		g->st.loads++;

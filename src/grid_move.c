@@ -416,13 +416,14 @@ void write_tombstones(kvg_grid *g, const kvg_key *keys, int n)
 /*
  * With cfg.shared_demote, a block that leaves the local tiers altogether is published to the
  * shared tier instead of being dropped, if the policy would keep it: the filter DRAM->NVMe
- * demotion asks (the NVMe policy's admit) decides, and a block known to be in the tier
- * already (entry.in_shared) is not published again.  Two ways out of the local tiers: a DRAM
- * victim that no NVMe tier takes (none, degraded, demote_on_evict off), and the live blocks
- * of an NVMe segment that whole-segment eviction is about to reuse (those without a DRAM
- * copy: the others stay).  The I/O runs with g->lock dropped, each block held by a ref; an
- * NVMe record is read and verified before its bytes are published, and one that fails is
- * not demoted.
+ * demotion asks (the NVMe policy's admit) decides, and a block believed in the tier already
+ * (entry.in_shared) is checked there first (one stat, none if seen within shared_cache_ms)
+ * and published again only if another host evicted or deleted it.  Two ways out of the
+ * local tiers: a DRAM victim that no NVMe tier takes (none, degraded, demote_on_evict off),
+ * and the live blocks of an NVMe segment that whole-segment eviction is about to reuse
+ * (those without a DRAM copy: the others stay).  The I/O runs with g->lock dropped, each
+ * block held by a ref; an NVMe record is read and verified before its bytes are published,
+ * and one that fails is not demoted.
  */
 
 #define DEMOTE_READ_MAX	  32	      /* NVMe records read at once for publishing */
@@ -443,23 +444,21 @@ static int nvme_policy_admits(kvg_grid *g, uint32_t slot)
 	return g->pol_ops->admit(g->pol[KVG_TIER_NVME], slot, &b);
 }
 
-/* Whether a block leaving the local tiers is published.  Locked. */
+/* Whether a block leaving the local tiers goes to the shared tier (published, or checked
+ * there when in_shared).  Locked. */
 static int wants_shared(kvg_grid *g, uint32_t slot)
 {
-	struct entry *e = &g->ix.e[slot];
-	if (!shared_demotes(g) || e->in_shared)
-		return 0;
-	return nvme_policy_admits(g, slot);
+	return shared_demotes(g) && nvme_policy_admits(g, slot);
 }
 
-/* A block's publication ended with rc: if it made it, the grid knows it is in the tier,
- * and tier t counts a demotion.  Locked, the slot held. */
-static void shared_demoted(kvg_grid *g, uint32_t slot, int t, int rc)
+/* A block's demotion ended with rc (0: in the tier), present when a check found it there
+ * and nothing was written: the grid now knows whether it is in the tier, and tier t counts
+ * a demotion if this one put it there.  Locked, the slot held. */
+static void shared_demoted(kvg_grid *g, uint32_t slot, int t, int rc, int present)
 {
-	if (rc)
-		return;
-	g->ix.e[slot].in_shared = 1;
-	g->st.tier[t].demotions++;
+	g->ix.e[slot].in_shared = rc == 0;
+	if (rc == 0 && !present)
+		g->st.tier[t].demotions++;
 }
 
 /*
@@ -485,6 +484,7 @@ static void dram_to_shared(kvg_grid *g, const uint32_t *slots, size_t n)
 					      .iovcnt = cnt > 0 ? cnt : 0,
 					      .depth = e->depth,
 					      .parts = parts_for(g, e->len),
+					      .check = e->in_shared,
 					      .rc = cnt < 0 ? KVG_ETOOBIG : 0};
 		used += cnt > 0 ? (size_t)cnt : 0;
 	}
@@ -496,7 +496,8 @@ static void dram_to_shared(kvg_grid *g, const uint32_t *slots, size_t n)
 		struct entry *e = &g->ix.e[slots[i]];
 		entry_unref(e);
 		e->state &= ~E_DEMOTING;
-		shared_demoted(g, slots[i], KVG_TIER_DRAM, d && iov ? d[i].rc : -ENOMEM);
+		shared_demoted(g, slots[i], KVG_TIER_DRAM, d && iov ? d[i].rc : -ENOMEM,
+			       d && iov && d[i].present);
 	}
 	pthread_cond_broadcast(&g->lock_cv);
 	free(iov);
@@ -509,7 +510,9 @@ struct seg_block {
 	struct nvme_loc loc;
 	kvg_key key;
 	uint32_t len, depth;
+	int check; /* believed in the tier (in_shared): checked there before it is read */
 	int rc;
+	int present; /* the check found it there: nothing read or written */
 };
 
 /* Reads b[0..k) from NVMe (verified by the tier before it reports success) and publishes
@@ -552,9 +555,46 @@ static void seg_blocks_publish(kvg_grid *g, struct seg_block *b, size_t k)
 	}
 }
 
+/* The blocks of b[0..n) believed in the tier are checked there (in parallel); those found
+ * get rc 0 and present, and go to the end of b.  Returns how many are left to publish
+ * (b[0..return)).  g->lock not held. */
+static size_t seg_check(kvg_grid *g, struct seg_block *b, size_t n)
+{
+	size_t nc = 0;
+	for (size_t i = 0; i < n; i++)
+		nc += b[i].check != 0;
+	kvg_key *keys = nc ? malloc(nc * sizeof(*keys)) : NULL;
+	uint8_t *present = nc ? calloc(nc, 1) : NULL;
+	if (!keys || !present) { /* none to check, or no memory: publish all (EEXIST at worst) */
+		free(keys);
+		free(present);
+		return n;
+	}
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (b[i].check)
+			keys[k++] = b[i].key;
+	grid_shared_present(g, keys, present, nc);
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (b[i].check && present[k++]) {
+			b[i].rc = 0;
+			b[i].present = 1;
+		}
+	free(keys);
+	free(present);
+	size_t left = 0; /* the ones to publish first, in their order */
+	for (size_t i = 0; i < n; i++)
+		if (!b[i].present) {
+			struct seg_block t = b[left];
+			b[left++] = b[i];
+			b[i] = t;
+		}
+	return left;
+}
+
 /* seg_blocks_publish() over b[0..n), a bounded batch at a time.  g->lock not held. */
 static void seg_publish(kvg_grid *g, struct seg_block *b, size_t n)
 {
+	n = seg_check(g, b, n);
 	for (size_t at = 0; at < n;) {
 		size_t k = 1;
 		uint64_t bytes = b[at].len;
@@ -615,7 +655,8 @@ static int nvme_demote_seg(kvg_grid *g)
 						    .loc = {e->seg, e->off4k, e->gen},
 						    .key = e->key,
 						    .len = e->len,
-						    .depth = e->depth};
+						    .depth = e->depth,
+						    .check = e->in_shared};
 	}
 	nvme_seg_io(g->nv, seg, +1);
 	g->segs_demoting++;
@@ -624,7 +665,7 @@ static int nvme_demote_seg(kvg_grid *g)
 	pthread_mutex_lock(&g->lock);
 	g->segs_demoting--;
 	for (size_t i = 0; i < m; i++)
-		shared_demoted(g, b[i].slot, KVG_TIER_NVME, b[i].rc);
+		shared_demoted(g, b[i].slot, KVG_TIER_NVME, b[i].rc, b[i].present);
 	for (size_t i = 0; i < live; i++) {
 		entry_unref(&g->ix.e[held[i]]);
 		maybe_free_slot(g, held[i]); /* one that left NVMe meanwhile */

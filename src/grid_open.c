@@ -44,6 +44,9 @@ static void recovered_add(kvg_grid *g, const struct nvme_recovered *r)
 		return; /* swept by forget_tombstones() */
 	e->len = (uint32_t)r->hdr.payload_len;
 	e->depth = r->hdr.depth;
+	/* perhaps published before the restart (the bit is not on disk): checked in the tier
+	 * before it is published again, and its local hits refresh the object if it is there */
+	e->in_shared = g->cfg.shared_dir[0] != 0;
 	struct policy_block b = pblock(g, e);
 	add_nvme(g, s, &r->loc, &b);
 }

@@ -87,9 +87,16 @@ static void demote_block(void *ctx, size_t i)
 {
 	struct shared_demote *d = (struct shared_demote *)ctx + i;
 	kvg_grid *g = d->g;
-	if (d->rc == 0) /* else the caller could not get its bytes */
-		d->rc =
-		    shared_publishv(g->sh, &d->key, d->iov, d->iovcnt, d->depth, d->parts, NULL);
+	d->present = 0;
+	if (d->rc) /* the caller could not get its bytes */
+		return;
+	/* one this grid saw in the tier may have been evicted or deleted there since, by any
+	 * host: one stat() says, and a block gone from there is published again */
+	if (d->check && shared_exists(g->sh, &d->key)) {
+		d->present = 1;
+		return;
+	}
+	d->rc = shared_publishv(g->sh, &d->key, d->iov, d->iovcnt, d->depth, d->parts, NULL);
 }
 
 /* Blocks leaving the local tiers (cfg.shared_demote): published in parallel on the tier's
@@ -100,6 +107,30 @@ void grid_shared_demote(kvg_grid *g, struct shared_demote *d, size_t n)
 	for (size_t i = 0; i < n; i++)
 		d[i].g = g;
 	shared_parallel(g->sh, n, demote_block, d);
+}
+
+struct present_ctx {
+	kvg_grid *g;
+	const kvg_key *keys;
+	uint8_t *present;
+};
+
+static void present_block(void *ctx, size_t i)
+{
+	struct present_ctx *c = ctx;
+	c->present[i] = (uint8_t)shared_exists(c->g->sh, &c->keys[i]);
+}
+
+void grid_shared_present(kvg_grid *g, const kvg_key *keys, uint8_t *present, size_t n)
+{
+	struct present_ctx c = {g, keys, present};
+	shared_parallel(g->sh, n, present_block, &c);
+}
+
+void grid_shared_hit(kvg_grid *g, const struct entry *e)
+{
+	if (g->sh && e->in_shared)
+		shared_touch_later(g->sh, &e->key);
 }
 
 /* A load's block that no local tier holds: read from the shared tier.  g->lock not held. */

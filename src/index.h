@@ -44,8 +44,10 @@ struct entry {
 	 * DRAM the record is written again (demoted as if DRAM-only), so that its place in the
 	 * NVMe tier's write order -- which whole-segment eviction follows -- is its last use */
 	uint8_t nvme_stale : 1;
-	/* 1: known to be in the shared tier (published or promoted from there by this grid):
-	 * not published again when it leaves the local tiers (cfg.shared_demote) */
+	/* 1: believed in the shared tier (published or promoted from there by this grid, or
+	 * recovered from NVMe by a grid with a shared tier): when it leaves the local tiers
+	 * (cfg.shared_demote) it is published only if a check finds it gone from there (another
+	 * host evicted or deleted it); local hits refresh its object's recency */
 	uint8_t in_shared : 1;
 };
 _Static_assert(sizeof(struct entry) == 76, "index entry size is part of the memory budget");

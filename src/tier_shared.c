@@ -31,6 +31,9 @@
 #define TOUCH_SLOTS	 4096
 #define SEEN_SLOTS	 65536 /* keys recently seen present (1 MiB) */
 #define REC_F_SHARED	 0x2   /* record.h flags: an object of the shared tier */
+#define BG_UNLINKS_MAX	 1024  /* published temporaries waiting for their unlink() */
+#define BG_TOUCHES_MAX	 1024  /* objects waiting for their mtime refresh */
+#define BG_NAME_MAX	 128   /* a temporary's name under its <kk> directory, NUL included */
 
 /* A usage ledger on disk: one writer's counts for one tenant, rewritten whole. */
 struct ledger_rec {
@@ -104,6 +107,23 @@ struct shared {
 	int stop;
 	pthread_t *thr;
 	uint32_t nthr;
+
+	/* deferred work, done by the background thread (bg_main) off the callers' paths: the
+	 * temporaries that link() published (their unlink), and the objects whose recency a
+	 * local hit asked to refresh (their utimensat).  bmu guards the two queues and bstop.
+	 * Bounded: a publisher that finds the queue full unlinks its temporary itself; a touch
+	 * that finds it full is dropped (recency is a hint). */
+	pthread_mutex_t bmu;
+	pthread_cond_t bcv;
+	pthread_t bg;
+	int bg_started, bstop;
+	struct bg_unlink {
+		int at; /* a <kk> descriptor: open until shared_close, retired or not */
+		char name[BG_NAME_MAX];
+	} * unlinks;
+	uint32_t nunlinks;
+	kvg_key *touches;
+	uint32_t ntouches;
 
 	/* the maintenance thread: jmu guards jstop */
 	pthread_t jan;
@@ -308,6 +328,104 @@ static void seen_set(struct shared *sh, const kvg_key *key, int present)
 		e->tag = 0;
 	}
 	pthread_mutex_unlock(&sh->smu);
+}
+
+/* ---- deferred work (sh->bmu) --------------------------------------------------------------- */
+
+/*
+ * What need not delay the caller: the unlink() of a temporary once link() has published it
+ * (one round trip on a network filesystem, after which the store has nothing left to wait
+ * for), and the mtime refresh that a local hit of a published block asks for.  A temporary
+ * whose unlink is lost (a crash, a full queue at close) is harmless: it has the object's
+ * bytes under a name no reader looks up, and the maintenance pass removes it after
+ * shared_grace_s.
+ */
+
+/* When this grid last made key's object recent (published it, or refreshed its mtime). */
+static uint32_t *touch_slot(struct shared *sh, const kvg_key *key)
+{
+	uint32_t slot;
+	memcpy(&slot, key->bytes, sizeof(slot));
+	return &sh->touched[slot % TOUCH_SLOTS];
+}
+
+/* Unlinks the temporary name (relative to at) now or, queued, soon. */
+static void tmp_drop(struct shared *sh, int at, const char *name)
+{
+	if (at != AT_FDCWD && sh->unlinks && strlen(name) < BG_NAME_MAX) {
+		pthread_mutex_lock(&sh->bmu);
+		int queued = !sh->bstop && sh->nunlinks < BG_UNLINKS_MAX;
+		if (queued) {
+			struct bg_unlink *u = &sh->unlinks[sh->nunlinks++];
+			u->at = at;
+			snprintf(u->name, sizeof(u->name), "%s", name);
+			if (sh->nunlinks == 1 && !sh->ntouches)
+				pthread_cond_signal(&sh->bcv);
+		}
+		pthread_mutex_unlock(&sh->bmu);
+		if (queued)
+			return;
+	}
+	unlinkat(at, name, 0);
+}
+
+void shared_touch_later(struct shared *sh, const kvg_key *key)
+{
+	if (!sh->touch_s || !sh->touches)
+		return;
+	uint32_t now = (uint32_t)time(NULL), *last = touch_slot(sh, key);
+	uint32_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+	if (now - was < sh->touch_s ||
+	    !__atomic_compare_exchange_n(last, &was, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return; /* made recent lately, or another thread is at it */
+	pthread_mutex_lock(&sh->bmu);
+	if (!sh->bstop && sh->ntouches < BG_TOUCHES_MAX) {
+		sh->touches[sh->ntouches++] = *key;
+		if (sh->ntouches == 1 && !sh->nunlinks)
+			pthread_cond_signal(&sh->bcv);
+	}
+	pthread_mutex_unlock(&sh->bmu);
+}
+
+/* Sets key's object's mtime to now, if it is there; one that is gone is forgotten. */
+static void touch_now(struct shared *sh, const kvg_key *key)
+{
+	char p[4300];
+	obj_path(sh, key, p, sizeof(p));
+	int at = kk_at(sh, key);
+	if (utimensat(at, rel_of(at, p), NULL, 0) && errno == ENOENT)
+		seen_set(sh, key, 0);
+}
+
+/* The background thread: takes the queues whole, works through them without bmu, and at
+ * close does the unlinks left (not the touches). */
+static void *bg_main(void *arg)
+{
+	struct shared *sh = arg;
+	struct bg_unlink *u = malloc(BG_UNLINKS_MAX * sizeof(*u));
+	kvg_key *t = malloc(BG_TOUCHES_MAX * sizeof(*t));
+	pthread_mutex_lock(&sh->bmu);
+	for (;;) {
+		while (!sh->bstop && !sh->nunlinks && !sh->ntouches)
+			pthread_cond_wait(&sh->bcv, &sh->bmu);
+		if (!u || !t || (sh->bstop && !sh->nunlinks))
+			break;
+		uint32_t nu = sh->nunlinks, nt = sh->bstop ? 0 : sh->ntouches;
+		memcpy(u, sh->unlinks, nu * sizeof(*u));
+		memcpy(t, sh->touches, nt * sizeof(*t));
+		sh->nunlinks = 0;
+		sh->ntouches = 0;
+		pthread_mutex_unlock(&sh->bmu);
+		for (uint32_t i = 0; i < nu; i++)
+			unlinkat(u[i].at, u[i].name, 0);
+		for (uint32_t i = 0; i < nt; i++)
+			touch_now(sh, &t[i]);
+		pthread_mutex_lock(&sh->bmu);
+	}
+	pthread_mutex_unlock(&sh->bmu);
+	free(u);
+	free(t);
+	return NULL;
 }
 
 /* ---- ledgers (sh->mu) ------------------------------------------------------------------ */
@@ -695,6 +813,19 @@ static int is_hex_key(const char *s)
 	return 1;
 }
 
+/* The key an object's name (64 hex digits) spells: 0 or -1. */
+static int key_of_hex(const char *s, kvg_key *key)
+{
+	if (!is_hex_key(s))
+		return -1;
+	for (int i = 0; i < KVG_KEY_BYTES; i++) {
+		int hi = s[2 * i] <= '9' ? s[2 * i] - '0' : s[2 * i] - 'a' + 10;
+		int lo = s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10;
+		key->bytes[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 struct scan_out {
 	struct cand *c;
 	size_t n, cap;
@@ -797,6 +928,9 @@ static uint64_t evict_one(struct shared *sh, const struct cand *c)
 		return 0;
 	if (unlink(p))
 		return 0; /* another host evicted it first: its ledger counts it */
+	kvg_key key;
+	if (c->tenant_own && key_of_hex(base_of(c->rel), &key) == 0)
+		seen_set(sh, &key, 0);
 	ledger_add(sh, c->tenant, -1, (uint64_t)st.st_size);
 	count(&sh->evictions, 1);
 	return (uint64_t)st.st_size;
@@ -927,7 +1061,8 @@ static int write_temp(struct shared *sh, int at, const char *tmp, const kvg_key 
 
 /*
  * Publishes tmp as final without ever replacing an object: renameat2(RENAME_NOREPLACE)
- * (one operation), or where the filesystem does not have it, link() then unlink(tmp).
+ * (one operation), or where the filesystem does not have it, link() then unlink(tmp) --
+ * handed to the background thread, off the store's path.
  * Returns 1 if this call published it, 0 if the name already held an object, or -errno.
  */
 static int publish_name(struct shared *sh, int at, const char *tmp, const char *final)
@@ -937,7 +1072,7 @@ static int publish_name(struct shared *sh, int at, const char *tmp, const char *
 		if (syscall(SYS_renameat2, at, tmp, at, final, 1 /* NOREPLACE */) == 0)
 			return 1;
 		if (errno == EEXIST) {
-			unlinkat(at, tmp, 0);
+			tmp_drop(sh, at, tmp);
 			return 0;
 		}
 		if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
@@ -952,7 +1087,10 @@ static int publish_name(struct shared *sh, int at, const char *tmp, const char *
 		rc = 1;
 	else
 		rc = errno == EEXIST ? 0 : -errno;
-	unlinkat(at, tmp, 0);
+	if (rc >= 0)
+		tmp_drop(sh, at, tmp); /* the object is published (or was): nothing waits for it */
+	else
+		unlinkat(at, tmp, 0);
 	return rc;
 }
 
@@ -1012,6 +1150,7 @@ int shared_publishv(struct shared *sh, const kvg_key *key, const struct iovec *i
 	count(&sh->bytes_written, len);
 	seen_set(sh, key, 1);
 	if (rc == 1) {
+		__atomic_store_n(touch_slot(sh, key), (uint32_t)time(NULL), __ATOMIC_RELAXED);
 		if (published)
 			*published = 1;
 		count(&sh->published, 1);
@@ -1097,11 +1236,14 @@ static void touch(struct shared *sh, int fd, const kvg_key *key, const struct re
 {
 	if (!sh->touch_s)
 		return;
-	uint32_t now = (uint32_t)time(NULL), slot;
-	memcpy(&slot, key->bytes, sizeof(slot));
-	uint32_t *last = &sh->touched[slot % TOUCH_SLOTS];
-	if (now - (uint32_t)h->seq < sh->touch_s ||
-	    now - __atomic_load_n(last, __ATOMIC_RELAXED) < sh->touch_s)
+	uint32_t now = (uint32_t)time(NULL), *last = touch_slot(sh, key);
+	uint32_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+	if (now - (uint32_t)h->seq < sh->touch_s) {
+		if ((uint32_t)h->seq - was < 1u << 31) /* later than what the slot says */
+			__atomic_store_n(last, (uint32_t)h->seq, __ATOMIC_RELAXED);
+		return;
+	}
+	if (now - was < sh->touch_s)
 		return;
 	__atomic_store_n(last, now, __ATOMIC_RELAXED);
 	(void)futimens(fd, NULL);
@@ -1203,6 +1345,26 @@ size_t shared_present_run(struct shared *sh, const kvg_key *keys, size_t n, uint
 	for (size_t i = 0; tiers && i < c.first_miss; i++)
 		tiers[i] = KVG_TIER_SHARED;
 	return c.first_miss;
+}
+
+int shared_exists(struct shared *sh, const kvg_key *key)
+{
+	if (seen_has(sh, key))
+		return 1;
+	char p[4300];
+	struct stat st;
+	obj_path(sh, key, p, sizeof(p));
+	int at = kk_at(sh, key);
+	int rc = fstatat(at, rel_of(at, p), &st, 0);
+	if (rc && at != AT_FDCWD &&
+	    (errno == ESTALE || (errno == ENOENT && kk_recheck_due(sh, key)))) {
+		rc = stat(p, &st); /* missing, or the <kk> replaced under this grid */
+		if (rc == 0)
+			kk_renew(sh, key, at);
+	}
+	int yes = rc == 0 && S_ISREG(st.st_mode) && st.st_size >= REC_HDR_BYTES;
+	seen_set(sh, key, yes);
+	return yes;
 }
 
 int shared_delete(struct shared *sh, const kvg_key *key)
@@ -1487,6 +1649,9 @@ static int threads_start(struct shared *sh, uint32_t n)
 			return -EAGAIN;
 		sh->nthr++;
 	}
+	if (pthread_create(&sh->bg, NULL, bg_main, sh))
+		return -EAGAIN;
+	sh->bg_started = 1;
 	if (pthread_create(&sh->jan, NULL, janitor_main, sh))
 		return -EAGAIN;
 	sh->jan_started = 1;
@@ -1517,10 +1682,17 @@ int shared_open(const struct kvg_config *cfg, struct log *log, struct shared **o
 	pthread_mutex_init(&sh->mu, NULL);
 	pthread_mutex_init(&sh->smu, NULL);
 	pthread_mutex_init(&sh->kkmu, NULL);
+	pthread_mutex_init(&sh->bmu, NULL);
+	pthread_cond_init(&sh->bcv, NULL);
+	/* without them (no memory), temporaries are unlinked at once and hits touch nothing */
+	sh->unlinks = malloc(BG_UNLINKS_MAX * sizeof(*sh->unlinks));
+	sh->touches = malloc(BG_TOUCHES_MAX * sizeof(*sh->touches));
 	for (int i = 0; i < 256; i++)
 		sh->kkfd[i] = -1;
 	sh->cache_ms = cfg->shared_cache_ms;
 	if (sh->cache_ms && !(sh->seen = calloc(SEEN_SLOTS, sizeof(*sh->seen)))) {
+		free(sh->unlinks);
+		free(sh->touches);
 		free(sh);
 		return -ENOMEM;
 	}
@@ -1581,6 +1753,14 @@ void shared_close(struct shared *sh)
 	pthread_mutex_unlock(&sh->pmu);
 	for (uint32_t i = 0; i < sh->nthr; i++)
 		pthread_join(sh->thr[i], NULL);
+	pthread_mutex_lock(&sh->bmu);
+	sh->bstop = 1; /* the unlinks queued are done first, the touches dropped */
+	pthread_cond_broadcast(&sh->bcv);
+	pthread_mutex_unlock(&sh->bmu);
+	if (sh->bg_started)
+		pthread_join(sh->bg, NULL);
+	for (uint32_t i = 0; i < sh->nunlinks; i++) /* the thread never started */
+		unlinkat(sh->unlinks[i].at, sh->unlinks[i].name, 0);
 	if (sh->jan_started) {
 		pthread_mutex_lock(&sh->jmu);
 		__atomic_store_n(&sh->jstop, 1, __ATOMIC_RELAXED);
@@ -1595,6 +1775,10 @@ void shared_close(struct shared *sh)
 	for (int i = 0; i < sh->nretired; i++)
 		close(sh->retired[i]);
 	pthread_mutex_destroy(&sh->kkmu);
+	pthread_mutex_destroy(&sh->bmu);
+	pthread_cond_destroy(&sh->bcv);
+	free(sh->unlinks);
+	free(sh->touches);
 	free(sh->thr);
 	free(sh->cands);
 	pthread_mutex_destroy(&sh->pmu);

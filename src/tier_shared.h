@@ -24,11 +24,14 @@
  * every cfg.shared_refresh_ms; ledgers outlive their writers, so usage is known after every
  * host restarts.  A periodic scan (every cfg.shared_grace_s) removes old temporaries and
  * quarantined objects and corrects the ledgers when the tree was quiet during the scan.
- * Recency is the object's mtime, refreshed by readers at most every cfg.shared_touch_s.
+ * Recency is the object's mtime, refreshed by readers, and by local hits of published
+ * blocks, at most every cfg.shared_touch_s.  A background thread does what need not delay
+ * a caller: the unlink() of a temporary that link() published, the local hits' refreshes.
  *
  * Threads: every function may be called from any thread.  sh->mu guards the ledgers, the
- * usage view and the eviction candidates; the counters are atomics; the worker pool has its
- * own lock.  File I/O is never done under sh->mu except the evictions' unlinks.
+ * usage view and the eviction candidates; the counters are atomics; the worker pool and the
+ * background thread's queues have their own locks.  File I/O is never done under sh->mu
+ * except the evictions' unlinks.
  */
 #ifndef KVG_TIER_SHARED_H
 #define KVG_TIER_SHARED_H
@@ -75,6 +78,17 @@ int shared_read(struct shared *sh, const kvg_key *key, void *buf, size_t cap, si
  * gets KVG_TIER_SHARED for each when not NULL. */
 size_t shared_present_run(struct shared *sh, const kvg_key *keys, size_t n, uint8_t *tiers);
 
+/* Whether key's object is in the tier: 1 if it was seen there within cfg.shared_cache_ms
+ * or one stat() finds it now, else 0 (an error reads as 0: the caller then publishes, and
+ * an object that is there after all costs an EEXIST). */
+int shared_exists(struct shared *sh, const kvg_key *key);
+
+/* A local tier served key, which this grid believes published: its object's mtime is
+ * refreshed soon by the background thread, unless this grid published or refreshed it
+ * within cfg.shared_touch_s.  Cheap (no file I/O, a short lock at most once per touch_s per
+ * key); any thread, any locks held. */
+void shared_touch_later(struct shared *sh, const kvg_key *key);
+
 /* Removes key's object: 1 if this call removed it, 0 if absent. */
 int shared_delete(struct shared *sh, const kvg_key *key);
 
@@ -85,7 +99,7 @@ void shared_parallel(struct shared *sh, size_t n, void (*fn)(void *ctx, size_t i
 /* The tier's counters (see kvg_tier_stats_get in kvgrid.h). */
 void shared_stats(struct shared *sh, struct kvg_tier_stats *out);
 
-/* One maintenance pass now (what the background thread does every shared_grace_s): old
+/* One maintenance pass now (what the maintenance thread does every shared_grace_s): old
  * temporaries and quarantined objects removed, eviction candidates and ledgers refreshed.
  * Returns 0 or -errno. */
 int shared_scan(struct shared *sh);

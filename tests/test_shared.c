@@ -33,6 +33,10 @@ struct host_cfg {
 	const char *tenant;
 	uint64_t shared_bytes, tenant_bytes;
 	uint32_t grace_s;
+	int demote;	   /* shared_write_through 0, shared_demote 1 */
+	int dram_only;	   /* no NVMe tier */
+	uint32_t cache_ms; /* shared_cache_ms, if not 0 */
+	uint32_t touch_s;  /* shared_touch_s, if not 0 */
 };
 
 static void host_config(struct kvg_config *c, int h, const struct host_cfg *hc)
@@ -55,6 +59,18 @@ static void host_config(struct kvg_config *c, int h, const struct host_cfg *hc)
 	c->shared_tenant_bytes = hc ? hc->tenant_bytes : 0;
 	c->shared_grace_s = hc && hc->grace_s ? hc->grace_s : 600;
 	c->shared_refresh_ms = 0; /* exact accounting: every store re-reads the ledgers */
+	if (hc && hc->demote) {
+		c->shared_write_through = 0;
+		c->shared_demote = 1;
+	}
+	if (hc && hc->dram_only) {
+		c->dir[0] = 0;
+		c->nvme_bytes = 0;
+	}
+	if (hc && hc->cache_ms)
+		c->shared_cache_ms = hc->cache_ms;
+	if (hc && hc->touch_s)
+		c->shared_touch_s = hc->touch_s;
 }
 
 static kvg_grid *host_open(int h, const struct host_cfg *hc)
@@ -818,6 +834,224 @@ static void test_replaced_dirs(void)
 	CHECK(on_host(0, replaced_dirs, NULL) == 0);
 }
 
+/* ---- a block gone from the tier is published again ---------------------------------------- */
+
+/* Objects, bytes written and objects made by g, as its shared tier counts them. */
+static void shared_counts(kvg_grid *g, uint64_t *written, uint64_t *made)
+{
+	struct kvg_tier_stats ts;
+	kvg_tier_stats_get(g, KVG_TIER_SHARED, &ts);
+	*written = ts.bytes_written;
+	*made = ts.demotions;
+}
+
+/* Whether key's object is in the tier (a file under its name, seen through host 0). */
+static int object_there(kvg_grid *g, const char *tag, int i)
+{
+	kvg_key k;
+	char p[4096];
+	struct stat st;
+	key_of(g, tag, i, &k);
+	object_path(g, &k, p, sizeof(p));
+	return p[0] && stat(p, &st) == 0;
+}
+
+/* Host B's view: block i of tag loads from the shared tier with the right bytes. */
+static int shared_loads(kvg_grid *b, const char *tag, int i)
+{
+	static uint8_t buf[BLOCK];
+	struct kvg_io io = {.buf = buf, .len = BLOCK};
+	key_of(b, tag, i, &io.key);
+	return kvg_load_sync(b, &io, 1, KVG_LOAD_NOPROMOTE) == 0 && io.tier == KVG_TIER_SHARED &&
+	       io.len == BLOCK && t_verify(buf, BLOCK, &io.key, 7);
+}
+
+static int deletes_one(kvg_grid *b, const char *tag, int i)
+{
+	kvg_key k;
+	key_of(b, tag, i, &k);
+	return kvg_delete(b, &k, 1);
+}
+
+static const struct host_cfg demote_dram = {.demote = 1, .dram_only = 1, .cache_ms = 100};
+
+/* The first two of blocks tag-[0, n) that g finds in the shared tier only: 0 or -1. */
+static int two_shared(kvg_grid *g, const char *tag, int n, int *x, int *y)
+{
+	int found = 0;
+	for (int i = 0; i < n && found < 2; i++) {
+		kvg_key k;
+		size_t hit = 0;
+		uint8_t tier = KVG_TIER_NONE;
+		key_of(g, tag, i, &k);
+		if (kvg_lookup_keys(g, &k, 1, &hit, &tier) == 0 && hit == 1 &&
+		    tier == KVG_TIER_SHARED)
+			*(found++ ? y : x) = i;
+	}
+	return found == 2 ? 0 : -1;
+}
+
+/* A (DRAM of 16 blocks, demotion) publishes blocks as they leave its DRAM and loads two of
+ * them, x and y, back (promoted: known to be in the tier); B deletes x from the tier; A
+ * pushes both out of its DRAM again. */
+static int republishes(int h, void *arg)
+{
+	kvg_grid *a = host_open(0, &demote_dram), *b = host_open(1, NULL);
+	if (!a || !b)
+		return 1;
+	int x = -1, y = -1;
+	int bad = store_range(a, "rp", 0, 40, 0) || two_shared(a, "rp", 40, &x, &y) ? 1 : 0;
+	uint8_t tier;
+	bad |= load_one(a, "rp", x, &tier) || tier != KVG_TIER_SHARED ? 2 : 0;
+	bad |= load_one(a, "rp", y, &tier) || tier != KVG_TIER_SHARED ? 2 : 0;
+	bad |= deletes_one(b, "rp", x) != 1 || object_there(a, "rp", x) ? 4 : 0;
+	bad |= shared_loads(b, "rp", x) ? 4 : 0;
+	uint64_t w1, m1, w2, m2, o1 = tree_of(NULL).objects;
+	shared_counts(a, &w1, &m1);
+	usleep(3 * demote_dram.cache_ms * 1000); /* past what A saw of x in the tier */
+	bad |= store_range(a, "rp", 40, 80, 0) ? 8 : 0;
+	shared_counts(a, &w2, &m2);
+	uint64_t o2 = tree_of(NULL).objects;
+	/* x published again; y, still there, checked and not written */
+	bad |= !object_there(a, "rp", x) || !shared_loads(b, "rp", x) ? 16 : 0;
+	bad |= !shared_loads(b, "rp", y) ? 32 : 0;
+	bad |= m2 - m1 != o2 - o1 || w2 - w1 != (m2 - m1) * BLOCK ? 64 : 0;
+	kvg_close(a);
+	kvg_close(b);
+	if (bad)
+		fprintf(stderr,
+			"republish: failures %#x (x %d y %d, made %llu, objects %llu -> %llu)\n",
+			bad, x, y, (unsigned long long)(m2 - m1), (unsigned long long)o1,
+			(unsigned long long)o2);
+	return bad;
+}
+
+/* Description: with demotion, a block this host published, loaded back (so known to be in
+ * the tier), and that another host then removed from the tier, is published again when it
+ * leaves this host's DRAM once more, and the other host loads it byte-exact; a block still
+ * in the tier is checked there and not written again. */
+static void test_republish_after_removal(void)
+{
+	test_sub = "republish";
+	CHECK(on_host(0, republishes, NULL) == 0);
+	CHECK(tree_of(NULL).temps == 0);
+}
+
+static const struct host_cfg wt_nvme = {0};
+static const struct host_cfg demote_nvme = {.demote = 1};
+
+/* A stores rs-0..19 with write-through (published, and on its NVMe after close); B deletes
+ * rs-0; A opens again on the same NVMe directory, now demoting, and pushes every rs block
+ * out of its tiers with 100 others. */
+static int republishes_after_reopen(int h, void *arg)
+{
+	kvg_grid *a = host_open(0, &wt_nvme), *b = host_open(1, NULL);
+	if (!a || !b)
+		return 1;
+	int bad = store_range(a, "rs", 0, 20, 0) ? 1 : 0;
+	kvg_close(a);
+	bad |= deletes_one(b, "rs", 0) != 1 ? 2 : 0;
+	a = host_open(0, &demote_nvme);
+	if (!a)
+		return 1;
+	uint8_t tier;
+	bad |= load_one(a, "rs", 0, &tier) || tier != KVG_TIER_NVME ? 4 : 0; /* recovered */
+	bad |= store_range(a, "rt", 0, 100, 0) ? 8 : 0;
+	uint64_t w, m;
+	shared_counts(a, &w, &m);
+	for (int i = 0; i < 20; i++)
+		bad |= !shared_loads(b, "rs", i) ? 16 : 0;
+	/* the recovered blocks still in the tier were checked, not written again */
+	bad |= m == 0 || w != m * BLOCK ? 32 : 0;
+	kvg_close(a);
+	kvg_close(b);
+	if (bad)
+		fprintf(stderr, "reopen: failures %#x (made %llu, wrote %llu blocks)\n", bad,
+			(unsigned long long)m, (unsigned long long)(w / BLOCK));
+	return bad;
+}
+
+/* Description: blocks recovered from NVMe when a grid opens again are checked in the tier
+ * before they are demoted (the grid does not remember across a restart which it
+ * published): those still there are not written again, and one another host deleted
+ * meanwhile is published again and loads byte-exact there. */
+static void test_republish_after_reopen(void)
+{
+	test_sub = "reopen";
+	CHECK(on_host(0, republishes_after_reopen, NULL) == 0);
+	CHECK(tree_of(NULL).temps == 0);
+}
+
+/* ---- local hits keep a block's shared object recent ---------------------------------------- */
+
+#define HOT	  8
+#define HOT_CAP	  (12ull * SPAN)
+#define OLD_AGE_S 1000
+
+static const struct host_cfg touching = {.touch_s = 1};
+static const struct host_cfg small_tier = {.shared_bytes = HOT_CAP};
+
+static int64_t mtime_of(kvg_grid *g, const char *tag, int i)
+{
+	kvg_key k;
+	char p[4096];
+	struct stat st;
+	key_of(g, tag, i, &k);
+	object_path(g, &k, p, sizeof(p));
+	return p[0] && stat(p, &st) == 0 ? (int64_t)st.st_mtime : -1;
+}
+
+static int set_mtime(kvg_grid *g, const char *tag, int i, time_t t)
+{
+	kvg_key k;
+	char p[4096];
+	key_of(g, tag, i, &k);
+	object_path(g, &k, p, sizeof(p));
+	struct timespec ts[2] = {{t, 0}, {t, 0}};
+	return p[0] ? utimensat(AT_FDCWD, p, ts, 0) : -1;
+}
+
+/* A publishes hot-0..7 (write-through) whose objects then look old, hot-0 the oldest; A
+ * serves hot-0 from its DRAM; B, in a tier of 12 objects, stores 8 blocks of its own. */
+static int hot_survives(int h, void *arg)
+{
+	kvg_grid *a = host_open(0, &touching);
+	if (!a)
+		return 1;
+	int bad = store_range(a, "hot", 0, HOT, 0) ? 1 : 0;
+	time_t old = time(NULL) - OLD_AGE_S;
+	for (int i = 0; i < HOT; i++)
+		bad |= set_mtime(a, "hot", i, old + i) ? 2 : 0;
+	sleep(1); /* touch_s past the publication */
+	uint8_t tier;
+	bad |= load_one(a, "hot", 0, &tier) || tier != KVG_TIER_DRAM ? 4 : 0;
+	int64_t m = -1;
+	for (int t = 0; t < 300 && (m = mtime_of(a, "hot", 0)) < old + OLD_AGE_S / 2; t++)
+		usleep(10000); /* the refresh is done in the background */
+	bad |= m < old + OLD_AGE_S / 2 ? 8 : 0;
+	kvg_grid *b = host_open(1, &small_tier);
+	bad |= !b || store_range(b, "new", 0, HOT, 0) ? 16 : 0;
+	struct kvg_tier_stats ts;
+	kvg_tier_stats_get(b, KVG_TIER_SHARED, &ts);
+	bad |= ts.evictions == 0 || object_there(a, "hot", 1) ? 32 : 0; /* older ones went */
+	bad |= !object_there(a, "hot", 0) ? 64 : 0;
+	kvg_close(b);
+	kvg_close(a);
+	if (bad)
+		fprintf(stderr, "hot: failures %#x (%llu evicted)\n", bad,
+			(unsigned long long)ts.evictions);
+	return bad;
+}
+
+/* Description: a block served from a host's own DRAM refreshes its shared object's recency
+ * (in the background, at most every shared_touch_s): an eviction pass by another host
+ * removes older objects and keeps it, although it was the oldest before the hit. */
+static void test_local_hits_keep_recency(void)
+{
+	test_sub = "recency";
+	CHECK(on_host(0, hot_survives, NULL) == 0);
+}
+
 /* KVG_SHARED_ONLY=a,b runs only the tests whose names contain a or b */
 static int wanted(const char *name)
 {
@@ -867,6 +1101,9 @@ int main(void)
 	RUN_IF(test_restart_finds_all);
 	RUN_IF(test_stale_views);
 	RUN_IF(test_replaced_dirs);
+	RUN_IF(test_republish_after_removal);
+	RUN_IF(test_republish_after_reopen);
+	RUN_IF(test_local_hits_keep_recency);
 	if (!t_failed)
 		t_rmdir(scratch);
 	return t_failed ? 1 : 0;
