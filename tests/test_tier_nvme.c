@@ -6,8 +6,9 @@
  * header byte) served as a miss and counted, and a directory in use refused.
  *
  * On-disk facts the damage tests rely on (src/record.h): segment files seg-NNNNNNNN.kvg, the
- * first record of a fresh tier in seg-00000000.kvg with its 4 KiB header at offset 4096
- * (key at header byte 24) and its payload at 8192.
+ * first record of a fresh tier in seg-00000000.kvg with its 4 KiB header block at offset 4096
+ * (the fixed header in the block's last 128 bytes, REC_HDR_OFF; the key at its byte 24) and
+ * its payload at 8192; the segment header at offset 0, its format at byte 8.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <sys/statvfs.h>
 
 #include "policy.h"
+#include "record.h"
 #include "t_grid.h"
 
 static kvg_grid *open_or_null(const struct kvg_config *c)
@@ -73,7 +75,7 @@ static int record_key(const char *dir, const char *name, off_t off, kvg_key *key
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -1;
-	int ok = pread(fd, key->bytes, KVG_KEY_BYTES, off + 24) == KVG_KEY_BYTES;
+	int ok = pread(fd, key->bytes, KVG_KEY_BYTES, off + REC_HDR_OFF + 24) == KVG_KEY_BYTES;
 	close(fd);
 	return ok ? 0 : -1;
 }
@@ -929,7 +931,8 @@ static void flipped_header_byte_is_not_recovered(void)
 		enum { N = 4, LEN = 20000 };
 		kvg_key k[N], first;
 		CHECK(damage_setup(&c, k, N, LEN, &first) == 0);
-		CHECK(flip_byte(c.dir, "seg-00000000.kvg", 4096 + 40, 0x01) == 0); /* in the key */
+		CHECK(flip_byte(c.dir, "seg-00000000.kvg", 4096 + REC_HDR_OFF + 40, 0x01) ==
+		      0); /* in the key */
 		if (scan)
 			CHECK(sh("rm -f '%s/index.ckpt'%s", c.dir, "") == 0);
 		OPEN(g, &c);
@@ -1081,6 +1084,50 @@ static void directory_in_use_is_refused(void)
 	kvg_close(g3);
 }
 
+/* Rewrites the format of seg-00000000.kvg's header in dir (sealed again, as a kvgrid of that
+ * format would have written it). */
+static int seg0_set_format(const char *dir, uint32_t format)
+{
+	char path[8400];
+	snprintf(path, sizeof(path), "%s/seg-00000000.kvg", dir);
+	int fd = open(path, O_RDWR);
+	struct seg_hdr h;
+	int ok = fd >= 0 && pread(fd, &h, sizeof(h), 0) == sizeof(h);
+	h.format = format;
+	seg_hdr_seal(&h);
+	ok = ok && pwrite(fd, &h, sizeof(h), 0) == sizeof(h) && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Description: a directory whose segments are of another record format (an older kvgrid's
+ * header-first records) is refused at open with one line naming the directory and both
+ * formats, and nothing in it is changed: put back in this format, every block loads. */
+static void old_record_format_is_refused(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	enum { N = 4, LEN = 20000 };
+	kvg_key k[N], first;
+	CHECK(damage_setup(&c, k, N, LEN, &first) == 0);
+	CHECK(seg0_set_format(c.dir, 1) == 0);
+	kvg_grid *g = NULL;
+	char err[512] = "", want[600];
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), KVG_ECONFIG);
+	CHECK(g == NULL);
+	snprintf(want, sizeof(want), "dir %s: segments are in record format 1, this kvgrid reads "
+		 "format %u", c.dir, KVG_RECORD_FORMAT);
+	CHECK(strstr(err, want) != NULL && !strchr(err, '\n'));
+	CHECK(file_exists(c.dir, "index.ckpt")); /* not even the checkpoint was dropped */
+	CHECK(seg0_set_format(c.dir, KVG_RECORD_FORMAT) == 0);
+	OPEN(g2, &c);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_load(g2, &k[i], LEN, 12, NULL), 0);
+	kvg_close(g2);
+	t_done();
+}
+
 /* The segment files in dir. */
 static int seg_files(const char *dir)
 {
@@ -1225,6 +1272,7 @@ int main(void)
 	SWEEP_NVME(read_error_keeps_the_block);
 	SWEEP_NVME(read_bit_flip_is_a_miss);
 	SWEEP_NVME(directory_in_use_is_refused);
+	SWEEP_NVME(old_record_format_is_refused);
 	SWEEP_NVME(segments_are_made_when_first_written);
 	SWEEP_NVME(missing_segment_file_is_free);
 	SWEEP_NVME(automatic_capacity_fits_the_filesystem);
