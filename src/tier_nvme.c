@@ -6,8 +6,9 @@
  * holding the last partial 4 KiB) and moved in groups of up to IO_IOV_MAX pieces, several
  * groups in flight.  Reads: the same vector pointed at the destination, except that of the
  * header block only its end is read -- the fixed header lies in its last 128 bytes
- * (record.h) -- one O_DIRECT unit of the file (512 bytes on most devices), or as many as
- * a layered read's part checksums need; a 64 KiB block then moves 64.5 KiB, not 68.  The
+ * (record.h) -- one read unit of the file (nvme_dio_align: its O_DIRECT alignment, but not
+ * less than its device's physical block), or as many as a layered read's part checksums
+ * need; on a 512-byte-sector device a 64 KiB block then moves 64.5 KiB, not 68.  The
  * header is checked (magic, key, generation, length, checksum) and the payload verified
  * against its XXH3-64 before done(0) -- or, for a layered read, part by part, each part
  * reported only once verified.  Anything that does not verify is KVG_ECORRUPT: a miss,
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,23 +90,51 @@ int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen)
 	return rc;
 }
 
+/* The physical block size of the device holding file fd's filesystem (sysfs), 0 if unknown. */
+static uint32_t phys_block(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0 || major(st.st_dev) == 0)
+		return 0; /* no block device (tmpfs, NFS, ...) */
+	static const char *const fmt[] = {"/sys/dev/block/%u:%u/queue/physical_block_size",
+					   "/sys/dev/block/%u:%u/../queue/physical_block_size"};
+	for (int i = 0; i < 2; i++) { /* a whole disk, else a partition of one */
+		char path[128];
+		snprintf(path, sizeof(path), fmt[i], major(st.st_dev), minor(st.st_dev));
+		FILE *f = fopen(path, "re");
+		unsigned v = 0;
+		int ok = f && fscanf(f, "%u", &v) == 1;
+		if (f)
+			fclose(f);
+		if (ok && v)
+			return v;
+	}
+	return 0;
+}
+
 uint32_t nvme_dio_align(int fd, int direct)
 {
 	if (!direct)
 		return 512; /* buffered: any unit will do; the smallest that O_DIRECT knows */
+	uint32_t a = 0;
 #ifdef STATX_DIOALIGN
 	struct statx sx;
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
-	    (sx.stx_mask & STATX_DIOALIGN)) {
-		uint32_t a = sx.stx_dio_offset_align > sx.stx_dio_mem_align ? sx.stx_dio_offset_align
-									     : sx.stx_dio_mem_align;
-		if (a < 512)
-			a = 512;
-		if (a <= KVG_ALIGN && !(a & (a - 1)))
-			return a;
-	}
+	    (sx.stx_mask & STATX_DIOALIGN))
+		a = sx.stx_dio_offset_align > sx.stx_dio_mem_align ? sx.stx_dio_offset_align
+								   : sx.stx_dio_mem_align;
 #endif
-	return KVG_ALIGN; /* unknown: the whole block, always allowed */
+	uint32_t pb = phys_block(fd);
+	if (!a || !pb)
+		return KVG_ALIGN; /* unknown: the whole block, always allowed and aligned */
+	/* a read smaller than the device's physical block is allowed but costs it more than
+	 * the bytes it saves (measured on a 4096-byte-sector disk: 64.5 KiB reads at 512-byte
+	 * offsets did 10-20% fewer a second than 68 KiB ones at 4096): never below it */
+	if (a < pb)
+		a = pb;
+	if (a < 512)
+		a = 512;
+	return a <= KVG_ALIGN && !(a & (a - 1)) ? a : KVG_ALIGN;
 }
 
 /* Takes seg_bytes of disk for a new segment file; an old short one is extended. */

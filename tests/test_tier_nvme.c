@@ -1084,6 +1084,57 @@ static void directory_in_use_is_refused(void)
 	kvg_close(g3);
 }
 
+/* Description: on a filesystem without O_DIRECT (tmpfs: buffered I/O) a load reads 512
+ * bytes of the header block, the smallest read unit, where O_DIRECT on this machine's disk
+ * reads all 4096: blocks of several sizes, and layered blocks layer by layer, load and
+ * verify, before and after a reopen (checkpoint) and a reopen by scanning. */
+static void buffered_dir_reads_header_tails(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	if (access("/dev/shm", W_OK)) {
+		printf("skip buffered_dir_reads_header_tails: no /dev/shm\n");
+		return;
+	}
+	snprintf(c.dir, sizeof(c.dir), "/dev/shm/kvgrid-test-%d-%s", (int)getpid(), t_variant);
+	enum { N = 20 };
+	static const size_t lens[] = {1, 4096, 5000, 65536, 70001};
+	size_t bb = kvg_config_block_bytes(&c);
+	kvg_key k[N], lk[4];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 140, N, k) == N && t_chain(g, 141, 4, lk) == 4);
+		for (int i = 0; i < N; i++)
+			CHECK_RC(t_store(g, &k[i], 1, lens[i % 5], 8), 0);
+		CHECK_RC(t_store(g, lk, 4, bb, 9), 0);
+		kvg_close(g);
+	}
+	for (int scan = 0; scan < 2; scan++) {
+		if (scan)
+			CHECK(sh("rm -f '%s/index.ckpt'%s", c.dir, "") == 0);
+		OPEN(g, &c);
+		CHECK(t_stats(g).recovered_blocks == N + 4);
+		for (int i = 0; i < N; i++)
+			CHECK_RC(t_load(g, &k[i], lens[i % 5], 8, NULL), 0);
+		struct kvg_io ios[4];
+		for (int i = 0; i < 4; i++) {
+			ios[i] = (struct kvg_io){.key = lk[i], .len = bb, .buf = t_alloc(bb, 0)};
+			CHECK(ios[i].buf);
+		}
+		struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
+		kvg_req *r;
+		CHECK_RC(kvg_load(g, ios, 4, &o, &r), 0);
+		CHECK_RC(kvg_req_wait(r, 20000), 0);
+		kvg_req_free(r);
+		for (int i = 0; i < 4; i++) {
+			CHECK(t_verify(ios[i].buf, bb, &lk[i], 9));
+			t_free(ios[i].buf, 0);
+		}
+		kvg_close(g);
+	}
+	CHECK(sh("rm -rf '%s'%s", c.dir, "") == 0);
+}
+
 /* Rewrites the format of seg-00000000.kvg's header in dir (sealed again, as a kvgrid of that
  * format would have written it). */
 static int seg0_set_format(const char *dir, uint32_t format)
@@ -1273,6 +1324,7 @@ int main(void)
 	SWEEP_NVME(read_bit_flip_is_a_miss);
 	SWEEP_NVME(directory_in_use_is_refused);
 	SWEEP_NVME(old_record_format_is_refused);
+	SWEEP_NVME(buffered_dir_reads_header_tails);
 	SWEEP_NVME(segments_are_made_when_first_written);
 	SWEEP_NVME(missing_segment_file_is_free);
 	SWEEP_NVME(automatic_capacity_fits_the_filesystem);
