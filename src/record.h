@@ -26,7 +26,7 @@
  *
  *  record header block (4096 bytes): zeros, then the part checksums, then the fixed header
  *  in its last 128 bytes, right in front of the payload -- so that a load reads only the
- *  block's tail (one O_DIRECT unit, 512 bytes on most devices) together with the payload:
+ *  block's tail (one physical sector: 512 bytes on a 512-byte-sector drive) with the payload:
  *
  *  +---------------- zero ----------------+---------------------+--------------+---------
  *  | 0                                     | part_csum x parts   | fixed header | payload
