@@ -49,7 +49,8 @@ static size_t record(uint8_t *img, size_t off, uint64_t gen, uint64_t seq, size_
 			uint64_t c = XXH3_64bits(p + i * (len / parts), len / parts);
 			memcpy(img + off + REC_HDR_OFF - 8 * parts + 8 * i, &c, 8);
 		}
-		h.payload_csum = XXH3_64bits(img + off + REC_HDR_OFF - 8 * parts, 8 * (size_t)parts);
+		h.payload_csum =
+		    XXH3_64bits(img + off + REC_HDR_OFF - 8 * parts, 8 * (size_t)parts);
 	} else {
 		h.payload_csum = rec_payload_csum(p, len);
 	}
@@ -96,8 +97,12 @@ static void segments(void)
 	memcpy(r, buf, sizeof(r));
 	put("record", "empty-record", r, REC_HDR_BYTES);
 	/* a shared-tier object's header: format 1, at the start */
-	struct rec_hdr h = {.magic = REC_MAGIC, .format = REC_FORMAT_HEAD, .generation = 1,
-			    .seq = 10, .payload_len = 0, .parts = 1};
+	struct rec_hdr h = {.magic = REC_MAGIC,
+			    .format = REC_FORMAT_HEAD,
+			    .generation = 1,
+			    .seq = 10,
+			    .payload_len = 0,
+			    .parts = 1};
 	memcpy(h.grid_id, grid_id, 16);
 	h.payload_csum = rec_payload_csum(r, 0);
 	rec_hdr_seal(&h);

@@ -46,7 +46,8 @@ int seg_hdr_format(const void *raw, size_t len, uint32_t *format)
 	if (len < sizeof(h))
 		return KVG_ECORRUPT;
 	memcpy(&h, raw, sizeof(h));
-	if (h.magic != SEG_MAGIC || h.hdr_csum != XXH3_64bits(&h, offsetof(struct seg_hdr, hdr_csum)))
+	if (h.magic != SEG_MAGIC ||
+	    h.hdr_csum != XXH3_64bits(&h, offsetof(struct seg_hdr, hdr_csum)))
 		return KVG_ECORRUPT;
 	*format = h.format;
 	return 0;
@@ -157,8 +158,7 @@ int rec_part_verify(const void *hraw, const struct rec_hdr *h, uint32_t p, const
 }
 
 /* Hashes the payload_len bytes in iov part by part into csum[] (h->parts of them). */
-static void parts_hash(const struct rec_hdr *h, const struct iovec *iov, int iovcnt,
-		       uint64_t *csum)
+static void parts_hash(const struct rec_hdr *h, const struct iovec *iov, int iovcnt, uint64_t *csum)
 {
 	struct iov_cursor c = {iov, iovcnt, 0, 0};
 	uint64_t pb = rec_part_bytes(h);

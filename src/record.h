@@ -71,16 +71,16 @@
 
 #include "kvgrid.h"
 
-#define KVG_ALIGN	4096u
-#define SEG_MAGIC	0x313047455347564bull /* "KVGSEG01" read as a little-endian u64 */
-#define SEG_HDR_BYTES	4096u
-#define REC_MAGIC	0x5247564bu /* "KVGR" */
-#define REC_HDR_BYTES	4096u
-#define REC_F_TOMBSTONE 0x1
-#define REC_PARTS_MAX	((REC_HDR_BYTES - 128) / 8) /* 496 */
+#define KVG_ALIGN	  4096u
+#define SEG_MAGIC	  0x313047455347564bull /* "KVGSEG01" read as a little-endian u64 */
+#define SEG_HDR_BYTES	  4096u
+#define REC_MAGIC	  0x5247564bu /* "KVGR" */
+#define REC_HDR_BYTES	  4096u
+#define REC_F_TOMBSTONE	  0x1
+#define REC_PARTS_MAX	  ((REC_HDR_BYTES - 128) / 8) /* 496 */
 #define KVG_RECORD_FORMAT 2u /* NVMe segments: header at the end of its block (see above) */
 #define REC_FORMAT_HEAD	  1u /* shared-tier objects: header at the start, parts after it */
-#define REC_HDR_OFF	(REC_HDR_BYTES - 128) /* the fixed header in a format-2 header block */
+#define REC_HDR_OFF	  (REC_HDR_BYTES - 128) /* the fixed header in a format-2 header block */
 
 struct seg_hdr {
 	uint64_t magic;

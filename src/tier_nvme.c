@@ -97,7 +97,7 @@ static uint32_t phys_block(int fd)
 	if (fstat(fd, &st) < 0 || major(st.st_dev) == 0)
 		return 0; /* no block device (tmpfs, NFS, ...) */
 	static const char *const fmt[] = {"/sys/dev/block/%u:%u/queue/physical_block_size",
-					   "/sys/dev/block/%u:%u/../queue/physical_block_size"};
+					  "/sys/dev/block/%u:%u/../queue/physical_block_size"};
 	for (int i = 0; i < 2; i++) { /* a whole disk, else a partition of one */
 		char path[128];
 		snprintf(path, sizeof(path), fmt[i], major(st.st_dev), minor(st.st_dev));
@@ -560,8 +560,8 @@ static int check_header(struct nvme_op *op)
 		return KVG_ECORRUPT; /* written under another layout: cannot verify by layer */
 	/* a layered read verifies part by part against the stored checksums, which it read
 	 * (hdr_read covers them); a whole read does not need them (rec_payload_verify) */
-	if (op->layered && (rec_tail_bytes(h.parts) > op->hdr_read ||
-			    rec_parts_check(op->hdr + REC_HDR_OFF, &h)))
+	if (op->layered &&
+	    (rec_tail_bytes(h.parts) > op->hdr_read || rec_parts_check(op->hdr + REC_HDR_OFF, &h)))
 		return KVG_ECORRUPT;
 	op->parts = h.parts;
 	return 0;

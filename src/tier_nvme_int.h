@@ -23,9 +23,9 @@ struct segment {
 	uint64_t gen;
 	uint64_t write_off; /* bytes used, records end here */
 	uint32_t state;
-	uint32_t live;	   /* entries whose record is here (nvme_seg_live) */
-	uint32_t inflight; /* reads and writes in flight (nvme_seg_io) */
-	uint32_t head;	   /* first entry slot of the grid's list of them (nvme_seg_head) */
+	uint32_t live;	    /* entries whose record is here (nvme_seg_live) */
+	uint32_t inflight;  /* reads and writes in flight (nvme_seg_io) */
+	uint32_t head;	    /* first entry slot of the grid's list of them (nvme_seg_head) */
 	uint32_t dio_align; /* the file's read unit (nvme_dio_align), 512..4096 */
 };
 

@@ -441,11 +441,8 @@ static void test_old_format(void)
 	char err[256];
 	dir_fresh("oldfmt", grid_a);
 	layout_standard(offs);
-	struct seg_hdr h = {.magic = SEG_MAGIC,
-			    .format = 1,
-			    .seg_id = 1,
-			    .generation = 1,
-			    .seg_bytes = SEG_BYTES};
+	struct seg_hdr h = {
+	    .magic = SEG_MAGIC, .format = 1, .seg_id = 1, .generation = 1, .seg_bytes = SEG_BYTES};
 	memcpy(h.grid_id, grid_a, 16);
 	seg_hdr_seal(&h);
 	poke(1, 0, &h, sizeof(h));

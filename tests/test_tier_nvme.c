@@ -1167,8 +1167,10 @@ static void old_record_format_is_refused(void)
 	char err[512] = "", want[600];
 	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), KVG_ECONFIG);
 	CHECK(g == NULL);
-	snprintf(want, sizeof(want), "dir %s: segments are in record format 1, this kvgrid reads "
-		 "format %u", c.dir, KVG_RECORD_FORMAT);
+	snprintf(want, sizeof(want),
+		 "dir %s: segments are in record format 1, this kvgrid reads "
+		 "format %u",
+		 c.dir, KVG_RECORD_FORMAT);
 	CHECK(strstr(err, want) != NULL && !strchr(err, '\n'));
 	CHECK(file_exists(c.dir, "index.ckpt")); /* not even the checkpoint was dropped */
 	CHECK(seg0_set_format(c.dir, KVG_RECORD_FORMAT) == 0);
