@@ -559,8 +559,6 @@ int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *
 	}
 	if (!have_id && n > 0)
 		say(opts, "grid.id: missing or damaged; segments of any grid are accepted");
-	if (opts->repair)
-		stale_temps_remove(dir_fd, opts);
 	if (posix_memalign(&buf, KVG_ALIGN, FSCK_BUF_BYTES)) {
 		rc = -ENOMEM;
 		goto out_close_lock;
@@ -574,6 +572,8 @@ int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *
 			 dir, fmt, KVG_RECORD_FORMAT);
 		goto out_free_buf;
 	}
+	if (opts->repair)
+		stale_temps_remove(dir_fd, opts);
 	for (int i = 0; i < n; i++) {
 		rc = fsck_one(dir_fd, names[i], have_id ? grid_id : NULL, opts, &keys, rep, buf);
 		if (rc) {
