@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "record.h"
 #include "kvgrid.h"
 
 static const struct {
@@ -44,8 +45,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("kvgrid %d.%d (format %d)\n", KVG_VERSION_MAJOR, KVG_VERSION_MINOR,
-		       KVG_FORMAT_VERSION);
+		printf("kvgrid %d.%d (format %d, NVMe record format %u)\n", KVG_VERSION_MAJOR,
+		       KVG_VERSION_MINOR, KVG_FORMAT_VERSION, KVG_RECORD_FORMAT);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

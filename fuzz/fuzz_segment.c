@@ -46,7 +46,7 @@ static void fix_up(uint8_t *img, size_t len, uint8_t how)
 	memcpy(&sh, img, sizeof(sh));
 	if (how & 1) {
 		sh.magic = SEG_MAGIC;
-		sh.format = KVG_FORMAT_VERSION;
+		sh.format = KVG_RECORD_FORMAT;
 		sh.seg_id = 0;
 		sh.generation = sh.generation % 4;
 		sh.seg_bytes = (len + KVG_ALIGN - 1) & ~(uint64_t)(KVG_ALIGN - 1);
@@ -59,10 +59,10 @@ static void fix_up(uint8_t *img, size_t len, uint8_t how)
 		return;
 	for (size_t off = SEG_HDR_BYTES; off + REC_HDR_BYTES <= len; off += KVG_ALIGN) {
 		struct rec_hdr h;
-		memcpy(&h, img + off, sizeof(h));
+		memcpy(&h, img + off + REC_HDR_OFF, sizeof(h));
 		if (h.magic != REC_MAGIC)
 			continue;
-		h.format = KVG_FORMAT_VERSION;
+		h.format = KVG_RECORD_FORMAT;
 		memcpy(h.grid_id, grid_id, 16);
 		if (how & 4)
 			h.generation = gen;
@@ -74,7 +74,7 @@ static void fix_up(uint8_t *img, size_t len, uint8_t how)
 		if ((how & 8) && h.parts == 1)
 			h.payload_csum = rec_payload_csum(img + off + REC_HDR_BYTES, h.payload_len);
 		rec_hdr_seal(&h);
-		memcpy(img + off, &h, sizeof(h));
+		memcpy(img + off + REC_HDR_OFF, &h, sizeof(h));
 	}
 }
 

@@ -27,12 +27,13 @@ static void put(const char *dir, const char *name, const void *p, size_t len)
 
 static const uint8_t grid_id[16] = "fuzz-grid-id-000";
 
-/* A record at off in img: payload of len bytes, in parts. */
+/* A segment record at off in img (its header at the end of its header block): payload of
+ * len bytes, in parts. */
 static size_t record(uint8_t *img, size_t off, uint64_t gen, uint64_t seq, size_t len,
 		     uint32_t parts, uint16_t flags)
 {
 	struct rec_hdr h = {.magic = REC_MAGIC,
-			    .format = KVG_FORMAT_VERSION,
+			    .format = KVG_RECORD_FORMAT,
 			    .flags = flags,
 			    .generation = gen,
 			    .seq = seq,
@@ -46,14 +47,15 @@ static size_t record(uint8_t *img, size_t off, uint64_t gen, uint64_t seq, size_
 	if (parts > 1) {
 		for (uint32_t i = 0; i < parts; i++) {
 			uint64_t c = XXH3_64bits(p + i * (len / parts), len / parts);
-			memcpy(img + off + 128 + 8 * i, &c, 8);
+			memcpy(img + off + REC_HDR_OFF - 8 * parts + 8 * i, &c, 8);
 		}
-		h.payload_csum = XXH3_64bits(img + off + 128, 8 * (size_t)parts);
+		h.payload_csum =
+		    XXH3_64bits(img + off + REC_HDR_OFF - 8 * parts, 8 * (size_t)parts);
 	} else {
 		h.payload_csum = rec_payload_csum(p, len);
 	}
 	rec_hdr_seal(&h);
-	memcpy(img + off, &h, sizeof(h));
+	memcpy(img + off + REC_HDR_OFF, &h, sizeof(h));
 	return off + rec_span(len);
 }
 
@@ -62,7 +64,7 @@ static void segments(void)
 	static uint8_t buf[1 + 65536];
 	uint8_t *img = buf + 1;
 	struct seg_hdr sh = {.magic = SEG_MAGIC,
-			     .format = KVG_FORMAT_VERSION,
+			     .format = KVG_RECORD_FORMAT,
 			     .seg_id = 0,
 			     .generation = 2,
 			     .seg_bytes = 65536};
@@ -82,18 +84,29 @@ static void segments(void)
 	img[SEG_HDR_BYTES + REC_HDR_BYTES + 10] ^= 1;
 	buf[0] = 0;
 	put("segment", "payload-flip", buf, sizeof(buf));
-	memset(img + SEG_HDR_BYTES + 50, 0, 16);
+	memset(img + SEG_HDR_BYTES + REC_HDR_OFF + 50, 0, 16);
 	put("segment", "header-wiped", buf, sizeof(buf));
 	put("segment", "truncated", buf, 1 + 20000);
 	memset(img, 0, SEG_HDR_BYTES);
 	put("segment", "zero-header", buf, sizeof(buf));
-	put("record", "layered-record", img + SEG_HDR_BYTES + 12288, 128);
+	put("record", "layered-record", img + SEG_HDR_BYTES + 12288, REC_HDR_BYTES);
 	memcpy(img, &sh, sizeof(sh));
 	put("record", "segment", img, 128);
 	static uint8_t r[REC_HDR_BYTES];
 	record(memset(buf, 0, sizeof(buf)), 0, 1, 9, 0, 1, 0);
 	memcpy(r, buf, sizeof(r));
-	put("record", "empty-record", r, 128);
+	put("record", "empty-record", r, REC_HDR_BYTES);
+	/* a shared-tier object's header: format 1, at the start */
+	struct rec_hdr h = {.magic = REC_MAGIC,
+			    .format = REC_FORMAT_HEAD,
+			    .generation = 1,
+			    .seq = 10,
+			    .payload_len = 0,
+			    .parts = 1};
+	memcpy(h.grid_id, grid_id, 16);
+	h.payload_csum = rec_payload_csum(r, 0);
+	rec_hdr_seal(&h);
+	put("record", "shared-record", &h, sizeof(h));
 }
 
 static void tokens(void)

@@ -42,7 +42,7 @@ extern "C" {
 #define KVG_VERSION_MINOR  1
 #define KVG_VERSION_PATCH  0
 #define KVG_VERSION_NUMBER (KVG_VERSION_MAJOR * 10000 + KVG_VERSION_MINOR * 100 + KVG_VERSION_PATCH)
-#define KVG_FORMAT_VERSION 1 /* key derivation and on-disk record format */
+#define KVG_FORMAT_VERSION 1 /* key derivation, and the shared tier's object format */
 
 /* Marks the library's exported functions; everything else in libkvgrid.so is hidden. */
 #if defined(__GNUC__) || defined(__clang__)

@@ -64,7 +64,7 @@ static int seg_unused(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const ui
 		rep->bytes_checked += (uint64_t)n;
 		for (size_t k = 0; k + REC_HDR_BYTES <= (size_t)n; k += KVG_ALIGN) {
 			struct rec_hdr h;
-			if (!rec_hdr_check(chunk + k, REC_HDR_BYTES, &h) &&
+			if (!rec_blk_check(chunk + k, &h) &&
 			    (!grid_id || !memcmp(h.grid_id, grid_id, 16))) {
 				*why = "wiped segment header in front of records";
 				return KVG_ECORRUPT;
@@ -81,6 +81,9 @@ static int seg_unused(fsck_read_fn rd, void *rctx, uint64_t file_bytes, const ui
 static const char *seg_header_verdict(const uint8_t *blk, size_t n, const uint8_t *grid_id,
 				      uint32_t seg_id, struct seg_hdr *sh)
 {
+	uint32_t fmt;
+	if (n >= SEG_HDR_BYTES && !seg_hdr_format(blk, n, &fmt) && fmt != KVG_RECORD_FORMAT)
+		return "segment of another record format";
 	if (n < SEG_HDR_BYTES || seg_hdr_check(blk, n, sh))
 		return "unreadable segment header";
 	if (grid_id && memcmp(sh->grid_id, grid_id, 16))
@@ -318,7 +321,7 @@ static int seg_rewrite(int dir_fd, const char *name, int src, const struct seg_h
 	for (size_t i = 0; !rc && i < s->n_good; i++) {
 		struct rec_hdr h;
 		if (rec_read_fd(&src, buf, REC_HDR_BYTES, s->good_off[i]) != REC_HDR_BYTES ||
-		    rec_hdr_check(buf, REC_HDR_BYTES, &h)) {
+		    rec_blk_check(buf, &h)) {
 			rc = -EIO; /* it was good a moment ago: someone is writing the directory */
 			break;
 		}
@@ -482,6 +485,29 @@ static void stale_temps_remove(int dir_fd, const struct fsck_opts *o)
 	closedir(d);
 }
 
+/*
+ * The record format of the first segment in names[] whose header is of another format than
+ * this build's (0 if none): such a directory is refused whole, checked or repaired by
+ * nothing, as the tier refuses to open it -- fsck's verdicts would be about a layout it does
+ * not read, and its repairs would lose the blocks.
+ */
+static uint32_t foreign_format(int dir_fd, char **names, int n, void *buf)
+{
+	for (int i = 0; i < n; i++) {
+		int fd = openat(dir_fd, names[i], O_RDONLY | O_CLOEXEC);
+		uint32_t fmt = 0;
+		if (fd < 0)
+			continue;
+		if (rec_read_fd(&fd, buf, SEG_HDR_BYTES, 0) != SEG_HDR_BYTES ||
+		    seg_hdr_format(buf, SEG_HDR_BYTES, &fmt))
+			fmt = 0;
+		close(fd);
+		if (fmt && fmt != KVG_RECORD_FORMAT)
+			return fmt;
+	}
+	return 0;
+}
+
 /* Reads dir/grid.id; 1 if present and well formed. */
 static int grid_id_read(int dir_fd, uint8_t id[16])
 {
@@ -533,12 +559,21 @@ int fsck_dir(const char *dir, const struct fsck_opts *opts, struct fsck_report *
 	}
 	if (!have_id && n > 0)
 		say(opts, "grid.id: missing or damaged; segments of any grid are accepted");
-	if (opts->repair)
-		stale_temps_remove(dir_fd, opts);
 	if (posix_memalign(&buf, KVG_ALIGN, FSCK_BUF_BYTES)) {
 		rc = -ENOMEM;
 		goto out_close_lock;
 	}
+	uint32_t fmt = foreign_format(dir_fd, names, n, buf);
+	if (fmt) {
+		rc = KVG_ECONFIG;
+		snprintf(err, err_len,
+			 "%s: segments are in record format %u, this kvgrid reads format %u; "
+			 "nothing was checked or changed",
+			 dir, fmt, KVG_RECORD_FORMAT);
+		goto out_free_buf;
+	}
+	if (opts->repair)
+		stale_temps_remove(dir_fd, opts);
 	for (int i = 0; i < n; i++) {
 		rc = fsck_one(dir_fd, names[i], have_id ? grid_id : NULL, opts, &keys, rep, buf);
 		if (rc) {

@@ -193,12 +193,15 @@ static void iov_cut(struct io_req *sub, size_t keep)
 }
 
 /*
- * A prefix length in [lo_units, units-1] units of KVG_ALIGN when the transfer is aligned
- * (O_DIRECT needs it), of bytes otherwise; -1 if the transfer is too small to cut.
+ * A prefix length in [lo_units, units-1] units of the transfer's alignment (the largest power
+ * of two up to KVG_ALIGN dividing its length: O_DIRECT needs it), of bytes when it is not
+ * even 2-aligned; -1 if the transfer is too small to cut.
  */
 static ssize_t cut_point(struct io_backend *b, size_t len, int allow_zero)
 {
-	size_t unit = len % KVG_ALIGN == 0 ? KVG_ALIGN : 1;
+	size_t unit = KVG_ALIGN;
+	while (unit > 1 && len % unit)
+		unit >>= 1;
 	size_t units = len / unit;
 	size_t lo = allow_zero ? 0 : 1;
 	if (units < lo + 1)

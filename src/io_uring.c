@@ -5,6 +5,10 @@
  * submits a batch, reaps every completion, runs the done callbacks, and repeats.  An
  * eventfd read stays armed in the ring (user_data 0) so a new submission wakes a thread
  * that is waiting on the device.  Requests beyond the ring's depth wait in the list.
+ * The eventfd is written only by a submission that finds the list empty, and never by
+ * the ring thread itself (a done callback that submits more): a non-empty list means a
+ * wake-up is already on its way, and the ring thread takes the whole list before it waits
+ * again -- so a burst of submissions costs one write(), not one per request.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +31,9 @@ struct ring {
 	uint32_t inflight; /* ring thread only */
 	uint32_t depth;
 };
+
+/* the ring this thread runs, if it is a ring thread */
+static __thread struct ring *self_ring;
 
 struct io_backend {
 	uint32_t nrings;
@@ -74,6 +81,7 @@ static void *ring_thread(void *arg)
 {
 	struct ring *r = arg;
 	io_thread_enter();
+	self_ring = r;
 	arm_eventfd(r);
 	for (;;) {
 		fill(r);
@@ -114,6 +122,7 @@ static void uring_submit(struct io_backend *b, struct io_req *q)
 				     : __atomic_fetch_add(&b->rr, 1, __ATOMIC_RELAXED) % b->nrings];
 	q->next = NULL;
 	pthread_mutex_lock(&r->lock);
+	int wake = !r->head && self_ring != r; /* see the top of this file */
 	if (r->tail)
 		r->tail->next = q;
 	else
@@ -121,7 +130,7 @@ static void uring_submit(struct io_backend *b, struct io_req *q)
 	r->tail = q;
 	pthread_mutex_unlock(&r->lock);
 	uint64_t one = 1;
-	while (write(r->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+	while (wake && write(r->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
 }
 

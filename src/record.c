@@ -33,19 +33,31 @@ int seg_hdr_check(const void *raw, size_t len, struct seg_hdr *out)
 	if (len < sizeof(*out))
 		return KVG_ECORRUPT;
 	memcpy(out, raw, sizeof(*out));
-	if (out->magic != SEG_MAGIC || out->format != KVG_FORMAT_VERSION)
+	if (out->magic != SEG_MAGIC || out->format != KVG_RECORD_FORMAT)
 		return KVG_ECORRUPT;
 	if (out->hdr_csum != XXH3_64bits(out, offsetof(struct seg_hdr, hdr_csum)))
 		return KVG_ECORRUPT;
 	return 0;
 }
 
-int rec_hdr_check(const void *raw, size_t len, struct rec_hdr *out)
+int seg_hdr_format(const void *raw, size_t len, uint32_t *format)
 {
-	if (len < sizeof(*out))
+	struct seg_hdr h;
+	if (len < sizeof(h))
 		return KVG_ECORRUPT;
+	memcpy(&h, raw, sizeof(h));
+	if (h.magic != SEG_MAGIC ||
+	    h.hdr_csum != XXH3_64bits(&h, offsetof(struct seg_hdr, hdr_csum)))
+		return KVG_ECORRUPT;
+	*format = h.format;
+	return 0;
+}
+
+/* The checks of a fixed header at raw that must be of format fmt. */
+static int hdr_check(const void *raw, uint32_t fmt, struct rec_hdr *out)
+{
 	memcpy(out, raw, sizeof(*out));
-	if (out->magic != REC_MAGIC || out->format != KVG_FORMAT_VERSION)
+	if (out->magic != REC_MAGIC || out->format != fmt)
 		return KVG_ECORRUPT;
 	if (out->hdr_csum != XXH3_64bits(out, offsetof(struct rec_hdr, hdr_csum)))
 		return KVG_ECORRUPT;
@@ -56,6 +68,18 @@ int rec_hdr_check(const void *raw, size_t len, struct rec_hdr *out)
 	return 0;
 }
 
+int rec_hdr_check(const void *raw, size_t len, struct rec_hdr *out)
+{
+	if (len < sizeof(*out))
+		return KVG_ECORRUPT;
+	return hdr_check(raw, REC_FORMAT_HEAD, out);
+}
+
+int rec_hdr_check_tail(const void *hraw, struct rec_hdr *out)
+{
+	return hdr_check(hraw, KVG_RECORD_FORMAT, out);
+}
+
 uint64_t rec_payload_csum(const void *buf, size_t len)
 {
 	return XXH3_64bits(buf, len);
@@ -63,20 +87,28 @@ uint64_t rec_payload_csum(const void *buf, size_t len)
 
 /* ---- part checksums --------------------------------------------------------------------- */
 
-uint64_t rec_part_csum_want(const void *blk, const struct rec_hdr *h, uint32_t p)
+/* Where the part checksums of the header at hraw lie: after it (format 1), else before. */
+static const uint8_t *parts_at(const void *hraw, const struct rec_hdr *h)
+{
+	if (h->format == REC_FORMAT_HEAD)
+		return (const uint8_t *)hraw + REC_PART_CSUM_OFF;
+	return (const uint8_t *)hraw - 8 * (size_t)h->parts;
+}
+
+uint64_t rec_part_csum_want(const void *hraw, const struct rec_hdr *h, uint32_t p)
 {
 	uint64_t want = h->payload_csum;
 	assert(p < h->parts && h->parts <= REC_PARTS_MAX);
 	if (h->parts > 1)
-		memcpy(&want, (const uint8_t *)blk + REC_PART_CSUM_OFF + 8 * (size_t)p, 8);
+		memcpy(&want, parts_at(hraw, h) + 8 * (size_t)p, 8);
 	return want;
 }
 
-int rec_parts_check(const void *blk, const struct rec_hdr *h)
+int rec_parts_check(const void *hraw, const struct rec_hdr *h)
 {
 	if (h->parts <= 1)
 		return 0;
-	uint64_t c = XXH3_64bits((const uint8_t *)blk + REC_PART_CSUM_OFF, (size_t)h->parts * 8);
+	uint64_t c = XXH3_64bits(parts_at(hraw, h), (size_t)h->parts * 8);
 	return c == h->payload_csum ? 0 : KVG_ECORRUPT;
 }
 
@@ -117,33 +149,53 @@ uint64_t rec_payload_range_csum(const struct iovec *iov, int iovcnt, uint64_t of
 	return XXH3_64bits_digest(&st);
 }
 
-int rec_part_verify(const void *blk, const struct rec_hdr *h, uint32_t p, const struct iovec *iov,
+int rec_part_verify(const void *hraw, const struct rec_hdr *h, uint32_t p, const struct iovec *iov,
 		    int iovcnt)
 {
 	uint64_t pb = rec_part_bytes(h);
 	uint64_t got = rec_payload_range_csum(iov, iovcnt, (uint64_t)p * pb, pb);
-	return got == rec_part_csum_want(blk, h, p) ? 0 : KVG_ECORRUPT;
+	return got == rec_part_csum_want(hraw, h, p) ? 0 : KVG_ECORRUPT;
 }
 
-void rec_hdr_seal_payload(void *blk, const struct iovec *iov, int iovcnt)
+/* Hashes the payload_len bytes in iov part by part into csum[] (h->parts of them). */
+static void parts_hash(const struct rec_hdr *h, const struct iovec *iov, int iovcnt, uint64_t *csum)
 {
-	struct rec_hdr *h = blk;
 	struct iov_cursor c = {iov, iovcnt, 0, 0};
 	uint64_t pb = rec_part_bytes(h);
 	for (uint32_t p = 0; p < h->parts; p++) { /* one pass over the pieces, a part at a time */
+		if (c.i < iovcnt && c.in + pb <= iov[c.i].iov_len) { /* in one piece */
+			csum[p] = XXH3_64bits((const uint8_t *)iov[c.i].iov_base + c.in, pb);
+			cursor_hash(&c, NULL, pb);
+			continue;
+		}
 		XXH3_state_t st;
 		XXH3_INITSTATE(&st);
 		XXH3_64bits_reset(&st);
 		cursor_hash(&c, &st, pb);
-		uint64_t csum = XXH3_64bits_digest(&st);
-		if (h->parts == 1)
-			h->payload_csum = csum;
-		else
-			memcpy((uint8_t *)blk + REC_PART_CSUM_OFF + 8 * (size_t)p, &csum, 8);
+		csum[p] = XXH3_64bits_digest(&st);
 	}
-	if (h->parts > 1)
-		h->payload_csum =
-		    XXH3_64bits((uint8_t *)blk + REC_PART_CSUM_OFF, (size_t)h->parts * 8);
+}
+
+int rec_payload_verify(const struct rec_hdr *h, const struct iovec *iov, int iovcnt)
+{
+	uint64_t csum[REC_PARTS_MAX];
+	assert(h->parts >= 1 && h->parts <= REC_PARTS_MAX);
+	parts_hash(h, iov, iovcnt, csum);
+	uint64_t got = h->parts == 1 ? csum[0] : XXH3_64bits(csum, (size_t)h->parts * 8);
+	return got == h->payload_csum ? 0 : KVG_ECORRUPT;
+}
+
+void rec_hdr_seal_payload(void *hraw, const struct iovec *iov, int iovcnt)
+{
+	struct rec_hdr *h = hraw;
+	uint64_t csum[REC_PARTS_MAX];
+	parts_hash(h, iov, iovcnt, csum);
+	if (h->parts == 1) {
+		h->payload_csum = csum[0];
+	} else {
+		memcpy((uint8_t *)parts_at(hraw, h), csum, (size_t)h->parts * 8);
+		h->payload_csum = XXH3_64bits(csum, (size_t)h->parts * 8);
+	}
 	rec_hdr_seal(h);
 }
 
@@ -218,7 +270,7 @@ static int scan_at(struct rec_scan *s, uint64_t off, const uint8_t **raw)
 static void gap_extend(struct rec_scan *s, const uint8_t *raw, int decodes, const struct rec_hdr *h)
 {
 	uint32_t magic;
-	memcpy(&magic, raw, sizeof(magic));
+	memcpy(&magic, raw + REC_HDR_OFF, sizeof(magic));
 	if (decodes && h->generation < s->generation)
 		s->stale++;
 	else if (magic == REC_MAGIC)
@@ -285,7 +337,8 @@ static int payload_check(struct rec_scan *s, const struct rec_hdr *h, const uint
 			in_part += take;
 			if (in_part < part_len)
 				continue;
-			if (XXH3_64bits_digest(&st) != rec_part_csum_want(blk, h, part))
+			if (XXH3_64bits_digest(&st) !=
+			    rec_part_csum_want(blk + REC_HDR_OFF, h, part))
 				return 1;
 			part++;
 			in_part = 0;
@@ -300,7 +353,7 @@ static int payload_check(struct rec_scan *s, const struct rec_hdr *h, const uint
 static const char *record_verify(struct rec_scan *s, const struct rec_hdr *h, const uint8_t *blk,
 				 uint64_t off, int *err)
 {
-	if (rec_parts_check(blk, h))
+	if (rec_parts_check(blk + REC_HDR_OFF, h))
 		return "damaged part checksums";
 	int rc = payload_check(s, h, blk, off);
 	if (rc < 0)
@@ -340,7 +393,7 @@ int rec_scan_next(struct rec_scan *s)
 			return rc;
 		if (rc == 0)
 			break; /* the image ends inside this slot */
-		int decodes = rec_hdr_check(raw, REC_HDR_BYTES, &h) == 0;
+		int decodes = rec_blk_check(raw, &h) == 0;
 		int claim = decodes && h.generation >= s->generation;
 		if (claim)
 			why = claim_check(s, &h, s->pos, &next);

@@ -16,7 +16,7 @@
  *
  *  segment header (little-endian, 128 bytes used, rest zero)
  *   0  magic       u64  "KVGSEG01"
- *   8  format      u32  KVG_FORMAT_VERSION
+ *   8  format      u32  KVG_RECORD_FORMAT (2): the layout of every record in the segment
  *  12  seg_id      u32  number in the file name
  *  16  generation  u64  bumped each time the segment is reused
  *  24  grid_id     16B  random id of the grid that owns the directory
@@ -24,9 +24,18 @@
  *  48  reserved    72B
  * 120  hdr_csum    u64  XXH3-64 of bytes 0..119
  *
- *  record header (little-endian, 128 bytes used, rest of the 4096 zero)
+ *  record header block (4096 bytes): zeros, then the part checksums, then the fixed header
+ *  in its last 128 bytes, right in front of the payload -- so that a load reads only the
+ *  block's tail (one physical sector: 512 bytes on a 512-byte-sector drive) with the payload:
+ *
+ *  +---------------- zero ----------------+---------------------+--------------+---------
+ *  | 0                                     | part_csum x parts   | fixed header | payload
+ *  |                                       | 3968 - 8 * parts    | 3968 (128 B) | 4096
+ *  +---------------------------------------+---------------------+--------------+---------
+ *
+ *  fixed header (little-endian; offsets from its start, block byte REC_HDR_OFF = 3968)
  *   0  magic       u32  "KVGR"
- *   4  format      u16  KVG_FORMAT_VERSION
+ *   4  format      u16  KVG_RECORD_FORMAT (2)
  *   6  flags       u16  REC_F_TOMBSTONE: the key is deleted (no payload)
  *   8  generation  u64  generation of the segment when written
  *  16  seq         u64  grid-wide sequence number: the newest record of a key wins
@@ -38,9 +47,19 @@
  *  92  parts       u32  payload checksummed in this many equal parts (1, or the layers)
  *  96  reserved    24B
  * 120  hdr_csum    u64  XXH3-64 of bytes 0..119
- * 128  part_csum   u64 x parts  (parts > 1 only) XXH3-64 of each part; payload_csum is
- *                  then the XXH3-64 of this array, so one layer can be verified as soon as
- *                  it arrives, before the rest of the block.
+ * -8*parts  part_csum u64 x parts  (parts > 1 only) XXH3-64 of each part, part 0 first,
+ *                  ending where the fixed header starts; payload_csum is then the XXH3-64 of
+ *                  this array, so one layer can be verified as soon as it arrives, before
+ *                  the rest of the block -- and a whole block can be verified without the
+ *                  array, by hashing the array its parts give.
+ *
+ *  Format 1 (kvgrid before this layout) put the fixed header at byte 0 of the block and the
+ *  part checksums after it, at byte 128: a load had to read the whole 4096-byte block.  The
+ *  shared tier's objects (tier_shared.c) still use that layout, format REC_FORMAT_HEAD (1):
+ *  they are read whole, one file per block, so the header's place costs nothing there.  A
+ *  tier directory whose segments are of format 1 is refused at open (nvme_open, fsck) with
+ *  both formats named, and left untouched: its contents are a cache, rebuilt by using a new
+ *  directory.
  */
 #ifndef KVG_RECORD_H
 #define KVG_RECORD_H
@@ -52,13 +71,16 @@
 
 #include "kvgrid.h"
 
-#define KVG_ALIGN	4096u
-#define SEG_MAGIC	0x313047455347564bull /* "KVGSEG01" read as a little-endian u64 */
-#define SEG_HDR_BYTES	4096u
-#define REC_MAGIC	0x5247564bu /* "KVGR" */
-#define REC_HDR_BYTES	4096u
-#define REC_F_TOMBSTONE 0x1
-#define REC_PARTS_MAX	((REC_HDR_BYTES - 128) / 8) /* 496 */
+#define KVG_ALIGN	  4096u
+#define SEG_MAGIC	  0x313047455347564bull /* "KVGSEG01" read as a little-endian u64 */
+#define SEG_HDR_BYTES	  4096u
+#define REC_MAGIC	  0x5247564bu /* "KVGR" */
+#define REC_HDR_BYTES	  4096u
+#define REC_F_TOMBSTONE	  0x1
+#define REC_PARTS_MAX	  ((REC_HDR_BYTES - 128) / 8) /* 496 */
+#define KVG_RECORD_FORMAT 2u /* NVMe segments: header at the end of its block (see above) */
+#define REC_FORMAT_HEAD	  1u /* shared-tier objects: header at the start, parts after it */
+#define REC_HDR_OFF	  (REC_HDR_BYTES - 128) /* the fixed header in a format-2 header block */
 
 struct seg_hdr {
 	uint64_t magic;
@@ -77,7 +99,8 @@ _Static_assert(offsetof(struct seg_hdr, generation) == 16 &&
 		   offsetof(struct seg_hdr, hdr_csum) == 120,
 	       "segment header fields sit where the diagram says");
 
-/* the fixed part of the record header block; the part checksums follow it at byte 128 */
+/* the fixed part of a record header block; where it and the part checksums lie depends on
+ * the format: see the diagram */
 struct rec_hdr {
 	uint32_t magic;
 	uint16_t format;
@@ -100,9 +123,17 @@ _Static_assert(offsetof(struct rec_hdr, seq) == 16 && offsetof(struct rec_hdr, k
 		   offsetof(struct rec_hdr, parts) == 92 &&
 		   offsetof(struct rec_hdr, hdr_csum) == 120,
 	       "record header fields sit where the diagram says");
-#define REC_PART_CSUM_OFF 128u /* the part checksums, in the header block */
-_Static_assert(REC_PART_CSUM_OFF + 8 * REC_PARTS_MAX <= REC_HDR_BYTES,
-	       "every part checksum fits in the header block");
+#define REC_PART_CSUM_OFF 128u /* format 1: the part checksums, after the fixed header */
+_Static_assert(REC_PART_CSUM_OFF + 8 * REC_PARTS_MAX <= REC_HDR_BYTES &&
+		   8 * REC_PARTS_MAX <= REC_HDR_OFF,
+	       "every part checksum fits in the header block, in either format");
+
+/* Bytes at the end of a format-2 header block that hold its fixed header and the checksums
+ * of parts parts (0: the fixed header alone). */
+static inline uint32_t rec_tail_bytes(uint32_t parts)
+{
+	return 128u + (parts > 1 ? 8u * parts : 0u);
+}
 
 /* Bytes a record of payload_len occupies in its segment (header and padding included). */
 static inline uint64_t rec_span(uint64_t payload_len)
@@ -117,9 +148,23 @@ void rec_hdr_seal(struct rec_hdr *h);
 /*
  * Decode and check a header from raw bytes (len >= 128).  Return 0 if the magic, format and
  * checksum are right, KVG_ECORRUPT otherwise.  Pure functions: safe on any input (fuzzed).
+ * seg_hdr_check wants KVG_RECORD_FORMAT; rec_hdr_check decodes the fixed header at raw of
+ * format REC_FORMAT_HEAD (a shared-tier object); rec_hdr_check_tail the one at hraw of
+ * format KVG_RECORD_FORMAT (hraw = a segment record's header block + REC_HDR_OFF), and
+ * rec_blk_check that of a whole 4096-byte segment record header block.
  */
 int seg_hdr_check(const void *raw, size_t len, struct seg_hdr *out);
 int rec_hdr_check(const void *raw, size_t len, struct rec_hdr *out);
+int rec_hdr_check_tail(const void *hraw, struct rec_hdr *out);
+static inline int rec_blk_check(const void *blk, struct rec_hdr *out)
+{
+	return rec_hdr_check_tail((const uint8_t *)blk + REC_HDR_OFF, out);
+}
+
+/* 0 and the segment header's format in *format if its magic and checksum are right,
+ * whatever the format (so that a directory of another format is told apart from damage);
+ * KVG_ECORRUPT otherwise. */
+int seg_hdr_format(const void *raw, size_t len, uint32_t *format);
 
 /* XXH3-64 of a payload, as stored in payload_csum. */
 uint64_t rec_payload_csum(const void *buf, size_t len);
@@ -127,10 +172,13 @@ uint64_t rec_payload_csum(const void *buf, size_t len);
 /*
  * Part checksums.  A record's payload is checksummed in h->parts equal parts of
  * rec_part_bytes() bytes; part p's checksum is payload_csum when parts == 1, else part_csum[p]
- * in the header block, and payload_csum is then the XXH3-64 of that array.  blk is the
- * record's 4096-byte header block and h its decoded header (rec_hdr_check passed, so parts
- * is within bounds and divides payload_len).  Only these functions know where a part's
- * checksum lives: the writer, the read path, recovery and fsck all go through them.
+ * in the header block, and payload_csum is then the XXH3-64 of that array.  hraw points to
+ * the record's fixed header (format 2: its header block + REC_HDR_OFF; format 1: the block)
+ * and h is that header decoded (a check passed, so parts is within bounds and divides
+ * payload_len); the array lies before hraw (format 2) or after it (format 1), and the bytes
+ * it covers must be there (format 2: rec_tail_bytes(parts) bytes ending at hraw + 128).
+ * Only these functions know where a part's checksum lives: the writer, the read path,
+ * recovery and fsck all go through them.
  */
 static inline uint64_t rec_part_bytes(const struct rec_hdr *h)
 {
@@ -138,31 +186,35 @@ static inline uint64_t rec_part_bytes(const struct rec_hdr *h)
 }
 
 /* The checksum part p must have. */
-uint64_t rec_part_csum_want(const void *blk, const struct rec_hdr *h, uint32_t p);
+uint64_t rec_part_csum_want(const void *hraw, const struct rec_hdr *h, uint32_t p);
 
-/* 0 if the part checksums of blk hash to payload_csum (always, for parts == 1), else
+/* 0 if the part checksums at hraw hash to payload_csum (always, for parts == 1), else
  * KVG_ECORRUPT: one damaged array entry must not condemn a good part, or pass a bad one. */
-int rec_parts_check(const void *blk, const struct rec_hdr *h);
+int rec_parts_check(const void *hraw, const struct rec_hdr *h);
 
 /* XXH3-64 of bytes [off, off + len) of a payload lying in iovcnt pieces (which hold them). */
 uint64_t rec_payload_range_csum(const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len);
 
-/* 0 if part p of the payload in iov verifies against blk, else KVG_ECORRUPT. */
-int rec_part_verify(const void *blk, const struct rec_hdr *h, uint32_t p, const struct iovec *iov,
+/* 0 if part p of the payload in iov verifies against hraw, else KVG_ECORRUPT. */
+int rec_part_verify(const void *hraw, const struct rec_hdr *h, uint32_t p, const struct iovec *iov,
 		    int iovcnt);
 
+/* 0 if the whole payload in iov verifies against h alone, else KVG_ECORRUPT: the checksums
+ * of its parts are computed and hashed, so the stored array is not needed. */
+int rec_payload_verify(const struct rec_hdr *h, const struct iovec *iov, int iovcnt);
+
 /*
- * Seals the header block blk whose fields (payload_len and parts included, parts valid) are
- * set: checksums the payload_len bytes lying in iov part by part, fills the part checksums
- * and payload_csum, then the header checksum.
+ * Seals the fixed header at hraw whose fields (format, payload_len and parts included, parts
+ * valid) are set: checksums the payload_len bytes lying in iov part by part, fills the part
+ * checksums where the format puts them and payload_csum, then the header checksum.
  */
-void rec_hdr_seal_payload(void *blk, const struct iovec *iov, int iovcnt);
+void rec_hdr_seal_payload(void *hraw, const struct iovec *iov, int iovcnt);
 
 /*
  * The record scanner: walks the records of one segment image from its first record slot, the
  * one set of rules by which both recovery (tier_nvme_recover.c) and fsck read a segment.
  *
- * A record slot is good when its header decodes (rec_hdr_check), is of the segment's
+ * A record slot is good when its header decodes (rec_blk_check), is of the segment's
  * generation, names the grid (when one is given) and fits before the end; the scan then moves
  * on by the record's span.  Anything else moves it on by 4096 bytes, looking for the next good
  * header: the slots skipped that way form a gap.  A gap followed by a record is damage; a gap

@@ -50,9 +50,10 @@ struct nvme_op {
 	/* private to tier_nvme.c */
 	struct nvme *nv;
 	pthread_mutex_t lock;
-	uint8_t *hdr;	 /* 4 KiB, aligned */
-	uint8_t *tail;	 /* 4 KiB, aligned */
-	uint8_t *bounce; /* lazily allocated, aligned, kept */
+	uint8_t *hdr;	   /* 4 KiB, aligned: the record's header block */
+	uint32_t hdr_read; /* read: bytes of the header block's end read with the payload */
+	uint8_t *tail;	   /* 4 KiB, aligned */
+	uint8_t *bounce;   /* lazily allocated, aligned, kept */
 	uint64_t bounce_cap;
 	struct iovec *vec; /* vector of the whole record */
 	uint32_t nvec, vec_cap;

@@ -23,9 +23,10 @@ struct segment {
 	uint64_t gen;
 	uint64_t write_off; /* bytes used, records end here */
 	uint32_t state;
-	uint32_t live;	   /* entries whose record is here (nvme_seg_live) */
-	uint32_t inflight; /* reads and writes in flight (nvme_seg_io) */
-	uint32_t head;	   /* first entry slot of the grid's list of them (nvme_seg_head) */
+	uint32_t live;	    /* entries whose record is here (nvme_seg_live) */
+	uint32_t inflight;  /* reads and writes in flight (nvme_seg_io) */
+	uint32_t head;	    /* first entry slot of the grid's list of them (nvme_seg_head) */
+	uint32_t dio_align; /* the file's read unit (nvme_dio_align), 512..4096 */
 };
 
 struct nvme {
@@ -71,6 +72,10 @@ struct nvme {
  * short one is extended if it can be), or with create a new one, preallocated to seg_bytes
  * and removed again if that fails (-ENOSPC: no room).  0 or -errno. */
 int nvme_seg_open_file(struct nvme *nv, uint32_t i, int create);
+/* The read unit of file fd: the larger of its O_DIRECT offset and memory alignments (statx
+ * STATX_DIOALIGN) and its device's physical block (sysfs), 512 when not direct, KVG_ALIGN
+ * when either is unknown; a header read starts and ends on it. */
+uint32_t nvme_dio_align(int fd, int direct);
 /* Reads segment i's header: 0 and its generation, or KVG_ECORRUPT (new, foreign, bad). */
 int nvme_seg_read_header(struct nvme *nv, uint32_t i, uint64_t *gen);
 /* Sizes and fills the op pool from cfg; 0 or -ENOMEM (then nvme_pool_fini cleans up). */

@@ -178,6 +178,33 @@ static int open_dir(struct nvme *nv, char *err, size_t err_len)
 	return 0;
 }
 
+/*
+ * Refuses a directory whose segments were written in another record format (an older
+ * kvgrid's, say): recovery would not read them and would reuse them as free, so the open
+ * fails instead, changing nothing, and names the directory and both formats.
+ */
+static int check_format(struct nvme *nv, char *err, size_t err_len)
+{
+	uint8_t *buf;
+	if (posix_memalign((void **)&buf, KVG_ALIGN, SEG_HDR_BYTES))
+		return -ENOMEM;
+	int rc = 0;
+	for (uint32_t i = 0; i < nv->nsegs && !rc; i++) {
+		uint32_t fmt;
+		if (nv->segs[i].fd < 0 ||
+		    pread(nv->segs[i].fd, buf, SEG_HDR_BYTES, 0) != SEG_HDR_BYTES ||
+		    seg_hdr_format(buf, SEG_HDR_BYTES, &fmt) || fmt == KVG_RECORD_FORMAT)
+			continue;
+		rc = err_set(err, err_len, KVG_ECONFIG,
+			     "dir %s: segments are in record format %u, this kvgrid reads format "
+			     "%u; nothing was changed: open it with the kvgrid that wrote it, or "
+			     "use a new directory (the NVMe tier is a cache)",
+			     nv->dir, fmt, KVG_RECORD_FORMAT);
+	}
+	free(buf);
+	return rc;
+}
+
 static int recover(struct nvme *nv, void (*cb)(void *, const struct nvme_recovered *), void *ctx,
 		   uint64_t *blocks)
 {
@@ -262,6 +289,8 @@ int nvme_open(const struct kvg_config *cfg, struct log *log, struct nvme **out,
 			goto out_free;
 		}
 	}
+	if ((rc = check_format(nv, err, err_len)))
+		goto out_free;
 	if ((rc = pick_backend(nv, cfg, err, err_len)))
 		goto out_free;
 	if ((rc = nvme_pool_init(nv, cfg)))

@@ -32,8 +32,9 @@ done
 set -- $used
 [ $# -ge 5 ] || fail "expected at least 5 used segments, got $#"
 
-# 1: random bytes over the first record's header (checksummed part)
-dd if=/dev/urandom of="$1" bs=1 seek=$((4096 + 40)) count=64 conv=notrunc 2>/dev/null
+# 1: random bytes over the first record's header (checksummed part, the last 128 bytes of
+#    its 4 KiB header block)
+dd if=/dev/urandom of="$1" bs=1 seek=$((4096 + 3968 + 40)) count=64 conv=notrunc 2>/dev/null
 # 2: one payload byte of the first record flipped
 b=$(od -An -tu1 -j $((8192 + 100)) -N1 "$2" | tr -d ' ')
 printf "$(printf '\\%03o' $(( (b + 1) % 256 )))" |

@@ -173,7 +173,7 @@ static int plant(const struct found *f)
 	for (int k = 0; k < n; k++) {
 		uint64_t at;
 		if (rnd() % 4 == 0) /* the header: the 120 checksummed bytes and the checksum */
-			at = f->off + rnd() % 128;
+			at = f->off + REC_HDR_OFF + rnd() % 128;
 		else
 			at = f->off + REC_HDR_BYTES + rnd() % f->len;
 		uint8_t b, nb;

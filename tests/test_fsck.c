@@ -76,7 +76,7 @@ static struct seg seg_new(uint32_t id, uint64_t gen, const uint8_t *grid)
 	struct seg s = {.gen = gen, .off = SEG_HDR_BYTES, .grid = grid};
 	uint8_t blk[SEG_HDR_BYTES] = {0};
 	struct seg_hdr h = {.magic = SEG_MAGIC,
-			    .format = KVG_FORMAT_VERSION,
+			    .format = KVG_RECORD_FORMAT,
 			    .seg_id = id,
 			    .generation = gen,
 			    .seg_bytes = SEG_BYTES};
@@ -106,7 +106,7 @@ static uint64_t rec_put(struct seg *s, uint32_t k, uint64_t seq, size_t len, int
 {
 	uint8_t *blk = calloc(1, rec_span(len));
 	struct rec_hdr h = {.magic = REC_MAGIC,
-			    .format = KVG_FORMAT_VERSION,
+			    .format = KVG_RECORD_FORMAT,
 			    .flags = tomb ? REC_F_TOMBSTONE : 0,
 			    .generation = s->gen,
 			    .seq = seq,
@@ -119,14 +119,14 @@ static uint64_t rec_put(struct seg *s, uint32_t k, uint64_t seq, size_t len, int
 		for (uint32_t i = 0; i < parts; i++) {
 			uint64_t c =
 			    XXH3_64bits(blk + REC_HDR_BYTES + i * (len / parts), len / parts);
-			memcpy(blk + 128 + 8 * i, &c, 8);
+			memcpy(blk + REC_HDR_OFF - 8 * parts + 8 * i, &c, 8);
 		}
-		h.payload_csum = XXH3_64bits(blk + 128, 8 * parts);
+		h.payload_csum = XXH3_64bits(blk + REC_HDR_OFF - 8 * parts, 8 * parts);
 	} else {
 		h.payload_csum = rec_payload_csum(blk + REC_HDR_BYTES, len);
 	}
 	rec_hdr_seal(&h);
-	memcpy(blk, &h, sizeof(h));
+	memcpy(blk + REC_HDR_OFF, &h, sizeof(h));
 	uint64_t off = s->off;
 	CHECK(pwrite(s->fd, blk, rec_span(len), (off_t)off) == (ssize_t)rec_span(len));
 	s->off += rec_span(len);
@@ -229,7 +229,7 @@ static void test_wiped_header(void)
 	layout_standard(offs);
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (uint8_t)(i * 37 + 1);
-	poke(0, offs[2] + 8, junk, sizeof(junk));
+	poke(0, offs[2] + REC_HDR_OFF + 8, junk, sizeof(junk));
 	struct fsck_report r = run(0);
 	CHECK(r.corrupt == 1 && r.good == 16 && r.blocks == 13);
 	CHECK(r.bytes_corrupt == offs[3] - offs[2]);
@@ -349,7 +349,7 @@ static void test_generations(void)
 	struct seg s = {.gen = 2, .off = SEG_HDR_BYTES, .grid = grid_a};
 	uint8_t blk[SEG_HDR_BYTES] = {0};
 	struct seg_hdr h = {.magic = SEG_MAGIC,
-			    .format = KVG_FORMAT_VERSION,
+			    .format = KVG_RECORD_FORMAT,
 			    .seg_id = 0,
 			    .generation = 2,
 			    .seg_bytes = SEG_BYTES};
@@ -431,6 +431,37 @@ static void test_refusals(void)
 	dir_gone();
 }
 
+/* Description: a directory whose segments are of another record format (an older kvgrid's)
+ * is refused whole, naming both formats, and nothing in it is changed, even by --repair. */
+static void test_old_format(void)
+{
+	uint64_t offs[10];
+	struct fsck_opts o = {.repair = 1};
+	struct fsck_report r;
+	char err[256];
+	dir_fresh("oldfmt", grid_a);
+	layout_standard(offs);
+	struct seg_hdr h = {
+	    .magic = SEG_MAGIC, .format = 1, .seg_id = 1, .generation = 1, .seg_bytes = SEG_BYTES};
+	memcpy(h.grid_id, grid_a, 16);
+	seg_hdr_seal(&h);
+	poke(1, 0, &h, sizeof(h));
+	struct stat before, after;
+	CHECK(stat(seg_path(1), &before) == 0);
+	CHECK(fsck_dir(dir, &o, &r, err, sizeof(err)) == KVG_ECONFIG);
+	CHECK(strstr(err, "record format 1") && strstr(err, "format 2") && strstr(err, dir));
+	CHECK(stat(seg_path(1), &after) == 0 && after.st_mtime == before.st_mtime);
+	char p[4300];
+	snprintf(p, sizeof(p), "%s/quarantine", dir);
+	CHECK(access(p, F_OK) != 0); /* nothing moved aside */
+	struct seg_hdr back;
+	int fd = open(seg_path(1), O_RDONLY);
+	CHECK(fd >= 0 && pread(fd, &back, sizeof(back), 0) == sizeof(back));
+	close(fd);
+	CHECK(back.format == 1 && back.hdr_csum == h.hdr_csum);
+	dir_gone();
+}
+
 /* Runs the record scanner over segment id in mode; writes one line per item into out. */
 static int scan_items(uint32_t id, enum rec_scan_mode mode, char out[][64], int max)
 {
@@ -465,7 +496,7 @@ static void test_scan_modes(void)
 	close(s.fd);
 	uint8_t b = 0x5a, zero[128] = {0};
 	poke(0, off[1] + REC_HDR_BYTES + 100, &b, 1);
-	poke(0, off[4], zero, sizeof(zero));
+	poke(0, off[4] + REC_HDR_OFF, zero, sizeof(zero));
 	uint64_t end5 = off[5] + rec_span(5000 + 1000 * 5);
 
 	int n = scan_items(0, REC_SCAN_INDEX, got, 16), k = 0;
@@ -510,6 +541,7 @@ int main(void)
 	test_generations();
 	test_layered();
 	test_refusals();
+	test_old_format();
 	test_scan_modes();
 	printf("test_fsck: ok (%d problem lines)\n", lines);
 	return 0;

@@ -180,6 +180,42 @@ static void wait_layer_in_order(void)
 	kvg_close(g);
 }
 
+/* Description: with many layers (64 and 200: part checksums of 512 and 1600 bytes, more than
+ * the header read of a plain NVMe load takes) every layer of a layered load still arrives
+ * verified and in order, and a plain load of the same blocks verifies them whole. */
+static void many_layers(void)
+{
+	static const uint32_t layer_counts[] = {64, 200};
+	for (int t = 0; t < 2; t++) {
+		struct kvg_config c;
+		layer_config(&c, layer_counts[t]);
+		OPEN(g, &c);
+		size_t bb = kvg_config_block_bytes(&c), lb = bb / layer_counts[t];
+		enum { N = 2 };
+		kvg_key k[N];
+		struct kvg_io ios[N];
+		CHECK(setup_blocks(g, k, ios, N, bb, 303, 4) == 0);
+		struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
+		kvg_req *r;
+		CHECK_RC(kvg_load(g, ios, N, &o, &r), 0);
+		for (uint32_t l = 0; l < layer_counts[t]; l++) {
+			CHECK_RC(kvg_req_wait_layer(r, l, 20000), 0);
+			for (int i = 0; i < N; i++)
+				CHECK(verify_range(ios[i].buf, bb, l * lb, lb, &k[i], 4));
+		}
+		CHECK_RC(kvg_req_wait(r, 20000), 0);
+		kvg_req_free(r);
+		for (int i = 0; i < N; i++) {
+			memset(ios[i].buf, 0, bb);
+			CHECK_RC(kvg_load_sync(g, &ios[i], 1, 0), 0);
+			CHECK(t_verify(ios[i].buf, bb, &k[i], 4));
+			t_free(ios[i].buf, 0);
+		}
+		kvg_close(g);
+		t_done();
+	}
+}
+
 /* Description: when a layer is not a multiple of 4 KiB (3 layers of a 48-token block: 16 KiB
  * per layer, but 5 layers of 6553.6 bytes cannot split), layers are still all reported, in
  * order, once each, and the bytes verify. */
@@ -343,6 +379,7 @@ int main(void)
 	SWEEP(layer_callbacks_in_order);
 	SWEEP(wait_layer_in_order);
 	SWEEP(layers_that_do_not_split);
+	SWEEP(many_layers);
 	SWEEP(plain_load_calls_no_layer_callback);
 	SWEEP(missing_block_ends_layer_waits);
 	SWEEP_NVME(corrupt_layer_stops_at_that_layer);

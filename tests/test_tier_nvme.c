@@ -6,8 +6,9 @@
  * header byte) served as a miss and counted, and a directory in use refused.
  *
  * On-disk facts the damage tests rely on (src/record.h): segment files seg-NNNNNNNN.kvg, the
- * first record of a fresh tier in seg-00000000.kvg with its 4 KiB header at offset 4096
- * (key at header byte 24) and its payload at 8192.
+ * first record of a fresh tier in seg-00000000.kvg with its 4 KiB header block at offset 4096
+ * (the fixed header in the block's last 128 bytes, REC_HDR_OFF; the key at its byte 24) and
+ * its payload at 8192; the segment header at offset 0, its format at byte 8.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <sys/statvfs.h>
 
 #include "policy.h"
+#include "record.h"
 #include "t_grid.h"
 
 static kvg_grid *open_or_null(const struct kvg_config *c)
@@ -73,7 +75,7 @@ static int record_key(const char *dir, const char *name, off_t off, kvg_key *key
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -1;
-	int ok = pread(fd, key->bytes, KVG_KEY_BYTES, off + 24) == KVG_KEY_BYTES;
+	int ok = pread(fd, key->bytes, KVG_KEY_BYTES, off + REC_HDR_OFF + 24) == KVG_KEY_BYTES;
 	close(fd);
 	return ok ? 0 : -1;
 }
@@ -929,7 +931,8 @@ static void flipped_header_byte_is_not_recovered(void)
 		enum { N = 4, LEN = 20000 };
 		kvg_key k[N], first;
 		CHECK(damage_setup(&c, k, N, LEN, &first) == 0);
-		CHECK(flip_byte(c.dir, "seg-00000000.kvg", 4096 + 40, 0x01) == 0); /* in the key */
+		CHECK(flip_byte(c.dir, "seg-00000000.kvg", 4096 + REC_HDR_OFF + 40, 0x01) ==
+		      0); /* in the key */
 		if (scan)
 			CHECK(sh("rm -f '%s/index.ckpt'%s", c.dir, "") == 0);
 		OPEN(g, &c);
@@ -1081,6 +1084,103 @@ static void directory_in_use_is_refused(void)
 	kvg_close(g3);
 }
 
+/* Description: on a filesystem without O_DIRECT (tmpfs: buffered I/O) a load reads 512
+ * bytes of the header block, the smallest read unit, where O_DIRECT on this machine's disk
+ * reads all 4096: blocks of several sizes, and layered blocks layer by layer, load and
+ * verify, before and after a reopen (checkpoint) and a reopen by scanning. */
+static void buffered_dir_reads_header_tails(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	if (access("/dev/shm", W_OK)) {
+		printf("skip buffered_dir_reads_header_tails: no /dev/shm\n");
+		return;
+	}
+	snprintf(c.dir, sizeof(c.dir), "/dev/shm/kvgrid-test-%d-%s", (int)getpid(), t_variant);
+	enum { N = 20 };
+	static const size_t lens[] = {1, 4096, 5000, 65536, 70001};
+	size_t bb = kvg_config_block_bytes(&c);
+	kvg_key k[N], lk[4];
+	{
+		OPEN(g, &c);
+		CHECK(t_chain(g, 140, N, k) == N && t_chain(g, 141, 4, lk) == 4);
+		for (int i = 0; i < N; i++)
+			CHECK_RC(t_store(g, &k[i], 1, lens[i % 5], 8), 0);
+		CHECK_RC(t_store(g, lk, 4, bb, 9), 0);
+		kvg_close(g);
+	}
+	for (int scan = 0; scan < 2; scan++) {
+		if (scan)
+			CHECK(sh("rm -f '%s/index.ckpt'%s", c.dir, "") == 0);
+		OPEN(g, &c);
+		CHECK(t_stats(g).recovered_blocks == N + 4);
+		for (int i = 0; i < N; i++)
+			CHECK_RC(t_load(g, &k[i], lens[i % 5], 8, NULL), 0);
+		struct kvg_io ios[4];
+		for (int i = 0; i < 4; i++) {
+			ios[i] = (struct kvg_io){.key = lk[i], .len = bb, .buf = t_alloc(bb, 0)};
+			CHECK(ios[i].buf);
+		}
+		struct kvg_req_opts o = {.flags = KVG_LOAD_LAYERS};
+		kvg_req *r;
+		CHECK_RC(kvg_load(g, ios, 4, &o, &r), 0);
+		CHECK_RC(kvg_req_wait(r, 20000), 0);
+		kvg_req_free(r);
+		for (int i = 0; i < 4; i++) {
+			CHECK(t_verify(ios[i].buf, bb, &lk[i], 9));
+			t_free(ios[i].buf, 0);
+		}
+		kvg_close(g);
+	}
+	CHECK(sh("rm -rf '%s'%s", c.dir, "") == 0);
+}
+
+/* Rewrites the format of seg-00000000.kvg's header in dir (sealed again, as a kvgrid of that
+ * format would have written it). */
+static int seg0_set_format(const char *dir, uint32_t format)
+{
+	char path[8400];
+	snprintf(path, sizeof(path), "%s/seg-00000000.kvg", dir);
+	int fd = open(path, O_RDWR);
+	struct seg_hdr h;
+	int ok = fd >= 0 && pread(fd, &h, sizeof(h), 0) == sizeof(h);
+	h.format = format;
+	seg_hdr_seal(&h);
+	ok = ok && pwrite(fd, &h, sizeof(h), 0) == sizeof(h) && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Description: a directory whose segments are of another record format (an older kvgrid's
+ * header-first records) is refused at open with one line naming the directory and both
+ * formats, and nothing in it is changed: put back in this format, every block loads. */
+static void old_record_format_is_refused(void)
+{
+	struct kvg_config c;
+	t_config(&c);
+	enum { N = 4, LEN = 20000 };
+	kvg_key k[N], first;
+	CHECK(damage_setup(&c, k, N, LEN, &first) == 0);
+	CHECK(seg0_set_format(c.dir, 1) == 0);
+	kvg_grid *g = NULL;
+	char err[512] = "", want[600];
+	CHECK_RC(kvg_open(&c, &g, err, sizeof(err)), KVG_ECONFIG);
+	CHECK(g == NULL);
+	snprintf(want, sizeof(want),
+		 "dir %s: segments are in record format 1, this kvgrid reads "
+		 "format %u",
+		 c.dir, KVG_RECORD_FORMAT);
+	CHECK(strstr(err, want) != NULL && !strchr(err, '\n'));
+	CHECK(file_exists(c.dir, "index.ckpt")); /* not even the checkpoint was dropped */
+	CHECK(seg0_set_format(c.dir, KVG_RECORD_FORMAT) == 0);
+	OPEN(g2, &c);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(t_load(g2, &k[i], LEN, 12, NULL), 0);
+	kvg_close(g2);
+	t_done();
+}
+
 /* The segment files in dir. */
 static int seg_files(const char *dir)
 {
@@ -1225,6 +1325,8 @@ int main(void)
 	SWEEP_NVME(read_error_keeps_the_block);
 	SWEEP_NVME(read_bit_flip_is_a_miss);
 	SWEEP_NVME(directory_in_use_is_refused);
+	SWEEP_NVME(old_record_format_is_refused);
+	SWEEP_NVME(buffered_dir_reads_header_tails);
 	SWEEP_NVME(segments_are_made_when_first_written);
 	SWEEP_NVME(missing_segment_file_is_free);
 	SWEEP_NVME(automatic_capacity_fits_the_filesystem);
