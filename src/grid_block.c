@@ -188,6 +188,19 @@ static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	block_done(r, i, rc);
 }
 
+/* The new slot of block i of store r takes the block's description, E_FILLING: invisible,
+ * and not evictable, while the store works.  Locked. */
+static struct entry *store_claim(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+{
+	struct entry *e = &g->ix.e[slot];
+	e->len = (uint32_t)r->ios[i].len;
+	e->depth = r->ios[i].depth;
+	e->hint = flags_hint(r->opts.flags);
+	e->in_shared = in_shared(g, r, i);
+	e->state |= E_FILLING;
+	return e;
+}
+
 void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 {
 	struct kvg_io *io = &r->ios[i];
@@ -214,12 +227,7 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		block_done(r, i, KVG_EFULL);
 		return;
 	}
-	struct entry *e = &g->ix.e[slot];
-	e->len = (uint32_t)io->len;
-	e->depth = io->depth;
-	e->hint = flags_hint(r->opts.flags);
-	e->in_shared = in_shared(g, r, i);
-	e->state |= E_FILLING; /* invisible, and not evictable, while we work */
+	struct entry *e = store_claim(g, r, i, slot);
 	uint32_t c = CHUNK_END;
 	if (has_dram(g) && io->len <= g->arena.bytes)
 		c = dram_alloc(g, arena_chunks_for(&g->arena, io->len), 1); /* may drop the lock */
@@ -291,12 +299,7 @@ static void store_window(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
 			fail[k] = KVG_EFULL;
 			continue;
 		}
-		struct entry *e = &g->ix.e[slot];
-		e->len = (uint32_t)io->len;
-		e->depth = io->depth;
-		e->hint = flags_hint(r->opts.flags);
-		e->in_shared = in_shared(g, r, i);
-		e->state |= E_FILLING;
+		struct entry *e = store_claim(g, r, i, slot);
 		uint32_t c = io->len <= g->arena.bytes
 				 ? dram_alloc(g, arena_chunks_for(&g->arena, io->len), 1)
 				 : CHUNK_END; /* may drop the lock; the slot is ours */
