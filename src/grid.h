@@ -114,6 +114,7 @@ struct kvg_req {
 	 * helper holds offered and not yet taken (qlock), and its place in g->helpq (qlock) */
 	size_t cursor;
 	uint32_t piece; /* blocks a claim takes */
+	int sync;	/* a kvg_*_sync call's request: never split */
 	uint32_t helpers;
 	struct kvg_req *help_next;
 	struct kvg_req *next;

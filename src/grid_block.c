@@ -245,96 +245,6 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 	store_publish(g, r, i, slot); /* unlocks */
 }
 
-/* A window of a store: at most this many blocks and STORE_WINDOW_BYTES (nor an eighth of the
- * arena: its blocks hold chunks no other store may evict until they are published). */
-#define STORE_WINDOW	   64
-#define STORE_WINDOW_BYTES (1u << 20)
-
-/* Blocks of r from `from` (at most n) that store_window() takes in one window. */
-static size_t store_window_blocks(const kvg_grid *g, const struct kvg_req *r, size_t from, size_t n)
-{
-	if (!has_dram(g) || store_through(g, r))
-		return 1;
-	uint64_t cap =
-	    g->arena.bytes / 8 < STORE_WINDOW_BYTES ? g->arena.bytes / 8 : STORE_WINDOW_BYTES;
-	uint64_t bytes = 0;
-	size_t k = 0;
-	while (k < n && k < STORE_WINDOW && bytes + r->ios[from + k].len <= cap)
-		bytes += r->ios[from + k++].len;
-	return k ? k : 1;
-}
-
-/*
- * Blocks [from, from+n) of a store, as store_one() stores each, with one hold of the lock
- * to claim their slots and DRAM chunks, the copies without it, and one hold to publish
- * them.  Blocks already present, or that find no DRAM room, go their own way (they unlock
- * and the window takes the lock again).  Not for a store that writes through.
- */
-static void store_window(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
-{
-	struct {
-		uint32_t idx, slot, chunk;
-	} w[STORE_WINDOW];
-	int fail[STORE_WINDOW];
-	size_t nw = 0;
-	pthread_mutex_lock(&g->lock);
-	for (size_t k = 0; k < n; k++) {
-		size_t i = from + k;
-		struct kvg_io *io = &r->ios[i];
-		fail[k] = 0;
-		if (io->len > g->cfg.max_value_bytes || io->len > UINT32_MAX) {
-			fail[k] = KVG_ETOOBIG;
-			continue;
-		}
-		g->st.stores++;
-		uint32_t slot = index_find(&g->ix, &io->key);
-		if (slot != SLOT_NONE) {
-			store_refresh(g, r, i, slot); /* unlocks */
-			pthread_mutex_lock(&g->lock);
-			continue;
-		}
-		slot = slot_for(g, &io->key);
-		if (slot == SLOT_NONE) {
-			g->st.store_failures++;
-			fail[k] = KVG_EFULL;
-			continue;
-		}
-		struct entry *e = store_claim(g, r, i, slot);
-		uint32_t c = io->len <= g->arena.bytes
-				 ? dram_alloc(g, arena_chunks_for(&g->arena, io->len), 1)
-				 : CHUNK_END; /* may drop the lock; the slot is ours */
-		if (c == CHUNK_END) {
-			store_no_room(g, r, i, slot); /* unlocks */
-			pthread_mutex_lock(&g->lock);
-			continue;
-		}
-		e = &g->ix.e[slot];
-		e->dram = c;
-		entry_ref(e);
-		w[nw].idx = (uint32_t)i;
-		w[nw].slot = slot;
-		w[nw++].chunk = c;
-	}
-	int clean = nw && wants_clean(g);
-	pthread_mutex_unlock(&g->lock);
-	for (size_t k = 0; k < n; k++)
-		if (fail[k])
-			block_done(r, from + k, fail[k]);
-	if (clean)
-		clean_later(g);
-	for (size_t k = 0; k < nw; k++)
-		arena_write(&g->arena, w[k].chunk, 0, r->ios[w[k].idx].buf, r->ios[w[k].idx].len);
-	if (!nw)
-		return;
-	pthread_mutex_lock(&g->lock);
-	for (size_t k = 0; k < nw; k++)
-		fail[k] = store_publish_locked(g, r, w[k].idx, w[k].slot);
-	pthread_cond_broadcast(&g->lock_cv);
-	pthread_mutex_unlock(&g->lock);
-	for (size_t k = 0; k < nw; k++)
-		block_done(r, w[k].idx, fail[k]);
-}
-
 /* ---- load ------------------------------------------------------------------------------ */
 
 static void load_part_done(struct nvme_op *op, uint32_t part)
@@ -580,27 +490,22 @@ static void run_blocks(kvg_grid *g, struct kvg_req *r, size_t from, size_t n)
 		load_window(g, r, from, n);
 		return;
 	}
-	for (size_t i = from; i < from + n;) {
-		size_t k = store_window_blocks(g, r, i, from + n - i);
-		if (k == 1)
-			store_one(g, r, i);
-		else
-			store_window(g, r, i, k);
-		i += k;
-	}
+	for (size_t i = from; i < from + n; i++)
+		store_one(g, r, i);
 }
 
 /* A request split into pieces of about this many bytes: enough to pay for a helper's claim
  * and its wake-up, small enough that two threads end together. */
 #define PIECE_BYTES (256u << 10)
 
-/* The blocks of a piece of r, or 0 if r is run whole: a request of at least two pieces on
- * a grid with DRAM (where the copies are; without it a request only starts transfers, and
- * its blocks keep their order on disk), not a layer-by-layer load (whose layer 0 must
- * arrive for every block first). */
+/* The blocks of a piece of r, or 0 if r is run whole: an asynchronous request of at least
+ * two pieces on a grid with DRAM (where the copies are; without it a request only starts
+ * transfers, and its blocks keep their order on disk), not a layer-by-layer load (whose
+ * layer 0 must arrive for every block first).  A synchronous call runs on its caller alone,
+ * block by block: its blocks reach the policy in their order, as `kvgrid sim` models. */
 static uint32_t piece_blocks(const kvg_grid *g, const struct kvg_req *r)
 {
-	if (!g->nworkers || !has_dram(g) || r->n < 2 ||
+	if (!g->nworkers || !has_dram(g) || r->sync || r->n < 2 ||
 	    (r->op == REQ_LOAD && (r->opts.flags & KVG_LOAD_LAYERS)))
 		return 0;
 	uint64_t bytes = 0;

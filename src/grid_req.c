@@ -83,6 +83,7 @@ static struct kvg_req *bg_take(kvg_grid *g, int op)
 	r->n = 0;
 	r->ios = NULL;
 	r->opts = (struct kvg_req_opts){0};
+	r->sync = 0;
 	r->complete = 0;
 	r->status = 0;
 	r->pending = 1;
@@ -562,6 +563,7 @@ static int submit_on(kvg_grid *g, int op, struct kvg_io *ios, size_t n,
 	r->seq = __atomic_add_fetch(&g->req_seq, 1, __ATOMIC_RELAXED);
 	r->opts = opts ? *opts : (struct kvg_req_opts){0};
 	r->opts.flags &= ~LOAD_PREFETCH; /* internal: its request carries reserved chunks */
+	r->sync = inline_run;
 	r->pending = n + 1;
 	r->status = 0;
 	r->complete = 0;

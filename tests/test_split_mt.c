@@ -2,8 +2,9 @@
  * test_split_mt.c - a big request is shared between the thread that runs it and the idle
  * workers (req_split()), and still answers each block on its own: every block done once,
  * with its own status, tier and bytes; the request completes once, after its last block,
- * with its done callback run once; many such requests at once from several threads, and
- * a synchronous one made from inside a layer callback, keep all of that.
+ * with its done callback run once; many such requests at once from several threads keep all
+ * of that.  A synchronous call is never split (its caller runs it alone, in block order),
+ * also when it is made from inside a layer callback of a request the thread is running.
  */
 #include <pthread.h>
 
@@ -67,9 +68,10 @@ static void ios_free(struct kvg_io *io, size_t n)
 }
 
 /* Description: one store of 512 blocks (some of them already present) and one load of those
- * blocks with never-stored ones among them, each run split across the workers: every
- * stored block loads with its own bytes and tier, every other one is KVG_ENOTFOUND, the
- * request's status is KVG_ENOTFOUND, and its done callback ran once, already final. */
+ * blocks with never-stored ones among them, the asynchronous ones split across the workers
+ * and the synchronous one run whole: every stored block loads with its own bytes and tier,
+ * every other one is KVG_ENOTFOUND, the request's status is KVG_ENOTFOUND, and its done
+ * callback ran once, already final. */
 static void big_request_answers_each_block(void)
 {
 	kvg_grid *g = open_grid(2);
@@ -230,10 +232,10 @@ static void nested_layer(kvg_req *r, uint32_t layer, void *arg)
 }
 
 /* Description: a synchronous load of 256 blocks made from a layer callback of another load
- * (a run nested in a run on the same thread) is split and answered whole, and the outer
- * load still completes with its own bytes.  DRAM only: with an NVMe tier a layer callback
+ * (a run nested in a run on the same thread) is answered whole, and the outer load still
+ * completes with its own bytes.  DRAM only: with an NVMe tier a layer callback
  * runs on the I/O thread, where no call may wait for the grid's I/O (kvgrid.h). */
-static void sync_split_inside_layer_callback(void)
+static void sync_load_inside_layer_callback(void)
 {
 	kvg_grid *g = open_grid(2);
 	CHECK(g);
@@ -262,7 +264,7 @@ int main(void)
 	SWEEP(many_big_requests_at_once);
 	t_v = &t_variants[0]; /* dram */
 	t_variant = t_v->name;
-	if (t_only("sync_split_inside_layer_callback"))
-		RUN(sync_split_inside_layer_callback);
+	if (t_only("sync_load_inside_layer_callback"))
+		RUN(sync_load_inside_layer_callback);
 	T_EXIT();
 }
