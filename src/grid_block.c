@@ -135,21 +135,12 @@ static void store_no_room(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slo
 	block_done(r, i, KVG_EFULL);
 }
 
-/* Whether a store of request r writes through to NVMe (and so waits for the disk). */
-static int store_through(const kvg_grid *g, const struct kvg_req *r)
-{
-	return g->nv && (g->cfg.durability == KVG_DURABILITY_DURABLE || g->cfg.write_through ||
-			 (r->opts.flags & KVG_STORE_NVME));
-}
-
 /*
  * The block's bytes are in its DRAM chunks: it joins the DRAM tier, and is written through
  * to NVMe when the mode or the request asks.  In durable mode it stays invisible until its
- * record is on NVMe, so that "stored" means durable.  Locked, with our ref; returns the
- * block's status, still locked (the caller broadcasts lock_cv: deletes wait for FILLING
- * and refs to clear).
+ * record is on NVMe, so that "stored" means durable.  Locked, with our ref; unlocks.
  */
-static int store_publish_locked(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
+static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
 {
 	struct kvg_io *io = &r->ios[i];
 	struct entry *e = &g->ix.e[slot];
@@ -163,8 +154,10 @@ static int store_publish_locked(kvg_grid *g, struct kvg_req *r, size_t i, uint32
 	g->st.tier[KVG_TIER_DRAM].bytes += e->len;
 	g->st.tier[KVG_TIER_DRAM].bytes_written += e->len;
 	int durable = g->nv && g->cfg.durability == KVG_DURABILITY_DURABLE;
+	int through =
+	    g->nv && (durable || g->cfg.write_through || (r->opts.flags & KVG_STORE_NVME));
 	int rc = 0;
-	if (store_through(g, r)) {
+	if (through) {
 		if (!durable) /* visible at once; in durable mode only once written */
 			e->state &= ~E_FILLING;
 		e->state |= E_DEMOTING;
@@ -176,29 +169,9 @@ static int store_publish_locked(kvg_grid *g, struct kvg_req *r, size_t i, uint32
 		e->state &= ~E_FILLING;
 		entry_unref(e);
 	}
-	return rc;
-}
-
-/* store_publish_locked() of one block.  Locked, with our ref; unlocks. */
-static void store_publish(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
-{
-	int rc = store_publish_locked(g, r, i, slot);
-	pthread_cond_broadcast(&g->lock_cv);
+	pthread_cond_broadcast(&g->lock_cv); /* deletes wait for FILLING and refs to clear */
 	pthread_mutex_unlock(&g->lock);
 	block_done(r, i, rc);
-}
-
-/* The new slot of block i of store r takes the block's description, E_FILLING: invisible,
- * and not evictable, while the store works.  Locked. */
-static struct entry *store_claim(kvg_grid *g, struct kvg_req *r, size_t i, uint32_t slot)
-{
-	struct entry *e = &g->ix.e[slot];
-	e->len = (uint32_t)r->ios[i].len;
-	e->depth = r->ios[i].depth;
-	e->hint = flags_hint(r->opts.flags);
-	e->in_shared = in_shared(g, r, i);
-	e->state |= E_FILLING;
-	return e;
 }
 
 void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
@@ -227,7 +200,12 @@ void store_one(kvg_grid *g, struct kvg_req *r, size_t i)
 		block_done(r, i, KVG_EFULL);
 		return;
 	}
-	struct entry *e = store_claim(g, r, i, slot);
+	struct entry *e = &g->ix.e[slot];
+	e->len = (uint32_t)io->len;
+	e->depth = io->depth;
+	e->hint = flags_hint(r->opts.flags);
+	e->in_shared = in_shared(g, r, i);
+	e->state |= E_FILLING; /* invisible, and not evictable, while we work */
 	uint32_t c = CHUNK_END;
 	if (has_dram(g) && io->len <= g->arena.bytes)
 		c = dram_alloc(g, arena_chunks_for(&g->arena, io->len), 1); /* may drop the lock */
